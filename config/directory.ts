@@ -1,0 +1,63 @@
+// Indexes built once per snapshot so that finding a tenant costs a map lookup per domain label,
+// however many tenants there are.
+import type { Tenant } from './types.js';
+
+export interface DomainMatch {
+  readonly tenant: Tenant;
+  /** The configured entry that matched, e.g. "example.com" or "*.example.com". */
+  readonly pattern: string;
+}
+
+export class TenantDirectory {
+  readonly #byAuthUser = new Map<string, Tenant>();
+  readonly #byAddress = new Map<string, Tenant>();
+  readonly #byDomain = new Map<string, Tenant>();
+  readonly #bySubdomainsOf = new Map<string, Tenant>();
+
+  /** Callers must have checked that no key is claimed twice (validate.ts does). */
+  constructor(tenants: readonly Tenant[]) {
+    for (const tenant of tenants) {
+      for (const user of tenant.match.authUsers) this.#byAuthUser.set(user, tenant);
+      for (const address of tenant.match.addresses) this.#byAddress.set(normalizeAddress(address), tenant);
+      for (const pattern of tenant.match.domains) {
+        const p = pattern.toLowerCase();
+        if (p.startsWith('*.')) this.#bySubdomainsOf.set(p.slice(2), tenant);
+        else this.#byDomain.set(p, tenant);
+      }
+    }
+    Object.freeze(this);
+  }
+
+  byAuthUser(username: string): Tenant | undefined {
+    return this.#byAuthUser.get(username);
+  }
+
+  byAddress(address: string): Tenant | undefined {
+    return this.#byAddress.get(normalizeAddress(address));
+  }
+
+  /** The exact domain first, then the nearest parent domain whose subdomains are claimed. */
+  byDomain(domain: string): DomainMatch | undefined {
+    const d = domain.toLowerCase();
+    const exact = this.#byDomain.get(d);
+    if (exact) return { tenant: exact, pattern: d };
+    for (let dot = d.indexOf('.'); dot !== -1; dot = d.indexOf('.', dot + 1)) {
+      const parent = d.slice(dot + 1);
+      const tenant = this.#bySubdomainsOf.get(parent);
+      if (tenant) return { tenant, pattern: `*.${parent}` };
+    }
+    return undefined;
+  }
+}
+
+/**
+ * Domains are case-insensitive; local parts are compared case-insensitively too, as every real
+ * mailbox provider does, so "Alerts@Acme.example" finds the tenant that listed "alerts@acme.example".
+ */
+export function normalizeAddress(address: string): string {
+  return address.toLowerCase();
+}
+
+export function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+}

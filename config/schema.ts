@@ -1,0 +1,118 @@
+// The shape of the YAML file. Every object is strict so a misspelt key is an error, not a silent default.
+// Cross-field rules (uniqueness across tenants, credentials without TLS) live in validate.ts, so this file
+// reads as the reference for what each key may hold.
+import { z } from 'zod';
+
+const DOMAIN = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$/i;
+const ADDRESS = /^[^\s@<>"()[\]\\,;:]{1,64}@[^\s@<>"()[\]\\,;:]{1,255}$/;
+
+const hostname = z.string().min(1).regex(/^[a-z0-9.:-]+$/i, 'must be a host name or IP address');
+const port = z.int().min(1, 'must be between 1 and 65535').max(65535, 'must be between 1 and 65535');
+const address = z
+  .string()
+  .regex(ADDRESS, 'must be an email address like user@example.com')
+  .refine((a) => DOMAIN.test(a.slice(a.lastIndexOf('@') + 1)), 'must have a valid domain');
+const domain = z.string().regex(DOMAIN, 'must be a domain name like example.com');
+// "*.example.com" is the usual wildcard: every subdomain of example.com, not example.com itself.
+const domainPattern = z
+  .string()
+  .refine((d) => DOMAIN.test(d.startsWith('*.') ? d.slice(2) : d), 'must be a domain like example.com or *.example.com');
+const seconds = z.number().positive().max(86_400);
+
+export const TLS_MODES = ['implicit', 'starttls', 'none'] as const;
+
+const smtpUpstream = z.strictObject({
+  kind: z.literal('smtp'),
+  host: hostname,
+  port: port.optional(),
+  tls: z.enum(TLS_MODES),
+  username: z.string().min(1).optional(),
+  password: z.string().min(1).optional(),
+  ca: z.string().min(1).optional(),
+  servername: hostname.optional(),
+  allowInsecureAuth: z.boolean().default(false),
+  timeoutSeconds: seconds.default(60),
+  connectTimeoutSeconds: seconds.default(15),
+  maxConnections: z.int().min(1).max(100).default(5),
+});
+
+const maildirUpstream = z.strictObject({
+  kind: z.literal('maildir'),
+  path: z.string().min(1).optional(),
+});
+
+// `kind` may be left out for the common case, an SMTP server.
+export const upstreamSchema = z.preprocess(
+  (v) => (v && typeof v === 'object' && !Array.isArray(v) && !('kind' in v) ? { kind: 'smtp', ...v } : v),
+  z.discriminatedUnion('kind', [smtpUpstream, maildirUpstream]),
+);
+
+const listener = z.strictObject({
+  host: hostname.default('127.0.0.1'),
+  // 0 asks the system for any free port: tests and one-off runs.
+  port: z.int().min(0, 'must be between 0 and 65535').max(65535, 'must be between 0 and 65535').default(2525),
+});
+
+const user = z.strictObject({
+  username: z.string().min(1).max(256),
+  passwordHash: z.string().regex(/^scrypt\$/, 'must be a hash made by `tenant-relay hash-password`'),
+});
+
+const tenant = z.strictObject({
+  id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/i, 'must be letters, digits, "-" or "_" (at most 63)'),
+  match: z
+    .strictObject({
+      authUsers: z.array(z.string().min(1)).default([]),
+      addresses: z.array(address).default([]),
+      domains: z.array(domainPattern).default([]),
+    })
+    .default({ authUsers: [], addresses: [], domains: [] }),
+  upstream: upstreamSchema.optional(),
+  identity: z
+    .strictObject({
+      from: address.optional(),
+      displayName: z.string().min(1).max(256).optional(),
+      replyTo: address.optional(),
+    })
+    .default({}),
+  dkim: z
+    .strictObject({
+      selector: domain.optional(),
+      disablePlatformDkim: z.boolean().default(false),
+    })
+    .default({ disablePlatformDkim: false }),
+});
+
+export const IDENTIFIERS = ['auth', 'address', 'domain'] as const;
+
+export const configSchema = z.strictObject({
+  hostname: hostname.default('tenant-relay.localhost'),
+  listen: z.array(listener).min(1).default([{ host: '127.0.0.1', port: 2525 }]),
+  maxMessageSizeBytes: z
+    .int()
+    .min(1024)
+    .max(1024 ** 3)
+    .default(25 * 1024 * 1024),
+  inbound: z
+    .strictObject({
+      allowUnauthenticatedFrom: z.array(z.string().min(1)).default(['127.0.0.0/8', '::1/128']),
+      users: z.array(user).default([]),
+    })
+    .default({ allowUnauthenticatedFrom: ['127.0.0.0/8', '::1/128'], users: [] }),
+  identification: z
+    .strictObject({
+      order: z
+        .array(z.enum(IDENTIFIERS))
+        .min(1)
+        .refine((o) => new Set(o).size === o.length, 'must not repeat an entry')
+        .default([...IDENTIFIERS]),
+      conflict: z.enum(['refuse', 'prefer-auth']).default('refuse'),
+    })
+    .default({ order: [...IDENTIFIERS], conflict: 'refuse' }),
+  smarthost: upstreamSchema,
+  tenants: z.array(tenant).default([]),
+});
+
+export type RawConfig = z.output<typeof configSchema>;
+export type RawUpstream = z.output<typeof smtpUpstream> | z.output<typeof maildirUpstream>;
+export type RawTenant = z.output<typeof tenant>;

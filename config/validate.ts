@@ -1,0 +1,84 @@
+// Rules that span more than one key: the schema checks each value, these check the file as a whole.
+import net from 'node:net';
+import type { RawConfig, RawUpstream } from './schema.js';
+
+export interface PathIssue {
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+}
+
+export function crossCheck(raw: RawConfig): PathIssue[] {
+  const issues: PathIssue[] = [];
+  const claim = claimTracker(issues);
+
+  raw.inbound.allowUnauthenticatedFrom.forEach((cidr, i) => {
+    if (!parseCidr(cidr)) issues.push({ path: ['inbound', 'allowUnauthenticatedFrom', i], message: 'must be an address or CIDR range like 10.0.0.0/8' });
+  });
+  const users = new Set<string>();
+  raw.inbound.users.forEach((u, i) => {
+    if (users.has(u.username)) issues.push({ path: ['inbound', 'users', i, 'username'], message: `user "${u.username}" is declared twice` });
+    users.add(u.username);
+  });
+  const listeners = new Set<string>();
+  raw.listen.forEach((l, i) => {
+    const key = `${l.host}:${l.port}`;
+    if (listeners.has(key)) issues.push({ path: ['listen', i], message: `${key} is listed twice` });
+    listeners.add(key);
+  });
+
+  checkUpstream(raw.smarthost, ['smarthost'], issues);
+  const ids = new Set<string>();
+  raw.tenants.forEach((t, i) => {
+    const at = ['tenants', i];
+    if (ids.has(t.id)) issues.push({ path: [...at, 'id'], message: `tenant id "${t.id}" is used twice` });
+    ids.add(t.id);
+    t.match.authUsers.forEach((u, j) => {
+      const path = [...at, 'match', 'authUsers', j];
+      if (!users.has(u)) issues.push({ path, message: `user "${u}" is not declared under inbound.users` });
+      claim('AUTH user', u, t.id, path);
+    });
+    t.match.addresses.forEach((a, j) => {
+      claim('address', a.toLowerCase(), t.id, [...at, 'match', 'addresses', j]);
+    });
+    t.match.domains.forEach((d, j) => {
+      claim('domain', d.toLowerCase(), t.id, [...at, 'match', 'domains', j]);
+    });
+    if (t.upstream) checkUpstream(t.upstream, [...at, 'upstream'], issues);
+  });
+  return issues;
+}
+
+function claimTracker(issues: PathIssue[]) {
+  const owners = new Map<string, string>();
+  return (what: string, key: string, tenant: string, path: (string | number)[]) => {
+    const owner = owners.get(`${what}\0${key}`);
+    if (owner !== undefined) {
+      const who = owner === tenant ? 'this tenant already' : `tenant "${owner}"`;
+      issues.push({ path, message: `${what} "${key}" is already claimed by ${who}` });
+    } else owners.set(`${what}\0${key}`, tenant);
+  };
+}
+
+function checkUpstream(u: RawUpstream, at: (string | number)[], issues: PathIssue[]): void {
+  if (u.kind !== 'smtp') return;
+  if ((u.username === undefined) !== (u.password === undefined)) {
+    const missing = u.username === undefined ? 'username' : 'password';
+    issues.push({ path: [...at, missing], message: 'username and password go together' });
+  }
+  if (u.password !== undefined && u.tls === 'none' && !u.allowInsecureAuth) {
+    issues.push({
+      path: [...at, 'password'],
+      message: 'credentials would travel in cleartext with tls: none; use starttls or implicit, or set allowInsecureAuth: true',
+    });
+  }
+}
+
+export function parseCidr(text: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
+  const [address = '', bits] = text.split('/');
+  const version = net.isIP(address);
+  if (version === 0) return undefined;
+  const max = version === 4 ? 32 : 128;
+  const prefix = bits === undefined ? max : Number(bits);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max || (bits !== undefined && !/^\d+$/.test(bits))) return undefined;
+  return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+// The `tenant-relay` command. Exit codes: 0 ok, 1 bad config or a failed check, 2 bad usage.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfigFile } from '../config/load.js';
+import type { Config } from '../config/types.js';
+import { hashPassword } from './inbound/passwords.js';
+import { createLogger } from './ops/log.js';
+import { defaultConfigFile } from './paths.js';
+import { startRelay } from './relay.js';
+import { decide } from './routing/decide.js';
+
+const USAGE = `Usage: tenant-relay <command> [options]
+
+Commands:
+  serve [--config FILE]           run the relay (default config: the built-in development one)
+  check [--config FILE]           validate the config and print the routing table
+  explain [--config FILE] --from ADDR [--auth USER]
+                                  print the routing decision a message would get
+  hash-password                   read a password on stdin, print a hash for inbound.users
+
+Exit codes: 0 ok, 1 invalid config or refused decision, 2 usage error.
+The config file can also be named by TENANT_RELAY_CONFIG.`;
+
+const commands: Record<string, (args: string[]) => Promise<number>> = {
+  serve,
+  check,
+  explain,
+  'hash-password': hashPasswordCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(USAGE);
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`tenant-relay: unknown command "${name}"\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await command(args);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return 1;
+    }
+    if (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) {
+      console.error(`tenant-relay ${name}: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+function loadFrom(values: { config?: string | undefined }): Config {
+  return loadConfigFile(values.config ?? process.env.TENANT_RELAY_CONFIG ?? defaultConfigFile);
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
+  const logger = createLogger();
+  const relay = await startRelay(loadFrom(values), { logger });
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) process.exit(1); // a second signal: the operator wants out now
+      stopping = true;
+      logger.info({ event: 'stopping', signal });
+      relay.close().then(resolve, resolve);
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+  logger.flush();
+  return 0;
+}
+
+async function check(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
+  const config = loadFrom(values);
+  console.log(`${config.source}: ok, ${config.tenants.length} tenant(s)\n`);
+  const rows = [['TENANT', 'RECOGNISED BY', 'UPSTREAM', 'TLS', 'PLATFORM DKIM']];
+  for (const t of [...config.tenants, undefined]) {
+    const upstream = t?.upstream ?? config.smarthost;
+    const by = t ? [...t.match.authUsers.map((u) => `auth:${u}`), ...t.match.addresses, ...t.match.domains].join(' ') : '(no match)';
+    const where = upstream.kind === 'maildir' ? `maildir ${upstream.path}` : `${upstream.host}:${upstream.port}`;
+    const via = t?.upstream ? where : `smarthost ${where}`;
+    rows.push([t?.id ?? '-', by || '(nothing)', via, upstream.kind === 'smtp' ? upstream.tls : '-', t?.dkim.disablePlatformDkim ? 'off' : 'on']);
+  }
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd());
+  return 0;
+}
+
+async function explain(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: 'string', short: 'c' }, from: { type: 'string' }, auth: { type: 'string' } },
+  });
+  if (values.from === undefined) {
+    console.error('tenant-relay explain: --from ADDR is required (use --from "" for the null sender)');
+    return 2;
+  }
+  const decision = decide({ mailFrom: values.from }, values.auth ? { username: values.auth } : undefined, loadFrom(values));
+  if (decision.kind === 'refuse') {
+    console.log(`refused: ${decision.reply.code} ${decision.reply.enhanced} ${decision.reply.text}\nreason:  ${decision.reason}`);
+    return 1;
+  }
+  const u = decision.route.upstream;
+  console.log(`tenant:   ${decision.tenant?.id ?? '(none)'}`);
+  console.log(`upstream: ${u.name} (${u.kind === 'maildir' ? `maildir ${u.path}` : `${u.host}:${u.port} tls=${u.tls}${u.auth ? ' auth' : ''}`})`);
+  console.log(`reason:   ${decision.reason}`);
+  return 0;
+}
+
+async function hashPasswordCommand(): Promise<number> {
+  const password = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
+  if (!password) {
+    console.error('tenant-relay hash-password: give the password on standard input');
+    return 2;
+  }
+  console.log(await hashPassword(password));
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    console.error(err);
+    process.exitCode = 1;
+  },
+);

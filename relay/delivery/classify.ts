@@ -1,0 +1,71 @@
+// What an upstream's answer means for each recipient: sent, temporary (retry) or permanent (do not).
+// nodemailer resolves even when some recipients were refused, so every outcome is per recipient.
+import { Replies, type SmtpReply, sanitizeUpstreamText } from '../errors.js';
+import type { RecipientOutcome } from '../types.js';
+
+interface UpstreamError extends Error {
+  code?: string;
+  originalCode?: string;
+  responseCode?: number;
+  response?: string;
+  recipient?: string;
+  rejectedErrors?: UpstreamError[];
+}
+
+interface UpstreamInfo {
+  accepted?: unknown[];
+  rejectedErrors?: UpstreamError[];
+}
+
+export function outcomesFromInfo(upstream: string, recipients: readonly string[], info: UpstreamInfo): RecipientOutcome[] {
+  const accepted = new Set((info.accepted ?? []).map((a) => String(a).toLowerCase()));
+  const errors = new Map((info.rejectedErrors ?? []).map((e) => [String(e.recipient ?? '').toLowerCase(), e]));
+  return recipients.map((recipient) => {
+    const key = recipient.toLowerCase();
+    const err = errors.get(key);
+    if (err) return outcomeForError(upstream, recipient, err);
+    if (accepted.has(key)) return { recipient, status: 'sent', reply: Replies.delivered(upstream) };
+    // Neither accepted nor refused by name: treat as not delivered, and retryable.
+    return { recipient, status: 'temp', reply: Replies.upstreamTempFail(upstream, 'recipient not acknowledged') };
+  });
+}
+
+export function outcomesFromError(upstream: string, recipients: readonly string[], err: UpstreamError): RecipientOutcome[] {
+  // All recipients refused at RCPT: nodemailer lists each one's own reply.
+  const perRecipient = new Map((err.rejectedErrors ?? []).map((e) => [String(e.recipient ?? '').toLowerCase(), e]));
+  return recipients.map((recipient) => outcomeForError(upstream, recipient, perRecipient.get(recipient.toLowerCase()) ?? err));
+}
+
+function outcomeForError(upstream: string, recipient: string, err: UpstreamError): RecipientOutcome {
+  const reply = replyForError(upstream, err);
+  return { recipient, status: reply.code >= 500 ? 'perm' : 'temp', reply };
+}
+
+export function replyForError(upstream: string, err: UpstreamError): SmtpReply {
+  const code = err.responseCode;
+  const said = sanitizeUpstreamText(err.response ?? err.message);
+  // Bad credentials or a failed handshake are the relay's configuration, not the message: retry.
+  if (err.code === 'EAUTH' || err.code === 'ENOAUTH') return Replies.upstreamAuth(upstream);
+  if (code !== undefined && code >= 500 && code !== 503) {
+    const relayed = [550, 551, 552, 553, 554].includes(code) ? code : 554;
+    return Replies.upstreamRejected(upstream, relayed, said, enhancedIn(said, '5') ?? '5.0.0');
+  }
+  if (code !== undefined && code >= 400) return Replies.upstreamTempFail(upstream, said, enhancedIn(said, '4') ?? '4.4.0');
+  if (isTlsFailure(err)) return Replies.upstreamTls(upstream);
+  if (err.code === 'EABORT' || err.code === 'ETIMEDOUT') return Replies.upstreamTimeout(upstream);
+  if (err.code === 'EDNS' || err.originalCode === 'ECONNREFUSED' || /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH/.test(err.message)) {
+    return Replies.upstreamUnreachable(upstream);
+  }
+  return Replies.upstreamConnectionLost(upstream);
+}
+
+function isTlsFailure(err: UpstreamError): boolean {
+  if (err.code === 'ETLS') return true;
+  return /STARTTLS|certificate|self[- ]signed|TLS|SSL|handshake/i.test(err.message);
+}
+
+/** The enhanced code an upstream put after its reply code, if it is of the same class. */
+function enhancedIn(said: string, klass: '4' | '5'): string | undefined {
+  const m = /^\d{3}[ -](\d\.\d{1,3}\.\d{1,3})\b/.exec(said);
+  return m?.[1]?.startsWith(klass) ? m[1] : undefined;
+}

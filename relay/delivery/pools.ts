@@ -1,0 +1,71 @@
+// One pooled nodemailer transport per distinct upstream settings, so connections are reused across
+// messages and tenants that share an upstream share its pool. Evicting a pool closes it.
+import { LRUCache } from 'lru-cache';
+import nodemailer from 'nodemailer';
+import type Mail from 'nodemailer/lib/mailer';
+import type { SMTPPoolOptions, SMTPPoolSentMessageInfo } from 'nodemailer/lib/smtp-pool';
+import type { SmtpUpstream } from '../../config/types.js';
+
+export type PooledTransport = Mail<SMTPPoolSentMessageInfo, SMTPPoolOptions>;
+
+export class UpstreamPools {
+  readonly #heloName: string;
+  readonly #pools: LRUCache<string, PooledTransport>;
+
+  constructor(heloName: string, maxPools = 1000) {
+    this.#heloName = heloName;
+    this.#pools = new LRUCache<string, PooledTransport>({
+      max: maxPools,
+      // In-flight sends on a closed pool still finish; only idle connections go at once.
+      dispose: (transport) => transport.close(),
+    });
+  }
+
+  get(upstream: SmtpUpstream): PooledTransport {
+    const options = transportOptions(upstream, this.#heloName);
+    // The key is the settings themselves: a changed password or port is a new pool, never a reused one.
+    const key = JSON.stringify(options);
+    let transport = this.#pools.get(key);
+    if (!transport) {
+      transport = nodemailer.createTransport(options);
+      this.#pools.set(key, transport);
+    }
+    return transport;
+  }
+
+  get size(): number {
+    return this.#pools.size;
+  }
+
+  close(): void {
+    this.#pools.clear();
+  }
+}
+
+function transportOptions(u: SmtpUpstream, heloName: string): SMTPPoolOptions & { pool: true } {
+  return {
+    pool: true,
+    host: u.host,
+    port: u.port,
+    name: heloName,
+    // implicit: TLS from the first byte; starttls: refuse to go on without it; none: never upgrade.
+    secure: u.tls === 'implicit',
+    requireTLS: u.tls === 'starttls',
+    ignoreTLS: u.tls === 'none',
+    ...(u.auth ? { auth: { user: u.auth.user, pass: u.auth.pass } } : {}),
+    tls: {
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+      ...(u.ca !== undefined ? { ca: u.ca } : {}),
+      ...(u.servername !== undefined ? { servername: u.servername } : {}),
+    },
+    maxConnections: u.maxConnections,
+    maxMessages: 100,
+    connectionTimeout: u.connectTimeoutMs,
+    greetingTimeout: u.connectTimeoutMs,
+    socketTimeout: u.timeoutMs,
+    disableFileAccess: true,
+    disableUrlAccess: true,
+    logger: false,
+  };
+}

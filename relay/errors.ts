@@ -1,0 +1,68 @@
+// Every SMTP reply the relay itself composes, declared in one place so that docs and tests can list them.
+// 4xx means "try again later", 5xx "do not retry"; each carries an RFC 3463 enhanced status code.
+
+export interface SmtpReply {
+  readonly code: number;
+  /** RFC 3463 enhanced status code, e.g. "5.7.1". */
+  readonly enhanced: string;
+  readonly text: string;
+}
+
+/** The error shape smtp-server turns into a reply line (see inbound/reply-codes.ts). */
+export class SmtpReplyError extends Error {
+  readonly responseCode: number;
+  readonly reply: SmtpReply;
+  constructor(reply: SmtpReply) {
+    super(`${reply.enhanced} ${reply.text}`);
+    this.name = 'SmtpReplyError';
+    this.responseCode = reply.code;
+    this.reply = reply;
+  }
+}
+
+export function formatReply(r: SmtpReply): string {
+  return `${r.code} ${r.enhanced} ${r.text}`;
+}
+
+const reply = (code: number, enhanced: string, text: string): SmtpReply => Object.freeze({ code, enhanced, text });
+
+export const Replies = {
+  // Session and policy
+  authRequired: reply(530, '5.7.0', 'Authentication required: this client may not send without AUTH'),
+  authFailed: reply(535, '5.7.8', 'Authentication credentials invalid'),
+  badSenderAddress: reply(501, '5.1.7', 'Sender address must be a plain mailbox@domain'),
+  badRecipientAddress: reply(501, '5.1.3', 'Recipient address must be a plain mailbox@domain'),
+  senderTenantConflict: (authTenant: string, senderTenant: string) =>
+    reply(553, '5.7.1', `Sender belongs to tenant ${senderTenant}, but you authenticated as tenant ${authTenant}`),
+  messageTooBig: (limit: number) => reply(552, '5.3.4', `Message exceeds the maximum size of ${limit} bytes`),
+  clientAborted: reply(451, '4.3.0', 'Message data was not received completely; nothing was sent'),
+  localError: reply(451, '4.3.0', 'Local error in processing; please try again later'),
+  shuttingDown: reply(421, '4.3.2', 'Service shutting down; please try again later'),
+
+  // Outcomes of forwarding in session (pass-through)
+  delivered: (upstream: string) => reply(250, '2.0.0', `Ok: delivered via ${upstream}`),
+  upstreamUnreachable: (upstream: string) => reply(451, '4.4.1', `Upstream ${upstream} is unreachable; please try again later`),
+  upstreamTimeout: (upstream: string) => reply(451, '4.4.2', `Upstream ${upstream} did not answer in time; please try again later`),
+  upstreamConnectionLost: (upstream: string) =>
+    reply(451, '4.4.2', `Connection to upstream ${upstream} was lost; please try again later`),
+  upstreamTls: (upstream: string) =>
+    reply(451, '4.4.0', `TLS with upstream ${upstream} failed (no STARTTLS or untrusted certificate); nothing was sent in cleartext`),
+  upstreamAuth: (upstream: string) => reply(451, '4.4.0', `Upstream ${upstream} refused the relay's credentials; please try again later`),
+  upstreamTempFail: (upstream: string, said: string, enhanced = '4.4.0') =>
+    reply(451, enhanced, `Upstream ${upstream} deferred the message: ${said}`),
+  upstreamRejected: (upstream: string, code: number, said: string, enhanced = '5.0.0') =>
+    reply(code, enhanced, `Upstream ${upstream} rejected the message: ${said}`),
+  partlyDeferred: (accepted: number, total: number, detail: string) =>
+    reply(451, '4.4.0', `Only ${accepted} of ${total} recipients were accepted upstream (${detail}); a retry may duplicate for those`),
+  partlyRejected: (accepted: number, total: number, detail: string) =>
+    reply(554, '5.0.0', `Only ${accepted} of ${total} recipients were accepted upstream; refused: ${detail}`),
+} as const;
+
+/** Text from an upstream is shown to our client: one line, printable, bounded. */
+export function sanitizeUpstreamText(text: string): string {
+  const line = text
+    .replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return line.length > 200 ? `${line.slice(0, 197)}...` : line;
+}

@@ -1,0 +1,140 @@
+// The inbound edge: one smtp-server per listener. Each handler is thin: it checks what the SMTP layer
+// owns (who may send, address syntax, size) and hands the decision to routing and the message to delivery.
+import './reply-codes.js';
+import { performance } from 'node:perf_hooks';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import type { Config, Listener } from '../../config/types.js';
+import { deliver } from '../delivery/deliver.js';
+import type { UpstreamPools } from '../delivery/pools.js';
+import { Replies, type SmtpReply, SmtpReplyError } from '../errors.js';
+import type { Logger } from '../ops/log.js';
+import { decide } from '../routing/decide.js';
+import type { AuthIdentity, Decision, Envelope } from '../types.js';
+import { isAcceptableAddress } from './addresses.js';
+import { collectMessage } from './collect.js';
+import { isInNetworks, isLoopbackHost, networkList } from './networks.js';
+import { passthroughReply } from './passthrough-reply.js';
+import { verifyPassword } from './passwords.js';
+
+export interface InboundDeps {
+  /** The snapshot in force now; a transaction keeps the one it started with. */
+  readonly config: () => Config;
+  readonly pools: UpstreamPools;
+  readonly logger: Logger;
+}
+
+/** What one mail transaction carries from MAIL FROM to the final dot. */
+interface Transaction {
+  readonly config: Config;
+  readonly decision: Extract<Decision, { kind: 'route' }>;
+}
+
+const fail = (reply: SmtpReply) => new SmtpReplyError(reply);
+
+export function createInboundServer(listener: Listener, deps: InboundDeps): SMTPServer {
+  const transactions = new WeakMap<SMTPServerSession, Transaction>();
+  // Rebuilt only when the snapshot changes, not per connection.
+  let trusted = { config: undefined as Config | undefined, list: networkList([]) };
+  const trustedNetworks = (config: Config) => {
+    if (trusted.config !== config) trusted = { config, list: networkList(config.inbound.allowUnauthenticatedFrom) };
+    return trusted.list;
+  };
+  // Until TLS listeners exist, AUTH is offered only where the password cannot cross a network.
+  const authOnThisListener = isLoopbackHost(listener.host);
+  const startConfig = deps.config();
+
+  const server = new SMTPServer({
+    name: startConfig.hostname,
+    banner: 'tenant-relay',
+    hideENHANCEDSTATUSCODES: false,
+    disabledCommands: authOnThisListener ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
+    authMethods: ['PLAIN', 'LOGIN'],
+    authOptional: true,
+    allowInsecureAuth: authOnThisListener,
+    size: startConfig.maxMessageSizeBytes,
+    logger: false,
+
+    onAuth(auth, session, callback) {
+      const user = deps.config().inbound.users.get(auth.username ?? '');
+      verifyPassword(auth.password ?? '', user?.passwordHash ?? '').then(
+        (ok) => {
+          if (ok && user) return callback(null, { user: { username: user.username } satisfies AuthIdentity });
+          deps.logger.warn({ event: 'auth-failed', session: session.id, client: session.remoteAddress, username: auth.username });
+          callback(fail(Replies.authFailed));
+        },
+        () => callback(fail(Replies.authFailed)),
+      );
+    },
+
+    onMailFrom(address: SMTPServerAddress, session, callback) {
+      const config = deps.config();
+      const auth = session.user as AuthIdentity | undefined;
+      if (!auth && !isInNetworks(trustedNetworks(config), session.remoteAddress)) return callback(fail(Replies.authRequired));
+      if (address.address !== '' && !isAcceptableAddress(address.address)) return callback(fail(Replies.badSenderAddress));
+      const decision = decide({ mailFrom: address.address }, auth, config);
+      if (decision.kind === 'refuse') {
+        deps.logger.info({ event: 'refused', session: session.id, from: address.address, reason: decision.reason });
+        return callback(fail(decision.reply));
+      }
+      transactions.set(session, { config, decision });
+      callback();
+    },
+
+    onRcptTo(address: SMTPServerAddress, _session, callback) {
+      if (!isAcceptableAddress(address.address)) return callback(fail(Replies.badRecipientAddress));
+      callback();
+    },
+
+    onData(stream: SMTPServerDataStream, session, callback) {
+      handleData(stream, session, transactions.get(session), deps).then(
+        (reply) => (reply.code === 250 ? callback(null, `${reply.enhanced} ${reply.text}`) : callback(fail(reply))),
+        (err) => {
+          deps.logger.error({ event: 'data-failed', session: session.id, err });
+          callback(fail(Replies.localError));
+        },
+      );
+    },
+  });
+
+  // Without this, one client's ECONNRESET would end the process.
+  server.on('error', (err) => deps.logger.debug({ event: 'client-error', err: err.message }));
+  return server;
+}
+
+async function handleData(
+  stream: SMTPServerDataStream,
+  session: SMTPServerSession,
+  tx: Transaction | undefined,
+  deps: InboundDeps,
+): Promise<SmtpReply> {
+  const started = performance.now();
+  let collected: Awaited<ReturnType<typeof collectMessage>>;
+  try {
+    collected = await collectMessage(stream, (tx?.config ?? deps.config()).maxMessageSizeBytes);
+  } catch {
+    // The client left before the final dot: it will not hear this, and nothing was sent.
+    return Replies.clientAborted;
+  }
+  if (!tx) return Replies.localError;
+  if (collected.kind === 'too-big') return Replies.messageTooBig(tx.config.maxMessageSizeBytes);
+
+  const envelope: Envelope = {
+    mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+    rcptTo: session.envelope.rcptTo.map((r) => r.address),
+  };
+  const { decision } = tx;
+  const result = await deliver(deps.pools, decision.route.upstream, envelope, collected.bytes);
+  const reply = passthroughReply(result);
+  deps.logger.info({
+    event: 'message',
+    session: session.id,
+    tenant: decision.tenant?.id ?? null,
+    upstream: result.upstream,
+    from: envelope.mailFrom,
+    recipients: result.outcomes.map((o) => ({ rcpt: o.recipient, status: o.status, reply: `${o.reply.code} ${o.reply.enhanced}` })),
+    bytes: collected.bytes.length,
+    reply: `${reply.code} ${reply.enhanced} ${reply.text}`,
+    ms: Math.round(performance.now() - started),
+  });
+  return reply;
+}

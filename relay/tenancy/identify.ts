@@ -1,0 +1,38 @@
+// Which tenant sent this mail: pure, so `serve` and `explain` can never disagree.
+import { domainOf } from '../../config/directory.js';
+import type { Config } from '../../config/types.js';
+import type { AuthIdentity, TenantMatch } from '../types.js';
+
+export type Identification =
+  | { readonly kind: 'tenant'; readonly match: TenantMatch }
+  | { readonly kind: 'none' }
+  /** AUTH names one tenant and the sender another: the conflict rule decides what happens. */
+  | { readonly kind: 'conflict'; readonly auth: TenantMatch; readonly sender: TenantMatch };
+
+export function identifyTenant(mailFrom: string, auth: AuthIdentity | undefined, config: Config): Identification {
+  const { directory } = config;
+  const find = {
+    auth: (): TenantMatch | undefined => {
+      const tenant = auth && directory.byAuthUser(auth.username);
+      return tenant && auth && { tenant, by: 'auth', key: auth.username };
+    },
+    address: (): TenantMatch | undefined => {
+      const tenant = mailFrom ? directory.byAddress(mailFrom) : undefined;
+      return tenant && { tenant, by: 'address', key: mailFrom.toLowerCase() };
+    },
+    domain: (): TenantMatch | undefined => {
+      const found = mailFrom ? directory.byDomain(domainOf(mailFrom)) : undefined;
+      return found && { tenant: found.tenant, by: 'domain', key: found.pattern };
+    },
+  };
+
+  const matches = config.identification.order.map((by) => find[by]()).filter((m) => m !== undefined);
+  const byAuth = matches.find((m) => m.by === 'auth');
+  const bySender = matches.find((m) => m.by !== 'auth');
+  if (byAuth && bySender && byAuth.tenant !== bySender.tenant) {
+    if (config.identification.conflict === 'prefer-auth') return { kind: 'tenant', match: byAuth };
+    return { kind: 'conflict', auth: byAuth, sender: bySender };
+  }
+  const first = matches[0];
+  return first ? { kind: 'tenant', match: first } : { kind: 'none' };
+}

@@ -1,0 +1,46 @@
+// The domain as the relay's stages pass it along. Library types stay inside the module that uses them.
+import type { Identifier, Tenant, Upstream } from '../config/types.js';
+import type { SmtpReply } from './errors.js';
+
+export type { Tenant, Upstream } from '../config/types.js';
+
+export interface Envelope {
+  /** '' for the null sender `<>` (bounces), which is kept as it is. */
+  readonly mailFrom: string;
+  readonly rcptTo: readonly string[];
+}
+
+/** Who the client authenticated as; absent for an unauthenticated client from an allowed network. */
+export interface AuthIdentity {
+  readonly username: string;
+}
+
+export interface TenantMatch {
+  readonly tenant: Tenant;
+  readonly by: Identifier;
+  /** What matched: the AUTH user, the address, or the domain pattern. */
+  readonly key: string;
+}
+
+export interface Route {
+  readonly upstream: Upstream;
+  readonly via: 'tenant' | 'smarthost';
+}
+
+export type Decision =
+  | { readonly kind: 'route'; readonly tenant?: Tenant; readonly route: Route; readonly reason: string }
+  | { readonly kind: 'refuse'; readonly reply: SmtpReply; readonly reason: string };
+
+export type RecipientStatus = 'sent' | 'temp' | 'perm';
+
+export interface RecipientOutcome {
+  readonly recipient: string;
+  readonly status: RecipientStatus;
+  /** The reply that explains the status, in the form our client would be shown it. */
+  readonly reply: SmtpReply;
+}
+
+export interface DeliveryResult {
+  readonly upstream: string;
+  readonly outcomes: readonly RecipientOutcome[];
+}

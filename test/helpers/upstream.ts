@@ -1,0 +1,122 @@
+// Real SMTP servers playing the tenants' upstreams and the global smarthost, on ephemeral loopback ports.
+// Each records what arrived (envelope, bytes, the AUTH user it came with) and can be told to misbehave.
+import net from 'node:net';
+import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+
+export interface Received {
+  readonly mailFrom: string;
+  readonly rcptTo: string[];
+  readonly raw: Buffer;
+  /** The AUTH user the relay logged in as, if any. */
+  readonly user: string | undefined;
+  readonly secure: boolean;
+}
+
+export interface UpstreamOptions {
+  readonly tls?: 'implicit' | 'starttls' | 'none';
+  readonly cert?: { readonly key: string; readonly cert: string };
+  /** user → password; when set, AUTH is required. */
+  readonly users?: Record<string, string>;
+  /** Offer AUTH even before TLS (to prove the relay does not use it). */
+  readonly allowInsecureAuth?: boolean;
+  readonly greeting?: { code: number; text: string };
+  /** Per recipient: a reply `[code, text]` to refuse it, or undefined to accept. */
+  readonly rcpt?: (address: string) => [number, string] | undefined;
+  /** Refuse the message after the dot. */
+  readonly data?: [number, string];
+}
+
+export interface Upstream {
+  readonly port: number;
+  readonly received: Received[];
+  readonly authAttempts: string[];
+  close(): Promise<void>;
+}
+
+const errorWith = ([code, text]: [number, string]) => Object.assign(new Error(text), { responseCode: code });
+
+export async function startUpstream(options: UpstreamOptions = {}): Promise<Upstream> {
+  const received: Received[] = [];
+  const authAttempts: string[] = [];
+  const tls = options.tls ?? 'none';
+  const users = options.users;
+  const server = new SMTPServer({
+    secure: tls === 'implicit',
+    ...(options.cert ?? {}),
+    disabledCommands: [...(tls === 'starttls' ? [] : ['STARTTLS']), ...(users ? [] : ['AUTH'])],
+    authOptional: !users,
+    allowInsecureAuth: options.allowInsecureAuth ?? false,
+    hideENHANCEDSTATUSCODES: false,
+    logger: false,
+    onConnect(_session, callback) {
+      if (options.greeting) return callback(errorWith([options.greeting.code, options.greeting.text]));
+      callback();
+    },
+    onAuth(auth, _session, callback) {
+      authAttempts.push(auth.username ?? '');
+      if (users && auth.username && users[auth.username] === auth.password) return callback(null, { user: auth.username });
+      callback(errorWith([535, 'Invalid credentials']));
+    },
+    onRcptTo(address, _session, callback) {
+      const refusal = options.rcpt?.(address.address);
+      callback(refusal ? errorWith(refusal) : undefined);
+    },
+    onData(stream, session: SMTPServerSession, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('error', () => {});
+      stream.on('end', () => {
+        if (options.data) return callback(errorWith(options.data));
+        received.push({
+          mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          rcptTo: session.envelope.rcptTo.map((r) => r.address),
+          raw: Buffer.concat(chunks),
+          user: session.user as string | undefined,
+          secure: session.secure,
+        });
+        callback(null, 'Ok: stored');
+      });
+    },
+  });
+  server.on('error', () => {});
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.server.address() as net.AddressInfo).port;
+  return {
+    port,
+    received,
+    authAttempts,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.options.closeTimeout = 0;
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Accepts connections and never says a word: the relay's own deadline must fire. */
+export async function startSilentServer(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A loopback port with nothing listening on it. */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
