@@ -48,8 +48,7 @@ export const Replies = {
   upstreamTls: (upstream: string) =>
     reply(451, '4.4.0', `TLS with upstream ${upstream} failed (no STARTTLS or untrusted certificate); nothing was sent in cleartext`),
   upstreamAuth: (upstream: string) => reply(451, '4.4.0', `Upstream ${upstream} refused the relay's credentials; please try again later`),
-  upstreamTempFail: (upstream: string, said: string, enhanced = '4.4.0') =>
-    reply(451, enhanced, `Upstream ${upstream} deferred the message: ${said}`),
+  upstreamTempFail: (upstream: string, said: string) => reply(451, '4.4.0', `Upstream ${upstream} deferred the message: ${said}`),
   upstreamRejected: (upstream: string, code: number, said: string, enhanced = '5.0.0') =>
     reply(code, enhanced, `Upstream ${upstream} rejected the message: ${said}`),
   partlyDeferred: (accepted: number, total: number, detail: string) =>

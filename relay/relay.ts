@@ -58,6 +58,6 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
 
 function closeServer(server: SMTPServer, graceMs: number): Promise<void> {
   // smtp-server waits `closeTimeout` for open sessions before it cuts them.
-  server.options.closeTimeout = graceMs;
+  server.options.closeTimeout = Math.max(1, graceMs); // 0 would mean "the default, 30 s"
   return new Promise((resolve) => server.close(() => resolve()));
 }

@@ -46,12 +46,14 @@ export function replyForError(upstream: string, err: UpstreamError): SmtpReply {
   const said = sanitizeUpstreamText(err.response ?? err.message);
   // Bad credentials or a failed handshake are the relay's configuration, not the message: retry.
   if (err.code === 'EAUTH' || err.code === 'ENOAUTH') return Replies.upstreamAuth(upstream);
+  // Before the reply code: a "500 unknown command" to STARTTLS is a TLS failure, not a bounce.
+  if (isTlsFailure(err)) return Replies.upstreamTls(upstream);
   if (code !== undefined && code >= 500 && code !== 503) {
     const relayed = [550, 551, 552, 553, 554].includes(code) ? code : 554;
-    return Replies.upstreamRejected(upstream, relayed, said, enhancedIn(said, '5') ?? '5.0.0');
+    return Replies.upstreamRejected(upstream, relayed, said, permanentEnhancedIn(said) ?? '5.0.0');
   }
-  if (code !== undefined && code >= 400) return Replies.upstreamTempFail(upstream, said, enhancedIn(said, '4') ?? '4.4.0');
-  if (isTlsFailure(err)) return Replies.upstreamTls(upstream);
+  // A 4xx from the next hop is, to our client, a delivery (4.4.x) problem whatever class the upstream gave.
+  if (code !== undefined && code >= 400) return Replies.upstreamTempFail(upstream, said);
   if (err.code === 'EABORT' || err.code === 'ETIMEDOUT') return Replies.upstreamTimeout(upstream);
   if (err.code === 'EDNS' || err.originalCode === 'ECONNREFUSED' || /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH/.test(err.message)) {
     return Replies.upstreamUnreachable(upstream);
@@ -61,11 +63,11 @@ export function replyForError(upstream: string, err: UpstreamError): SmtpReply {
 
 function isTlsFailure(err: UpstreamError): boolean {
   if (err.code === 'ETLS') return true;
-  return /STARTTLS|certificate|self[- ]signed|TLS|SSL|handshake/i.test(err.message);
+  // Certificate and handshake errors come from node:tls as socket errors, with no reply code.
+  return err.responseCode === undefined && /certificate|self[- ]signed|TLS|SSL|handshake/i.test(err.message);
 }
 
-/** The enhanced code an upstream put after its reply code, if it is of the same class. */
-function enhancedIn(said: string, klass: '4' | '5'): string | undefined {
-  const m = /^\d{3}[ -](\d\.\d{1,3}\.\d{1,3})\b/.exec(said);
-  return m?.[1]?.startsWith(klass) ? m[1] : undefined;
+/** The 5.x.x code an upstream put after its reply code (e.g. 5.1.1, unknown user): worth passing on. */
+function permanentEnhancedIn(said: string): string | undefined {
+  return /^5\d\d[ -](5\.\d{1,3}\.\d{1,3})\b/.exec(said)?.[1];
 }

@@ -87,7 +87,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     authAttempts,
     close: () =>
       new Promise<void>((resolve) => {
-        server.options.closeTimeout = 0;
+        server.options.closeTimeout = 1; // 0 means "the default, 30 s"
         server.close(() => resolve());
       }),
   };
@@ -119,4 +119,57 @@ export async function closedPort(): Promise<number> {
   const { port } = server.address() as net.AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/**
+ * A bare SMTP responder that takes a whole message and then, instead of answering the final dot,
+ * drops the connection or stays silent: the "did it arrive?" case.
+ */
+export async function startDotFaultServer(afterDot: 'drop' | 'silence'): Promise<{ port: number; dots: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const state = { dots: 0 };
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+    let inData = false;
+    let buffer = '';
+    socket.write('220 fault.test ESMTP\r\n');
+    socket.on('data', (chunk) => {
+      buffer += chunk.toString('latin1');
+      for (;;) {
+        if (inData) {
+          const end = buffer.indexOf('\r\n.\r\n');
+          if (end === -1) return;
+          buffer = buffer.slice(end + 5);
+          inData = false;
+          state.dots++;
+          if (afterDot === 'drop') socket.destroy();
+          return;
+        }
+        const eol = buffer.indexOf('\r\n');
+        if (eol === -1) return;
+        const line = buffer.slice(0, eol).toUpperCase();
+        buffer = buffer.slice(eol + 2);
+        if (line.startsWith('EHLO')) socket.write('250-fault.test\r\n250 PIPELINING\r\n');
+        else if (line === 'DATA') {
+          inData = true;
+          socket.write('354 go ahead\r\n');
+        } else if (line === 'QUIT') socket.end('221 bye\r\n');
+        else socket.write('250 ok\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    get dots() {
+      return state.dots;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
