@@ -65,7 +65,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       parsed.error.issues.flatMap((issue) => {
         const p = issue.path.map((s) => (typeof s === 'symbol' ? String(s) : s));
         if (issue.code === 'unrecognized_keys') return issue.keys.map((k) => at([...p, k], 'unknown key'));
-        return [at(p, issue.message)];
+        return [at(p, issue.code === 'invalid_type' && /received undefined$/.test(issue.message) ? 'is required' : issue.message)];
       }),
     );
   }

@@ -37,7 +37,6 @@ export const Replies = {
   messageTooBig: (limit: number) => reply(552, '5.3.4', `Message exceeds the maximum size of ${limit} bytes`),
   clientAborted: reply(451, '4.3.0', 'Message data was not received completely; nothing was sent'),
   localError: reply(451, '4.3.0', 'Local error in processing; please try again later'),
-  shuttingDown: reply(421, '4.3.2', 'Service shutting down; please try again later'),
 
   // Outcomes of forwarding in session (pass-through)
   delivered: (upstream: string) => reply(250, '2.0.0', `Ok: delivered via ${upstream}`),
