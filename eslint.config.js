@@ -1,0 +1,22 @@
+// Lint rules: ESLint's and typescript-eslint's recommended sets, type-aware where it finds real bugs
+// (floating promises, misused promises). Formatting is not linted.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', '.tap/', 'var/', 'bench/results/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false } }],
+      '@typescript-eslint/no-non-null-assertion': 'error',
+      'no-control-regex': 'off',
+    },
+  },
+  // tap queues top-level t.test() calls itself; awaiting each would only serialise the file's setup.
+  { files: ['test/**/*.ts'], rules: { '@typescript-eslint/no-floating-promises': 'off' } },
+);
