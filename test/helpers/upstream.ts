@@ -30,6 +30,8 @@ export interface Upstream {
   readonly port: number;
   readonly received: Received[];
   readonly authAttempts: string[];
+  /** Connections opened to this server so far, and those still open. */
+  readonly connections: { opened: number; open: number };
   close(): Promise<void>;
 }
 
@@ -38,6 +40,7 @@ const errorWith = ([code, text]: [number, string]) => Object.assign(new Error(te
 export async function startUpstream(options: UpstreamOptions = {}): Promise<Upstream> {
   const received: Received[] = [];
   const authAttempts: string[] = [];
+  const connections = { opened: 0, open: 0 };
   const tls = options.tls ?? 'none';
   const users = options.users;
   const server = new SMTPServer({
@@ -49,8 +52,13 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     hideENHANCEDSTATUSCODES: false,
     logger: false,
     onConnect(_session, callback) {
+      connections.opened++;
+      connections.open++;
       if (options.greeting) return callback(errorWith([options.greeting.code, options.greeting.text]));
       callback();
+    },
+    onClose() {
+      connections.open--;
     },
     onAuth(auth, _session, callback) {
       authAttempts.push(auth.username ?? '');
@@ -85,6 +93,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     port,
     received,
     authAttempts,
+    connections,
     close: () =>
       new Promise<void>((resolve) => {
         server.options.closeTimeout = 1; // 0 means "the default, 30 s"
