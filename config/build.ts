@@ -1,19 +1,38 @@
 // Turns the checked raw values into the frozen snapshot: defaults that depend on other keys, files read,
 // indexes built. Problems found here (an unreadable CA file) are added to `problems` by key path.
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { TenantDirectory } from './directory.js';
+import { asciiDomain, TenantDirectory } from './directory.js';
 import type { RawConfig, RawUpstream } from './schema.js';
-import type { Config, InboundUser, Tenant, Upstream } from './types.js';
+import type { Config, DkimPrivateKey, InboundUser, Tenant, Upstream } from './types.js';
 import type { PathIssue } from './validate.js';
 
 const DEFAULT_PORT = { implicit: 465, starttls: 587, none: 25 } as const;
 
 export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[]): Config {
+  const platformKey = buildKey(raw.dkim, ['dkim'], problems);
   const tenants = raw.tenants.map((t, i): Tenant => {
-    const { upstream, ...rest } = t;
-    const built = upstream && buildUpstream(upstream, t.id, ['tenants', i, 'upstream'], problems);
-    return deepFreeze({ ...rest, ...(built ? { upstream: built } : {}) });
+    const at = ['tenants', i];
+    const { upstream, identity, dkim, ...rest } = t;
+    const built = upstream && buildUpstream(upstream, t.id, [...at, 'upstream'], problems);
+    const ownKey = buildKey(dkim, [...at, 'dkim'], problems);
+    if (!dkim.disablePlatformDkim && dkim.selector !== undefined && !ownKey && !platformKey) {
+      problems.push({ path: [...at, 'dkim', 'selector'], message: 'there is no key to sign with: set privateKey here or under the top-level dkim' });
+    }
+    if (identity.rewriteEnvelopeSender && identity.from === undefined) {
+      problems.push({ path: [...at, 'identity', 'rewriteEnvelopeSender'], message: 'needs identity.from, the address to send as' });
+    }
+    return deepFreeze({
+      ...rest,
+      ...(built ? { upstream: built } : {}),
+      identity: {
+        ...identity,
+        ...(identity.from !== undefined ? { from: normalizeDomainOf(identity.from) } : {}),
+        ...(identity.replyTo !== undefined ? { replyTo: normalizeDomainOf(identity.replyTo) } : {}),
+      },
+      dkim: { ...withoutKey(dkim), ...(ownKey ? { privateKey: ownKey } : {}) },
+    });
   });
   const users = new Map<string, InboundUser>(raw.inbound.users.map((u) => [u.username, Object.freeze({ ...u })]));
   return Object.freeze({
@@ -24,6 +43,8 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
     inbound: Object.freeze({ allowUnauthenticatedFrom: Object.freeze([...raw.inbound.allowUnauthenticatedFrom]), users }),
     identification: deepFreeze(raw.identification),
     smarthost: buildUpstream(raw.smarthost, 'smarthost', ['smarthost'], problems),
+    message: deepFreeze(raw.message),
+    dkim: deepFreeze({ ...withoutKey(raw.dkim), ...(platformKey ? { privateKey: platformKey } : {}) }),
     tenants: Object.freeze(tenants),
     directory: new TenantDirectory(tenants),
   });
@@ -56,6 +77,34 @@ function buildUpstream(u: RawUpstream, name: string, at: (string | number)[], pr
     connectTimeoutMs: Math.round(u.connectTimeoutSeconds * 1000),
     maxConnections: u.maxConnections,
   });
+}
+
+function buildKey(raw: { privateKey?: string | undefined; selector?: string | undefined }, at: (string | number)[], problems: PathIssue[]): DkimPrivateKey | undefined {
+  if (raw.privateKey === undefined) return undefined;
+  const where = [...at, 'privateKey'];
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(raw.privateKey);
+  } catch {
+    problems.push({ path: where, message: 'is not a PEM private key' });
+    return undefined;
+  }
+  if (raw.selector === undefined) problems.push({ path: [...at, 'selector'], message: 'is required with privateKey' });
+  if (key.asymmetricKeyType === 'ed25519') return { pem: raw.privateKey, algorithm: 'ed25519-sha256' };
+  if (key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 1024) return { pem: raw.privateKey, algorithm: 'rsa-sha256' };
+  problems.push({ path: where, message: 'must be an RSA key of at least 1024 bits (2048 recommended) or an ed25519 key' });
+  return undefined;
+}
+
+function withoutKey<T extends { privateKey?: unknown }>(value: T): Omit<T, 'privateKey'> {
+  const { privateKey: _, ...rest } = value;
+  return rest;
+}
+
+/** user@bücher.example → user@xn--bcher-kva.example: the form SMTP without SMTPUTF8 and DNS need. */
+function normalizeDomainOf(address: string): string {
+  const at = address.lastIndexOf('@');
+  return `${address.slice(0, at)}@${asciiDomain(address.slice(at + 1))}`;
 }
 
 function deepFreeze<T>(value: T): T {

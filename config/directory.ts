@@ -1,5 +1,6 @@
 // Indexes built once per snapshot so that finding a tenant costs a map lookup per domain label,
 // however many tenants there are.
+import { domainToASCII } from 'node:url';
 import type { Tenant } from './types.js';
 
 export interface DomainMatch {
@@ -20,9 +21,8 @@ export class TenantDirectory {
       for (const user of tenant.match.authUsers) this.#byAuthUser.set(user, tenant);
       for (const address of tenant.match.addresses) this.#byAddress.set(normalizeAddress(address), tenant);
       for (const pattern of tenant.match.domains) {
-        const p = pattern.toLowerCase();
-        if (p.startsWith('*.')) this.#bySubdomainsOf.set(p.slice(2), tenant);
-        else this.#byDomain.set(p, tenant);
+        if (pattern.startsWith('*.')) this.#bySubdomainsOf.set(asciiDomain(pattern.slice(2)), tenant);
+        else this.#byDomain.set(asciiDomain(pattern), tenant);
       }
     }
     Object.freeze(this);
@@ -38,7 +38,7 @@ export class TenantDirectory {
 
   /** The exact domain first, then the nearest parent domain whose subdomains are claimed. */
   byDomain(domain: string): DomainMatch | undefined {
-    const d = domain.toLowerCase();
+    const d = asciiDomain(domain);
     const exact = this.#byDomain.get(d);
     if (exact) return { tenant: exact, pattern: d };
     for (let dot = d.indexOf('.'); dot !== -1; dot = d.indexOf('.', dot + 1)) {
@@ -55,9 +55,15 @@ export class TenantDirectory {
  * mailbox provider does, so "Alerts@Acme.example" finds the tenant that listed "alerts@acme.example".
  */
 export function normalizeAddress(address: string): string {
-  return address.toLowerCase();
+  const at = address.lastIndexOf('@');
+  return `${address.slice(0, at).toLowerCase()}@${asciiDomain(address.slice(at + 1))}`;
 }
 
 export function domainOf(address: string): string {
-  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+  return asciiDomain(address.slice(address.lastIndexOf('@') + 1));
+}
+
+/** The domain in the ASCII (punycode) form DNS and SMTP without SMTPUTF8 use, lower case. */
+export function asciiDomain(domain: string): string {
+  return domainToASCII(domain) || domain.toLowerCase();
 }

@@ -1,9 +1,12 @@
 // The shape of the YAML file. Every object is strict so a misspelt key is an error, not a silent default.
 // Cross-field rules (uniqueness across tenants, credentials without TLS) live in validate.ts, so this file
 // reads as the reference for what each key may hold.
+import { domainToASCII } from 'node:url';
 import { z } from 'zod';
 
 const DOMAIN = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$/i;
+// IDN domains are written as people write them and checked in their ASCII (punycode) form.
+const asciiDomain = (d: string) => domainToASCII(d) || d;
 const ADDRESS = /^[^\s@<>"()[\]\\,;:]{1,64}@[^\s@<>"()[\]\\,;:]{1,255}$/;
 
 const hostname = z.string().min(1).regex(/^[a-z0-9.:-]+$/i, 'must be a host name or IP address');
@@ -11,12 +14,12 @@ const port = z.int().min(1, 'must be between 1 and 65535').max(65535, 'must be b
 const address = z
   .string()
   .regex(ADDRESS, 'must be an email address like user@example.com')
-  .refine((a) => DOMAIN.test(a.slice(a.lastIndexOf('@') + 1)), 'must have a valid domain');
-const domain = z.string().regex(DOMAIN, 'must be a domain name like example.com');
+  .refine((a) => DOMAIN.test(asciiDomain(a.slice(a.lastIndexOf('@') + 1))), 'must have a valid domain');
+const domain = z.string().refine((d) => DOMAIN.test(asciiDomain(d)), 'must be a domain name like example.com');
 // "*.example.com" is the usual wildcard: every subdomain of example.com, not example.com itself.
 const domainPattern = z
   .string()
-  .refine((d) => DOMAIN.test(d.startsWith('*.') ? d.slice(2) : d), 'must be a domain like example.com or *.example.com');
+  .refine((d) => DOMAIN.test(asciiDomain(d.startsWith('*.') ? d.slice(2) : d)), 'must be a domain like example.com or *.example.com');
 const seconds = z.number().positive().max(86_400);
 
 export const TLS_MODES = ['implicit', 'starttls', 'none'] as const;
@@ -58,6 +61,17 @@ const user = z.strictObject({
   passwordHash: z.string().regex(/^scrypt\$/, 'must be a hash made by `tenant-relay hash-password`'),
 });
 
+// Header names the relay writes or removes: an RFC 5322 field name, nothing that could smuggle a line.
+const headerName = z.string().regex(/^[A-Za-z0-9-]{1,76}$/, 'must be a header name like X-Tenant');
+
+const dkimKey = {
+  selector: domain.optional(),
+  // Default: the domain of the From header the message leaves with, so the signature aligns for DMARC.
+  signingDomain: domain.optional(),
+  // PEM text (RSA or ed25519): use ${file:/path} or ${ENV}.
+  privateKey: z.string().min(1).optional(),
+};
+
 const tenant = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/i, 'must be letters, digits, "-" or "_" (at most 63)'),
   match: z
@@ -73,15 +87,35 @@ const tenant = z.strictObject({
       from: address.optional(),
       displayName: z.string().min(1).max(256).optional(),
       replyTo: address.optional(),
+      rewriteEnvelopeSender: z.boolean().default(false),
     })
-    .default({}),
+    .default({ rewriteEnvelopeSender: false }),
   dkim: z
     .strictObject({
-      selector: domain.optional(),
+      ...dkimKey,
       disablePlatformDkim: z.boolean().default(false),
     })
     .default({ disablePlatformDkim: false }),
 });
+
+const messagePolicy = z
+  .strictObject({
+    replyToOriginalFrom: z.boolean().default(true),
+    overrideReplyTo: z.boolean().default(false),
+    originalFromHeader: headerName.optional(),
+    traceHeader: headerName.optional(),
+    removeHeaders: z.array(headerName).default([]),
+  })
+  .default({ replyToOriginalFrom: true, overrideReplyTo: false, removeHeaders: [] });
+
+export const DKIM_FAILURE_POLICIES = ['send-unsigned', 'tempfail', 'reject'] as const;
+
+const platformDkim = z
+  .strictObject({
+    ...dkimKey,
+    onFailure: z.enum(DKIM_FAILURE_POLICIES).default('send-unsigned'),
+  })
+  .default({ onFailure: 'send-unsigned' });
 
 export const IDENTIFIERS = ['auth', 'address', 'domain'] as const;
 
@@ -110,6 +144,8 @@ export const configSchema = z.strictObject({
     })
     .default({ order: [...IDENTIFIERS], conflict: 'refuse' }),
   smarthost: upstreamSchema,
+  message: messagePolicy,
+  dkim: platformDkim,
   tenants: z.array(tenant).default([]),
 });
 

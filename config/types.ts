@@ -30,10 +30,43 @@ export interface MaildirUpstream {
 export type Upstream = SmtpUpstream | MaildirUpstream;
 
 export interface TenantIdentity {
+  /** Addresses are stored with their domain in ASCII (punycode) form. */
   readonly from?: string;
   readonly displayName?: string;
   readonly replyTo?: string;
+  /** MAIL FROM becomes `from` (never for the null sender): many tenant servers refuse senders they do not own. */
+  readonly rewriteEnvelopeSender: boolean;
 }
+
+export type DkimAlgorithm = 'rsa-sha256' | 'ed25519-sha256';
+
+/** A private key checked at load: it parses, and it is RSA (at least 1024 bits) or ed25519. */
+export interface DkimPrivateKey {
+  readonly pem: string;
+  readonly algorithm: DkimAlgorithm;
+}
+
+export interface DkimSettings {
+  readonly selector?: string;
+  /** Absent: the domain of the From header the message leaves with (aligned for DMARC). */
+  readonly signingDomain?: string;
+  readonly privateKey?: DkimPrivateKey;
+}
+
+export interface MessagePolicy {
+  /** When From was rewritten and neither the tenant nor the message set a Reply-To, reply to the original author. */
+  readonly replyToOriginalFrom: boolean;
+  /** The tenant's replyTo replaces a Reply-To the message already has. */
+  readonly overrideReplyTo: boolean;
+  /** Keep the original From in this header when From is rewritten. */
+  readonly originalFromHeader?: string;
+  /** Name the tenant and upstream in this header, for checking routing from received mail. */
+  readonly traceHeader?: string;
+  /** Headers used only for routing inside the platform, removed before forwarding. */
+  readonly removeHeaders: readonly string[];
+}
+
+export type DkimFailurePolicy = 'send-unsigned' | 'tempfail' | 'reject';
 
 export interface Tenant {
   readonly id: string;
@@ -46,7 +79,7 @@ export interface Tenant {
   /** Absent when the tenant sends through the global smarthost. */
   readonly upstream?: Upstream;
   readonly identity: TenantIdentity;
-  readonly dkim: { readonly selector?: string; readonly disablePlatformDkim: boolean };
+  readonly dkim: DkimSettings & { readonly disablePlatformDkim: boolean };
 }
 
 export interface InboundUser {
@@ -76,6 +109,9 @@ export interface Config {
     readonly conflict: 'refuse' | 'prefer-auth';
   };
   readonly smarthost: Upstream;
+  readonly message: MessagePolicy;
+  /** The platform's DKIM key and what to do with a message that cannot be signed. */
+  readonly dkim: DkimSettings & { readonly onFailure: DkimFailurePolicy };
   readonly tenants: readonly Tenant[];
   readonly directory: TenantDirectory;
 }

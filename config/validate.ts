@@ -1,5 +1,6 @@
 // Rules that span more than one key: the schema checks each value, these check the file as a whole.
 import net from 'node:net';
+import { asciiDomain, normalizeAddress } from './directory.js';
 import type { RawConfig, RawUpstream } from './schema.js';
 
 export interface PathIssue {
@@ -38,10 +39,10 @@ export function crossCheck(raw: RawConfig): PathIssue[] {
       claim('AUTH user', u, t.id, path);
     });
     t.match.addresses.forEach((a, j) => {
-      claim('address', a.toLowerCase(), t.id, [...at, 'match', 'addresses', j]);
+      claim('address', normalizeAddress(a), t.id, [...at, 'match', 'addresses', j]);
     });
     t.match.domains.forEach((d, j) => {
-      claim('domain', d.toLowerCase(), t.id, [...at, 'match', 'domains', j]);
+      claim('domain', d.startsWith('*.') ? `*.${asciiDomain(d.slice(2))}` : asciiDomain(d), t.id, [...at, 'match', 'domains', j]);
     });
     if (t.upstream) checkUpstream(t.upstream, [...at, 'upstream'], issues);
   });

@@ -35,6 +35,10 @@ export const Replies = {
   senderTenantConflict: (authTenant: string, senderTenant: string) =>
     reply(553, '5.7.1', `Sender belongs to tenant ${senderTenant}, but you authenticated as tenant ${authTenant}`),
   messageTooBig: (limit: number) => reply(552, '5.3.4', `Message exceeds the maximum size of ${limit} bytes`),
+  mailLoop: (max: number) => reply(554, '5.4.0', `Mail loop detected: more than ${max} Received headers`),
+  severalFromHeaders: (count: number) => reply(550, '5.6.0', `Message has ${count} From headers; exactly one is allowed`),
+  dkimFailedTemporary: reply(451, '4.7.5', 'The message could not be DKIM-signed; please try again later'),
+  dkimFailedPermanent: reply(554, '5.7.5', 'The message cannot be DKIM-signed (it needs exactly one valid From header)'),
   clientAborted: reply(451, '4.3.0', 'Message data was not received completely; nothing was sent'),
   localError: reply(451, '4.3.0', 'Local error in processing; please try again later'),
 

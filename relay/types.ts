@@ -1,5 +1,5 @@
 // The domain as the relay's stages pass it along. Library types stay inside the module that uses them.
-import type { Identifier, Tenant, Upstream } from '../config/types.js';
+import type { DkimPrivateKey, Identifier, Tenant, Upstream } from '../config/types.js';
 import type { SmtpReply } from './errors.js';
 
 export type { Tenant, Upstream } from '../config/types.js';
@@ -27,9 +27,36 @@ export interface Route {
   readonly via: 'tenant' | 'smarthost';
 }
 
-export type Decision =
-  | { readonly kind: 'route'; readonly tenant?: Tenant; readonly route: Route; readonly reason: string }
-  | { readonly kind: 'refuse'; readonly reply: SmtpReply; readonly reason: string };
+/** The tenant's identity on the wire: what the message stage changes. Empty when nothing changes. */
+export interface Rewrites {
+  /** A new From: the address, the display name, or both. */
+  readonly from?: { readonly address?: string; readonly name?: string };
+  readonly replyTo?: string;
+  /** A new MAIL FROM; the null sender is never rewritten. */
+  readonly envelopeSender?: string;
+}
+
+export type DkimPlan =
+  | {
+      readonly kind: 'sign';
+      readonly selector: string;
+      /** Absent: the domain of the From header the message leaves with. */
+      readonly signingDomain?: string;
+      readonly key: DkimPrivateKey;
+      readonly keyOwner: 'tenant' | 'platform';
+    }
+  | { readonly kind: 'off'; readonly reason: string };
+
+export interface RouteDecision {
+  readonly kind: 'route';
+  readonly tenant?: Tenant;
+  readonly route: Route;
+  readonly rewrites: Rewrites;
+  readonly dkim: DkimPlan;
+  readonly reason: string;
+}
+
+export type Decision = RouteDecision | { readonly kind: 'refuse'; readonly reply: SmtpReply; readonly reason: string };
 
 export type RecipientStatus = 'sent' | 'temp' | 'perm';
 

@@ -1,5 +1,6 @@
 // The config is parsed once into a frozen snapshot; every problem is reported as file:line:column,
 // the key path and what is wrong, and the relay refuses to start on it.
+import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +26,7 @@ const exampleEnv = {
   ACME_APP_PASSWORD_HASH: 'scrypt$16384$8$1$c2FsdA==$a2V5',
   SMARTHOST_PASSWORD: 'smarthost-secret',
   ACME_SMTP_PASSWORD: 'acme-secret',
+  PLATFORM_DKIM_KEY: generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
 };
 
 t.test('relay.example.yaml loads', async (t) => {

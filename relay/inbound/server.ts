@@ -1,15 +1,18 @@
 // The inbound edge: one smtp-server per listener. Each handler is thin: it checks what the SMTP layer
 // owns (who may send, address syntax, size) and hands the decision to routing and the message to delivery.
 import './reply-codes.js';
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Config, Listener } from '../../config/types.js';
 import { deliver } from '../delivery/deliver.js';
 import type { UpstreamPools } from '../delivery/pools.js';
-import { Replies, type SmtpReply, SmtpReplyError } from '../errors.js';
+import { formatReply, Replies, type SmtpReply, SmtpReplyError } from '../errors.js';
+import { outboundEnvelope } from '../message/envelope.js';
+import { transformMessage } from '../message/transform.js';
 import type { Logger } from '../ops/log.js';
 import { decide } from '../routing/decide.js';
-import type { AuthIdentity, Decision, Envelope } from '../types.js';
+import type { AuthIdentity, Envelope, RouteDecision } from '../types.js';
 import { isAcceptableAddress } from './addresses.js';
 import { collectMessage } from './collect.js';
 import { isInNetworks, isLoopbackHost, networkList } from './networks.js';
@@ -26,7 +29,7 @@ export interface InboundDeps {
 /** What one mail transaction carries from MAIL FROM to the final dot. */
 interface Transaction {
   readonly config: Config;
-  readonly decision: Extract<Decision, { kind: 'route' }>;
+  readonly decision: RouteDecision;
 }
 
 const fail = (reply: SmtpReply) => new SmtpReplyError(reply);
@@ -118,22 +121,41 @@ async function handleData(
   if (!tx) return Replies.localError;
   if (collected.kind === 'too-big') return Replies.messageTooBig(tx.config.maxMessageSizeBytes);
 
-  const envelope: Envelope = {
+  const { decision, config } = tx;
+  const received: Envelope = {
     mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
     rcptTo: session.envelope.rcptTo.map((r) => r.address),
   };
-  const { decision } = tx;
-  const result = await deliver(deps.pools, decision.route.upstream, envelope, collected.bytes);
+  const id = randomBytes(8).toString('hex');
+  const transformed = await transformMessage(collected.bytes, decision, config, {
+    id,
+    receivedAt: new Date(),
+    byHost: config.hostname,
+    clientAddress: session.remoteAddress,
+    helo: session.hostNameAppearsAs,
+    clientHostname: session.clientHostname,
+    tls: session.secure,
+    authenticated: Boolean(session.user),
+    recipients: received.rcptTo,
+  });
+  const log = { session: session.id, id, tenant: decision.tenant?.id ?? null, from: received.mailFrom };
+  if (transformed.kind === 'refuse') {
+    deps.logger.info({ event: 'refused', ...log, reason: transformed.reason, reply: formatReply(transformed.reply) });
+    return transformed.reply;
+  }
+  for (const warning of transformed.warnings) deps.logger.warn({ event: 'message-warning', ...log, warning });
+  const envelope = outboundEnvelope(received, decision);
+  const result = await deliver(deps.pools, decision.route.upstream, envelope, transformed.bytes);
   const reply = passthroughReply(result);
   deps.logger.info({
     event: 'message',
-    session: session.id,
-    tenant: decision.tenant?.id ?? null,
+    ...log,
+    envelopeFrom: envelope.mailFrom,
     upstream: result.upstream,
-    from: envelope.mailFrom,
+    dkim: decision.dkim.kind === 'sign' && transformed.warnings.length === 0,
     recipients: result.outcomes.map((o) => ({ rcpt: o.recipient, status: o.status, reply: `${o.reply.code} ${o.reply.enhanced}` })),
-    bytes: collected.bytes.length,
-    reply: `${reply.code} ${reply.enhanced} ${reply.text}`,
+    bytes: transformed.bytes.length,
+    reply: formatReply(reply),
     ms: Math.round(performance.now() - started),
   });
   return reply;

@@ -1,8 +1,8 @@
 // The routing decision: pure, no I/O. The inbound server and the `explain` command both call this.
-import type { Config } from '../../config/types.js';
+import type { Config, Tenant } from '../../config/types.js';
 import { Replies } from '../errors.js';
 import { identifyTenant } from '../tenancy/identify.js';
-import type { AuthIdentity, Decision, Envelope, TenantMatch } from '../types.js';
+import type { AuthIdentity, Decision, DkimPlan, Envelope, Rewrites, TenantMatch } from '../types.js';
 
 export function decide(envelope: Pick<Envelope, 'mailFrom'>, auth: AuthIdentity | undefined, config: Config): Decision {
   const found = identifyTenant(envelope.mailFrom, auth, config);
@@ -17,6 +17,8 @@ export function decide(envelope: Pick<Envelope, 'mailFrom'>, auth: AuthIdentity 
     return {
       kind: 'route',
       route: { upstream: config.smarthost, via: 'smarthost' },
+      rewrites: {},
+      dkim: dkimPlan(undefined, config),
       reason: `no tenant matched ${envelope.mailFrom ? `sender ${envelope.mailFrom}` : 'the null sender'}${auth ? ` or AUTH user ${auth.username}` : ''}; global smarthost`,
     };
   }
@@ -25,7 +27,29 @@ export function decide(envelope: Pick<Envelope, 'mailFrom'>, auth: AuthIdentity 
     ? ({ upstream: tenant.upstream, via: 'tenant' } as const)
     : ({ upstream: config.smarthost, via: 'smarthost' } as const);
   const where = route.via === 'tenant' ? "the tenant's own upstream" : 'global smarthost (tenant has no upstream)';
-  return { kind: 'route', tenant, route, reason: `${describe(found.match)}; ${where}` };
+  return { kind: 'route', tenant, route, rewrites: rewritesFor(tenant), dkim: dkimPlan(tenant, config), reason: `${describe(found.match)}; ${where}` };
+}
+
+function rewritesFor(tenant: Tenant): Rewrites {
+  const { from, displayName, replyTo, rewriteEnvelopeSender } = tenant.identity;
+  return {
+    ...(from !== undefined || displayName !== undefined
+      ? { from: { ...(from !== undefined ? { address: from } : {}), ...(displayName !== undefined ? { name: displayName } : {}) } }
+      : {}),
+    ...(replyTo !== undefined ? { replyTo } : {}),
+    ...(rewriteEnvelopeSender && from !== undefined ? { envelopeSender: from } : {}),
+  };
+}
+
+/** The tenant's own key if it has one, else the platform's; never when the tenant signs for itself. */
+function dkimPlan(tenant: Tenant | undefined, config: Config): DkimPlan {
+  if (tenant?.dkim.disablePlatformDkim) return { kind: 'off', reason: `tenant ${tenant.id} signs with its own infrastructure` };
+  const own = tenant?.dkim.privateKey;
+  const key = own ?? config.dkim.privateKey;
+  const selector = tenant?.dkim.selector ?? config.dkim.selector;
+  if (!key || selector === undefined) return { kind: 'off', reason: 'no DKIM key configured' };
+  const signingDomain = tenant?.dkim.signingDomain ?? config.dkim.signingDomain;
+  return { kind: 'sign', selector, key, keyOwner: own ? 'tenant' : 'platform', ...(signingDomain !== undefined ? { signingDomain } : {}) };
 }
 
 function describe(m: TenantMatch): string {

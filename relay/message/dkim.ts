@@ -1,0 +1,22 @@
+// The one place that talks to mailauth. Only its DKIM modules are loaded: mailauth's main entry needs
+// Node 22 (see shared NOTES.md).
+import { dkimSign } from 'mailauth/lib/dkim/sign.js';
+import type { DkimPrivateKey } from '../../config/types.js';
+
+export interface DkimSignature {
+  /** The DKIM-Signature header line(s), each ending in CRLF, to put in front of the message. */
+  readonly header: string;
+}
+
+export async function signDkim(message: Buffer, signingDomain: string, selector: string, key: DkimPrivateKey): Promise<DkimSignature> {
+  const result = await dkimSign(message, {
+    canonicalization: 'relaxed/relaxed',
+    // Top-level signingDomain/selector/privateKey are ignored by mailauth without a word: use signatureData.
+    signatureData: [{ signingDomain, selector, privateKey: key.pem, algorithm: key.algorithm }],
+  } as Parameters<typeof dkimSign>[1]);
+  const [error] = result.errors ?? [];
+  if (error || !result.signatures) {
+    throw new Error(`DKIM signing failed: ${error?.err?.message ?? 'no signature produced'}`);
+  }
+  return { header: result.signatures };
+}
