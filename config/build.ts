@@ -97,7 +97,7 @@ function buildKey(raw: { privateKey?: string | undefined; selector?: string | un
 }
 
 function withoutKey<T extends { privateKey?: unknown }>(value: T): Omit<T, 'privateKey'> {
-  const { privateKey: _, ...rest } = value;
+  const { privateKey, ...rest } = value;
   return rest;
 }
 
