@@ -110,8 +110,17 @@ async function explain(args: string[]): Promise<number> {
     return 1;
   }
   const u = decision.route.upstream;
+  const { from, replyTo, envelopeSender } = decision.rewrites;
+  const rewrites = [
+    from && `From: ${from.name !== undefined ? `"${from.name}" ` : ''}<${from.address ?? '(original address)'}>`,
+    replyTo && `Reply-To: ${replyTo}`,
+    envelopeSender && `MAIL FROM: ${envelopeSender}`,
+  ].filter(Boolean);
+  const dkim = decision.dkim;
   console.log(`tenant:   ${decision.tenant?.id ?? '(none)'}`);
   console.log(`upstream: ${u.name} (${u.kind === 'maildir' ? `maildir ${u.path}` : `${u.host}:${u.port} tls=${u.tls}${u.auth ? ' auth' : ''}`})`);
+  console.log(`rewrites: ${rewrites.length ? rewrites.join('; ') : 'none'}`);
+  console.log(`dkim:     ${dkim.kind === 'sign' ? `sign with the ${dkim.keyOwner} key (${dkim.key.algorithm}), s=${dkim.selector}, d=${dkim.signingDomain ?? 'the From domain'}` : `off: ${dkim.reason}`}`);
   console.log(`reason:   ${decision.reason}`);
   return 0;
 }

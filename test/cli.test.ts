@@ -91,7 +91,10 @@ t.test('check exits 1 with file:line:column key errors on a bad config', async (
 t.test('explain prints the decision the server would make', async (t) => {
   const r = await run(['explain', '--config', DEFAULT_CONFIG, '--from', 'news@eu.acme.test']);
   t.equal(r.code, 0);
-  t.match(r.stdout, /tenant:\s+acme\nupstream:\s+acme \(maildir .*\)\nreason:\s+sender domain \*\.acme\.test is tenant acme/);
+  t.match(r.stdout, /tenant:\s+acme\nupstream:\s+acme \(maildir .*\)\n/);
+  t.match(r.stdout, /\nrewrites: From: "Acme Notifications" <notifications@acme\.test>; Reply-To: support@acme\.test\n/);
+  t.match(r.stdout, /\ndkim:\s+off: no DKIM key configured\n/);
+  t.match(r.stdout, /\nreason:\s+sender domain \*\.acme\.test is tenant acme/);
   const refused = await run(['explain', '--config', DEFAULT_CONFIG, '--from', 'x@acme.test', '--auth', 'globex-app']);
   t.equal(refused.code, 1);
   t.match(refused.stdout, /^refused: 553 5\.7\.1 /);

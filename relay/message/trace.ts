@@ -21,7 +21,7 @@ const ADDRESS_LITERAL = /^\[(?:IPv6:)?[0-9A-Fa-f:.]{2,45}\]$/;
 
 const safeName = (name: string | undefined) => (name && (HOSTNAME.test(name) || ADDRESS_LITERAL.test(name)) ? name : undefined);
 
-/** The value of the Received header (without "Received: "). */
+/** The value of the Received header (without "Received: "), folded before "by" and "for" as Postfix does. */
 export function receivedValue(t: TraceInfo): string {
   const helo = safeName(t.helo) ?? 'unknown';
   const rdns = safeName(t.clientHostname?.replace(/^\[.*\]$/, ''));
@@ -31,8 +31,8 @@ export function receivedValue(t: TraceInfo): string {
   const protocol = `ESMTP${t.tls ? 'S' : ''}${t.authenticated ? 'A' : ''}`;
   const [only] = t.recipients;
   // Naming the recipient is only safe when there is one: with more, it would disclose Bcc recipients.
-  const forPart = t.recipients.length === 1 && only ? ` for <${only}>` : '';
-  return `from ${helo} (${rdns ? `${rdns} ` : ''}[${literal}]) by ${t.byHost} (tenant-relay) with ${protocol} id ${t.id}${forPart}; ${rfc5322Date(t.receivedAt)}`;
+  const forPart = t.recipients.length === 1 && only ? `\r\n\tfor <${only}>` : '';
+  return `from ${helo} (${rdns ? `${rdns} ` : ''}[${literal}])\r\n\tby ${t.byHost} (tenant-relay) with ${protocol} id ${t.id}${forPart}; ${rfc5322Date(t.receivedAt)}`;
 }
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];

@@ -35,7 +35,8 @@ export async function transformMessage(message: Buffer, decision: RouteDecision,
   if (config.message.traceHeader) {
     headers.update(config.message.traceHeader, `tenant=${decision.tenant?.id ?? 'none'}; upstream=${decision.route.upstream.name}`);
   }
-  headers.add('Received', receivedValue(trace), 0);
+  // Already folded where it should be; add() would refold it at any space.
+  headers.addFormatted('Received', `Received: ${receivedValue(trace)}`, 0);
   const bytes = Buffer.concat([headers.build(), body]);
 
   return sign(bytes, finalFrom, decision, config);
