@@ -33,6 +33,10 @@ tenants:
     upstream: { host: 127.0.0.1, port: ${initech.port}, tls: none }
   - id: umbrella
     match: { domains: [umbrella.test] }
+  - id: hooli
+    match: { domains: [hooli.test] }
+    upstream: { host: 127.0.0.1, port: ${initech.port}, tls: none }
+    identity: { from: mailer@hooli.test, rewriteEnvelopeSender: true }
 `;
 const relay = await startTestRelay(config('refuse'), { ACME_PASSWORD: 'acme-secret' });
 const preferAuth = await startTestRelay(config('prefer-auth'), { ACME_PASSWORD: 'acme-secret' });
@@ -89,6 +93,14 @@ t.test('AUTH and sender naming different tenants is refused with 553 5.7.1 by de
 t.test('with conflict: prefer-auth, the AUTH tenant wins over the sender', async (t) => {
   await sendThrough(preferAuth.port, { from: 'billing@acme.test', to: 'x@example.com', auth: app });
   t.match(last(globex), { mailFrom: 'billing@acme.test', user: 'globex-relay' });
+});
+
+t.test("with rewriteEnvelopeSender, the upstream sees the tenant's address in MAIL FROM and in From", async (t) => {
+  await sendThrough(relay.port, { from: 'app@hooli.test', to: 'x@example.com' });
+  const got = last(initech);
+  t.equal(got?.mailFrom, 'mailer@hooli.test');
+  t.match(got?.raw.toString(), /\r\nFrom: mailer@hooli\.test\r\n/);
+  t.match(got?.raw.toString(), /\r\nReply-To: app@hooli\.test\r\n/, 'replies still reach the original author');
 });
 
 t.test('the null sender is forwarded as <>', async (t) => {
