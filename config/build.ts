@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { asciiDomain, TenantDirectory } from './directory.js';
 import type { RawConfig, RawUpstream } from './schema.js';
-import type { Config, DkimPrivateKey, InboundUser, Tenant, Upstream } from './types.js';
+import type { Config, DeliveryPolicy, DkimPrivateKey, InboundUser, Tenant, Upstream } from './types.js';
 import type { PathIssue } from './validate.js';
 
 const DEFAULT_PORT = { implicit: 465, starttls: 587, none: 25 } as const;
@@ -14,7 +14,7 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
   const platformKey = buildKey(raw.dkim, ['dkim'], problems);
   const tenants = raw.tenants.map((t, i): Tenant => {
     const at = ['tenants', i];
-    const { upstream, identity, dkim, ...rest } = t;
+    const { upstream, identity, dkim, delivery, ...rest } = t;
     const built = upstream && buildUpstream(upstream, t.id, [...at, 'upstream'], problems);
     const ownKey = buildKey(dkim, [...at, 'dkim'], problems);
     if (!dkim.disablePlatformDkim && dkim.selector !== undefined && !ownKey && !platformKey) {
@@ -32,6 +32,10 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
         ...(identity.replyTo !== undefined ? { replyTo: normalizeDomainOf(identity.replyTo) } : {}),
       },
       dkim: { ...withoutKey(dkim), ...(ownKey ? { privateKey: ownKey } : {}) },
+      delivery: {
+        ...(delivery.mode !== undefined ? { mode: delivery.mode } : {}),
+        ...(delivery.fallbackToSmarthostAfterMinutes !== undefined ? { fallbackToSmarthostAfterMs: delivery.fallbackToSmarthostAfterMinutes * 60_000 } : {}),
+      },
     });
   });
   const users = new Map<string, InboundUser>(raw.inbound.users.map((u) => [u.username, Object.freeze({ ...u })]));
@@ -43,10 +47,23 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
     inbound: Object.freeze({ allowUnauthenticatedFrom: Object.freeze([...raw.inbound.allowUnauthenticatedFrom]), users }),
     identification: deepFreeze(raw.identification),
     smarthost: buildUpstream(raw.smarthost, 'smarthost', ['smarthost'], problems),
+    delivery: buildDelivery(raw.delivery, problems),
     message: deepFreeze(raw.message),
     dkim: deepFreeze({ ...withoutKey(raw.dkim), ...(platformKey ? { privateKey: platformKey } : {}) }),
     tenants: Object.freeze(tenants),
     directory: new TenantDirectory(tenants),
+  });
+}
+
+function buildDelivery(d: RawConfig['delivery'], problems: PathIssue[]): DeliveryPolicy {
+  const { retry, spool } = d;
+  if (retry.maxSeconds < retry.minSeconds) problems.push({ path: ['delivery', 'retry', 'maxSeconds'], message: 'must not be less than minSeconds' });
+  return deepFreeze({
+    mode: d.mode,
+    spool: { path: path.resolve(spool.path), fsync: spool.fsync, minFreeBytes: Math.round(spool.minFreeMegabytes * 1024 * 1024) },
+    retry: { minMs: retry.minSeconds * 1000, maxMs: retry.maxSeconds * 1000, jitter: retry.jitter, maxLifetimeMs: retry.maxLifetimeHours * 3_600_000 },
+    maxConcurrentDeliveries: d.maxConcurrentDeliveries,
+    scanMs: d.scanSeconds * 1000,
   });
 }
 

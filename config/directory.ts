@@ -10,6 +10,7 @@ export interface DomainMatch {
 }
 
 export class TenantDirectory {
+  readonly #byId = new Map<string, Tenant>();
   readonly #byAuthUser = new Map<string, Tenant>();
   readonly #byAddress = new Map<string, Tenant>();
   readonly #byDomain = new Map<string, Tenant>();
@@ -18,6 +19,7 @@ export class TenantDirectory {
   /** Callers must have checked that no key is claimed twice (validate.ts does). */
   constructor(tenants: readonly Tenant[]) {
     for (const tenant of tenants) {
+      this.#byId.set(tenant.id, tenant);
       for (const user of tenant.match.authUsers) this.#byAuthUser.set(user, tenant);
       for (const address of tenant.match.addresses) this.#byAddress.set(normalizeAddress(address), tenant);
       for (const pattern of tenant.match.domains) {
@@ -26,6 +28,10 @@ export class TenantDirectory {
       }
     }
     Object.freeze(this);
+  }
+
+  byId(id: string): Tenant | undefined {
+    return this.#byId.get(id);
   }
 
   byAuthUser(username: string): Tenant | undefined {

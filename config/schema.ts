@@ -72,6 +72,16 @@ const dkimKey = {
   privateKey: z.string().min(1).optional(),
 };
 
+export const DELIVERY_MODES = ['queue', 'passthrough'] as const;
+
+const tenantDelivery = z
+  .strictObject({
+    mode: z.enum(DELIVERY_MODES).optional(),
+    // After temporary failures lasting this long, send through the global smarthost instead (never on a 5xx).
+    fallbackToSmarthostAfterMinutes: z.number().positive().optional(),
+  })
+  .default({});
+
 const tenant = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/i, 'must be letters, digits, "-" or "_" (at most 63)'),
   match: z
@@ -96,6 +106,7 @@ const tenant = z.strictObject({
       disablePlatformDkim: z.boolean().default(false),
     })
     .default({ disablePlatformDkim: false }),
+  delivery: tenantDelivery,
 });
 
 const messagePolicy = z
@@ -107,6 +118,37 @@ const messagePolicy = z
     removeHeaders: z.array(headerName).default([]),
   })
   .default({ replyToOriginalFrom: true, overrideReplyTo: false, removeHeaders: [] });
+
+const delivery = z
+  .strictObject({
+    mode: z.enum(DELIVERY_MODES).default('queue'),
+    spool: z
+      .strictObject({
+        path: z.string().min(1).default('var/spool'),
+        // Off only for throwaway test relays: a 250 then means "in the page cache", not "on disk".
+        fsync: z.boolean().default(true),
+        minFreeMegabytes: z.number().min(0).default(100),
+      })
+      .default({ path: 'var/spool', fsync: true, minFreeMegabytes: 100 }),
+    retry: z
+      .strictObject({
+        minSeconds: z.number().positive().default(300),
+        maxSeconds: z.number().positive().default(3600),
+        jitter: z.number().min(0).max(1).default(0.2),
+        maxLifetimeHours: z.number().positive().default(120),
+      })
+      .default({ minSeconds: 300, maxSeconds: 3600, jitter: 0.2, maxLifetimeHours: 120 }),
+    maxConcurrentDeliveries: z.int().min(1).max(10_000).default(100),
+    // How often the spool is re-read for changes made by `tenant-relay queue` commands.
+    scanSeconds: z.number().positive().max(3600).default(5),
+  })
+  .default({
+    mode: 'queue',
+    spool: { path: 'var/spool', fsync: true, minFreeMegabytes: 100 },
+    retry: { minSeconds: 300, maxSeconds: 3600, jitter: 0.2, maxLifetimeHours: 120 },
+    maxConcurrentDeliveries: 100,
+    scanSeconds: 5,
+  });
 
 export const DKIM_FAILURE_POLICIES = ['send-unsigned', 'tempfail', 'reject'] as const;
 
@@ -144,6 +186,7 @@ export const configSchema = z.strictObject({
     })
     .default({ order: [...IDENTIFIERS], conflict: 'refuse' }),
   smarthost: upstreamSchema,
+  delivery,
   message: messagePolicy,
   dkim: platformDkim,
   tenants: z.array(tenant).default([]),

@@ -80,6 +80,29 @@ export interface Tenant {
   readonly upstream?: Upstream;
   readonly identity: TenantIdentity;
   readonly dkim: DkimSettings & { readonly disablePlatformDkim: boolean };
+  readonly delivery: {
+    /** Absent: the global mode. */
+    readonly mode?: DeliveryMode;
+    readonly fallbackToSmarthostAfterMs?: number;
+  };
+}
+
+export type DeliveryMode = 'queue' | 'passthrough';
+
+export interface RetryPolicy {
+  readonly minMs: number;
+  readonly maxMs: number;
+  /** 0..1: each delay is moved by up to this fraction, so retries of many messages spread out. */
+  readonly jitter: number;
+  readonly maxLifetimeMs: number;
+}
+
+export interface DeliveryPolicy {
+  readonly mode: DeliveryMode;
+  readonly spool: { readonly path: string; readonly fsync: boolean; readonly minFreeBytes: number };
+  readonly retry: RetryPolicy;
+  readonly maxConcurrentDeliveries: number;
+  readonly scanMs: number;
 }
 
 export interface InboundUser {
@@ -109,6 +132,7 @@ export interface Config {
     readonly conflict: 'refuse' | 'prefer-auth';
   };
   readonly smarthost: Upstream;
+  readonly delivery: DeliveryPolicy;
   readonly message: MessagePolicy;
   /** The platform's DKIM key and what to do with a message that cannot be signed. */
   readonly dkim: DkimSettings & { readonly onFailure: DkimFailurePolicy };

@@ -39,8 +39,12 @@ export const Replies = {
   severalFromHeaders: (count: number) => reply(550, '5.6.0', `Message has ${count} From headers; exactly one is allowed`),
   dkimFailedTemporary: reply(451, '4.7.5', 'The message could not be DKIM-signed; please try again later'),
   dkimFailedPermanent: reply(554, '5.7.5', 'The message cannot be DKIM-signed (it needs exactly one valid From header)'),
+  insufficientStorage: reply(452, '4.3.1', 'Insufficient system storage; please try again later'),
+  headerTooLarge: reply(552, '5.3.4', 'Message header section is larger than 1 MiB'),
   clientAborted: reply(451, '4.3.0', 'Message data was not received completely; nothing was sent'),
   localError: reply(451, '4.3.0', 'Local error in processing; please try again later'),
+
+  queued: (id: string) => reply(250, '2.0.0', `Ok: queued as ${id}`),
 
   // Outcomes of forwarding in session (pass-through)
   delivered: (upstream: string) => reply(250, '2.0.0', `Ok: delivered via ${upstream}`),

@@ -4,10 +4,14 @@ import type { SMTPServer } from 'smtp-server';
 import type { Config } from '../config/types.js';
 import { UpstreamPools } from './delivery/pools.js';
 import { createInboundServer } from './inbound/server.js';
+import { Scheduler } from './queue/scheduler.js';
+import { Spool } from './queue/spool.js';
 import type { Logger } from './ops/log.js';
 
 export interface RelayOptions {
   readonly logger: Logger;
+  /** Run the delivery scheduler on timers (default). Tests of the queue drive it by hand. */
+  readonly schedulerTimers?: boolean;
 }
 
 export interface RunningRelay {
@@ -15,14 +19,22 @@ export interface RunningRelay {
   readonly addresses: readonly { readonly host: string; readonly port: number }[];
   /** The snapshot new transactions use. */
   config(): Config;
+  readonly spool: Spool;
+  readonly scheduler: Scheduler;
   /** Stops listening, lets sessions finish within `graceMs`, then closes upstream pools. */
   close(graceMs?: number): Promise<void>;
 }
 
 export async function startRelay(initial: Config, options: RelayOptions): Promise<RunningRelay> {
   const current = initial;
+  const config = () => current;
   const pools = new UpstreamPools(initial.hostname);
-  const deps = { config: () => current, pools, logger: options.logger };
+  const spool = new Spool(initial.delivery.spool.path, { fsync: initial.delivery.spool.fsync });
+  // The spool is read before the listeners open: what was accepted before a crash goes out first.
+  const scheduler = new Scheduler({ spool, config, pools, logger: options.logger });
+  await scheduler.start({ timers: options.schedulerTimers ?? true });
+  const spoolHasRoom = cachedFor(1000, async () => (await spool.freeBytes()) >= current.delivery.spool.minFreeBytes);
+  const deps = { config, pools, spool, scheduler, spoolHasRoom, logger: options.logger };
   const servers: SMTPServer[] = [];
   try {
     for (const listener of initial.listen) {
@@ -38,6 +50,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     }
   } catch (err) {
     await Promise.all(servers.map((s) => closeServer(s, 0)));
+    await scheduler.stop(0);
     pools.close();
     throw err;
   }
@@ -48,11 +61,28 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   options.logger.info({ event: 'listening', addresses, config: initial.source, tenants: initial.tenants.length });
   return {
     addresses,
-    config: () => current,
+    config,
+    spool,
+    scheduler,
     async close(graceMs = 30_000) {
       await Promise.all(servers.map((s) => closeServer(s, graceMs)));
+      // Attempts still running after the grace period are cut; their state on disk says "retry".
+      await scheduler.stop(graceMs);
       pools.close();
     },
+  };
+}
+
+/** Remembers an async answer for `ms`, so a per-command check costs a syscall at most once in that time. */
+function cachedFor(ms: number, compute: () => Promise<boolean>): () => Promise<boolean> {
+  let at = -Infinity;
+  let value = Promise.resolve(true);
+  return () => {
+    if (performance.now() - at >= ms) {
+      at = performance.now();
+      value = compute().catch(() => false);
+    }
+    return value;
   };
 }
 

@@ -6,9 +6,11 @@ import path from 'node:path';
 import type { MaildirUpstream } from '../../config/types.js';
 import { Replies } from '../errors.js';
 import type { DeliveryResult, Envelope } from '../types.js';
+import type { MessageSource } from './deliver.js';
 
-export async function deliverToMaildir(upstream: MaildirUpstream, envelope: Envelope, message: Buffer): Promise<DeliveryResult> {
+export async function deliverToMaildir(upstream: MaildirUpstream, envelope: Envelope, source: MessageSource): Promise<DeliveryResult> {
   try {
+    const message = Buffer.isBuffer(source) ? source : await fs.readFile(source.path);
     const name = `${Date.now()}.P${process.pid}R${randomBytes(6).toString('hex')}.${os.hostname().replace(/[/:]/g, '_')}`;
     await Promise.all(['tmp', 'new', 'cur'].map((d) => fs.mkdir(path.join(upstream.path, d), { recursive: true })));
     const tmp = path.join(upstream.path, 'tmp', name);

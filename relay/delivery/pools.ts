@@ -64,7 +64,8 @@ function transportOptions(u: SmtpUpstream, heloName: string): SMTPPoolOptions & 
     connectionTimeout: u.connectTimeoutMs,
     greetingTimeout: u.connectTimeoutMs,
     socketTimeout: u.timeoutMs,
-    disableFileAccess: true,
+    // File access stays on: a queued message is handed over as { path } so a resend re-reads it. Only
+    // the relay builds message objects; nothing from a client is ever interpreted as a path or URL.
     disableUrlAccess: true,
     logger: false,
   };

@@ -10,6 +10,10 @@ import type { UpstreamPools } from '../delivery/pools.js';
 import { formatReply, Replies, type SmtpReply, SmtpReplyError } from '../errors.js';
 import { outboundEnvelope } from '../message/envelope.js';
 import { transformMessage } from '../message/transform.js';
+import type { TraceInfo } from '../message/trace.js';
+import type { Scheduler } from '../queue/scheduler.js';
+import type { Spool } from '../queue/spool.js';
+import { acceptToQueue } from './accept.js';
 import type { Logger } from '../ops/log.js';
 import { decide } from '../routing/decide.js';
 import type { AuthIdentity, Envelope, RouteDecision } from '../types.js';
@@ -23,6 +27,10 @@ export interface InboundDeps {
   /** The snapshot in force now; a transaction keeps the one it started with. */
   readonly config: () => Config;
   readonly pools: UpstreamPools;
+  readonly spool: Spool;
+  readonly scheduler: Scheduler;
+  /** Whether the spool has the configured free space (checked at most once a second). */
+  readonly spoolHasRoom: () => Promise<boolean>;
   readonly logger: Logger;
 }
 
@@ -79,6 +87,17 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): SMTP
         deps.logger.info({ event: 'refused', session: session.id, from: address.address, reason: decision.reason });
         return callback(fail(decision.reply));
       }
+      if (modeOf(decision, config) === 'queue') {
+        deps.spoolHasRoom().then(
+          (room) => {
+            if (!room) return callback(fail(Replies.insufficientStorage));
+            transactions.set(session, { config, decision });
+            callback();
+          },
+          () => callback(fail(Replies.localError)),
+        );
+        return;
+      }
       transactions.set(session, { config, decision });
       callback();
     },
@@ -104,31 +123,26 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): SMTP
   return server;
 }
 
+const modeOf = (decision: RouteDecision, config: Config) => decision.tenant?.delivery.mode ?? config.delivery.mode;
+
 async function handleData(
   stream: SMTPServerDataStream,
   session: SMTPServerSession,
   tx: Transaction | undefined,
   deps: InboundDeps,
 ): Promise<SmtpReply> {
-  const started = performance.now();
-  let collected: Awaited<ReturnType<typeof collectMessage>>;
-  try {
-    collected = await collectMessage(stream, (tx?.config ?? deps.config()).maxMessageSizeBytes);
-  } catch {
-    // The client left before the final dot: it will not hear this, and nothing was sent.
-    return Replies.clientAborted;
+  if (!tx) {
+    stream.resume();
+    return Replies.localError;
   }
-  if (!tx) return Replies.localError;
-  if (collected.kind === 'too-big') return Replies.messageTooBig(tx.config.maxMessageSizeBytes);
-
   const { decision, config } = tx;
+  const started = performance.now();
   const received: Envelope = {
     mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
     rcptTo: session.envelope.rcptTo.map((r) => r.address),
   };
-  const id = randomBytes(8).toString('hex');
-  const transformed = await transformMessage(collected.bytes, decision, config, {
-    id,
+  const envelope = outboundEnvelope(received, decision);
+  const trace: Omit<TraceInfo, 'id'> = {
     receivedAt: new Date(),
     byHost: config.hostname,
     clientAddress: session.remoteAddress,
@@ -137,19 +151,50 @@ async function handleData(
     tls: session.secure,
     authenticated: Boolean(session.user),
     recipients: received.rcptTo,
-  });
-  const log = { session: session.id, id, tenant: decision.tenant?.id ?? null, from: received.mailFrom };
+  };
+  const log = { session: session.id, tenant: decision.tenant?.id ?? null, from: received.mailFrom, rcpt: received.rcptTo.length };
+
+  if (modeOf(decision, config) === 'queue') {
+    const accepted = await acceptToQueue(stream, envelope, decision, config, trace, deps.spool, deps.scheduler);
+    for (const warning of accepted.warnings) deps.logger.warn({ event: 'message-warning', ...log, warning });
+    const event = accepted.reply.code === 250 ? 'queued' : 'refused';
+    deps.logger.info({ event, ...log, reason: accepted.reason, reply: formatReply(accepted.reply), ms: Math.round(performance.now() - started) });
+    return accepted.reply;
+  }
+  return forwardInSession(stream, envelope, decision, config, { ...trace, id: randomBytes(8).toString('hex') }, deps, log, started);
+}
+
+/** Pass-through: the upstream's answer, per recipient, decides what the client hears. */
+async function forwardInSession(
+  stream: SMTPServerDataStream,
+  envelope: Envelope,
+  decision: RouteDecision,
+  config: Config,
+  trace: TraceInfo,
+  deps: InboundDeps,
+  log: Record<string, unknown>,
+  started: number,
+): Promise<SmtpReply> {
+  let collected: Awaited<ReturnType<typeof collectMessage>>;
+  try {
+    collected = await collectMessage(stream, config.maxMessageSizeBytes);
+  } catch {
+    // The client left before the final dot: it will not hear this, and nothing was sent.
+    return Replies.clientAborted;
+  }
+  if (collected.kind === 'too-big') return Replies.messageTooBig(config.maxMessageSizeBytes);
+  const transformed = await transformMessage(collected.bytes, decision, config, trace);
   if (transformed.kind === 'refuse') {
-    deps.logger.info({ event: 'refused', ...log, reason: transformed.reason, reply: formatReply(transformed.reply) });
+    deps.logger.info({ event: 'refused', ...log, id: trace.id, reason: transformed.reason, reply: formatReply(transformed.reply) });
     return transformed.reply;
   }
-  for (const warning of transformed.warnings) deps.logger.warn({ event: 'message-warning', ...log, warning });
-  const envelope = outboundEnvelope(received, decision);
+  for (const warning of transformed.warnings) deps.logger.warn({ event: 'message-warning', ...log, id: trace.id, warning });
   const result = await deliver(deps.pools, decision.route.upstream, envelope, transformed.bytes);
   const reply = passthroughReply(result);
   deps.logger.info({
     event: 'message',
     ...log,
+    id: trace.id,
     envelopeFrom: envelope.mailFrom,
     upstream: result.upstream,
     dkim: decision.dkim.kind === 'sign' && transformed.warnings.length === 0,

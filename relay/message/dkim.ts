@@ -1,5 +1,6 @@
 // The one place that talks to mailauth. Only its DKIM modules are loaded: mailauth's main entry needs
 // Node 22 (see shared NOTES.md).
+import type { Readable } from 'node:stream';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import type { DkimPrivateKey } from '../../config/types.js';
 
@@ -8,7 +9,7 @@ export interface DkimSignature {
   readonly header: string;
 }
 
-export async function signDkim(message: Buffer, signingDomain: string, selector: string, key: DkimPrivateKey): Promise<DkimSignature> {
+export async function signDkim(message: Buffer | Readable, signingDomain: string, selector: string, key: DkimPrivateKey): Promise<DkimSignature> {
   const result = await dkimSign(message, {
     canonicalization: 'relaxed/relaxed',
     // Top-level signingDomain/selector/privateKey are ignored by mailauth without a word: use signatureData.

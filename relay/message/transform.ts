@@ -1,6 +1,7 @@
 // The message stage: bytes in, bytes out. Only the header lines it means to change change; the body is
 // carried byte for byte. Order matters: every rewrite first, the trace header, then the DKIM signature
 // over the final result.
+import { Readable } from 'node:stream';
 import { Headers } from '@zone-eu/mailsplit';
 import { domainOf } from '../../config/directory.js';
 import type { Config } from '../../config/types.js';
@@ -14,14 +15,39 @@ import { receivedValue, type TraceInfo } from './trace.js';
 /** More Received headers than this and the message is looping between relays (RFC 5321 6.3). */
 export const MAX_RECEIVED_HEADERS = 50;
 
-export type TransformResult =
-  | { readonly kind: 'ok'; readonly bytes: Buffer; readonly warnings: readonly string[] }
-  | { readonly kind: 'refuse'; readonly reply: SmtpReply; readonly reason: string };
+export type Refusal = { readonly kind: 'refuse'; readonly reply: SmtpReply; readonly reason: string };
 
+export type TransformResult = { readonly kind: 'ok'; readonly bytes: Buffer; readonly warnings: readonly string[] } | Refusal;
+
+/** Where the body comes from: the bytes, or a fresh stream of them each time (a spool file). */
+export type BodySource = Buffer | (() => Readable);
+
+export interface PreparedMessage {
+  readonly kind: 'ok';
+  /** DKIM-Signature lines (or nothing), then the rewritten header block: the body follows unchanged. */
+  readonly head: Buffer;
+  readonly warnings: readonly string[];
+}
+
+/** The whole message in memory (pass-through). */
 export async function transformMessage(message: Buffer, decision: RouteDecision, config: Config, trace: TraceInfo): Promise<TransformResult> {
   const { header, body } = splitMessage(message);
-  const headers = new Headers(header);
+  const prepared = await prepareMessage(header, body, decision, config, trace);
+  if (prepared.kind !== 'ok') return prepared;
+  return { kind: 'ok', bytes: Buffer.concat([prepared.head, body]), warnings: prepared.warnings };
+}
 
+/** Rewrites the header block and signs header + body; the body is only read, never changed or kept. */
+export async function prepareMessage(header: Buffer, body: BodySource, decision: RouteDecision, config: Config, trace: TraceInfo): Promise<PreparedMessage | Refusal> {
+  const rewritten = rewriteHeader(header, decision, config, trace);
+  if (rewritten.kind !== 'ok') return rewritten;
+  const signed = await sign(rewritten.header, body, rewritten.from, decision, config);
+  if (signed.kind !== 'ok') return signed;
+  return { kind: 'ok', head: Buffer.concat([signed.signature, rewritten.header]), warnings: signed.warnings };
+}
+
+function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, trace: TraceInfo): { kind: 'ok'; header: Buffer; from: Mailbox | undefined } | Refusal {
+  const headers = new Headers(header);
   if (headers.get('received').length > MAX_RECEIVED_HEADERS) {
     return { kind: 'refuse', reply: Replies.mailLoop(MAX_RECEIVED_HEADERS), reason: 'too many Received headers' };
   }
@@ -30,18 +56,15 @@ export async function transformMessage(message: Buffer, decision: RouteDecision,
     return { kind: 'refuse', reply: Replies.severalFromHeaders(fromLines.length), reason: `${fromLines.length} From headers` };
   }
 
-  const finalFrom = rewriteIdentity(headers, decision, config);
+  const from = rewriteIdentity(headers, decision, config);
   for (const name of config.message.removeHeaders) headers.remove(name);
   if (config.message.traceHeader) {
     headers.update(config.message.traceHeader, `tenant=${decision.tenant?.id ?? 'none'}; upstream=${decision.route.upstream.name}`);
   }
   // Already folded where it should be; add() would refold it at any space.
   headers.addFormatted('Received', `Received: ${receivedValue(trace)}`, 0);
-  const bytes = Buffer.concat([headers.build(), body]);
-
-  return sign(bytes, finalFrom, decision, config);
+  return { kind: 'ok', header: headers.build(), from };
 }
-
 /** Applies From, Reply-To and the original-From header; returns the From the message leaves with. */
 function rewriteIdentity(headers: Headers, decision: RouteDecision, config: Config): Mailbox | undefined {
   const original = parseMailbox(headers.getFirst('from'));
@@ -64,14 +87,18 @@ function rewriteIdentity(headers: Headers, decision: RouteDecision, config: Conf
   return from;
 }
 
-async function sign(bytes: Buffer, from: Mailbox | undefined, decision: RouteDecision, config: Config): Promise<TransformResult> {
+type Signed = { kind: 'ok'; signature: Buffer; warnings: readonly string[] } | Refusal;
+
+async function sign(header: Buffer, body: BodySource, from: Mailbox | undefined, decision: RouteDecision, config: Config): Promise<Signed> {
   const plan = decision.dkim;
-  if (plan.kind === 'off') return { kind: 'ok', bytes, warnings: [] };
+  const none = Buffer.alloc(0);
+  if (plan.kind === 'off') return { kind: 'ok', signature: none, warnings: [] };
   try {
     if (!from) throw new Error('the message has no From header to sign');
     const domain = plan.signingDomain ?? domainOf(from.address);
-    const signature = await signDkim(bytes, domain, plan.selector, plan.key);
-    return { kind: 'ok', bytes: Buffer.concat([Buffer.from(signature.header, 'latin1'), bytes]), warnings: [] };
+    const message = Buffer.isBuffer(body) ? Buffer.concat([header, body]) : concatStreams(header, body());
+    const signature = await signDkim(message, domain, plan.selector, plan.key);
+    return { kind: 'ok', signature: Buffer.from(signature.header, 'latin1'), warnings: [] };
   } catch (err) {
     const why = (err as Error).message;
     switch (config.dkim.onFailure) {
@@ -80,7 +107,16 @@ async function sign(bytes: Buffer, from: Mailbox | undefined, decision: RouteDec
       case 'reject':
         return { kind: 'refuse', reply: Replies.dkimFailedPermanent, reason: why };
       default:
-        return { kind: 'ok', bytes, warnings: [`sent unsigned: ${why}`] };
+        return { kind: 'ok', signature: none, warnings: [`sent unsigned: ${why}`] };
     }
   }
+}
+
+function concatStreams(head: Buffer, rest: Readable): Readable {
+  return Readable.from(
+    (async function* () {
+      yield head;
+      yield* rest;
+    })(),
+  );
 }

@@ -1,5 +1,8 @@
 // A relay started from YAML through the real loader, listening on an ephemeral loopback port, with its
 // log lines kept for the test to read.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import nodemailer from 'nodemailer';
 import pino from 'pino';
@@ -8,13 +11,29 @@ import { type RunningRelay, startRelay } from '../../relay/relay.js';
 
 export interface TestRelay {
   readonly port: number;
+  /** The temporary spool folder (use `\${SPOOL}` in the YAML to name it). */
+  readonly spoolDir: string;
   readonly relay: RunningRelay;
   readonly logs: Record<string, unknown>[];
   close(): Promise<void>;
 }
 
-export async function startTestRelay(yaml: string, env: NodeJS.ProcessEnv = {}): Promise<TestRelay> {
-  const text = /^listen:/m.test(yaml) ? yaml : `listen: [{ host: 127.0.0.1, port: 0 }]\n${yaml}`;
+export interface TestRelayOptions {
+  /** Drive the queue by hand (scheduler.runDue) instead of on timers. */
+  readonly manualScheduler?: boolean;
+}
+
+/**
+ * Unless the YAML says otherwise: listen on a free loopback port, forward in session (pass-through),
+ * and keep any spool in a fresh temporary folder.
+ */
+export async function startTestRelay(yaml: string, env: NodeJS.ProcessEnv = {}, options: TestRelayOptions = {}): Promise<TestRelay> {
+  const spool = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-spool-'));
+  const defaults = [
+    /^listen:/m.test(yaml) ? '' : 'listen: [{ host: 127.0.0.1, port: 0 }]',
+    /^delivery:/m.test(yaml) ? '' : `delivery: { mode: passthrough, spool: { path: ${spool} } }`,
+  ];
+  const text = `${defaults.filter(Boolean).join('\n')}\n${yaml.replaceAll('${SPOOL}', spool)}`;
   const config = parseConfig(text, 'test.yaml', env);
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
@@ -23,9 +42,18 @@ export async function startTestRelay(yaml: string, env: NodeJS.ProcessEnv = {}):
       done();
     },
   });
-  const relay = await startRelay(config, { logger: pino({ level: 'debug' }, sink) });
+  const relay = await startRelay(config, { logger: pino({ level: 'debug' }, sink), schedulerTimers: !options.manualScheduler });
   const port = relay.addresses[0]?.port ?? 0;
-  return { port, relay, logs, close: () => relay.close(0) };
+  return {
+    port,
+    relay,
+    logs,
+    spoolDir: spool,
+    close: async () => {
+      await relay.close(0);
+      fs.rmSync(spool, { recursive: true, force: true });
+    },
+  };
 }
 
 export interface SendOptions {

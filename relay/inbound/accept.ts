@@ -1,0 +1,84 @@
+// Queue mode: the message is on disk, in the spool, before the client hears 250. DATA streams to a temp
+// file (never held whole in memory), the header block is rewritten and signed, the body is copied as
+// bytes, and the spool commits (fsync, rename, directory fsync). Any failure: 451, nothing queued.
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { Replies, type SmtpReply } from '../errors.js';
+import { prepareMessage } from '../message/transform.js';
+import { readHeaderBlock } from '../message/split.js';
+import type { TraceInfo } from '../message/trace.js';
+import type { QueuedMessage } from '../queue/entry.js';
+import type { Scheduler } from '../queue/scheduler.js';
+import type { Spool } from '../queue/spool.js';
+import type { Config } from '../../config/types.js';
+import type { Envelope, RouteDecision } from '../types.js';
+
+export interface Accepted {
+  readonly reply: SmtpReply;
+  /** Why it was refused, for the log; absent when queued. */
+  readonly reason?: string;
+  readonly warnings: readonly string[];
+}
+
+export async function acceptToQueue(
+  data: Readable,
+  envelope: Envelope,
+  decision: RouteDecision,
+  config: Config,
+  trace: Omit<TraceInfo, 'id'>,
+  spool: Spool,
+  scheduler: Scheduler,
+): Promise<Accepted> {
+  const id = spool.newId();
+  const raw = `${id}.raw`;
+  const limit = config.maxMessageSizeBytes;
+  let received = 0;
+  try {
+    try {
+      await spool.writeTemp(raw, [capped(data, limit, (n) => (received = n))], { sync: false });
+    } catch {
+      // The client left before the final dot, or the disk refused the bytes: either way, nothing queued.
+      return { reply: data.readableAborted || data.errored ? Replies.clientAborted : Replies.localError, reason: 'DATA not stored', warnings: [] };
+    }
+    if (received > limit) return { reply: Replies.messageTooBig(limit), reason: 'too big', warnings: [] };
+
+    const rawPath = spool.path('tmp', raw);
+    const header = await readHeaderBlock(rawPath);
+    if (!header) return { reply: Replies.headerTooLarge, reason: 'header section over 1 MiB', warnings: [] };
+    const body = () => createReadStream(rawPath, { start: header.length });
+    const prepared = await prepareMessage(header, body, decision, config, { ...trace, id });
+    if (prepared.kind !== 'ok') return { reply: prepared.reply, reason: prepared.reason, warnings: [] };
+
+    const size = await spool.writeTemp(`${id}.eml`, [prepared.head, body()]);
+    const now = Date.now();
+    const entry: QueuedMessage = {
+      v: 1,
+      id,
+      createdAt: now,
+      mailFrom: envelope.mailFrom,
+      tenant: decision.tenant?.id ?? null,
+      size,
+      recipients: envelope.rcptTo.map((address) => ({ address, status: 'pending' })),
+      attempts: 0,
+      nextAttemptAt: now,
+    };
+    await spool.commit(entry);
+    scheduler.add(entry);
+    return { reply: Replies.queued(id), warnings: prepared.warnings };
+  } catch (err) {
+    await spool.discardTemp(`${id}.eml`, `${id}.json`);
+    return { reply: Replies.localError, reason: `spool: ${(err as Error).message}`, warnings: [] };
+  } finally {
+    await spool.discardTemp(raw);
+  }
+}
+
+/** Passes the client's bytes on up to `limit`, then keeps reading (the client must reach the dot) but drops them. */
+async function* capped(data: Readable, limit: number, count: (n: number) => void): AsyncGenerator<Buffer> {
+  let n = 0;
+  for await (const chunk of data as AsyncIterable<Buffer>) {
+    n += chunk.length;
+    count(n);
+    if (n <= limit) yield chunk;
+  }
+}

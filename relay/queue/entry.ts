@@ -1,0 +1,57 @@
+// What the spool records of a queued message, besides its bytes. Version 1.
+
+export type RecipientState = 'pending' | 'sent' | 'failed';
+
+export interface QueuedRecipient {
+  readonly address: string;
+  readonly status: RecipientState;
+  /** The last reply that explains the status, as "code enhanced text". */
+  readonly reply?: string;
+}
+
+export interface QueuedMessage {
+  readonly v: 1;
+  readonly id: string;
+  /** Milliseconds since the epoch. */
+  readonly createdAt: number;
+  /** The envelope sender as it goes out ('' for the null sender). */
+  readonly mailFrom: string;
+  /** The decided tenant, or null for the global route; its current upstream is used at each attempt. */
+  readonly tenant: string | null;
+  /** Bytes of the .eml file: the end marker that tells a whole message from a torn one. */
+  readonly size: number;
+  readonly recipients: readonly QueuedRecipient[];
+  readonly attempts: number;
+  readonly nextAttemptAt: number;
+  /** When the first temporary failure happened: the clock for the smarthost fallback. */
+  readonly firstTempFailureAt?: number;
+  readonly lastError?: string;
+  /** A delivery status notification made by the relay: never bounced itself. */
+  readonly dsn?: boolean;
+}
+
+export function isQueuedMessage(value: unknown): value is QueuedMessage {
+  if (!value || typeof value !== 'object') return false;
+  const v = value as Record<string, unknown>;
+  return (
+    v.v === 1 &&
+    typeof v.id === 'string' &&
+    /^[a-z0-9]+$/.test(v.id) &&
+    typeof v.createdAt === 'number' &&
+    typeof v.mailFrom === 'string' &&
+    (v.tenant === null || typeof v.tenant === 'string') &&
+    typeof v.size === 'number' &&
+    typeof v.attempts === 'number' &&
+    typeof v.nextAttemptAt === 'number' &&
+    Array.isArray(v.recipients) &&
+    v.recipients.length > 0 &&
+    v.recipients.every(
+      (r: unknown) =>
+        !!r &&
+        typeof (r as QueuedRecipient).address === 'string' &&
+        ['pending', 'sent', 'failed'].includes((r as QueuedRecipient).status),
+    )
+  );
+}
+
+export const pendingRecipients = (e: QueuedMessage) => e.recipients.filter((r) => r.status === 'pending').map((r) => r.address);

@@ -1,0 +1,240 @@
+// Delivers queued messages: attempts when due, per-upstream concurrency so that one dead upstream cannot
+// take the slots of the others, per-recipient outcomes written to the spool before anything else, retries
+// with backoff, expiry, smarthost fallback, and a DSN for what failed for good.
+import type { Config, Upstream } from '../../config/types.js';
+import { deliver } from '../delivery/deliver.js';
+import type { UpstreamPools } from '../delivery/pools.js';
+import { formatReply } from '../errors.js';
+import { readHeaderBlock } from '../message/split.js';
+import type { Logger } from '../ops/log.js';
+import type { RecipientOutcome } from '../types.js';
+import { retryDelay } from './backoff.js';
+import { buildDsn } from './dsn.js';
+import { pendingRecipients, type QueuedMessage, type QueuedRecipient } from './entry.js';
+import type { Spool } from './spool.js';
+
+export interface SchedulerDeps {
+  readonly spool: Spool;
+  readonly config: () => Config;
+  readonly pools: UpstreamPools;
+  readonly logger: Logger;
+  /** Milliseconds since the epoch; tests pass a fake clock. */
+  readonly clock?: () => number;
+  readonly random?: () => number;
+}
+
+export class Scheduler {
+  readonly #deps: SchedulerDeps;
+  readonly #clock: () => number;
+  /** Every queued message this process knows, by id: when it is due and what picks its upstream. */
+  readonly #due = new Map<string, Due>();
+  readonly #inFlight = new Map<string, Promise<void>>();
+  readonly #busyByUpstream = new Map<string, number>();
+  #timers: NodeJS.Timeout[] = [];
+  #stopped = false;
+
+  constructor(deps: SchedulerDeps) {
+    this.#deps = deps;
+    this.#clock = deps.clock ?? Date.now;
+  }
+
+  /** Reads the spool (after a restart: everything in flight is simply due again) and starts the clock. */
+  async start(options: { timers?: boolean } = {}): Promise<void> {
+    const { entries, corrupt } = await this.#deps.spool.scan();
+    for (const c of corrupt) this.#deps.logger.error({ event: 'queue-corrupt', id: c.id, reason: c.reason }, 'queue entry moved to corrupt/');
+    for (const e of entries) this.#due.set(e.id, dueOf(e));
+    this.#deps.logger.info({ event: 'queue-loaded', entries: entries.length, corrupt: corrupt.length });
+    await this.applyRequests();
+    if (options.timers ?? true) {
+      const config = this.#deps.config();
+      this.#timers = [
+        setInterval(() => void this.runDue(), 1000),
+        setInterval(() => void this.applyRequests().then(() => this.runDue()), config.delivery.scanMs),
+      ];
+      void this.runDue();
+    }
+  }
+
+  /** A message was just committed: deliver it as soon as a slot is free. */
+  add(entry: QueuedMessage): void {
+    this.#due.set(entry.id, dueOf(entry));
+    if (this.#timers.length > 0) setImmediate(() => void this.runDue());
+  }
+
+  get size(): number {
+    return this.#due.size;
+  }
+
+  /** Starts every due attempt the concurrency limits allow; resolves when those attempts have ended. */
+  async runDue(now = this.#clock()): Promise<void> {
+    if (this.#stopped) return;
+    const config = this.#deps.config();
+    const started: Promise<void>[] = [];
+    const due = [...this.#due].filter(([id, d]) => d.at <= now && !this.#inFlight.has(id)).sort((a, b) => a[1].at - b[1].at);
+    for (const [id, d] of due) {
+      if (this.#inFlight.size >= config.delivery.maxConcurrentDeliveries) break;
+      const upstream = this.#routeFor(d, config, now);
+      const busy = this.#busyByUpstream.get(upstream.name) ?? 0;
+      // A dead or slow upstream only ever holds its own slots: other tenants' mail keeps moving.
+      if (busy >= slotsOf(upstream)) continue;
+      const entry = await this.#deps.spool.read(id);
+      if (!entry) {
+        this.#due.delete(id);
+        continue;
+      }
+      this.#busyByUpstream.set(upstream.name, busy + 1);
+      const attempt = this.#attempt(entry, upstream, config, now)
+        .catch((err: unknown) => this.#deps.logger.error({ event: 'queue-attempt-failed', id, err }, 'attempt failed; it will be retried'))
+        .finally(() => {
+          this.#inFlight.delete(id);
+          this.#busyByUpstream.set(upstream.name, (this.#busyByUpstream.get(upstream.name) ?? 1) - 1);
+          if (this.#timers.length > 0 && !this.#stopped) setImmediate(() => void this.runDue());
+        });
+      this.#inFlight.set(id, attempt);
+      started.push(attempt);
+    }
+    await Promise.all(started);
+  }
+
+  /** Applies `tenant-relay queue retry|delete` requests left in the spool. */
+  async applyRequests(): Promise<void> {
+    const { spool } = this.#deps;
+    for (const { id, kind } of await spool.requests()) {
+      if (this.#inFlight.has(id)) continue; // after the attempt ends, at the next scan
+      const entry = await spool.read(id);
+      if (entry && kind === 'retry') {
+        const now = { ...entry, nextAttemptAt: 0 };
+        await spool.update(now);
+        this.#due.set(id, dueOf(now));
+      }
+      if (entry && kind === 'delete') {
+        await spool.remove(id);
+        this.#due.delete(id);
+        this.#deps.logger.info({ event: 'queue-deleted', id });
+      }
+      await spool.clearRequest(id, kind);
+    }
+  }
+
+  /** Stops starting attempts; waits up to `graceMs` for those in flight (their state is on disk either way). */
+  async stop(graceMs = 30_000): Promise<void> {
+    this.#stopped = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, graceMs);
+    });
+    await Promise.race([Promise.allSettled([...this.#inFlight.values()]), timeout]);
+    clearTimeout(timer);
+  }
+
+  /** The tenant's upstream as configured now; the smarthost when it has none, is gone, or fallback applies. */
+  #routeFor(entry: Due, config: Config, now: number): Upstream {
+    const tenant = entry.tenant === null ? undefined : config.directory.byId(entry.tenant);
+    if (!tenant?.upstream) return config.smarthost;
+    const after = tenant.delivery.fallbackToSmarthostAfterMs;
+    if (after !== undefined && entry.firstTempFailureAt !== undefined && now - entry.firstTempFailureAt >= after) return config.smarthost;
+    return tenant.upstream;
+  }
+
+  async #attempt(entry: QueuedMessage, upstream: Upstream, config: Config, now: number): Promise<void> {
+    const { spool, logger } = this.#deps;
+    const started = this.#clock();
+    const pending = pendingRecipients(entry);
+    const result = await deliver(this.#deps.pools, upstream, { mailFrom: entry.mailFrom, rcptTo: pending }, { path: spool.messagePath(entry.id) });
+    const outcomes = new Map(result.outcomes.map((o) => [o.recipient, o]));
+    const recipients = entry.recipients.map((r) => (r.status === 'pending' ? applyOutcome(r, outcomes.get(r.address)) : r));
+    const log = { id: entry.id, tenant: entry.tenant, upstream: upstream.name, attempt: entry.attempts + 1, ms: Math.round(this.#clock() - started) };
+    logger.info({ event: 'delivery-attempt', ...log, recipients: result.outcomes.map((o) => ({ rcpt: o.recipient, status: o.status, reply: formatReply(o.reply) })) });
+    if (result.outcomes.some((o) => o.status === 'temp' && o.reply.enhanced === '4.4.2')) {
+      // No answer after the data went out: the upstream may have the message. Retrying beats losing it.
+      logger.warn({ event: 'possible-duplicate', ...log }, 'connection lost or timed out during the transaction; the retry may deliver twice');
+    }
+
+    const stillPending = recipients.filter((r) => r.status === 'pending');
+    if (stillPending.length === 0) return this.#finish({ ...entry, recipients, attempts: entry.attempts + 1 }, now);
+    if (now - entry.createdAt >= config.delivery.retry.maxLifetimeMs) {
+      const expired = recipients.map((r) =>
+        r.status === 'pending' ? { ...r, status: 'failed' as const, reply: `554 5.4.7 Delivery time expired; last reply: ${r.reply ?? 'none'}` } : r,
+      );
+      return this.#finish({ ...entry, recipients: expired, attempts: entry.attempts + 1 }, now);
+    }
+    const attempts = entry.attempts + 1;
+    const next: QueuedMessage = {
+      ...entry,
+      recipients,
+      attempts,
+      nextAttemptAt: now + retryDelay(attempts, config.delivery.retry, this.#deps.random),
+      firstTempFailureAt: entry.firstTempFailureAt ?? now,
+      lastError: stillPending[0]?.reply ?? 'unknown',
+    };
+    await spool.update(next);
+    this.#due.set(entry.id, dueOf(next));
+    logger.info({ event: 'deferred', ...log, pending: stillPending.length, nextAttemptAt: new Date(next.nextAttemptAt).toISOString() });
+  }
+
+  /** Every recipient has a final status: record it, bounce what failed, and take the message out of the queue. */
+  async #finish(entry: QueuedMessage, now: number): Promise<void> {
+    const { spool, logger } = this.#deps;
+    await spool.update(entry);
+    const failed = entry.recipients.filter((r) => r.status === 'failed');
+    if (failed.length > 0 && entry.mailFrom !== '' && !entry.dsn) await this.#bounce(entry, failed, now);
+    if (failed.length > 0) {
+      await spool.moveToFailed(entry);
+      for (const r of failed) logger.warn({ event: 'bounced', id: entry.id, tenant: entry.tenant, rcpt: r.address, reply: r.reply, dsn: entry.mailFrom !== '' && !entry.dsn });
+    } else {
+      await spool.remove(entry.id);
+      logger.info({ event: 'delivered', id: entry.id, tenant: entry.tenant, recipients: entry.recipients.length, attempts: entry.attempts });
+    }
+    this.#due.delete(entry.id);
+  }
+
+  /** Queues the DSN as a message of its own, so it is as durable as any other and retried the same way. */
+  async #bounce(entry: QueuedMessage, failed: readonly QueuedRecipient[], now: number): Promise<void> {
+    const { spool } = this.#deps;
+    const config = this.#deps.config();
+    const originalHeader = (await readHeaderBlock(spool.messagePath(entry.id))) ?? Buffer.alloc(0);
+    const bytes = buildDsn({ original: entry, failed, originalHeader, reportingHost: config.hostname, now: new Date(now) });
+    const id = spool.newId();
+    const size = await spool.writeTemp(`${id}.eml`, [bytes]);
+    const dsn: QueuedMessage = {
+      v: 1,
+      id,
+      createdAt: now,
+      mailFrom: '',
+      tenant: null,
+      size,
+      recipients: [{ address: entry.mailFrom, status: 'pending' }],
+      attempts: 0,
+      nextAttemptAt: now,
+      dsn: true,
+    };
+    await spool.commit(dsn);
+    this.add(dsn);
+  }
+}
+
+interface Due {
+  readonly at: number;
+  readonly tenant: string | null;
+  readonly firstTempFailureAt?: number;
+}
+
+const dueOf = (e: QueuedMessage): Due => ({
+  at: e.nextAttemptAt,
+  tenant: e.tenant,
+  ...(e.firstTempFailureAt !== undefined ? { firstTempFailureAt: e.firstTempFailureAt } : {}),
+});
+
+function applyOutcome(r: QueuedRecipient, outcome: RecipientOutcome | undefined): QueuedRecipient {
+  if (!outcome) return r;
+  const reply = formatReply(outcome.reply);
+  if (outcome.status === 'sent') return { address: r.address, status: 'sent', reply };
+  if (outcome.status === 'perm') return { address: r.address, status: 'failed', reply };
+  return { address: r.address, status: 'pending', reply };
+}
+
+function slotsOf(upstream: Upstream): number {
+  return upstream.kind === 'smtp' ? upstream.maxConnections : 1;
+}
