@@ -5,6 +5,8 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { hashPassword } from './inbound/passwords.js';
+import { describeEntry, findEntry, headerOf, listQueue } from './queue/admin.js';
+import { Spool } from './queue/spool.js';
 import { createLogger } from './ops/log.js';
 import { defaultConfigFile } from './paths.js';
 import { startRelay } from './relay.js';
@@ -18,6 +20,11 @@ Commands:
   explain [--config FILE] --from ADDR [--auth USER]
                                   print the routing decision a message would get
   hash-password                   read a password on stdin, print a hash for inbound.users
+  queue list [--failed] [--json]  the messages in the spool (or those that failed for good)
+  queue show ID [--json]          one message: envelope, recipients, attempts, headers
+  queue retry ID | --all          deliver now instead of at the next retry time
+  queue delete ID                 remove a message from the queue without delivering it
+                                  (queue commands take --config too; they work on a live spool)
 
 Exit codes: 0 ok, 1 invalid config or refused decision, 2 usage error.
 The config file can also be named by TENANT_RELAY_CONFIG.`;
@@ -27,6 +34,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   check,
   explain,
   'hash-password': hashPasswordCommand,
+  queue: queueCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -123,6 +131,55 @@ async function explain(args: string[]): Promise<number> {
   console.log(`dkim:     ${dkim.kind === 'sign' ? `sign with the ${dkim.keyOwner} key (${dkim.key.algorithm}), s=${dkim.selector}, d=${dkim.signingDomain ?? 'the From domain'}` : `off: ${dkim.reason}`}`);
   console.log(`reason:   ${decision.reason}`);
   return 0;
+}
+
+async function queueCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, all: { type: 'boolean' }, failed: { type: 'boolean' } },
+  });
+  const [action, id] = positionals;
+  const spool = new Spool(loadFrom(values).delivery.spool.path);
+  const now = Date.now();
+  const print = (value: unknown, text: string) => console.log(values.json ? JSON.stringify(value, null, 2) : text);
+  switch (action) {
+    case 'list': {
+      const listing = await listQueue(spool, values.failed ? 'failed' : 'queue');
+      print(
+        listing.map((l) => l.entry),
+        listing.length ? listing.map((l) => describeEntry(l, now)).join('\n') : `${values.failed ? 'no failed messages' : 'the queue is empty'}`,
+      );
+      return 0;
+    }
+    case 'show': {
+      const found = id ? await findEntry(spool, id) : undefined;
+      if (!found) return notFound(id);
+      const header = await headerOf(spool, found);
+      const recipients = found.entry.recipients.map((r) => `  ${r.status.padEnd(7)} <${r.address}>${r.reply ? `  ${r.reply}` : ''}`).join('\n');
+      print({ ...found.entry, area: found.area, header }, `${describeEntry(found, now)}\nrecipients:\n${recipients}\n\n${header.trimEnd()}`);
+      return 0;
+    }
+    case 'retry':
+    case 'delete': {
+      const targets = action === 'retry' && values.all ? (await listQueue(spool)).map((l) => l.id) : id ? [id] : [];
+      if (targets.length === 0 && !values.all) return notFound(id);
+      for (const target of targets) {
+        if (!(await findEntry(spool, target))) return notFound(target);
+        await spool.request(target, action);
+      }
+      print({ [action]: targets }, `${action} requested for ${targets.length} message(s); the relay applies it within delivery.scanSeconds`);
+      return 0;
+    }
+    default:
+      console.error('tenant-relay queue: list | show ID | retry ID | retry --all | delete ID');
+      return 2;
+  }
+}
+
+function notFound(id: string | undefined): number {
+  console.error(id ? `tenant-relay queue: no message ${id} in the spool` : 'tenant-relay queue: give a message id');
+  return 1;
 }
 
 async function hashPasswordCommand(): Promise<number> {

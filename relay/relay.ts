@@ -5,13 +5,15 @@ import type { Config } from '../config/types.js';
 import { UpstreamPools } from './delivery/pools.js';
 import { createInboundServer } from './inbound/server.js';
 import { Scheduler } from './queue/scheduler.js';
-import { Spool } from './queue/spool.js';
+import { Spool, type SpoolIo } from './queue/spool.js';
 import type { Logger } from './ops/log.js';
 
 export interface RelayOptions {
   readonly logger: Logger;
   /** Run the delivery scheduler on timers (default). Tests of the queue drive it by hand. */
   readonly schedulerTimers?: boolean;
+  /** Replaces the spool's fsync and rename: how tests make the disk fail. */
+  readonly spoolIo?: SpoolIo;
 }
 
 export interface RunningRelay {
@@ -29,7 +31,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   const current = initial;
   const config = () => current;
   const pools = new UpstreamPools(initial.hostname);
-  const spool = new Spool(initial.delivery.spool.path, { fsync: initial.delivery.spool.fsync });
+  const spool = new Spool(initial.delivery.spool.path, { fsync: initial.delivery.spool.fsync, ...(options.spoolIo ? { io: options.spoolIo } : {}) });
   // The spool is read before the listeners open: what was accepted before a crash goes out first.
   const scheduler = new Scheduler({ spool, config, pools, logger: options.logger });
   await scheduler.start({ timers: options.schedulerTimers ?? true });

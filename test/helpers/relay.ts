@@ -7,6 +7,7 @@ import { Writable } from 'node:stream';
 import nodemailer from 'nodemailer';
 import pino from 'pino';
 import { parseConfig } from '../../config/load.js';
+import type { SpoolIo } from '../../relay/queue/spool.js';
 import { type RunningRelay, startRelay } from '../../relay/relay.js';
 
 export interface TestRelay {
@@ -21,6 +22,7 @@ export interface TestRelay {
 export interface TestRelayOptions {
   /** Drive the queue by hand (scheduler.runDue) instead of on timers. */
   readonly manualScheduler?: boolean;
+  readonly spoolIo?: SpoolIo;
 }
 
 /**
@@ -42,7 +44,7 @@ export async function startTestRelay(yaml: string, env: NodeJS.ProcessEnv = {}, 
       done();
     },
   });
-  const relay = await startRelay(config, { logger: pino({ level: 'debug' }, sink), schedulerTimers: !options.manualScheduler });
+  const relay = await startRelay(config, { logger: pino({ level: 'debug' }, sink), schedulerTimers: !options.manualScheduler, ...(options.spoolIo ? { spoolIo: options.spoolIo } : {}) });
   const port = relay.addresses[0]?.port ?? 0;
   return {
     port,
