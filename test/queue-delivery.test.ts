@@ -52,6 +52,15 @@ t.test('a queued message is delivered once and leaves the spool', async (t) => {
   t.match(s.relay.logs.find((l) => l.event === 'delivered'), { id, tenant: 'acme', attempts: 1 });
 });
 
+t.test('overlapping delivery rounds never start the same message twice', async (t) => {
+  const s = await setup(t);
+  for (let i = 0; i < 5; i++) await sendThrough(s.relay.port, { from: 'app@acme.test', to: `r${i}@example.com` });
+  const { scheduler } = s.relay.relay;
+  await Promise.all([scheduler.runDue(), scheduler.runDue(), scheduler.runDue()]);
+  await scheduler.runDue();
+  t.equal(s.tenantUpstream.received.length, 5, 'each message once');
+});
+
 t.test('250/450/550 in one message: sent once, the 450 retried, the 550 bounced with a DSN at the end', async (t) => {
   const s = await setup(t);
   s.rcpt.set('later@example.com', [450, '4.2.1 mailbox busy']);

@@ -77,13 +77,16 @@ export class Scheduler {
       const busy = this.#busyByUpstream.get(upstream.name) ?? 0;
       // A dead or slow upstream only ever holds its own slots: other tenants' mail keeps moving.
       if (busy >= slotsOf(upstream)) continue;
-      const entry = await this.#deps.spool.read(id);
-      if (!entry) {
-        this.#due.delete(id);
-        continue;
-      }
+      // Claimed before any await: two overlapping rounds must never start the same message twice.
       this.#busyByUpstream.set(upstream.name, busy + 1);
-      const attempt = this.#attempt(entry, upstream, config, now)
+      const attempt = (async () => {
+        const entry = await this.#deps.spool.read(id);
+        if (!entry) {
+          this.#due.delete(id);
+          return;
+        }
+        await this.#attempt(entry, upstream, config, now);
+      })()
         .catch((err: unknown) => this.#deps.logger.error({ event: 'queue-attempt-failed', id, err }, 'attempt failed; it will be retried'))
         .finally(() => {
           this.#inFlight.delete(id);

@@ -1,0 +1,79 @@
+// `tenant-relay queue` on a live spool: list and show read it; retry and delete leave requests that the
+// running relay applies, so the command never writes a file the scheduler is writing.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { sendThrough, startTestRelay } from './helpers/relay.js';
+import { startUpstream } from './helpers/upstream.js';
+
+const run = promisify(execFile);
+const refusal: { reply?: [number, string] } = { reply: [451, '4.3.0 greylisted'] };
+const upstream = await startUpstream({ rcpt: () => refusal.reply });
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-queue-cmd-'));
+const yaml = `delivery: { mode: queue, spool: { path: ${dir} }, retry: { minSeconds: 300, jitter: 0 } }\nsmarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }\n`;
+const configFile = path.join(dir, 'relay.yaml');
+fs.writeFileSync(configFile, yaml);
+const relay = await startTestRelay(yaml, {}, { manualScheduler: true });
+t.teardown(async () => {
+  await relay.close();
+  await upstream.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const queue = async (...args: string[]) => {
+  try {
+    const { stdout } = await run(process.execPath, [...process.execArgv, path.resolve('relay/cli.ts'), 'queue', ...args, '--config', configFile]);
+    return { code: 0, stdout };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+};
+
+const ids: string[] = [];
+for (const to of ['one@example.com', 'two@example.com']) {
+  ids.push(/queued as (\w+)/.exec((await sendThrough(relay.port, { from: 'app@example.com', to })).response)?.[1] ?? '');
+}
+await relay.relay.scheduler.runDue();
+
+t.test('list shows every queued message, as text and as JSON', async (t) => {
+  const text = await queue('list');
+  t.equal(text.code, 0);
+  for (const id of ids) t.match(text.stdout, new RegExp(`^${id} .*<app@example\\.com>.*pending=1 sent=0 failed=0  attempts=1  next try in \\d+m\\n    last: 451 4\\.4\\.0 `, 'm'));
+  const json = JSON.parse((await queue('list', '--json')).stdout);
+  t.same(json.map((e: { id: string }) => e.id).sort(), [...ids].sort());
+});
+
+t.test('show prints the envelope, each recipient and the headers', async (t) => {
+  const r = await queue('show', ids[0] ?? '');
+  t.equal(r.code, 0);
+  t.match(r.stdout, /recipients:\n {2}pending <one@example\.com> {2}451 4\.4\.0 /);
+  t.match(r.stdout, /\nSubject: test/);
+  t.equal((await queue('show', 'nosuchid')).code, 1);
+});
+
+t.test('retry makes a message due now; the running relay applies it and delivers', async (t) => {
+  refusal.reply = undefined;
+  t.match((await queue('retry', ids[0] ?? '')).stdout, /retry requested for 1 message/);
+  await relay.relay.scheduler.applyRequests();
+  await relay.relay.scheduler.runDue();
+  t.same(upstream.received.map((m) => m.rcptTo), [['one@example.com']]);
+  t.match((await queue('list')).stdout, new RegExp(`^${ids[1]} `));
+  t.notMatch((await queue('list')).stdout, new RegExp(ids[0] ?? ''));
+});
+
+t.test('delete removes a message without delivering it', async (t) => {
+  t.equal((await queue('delete', ids[1] ?? '')).code, 0);
+  await relay.relay.scheduler.applyRequests();
+  t.equal((await queue('list')).stdout.trim(), 'the queue is empty');
+  await relay.relay.scheduler.runDue();
+  t.equal(upstream.received.length, 1, 'not delivered');
+});
+
+t.test('retry --all and unknown actions', async (t) => {
+  t.match((await queue('retry', '--all')).stdout, /retry requested for 0 message/);
+  t.equal((await queue('frobnicate')).code, 2);
+});
