@@ -136,3 +136,14 @@ t.test('concurrent commits share directory fsyncs (group commit), and every one 
   // Two file fsyncs per message are unavoidable; the directory fsyncs are what is shared.
   t.ok(fsyncs < 3 * n, `${fsyncs} fsyncs for ${n} messages (one each would be ${3 * n})`);
 });
+
+t.test('a tenant in passthrough mode is forwarded in session while the rest queue', async (t) => {
+  const relay = await startTestRelay(
+    `${queueYaml()}tenants:\n  - { id: live, match: { domains: [live.test] }, delivery: { mode: passthrough } }\n`,
+    {},
+    { manualScheduler: true },
+  );
+  t.teardown(() => relay.close());
+  t.match((await sendThrough(relay.port, { from: 'a@live.test', to: 'b@example.com' })).response, /^250 2\.0\.0 Ok: delivered via smarthost$/);
+  t.match((await sendThrough(relay.port, { from: 'a@queued.test', to: 'b@example.com' })).response, /^250 2\.0\.0 Ok: queued as /);
+});

@@ -3,7 +3,7 @@
 import t, { type Test } from 'tap';
 import { retryDelay } from '../relay/queue/backoff.js';
 import { sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
-import { startDotFaultServer, startSilentServer, startUpstream, type Upstream } from './helpers/upstream.js';
+import { closedPort, startDotFaultServer, startSilentServer, startUpstream, type Upstream } from './helpers/upstream.js';
 
 const MIN = 60_000;
 const smarthost = await startUpstream();
@@ -227,4 +227,35 @@ t.test('fallback: after temporary failures for the configured time, the smarthos
   await sendThrough(s.relay.port, { from: 'app@acme.test', to: 'y@example.com' });
   await s.relay.relay.scheduler.runDue(now + 60 * MIN);
   t.equal(smarthost.received.filter((m) => m.rcptTo.includes('y@example.com')).length, 0, 'a 5xx is final: no fallback');
+});
+
+t.test('upstream failures at each stage: 4xx and connection errors retried, 5xx failed with a DSN', async (t) => {
+  const cases: { name: string; options: Parameters<typeof startUpstream>[0] | 'closed'; expect: 'pending' | 'failed'; reply: RegExp }[] = [
+    { name: 'refused connection', options: 'closed', expect: 'pending', reply: /^451 4\.4\.1 / },
+    { name: '421 greeting', options: { greeting: { code: 421, text: 'busy' } }, expect: 'pending', reply: /^451 4\.4\.0 .*421/ },
+    { name: '451 at MAIL FROM', options: { mail: () => [451, '4.3.0 later'] }, expect: 'pending', reply: /^451 4\.4\.0 / },
+    { name: '553 at MAIL FROM', options: { mail: () => [553, '5.7.1 sender not allowed'] }, expect: 'failed', reply: /^553 5\.7\.1 / },
+    { name: '452 at RCPT', options: { rcpt: () => [452, '4.2.2 mailbox full'] }, expect: 'pending', reply: /^451 4\.4\.0 / },
+    { name: '451 after the dot', options: { data: [451, '4.3.0 scanner down'] }, expect: 'pending', reply: /^451 4\.4\.0 .*scanner down/ },
+    { name: '554 after the dot', options: { data: [554, '5.6.0 content rejected'] }, expect: 'failed', reply: /^554 5\.6\.0 / },
+  ];
+  for (const c of cases) {
+    const up = c.options === 'closed' ? undefined : await startUpstream(c.options);
+    const port = up?.port ?? (await closedPort());
+    const relay = await startTestRelay(
+      `delivery: { mode: queue, spool: { path: \${SPOOL} } }\nsmarthost: { host: 127.0.0.1, port: ${port}, tls: none, connectTimeoutSeconds: 1, timeoutSeconds: 2 }\n`,
+      {},
+      { manualScheduler: true },
+    );
+    const id = queuedId((await sendThrough(relay.port, { from: 'app@example.com', to: 'x@example.com' })).response);
+    await relay.relay.scheduler.runDue();
+    const state = await relay.relay.spool.read(id);
+    if (c.expect === 'pending') t.match(state?.recipients, [{ status: 'pending', reply: c.reply }], c.name);
+    else {
+      t.equal(state, undefined, `${c.name}: out of the queue`);
+      t.match(relay.logs.find((l) => l.event === 'bounced'), { reply: c.reply, dsn: true }, `${c.name}: bounced`);
+    }
+    await relay.close();
+    await up?.close();
+  }
 });

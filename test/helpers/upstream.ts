@@ -20,6 +20,8 @@ export interface UpstreamOptions {
   /** Offer AUTH even before TLS (to prove the relay does not use it). */
   readonly allowInsecureAuth?: boolean;
   readonly greeting?: { code: number; text: string };
+  /** A reply `[code, text]` to refuse MAIL FROM with, or undefined to accept. */
+  readonly mail?: (address: string) => [number, string] | undefined;
   /** Per recipient: a reply `[code, text]` to refuse it, or undefined to accept. */
   readonly rcpt?: (address: string) => [number, string] | undefined;
   /** Refuse the message after the dot. */
@@ -64,6 +66,10 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
       authAttempts.push(auth.username ?? '');
       if (users && auth.username && users[auth.username] === auth.password) return callback(null, { user: auth.username });
       callback(errorWith([535, 'Invalid credentials']));
+    },
+    onMailFrom(address, _session, callback) {
+      const refusal = options.mail?.(address.address);
+      callback(refusal ? errorWith(refusal) : undefined);
     },
     onRcptTo(address, _session, callback) {
       const refusal = options.rcpt?.(address.address);
