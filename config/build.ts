@@ -39,12 +39,27 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
     });
   });
   const users = new Map<string, InboundUser>(raw.inbound.users.map((u) => [u.username, Object.freeze({ ...u })]));
+  const { idleTimeoutSeconds, progressTimeoutSeconds, dataTimeoutSeconds, authFailureDelaySeconds, allowUnauthenticatedFrom, users: _users, ...limits } = raw.inbound;
+  const listen = raw.listen.map((l, i) => {
+    if (l.tls !== 'none' && (l.cert === undefined || l.key === undefined)) {
+      problems.push({ path: ['listen', i, l.cert === undefined ? 'cert' : 'key'], message: `is required with tls: ${l.tls}` });
+    }
+    return { ...l, ...(l.cert !== undefined ? { cert: path.resolve(l.cert) } : {}), ...(l.key !== undefined ? { key: path.resolve(l.key) } : {}) };
+  });
   return Object.freeze({
     source,
     hostname: raw.hostname,
-    listen: deepFreeze(raw.listen),
+    listen: deepFreeze(listen),
     maxMessageSizeBytes: raw.maxMessageSizeBytes,
-    inbound: Object.freeze({ allowUnauthenticatedFrom: Object.freeze([...raw.inbound.allowUnauthenticatedFrom]), users }),
+    inbound: Object.freeze({
+      ...limits,
+      allowUnauthenticatedFrom: Object.freeze([...allowUnauthenticatedFrom]),
+      users,
+      idleTimeoutMs: idleTimeoutSeconds * 1000,
+      progressTimeoutMs: progressTimeoutSeconds * 1000,
+      dataTimeoutMs: dataTimeoutSeconds * 1000,
+      authFailureDelayMs: authFailureDelaySeconds * 1000,
+    }),
     identification: deepFreeze(raw.identification),
     smarthost: buildUpstream(raw.smarthost, 'smarthost', ['smarthost'], problems),
     delivery: buildDelivery(raw.delivery, problems),

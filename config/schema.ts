@@ -50,10 +50,17 @@ export const upstreamSchema = z.preprocess(
   z.discriminatedUnion('kind', [smtpUpstream, maildirUpstream]),
 );
 
+export const LISTENER_TLS = ['none', 'starttls', 'implicit'] as const;
+
 const listener = z.strictObject({
   host: hostname.default('127.0.0.1'),
   // 0 asks the system for any free port: tests and one-off runs.
   port: z.int().min(0, 'must be between 0 and 65535').max(65535, 'must be between 0 and 65535').default(2525),
+  // none: plain SMTP; starttls: offers STARTTLS; implicit: TLS from the first byte (port 465 style).
+  tls: z.enum(LISTENER_TLS).default('none'),
+  // PEM files, re-read when they change on disk (certificate renewal needs no restart).
+  cert: z.string().min(1).optional(),
+  key: z.string().min(1).optional(),
 });
 
 const user = z.strictObject({
@@ -161,9 +168,43 @@ const platformDkim = z
 
 export const IDENTIFIERS = ['auth', 'address', 'domain'] as const;
 
+const INBOUND_DEFAULTS = {
+  tenantUsersSendAs: 'own-senders' as const,
+  checkHeaderFrom: false,
+  bareLineEndings: 'reject' as const,
+  maxRecipients: 100,
+  maxConnections: 500,
+  maxConnectionsPerIp: 20,
+  idleTimeoutSeconds: 60,
+  progressTimeoutSeconds: 300,
+  dataTimeoutSeconds: 600,
+  maxAuthFailures: 3,
+  authFailureDelaySeconds: 1,
+};
+
+const inboundLimits = {
+  // own-senders: a user of a tenant may only send as that tenant's addresses and domains (553 5.7.1).
+  tenantUsersSendAs: z.enum(['own-senders', 'any-sender']).default(INBOUND_DEFAULTS.tenantUsersSendAs),
+  // Also require the header From of a tenant user's message to be one of the tenant's.
+  checkHeaderFrom: z.boolean().default(INBOUND_DEFAULTS.checkHeaderFrom),
+  // A bare CR, bare LF or NUL in DATA (SMTP smuggling): reject with 550 5.5.2, or normalize to CRLF.
+  bareLineEndings: z.enum(['reject', 'normalize']).default(INBOUND_DEFAULTS.bareLineEndings),
+  maxRecipients: z.int().min(1).max(100_000).default(INBOUND_DEFAULTS.maxRecipients),
+  maxConnections: z.int().min(1).max(1_000_000).default(INBOUND_DEFAULTS.maxConnections),
+  maxConnectionsPerIp: z.int().min(1).max(1_000_000).default(INBOUND_DEFAULTS.maxConnectionsPerIp),
+  // Silence this long closes the connection.
+  idleTimeoutSeconds: seconds.default(INBOUND_DEFAULTS.idleTimeoutSeconds),
+  // A session must complete an AUTH, MAIL, RCPT or DATA this often, however busy it keeps the line.
+  progressTimeoutSeconds: seconds.default(INBOUND_DEFAULTS.progressTimeoutSeconds),
+  // DATA must reach its final dot within this long, however slowly it drips.
+  dataTimeoutSeconds: seconds.default(INBOUND_DEFAULTS.dataTimeoutSeconds),
+  maxAuthFailures: z.int().min(1).max(100).default(INBOUND_DEFAULTS.maxAuthFailures),
+  authFailureDelaySeconds: z.number().min(0).max(60).default(INBOUND_DEFAULTS.authFailureDelaySeconds),
+};
+
 export const configSchema = z.strictObject({
   hostname: hostname.default('tenant-relay.localhost'),
-  listen: z.array(listener).min(1).default([{ host: '127.0.0.1', port: 2525 }]),
+  listen: z.array(listener).min(1).default([{ host: '127.0.0.1', port: 2525, tls: 'none' }]),
   maxMessageSizeBytes: z
     .int()
     .min(1024)
@@ -173,8 +214,9 @@ export const configSchema = z.strictObject({
     .strictObject({
       allowUnauthenticatedFrom: z.array(z.string().min(1)).default(['127.0.0.0/8', '::1/128']),
       users: z.array(user).default([]),
+      ...inboundLimits,
     })
-    .default({ allowUnauthenticatedFrom: ['127.0.0.0/8', '::1/128'], users: [] }),
+    .default({ allowUnauthenticatedFrom: ['127.0.0.0/8', '::1/128'], users: [], ...INBOUND_DEFAULTS }),
   identification: z
     .strictObject({
       order: z

@@ -113,6 +113,26 @@ export interface InboundUser {
 export interface Listener {
   readonly host: string;
   readonly port: number;
+  readonly tls: 'none' | 'starttls' | 'implicit';
+  /** Absolute paths of the PEM certificate chain and key; present when tls is not none. */
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+export interface InboundPolicy {
+  readonly allowUnauthenticatedFrom: readonly string[];
+  readonly users: ReadonlyMap<string, InboundUser>;
+  readonly tenantUsersSendAs: 'own-senders' | 'any-sender';
+  readonly checkHeaderFrom: boolean;
+  readonly bareLineEndings: 'reject' | 'normalize';
+  readonly maxRecipients: number;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerIp: number;
+  readonly idleTimeoutMs: number;
+  readonly progressTimeoutMs: number;
+  readonly dataTimeoutMs: number;
+  readonly maxAuthFailures: number;
+  readonly authFailureDelayMs: number;
 }
 
 export type Identifier = 'auth' | 'address' | 'domain';
@@ -123,10 +143,7 @@ export interface Config {
   readonly hostname: string;
   readonly listen: readonly Listener[];
   readonly maxMessageSizeBytes: number;
-  readonly inbound: {
-    readonly allowUnauthenticatedFrom: readonly string[];
-    readonly users: ReadonlyMap<string, InboundUser>;
-  };
+  readonly inbound: InboundPolicy;
   readonly identification: {
     readonly order: readonly Identifier[];
     readonly conflict: 'refuse' | 'prefer-auth';

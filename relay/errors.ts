@@ -39,6 +39,13 @@ export const Replies = {
   severalFromHeaders: (count: number) => reply(550, '5.6.0', `Message has ${count} From headers; exactly one is allowed`),
   dkimFailedTemporary: reply(451, '4.7.5', 'The message could not be DKIM-signed; please try again later'),
   dkimFailedPermanent: reply(554, '5.7.5', 'The message cannot be DKIM-signed (it needs exactly one valid From header)'),
+  bareLineEndings: reply(550, '5.5.2', 'Message contains a bare CR or LF, or a NUL: lines must end in CRLF (SMTP smuggling protection)'),
+  tooManyAuthFailures: reply(421, '4.7.0', 'Too many authentication failures; closing the connection'),
+  tooManyConnectionsFromIp: reply(421, '4.7.0', 'Too many connections from your address; please try again later'),
+  tooSlow: reply(421, '4.4.2', 'Session too slow: the deadline passed; closing the connection'),
+  senderNotOfTenant: (sender: string, tenant: string) =>
+    reply(553, '5.7.1', `Sender ${sender} is not an address of tenant ${tenant}, which you authenticated as`),
+  headerFromNotOfTenant: (tenant: string) => reply(553, '5.7.1', `The From header is not an address of tenant ${tenant}, which you authenticated as`),
   insufficientStorage: reply(452, '4.3.1', 'Insufficient system storage; please try again later'),
   headerTooLarge: reply(552, '5.3.4', 'Message header section is larger than 1 MiB'),
   clientAborted: reply(451, '4.3.0', 'Message data was not received completely; nothing was sent'),

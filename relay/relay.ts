@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { SMTPServer } from 'smtp-server';
 import type { Config } from '../config/types.js';
 import { UpstreamPools } from './delivery/pools.js';
+import { watchCertificate } from './inbound/certificates.js';
 import { createInboundServer } from './inbound/server.js';
 import { Scheduler } from './queue/scheduler.js';
 import { Spool, type SpoolIo } from './queue/spool.js';
@@ -38,9 +39,11 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   const spoolHasRoom = cachedFor(1000, async () => (await spool.freeBytes()) >= current.delivery.spool.minFreeBytes);
   const deps = { config, pools, spool, scheduler, spoolHasRoom, logger: options.logger };
   const servers: SMTPServer[] = [];
+  const stopWatching: (() => void)[] = [];
   try {
     for (const listener of initial.listen) {
       const server = createInboundServer(listener, deps);
+      stopWatching.push(watchCertificate(listener, server, options.logger));
       await new Promise<void>((resolve, reject) => {
         server.server.once('error', reject);
         server.listen(listener.port, listener.host, () => {
@@ -51,6 +54,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       servers.push(server);
     }
   } catch (err) {
+    for (const stop of stopWatching) stop();
     await Promise.all(servers.map((s) => closeServer(s, 0)));
     await scheduler.stop(0);
     pools.close();
@@ -67,6 +71,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     spool,
     scheduler,
     async close(graceMs = 30_000) {
+      for (const stop of stopWatching) stop();
       await Promise.all(servers.map((s) => closeServer(s, graceMs)));
       // Attempts still running after the grace period are cut; their state on disk says "retry".
       await scheduler.stop(graceMs);

@@ -53,6 +53,8 @@ export interface RouteDecision {
   readonly route: Route;
   readonly rewrites: Rewrites;
   readonly dkim: DkimPlan;
+  /** The header From must be one of this tenant's addresses (its user sent it, and checkHeaderFrom is on). */
+  readonly headerFromOf?: Tenant;
   readonly reason: string;
 }
 

@@ -57,7 +57,7 @@ t.test('serve runs the npm start config: mail for two tenants lands in their mai
   });
 
   await sendThrough(port, { from: 'billing@acme.test', to: 'customer@example.com' });
-  await sendThrough(port, { from: 'anyone@unclaimed.test', to: 'customer@example.com', auth: { user: 'globex-app', pass: 'dev-password' } });
+  await sendThrough(port, { from: 'alerts@globex.test', to: 'customer@example.com', auth: { user: 'globex-app', pass: 'dev-password' } });
   const files = (name: string) => {
     const folder = path.join(dir, 'var', 'mail', name, 'new');
     return fs.existsSync(folder) ? fs.readdirSync(folder) : [];

@@ -68,8 +68,13 @@ t.test('an exact sender address routes to its tenant, whatever its letter case',
 });
 
 t.test('an AUTH user routes to its tenant over implicit TLS with that tenant\'s credentials', async (t) => {
-  await sendThrough(relay.port, { from: 'someone@unclaimed.test', to: 'x@example.com', auth: app });
-  t.match(last(globex), { mailFrom: 'someone@unclaimed.test', user: 'globex-relay', secure: true });
+  await sendThrough(relay.port, { from: 'alerts@globex.test', to: 'x@example.com', auth: app });
+  t.match(last(globex), { mailFrom: 'alerts@globex.test', user: 'globex-relay', secure: true });
+});
+
+t.test("a tenant's user may not send as an address no tenant claims: 553 5.7.1", async (t) => {
+  const reply = await replyOf(sendThrough(relay.port, { from: 'ceo@bank.test', to: 'x@example.com', auth: app }));
+  t.match(reply, /^553 5\.7\.1 Sender ceo@bank\.test is not an address of tenant globex/);
 });
 
 t.test('a tenant without its own upstream sends through the global smarthost', async (t) => {

@@ -34,7 +34,17 @@ function routed(from: string, auth?: string, c = config) {
 }
 
 t.test('an AUTH user identifies its tenant', async (t) => {
-  t.match(routed('anyone@elsewhere.test', 'acme-app'), { tenant: 'acme', upstream: 'acme', reason: /AUTH user acme-app is tenant acme/ });
+  t.match(routed('billing@acme.test', 'acme-app'), { tenant: 'acme', upstream: 'acme', reason: /AUTH user acme-app is tenant acme/ });
+});
+
+t.test("a tenant's user with a sender no tenant claims is refused (tenantUsersSendAs: own-senders, the default)", async (t) => {
+  t.match(decide({ mailFrom: 'ceo@bank.test' }, { username: 'acme-app' }, config), {
+    kind: 'refuse',
+    reply: { code: 553, enhanced: '5.7.1' },
+    reason: /no tenant claims sender ceo@bank\.test/,
+  });
+  const lax = parseConfig(yaml('inbound: { tenantUsersSendAs: any-sender, users: [{ username: acme-app, passwordHash: "scrypt$1$1$1$a$b" }] }').replace(/^inbound:\n  users:\n.*\n.*\n/m, ''), 'relay.yaml', {});
+  t.match(routed('ceo@bank.test', 'acme-app', lax), { tenant: 'acme' }, 'any-sender lets the AUTH tenant send as anyone');
 });
 
 t.test('an exact sender address identifies its tenant before any domain rule', async (t) => {

@@ -4,6 +4,7 @@
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { Replies, type SmtpReply } from '../errors.js';
+import { type DataSummary, readData } from './data.js';
 import { prepareMessage } from '../message/transform.js';
 import { readHeaderBlock } from '../message/split.js';
 import type { TraceInfo } from '../message/trace.js';
@@ -32,15 +33,20 @@ export async function acceptToQueue(
   const id = spool.newId();
   const raw = `${id}.raw`;
   const limit = config.maxMessageSizeBytes;
-  let received = 0;
+  const summary: DataSummary = { received: 0, bareLineEndings: false };
   try {
+    let diskError: unknown;
     try {
-      await spool.writeTemp(raw, [capped(data, limit, (n) => (received = n))], { sync: false });
+      diskError = await spool.receiveTemp(raw, readData(data, limit, config.inbound.bareLineEndings, summary));
     } catch {
-      // The client left before the final dot, or the disk refused the bytes: either way, nothing queued.
-      return { reply: data.readableAborted || data.errored ? Replies.clientAborted : Replies.localError, reason: 'DATA not stored', warnings: [] };
+      // The client left before the final dot: nothing queued, and nobody to tell.
+      return { reply: Replies.clientAborted, reason: 'client left during DATA', warnings: [] };
     }
-    if (received > limit) return { reply: Replies.messageTooBig(limit), reason: 'too big', warnings: [] };
+    if (diskError) return { reply: Replies.localError, reason: `spool: ${(diskError as Error).message}`, warnings: [] };
+    if (summary.received > limit) return { reply: Replies.messageTooBig(limit), reason: 'too big', warnings: [] };
+    if (summary.bareLineEndings && config.inbound.bareLineEndings === 'reject') {
+      return { reply: Replies.bareLineEndings, reason: 'bare CR, LF or NUL in DATA', warnings: [] };
+    }
 
     const rawPath = spool.path('tmp', raw);
     const header = await readHeaderBlock(rawPath);
@@ -70,15 +76,5 @@ export async function acceptToQueue(
     return { reply: Replies.localError, reason: `spool: ${(err as Error).message}`, warnings: [] };
   } finally {
     await spool.discardTemp(raw);
-  }
-}
-
-/** Passes the client's bytes on up to `limit`, then keeps reading (the client must reach the dot) but drops them. */
-async function* capped(data: Readable, limit: number, count: (n: number) => void): AsyncGenerator<Buffer> {
-  let n = 0;
-  for await (const chunk of data as AsyncIterable<Buffer>) {
-    n += chunk.length;
-    count(n);
-    if (n <= limit) yield chunk;
   }
 }

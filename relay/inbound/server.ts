@@ -19,6 +19,8 @@ import { decide } from '../routing/decide.js';
 import type { AuthIdentity, Envelope, RouteDecision } from '../types.js';
 import { isAcceptableAddress } from './addresses.js';
 import { collectMessage } from './collect.js';
+import { readCertificate } from './certificates.js';
+import { SessionGuards } from './guards.js';
 import { isInNetworks, isLoopbackHost, networkList } from './networks.js';
 import { passthroughReply } from './passthrough-reply.js';
 import { verifyPassword } from './passwords.js';
@@ -50,34 +52,60 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): SMTP
     if (trusted.config !== config) trusted = { config, list: networkList(config.inbound.allowUnauthenticatedFrom) };
     return trusted.list;
   };
-  // Until TLS listeners exist, AUTH is offered only where the password cannot cross a network.
-  const authOnThisListener = isLoopbackHost(listener.host);
   const startConfig = deps.config();
+  const policy = () => deps.config().inbound;
+  const guards = new SessionGuards(() => server, policy);
+  // A password may cross only TLS or loopback. A plain listener on a network address offers no AUTH at
+  // all (smtp-server would allow it in cleartext once STARTTLS is off); a STARTTLS one says 538 until TLS.
+  const loopback = isLoopbackHost(listener.host);
+  const disabled = [...(listener.tls === 'starttls' ? [] : ['STARTTLS']), ...(listener.tls === 'none' && !loopback ? ['AUTH'] : [])];
 
   const server = new SMTPServer({
     name: startConfig.hostname,
     banner: 'tenant-relay',
     hideENHANCEDSTATUSCODES: false,
-    disabledCommands: authOnThisListener ? ['STARTTLS'] : ['STARTTLS', 'AUTH'],
+    secure: listener.tls === 'implicit',
+    ...readCertificate(listener),
+    minVersion: 'TLSv1.2',
+    disabledCommands: disabled,
     authMethods: ['PLAIN', 'LOGIN'],
     authOptional: true,
-    allowInsecureAuth: authOnThisListener,
+    allowInsecureAuth: loopback && listener.tls === 'none',
     size: startConfig.maxMessageSizeBytes,
+    maxClients: startConfig.inbound.maxConnections,
+    maxRecipients: startConfig.inbound.maxRecipients,
+    // RFC 5321 4.5.3.1.4: 512 octets for a command line, CRLF included.
+    maxCommandLength: 512,
+    socketTimeout: startConfig.inbound.idleTimeoutMs,
     logger: false,
+
+    onConnect(session, callback) {
+      if (!guards.admit(session)) return callback(fail(Replies.tooManyConnectionsFromIp));
+      callback();
+    },
+
+    onClose(session) {
+      guards.closed(session);
+    },
 
     onAuth(auth, session, callback) {
       const user = deps.config().inbound.users.get(auth.username ?? '');
       verifyPassword(auth.password ?? '', user?.passwordHash ?? '').then(
-        (ok) => {
-          if (ok && user) return callback(null, { user: { username: user.username } satisfies AuthIdentity });
+        async (ok) => {
+          if (ok && user) {
+            guards.progressed(session);
+            return callback(null, { user: { username: user.username } satisfies AuthIdentity });
+          }
           deps.logger.warn({ event: 'auth-failed', session: session.id, client: session.remoteAddress, username: auth.username });
-          callback(fail(Replies.authFailed));
+          const mayRetry = await guards.authFailed(session);
+          callback(fail(mayRetry ? Replies.authFailed : Replies.tooManyAuthFailures));
         },
         () => callback(fail(Replies.authFailed)),
       );
     },
 
     onMailFrom(address: SMTPServerAddress, session, callback) {
+      guards.progressed(session);
       const config = deps.config();
       const auth = session.user as AuthIdentity | undefined;
       if (!auth && !isInNetworks(trustedNetworks(config), session.remoteAddress)) return callback(fail(Replies.authRequired));
@@ -102,19 +130,23 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): SMTP
       callback();
     },
 
-    onRcptTo(address: SMTPServerAddress, _session, callback) {
+    onRcptTo(address: SMTPServerAddress, session, callback) {
+      guards.progressed(session);
       if (!isAcceptableAddress(address.address)) return callback(fail(Replies.badRecipientAddress));
       callback();
     },
 
     onData(stream: SMTPServerDataStream, session, callback) {
-      handleData(stream, session, transactions.get(session), deps).then(
-        (reply) => (reply.code === 250 ? callback(null, `${reply.enhanced} ${reply.text}`) : callback(fail(reply))),
-        (err) => {
-          deps.logger.error({ event: 'data-failed', session: session.id, err });
-          callback(fail(Replies.localError));
-        },
-      );
+      const dataEnded = guards.dataStarted(session);
+      handleData(stream, session, transactions.get(session), deps)
+        .then(
+          (reply) => (reply.code === 250 ? callback(null, `${reply.enhanced} ${reply.text}`) : callback(fail(reply))),
+          (err) => {
+            deps.logger.error({ event: 'data-failed', session: session.id, err });
+            callback(fail(Replies.localError));
+          },
+        )
+        .finally(dataEnded);
     },
   });
 
@@ -177,12 +209,13 @@ async function forwardInSession(
 ): Promise<SmtpReply> {
   let collected: Awaited<ReturnType<typeof collectMessage>>;
   try {
-    collected = await collectMessage(stream, config.maxMessageSizeBytes);
+    collected = await collectMessage(stream, config.maxMessageSizeBytes, config.inbound.bareLineEndings);
   } catch {
     // The client left before the final dot: it will not hear this, and nothing was sent.
     return Replies.clientAborted;
   }
   if (collected.kind === 'too-big') return Replies.messageTooBig(config.maxMessageSizeBytes);
+  if (collected.bareLineEndings && config.inbound.bareLineEndings === 'reject') return Replies.bareLineEndings;
   const transformed = await transformMessage(collected.bytes, decision, config, trace);
   if (transformed.kind === 'refuse') {
     deps.logger.info({ event: 'refused', ...log, id: trace.id, reason: transformed.reason, reply: formatReply(transformed.reply) });

@@ -4,7 +4,7 @@
 import { Readable } from 'node:stream';
 import { Headers } from '@zone-eu/mailsplit';
 import { domainOf } from '../../config/directory.js';
-import type { Config } from '../../config/types.js';
+import type { Config, Tenant } from '../../config/types.js';
 import { Replies, type SmtpReply } from '../errors.js';
 import type { RouteDecision } from '../types.js';
 import { formatMailbox, type Mailbox, parseMailbox } from './addresses.js';
@@ -56,6 +56,10 @@ function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, 
     return { kind: 'refuse', reply: Replies.severalFromHeaders(fromLines.length), reason: `${fromLines.length} From headers` };
   }
 
+  const owner = decision.headerFromOf;
+  if (owner && !belongsTo(parseMailbox(headers.getFirst('from'))?.address, owner, config)) {
+    return { kind: 'refuse', reply: Replies.headerFromNotOfTenant(owner.id), reason: 'header From is not one of the tenant\'s addresses' };
+  }
   const from = rewriteIdentity(headers, decision, config);
   for (const name of config.message.removeHeaders) headers.remove(name);
   if (config.message.traceHeader) {
@@ -65,6 +69,12 @@ function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, 
   headers.addFormatted('Received', `Received: ${receivedValue(trace)}`, 0);
   return { kind: 'ok', header: headers.build(), from };
 }
+function belongsTo(address: string | undefined, tenant: Tenant, config: Config): boolean {
+  if (!address) return false;
+  // The same order as identification: an exact address claim outranks a domain claim.
+  return (config.directory.byAddress(address) ?? config.directory.byDomain(domainOf(address))?.tenant) === tenant;
+}
+
 /** Applies From, Reply-To and the original-From header; returns the From the message leaves with. */
 function rewriteIdentity(headers: Headers, decision: RouteDecision, config: Config): Mailbox | undefined {
   const original = parseMailbox(headers.getFirst('from'));

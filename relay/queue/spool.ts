@@ -61,8 +61,8 @@ export class Spool {
     return s.bavail * s.bsize;
   }
 
-  /** Writes `parts` (buffers and streams, in order) to tmp/<name>, fsynced unless told. Returns the byte count. */
-  async writeTemp(name: string, parts: readonly (Buffer | AsyncIterable<Buffer>)[], options: { sync?: boolean } = {}): Promise<number> {
+  /** Writes `parts` (buffers and streams, in order) to tmp/<name>, fsynced. Returns the byte count. */
+  async writeTemp(name: string, parts: readonly (Buffer | AsyncIterable<Buffer>)[]): Promise<number> {
     const file = this.path('tmp', name);
     const out = createWriteStream(file, { flags: 'wx' });
     await pipeline(async function* () {
@@ -71,8 +71,36 @@ export class Spool {
         else yield* part;
       }
     }, out);
-    if (options.sync ?? true) await this.#syncFile(file);
+    await this.#syncFile(file);
     return out.bytesWritten;
+  }
+
+  /**
+   * Stores what a client sends into tmp/<name>. A disk error does not stop the reading: the client must
+   * reach its final dot to hear the 451. Resolves with the disk error, if any; rejects if `data` fails
+   * (the client left).
+   */
+  async receiveTemp(name: string, data: AsyncIterable<Buffer>): Promise<unknown> {
+    let diskError: unknown;
+    let file: fs.FileHandle | undefined;
+    try {
+      file = await fs.open(this.path('tmp', name), 'wx');
+    } catch (err) {
+      diskError = err;
+    }
+    try {
+      for await (const chunk of data) {
+        if (diskError || !file) continue;
+        try {
+          await file.write(chunk);
+        } catch (err) {
+          diskError = err;
+        }
+      }
+    } finally {
+      await file?.close().catch(() => {});
+    }
+    return diskError;
   }
 
   /**

@@ -23,11 +23,29 @@ export function decide(envelope: Pick<Envelope, 'mailFrom'>, auth: AuthIdentity 
     };
   }
   const { tenant } = found.match;
+  const authTenant = found.match.by === 'auth';
+  // A tenant's user may not borrow an address nobody claims: with the tenant's credentials it would
+  // go out as anyone. (An address another tenant claims is the conflict rule's business, above.)
+  if (authTenant && !found.bySender && envelope.mailFrom !== '' && config.inbound.tenantUsersSendAs === 'own-senders') {
+    return {
+      kind: 'refuse',
+      reply: Replies.senderNotOfTenant(envelope.mailFrom, tenant.id),
+      reason: `${describe(found.match)} but no tenant claims sender ${envelope.mailFrom}; tenantUsersSendAs is "own-senders"`,
+    };
+  }
   const route = tenant.upstream
     ? ({ upstream: tenant.upstream, via: 'tenant' } as const)
     : ({ upstream: config.smarthost, via: 'smarthost' } as const);
   const where = route.via === 'tenant' ? "the tenant's own upstream" : 'global smarthost (tenant has no upstream)';
-  return { kind: 'route', tenant, route, rewrites: rewritesFor(tenant), dkim: dkimPlan(tenant, config), reason: `${describe(found.match)}; ${where}` };
+  return {
+    kind: 'route',
+    tenant,
+    route,
+    rewrites: rewritesFor(tenant),
+    dkim: dkimPlan(tenant, config),
+    ...(authTenant && config.inbound.checkHeaderFrom ? { headerFromOf: tenant } : {}),
+    reason: `${describe(found.match)}; ${where}`,
+  };
 }
 
 function rewritesFor(tenant: Tenant): Rewrites {

@@ -4,7 +4,8 @@ import type { Config } from '../../config/types.js';
 import type { AuthIdentity, TenantMatch } from '../types.js';
 
 export type Identification =
-  | { readonly kind: 'tenant'; readonly match: TenantMatch }
+  /** `bySender` is what the sender alone says (absent when no tenant claims it). */
+  | { readonly kind: 'tenant'; readonly match: TenantMatch; readonly bySender?: TenantMatch }
   | { readonly kind: 'none' }
   /** AUTH names one tenant and the sender another: the conflict rule decides what happens. */
   | { readonly kind: 'conflict'; readonly auth: TenantMatch; readonly sender: TenantMatch };
@@ -30,9 +31,10 @@ export function identifyTenant(mailFrom: string, auth: AuthIdentity | undefined,
   const byAuth = matches.find((m) => m.by === 'auth');
   const bySender = matches.find((m) => m.by !== 'auth');
   if (byAuth && bySender && byAuth.tenant !== bySender.tenant) {
-    if (config.identification.conflict === 'prefer-auth') return { kind: 'tenant', match: byAuth };
+    if (config.identification.conflict === 'prefer-auth') return { kind: 'tenant', match: byAuth, bySender };
     return { kind: 'conflict', auth: byAuth, sender: bySender };
   }
   const first = matches[0];
-  return first ? { kind: 'tenant', match: first } : { kind: 'none' };
+  if (!first) return { kind: 'none' };
+  return bySender ? { kind: 'tenant', match: first, bySender } : { kind: 'tenant', match: first };
 }
