@@ -43,7 +43,7 @@ t.test("a tenant's user with a sender no tenant claims is refused (tenantUsersSe
     reply: { code: 553, enhanced: '5.7.1' },
     reason: /no tenant claims sender ceo@bank\.test/,
   });
-  const lax = parseConfig(yaml('inbound: { tenantUsersSendAs: any-sender, users: [{ username: acme-app, passwordHash: "scrypt$1$1$1$a$b" }] }').replace(/^inbound:\n  users:\n.*\n.*\n/m, ''), 'relay.yaml', {});
+  const lax = parseConfig(yaml().replace('inbound:\n', 'inbound:\n  tenantUsersSendAs: any-sender\n'), 'relay.yaml', {});
   t.match(routed('ceo@bank.test', 'acme-app', lax), { tenant: 'acme' }, 'any-sender lets the AUTH tenant send as anyone');
 });
 
