@@ -1,16 +1,26 @@
 // A raw SMTP client for what nodemailer would refuse to send: odd addresses, broken sessions.
 import net from 'node:net';
+import tls from 'node:tls';
 
 export interface RawSession {
   /** Writes bytes as they are (add \r\n yourself) and resolves with the next complete reply. */
   send(text: string | Buffer): Promise<string>;
+  /** Writes bytes without waiting for anything. */
+  write(text: string | Buffer): void;
+  /** The next complete reply. */
+  reply(): Promise<string>;
   /** The greeting, already read. */
   readonly greeting: string;
   close(): void;
 }
 
-export async function openRawSession(port: number): Promise<RawSession> {
-  const socket = net.connect(port, '127.0.0.1');
+export interface RawSessionOptions {
+  /** Upgrade with STARTTLS right after EHLO, trusting this CA. */
+  readonly starttlsCa?: string;
+}
+
+export async function openRawSession(port: number, options: RawSessionOptions = {}): Promise<RawSession> {
+  let socket: net.Socket = net.connect(port, '127.0.0.1');
   socket.setNoDelay(true);
   let buffer = '';
   let waiting: ((reply: string) => void) | undefined;
@@ -25,11 +35,14 @@ export async function openRawSession(port: number): Promise<RawSession> {
     waiting = undefined;
     w(reply);
   };
-  socket.on('data', (d) => {
-    buffer += d.toString('latin1');
-    tryDeliver();
-  });
-  socket.on('error', () => {});
+  const listen = (s: net.Socket) => {
+    s.on('data', (d) => {
+      buffer += d.toString('latin1');
+      tryDeliver();
+    });
+    s.on('error', () => {});
+  };
+  listen(socket);
   const next = () =>
     new Promise<string>((resolve) => {
       waiting = resolve;
@@ -42,13 +55,36 @@ export async function openRawSession(port: number): Promise<RawSession> {
       tryDeliver();
     });
   const greeting = await next();
+  const send = (text: string | Buffer) => {
+    const reply = next();
+    socket.write(text);
+    return reply;
+  };
+  if (options.starttlsCa) {
+    await send('EHLO client.test\r\n');
+    const ready = await send('STARTTLS\r\n');
+    if (!/^220 /.test(ready)) throw new Error(`STARTTLS refused: ${ready}`);
+    socket.removeAllListeners('data');
+    const secure = tls.connect({ socket, ca: options.starttlsCa, servername: 'localhost' });
+    await new Promise<void>((resolve, reject) => secure.once('secureConnect', resolve).once('error', reject));
+    socket = secure;
+    listen(socket);
+  }
   return {
     greeting,
-    send(text) {
-      const reply = next();
-      socket.write(text);
-      return reply;
-    },
+    send,
+    write: (text) => socket.write(text),
+    reply: next,
     close: () => socket.destroy(),
   };
+}
+
+/** Writes bytes one at a time, each in its own TCP segment as far as Node allows. */
+export async function writeByteByByte(session: RawSession, text: string): Promise<string> {
+  const reply = session.reply();
+  for (const ch of text) {
+    session.write(Buffer.from(ch, 'latin1'));
+    await new Promise((r) => setImmediate(r));
+  }
+  return reply;
 }
