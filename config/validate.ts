@@ -23,7 +23,8 @@ export function crossCheck(raw: RawConfig): PathIssue[] {
   const listeners = new Set<string>();
   raw.listen.forEach((l, i) => {
     const key = `${l.host}:${l.port}`;
-    if (listeners.has(key)) issues.push({ path: ['listen', i], message: `${key} is listed twice` });
+    // Port 0 is "any free port": two of those never collide.
+    if (l.port !== 0 && listeners.has(key)) issues.push({ path: ['listen', i], message: `${key} is listed twice` });
     listeners.add(key);
   });
 

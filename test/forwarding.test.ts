@@ -39,11 +39,12 @@ tenants:
     identity: { from: mailer@hooli.test, rewriteEnvelopeSender: true }
 `;
 const relay = await startTestRelay(config('refuse'), { ACME_PASSWORD: 'acme-secret' });
+const strictFrom = await startTestRelay(config('refuse').replace('inbound:\n', 'inbound:\n  checkHeaderFrom: true\n'), { ACME_PASSWORD: 'acme-secret' });
 const preferAuth = await startTestRelay(config('prefer-auth'), { ACME_PASSWORD: 'acme-secret' });
 const app = { user: 'globex-app', pass: 'app-pass' };
 
 t.teardown(async () => {
-  await Promise.all([relay.close(), preferAuth.close()]);
+  await Promise.all([relay.close(), preferAuth.close(), strictFrom.close()]);
   await Promise.all([smarthost, acme, globex, initech].map((u) => u.close()));
 });
 
@@ -93,6 +94,14 @@ t.test('AUTH and sender naming different tenants is refused with 553 5.7.1 by de
   const reply = await replyOf(sendThrough(relay.port, { from: 'billing@acme.test', to: 'x@example.com', auth: app }));
   t.match(reply, /^553 5\.7\.1 Sender belongs to tenant acme, but you authenticated as tenant globex/);
   t.equal(acme.received.length + globex.received.length, before, 'nothing forwarded');
+});
+
+t.test("with checkHeaderFrom, a tenant user's From header must be the tenant's too", async (t) => {
+  const forged = 'From: The CEO <ceo@acme.test>\r\nSubject: urgent\r\n\r\nwire it\r\n';
+  const reply = await replyOf(sendThrough(strictFrom.port, { from: 'alerts@globex.test', to: 'x@example.com', auth: app, raw: forged }));
+  t.match(reply, /^553 5\.7\.1 The From header is not an address of tenant globex/);
+  const own = 'From: Alerts <alerts@globex.test>\r\nSubject: fine\r\n\r\nok\r\n';
+  t.match((await sendThrough(strictFrom.port, { from: 'alerts@globex.test', to: 'x@example.com', auth: app, raw: own })).response, /^250 /);
 });
 
 t.test('with conflict: prefer-auth, the AUTH tenant wins over the sender', async (t) => {
