@@ -114,6 +114,12 @@ const tenant = z.strictObject({
     })
     .default({ disablePlatformDkim: false }),
   delivery: tenantDelivery,
+  limits: z
+    .strictObject({
+      messagesPerMinute: z.number().positive().optional(),
+      messagesPerDay: z.int().positive().optional(),
+    })
+    .optional(),
 });
 
 const messagePolicy = z

@@ -80,6 +80,8 @@ export interface Tenant {
   readonly upstream?: Upstream;
   readonly identity: TenantIdentity;
   readonly dkim: DkimSettings & { readonly disablePlatformDkim: boolean };
+  /** Sending rates: pass-through refuses past them (451 4.7.1), the queue spreads deliveries out. */
+  readonly limits?: { readonly messagesPerMinute?: number; readonly messagesPerDay?: number };
   readonly delivery: {
     /** Absent: the global mode. */
     readonly mode?: DeliveryMode;

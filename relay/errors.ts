@@ -46,6 +46,7 @@ export const Replies = {
   senderNotOfTenant: (sender: string, tenant: string) =>
     reply(553, '5.7.1', `Sender ${sender} is not an address of tenant ${tenant}, which you authenticated as`),
   headerFromNotOfTenant: (tenant: string) => reply(553, '5.7.1', `The From header is not an address of tenant ${tenant}, which you authenticated as`),
+  tenantRateExceeded: (tenant: string) => reply(451, '4.7.1', `Tenant ${tenant} is over its sending rate; please try again later`),
   insufficientStorage: reply(452, '4.3.1', 'Insufficient system storage; please try again later'),
   headerTooLarge: reply(552, '5.3.4', 'Message header section is larger than 1 MiB'),
   clientAborted: reply(451, '4.3.0', 'Message data was not received completely; nothing was sent'),

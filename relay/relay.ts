@@ -5,6 +5,7 @@ import type { Config } from '../config/types.js';
 import { UpstreamPools } from './delivery/pools.js';
 import { watchCertificate } from './inbound/certificates.js';
 import { createInboundServer } from './inbound/server.js';
+import { TenantRates } from './queue/rates.js';
 import { Scheduler } from './queue/scheduler.js';
 import { Spool, type SpoolIo } from './queue/spool.js';
 import type { Logger } from './ops/log.js';
@@ -34,10 +35,11 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   const pools = new UpstreamPools(initial.hostname);
   const spool = new Spool(initial.delivery.spool.path, { fsync: initial.delivery.spool.fsync, ...(options.spoolIo ? { io: options.spoolIo } : {}) });
   // The spool is read before the listeners open: what was accepted before a crash goes out first.
-  const scheduler = new Scheduler({ spool, config, pools, logger: options.logger });
+  const rates = new TenantRates();
+  const scheduler = new Scheduler({ spool, config, pools, rates, logger: options.logger });
   await scheduler.start({ timers: options.schedulerTimers ?? true });
   const spoolHasRoom = cachedFor(1000, async () => (await spool.freeBytes()) >= current.delivery.spool.minFreeBytes);
-  const deps = { config, pools, spool, scheduler, spoolHasRoom, logger: options.logger };
+  const deps = { config, pools, spool, scheduler, spoolHasRoom, rates, logger: options.logger };
   const servers: SMTPServer[] = [];
   const stopWatching: (() => void)[] = [];
   try {

@@ -23,6 +23,7 @@ const samples: { readonly [K in keyof typeof Replies]: SmtpReply } = {
   tooSlow: Replies.tooSlow,
   senderNotOfTenant: Replies.senderNotOfTenant('a@b.test', 'acme'),
   headerFromNotOfTenant: Replies.headerFromNotOfTenant('acme'),
+  tenantRateExceeded: Replies.tenantRateExceeded('acme'),
   insufficientStorage: Replies.insufficientStorage,
   headerTooLarge: Replies.headerTooLarge,
   queued: Replies.queued('abc'),

@@ -11,6 +11,7 @@ import { formatReply, Replies, type SmtpReply, SmtpReplyError } from '../errors.
 import { outboundEnvelope } from '../message/envelope.js';
 import { transformMessage } from '../message/transform.js';
 import type { TraceInfo } from '../message/trace.js';
+import type { TenantRates } from '../queue/rates.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import type { Spool } from '../queue/spool.js';
 import { acceptToQueue } from './accept.js';
@@ -33,6 +34,7 @@ export interface InboundDeps {
   readonly scheduler: Scheduler;
   /** Whether the spool has the configured free space (checked at most once a second). */
   readonly spoolHasRoom: () => Promise<boolean>;
+  readonly rates: TenantRates;
   readonly logger: Logger;
 }
 
@@ -126,6 +128,8 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): SMTP
         );
         return;
       }
+      // Pass-through has no later moment to slow down at: past its rate, the tenant's client must wait.
+      if (!deps.rates.take(decision.tenant, Date.now())) return callback(fail(Replies.tenantRateExceeded(decision.tenant?.id ?? '')));
       transactions.set(session, { config, decision });
       callback();
     },

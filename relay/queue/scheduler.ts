@@ -10,6 +10,7 @@ import type { Logger } from '../ops/log.js';
 import type { RecipientOutcome } from '../types.js';
 import { retryDelay } from './backoff.js';
 import { buildDsn } from './dsn.js';
+import type { TenantRates } from './rates.js';
 import { pendingRecipients, type QueuedMessage, type QueuedRecipient } from './entry.js';
 import type { Spool } from './spool.js';
 
@@ -17,6 +18,7 @@ export interface SchedulerDeps {
   readonly spool: Spool;
   readonly config: () => Config;
   readonly pools: UpstreamPools;
+  readonly rates: TenantRates;
   readonly logger: Logger;
   /** Milliseconds since the epoch; tests pass a fake clock. */
   readonly clock?: () => number;
@@ -77,6 +79,14 @@ export class Scheduler {
       const busy = this.#busyByUpstream.get(upstream.name) ?? 0;
       // A dead or slow upstream only ever holds its own slots: other tenants' mail keeps moving.
       if (busy >= slotsOf(upstream)) continue;
+      // Over its rate, a tenant's mail waits its turn instead of being refused (smoothing).
+      const tenant = d.tenant === null ? undefined : config.directory.byId(d.tenant);
+      const allowedAt = this.#deps.rates.nextAllowedAt(tenant, now);
+      if (allowedAt > now) {
+        this.#due.set(id, { ...d, at: allowedAt });
+        continue;
+      }
+      this.#deps.rates.take(tenant, now);
       // Claimed before any await: two overlapping rounds must never start the same message twice.
       this.#busyByUpstream.set(upstream.name, busy + 1);
       const attempt = (async () => {
