@@ -15,7 +15,7 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
   const tenants = raw.tenants.map((t, i): Tenant => {
     const at = ['tenants', i];
     const { upstream, identity, dkim, delivery, ...rest } = t;
-    const built = upstream && buildUpstream(upstream, t.id, [...at, 'upstream'], problems);
+    const built = upstream && buildUpstream(upstream, t.id, 'tenant', [...at, 'upstream'], problems);
     const ownKey = buildKey(dkim, [...at, 'dkim'], problems);
     if (!dkim.disablePlatformDkim && dkim.selector !== undefined && !ownKey && !platformKey) {
       problems.push({ path: [...at, 'dkim', 'selector'], message: 'there is no key to sign with: set privateKey here or under the top-level dkim' });
@@ -61,7 +61,8 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
       authFailureDelayMs: authFailureDelaySeconds * 1000,
     }),
     identification: deepFreeze(raw.identification),
-    smarthost: buildUpstream(raw.smarthost, 'smarthost', ['smarthost'], problems),
+    smarthost: buildUpstream(raw.smarthost, 'smarthost', 'platform', ['smarthost'], problems),
+    upstreamHosts: deepFreeze(raw.upstreamHosts),
     delivery: buildDelivery(raw.delivery, problems),
     message: deepFreeze(raw.message),
     dkim: deepFreeze({ ...withoutKey(raw.dkim), ...(platformKey ? { privateKey: platformKey } : {}) }),
@@ -82,7 +83,7 @@ function buildDelivery(d: RawConfig['delivery'], problems: PathIssue[]): Deliver
   });
 }
 
-function buildUpstream(u: RawUpstream, name: string, at: (string | number)[], problems: PathIssue[]): Upstream {
+function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'platform', at: (string | number)[], problems: PathIssue[]): Upstream {
   if (u.kind === 'maildir') {
     // Relative paths are relative to the working directory, like every other path the relay is given.
     return Object.freeze({ kind: 'maildir', name, path: path.resolve(u.path ?? path.join('var', 'mail', name)) });
@@ -97,6 +98,7 @@ function buildUpstream(u: RawUpstream, name: string, at: (string | number)[], pr
   }
   return deepFreeze({
     kind: 'smtp',
+    owner,
     name,
     host: u.host,
     port: u.port ?? DEFAULT_PORT[u.tls],

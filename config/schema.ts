@@ -234,6 +234,18 @@ export const configSchema = z.strictObject({
     })
     .default({ order: [...IDENTIFIERS], conflict: 'refuse' }),
   smarthost: upstreamSchema,
+  // Checks on the hosts of tenants' own upstreams (not the smarthost), for platforms where tenant
+  // admins type them in.
+  upstreamHosts: z
+    .strictObject({
+      // Refuse hosts that resolve to loopback, link-local or cloud metadata addresses.
+      denySpecialAddresses: z.boolean().default(false),
+      // Refuse private ranges too (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7).
+      denyPrivateAddresses: z.boolean().default(false),
+      // Addresses or CIDR ranges allowed whatever the two above say.
+      allow: z.array(z.string().min(1)).default([]),
+    })
+    .default({ denySpecialAddresses: false, denyPrivateAddresses: false, allow: [] }),
   delivery,
   message: messagePolicy,
   dkim: platformDkim,

@@ -3,8 +3,16 @@ import type { TenantDirectory } from './directory.js';
 
 export type TlsMode = 'implicit' | 'starttls' | 'none';
 
+export interface UpstreamHostPolicy {
+  readonly denySpecialAddresses: boolean;
+  readonly denyPrivateAddresses: boolean;
+  readonly allow: readonly string[];
+}
+
 export interface SmtpUpstream {
   readonly kind: 'smtp';
+  /** A tenant's own server (subject to the upstream host policy), or the platform's smarthost. */
+  readonly owner: 'tenant' | 'platform';
   /** The tenant id, or "smarthost" for the global one: used in logs and folder names. */
   readonly name: string;
   readonly host: string;
@@ -151,6 +159,7 @@ export interface Config {
     readonly conflict: 'refuse' | 'prefer-auth';
   };
   readonly smarthost: Upstream;
+  readonly upstreamHosts: UpstreamHostPolicy;
   readonly delivery: DeliveryPolicy;
   readonly message: MessagePolicy;
   /** The platform's DKIM key and what to do with a message that cannot be signed. */

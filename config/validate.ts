@@ -15,6 +15,9 @@ export function crossCheck(raw: RawConfig): PathIssue[] {
   raw.inbound.allowUnauthenticatedFrom.forEach((cidr, i) => {
     if (!parseCidr(cidr)) issues.push({ path: ['inbound', 'allowUnauthenticatedFrom', i], message: 'must be an address or CIDR range like 10.0.0.0/8' });
   });
+  raw.upstreamHosts.allow.forEach((cidr, i) => {
+    if (!parseCidr(cidr)) issues.push({ path: ['upstreamHosts', 'allow', i], message: 'must be an address or CIDR range like 10.0.0.0/8' });
+  });
   const users = new Set<string>();
   raw.inbound.users.forEach((u, i) => {
     if (users.has(u.username)) issues.push({ path: ['inbound', 'users', i, 'username'], message: `user "${u.username}" is declared twice` });

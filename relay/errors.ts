@@ -62,6 +62,8 @@ export const Replies = {
     reply(451, '4.4.2', `Connection to upstream ${upstream} was lost; please try again later`),
   upstreamTls: (upstream: string) =>
     reply(451, '4.4.0', `TLS with upstream ${upstream} failed (no STARTTLS or untrusted certificate); nothing was sent in cleartext`),
+  // A configuration the tenant must fix: retried (4xx), so nothing is lost while it does.
+  upstreamHostForbidden: (upstream: string, why: string) => reply(451, '4.4.0', `Upstream ${upstream} not used: ${why}`),
   upstreamAuth: (upstream: string) => reply(451, '4.4.0', `Upstream ${upstream} refused the relay's credentials; please try again later`),
   upstreamTempFail: (upstream: string, said: string) => reply(451, '4.4.0', `Upstream ${upstream} deferred the message: ${said}`),
   upstreamRejected: (upstream: string, code: number, said: string, enhanced = '5.0.0') =>

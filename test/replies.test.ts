@@ -35,6 +35,7 @@ const samples: { readonly [K in keyof typeof Replies]: SmtpReply } = {
   upstreamConnectionLost: Replies.upstreamConnectionLost('up'),
   upstreamTls: Replies.upstreamTls('up'),
   upstreamAuth: Replies.upstreamAuth('up'),
+  upstreamHostForbidden: Replies.upstreamHostForbidden('up', 'resolves to 127.0.0.1'),
   upstreamTempFail: Replies.upstreamTempFail('up', '421 busy'),
   upstreamRejected: Replies.upstreamRejected('up', 554, '554 no'),
   partlyDeferred: Replies.partlyDeferred(1, 2, 'x: 450'),

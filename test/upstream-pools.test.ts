@@ -10,6 +10,7 @@ import { startUpstream } from './helpers/upstream.js';
 
 const upstreamAt = (port: number, name = 'u'): SmtpUpstream => ({
   kind: 'smtp',
+  owner: 'platform',
   name,
   host: '127.0.0.1',
   port,

@@ -226,7 +226,7 @@ async function forwardInSession(
     return transformed.reply;
   }
   for (const warning of transformed.warnings) deps.logger.warn({ event: 'message-warning', ...log, id: trace.id, warning });
-  const result = await deliver(deps.pools, decision.route.upstream, envelope, transformed.bytes);
+  const result = await deliver(deps.pools, decision.route.upstream, envelope, transformed.bytes, config.upstreamHosts);
   const reply = passthroughReply(result);
   deps.logger.info({
     event: 'message',

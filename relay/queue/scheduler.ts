@@ -155,7 +155,7 @@ export class Scheduler {
     const { spool, logger } = this.#deps;
     const started = this.#clock();
     const pending = pendingRecipients(entry);
-    const result = await deliver(this.#deps.pools, upstream, { mailFrom: entry.mailFrom, rcptTo: pending }, { path: spool.messagePath(entry.id) });
+    const result = await deliver(this.#deps.pools, upstream, { mailFrom: entry.mailFrom, rcptTo: pending }, { path: spool.messagePath(entry.id) }, config.upstreamHosts);
     const outcomes = new Map(result.outcomes.map((o) => [o.recipient, o]));
     const recipients = entry.recipients.map((r) => (r.status === 'pending' ? applyOutcome(r, outcomes.get(r.address)) : r));
     const log = { id: entry.id, tenant: entry.tenant, upstream: upstream.name, attempt: entry.attempts + 1, ms: Math.round(this.#clock() - started) };
