@@ -64,6 +64,8 @@ export const Replies = {
     reply(451, '4.4.0', `TLS with upstream ${upstream} failed (no STARTTLS or untrusted certificate); nothing was sent in cleartext`),
   // A configuration the tenant must fix: retried (4xx), so nothing is lost while it does.
   upstreamHostForbidden: (upstream: string, why: string) => reply(451, '4.4.0', `Upstream ${upstream} not used: ${why}`),
+  upstreamNo8BitMime: (upstream: string) => reply(554, '5.6.3', `Upstream ${upstream} does not accept 8-bit content (no 8BITMIME); the message would be altered`),
+  upstreamNoSmtpUtf8: (upstream: string) => reply(553, '5.6.7', `Upstream ${upstream} does not accept UTF-8 addresses (no SMTPUTF8)`),
   upstreamAuth: (upstream: string) => reply(451, '4.4.0', `Upstream ${upstream} refused the relay's credentials; please try again later`),
   upstreamTempFail: (upstream: string, said: string) => reply(451, '4.4.0', `Upstream ${upstream} deferred the message: ${said}`),
   upstreamRejected: (upstream: string, code: number, said: string, enhanced = '5.0.0') =>

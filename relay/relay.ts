@@ -2,6 +2,7 @@
 import type { AddressInfo } from 'node:net';
 import type { SMTPServer } from 'smtp-server';
 import type { Config } from '../config/types.js';
+import { UpstreamCapabilities } from './delivery/capabilities.js';
 import { UpstreamPools } from './delivery/pools.js';
 import { watchCertificate } from './inbound/certificates.js';
 import { createInboundServer } from './inbound/server.js';
@@ -33,13 +34,14 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   const current = initial;
   const config = () => current;
   const pools = new UpstreamPools(initial.hostname);
+  const edge = { pools, capabilities: new UpstreamCapabilities(initial.hostname) };
   const spool = new Spool(initial.delivery.spool.path, { fsync: initial.delivery.spool.fsync, ...(options.spoolIo ? { io: options.spoolIo } : {}) });
   // The spool is read before the listeners open: what was accepted before a crash goes out first.
   const rates = new TenantRates();
-  const scheduler = new Scheduler({ spool, config, pools, rates, logger: options.logger });
+  const scheduler = new Scheduler({ spool, config, edge, rates, logger: options.logger });
   await scheduler.start({ timers: options.schedulerTimers ?? true });
   const spoolHasRoom = cachedFor(1000, async () => (await spool.freeBytes()) >= current.delivery.spool.minFreeBytes);
-  const deps = { config, pools, spool, scheduler, spoolHasRoom, rates, logger: options.logger };
+  const deps = { config, edge, spool, scheduler, spoolHasRoom, rates, logger: options.logger };
   const servers: SMTPServer[] = [];
   const stopWatching: (() => void)[] = [];
   try {

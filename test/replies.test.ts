@@ -35,6 +35,8 @@ const samples: { readonly [K in keyof typeof Replies]: SmtpReply } = {
   upstreamConnectionLost: Replies.upstreamConnectionLost('up'),
   upstreamTls: Replies.upstreamTls('up'),
   upstreamAuth: Replies.upstreamAuth('up'),
+  upstreamNo8BitMime: Replies.upstreamNo8BitMime('up'),
+  upstreamNoSmtpUtf8: Replies.upstreamNoSmtpUtf8('up'),
   upstreamHostForbidden: Replies.upstreamHostForbidden('up', 'resolves to 127.0.0.1'),
   upstreamTempFail: Replies.upstreamTempFail('up', '421 busy'),
   upstreamRejected: Replies.upstreamRejected('up', 554, '554 no'),

@@ -37,11 +37,15 @@ export function outcomesFromError(upstream: string, recipients: readonly string[
 }
 
 function outcomeForError(upstream: string, recipient: string, err: UpstreamError): RecipientOutcome {
-  const reply = replyForError(upstream, err);
+  const reply = replyFor(upstream, err);
   return { recipient, status: reply.code >= 500 ? 'perm' : 'temp', reply };
 }
 
-export function replyForError(upstream: string, err: UpstreamError): SmtpReply {
+export function replyForError(upstream: string, err: Error): SmtpReply {
+  return replyFor(upstream, err as UpstreamError);
+}
+
+function replyFor(upstream: string, err: UpstreamError): SmtpReply {
   const code = err.responseCode;
   const said = sanitizeUpstreamText(err.response ?? err.message);
   // Bad credentials or a failed handshake are the relay's configuration, not the message: retry.

@@ -1,6 +1,9 @@
 // The delivery edge: one entry point whatever the upstream kind.
 import type { Upstream, UpstreamHostPolicy } from '../../config/types.js';
-import { Replies } from '../errors.js';
+import { isAscii } from 'node:buffer';
+import { Replies, type SmtpReply } from '../errors.js';
+import type { UpstreamCapabilities } from './capabilities.js';
+import { replyForError } from './classify.js';
 import type { DeliveryResult, Envelope } from '../types.js';
 import { checkUpstreamHost } from './host-policy.js';
 import { deliverToMaildir } from './maildir.js';
@@ -10,22 +13,48 @@ import { sendViaSmtp } from './smtp.js';
 /** The bytes to send: in memory (pass-through) or a spool file, which a pool can re-read to resend. */
 export type MessageSource = Buffer | { readonly path: string };
 
+export interface OutboundMessage {
+  readonly source: MessageSource;
+  /** Any byte over 127 anywhere in the message: the upstream must offer 8BITMIME. */
+  readonly eightBit: boolean;
+}
+
+/** What delivery keeps between messages: connection pools, and what each upstream can do. */
+export interface DeliveryEdge {
+  readonly pools: UpstreamPools;
+  readonly capabilities: UpstreamCapabilities;
+}
+
 export async function deliver(
-  pools: UpstreamPools,
+  edge: DeliveryEdge,
   upstream: Upstream,
   envelope: Envelope,
-  message: MessageSource,
+  message: OutboundMessage,
   hostPolicy: UpstreamHostPolicy,
 ): Promise<DeliveryResult> {
-  if (upstream.kind === 'maildir') return deliverToMaildir(upstream, envelope, message);
+  if (upstream.kind === 'maildir') return deliverToMaildir(upstream, envelope, message.source);
+  const all = (reply: SmtpReply, status: 'temp' | 'perm'): DeliveryResult => ({
+    upstream: upstream.name,
+    outcomes: envelope.rcptTo.map((recipient) => ({ recipient, status, reply })),
+  });
+  let target = upstream;
   if (upstream.owner === 'tenant' && (hostPolicy.denySpecialAddresses || hostPolicy.denyPrivateAddresses)) {
     const checked = await checkUpstreamHost(upstream.host, hostPolicy);
-    if (!checked.ok) {
-      const reply = Replies.upstreamHostForbidden(upstream.name, checked.reason);
-      return { upstream: upstream.name, outcomes: envelope.rcptTo.map((recipient) => ({ recipient, status: 'temp', reply })) };
-    }
+    if (!checked.ok) return all(Replies.upstreamHostForbidden(upstream.name, checked.reason), 'temp');
     // Connect to the address that was checked; the certificate is still checked against the name.
-    return sendViaSmtp(pools, { ...upstream, host: checked.address, servername: upstream.servername ?? upstream.host }, envelope, message);
+    target = { ...upstream, host: checked.address, servername: upstream.servername ?? upstream.host };
   }
-  return sendViaSmtp(pools, upstream, envelope, message);
+  const utf8Envelope = !isAscii(Buffer.from(envelope.mailFrom + envelope.rcptTo.join('')));
+  if (message.eightBit || utf8Envelope) {
+    let extensions: ReadonlySet<string>;
+    try {
+      extensions = await edge.capabilities.get(target);
+    } catch (err) {
+      return all(replyForError(upstream.name, err as Error), 'temp');
+    }
+    // Refused, not mangled: a message this upstream cannot carry will not become carriable by retrying.
+    if (message.eightBit && !extensions.has('8BITMIME')) return all(Replies.upstreamNo8BitMime(upstream.name), 'perm');
+    if (utf8Envelope && !extensions.has('SMTPUTF8')) return all(Replies.upstreamNoSmtpUtf8(upstream.name), 'perm');
+  }
+  return sendViaSmtp(edge.pools, target, envelope, message.source);
 }

@@ -37,12 +37,16 @@ export class UpstreamPools {
     return this.#pools.size;
   }
 
+  get heloName(): string {
+    return this.#heloName;
+  }
+
   close(): void {
     this.#pools.clear();
   }
 }
 
-function transportOptions(u: SmtpUpstream, heloName: string): SMTPPoolOptions & { pool: true } {
+export function transportOptions(u: SmtpUpstream, heloName: string): SMTPPoolOptions & { pool: true } {
   return {
     pool: true,
     host: u.host,

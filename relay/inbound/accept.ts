@@ -33,7 +33,7 @@ export async function acceptToQueue(
   const id = spool.newId();
   const raw = `${id}.raw`;
   const limit = config.maxMessageSizeBytes;
-  const summary: DataSummary = { received: 0, bareLineEndings: false };
+  const summary: DataSummary = { received: 0, bareLineEndings: false, eightBit: false };
   try {
     let diskError: unknown;
     try {
@@ -67,6 +67,7 @@ export async function acceptToQueue(
       recipients: envelope.rcptTo.map((address) => ({ address, status: 'pending' })),
       attempts: 0,
       nextAttemptAt: now,
+      ...(summary.eightBit ? { eightBit: true } : {}),
     };
     await spool.commit(entry);
     scheduler.add(entry);

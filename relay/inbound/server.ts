@@ -5,8 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Config, Listener } from '../../config/types.js';
-import { deliver } from '../delivery/deliver.js';
-import type { UpstreamPools } from '../delivery/pools.js';
+import { type DeliveryEdge, deliver } from '../delivery/deliver.js';
 import { formatReply, Replies, type SmtpReply, SmtpReplyError } from '../errors.js';
 import { outboundEnvelope } from '../message/envelope.js';
 import { transformMessage } from '../message/transform.js';
@@ -29,7 +28,7 @@ import { verifyPassword } from './passwords.js';
 export interface InboundDeps {
   /** The snapshot in force now; a transaction keeps the one it started with. */
   readonly config: () => Config;
-  readonly pools: UpstreamPools;
+  readonly edge: DeliveryEdge;
   readonly spool: Spool;
   readonly scheduler: Scheduler;
   /** Whether the spool has the configured free space (checked at most once a second). */
@@ -226,7 +225,8 @@ async function forwardInSession(
     return transformed.reply;
   }
   for (const warning of transformed.warnings) deps.logger.warn({ event: 'message-warning', ...log, id: trace.id, warning });
-  const result = await deliver(deps.pools, decision.route.upstream, envelope, transformed.bytes, config.upstreamHosts);
+  const message = { source: transformed.bytes, eightBit: collected.eightBit };
+  const result = await deliver(deps.edge, decision.route.upstream, envelope, message, config.upstreamHosts);
   const reply = passthroughReply(result);
   deps.logger.info({
     event: 'message',

@@ -28,6 +28,8 @@ export interface QueuedMessage {
   readonly lastError?: string;
   /** A delivery status notification made by the relay: never bounced itself. */
   readonly dsn?: boolean;
+  /** The message has bytes over 127: only an upstream with 8BITMIME may take it. */
+  readonly eightBit?: boolean;
 }
 
 export function isQueuedMessage(value: unknown): value is QueuedMessage {

@@ -2,8 +2,7 @@
 // take the slots of the others, per-recipient outcomes written to the spool before anything else, retries
 // with backoff, expiry, smarthost fallback, and a DSN for what failed for good.
 import type { Config, Upstream } from '../../config/types.js';
-import { deliver } from '../delivery/deliver.js';
-import type { UpstreamPools } from '../delivery/pools.js';
+import { type DeliveryEdge, deliver } from '../delivery/deliver.js';
 import { formatReply } from '../errors.js';
 import { readHeaderBlock } from '../message/split.js';
 import type { Logger } from '../ops/log.js';
@@ -17,7 +16,7 @@ import type { Spool } from './spool.js';
 export interface SchedulerDeps {
   readonly spool: Spool;
   readonly config: () => Config;
-  readonly pools: UpstreamPools;
+  readonly edge: DeliveryEdge;
   readonly rates: TenantRates;
   readonly logger: Logger;
   /** Milliseconds since the epoch; tests pass a fake clock. */
@@ -155,7 +154,8 @@ export class Scheduler {
     const { spool, logger } = this.#deps;
     const started = this.#clock();
     const pending = pendingRecipients(entry);
-    const result = await deliver(this.#deps.pools, upstream, { mailFrom: entry.mailFrom, rcptTo: pending }, { path: spool.messagePath(entry.id) }, config.upstreamHosts);
+    const message = { source: { path: spool.messagePath(entry.id) }, eightBit: entry.eightBit === true };
+    const result = await deliver(this.#deps.edge, upstream, { mailFrom: entry.mailFrom, rcptTo: pending }, message, config.upstreamHosts);
     const outcomes = new Map(result.outcomes.map((o) => [o.recipient, o]));
     const recipients = entry.recipients.map((r) => (r.status === 'pending' ? applyOutcome(r, outcomes.get(r.address)) : r));
     const log = { id: entry.id, tenant: entry.tenant, upstream: upstream.name, attempt: entry.attempts + 1, ms: Math.round(this.#clock() - started) };

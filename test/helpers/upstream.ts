@@ -26,6 +26,8 @@ export interface UpstreamOptions {
   readonly rcpt?: (address: string) => [number, string] | undefined;
   /** Refuse the message after the dot. */
   readonly data?: [number, string];
+  /** Leave these out of EHLO, like an old or minimal server. */
+  readonly without?: readonly ('8BITMIME' | 'SMTPUTF8')[];
 }
 
 export interface Upstream {
@@ -52,6 +54,8 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     authOptional: !users,
     allowInsecureAuth: options.allowInsecureAuth ?? false,
     hideENHANCEDSTATUSCODES: false,
+    hide8BITMIME: options.without?.includes('8BITMIME') ?? false,
+    hideSMTPUTF8: options.without?.includes('SMTPUTF8') ?? false,
     logger: false,
     onConnect(_session, callback) {
       connections.opened++;
