@@ -91,3 +91,25 @@ t.test('dot-stuffing round trip: dot lines arrive upstream exactly as the author
   const got = upstream.received.at(-1)?.raw.toString('latin1') ?? '';
   t.ok(got.endsWith(authored), 'the body is what the author wrote');
 });
+
+t.test('message content sent before the 354 (in the same write as DATA) is refused with 554 5.5.0 and the connection closed', async (t) => {
+  const before = upstream.received.length;
+  const s = await openRawSession(reject.port);
+  t.teardown(() => s.close());
+  await s.send('EHLO client.test\r\n');
+  await s.send('MAIL FROM:<app@example.com>\r\n');
+  await s.send('RCPT TO:<user@example.com>\r\n');
+  t.match(await s.send('DATA\r\nSubject: early\r\n\r\ntoo soon\r\n.\r\n'), /^554 5\.5\.0 Improper pipelining/);
+  t.match(await s.send('NOOP\r\n'), /^closed/);
+  t.equal(upstream.received.length, before);
+});
+
+t.test('a client that pipelines MAIL, RCPT and DATA and then waits for the 354 is fine', async (t) => {
+  const s = await openRawSession(reject.port);
+  t.teardown(() => s.close());
+  await s.send('EHLO client.test\r\n');
+  s.write('MAIL FROM:<app@example.com>\r\nRCPT TO:<user@example.com>\r\nDATA\r\n');
+  const replies = [await s.reply(), await s.reply(), await s.reply()];
+  t.match(replies, [/^250 /, /^250 /, /^354 /]);
+  t.match(await s.send('Subject: ok\r\n\r\nfine\r\n.\r\n'), /^250 /);
+});
