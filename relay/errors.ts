@@ -40,6 +40,7 @@ export const Replies = {
   dkimFailedTemporary: reply(451, '4.7.5', 'The message could not be DKIM-signed; please try again later'),
   dkimFailedPermanent: reply(554, '5.7.5', 'The message cannot be DKIM-signed (it needs exactly one valid From header)'),
   bareLineEndings: reply(550, '5.5.2', 'Message contains a bare CR or LF, or a NUL: lines must end in CRLF (SMTP smuggling protection)'),
+  sourceRoute: reply(501, '5.1.3', 'Source routes (<@host:user@domain>) are not accepted'),
   improperPipelining: reply(554, '5.5.0', 'Improper pipelining: message content sent before the 354 reply to DATA; closing'),
   tooManyAuthFailures: reply(421, '4.7.0', 'Too many authentication failures; closing the connection'),
   tooManyConnectionsFromIp: reply(421, '4.7.0', 'Too many connections from your address; please try again later'),

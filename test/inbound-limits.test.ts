@@ -151,16 +151,14 @@ t.test('no open relay: the 16 classic probes from outside the allowed networks a
   t.equal(upstream.received.length, before, 'nothing relayed');
 });
 
-t.test('from an allowed network, routing tricks in addresses are still refused or ignored, never followed', async (t) => {
+t.test('from an allowed network, routing tricks in addresses are still refused', async (t) => {
   const relay = await relayWith('');
   for (const [from, to] of RELAY_PROBES.slice(4)) {
     const s = await openRawSession(relay.port);
     await s.send('EHLO probe.test\r\n');
     await s.send(`MAIL FROM:<${from}>\r\n`);
     const rcpt = await s.send(`RCPT TO:<${to}>\r\n`);
-    // A source route is dropped (RFC 5321 4.1.2); every other trick is refused.
-    if (to.startsWith('@')) t.match(rcpt, /^250 /, `${to}: route ignored`);
-    else t.match(rcpt, /^5\d\d /, to);
+    t.match(rcpt, /^5\d\d /, to);
     s.close();
   }
 });

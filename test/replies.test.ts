@@ -18,6 +18,7 @@ const samples: { readonly [K in keyof typeof Replies]: SmtpReply } = {
   dkimFailedTemporary: Replies.dkimFailedTemporary,
   dkimFailedPermanent: Replies.dkimFailedPermanent,
   bareLineEndings: Replies.bareLineEndings,
+  sourceRoute: Replies.sourceRoute,
   improperPipelining: Replies.improperPipelining,
   tooManyAuthFailures: Replies.tooManyAuthFailures,
   tooManyConnectionsFromIp: Replies.tooManyConnectionsFromIp,

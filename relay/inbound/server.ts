@@ -1,7 +1,7 @@
 // The inbound edge: one smtp-server per listener. Each handler is thin: it checks what the SMTP layer
 // owns (who may send, address syntax, size) and hands the decision to routing and the message to delivery.
 import './reply-codes.js';
-import './pipelining-guard.js';
+import './protocol-guards.js';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';

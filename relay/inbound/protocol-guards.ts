@@ -1,7 +1,10 @@
-// RFC 2920: DATA ends a pipelined group; the message may only follow the 354. A client that sends it
-// before (in the same packet as DATA, or queued right behind it) is what smuggling and spam tools do,
-// and what Postfix refuses with smtpd_forbid_unauth_pipelining. smtp-server would take the early bytes
-// as message data, so the relay checks at the moment it is about to say 354 and closes instead.
+// Two protocol rules smtp-server does not enforce, checked on its connection and parser:
+// - RFC 2920: DATA ends a pipelined group; the message may only follow the 354. A client that sends it
+//   before (in the same packet as DATA, or queued right behind it) is what smuggling and spam tools do,
+//   and what Postfix refuses with smtpd_forbid_unauth_pipelining. smtp-server would take the early bytes
+//   as message data, so the relay checks at the moment it is about to say 354 and closes instead.
+// - Source routes (<@relay:user@host>): smtp-server strips them, as RFC 5321 allows, before any handler
+//   sees the address. Nothing legitimate sends them any more; they are refused before that happens.
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream';
 import { Replies } from '../errors.js';
@@ -11,6 +14,7 @@ const PATCHED = Symbol.for('tenant-relay.pipelining-guard');
 const CHUNK = Symbol('chunk');
 
 type Send = (code: number, data: unknown, context?: unknown) => void;
+type OnCommand = (command: Buffer, callback: () => void) => void;
 interface Connection {
   _parser?: { [CHUNK]?: Buffer; writableLength: number };
   _socket?: { readableLength: number };
@@ -18,7 +22,8 @@ interface Connection {
 }
 
 const streamProto = SMTPStream.prototype as unknown as { _write: (chunk: Buffer, enc: string, done: () => void) => void; [PATCHED]?: true };
-const connectionProto = SMTPConnection.prototype as unknown as { send: Send; [PATCHED]?: true };
+const connectionProto = SMTPConnection.prototype as unknown as { send: Send; _onCommand: OnCommand; [PATCHED]?: true };
+const SOURCE_ROUTE = /^(MAIL FROM|RCPT TO)\s*:\s*<\s*@/i;
 
 if (!streamProto[PATCHED]) {
   const write = streamProto._write;
@@ -39,6 +44,15 @@ if (!connectionProto[PATCHED]) {
       return;
     }
     send.call(this, code, data, context);
+  };
+  const onCommand = connectionProto._onCommand;
+  connectionProto._onCommand = function (this: { send: Send }, command, callback) {
+    if (SOURCE_ROUTE.test(command.toString('latin1'))) {
+      const r = Replies.sourceRoute;
+      this.send(r.code, `${r.enhanced} ${r.text}`);
+      return callback();
+    }
+    onCommand.call(this, command, callback);
   };
   connectionProto[PATCHED] = true;
 }
