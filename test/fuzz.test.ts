@@ -2,17 +2,13 @@
 // loopback only). The relay answers or closes each one, never dies, and still delivers afterwards.
 import net from 'node:net';
 import t from 'tap';
+import { seededRandom } from './helpers/random.js';
 import { sendThrough, startTestRelay } from './helpers/relay.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const SESSIONS = 2000;
 const CONCURRENCY = 10;
-const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 100_000);
-let state = seed;
-const random = () => {
-  state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
-  return state / 2 ** 31;
-};
+const { seed, random } = seededRandom('FUZZ_SEED');
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
 
 const upstream = await startUpstream();

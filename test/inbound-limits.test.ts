@@ -3,7 +3,7 @@
 import t from 'tap';
 import { hashPassword } from '../relay/inbound/passwords.js';
 import { replyOf, sendThrough, startTestRelay } from './helpers/relay.js';
-import { openRawSession } from './helpers/smtp-client.js';
+import { openDataSession, openRawSession } from './helpers/smtp-client.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const upstream = await startUpstream();
@@ -98,12 +98,9 @@ t.test('a client that keeps the line busy without progress is cut after progress
 t.test('DATA dripping one byte at a time is cut at dataTimeoutSeconds, and nothing is sent', async (t) => {
   const relay = await relayWith('dataTimeoutSeconds: 1');
   const before = upstream.received.length;
-  const s = await openRawSession(relay.port);
+  const { session: s, dataReply } = await openDataSession(relay.port);
   t.teardown(() => s.close());
-  await s.send('EHLO client.test\r\n');
-  await s.send('MAIL FROM:<a@example.com>\r\n');
-  await s.send('RCPT TO:<b@example.com>\r\n');
-  t.match(await s.send('DATA\r\n'), /^354 /);
+  t.match(dataReply, /^354 /);
   const started = Date.now();
   const cut = s.reply();
   const drip = setInterval(() => s.write('x'), 100);

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { hashPassword } from '../relay/inbound/passwords.js';
 import { replyOf, sendThrough, startTestRelay } from './helpers/relay.js';
-import { openRawSession } from './helpers/smtp-client.js';
+import { openDataSession, openRawSession } from './helpers/smtp-client.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const upstream = await startUpstream();
@@ -94,11 +94,7 @@ t.test('data over the limit is refused with 552 5.3.4 and nothing is forwarded',
 
 t.test('a client that disconnects mid-DATA sends nothing and the relay carries on', async (t) => {
   const before = upstream.received.length;
-  const s = await openRawSession(open.port);
-  await s.send('EHLO client.test\r\n');
-  await s.send('MAIL FROM:<a@example.com>\r\n');
-  await s.send('RCPT TO:<b@example.com>\r\n');
-  await s.send('DATA\r\n');
+  const { session: s } = await openDataSession(open.port);
   const pending = s.send('Subject: cut\r\n\r\npartial bo');
   s.close();
   await pending;

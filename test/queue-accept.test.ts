@@ -6,7 +6,7 @@ import path from 'node:path';
 import t from 'tap';
 import type { SpoolIo } from '../relay/queue/spool.js';
 import { replyOf, sendThrough, startTestRelay } from './helpers/relay.js';
-import { openRawSession } from './helpers/smtp-client.js';
+import { openDataSession, openRawSession } from './helpers/smtp-client.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const upstream = await startUpstream();
@@ -94,11 +94,7 @@ t.test('free space under the floor is 452 4.3.1 at MAIL FROM', async (t) => {
 t.test('a client that disconnects mid-DATA leaves nothing in the spool', async (t) => {
   const relay = await startTestRelay(queueYaml(), {}, { manualScheduler: true });
   t.teardown(() => relay.close());
-  const s = await openRawSession(relay.port);
-  await s.send('EHLO client.test\r\n');
-  await s.send('MAIL FROM:<a@example.com>\r\n');
-  await s.send('RCPT TO:<b@example.com>\r\n');
-  await s.send('DATA\r\n');
+  const { session: s } = await openDataSession(relay.port);
   const pending = s.send('Subject: cut\r\n\r\nhalf a mess');
   await new Promise((r) => setTimeout(r, 100));
   s.close();

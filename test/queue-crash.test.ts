@@ -7,19 +7,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { seededRandom } from './helpers/random.js';
 import { sendThrough } from './helpers/relay.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const KILLS = 3;
 const MAX_MESSAGES = 120;
 const WORKERS = 4;
-const seed = Number(process.env.CRASH_SEED ?? Date.now() % 100_000);
-let state = seed;
-// A small seeded generator, so a failing run can be repeated with CRASH_SEED.
-const random = () => {
-  state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
-  return state / 2 ** 31;
-};
+const { seed, random } = seededRandom('CRASH_SEED');
 
 const upstream = await startUpstream({ rcpt: () => (random() < 0.2 ? [451, '4.3.0 try again'] : undefined) });
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-crash-'));

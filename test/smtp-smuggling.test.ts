@@ -5,7 +5,7 @@
 import t from 'tap';
 import { makeTestCerts } from './helpers/certs.js';
 import { startTestRelay } from './helpers/relay.js';
-import { openRawSession, type RawSession, writeByteByByte } from './helpers/smtp-client.js';
+import { openDataSession, openRawSession, type RawSession, writeByteByByte } from './helpers/smtp-client.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const certs = makeTestCerts();
@@ -76,12 +76,8 @@ t.test('dot-stuffing round trip: dot lines arrive upstream exactly as the author
   // On the wire a client doubles every leading dot (RFC 5321 4.5.2).
   const stuffed = authored.replace(/^\./gm, '..');
   const before = upstream.received.length;
-  const s = await openRawSession(reject.port);
-  await s.send('EHLO client.test\r\n');
+  const { session: s } = await openDataSession(reject.port, 'app@example.com', 'user@example.com');
   // Split so that a dot lands right after a TCP chunk boundary.
-  await s.send('MAIL FROM:<app@example.com>\r\n');
-  await s.send('RCPT TO:<user@example.com>\r\n');
-  await s.send('DATA\r\n');
   const cut = stuffed.indexOf('\r\n..\r\n') + 2;
   s.write(stuffed.slice(0, cut));
   await new Promise((r) => setTimeout(r, 20));

@@ -88,3 +88,12 @@ export async function writeByteByByte(session: RawSession, text: string): Promis
   }
   return reply;
 }
+
+/** A session that has said EHLO, MAIL FROM, RCPT TO and DATA; resolves with the reply to DATA (354). */
+export async function openDataSession(port: number, from = 'a@example.com', to = 'b@example.com'): Promise<{ session: RawSession; dataReply: string }> {
+  const session = await openRawSession(port);
+  await session.send('EHLO client.test\r\n');
+  await session.send(`MAIL FROM:<${from}>\r\n`);
+  await session.send(`RCPT TO:<${to}>\r\n`);
+  return { session, dataReply: await session.send('DATA\r\n') };
+}
