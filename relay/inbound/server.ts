@@ -6,24 +6,22 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { Config, Listener } from '../../config/types.js';
-import { type DeliveryEdge, deliver } from '../delivery/deliver.js';
+import type { DeliveryEdge } from '../delivery/deliver.js';
 import { formatReply, Replies, type SmtpReply, SmtpReplyError } from '../errors.js';
 import { outboundEnvelope } from '../message/envelope.js';
-import { transformMessage } from '../message/transform.js';
 import type { TraceInfo } from '../message/trace.js';
 import type { TenantRates } from '../queue/rates.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import type { Spool } from '../queue/spool.js';
 import { acceptToQueue } from './accept.js';
+import { forwardInSession } from './passthrough.js';
 import type { Logger } from '../ops/log.js';
 import { decide } from '../routing/decide.js';
 import type { AuthIdentity, Envelope, RouteDecision } from '../types.js';
 import { isAcceptableAddress } from './addresses.js';
-import { collectMessage } from './collect.js';
 import { readCertificate } from './certificates.js';
 import { SessionGuards } from './guards.js';
 import { isInNetworks, isLoopbackHost, networkList } from './networks.js';
-import { passthroughReply } from './passthrough-reply.js';
 import { verifyPassword } from './passwords.js';
 
 export interface InboundDeps {
@@ -198,48 +196,4 @@ async function handleData(
     return accepted.reply;
   }
   return forwardInSession(stream, envelope, decision, config, { ...trace, id: randomBytes(8).toString('hex') }, deps, log, started);
-}
-
-/** Pass-through: the upstream's answer, per recipient, decides what the client hears. */
-async function forwardInSession(
-  stream: SMTPServerDataStream,
-  envelope: Envelope,
-  decision: RouteDecision,
-  config: Config,
-  trace: TraceInfo,
-  deps: InboundDeps,
-  log: Record<string, unknown>,
-  started: number,
-): Promise<SmtpReply> {
-  let collected: Awaited<ReturnType<typeof collectMessage>>;
-  try {
-    collected = await collectMessage(stream, config.maxMessageSizeBytes, config.inbound.bareLineEndings);
-  } catch {
-    // The client left before the final dot: it will not hear this, and nothing was sent.
-    return Replies.clientAborted;
-  }
-  if (collected.kind === 'too-big') return Replies.messageTooBig(config.maxMessageSizeBytes);
-  if (collected.bareLineEndings && config.inbound.bareLineEndings === 'reject') return Replies.bareLineEndings;
-  const transformed = await transformMessage(collected.bytes, decision, config, trace);
-  if (transformed.kind === 'refuse') {
-    deps.logger.info({ event: 'refused', ...log, id: trace.id, reason: transformed.reason, reply: formatReply(transformed.reply) });
-    return transformed.reply;
-  }
-  for (const warning of transformed.warnings) deps.logger.warn({ event: 'message-warning', ...log, id: trace.id, warning });
-  const message = { source: transformed.bytes, eightBit: collected.eightBit };
-  const result = await deliver(deps.edge, decision.route.upstream, envelope, message, config.upstreamHosts);
-  const reply = passthroughReply(result);
-  deps.logger.info({
-    event: 'message',
-    ...log,
-    id: trace.id,
-    envelopeFrom: envelope.mailFrom,
-    upstream: result.upstream,
-    dkim: decision.dkim.kind === 'sign' && transformed.warnings.length === 0,
-    recipients: result.outcomes.map((o) => ({ rcpt: o.recipient, status: o.status, reply: `${o.reply.code} ${o.reply.enhanced}` })),
-    bytes: transformed.bytes.length,
-    reply: formatReply(reply),
-    ms: Math.round(performance.now() - started),
-  });
-  return reply;
 }
