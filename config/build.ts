@@ -49,6 +49,7 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
   return Object.freeze({
     source,
     hostname: raw.hostname,
+    ops: Object.freeze({ enabled: raw.ops.enabled, host: raw.ops.host, port: raw.ops.port, shutdownGraceMs: raw.ops.shutdownGraceSeconds * 1000 }),
     listen: deepFreeze(listen),
     maxMessageSizeBytes: raw.maxMessageSizeBytes,
     inbound: Object.freeze({

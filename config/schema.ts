@@ -210,6 +210,16 @@ const inboundLimits = {
 
 export const configSchema = z.strictObject({
   hostname: hostname.default('tenant-relay.localhost'),
+  // The HTTP listener for /metrics, /healthz and /readyz.
+  ops: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      host: hostname.default('127.0.0.1'),
+      port: z.int().min(0).max(65535).default(9025),
+      // How long SIGTERM lets sessions in DATA and deliveries in flight finish.
+      shutdownGraceSeconds: seconds.default(30),
+    })
+    .default({ enabled: true, host: '127.0.0.1', port: 9025, shutdownGraceSeconds: 30 }),
   listen: z.array(listener).min(1).default([{ host: '127.0.0.1', port: 2525, tls: 'none' }]),
   maxMessageSizeBytes: z
     .int()

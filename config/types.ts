@@ -151,6 +151,7 @@ export interface Config {
   /** The file this snapshot was read from, or "<built-in>". */
   readonly source: string;
   readonly hostname: string;
+  readonly ops: { readonly enabled: boolean; readonly host: string; readonly port: number; readonly shutdownGraceMs: number };
   readonly listen: readonly Listener[];
   readonly maxMessageSizeBytes: number;
   readonly inbound: InboundPolicy;

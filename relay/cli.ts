@@ -29,6 +29,15 @@ Commands:
 Exit codes: 0 ok, 1 invalid config or refused decision, 2 usage error.
 The config file can also be named by TENANT_RELAY_CONFIG.`;
 
+const SERVE_HELP = `Runs the relay. SIGHUP or a change to the file reloads the config (an invalid file is
+logged and the running config stays). SIGTERM or SIGINT: new connections get 421, sessions in DATA and
+deliveries in flight get ops.shutdownGraceSeconds to finish, then exit 0; a second signal exits at once (1).`;
+
+function help(usage: string, text: string): number {
+  console.log(`Usage: tenant-relay ${usage}\n\n${text}`);
+  return 0;
+}
+
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   serve,
   check,
@@ -68,20 +77,29 @@ function loadFrom(values: { config?: string | undefined }): Config {
 }
 
 async function serve(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) return help('serve [--config FILE]', SERVE_HELP);
+  const file = values.config ?? process.env.TENANT_RELAY_CONFIG ?? defaultConfigFile;
   const logger = createLogger();
-  const relay = await startRelay(loadFrom(values), { logger });
+  const relay = await startRelay(loadConfigFile(file), { logger, configFile: file, watchConfig: true });
+  process.on('SIGHUP', () => relay.reload('SIGHUP'));
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
-      if (stopping) process.exit(1); // a second signal: the operator wants out now
+      if (stopping) {
+        // A second signal: the operator wants out now. Queued mail is on disk; nothing accepted is lost.
+        logger.warn({ event: 'stopping-now', signal });
+        logger.flush();
+        process.exit(1);
+      }
       stopping = true;
-      logger.info({ event: 'stopping', signal });
+      logger.info({ event: 'stopping', signal, graceMs: relay.config().ops.shutdownGraceMs });
       relay.close().then(resolve, resolve);
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
+  logger.info({ event: 'stopped' });
   logger.flush();
   return 0;
 }

@@ -1,18 +1,27 @@
-// Wires the stages together: listeners in, pooled upstreams out, one config snapshot at a time.
+// Wires the stages together: listeners in, spool and scheduler, pooled upstreams out, the ops listener,
+// and one config snapshot at a time (reload swaps it for new transactions).
+import fs from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { SMTPServer } from 'smtp-server';
-import type { Config } from '../config/types.js';
+import type { Config, SmtpUpstream } from '../config/types.js';
 import { UpstreamCapabilities } from './delivery/capabilities.js';
 import { UpstreamPools } from './delivery/pools.js';
 import { watchCertificate } from './inbound/certificates.js';
-import { createInboundServer } from './inbound/server.js';
+import { createInboundServer, type InboundServer } from './inbound/server.js';
+import { startOpsServer } from './ops/http.js';
+import type { Logger } from './ops/log.js';
+import { RelayMetrics } from './ops/metrics.js';
+import { reloadFrom, watchFile } from './ops/reload.js';
 import { TenantRates } from './queue/rates.js';
 import { Scheduler } from './queue/scheduler.js';
 import { Spool, type SpoolIo } from './queue/spool.js';
-import type { Logger } from './ops/log.js';
 
 export interface RelayOptions {
   readonly logger: Logger;
+  /** The file the config came from: reload() re-reads it, and with watchConfig so does a change to it. */
+  readonly configFile?: string;
+  readonly watchConfig?: boolean;
   /** Run the delivery scheduler on timers (default). Tests of the queue drive it by hand. */
   readonly schedulerTimers?: boolean;
   /** Replaces the spool's fsync and rename: how tests make the disk fail. */
@@ -22,32 +31,65 @@ export interface RelayOptions {
 export interface RunningRelay {
   /** Where each listener is bound (the real port when the config asked for port 0). */
   readonly addresses: readonly { readonly host: string; readonly port: number }[];
+  /** The ops (metrics, health) listener's port, if enabled. */
+  readonly opsPort: number | undefined;
   /** The snapshot new transactions use. */
   config(): Config;
   readonly spool: Spool;
   readonly scheduler: Scheduler;
-  /** Stops listening, lets sessions finish within `graceMs`, then closes upstream pools. */
+  readonly metrics: RelayMetrics;
+  /** Re-reads the config file; an invalid file leaves the running snapshot in force. */
+  reload(why?: string): ReturnType<typeof reloadFrom>;
+  /**
+   * Graceful stop: new connections and transactions get 421, sessions in DATA and deliveries in flight
+   * get up to `graceMs` to finish, then pools close. What is queued stays queued for the next start.
+   */
   close(graceMs?: number): Promise<void>;
 }
 
 export async function startRelay(initial: Config, options: RelayOptions): Promise<RunningRelay> {
-  const current = initial;
+  const { logger } = options;
+  let current = initial;
+  let draining = false;
   const config = () => current;
   const pools = new UpstreamPools(initial.hostname);
   const edge = { pools, capabilities: new UpstreamCapabilities(initial.hostname) };
   const spool = new Spool(initial.delivery.spool.path, { fsync: initial.delivery.spool.fsync, ...(options.spoolIo ? { io: options.spoolIo } : {}) });
-  // The spool is read before the listeners open: what was accepted before a crash goes out first.
   const rates = new TenantRates();
-  const scheduler = new Scheduler({ spool, config, edge, rates, logger: options.logger });
+  // The metrics read the scheduler, and the scheduler counts into the metrics: the gauges look it up late.
+  const queue: { scheduler?: Scheduler } = {};
+  const metrics = new RelayMetrics({
+    queueDepth: () => queue.scheduler?.size ?? 0,
+    oldestQueuedSeconds: () => {
+      const oldest = queue.scheduler?.oldestCreatedAt();
+      return oldest === undefined ? 0 : (Date.now() - oldest) / 1000;
+    },
+    pools: () => pools.size,
+  });
+  const scheduler = new Scheduler({ spool, config, edge, rates, metrics, logger });
+  queue.scheduler = scheduler;
+  // The spool is read before the listeners open: what was accepted before a crash goes out first.
   await scheduler.start({ timers: options.schedulerTimers ?? true });
   const spoolHasRoom = cachedFor(1000, async () => (await spool.freeBytes()) >= current.delivery.spool.minFreeBytes);
-  const deps = { config, edge, spool, scheduler, spoolHasRoom, rates, logger: options.logger };
+  const deps = { config, edge, spool, scheduler, spoolHasRoom, rates, metrics, draining: () => draining, logger };
+
   const servers: SMTPServer[] = [];
-  const stopWatching: (() => void)[] = [];
+  const inbound: InboundServer[] = [];
+  const stops: (() => void)[] = [];
+  let ops: Awaited<ReturnType<typeof startOpsServer>> | undefined;
+  const stopAll = async (graceMs: number) => {
+    for (const stop of stops) stop();
+    await Promise.all(servers.map((s) => closeServer(s, graceMs)));
+    await scheduler.stop(graceMs);
+    await ops?.close();
+    pools.close();
+  };
   try {
     for (const listener of initial.listen) {
-      const server = createInboundServer(listener, deps);
-      stopWatching.push(watchCertificate(listener, server, options.logger));
+      const created = createInboundServer(listener, deps);
+      const { server } = created;
+      inbound.push(created);
+      stops.push(watchCertificate(listener, server, logger));
       await new Promise<void>((resolve, reject) => {
         server.server.once('error', reject);
         server.listen(listener.port, listener.host, () => {
@@ -57,31 +99,96 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       });
       servers.push(server);
     }
+    if (initial.ops.enabled) {
+      const spoolWritable = cachedFor(2000, () => probeWritable(spool));
+      ops = await startOpsServer(initial.ops.host, initial.ops.port, metrics, async () => {
+        const checks = { config: current.source, listening: servers.every((s) => s.server.listening), spoolWritable: await spoolWritable(), draining };
+        return { ready: checks.listening && checks.spoolWritable && !draining, checks };
+      });
+    }
   } catch (err) {
-    for (const stop of stopWatching) stop();
-    await Promise.all(servers.map((s) => closeServer(s, 0)));
-    await scheduler.stop(0);
-    pools.close();
+    await stopAll(0);
     throw err;
   }
+
+  /** Swaps the snapshot; returns the settings that only a restart can change. */
+  const apply = (next: Config): string[] => {
+    const restartNeeded = [
+      JSON.stringify(next.listen) !== JSON.stringify(initial.listen) && 'listen',
+      next.delivery.spool.path !== initial.delivery.spool.path && 'delivery.spool.path',
+      JSON.stringify(next.ops) !== JSON.stringify(initial.ops) && 'ops',
+      next.hostname !== initial.hostname && 'hostname',
+    ].filter((s): s is string => typeof s === 'string');
+    current = next;
+    for (const s of servers) {
+      Object.assign(s.options, {
+        size: next.maxMessageSizeBytes,
+        maxClients: next.inbound.maxConnections,
+        maxRecipients: next.inbound.maxRecipients,
+        socketTimeout: next.inbound.idleTimeoutMs,
+      });
+    }
+    pools.retain(smtpUpstreams(next));
+    return restartNeeded;
+  };
+  const reload = (why = 'reload requested') => {
+    if (!options.configFile) return { ok: false as const, errors: ['the relay was not started from a file'] };
+    const result = reloadFrom(options.configFile, apply, logger, why);
+    metrics.reloads.inc({ result: result.ok ? 'success' : 'failure' });
+    return result;
+  };
+  if (options.configFile && options.watchConfig) stops.push(watchFile(options.configFile, () => reload('file changed')));
+
   const addresses = servers.map((s) => {
     const a = s.server.address() as AddressInfo;
     return { host: a.address, port: a.port };
   });
-  options.logger.info({ event: 'listening', addresses, config: initial.source, tenants: initial.tenants.length });
+  logger.info({ event: 'listening', addresses, ops: ops?.port ?? null, config: initial.source, tenants: initial.tenants.length });
   return {
     addresses,
+    opsPort: ops?.port,
     config,
     spool,
     scheduler,
-    async close(graceMs = 30_000) {
-      for (const stop of stopWatching) stop();
-      await Promise.all(servers.map((s) => closeServer(s, graceMs)));
-      // Attempts still running after the grace period are cut; their state on disk says "retry".
-      await scheduler.stop(graceMs);
-      pools.close();
+    metrics,
+    reload,
+    async close(graceMs = current.ops.shutdownGraceMs) {
+      draining = true;
+      await waitForSessions(servers, inbound, graceMs);
+      await stopAll(0);
     },
   };
+}
+
+function smtpUpstreams(config: Config): SmtpUpstream[] {
+  return [config.smarthost, ...config.tenants.map((t) => t.upstream)].filter((u): u is SmtpUpstream => u?.kind === 'smtp');
+}
+
+/** Waits (up to `graceMs`) until no session is left: while draining, each ends after its current message. */
+async function waitForSessions(servers: readonly SMTPServer[], inbound: readonly InboundServer[], graceMs: number): Promise<void> {
+  const deadline = performance.now() + graceMs;
+  while (servers.some((s) => s.connections.size > 0) && performance.now() < deadline) {
+    // Again each round: a session whose DATA just ended is idle now.
+    for (const i of inbound) i.closeIdle();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function closeServer(server: SMTPServer, graceMs: number): Promise<void> {
+  // smtp-server waits `closeTimeout` for open sessions before it cuts them; 0 would mean its 30 s default.
+  server.options.closeTimeout = Math.max(1, graceMs);
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+async function probeWritable(spool: Spool): Promise<boolean> {
+  const probe = spool.path('tmp', `.ready-${process.pid}`);
+  try {
+    await fs.writeFile(probe, 'ok');
+    await fs.rm(probe);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Remembers an async answer for `ms`, so a per-command check costs a syscall at most once in that time. */
@@ -95,10 +202,4 @@ function cachedFor(ms: number, compute: () => Promise<boolean>): () => Promise<b
     }
     return value;
   };
-}
-
-function closeServer(server: SMTPServer, graceMs: number): Promise<void> {
-  // smtp-server waits `closeTimeout` for open sessions before it cuts them.
-  server.options.closeTimeout = Math.max(1, graceMs); // 0 would mean "the default, 30 s"
-  return new Promise((resolve) => server.close(() => resolve()));
 }

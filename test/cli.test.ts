@@ -44,7 +44,7 @@ t.test('serve runs the npm start config: mail for two tenants lands in their mai
   const dir = tmpdir();
   // The development config as shipped, on a free port instead of 2525.
   const config = path.join(dir, 'relay.yaml');
-  fs.writeFileSync(config, fs.readFileSync(DEFAULT_CONFIG, 'utf8').replace('port: 2525', 'port: 0'));
+  fs.writeFileSync(config, `${fs.readFileSync(DEFAULT_CONFIG, 'utf8').replace('port: 2525', 'port: 0')}\nops: { port: 0 }\n`);
   const { child, done } = start(['serve', '--config', config], { cwd: dir });
   const port = await new Promise<number>((resolve, reject) => {
     let seen = '';

@@ -22,6 +22,7 @@ const configFile = path.join(dir, 'relay.yaml');
 fs.writeFileSync(
   configFile,
   `listen: [{ host: 127.0.0.1, port: 0 }]
+ops: { port: 0 }
 delivery: { mode: queue, spool: { path: ${dir}/spool }, retry: { minSeconds: 0.5, maxSeconds: 1, jitter: 0.1 }, scanSeconds: 1 }
 smarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }
 `,

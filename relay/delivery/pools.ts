@@ -37,6 +37,15 @@ export class UpstreamPools {
     return this.#pools.size;
   }
 
+  /**
+   * After a reload: closes the pools of upstream settings no longer in use. Their in-flight sends still
+   * finish (close() waits for them); the next message to a changed upstream gets a new pool.
+   */
+  retain(upstreams: readonly SmtpUpstream[]): void {
+    const live = new Set(upstreams.map((u) => JSON.stringify(transportOptions(u, this.#heloName))));
+    for (const key of [...this.#pools.keys()]) if (!live.has(key)) this.#pools.delete(key);
+  }
+
   get heloName(): string {
     return this.#heloName;
   }

@@ -2,7 +2,7 @@
 // busy it keeps the line, a deadline for DATA however slowly it drips, and AUTH failures.
 import type { SMTPServer, SMTPServerSession } from 'smtp-server';
 import type { InboundPolicy } from '../../config/types.js';
-import { Replies } from '../errors.js';
+import { Replies, type SmtpReply } from '../errors.js';
 
 interface Connection {
   session: SMTPServerSession;
@@ -17,6 +17,7 @@ export class SessionGuards {
   readonly #counted = new WeakSet<SMTPServerSession>();
   readonly #progress = new Map<string, NodeJS.Timeout>();
   readonly #authFailures = new WeakMap<SMTPServerSession, number>();
+  readonly #inData = new WeakSet<SMTPServerSession>();
 
   constructor(server: () => SMTPServer, policy: () => InboundPolicy) {
     this.#server = server;
@@ -52,11 +53,18 @@ export class SessionGuards {
   /** Starts the DATA deadline in place of the progress one; call the result when DATA has ended. */
   dataStarted(session: SMTPServerSession): () => void {
     clearTimeout(this.#progress.get(session.id));
+    this.#inData.add(session);
     const timer = setTimeout(() => this.#cut(session), this.#policy().dataTimeoutMs).unref();
     return () => {
+      this.#inData.delete(session);
       clearTimeout(timer);
       this.progressed(session);
     };
+  }
+
+  /** Shutdown: every session not in the middle of DATA hears 421 and is closed; the others finish first. */
+  closeIdle(): void {
+    for (const c of this.#connections()) if (!this.#inData.has(c.session)) say(c, Replies.shuttingDown);
   }
 
   /** Counts a failed AUTH; resolves after the penalty delay with whether the client may try again. */
@@ -69,13 +77,17 @@ export class SessionGuards {
     return failures < policy.maxAuthFailures;
   }
 
-  #cut(session: SMTPServerSession): void {
-    for (const c of this.#server().connections as Set<unknown> as Set<Connection>) {
-      if (c.session === session) {
-        // 421 makes smtp-server close the connection after saying why.
-        c.send(Replies.tooSlow.code, `${Replies.tooSlow.enhanced} ${Replies.tooSlow.text}`);
-        return;
-      }
-    }
+  #connections(): Connection[] {
+    return [...(this.#server().connections as Set<unknown> as Set<Connection>)];
   }
+
+  #cut(session: SMTPServerSession): void {
+    const c = this.#connections().find((c) => c.session === session);
+    if (c) say(c, Replies.tooSlow);
+  }
+}
+
+/** 421 makes smtp-server close the connection after saying why. */
+function say(c: Connection, reply: SmtpReply): void {
+  c.send(reply.code, `${reply.enhanced} ${reply.text}`);
 }

@@ -38,8 +38,11 @@ export async function forwardInSession(
   }
   for (const warning of transformed.warnings) deps.logger.warn({ event: 'message-warning', ...log, id: trace.id, warning });
   const message = { source: transformed.bytes, eightBit: collected.eightBit };
+  const sendStarted = performance.now();
   const result = await deliver(deps.edge, decision.route.upstream, envelope, message, config.upstreamHosts);
+  deps.metrics.recordDelivery(decision.tenant?.id ?? null, result, (performance.now() - sendStarted) / 1000);
   const reply = passthroughReply(result);
+  if (reply.code === 250) deps.metrics.accepted.inc({ tenant: decision.tenant?.id ?? 'none', mode: 'passthrough' });
   deps.logger.info({
     event: 'message',
     ...log,

@@ -16,6 +16,7 @@ import type { Spool } from '../queue/spool.js';
 import { acceptToQueue } from './accept.js';
 import { forwardInSession } from './passthrough.js';
 import type { Logger } from '../ops/log.js';
+import type { RelayMetrics } from '../ops/metrics.js';
 import { decide } from '../routing/decide.js';
 import type { AuthIdentity, Envelope, RouteDecision } from '../types.js';
 import { isAcceptableAddress } from './addresses.js';
@@ -33,6 +34,9 @@ export interface InboundDeps {
   /** Whether the spool has the configured free space (checked at most once a second). */
   readonly spoolHasRoom: () => Promise<boolean>;
   readonly rates: TenantRates;
+  readonly metrics: RelayMetrics;
+  /** True once shutdown has begun: new connections and new transactions get 421. */
+  readonly draining: () => boolean;
   readonly logger: Logger;
 }
 
@@ -42,10 +46,19 @@ interface Transaction {
   readonly decision: RouteDecision;
 }
 
-const fail = (reply: SmtpReply) => new SmtpReplyError(reply);
+export interface InboundServer {
+  readonly server: SMTPServer;
+  /** Shutdown: closes every session that is not in the middle of DATA. */
+  closeIdle(): void;
+}
 
-export function createInboundServer(listener: Listener, deps: InboundDeps): SMTPServer {
+export function createInboundServer(listener: Listener, deps: InboundDeps): InboundServer {
   const transactions = new WeakMap<SMTPServerSession, Transaction>();
+  const connectedAt = new WeakMap<SMTPServerSession, number>();
+  const fail = (reply: SmtpReply) => {
+    deps.metrics.refused(reply);
+    return new SmtpReplyError(reply);
+  };
   // Rebuilt only when the snapshot changes, not per connection.
   let trusted = { config: undefined as Config | undefined, list: networkList([]) };
   const trustedNetworks = (config: Config) => {
@@ -80,12 +93,26 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): SMTP
     logger: false,
 
     onConnect(session, callback) {
+      if (deps.draining()) return callback(fail(Replies.shuttingDown));
       if (!guards.admit(session)) return callback(fail(Replies.tooManyConnectionsFromIp));
+      connectedAt.set(session, performance.now());
       callback();
     },
 
     onClose(session) {
       guards.closed(session);
+      const started = connectedAt.get(session);
+      if (started === undefined) return;
+      deps.logger.info({
+        event: 'connection',
+        session: session.id,
+        client: session.remoteAddress,
+        helo: session.hostNameAppearsAs,
+        user: (session.user as AuthIdentity | undefined)?.username ?? null,
+        tls: session.secure,
+        transactions: Math.max(0, session.transaction - 1),
+        ms: Math.round(performance.now() - started),
+      });
     },
 
     onAuth(auth, session, callback) {
@@ -106,6 +133,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): SMTP
 
     onMailFrom(address: SMTPServerAddress, session, callback) {
       guards.progressed(session);
+      if (deps.draining()) return callback(fail(Replies.shuttingDown));
       const config = deps.config();
       const auth = session.user as AuthIdentity | undefined;
       if (!auth && !isInNetworks(trustedNetworks(config), session.remoteAddress)) return callback(fail(Replies.authRequired));
@@ -154,7 +182,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): SMTP
 
   // Without this, one client's ECONNRESET would end the process.
   server.on('error', (err) => deps.logger.debug({ event: 'client-error', err: err.message }));
-  return server;
+  return { server, closeIdle: () => guards.closeIdle() };
 }
 
 const modeOf = (decision: RouteDecision, config: Config) => decision.tenant?.delivery.mode ?? config.delivery.mode;
@@ -192,6 +220,7 @@ async function handleData(
     const accepted = await acceptToQueue(stream, envelope, decision, config, trace, deps.spool, deps.scheduler);
     for (const warning of accepted.warnings) deps.logger.warn({ event: 'message-warning', ...log, warning });
     const event = accepted.reply.code === 250 ? 'queued' : 'refused';
+    if (event === 'queued') deps.metrics.accepted.inc({ tenant: decision.tenant?.id ?? 'none', mode: 'queue' });
     deps.logger.info({ event, ...log, reason: accepted.reason, reply: formatReply(accepted.reply), ms: Math.round(performance.now() - started) });
     return accepted.reply;
   }

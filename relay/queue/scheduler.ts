@@ -6,6 +6,7 @@ import { type DeliveryEdge, deliver } from '../delivery/deliver.js';
 import { formatReply } from '../errors.js';
 import { readHeaderBlock } from '../message/split.js';
 import type { Logger } from '../ops/log.js';
+import type { RelayMetrics } from '../ops/metrics.js';
 import type { RecipientOutcome } from '../types.js';
 import { retryDelay } from './backoff.js';
 import { buildDsn } from './dsn.js';
@@ -18,6 +19,7 @@ export interface SchedulerDeps {
   readonly config: () => Config;
   readonly edge: DeliveryEdge;
   readonly rates: TenantRates;
+  readonly metrics: RelayMetrics;
   readonly logger: Logger;
   /** Milliseconds since the epoch; tests pass a fake clock. */
   readonly clock?: () => number;
@@ -64,6 +66,13 @@ export class Scheduler {
 
   get size(): number {
     return this.#due.size;
+  }
+
+  /** When the oldest message still queued was accepted (undefined when the queue is empty). */
+  oldestCreatedAt(): number | undefined {
+    let oldest: number | undefined;
+    for (const d of this.#due.values()) if (oldest === undefined || d.createdAt < oldest) oldest = d.createdAt;
+    return oldest;
   }
 
   /** Starts every due attempt the concurrency limits allow; resolves when those attempts have ended. */
@@ -158,7 +167,9 @@ export class Scheduler {
     const result = await deliver(this.#deps.edge, upstream, { mailFrom: entry.mailFrom, rcptTo: pending }, message, config.upstreamHosts);
     const outcomes = new Map(result.outcomes.map((o) => [o.recipient, o]));
     const recipients = entry.recipients.map((r) => (r.status === 'pending' ? applyOutcome(r, outcomes.get(r.address)) : r));
-    const log = { id: entry.id, tenant: entry.tenant, upstream: upstream.name, attempt: entry.attempts + 1, ms: Math.round(this.#clock() - started) };
+    const ms = this.#clock() - started;
+    this.#deps.metrics.recordDelivery(entry.tenant, result, ms / 1000);
+    const log = { id: entry.id, tenant: entry.tenant, upstream: upstream.name, attempt: entry.attempts + 1, ms: Math.round(ms) };
     logger.info({ event: 'delivery-attempt', ...log, recipients: result.outcomes.map((o) => ({ rcpt: o.recipient, status: o.status, reply: formatReply(o.reply) })) });
     if (result.outcomes.some((o) => o.status === 'temp' && o.reply.enhanced === '4.4.2')) {
       // No answer after the data went out: the upstream may have the message. Retrying beats losing it.
@@ -230,12 +241,14 @@ export class Scheduler {
 
 interface Due {
   readonly at: number;
+  readonly createdAt: number;
   readonly tenant: string | null;
   readonly firstTempFailureAt?: number;
 }
 
 const dueOf = (e: QueuedMessage): Due => ({
   at: e.nextAttemptAt,
+  createdAt: e.createdAt,
   tenant: e.tenant,
   ...(e.firstTempFailureAt !== undefined ? { firstTempFailureAt: e.firstTempFailureAt } : {}),
 });

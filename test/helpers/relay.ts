@@ -26,14 +26,15 @@ export interface TestRelayOptions {
 }
 
 /**
- * Unless the YAML says otherwise: listen on a free loopback port, forward in session (pass-through),
- * and keep any spool in a fresh temporary folder.
+ * Unless the YAML says otherwise: listen on a free loopback port (SMTP and ops), forward in session
+ * (pass-through), and keep any spool in a fresh temporary folder.
  */
 export async function startTestRelay(yaml: string, env: NodeJS.ProcessEnv = {}, options: TestRelayOptions = {}): Promise<TestRelay> {
   const spool = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-spool-'));
   const defaults = [
     /^listen:/m.test(yaml) ? '' : 'listen: [{ host: 127.0.0.1, port: 0 }]',
     /^delivery:/m.test(yaml) ? '' : `delivery: { mode: passthrough, spool: { path: ${spool} } }`,
+    /^ops:/m.test(yaml) ? '' : 'ops: { port: 0 }',
   ];
   const text = `${defaults.filter(Boolean).join('\n')}\n${yaml.replaceAll('${SPOOL}', spool)}`;
   const config = parseConfig(text, 'test.yaml', env);

@@ -1,0 +1,64 @@
+// Prometheus metrics, in a registry of the relay's own (not prom-client's global one), so two relays in
+// one process (tests) do not share counters.
+import client from 'prom-client';
+import type { DeliveryResult } from '../types.js';
+
+export interface MetricSources {
+  queueDepth(): number;
+  /** Age of the oldest queued message, in seconds (0 when empty). */
+  oldestQueuedSeconds(): number;
+  pools(): number;
+}
+
+export class RelayMetrics {
+  readonly registry = new client.Registry();
+  readonly accepted: client.Counter<'tenant' | 'mode'>;
+  readonly delivered: client.Counter<'tenant' | 'upstream'>;
+  readonly deferred: client.Counter<'tenant' | 'upstream'>;
+  readonly bounced: client.Counter<'tenant' | 'upstream'>;
+  readonly rejected: client.Counter<'reply'>;
+  readonly upstreamSeconds: client.Histogram<'upstream'>;
+  readonly reloads: client.Counter<'result'>;
+
+  constructor(sources: MetricSources) {
+    const registers = [this.registry];
+    const counter = <L extends string>(name: string, help: string, labelNames: L[]) => new client.Counter<L>({ name, help, labelNames, registers });
+    this.accepted = counter('tenant_relay_messages_accepted_total', 'Messages accepted from clients (250)', ['tenant', 'mode']);
+    this.delivered = counter('tenant_relay_recipients_delivered_total', 'Recipients an upstream accepted', ['tenant', 'upstream']);
+    this.deferred = counter('tenant_relay_recipients_deferred_total', 'Recipients that failed temporarily (retried in queue mode)', ['tenant', 'upstream']);
+    this.bounced = counter('tenant_relay_recipients_failed_total', 'Recipients that failed permanently', ['tenant', 'upstream']);
+    this.rejected = counter('tenant_relay_replies_refused_total', 'Commands or messages refused, by reply code and enhanced code', ['reply']);
+    this.reloads = counter('tenant_relay_config_reloads_total', 'Configuration reloads, by result', ['result']);
+    this.upstreamSeconds = new client.Histogram({
+      name: 'tenant_relay_upstream_send_seconds',
+      help: 'Time to hand one message to an upstream',
+      labelNames: ['upstream'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    const gauge = (name: string, help: string, read: () => number) =>
+      new client.Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
+    gauge('tenant_relay_queue_depth', 'Messages in the queue', () => sources.queueDepth());
+    gauge('tenant_relay_queue_oldest_seconds', 'Age of the oldest queued message', () => sources.oldestQueuedSeconds());
+    gauge('tenant_relay_upstream_pools', 'Open upstream connection pools', () => sources.pools());
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'tenant_relay_' });
+  }
+
+  /** Counts each recipient's outcome of one delivery, and the time it took. */
+  recordDelivery(tenant: string | null, result: DeliveryResult, seconds: number): void {
+    const labels = { tenant: tenant ?? 'none', upstream: result.upstream };
+    for (const o of result.outcomes) (o.status === 'sent' ? this.delivered : o.status === 'temp' ? this.deferred : this.bounced).inc(labels);
+    this.upstreamSeconds.observe({ upstream: result.upstream }, seconds);
+  }
+
+  refused(reply: { code: number; enhanced: string }): void {
+    this.rejected.inc({ reply: `${reply.code} ${reply.enhanced}` });
+  }
+}

@@ -1,0 +1,39 @@
+// Hot reload: on SIGHUP or when the file changes (debounced), the file is read and validated whole. A
+// valid one becomes the snapshot for new transactions; an invalid one is logged with its file:line
+// errors and the running snapshot stays. Transactions in flight keep the snapshot they started with.
+import fs from 'node:fs';
+import { ConfigError, formatIssue, loadConfigFile } from '../../config/load.js';
+import type { Config } from '../../config/types.js';
+import type { Logger } from './log.js';
+
+export type ReloadResult = { readonly ok: true; readonly config: Config; readonly restartNeeded: readonly string[] } | { readonly ok: false; readonly errors: readonly string[] };
+
+export function reloadFrom(file: string, apply: (next: Config) => readonly string[], logger: Logger, why: string): ReloadResult {
+  let next: Config;
+  try {
+    next = loadConfigFile(file);
+  } catch (err) {
+    const errors = err instanceof ConfigError ? err.issues.map(formatIssue) : [(err as Error).message];
+    logger.error({ event: 'config-reload-failed', why, errors }, 'config not reloaded; the running one stays in force');
+    return { ok: false, errors };
+  }
+  const restartNeeded = apply(next);
+  logger.info({ event: 'config-reloaded', why, tenants: next.tenants.length, restartNeeded });
+  if (restartNeeded.length > 0) logger.warn({ event: 'config-restart-needed', settings: restartNeeded }, 'these settings take effect at the next restart');
+  return { ok: true, config: next, restartNeeded };
+}
+
+/** Calls `onChange` once the file has stopped changing for `debounceMs`; polls, so a rename-into-place is seen. */
+export function watchFile(file: string, onChange: () => void, debounceMs = 300, intervalMs = 500): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const listener = (now: fs.Stats, before: fs.Stats) => {
+    if (now.mtimeMs === before.mtimeMs && now.ino === before.ino && now.size === before.size) return;
+    clearTimeout(timer);
+    timer = setTimeout(onChange, debounceMs);
+  };
+  fs.watchFile(file, { interval: intervalMs }, listener);
+  return () => {
+    clearTimeout(timer);
+    fs.unwatchFile(file, listener);
+  };
+}
