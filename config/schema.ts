@@ -9,7 +9,8 @@ const DOMAIN = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(
 const asciiDomain = (d: string) => domainToASCII(d) || d;
 const ADDRESS = /^[^\s@<>"()[\]\\,;:]{1,64}@[^\s@<>"()[\]\\,;:]{1,255}$/;
 
-const hostname = z.string().min(1).regex(/^[a-z0-9.:-]+$/i, 'must be a host name or IP address');
+// Explicit letter cases, not a /i flag: the JSON Schema export keeps only the pattern.
+const hostname = z.string().min(1).regex(/^[A-Za-z0-9.:-]+$/, 'must be a host name or IP address');
 const port = z.int().min(1, 'must be between 1 and 65535').max(65535, 'must be between 1 and 65535');
 const address = z
   .string()
@@ -90,7 +91,7 @@ const tenantDelivery = z
   .default({});
 
 const tenant = z.strictObject({
-  id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/i, 'must be letters, digits, "-" or "_" (at most 63)'),
+  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'must be letters, digits, "-" or "_" (at most 63)'),
   match: z
     .strictObject({
       authUsers: z.array(z.string().min(1)).default([]),

@@ -2,6 +2,7 @@
 // The `tenant-relay` command. Exit codes: 0 ok, 1 bad config or a failed check, 2 bad usage.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { configJsonSchemaText } from '../config/json-schema.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { hashPassword } from './inbound/passwords.js';
@@ -20,6 +21,7 @@ Commands:
   explain [--config FILE] --from ADDR [--auth USER]
                                   print the routing decision a message would get
   hash-password                   read a password on stdin, print a hash for inbound.users
+  schema                          print the JSON Schema of the config file (config/relay.schema.json)
   queue list [--failed] [--json]  the messages in the spool (or those that failed for good)
   queue show ID [--json]          one message: envelope, recipients, attempts, headers
   queue retry ID | --all          deliver now instead of at the next retry time
@@ -44,6 +46,10 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   explain,
   'hash-password': hashPasswordCommand,
   queue: queueCommand,
+  schema: async () => {
+    process.stdout.write(configJsonSchemaText());
+    return 0;
+  },
 };
 
 async function main(argv: string[]): Promise<number> {
