@@ -1,0 +1,29 @@
+# tenant-relay: multi-stage build, small Node LTS runtime, non-root.
+#   docker build -t tenant-relay .
+#   docker run -p 2525:2525 -v $PWD/relay.yaml:/etc/tenant-relay/relay.yaml:ro \
+#     -v tenant-relay-spool:/var/spool/tenant-relay tenant-relay
+# The config sets `delivery.spool.path: /var/spool/tenant-relay` and listens on 0.0.0.0 (see
+# deploy/kubernetes/relay.yaml); certificates mount under /etc/tenant-relay/tls.
+FROM node:22-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY relay ./relay
+COPY config ./config
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev
+
+FROM node:22-bookworm-slim
+ENV NODE_ENV=production TENANT_RELAY_CONFIG=/etc/tenant-relay/relay.yaml
+WORKDIR /app
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY --from=build /app/config ./config
+RUN mkdir -p /var/spool/tenant-relay /etc/tenant-relay && chown -R node:node /var/spool/tenant-relay
+USER node
+VOLUME ["/var/spool/tenant-relay"]
+EXPOSE 2525 9025
+# /readyz: config loaded, listeners up, spool writable.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:9025/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# Exec form: SIGTERM reaches the relay, which drains before it exits.
+CMD ["node", "dist/relay/cli.js", "serve"]

@@ -1,0 +1,34 @@
+// The deployment files stay in step with the relay: the sidecar's embedded relay.yaml is a valid config,
+// and the Dockerfile runs what the build produces. (No Docker engine runs here; the image itself is not
+// built by the tests.)
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { parseAllDocuments } from 'yaml';
+import { parseConfig } from '../config/load.js';
+
+t.test('the Kubernetes ConfigMap holds a valid relay.yaml, and the probes use the ops endpoints', async (t) => {
+  const docs = parseAllDocuments(fs.readFileSync('deploy/kubernetes/relay.yaml', 'utf8')).map((d) => d.toJS());
+  const configMap = docs.find((d) => d.kind === 'ConfigMap');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'k8s-secrets-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true }));
+  // The Secret's files, where the pod would see them.
+  const text = String(configMap.data['relay.yaml']).replaceAll('/etc/tenant-relay/secrets', dir);
+  for (const name of ['smarthost-password', 'acme-password']) fs.writeFileSync(path.join(dir, name), 'x');
+  const config = parseConfig(text, 'configmap relay.yaml', {});
+  t.equal(config.tenants[0]?.id, 'acme');
+  const relay = docs.find((d) => d.kind === 'Deployment').spec.template.spec.containers.find((c: { name: string }) => c.name === 'tenant-relay');
+  t.equal(relay.readinessProbe.httpGet.path, '/readyz');
+  t.equal(relay.livenessProbe.httpGet.path, '/healthz');
+  t.notOk(relay.volumeMounts.some((m: { subPath?: string }) => m.subPath), 'no subPath: Kubernetes would never update it');
+});
+
+t.test('the Dockerfile runs the built CLI as a non-root user, with a HEALTHCHECK on /readyz', async (t) => {
+  const dockerfile = fs.readFileSync('Dockerfile', 'utf8');
+  t.match(dockerfile, /^USER node$/m);
+  t.match(dockerfile, /^HEALTHCHECK .*\n.*\/readyz/m);
+  t.match(dockerfile, /^CMD \["node", "dist\/relay\/cli\.js", "serve"\]$/m);
+  const pkg = JSON.parse(fs.readFileSync('package.json', 'utf8'));
+  t.equal(pkg.bin['tenant-relay'], 'dist/relay/cli.js');
+});
