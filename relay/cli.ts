@@ -11,6 +11,7 @@ import { Spool } from './queue/spool.js';
 import { createLogger } from './ops/log.js';
 import { defaultConfigFile } from './paths.js';
 import { startRelay } from './relay.js';
+import { transformMessage } from './message/transform.js';
 import { decide } from './routing/decide.js';
 
 const USAGE = `Usage: tenant-relay <command> [options]
@@ -39,6 +40,10 @@ function help(usage: string, text: string): number {
   console.log(`Usage: tenant-relay ${usage}\n\n${text}`);
   return 0;
 }
+
+const EXPLAIN_HELP = `Prints the decision a message would get (tenant, upstream, rewrites, DKIM, reason), made by the
+same function the server uses. With --header-from, also the From, Reply-To and DKIM-Signature the
+message would leave with. Exit 1 if the message would be refused.`;
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   serve,
@@ -130,13 +135,22 @@ async function check(args: string[]): Promise<number> {
 async function explain(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { config: { type: 'string', short: 'c' }, from: { type: 'string' }, auth: { type: 'string' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      from: { type: 'string' },
+      auth: { type: 'string' },
+      'header-from': { type: 'string' },
+      rcpt: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
+  if (values.help) return help('explain [--config FILE] --from ADDR [--auth USER] [--header-from ADDR] [--rcpt ADDR]', EXPLAIN_HELP);
   if (values.from === undefined) {
     console.error('tenant-relay explain: --from ADDR is required (use --from "" for the null sender)');
     return 2;
   }
-  const decision = decide({ mailFrom: values.from }, values.auth ? { username: values.auth } : undefined, loadFrom(values));
+  const config = loadFrom(values);
+  const decision = decide({ mailFrom: values.from }, values.auth ? { username: values.auth } : undefined, config);
   if (decision.kind === 'refuse') {
     console.log(`refused: ${decision.reply.code} ${decision.reply.enhanced} ${decision.reply.text}\nreason:  ${decision.reason}`);
     return 1;
@@ -154,6 +168,21 @@ async function explain(args: string[]): Promise<number> {
   console.log(`rewrites: ${rewrites.length ? rewrites.join('; ') : 'none'}`);
   console.log(`dkim:     ${dkim.kind === 'sign' ? `sign with the ${dkim.keyOwner} key (${dkim.key.algorithm}), s=${dkim.selector}, d=${dkim.signingDomain ?? 'the From domain'}` : `off: ${dkim.reason}`}`);
   console.log(`reason:   ${decision.reason}`);
+  if (values['header-from'] === undefined) return 0;
+  // The headers a message with this From would leave with: the same transform the server runs.
+  const sample = Buffer.from(`From: ${values['header-from']}\r\nTo: <${values.rcpt ?? 'recipient@example.com'}>\r\nSubject: explain\r\n\r\n.\r\n`);
+  const trace = { id: 'explain', receivedAt: new Date(), byHost: config.hostname, clientAddress: '127.0.0.1', tls: false, authenticated: Boolean(values.auth), recipients: [values.rcpt ?? 'recipient@example.com'] };
+  const out = await transformMessage(sample, decision, config, trace);
+  if (out.kind === 'refuse') {
+    console.log(`refused:  ${out.reply.code} ${out.reply.enhanced} ${out.reply.text} (${out.reason})`);
+    return 1;
+  }
+  const text = out.bytes.toString('latin1');
+  for (const name of ['DKIM-Signature', 'From', 'Reply-To', ...(config.message.originalFromHeader ? [config.message.originalFromHeader] : [])]) {
+    const line = new RegExp(`^${name}:.*(?:\\r\\n[ \\t].*)*`, 'mi').exec(text)?.[0].replace(/\r\n[ \t]+/g, ' ');
+    if (line) console.log(`header:   ${name === 'DKIM-Signature' ? line.replace(/ b=.*$/, ' b=…') : line}`);
+  }
+  for (const w of out.warnings) console.log(`warning:  ${w}`);
   return 0;
 }
 

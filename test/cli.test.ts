@@ -105,6 +105,13 @@ t.test('explain prints the decision the server would make', async (t) => {
   t.match(refused.stdout, /^refused: 553 5\.7\.1 /);
 });
 
+t.test('explain --header-from shows the headers the message would leave with', async (t) => {
+  const r = await run(['explain', '--config', DEFAULT_CONFIG, '--from', 'app@acme.test', '--header-from', 'Workflow <app@acme.test>', '--rcpt', 'x@example.com']);
+  t.equal(r.code, 0);
+  t.match(r.stdout, /\nheader: {3}From: Acme Notifications <notifications@acme\.test>\n/);
+  t.match(r.stdout, /\nheader: {3}Reply-To: support@acme\.test\n/);
+});
+
 t.test('hash-password makes a hash that verifies', async (t) => {
   const r = await run(['hash-password'], 's3cret\n');
   t.equal(r.code, 0);
