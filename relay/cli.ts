@@ -4,11 +4,12 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { configJsonSchemaText } from '../config/json-schema.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
-import type { Config } from '../config/types.js';
+import type { Config, Upstream } from '../config/types.js';
 import { hashPassword } from './inbound/passwords.js';
 import { describeEntry, findEntry, headerOf, listQueue } from './queue/admin.js';
 import { Spool } from './queue/spool.js';
 import { createLogger } from './ops/log.js';
+import { preflight } from './ops/preflight.js';
 import { defaultConfigFile } from './paths.js';
 import { startRelay } from './relay.js';
 import { transformMessage } from './message/transform.js';
@@ -22,6 +23,7 @@ Commands:
   explain [--config FILE] --from ADDR [--auth USER]
                                   print the routing decision a message would get
   hash-password                   read a password on stdin, print a hash for inbound.users
+  preflight [--tenant T] [--json] connect to each upstream, negotiate TLS, try AUTH (no mail sent)
   schema                          print the JSON Schema of the config file (config/relay.schema.json)
   queue list [--failed] [--json]  the messages in the spool (or those that failed for good)
   queue show ID [--json]          one message: envelope, recipients, attempts, headers
@@ -51,6 +53,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   explain,
   'hash-password': hashPasswordCommand,
   queue: queueCommand,
+  preflight: preflightCommand,
   schema: async () => {
     process.stdout.write(configJsonSchemaText());
     return 0;
@@ -184,6 +187,39 @@ async function explain(args: string[]): Promise<number> {
   }
   for (const w of out.warnings) console.log(`warning:  ${w}`);
   return 0;
+}
+
+async function preflightCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, tenant: { type: 'string' }, json: { type: 'boolean' } } });
+  const config = loadFrom(values);
+  const tenants = values.tenant ? config.tenants.filter((t) => t.id === values.tenant) : config.tenants;
+  if (values.tenant && tenants.length === 0) {
+    console.error(`tenant-relay preflight: no tenant "${values.tenant}"`);
+    return 2;
+  }
+  // Each distinct upstream once, with the tenants that use it.
+  const users = new Map<Upstream, string[]>();
+  for (const t of tenants) {
+    const u = t.upstream ?? config.smarthost;
+    users.set(u, [...(users.get(u) ?? []), t.id]);
+  }
+  if (!values.tenant) users.set(config.smarthost, [...(users.get(config.smarthost) ?? []), '(no tenant)']);
+  const reports = [];
+  for (const [upstream, ids] of users) {
+    if (upstream.kind === 'maildir') {
+      reports.push({ upstream: upstream.name, tenants: ids, address: `maildir ${upstream.path}`, ok: true });
+      continue;
+    }
+    reports.push({ ...(await preflight(upstream, config.hostname)), tenants: ids });
+  }
+  if (values.json) console.log(JSON.stringify(reports, null, 2));
+  else {
+    for (const r of reports) {
+      const facts = 'reachable' in r ? [r.reachable ? 'reachable' : 'UNREACHABLE', r.tlsVersion, r.certificateDaysLeft !== undefined ? `certificate expires in ${r.certificateDaysLeft} days (${r.certificateExpires})` : undefined, `auth ${r.auth}`] : ['local'];
+      console.log(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.upstream} (${r.address}) for ${r.tenants.join(', ')}: ${facts.filter(Boolean).join(', ')}${'error' in r && r.error ? `\n      ${r.error}` : ''}`);
+    }
+  }
+  return reports.every((r) => r.ok) ? 0 : 1;
 }
 
 async function queueCommand(args: string[]): Promise<number> {
