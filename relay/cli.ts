@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The `tenant-relay` command. Exit codes: 0 ok, 1 bad config or a failed check, 2 bad usage.
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import nodemailer from 'nodemailer';
 import { parseArgs } from 'node:util';
 import { configJsonSchemaText } from '../config/json-schema.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
@@ -10,6 +12,8 @@ import { describeEntry, findEntry, headerOf, listQueue } from './queue/admin.js'
 import { Spool } from './queue/spool.js';
 import { createLogger } from './ops/log.js';
 import { preflight } from './ops/preflight.js';
+import { SAMPLE_KINDS, type SampleKind, sample } from './ops/samples.js';
+import { SEND_TEST_HEADER, type SendTestRecord } from './ops/send-tests.js';
 import { defaultConfigFile } from './paths.js';
 import { startRelay } from './relay.js';
 import { transformMessage } from './message/transform.js';
@@ -24,6 +28,10 @@ Commands:
                                   print the routing decision a message would get
   hash-password                   read a password on stdin, print a hash for inbound.users
   preflight [--tenant T] [--json] connect to each upstream, negotiate TLS, try AUTH (no mail sent)
+  send-test --tenant T --to ADDR --kind password-reset|reminder|form-submission [--from ADDR]
+            [--auth USER --password PW]
+                                  send a sample through the running relay; print the route, the
+                                  upstream's reply and the headers as sent
   schema                          print the JSON Schema of the config file (config/relay.schema.json)
   queue list [--failed] [--json]  the messages in the spool (or those that failed for good)
   queue show ID [--json]          one message: envelope, recipients, attempts, headers
@@ -54,6 +62,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   'hash-password': hashPasswordCommand,
   queue: queueCommand,
   preflight: preflightCommand,
+  'send-test': sendTestCommand,
   schema: async () => {
     process.stdout.write(configJsonSchemaText());
     return 0;
@@ -220,6 +229,84 @@ async function preflightCommand(args: string[]): Promise<number> {
     }
   }
   return reports.every((r) => r.ok) ? 0 : 1;
+}
+
+async function sendTestCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', short: 'c' },
+      tenant: { type: 'string' },
+      to: { type: 'string' },
+      kind: { type: 'string', default: 'password-reset' },
+      from: { type: 'string' },
+      auth: { type: 'string' },
+      password: { type: 'string' },
+      'timeout-seconds': { type: 'string', default: '30' },
+    },
+  });
+  const config = loadFrom(values);
+  const tenant = config.directory.byId(values.tenant ?? '');
+  if (!tenant || !values.to || !SAMPLE_KINDS.includes(values.kind as SampleKind)) {
+    console.error(`tenant-relay send-test: --tenant (one of: ${config.tenants.map((t) => t.id).join(', ')}), --to and --kind (${SAMPLE_KINDS.join(', ')}) are required`);
+    return 2;
+  }
+  const domain = tenant.match.domains.find((d) => !d.startsWith('*.'));
+  const from = values.from ?? tenant.match.addresses[0] ?? (domain ? `noreply@${domain}` : undefined);
+  if (!from) {
+    console.error(`tenant-relay send-test: tenant ${tenant.id} claims no address or domain; give --from`);
+    return 2;
+  }
+  const auth = values.auth ? { username: values.auth } : undefined;
+  const decision = decide({ mailFrom: from }, auth, config);
+  console.log(`route:    ${decision.kind === 'route' ? `tenant ${decision.tenant?.id ?? '(none)'} via upstream ${decision.route.upstream.name}: ${decision.reason}` : `refused: ${decision.reason}`}`);
+
+  const listener = config.listen[0];
+  if (!listener) return 2;
+  const host = listener.host === '0.0.0.0' || listener.host === '::' ? '127.0.0.1' : listener.host;
+  const token = randomUUID();
+  const content = sample(values.kind as SampleKind, tenant.id);
+  const transport = nodemailer.createTransport({
+    host,
+    port: listener.port,
+    secure: listener.tls === 'implicit',
+    requireTLS: listener.tls === 'starttls',
+    ignoreTLS: listener.tls === 'none',
+    ...(values.auth ? { auth: { user: values.auth, pass: values.password ?? '' } } : {}),
+  });
+  let relayReply: string;
+  try {
+    const info = await transport.sendMail({ from, to: values.to, ...content, headers: { [SEND_TEST_HEADER]: token } });
+    relayReply = info.response;
+  } catch (err) {
+    console.log(`relay:    ${(err as { response?: string }).response ?? (err as Error).message}`);
+    return 1;
+  } finally {
+    transport.close();
+  }
+  console.log(`relay:    ${relayReply}`);
+
+  // The upstream's answer comes from the relay's ops listener, where it keeps send-test outcomes.
+  const deadline = Date.now() + Number(values['timeout-seconds']) * 1000;
+  let record: SendTestRecord | undefined;
+  while (Date.now() < deadline) {
+    const res = await fetch(`http://${config.ops.host === '0.0.0.0' ? '127.0.0.1' : config.ops.host}:${config.ops.port}/send-test/${token}`).catch(() => undefined);
+    if (res?.ok) {
+      record = (await res.json()) as SendTestRecord;
+      if (record.final) break;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  if (!record) {
+    console.log('upstream: no outcome yet (queued for a retry, or the ops listener is off); see tenant-relay queue list');
+    return 1;
+  }
+  for (const r of record.recipients) console.log(`upstream: ${record.upstream} <${r.rcpt}> ${r.status}: ${r.reply}`);
+  console.log('headers as sent:');
+  for (const name of ['DKIM-Signature', 'Received', 'From', 'Reply-To', 'Subject']) {
+    for (const line of record.headers.match(new RegExp(`^${name}:.*(?:\\r?\\n[ \\t].*)*`, 'gmi')) ?? []) console.log(`  ${line.replace(/\r?\n[ \t]+/g, ' ')}`);
+  }
+  return record.recipients.every((r) => r.status === 'sent') ? 0 : 1;
 }
 
 async function queueCommand(args: string[]): Promise<number> {

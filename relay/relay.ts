@@ -13,6 +13,7 @@ import { startOpsServer } from './ops/http.js';
 import type { Logger } from './ops/log.js';
 import { RelayMetrics } from './ops/metrics.js';
 import { reloadFrom, watchFile } from './ops/reload.js';
+import { SendTests } from './ops/send-tests.js';
 import { TenantRates } from './queue/rates.js';
 import { Scheduler } from './queue/scheduler.js';
 import { Spool, type SpoolIo } from './queue/spool.js';
@@ -56,6 +57,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   const edge = { pools, capabilities: new UpstreamCapabilities(initial.hostname) };
   const spool = new Spool(initial.delivery.spool.path, { fsync: initial.delivery.spool.fsync, ...(options.spoolIo ? { io: options.spoolIo } : {}) });
   const rates = new TenantRates();
+  const sendTests = new SendTests();
   // The metrics read the scheduler, and the scheduler counts into the metrics: the gauges look it up late.
   const queue: { scheduler?: Scheduler } = {};
   const metrics = new RelayMetrics({
@@ -66,12 +68,12 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     },
     pools: () => pools.size,
   });
-  const scheduler = new Scheduler({ spool, config, edge, rates, metrics, logger });
+  const scheduler = new Scheduler({ spool, config, edge, rates, metrics, sendTests, logger });
   queue.scheduler = scheduler;
   // The spool is read before the listeners open: what was accepted before a crash goes out first.
   await scheduler.start({ timers: options.schedulerTimers ?? true });
   const spoolHasRoom = cachedFor(1000, async () => (await spool.freeBytes()) >= current.delivery.spool.minFreeBytes);
-  const deps = { config, edge, spool, scheduler, spoolHasRoom, rates, metrics, draining: () => draining, logger };
+  const deps = { config, edge, spool, scheduler, spoolHasRoom, rates, metrics, sendTests, draining: () => draining, logger };
 
   const servers: SMTPServer[] = [];
   const inbound: InboundServer[] = [];
@@ -104,7 +106,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       ops = await startOpsServer(initial.ops.host, initial.ops.port, metrics, async () => {
         const checks = { config: current.source, listening: servers.every((s) => s.server.listening), spoolWritable: await spoolWritable(), draining };
         return { ready: checks.listening && checks.spoolWritable && !draining, checks };
-      });
+      }, sendTests);
     }
   } catch (err) {
     await stopAll(0);

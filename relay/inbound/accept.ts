@@ -8,6 +8,7 @@ import { type DataSummary, readData } from './data.js';
 import { prepareMessage } from '../message/transform.js';
 import { readHeaderBlock } from '../message/split.js';
 import type { TraceInfo } from '../message/trace.js';
+import { sendTestToken } from '../ops/send-tests.js';
 import type { QueuedMessage } from '../queue/entry.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import type { Spool } from '../queue/spool.js';
@@ -56,6 +57,7 @@ export async function acceptToQueue(
     if (prepared.kind !== 'ok') return { reply: prepared.reply, reason: prepared.reason, warnings: [] };
 
     const size = await spool.writeTemp(`${id}.eml`, [prepared.head, body()]);
+    const testToken = sendTestToken(header);
     const now = Date.now();
     const entry: QueuedMessage = {
       v: 1,
@@ -68,6 +70,7 @@ export async function acceptToQueue(
       attempts: 0,
       nextAttemptAt: now,
       ...(summary.eightBit ? { eightBit: true } : {}),
+      ...(testToken ? { sendTest: testToken } : {}),
     };
     await spool.commit(entry);
     scheduler.add(entry);

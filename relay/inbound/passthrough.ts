@@ -5,7 +5,9 @@ import type { SMTPServerDataStream } from 'smtp-server';
 import type { Config } from '../../config/types.js';
 import { deliver } from '../delivery/deliver.js';
 import { formatReply, Replies, type SmtpReply } from '../errors.js';
+import { splitMessage } from '../message/split.js';
 import { transformMessage } from '../message/transform.js';
+import { sendTestToken } from '../ops/send-tests.js';
 import type { TraceInfo } from '../message/trace.js';
 import type { Envelope, RouteDecision } from '../types.js';
 import { collectMessage } from './collect.js';
@@ -42,6 +44,16 @@ export async function forwardInSession(
   const result = await deliver(deps.edge, decision.route.upstream, envelope, message, config.upstreamHosts);
   deps.metrics.recordDelivery(decision.tenant?.id ?? null, result, (performance.now() - sendStarted) / 1000);
   const reply = passthroughReply(result);
+  const token = sendTestToken(splitMessage(transformed.bytes).header);
+  if (token) {
+    deps.sendTests.record(token, {
+      tenant: decision.tenant?.id ?? null,
+      upstream: result.upstream,
+      recipients: result.outcomes.map((o) => ({ rcpt: o.recipient, status: o.status, reply: formatReply(o.reply) })),
+      headers: splitMessage(transformed.bytes).header.toString('latin1'),
+      final: true,
+    });
+  }
   if (reply.code === 250) deps.metrics.accepted.inc({ tenant: decision.tenant?.id ?? 'none', mode: 'passthrough' });
   deps.logger.info({
     event: 'message',

@@ -17,6 +17,7 @@ import { acceptToQueue } from './accept.js';
 import { forwardInSession } from './passthrough.js';
 import type { Logger } from '../ops/log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
+import type { SendTests } from '../ops/send-tests.js';
 import { decide } from '../routing/decide.js';
 import type { AuthIdentity, Envelope, RouteDecision } from '../types.js';
 import { isAcceptableAddress } from './addresses.js';
@@ -35,6 +36,7 @@ export interface InboundDeps {
   readonly spoolHasRoom: () => Promise<boolean>;
   readonly rates: TenantRates;
   readonly metrics: RelayMetrics;
+  readonly sendTests: SendTests;
   /** True once shutdown has begun: new connections and new transactions get 421. */
   readonly draining: () => boolean;
   readonly logger: Logger;

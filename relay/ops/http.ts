@@ -3,13 +3,20 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RelayMetrics } from './metrics.js';
+import type { SendTests } from './send-tests.js';
 
 export interface Readiness {
   readonly ready: boolean;
   readonly checks: Record<string, boolean | string>;
 }
 
-export async function startOpsServer(host: string, port: number, metrics: RelayMetrics, readiness: () => Promise<Readiness>): Promise<{ port: number; close(): Promise<void> }> {
+export async function startOpsServer(
+  host: string,
+  port: number,
+  metrics: RelayMetrics,
+  readiness: () => Promise<Readiness>,
+  sendTests: SendTests,
+): Promise<{ port: number; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     const reply = (status: number, type: string, body: string) => {
       res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
@@ -32,7 +39,12 @@ export async function startOpsServer(host: string, port: number, metrics: RelayM
       );
       return;
     }
-    reply(404, 'text/plain', 'not found: /metrics, /healthz, /readyz\n');
+    const token = /^\/send-test\/([A-Za-z0-9-]{8,64})$/.exec(path ?? '')?.[1];
+    if (token) {
+      const found = sendTests.get(token);
+      return found ? reply(200, 'application/json', `${JSON.stringify(found)}\n`) : reply(404, 'application/json', '{"pending":true}\n');
+    }
+    reply(404, 'text/plain', 'not found: /metrics, /healthz, /readyz, /send-test/<token>\n');
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -7,6 +7,7 @@ import { formatReply } from '../errors.js';
 import { readHeaderBlock } from '../message/split.js';
 import type { Logger } from '../ops/log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
+import type { SendTests } from '../ops/send-tests.js';
 import type { RecipientOutcome } from '../types.js';
 import { retryDelay } from './backoff.js';
 import { buildDsn } from './dsn.js';
@@ -20,6 +21,7 @@ export interface SchedulerDeps {
   readonly edge: DeliveryEdge;
   readonly rates: TenantRates;
   readonly metrics: RelayMetrics;
+  readonly sendTests: SendTests;
   readonly logger: Logger;
   /** Milliseconds since the epoch; tests pass a fake clock. */
   readonly clock?: () => number;
@@ -177,6 +179,7 @@ export class Scheduler {
     }
 
     const stillPending = recipients.filter((r) => r.status === 'pending');
+    if (entry.sendTest) await this.#recordSendTest(entry.sendTest, entry, upstream.name, recipients, stillPending.length === 0);
     if (stillPending.length === 0) return this.#finish({ ...entry, recipients, attempts: entry.attempts + 1 }, now);
     if (now - entry.createdAt >= config.delivery.retry.maxLifetimeMs) {
       const expired = recipients.map((r) =>
@@ -212,6 +215,17 @@ export class Scheduler {
       logger.info({ event: 'delivered', id: entry.id, tenant: entry.tenant, recipients: entry.recipients.length, attempts: entry.attempts });
     }
     this.#due.delete(entry.id);
+  }
+
+  async #recordSendTest(token: string, entry: QueuedMessage, upstream: string, recipients: readonly QueuedRecipient[], final: boolean): Promise<void> {
+    const header = (await readHeaderBlock(this.#deps.spool.messagePath(entry.id))) ?? Buffer.alloc(0);
+    this.#deps.sendTests.record(token, {
+      tenant: entry.tenant,
+      upstream,
+      recipients: recipients.map((r) => ({ rcpt: r.address, status: r.status, reply: r.reply ?? '' })),
+      headers: header.toString('latin1'),
+      final,
+    });
   }
 
   /** Queues the DSN as a message of its own, so it is as durable as any other and retried the same way. */
