@@ -17,7 +17,7 @@ import { SEND_TEST_HEADER, type SendTestRecord } from './ops/send-tests.js';
 import { defaultConfigFile } from './paths.js';
 import { startRelay } from './relay.js';
 import { transformMessage } from './message/transform.js';
-import { decide } from './routing/decide.js';
+import { decide, dkimPlan } from './routing/decide.js';
 
 const USAGE = `Usage: tenant-relay <command> [options]
 
@@ -42,18 +42,45 @@ Commands:
 Exit codes: 0 ok, 1 invalid config or refused decision, 2 usage error.
 The config file can also be named by TENANT_RELAY_CONFIG.`;
 
-const SERVE_HELP = `Runs the relay. SIGHUP or a change to the file reloads the config (an invalid file is
-logged and the running config stays). SIGTERM or SIGINT: new connections get 421, sessions in DATA and
-deliveries in flight get ops.shutdownGraceSeconds to finish, then exit 0; a second signal exits at once (1).`;
+/** `tenant-relay <command> --help`: usage, then what it does and how it exits. */
+const HELP: Record<string, string> = {
+  serve: `serve [--config FILE]
 
-function help(usage: string, text: string): number {
-  console.log(`Usage: tenant-relay ${usage}\n\n${text}`);
-  return 0;
-}
+Runs the relay (default config: the built-in development one, or TENANT_RELAY_CONFIG). SIGHUP or a
+change to the file reloads the config (an invalid file is logged and the running config stays).
+SIGTERM or SIGINT: new connections get 421, sessions in DATA and deliveries in flight get
+ops.shutdownGraceSeconds to finish, then exit 0; a second signal exits at once (1).`,
+  check: `check [--config FILE]
 
-const EXPLAIN_HELP = `Prints the decision a message would get (tenant, upstream, rewrites, DKIM, reason), made by the
-same function the server uses. With --header-from, also the From, Reply-To and DKIM-Signature the
-message would leave with. Exit 1 if the message would be refused.`;
+Validates the file and prints the routing table: tenant, how it is recognised, upstream, TLS mode,
+platform DKIM. Exit 1 with file:line:column: key: message for each problem.`,
+  explain: `explain [--config FILE] --from ADDR [--auth USER] [--header-from ADDR] [--rcpt ADDR]
+
+Prints the decision a message would get (tenant, upstream, rewrites, DKIM, reason), made by the same
+function the server uses. With --header-from, also the From, Reply-To and DKIM-Signature the message
+would leave with. Exit 1 if the message would be refused.`,
+  preflight: `preflight [--config FILE] [--tenant T] [--json]
+
+For each upstream: connects, negotiates TLS as configured, tries AUTH (no mail is sent). Prints
+reachable, TLS version, certificate expiry and AUTH per upstream and the tenants using it. Exit 1 if
+any upstream fails.`,
+  'send-test': `send-test [--config FILE] --tenant T --to ADDR [--kind password-reset|reminder|form-submission]
+          [--from ADDR] [--auth USER --password PW] [--timeout-seconds N]
+
+Sends a realistic sample through the running relay (its first listener), then prints the route, the
+relay's reply, the upstream's reply and the headers as sent (read from the relay's ops listener).
+Exit 0 when the upstream accepted it, 1 otherwise.`,
+  queue: `queue list [--failed] [--json] | show ID [--json] | retry ID | retry --all | delete ID   [--config FILE]
+
+Works on the spool of a live relay: list and show read it; retry and delete leave requests the relay
+applies within delivery.scanSeconds. Exit 1 for an unknown id.`,
+  'hash-password': `hash-password
+
+Reads a password on standard input and prints an scrypt hash for inbound.users[].passwordHash.`,
+  schema: `schema
+
+Prints the JSON Schema of the config file (what config/relay.schema.json holds).`,
+};
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   serve,
@@ -80,6 +107,10 @@ async function main(argv: string[]): Promise<number> {
     console.error(`tenant-relay: unknown command "${name}"\n\n${USAGE}`);
     return 2;
   }
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(`Usage: tenant-relay ${HELP[name] ?? name}`);
+    return 0;
+  }
   try {
     return await command(args);
   } catch (err) {
@@ -100,8 +131,7 @@ function loadFrom(values: { config?: string | undefined }): Config {
 }
 
 async function serve(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
-  if (values.help) return help('serve [--config FILE]', SERVE_HELP);
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
   const file = values.config ?? process.env.TENANT_RELAY_CONFIG ?? defaultConfigFile;
   const logger = createLogger();
   const relay = await startRelay(loadConfigFile(file), { logger, configFile: file, watchConfig: true });
@@ -131,13 +161,15 @@ async function check(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
   const config = loadFrom(values);
   console.log(`${config.source}: ok, ${config.tenants.length} tenant(s)\n`);
-  const rows = [['TENANT', 'RECOGNISED BY', 'UPSTREAM', 'TLS', 'PLATFORM DKIM']];
+  const rows = [['TENANT', 'RECOGNISED BY', 'UPSTREAM', 'TLS', 'MODE', 'DKIM']];
   for (const t of [...config.tenants, undefined]) {
     const upstream = t?.upstream ?? config.smarthost;
     const by = t ? [...t.match.authUsers.map((u) => `auth:${u}`), ...t.match.addresses, ...t.match.domains].join(' ') : '(no match)';
     const where = upstream.kind === 'maildir' ? `maildir ${upstream.path}` : `${upstream.host}:${upstream.port}`;
     const via = t?.upstream ? where : `smarthost ${where}`;
-    rows.push([t?.id ?? '-', by || '(nothing)', via, upstream.kind === 'smtp' ? upstream.tls : '-', t?.dkim.disablePlatformDkim ? 'off' : 'on']);
+    const dkim = dkimPlan(t, config);
+    const mode = t?.delivery.mode ?? config.delivery.mode;
+    rows.push([t?.id ?? '-', by || '(nothing)', via, upstream.kind === 'smtp' ? upstream.tls : '-', mode, dkim.kind === 'sign' ? `on (s=${dkim.selector}, ${dkim.keyOwner} key)` : `off (${dkim.reason})`]);
   }
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd());
@@ -153,10 +185,8 @@ async function explain(args: string[]): Promise<number> {
       auth: { type: 'string' },
       'header-from': { type: 'string' },
       rcpt: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help) return help('explain [--config FILE] --from ADDR [--auth USER] [--header-from ADDR] [--rcpt ADDR]', EXPLAIN_HELP);
   if (values.from === undefined) {
     console.error('tenant-relay explain: --from ADDR is required (use --from "" for the null sender)');
     return 2;

@@ -81,7 +81,7 @@ t.test('check prints the routing table of a valid config', async (t) => {
   const r = await run(['check', '--config', DEFAULT_CONFIG]);
   t.equal(r.code, 0);
   t.match(r.stdout, /ok, 2 tenant\(s\)/);
-  t.match(r.stdout, /acme\s+acme\.test \*\.acme\.test\s+maildir /);
+  t.match(r.stdout, /acme\s+acme\.test \*\.acme\.test\s+maildir \S+\s+-\s+queue\s+off \(no DKIM key configured\)/);
   t.match(r.stdout, /globex\s+auth:globex-app alerts@globex\.test/);
 });
 
@@ -124,4 +124,12 @@ t.test('usage errors exit 2', async (t) => {
   t.equal((await run(['explain', '--config', DEFAULT_CONFIG])).code, 2);
   t.equal((await run(['check', '--nope'])).code, 2);
   t.equal((await run(['--help'])).code, 0);
+});
+
+t.test('every command has --help', async (t) => {
+  for (const command of ['serve', 'check', 'explain', 'preflight', 'send-test', 'queue', 'hash-password', 'schema']) {
+    const r = await run([command, '--help']);
+    t.equal(r.code, 0, command);
+    t.match(r.stdout, new RegExp(`^Usage: tenant-relay ${command}`), command);
+  }
 });

@@ -60,7 +60,7 @@ function rewritesFor(tenant: Tenant): Rewrites {
 }
 
 /** The tenant's own key if it has one, else the platform's; never when the tenant signs for itself. */
-function dkimPlan(tenant: Tenant | undefined, config: Config): DkimPlan {
+export function dkimPlan(tenant: Tenant | undefined, config: Config): DkimPlan {
   if (tenant?.dkim.disablePlatformDkim) return { kind: 'off', reason: `tenant ${tenant.id} signs with its own infrastructure` };
   const own = tenant?.dkim.privateKey;
   const key = own ?? config.dkim.privateKey;
