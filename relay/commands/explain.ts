@@ -1,0 +1,57 @@
+// tenant-relay explain: the decision (and headers) a message would get, from the server's own functions.
+import { parseArgs } from 'node:util';
+import { transformMessage } from '../message/transform.js';
+import { decide } from '../routing/decide.js';
+import { loadFrom } from './config-file.js';
+
+export async function explain(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', short: 'c' },
+      from: { type: 'string' },
+      auth: { type: 'string' },
+      'header-from': { type: 'string' },
+      rcpt: { type: 'string' },
+    },
+  });
+  if (values.from === undefined) {
+    console.error('tenant-relay explain: --from ADDR is required (use --from "" for the null sender)');
+    return 2;
+  }
+  const config = loadFrom(values);
+  const decision = decide({ mailFrom: values.from }, values.auth ? { username: values.auth } : undefined, config);
+  if (decision.kind === 'refuse') {
+    console.log(`refused: ${decision.reply.code} ${decision.reply.enhanced} ${decision.reply.text}\nreason:  ${decision.reason}`);
+    return 1;
+  }
+  const u = decision.route.upstream;
+  const { from, replyTo, envelopeSender } = decision.rewrites;
+  const rewrites = [
+    from && `From: ${from.name !== undefined ? `"${from.name}" ` : ''}<${from.address ?? '(original address)'}>`,
+    replyTo && `Reply-To: ${replyTo}`,
+    envelopeSender && `MAIL FROM: ${envelopeSender}`,
+  ].filter(Boolean);
+  const dkim = decision.dkim;
+  console.log(`tenant:   ${decision.tenant?.id ?? '(none)'}`);
+  console.log(`upstream: ${u.name} (${u.kind === 'maildir' ? `maildir ${u.path}` : `${u.host}:${u.port} tls=${u.tls}${u.auth ? ' auth' : ''}`})`);
+  console.log(`rewrites: ${rewrites.length ? rewrites.join('; ') : 'none'}`);
+  console.log(`dkim:     ${dkim.kind === 'sign' ? `sign with the ${dkim.keyOwner} key (${dkim.key.algorithm}), s=${dkim.selector}, d=${dkim.signingDomain ?? 'the From domain'}` : `off: ${dkim.reason}`}`);
+  console.log(`reason:   ${decision.reason}`);
+  if (values['header-from'] === undefined) return 0;
+  // The headers a message with this From would leave with: the same transform the server runs.
+  const sample = Buffer.from(`From: ${values['header-from']}\r\nTo: <${values.rcpt ?? 'recipient@example.com'}>\r\nSubject: explain\r\n\r\n.\r\n`);
+  const trace = { id: 'explain', receivedAt: new Date(), byHost: config.hostname, clientAddress: '127.0.0.1', tls: false, authenticated: Boolean(values.auth), recipients: [values.rcpt ?? 'recipient@example.com'] };
+  const out = await transformMessage(sample, decision, config, trace);
+  if (out.kind === 'refuse') {
+    console.log(`refused:  ${out.reply.code} ${out.reply.enhanced} ${out.reply.text} (${out.reason})`);
+    return 1;
+  }
+  const text = out.bytes.toString('latin1');
+  for (const name of ['DKIM-Signature', 'From', 'Reply-To', ...(config.message.originalFromHeader ? [config.message.originalFromHeader] : [])]) {
+    const line = new RegExp(`^${name}:.*(?:\\r\\n[ \\t].*)*`, 'mi').exec(text)?.[0].replace(/\r\n[ \t]+/g, ' ');
+    if (line) console.log(`header:   ${name === 'DKIM-Signature' ? line.replace(/ b=.*$/, ' b=…') : line}`);
+  }
+  for (const w of out.warnings) console.log(`warning:  ${w}`);
+  return 0;
+}

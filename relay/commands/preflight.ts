@@ -1,0 +1,38 @@
+// tenant-relay preflight: connect, TLS and AUTH against every upstream, no mail sent.
+import { parseArgs } from 'node:util';
+import type { Upstream } from '../../config/types.js';
+import { preflight } from '../ops/preflight.js';
+import { loadFrom } from './config-file.js';
+
+export async function preflightCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, tenant: { type: 'string' }, json: { type: 'boolean' } } });
+  const config = loadFrom(values);
+  const tenants = values.tenant ? config.tenants.filter((t) => t.id === values.tenant) : config.tenants;
+  if (values.tenant && tenants.length === 0) {
+    console.error(`tenant-relay preflight: no tenant "${values.tenant}"`);
+    return 2;
+  }
+  // Each distinct upstream once, with the tenants that use it.
+  const users = new Map<Upstream, string[]>();
+  for (const t of tenants) {
+    const u = t.upstream ?? config.smarthost;
+    users.set(u, [...(users.get(u) ?? []), t.id]);
+  }
+  if (!values.tenant) users.set(config.smarthost, [...(users.get(config.smarthost) ?? []), '(no tenant)']);
+  const reports = [];
+  for (const [upstream, ids] of users) {
+    if (upstream.kind === 'maildir') {
+      reports.push({ upstream: upstream.name, tenants: ids, address: `maildir ${upstream.path}`, ok: true });
+      continue;
+    }
+    reports.push({ ...(await preflight(upstream, config.hostname)), tenants: ids });
+  }
+  if (values.json) console.log(JSON.stringify(reports, null, 2));
+  else {
+    for (const r of reports) {
+      const facts = 'reachable' in r ? [r.reachable ? 'reachable' : 'UNREACHABLE', r.tlsVersion, r.certificateDaysLeft !== undefined ? `certificate expires in ${r.certificateDaysLeft} days (${r.certificateExpires})` : undefined, `auth ${r.auth}`] : ['local'];
+      console.log(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.upstream} (${r.address}) for ${r.tenants.join(', ')}: ${facts.filter(Boolean).join(', ')}${'error' in r && r.error ? `\n      ${r.error}` : ''}`);
+    }
+  }
+  return reports.every((r) => r.ok) ? 0 : 1;
+}
