@@ -44,13 +44,14 @@ export async function forwardInSession(
   const result = await deliver(deps.edge, decision.route.upstream, envelope, message, config.upstreamHosts);
   deps.metrics.recordDelivery(decision.tenant?.id ?? null, result, (performance.now() - sendStarted) / 1000);
   const reply = passthroughReply(result);
-  const token = sendTestToken(splitMessage(transformed.bytes).header);
+  const sentHeader = splitMessage(transformed.bytes).header;
+  const token = sendTestToken(sentHeader);
   if (token) {
     deps.sendTests.record(token, {
       tenant: decision.tenant?.id ?? null,
       upstream: result.upstream,
       recipients: result.outcomes.map((o) => ({ rcpt: o.recipient, status: o.status, reply: formatReply(o.reply) })),
-      headers: splitMessage(transformed.bytes).header.toString('latin1'),
+      headers: sentHeader.toString('latin1'),
       final: true,
     });
   }
