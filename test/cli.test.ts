@@ -7,6 +7,7 @@ import path from 'node:path';
 import t from 'tap';
 import { verifyPassword } from '../relay/inbound/passwords.js';
 import { sendThrough } from './helpers/relay.js';
+import { openDataSession } from './helpers/smtp-client.js';
 
 const CLI = path.resolve('relay/cli.ts');
 const DEFAULT_CONFIG = path.resolve('config/default.yaml');
@@ -75,6 +76,31 @@ t.test('serve runs the npm start config: mail for two tenants lands in their mai
   const result = await done;
   t.equal(result.code, 0);
   t.notMatch(result.stderr, /dev-password/);
+});
+
+t.test('serve: a second SIGTERM exits at once, even while a session holds the drain open', async (t) => {
+  const dir = tmpdir();
+  const config = path.join(dir, 'relay.yaml');
+  fs.writeFileSync(config, `${fs.readFileSync(DEFAULT_CONFIG, 'utf8').replace('port: 2525', 'port: 0')}\nops: { port: 0, shutdownGraceSeconds: 60 }\n`);
+  const { child, done } = start(['serve', '--config', config], { cwd: dir });
+  const port = await new Promise<number>((resolve) => {
+    let seen = '';
+    child.stderr?.on('data', (d) => {
+      seen += d;
+      const m = /"event":"listening","addresses":\[\{"host":"127\.0\.0\.1","port":(\d+)/.exec(seen);
+      if (m) resolve(Number(m[1]));
+    });
+  });
+  const { session, dataReply } = await openDataSession(port, 'app@acme.test', 'x@example.com');
+  t.teardown(() => session.close());
+  t.match(dataReply, /^354 /);
+  child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 300));
+  const started = Date.now();
+  child.kill('SIGTERM');
+  const result = await done;
+  t.equal(result.code, 1, 'the forced exit says so');
+  t.ok(Date.now() - started < 3000, 'promptly, not after the 60 s grace period');
 });
 
 t.test('check prints the routing table of a valid config', async (t) => {
