@@ -46,7 +46,7 @@ const maildirUpstream = z.strictObject({
 });
 
 // `kind` may be left out for the common case, an SMTP server.
-export const upstreamSchema = z.preprocess(
+const upstreamSchema = z.preprocess(
   (v) => (v && typeof v === 'object' && !Array.isArray(v) && !('kind' in v) ? { kind: 'smtp', ...v } : v),
   z.discriminatedUnion('kind', [smtpUpstream, maildirUpstream]),
 );
@@ -265,4 +265,3 @@ export const configSchema = z.strictObject({
 
 export type RawConfig = z.output<typeof configSchema>;
 export type RawUpstream = z.output<typeof smtpUpstream> | z.output<typeof maildirUpstream>;
-export type RawTenant = z.output<typeof tenant>;

@@ -7,10 +7,9 @@
 //   failed/   finished with at least one recipient failed for good, kept for inspection
 //   corrupt/  entries found unreadable at start, moved aside
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { isQueuedMessage, type QueuedMessage } from './entry.js';
 
@@ -142,10 +141,6 @@ export class Spool {
     await this.#writeJson(aside, entry);
     await this.#io.rename(aside, this.path('queue', `${entry.id}.json`));
     await this.#syncQueueDir();
-  }
-
-  messageStream(id: string, area: 'queue' | 'failed' = 'queue'): Readable {
-    return createReadStream(this.path(area, `${id}.eml`));
   }
 
   messagePath(id: string): string {
