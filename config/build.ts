@@ -4,40 +4,15 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { asciiDomain, TenantDirectory } from './directory.js';
-import type { RawConfig, RawUpstream } from './schema.js';
-import type { Config, DeliveryPolicy, DkimPrivateKey, InboundUser, Tenant, Upstream } from './types.js';
+import type { RawConfig, RawTenant, RawTenantSource, RawUpstream } from './schema.js';
+import type { Config, DeliveryPolicy, DkimPrivateKey, InboundUser, Tenant, TenantSourceSettings, Upstream, UpstreamHostPolicy } from './types.js';
 import type { PathIssue } from './validate.js';
 
 const DEFAULT_PORT = { implicit: 465, starttls: 587, none: 25 } as const;
 
 export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[]): Config {
   const platformKey = buildKey(raw.dkim, ['dkim'], problems);
-  const tenants = raw.tenants.map((t, i): Tenant => {
-    const at = ['tenants', i];
-    const { upstream, identity, dkim, delivery, ...rest } = t;
-    const built = upstream && buildUpstream(upstream, t.id, 'tenant', [...at, 'upstream'], problems);
-    const ownKey = buildKey(dkim, [...at, 'dkim'], problems);
-    if (!dkim.disablePlatformDkim && dkim.selector !== undefined && !ownKey && !platformKey) {
-      problems.push({ path: [...at, 'dkim', 'selector'], message: 'there is no key to sign with: set privateKey here or under the top-level dkim' });
-    }
-    if (identity.rewriteEnvelopeSender && identity.from === undefined) {
-      problems.push({ path: [...at, 'identity', 'rewriteEnvelopeSender'], message: 'needs identity.from, the address to send as' });
-    }
-    return deepFreeze({
-      ...rest,
-      ...(built ? { upstream: built } : {}),
-      identity: {
-        ...identity,
-        ...(identity.from !== undefined ? { from: normalizeDomainOf(identity.from) } : {}),
-        ...(identity.replyTo !== undefined ? { replyTo: normalizeDomainOf(identity.replyTo) } : {}),
-      },
-      dkim: { ...withoutKey(dkim), ...(ownKey ? { privateKey: ownKey } : {}) },
-      delivery: {
-        ...(delivery.mode !== undefined ? { mode: delivery.mode } : {}),
-        ...(delivery.fallbackToSmarthostAfterMinutes !== undefined ? { fallbackToSmarthostAfterMs: delivery.fallbackToSmarthostAfterMinutes * 60_000 } : {}),
-      },
-    });
-  });
+  const tenants = raw.tenants.map((t, i) => buildTenant(t, ['tenants', i], problems, platformKey));
   const users = new Map<string, InboundUser>(raw.inbound.users.map((u) => [u.username, Object.freeze({ ...u })]));
   const { idleTimeoutSeconds, progressTimeoutSeconds, dataTimeoutSeconds, authFailureDelaySeconds, allowUnauthenticatedFrom, users: _users, ...limits } = raw.inbound;
   const listen = raw.listen.map((l, i) => {
@@ -69,6 +44,63 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
     dkim: deepFreeze({ ...withoutKey(raw.dkim), ...(platformKey ? { privateKey: platformKey } : {}) }),
     tenants: Object.freeze(tenants),
     directory: new TenantDirectory(tenants),
+    tenantFiles: Object.freeze(raw.tenantFiles.map((f) => path.resolve(f))),
+    ...(raw.tenantSource ? { tenantSource: buildTenantSource(raw.tenantSource, problems) } : {}),
+  });
+}
+
+/** One tenant, from the config files or from the HTTP tenant source (which passes its own host policy). */
+export function buildTenant(t: RawTenant, at: (string | number)[], problems: PathIssue[], platformKey: DkimPrivateKey | undefined, hostPolicy?: UpstreamHostPolicy): Tenant {
+  const { upstream, identity, dkim, delivery, ...rest } = t;
+  const built = upstream && buildUpstream(upstream, t.id, 'tenant', [...at, 'upstream'], problems);
+  const ownKey = buildKey(dkim, [...at, 'dkim'], problems);
+  if (!dkim.disablePlatformDkim && dkim.selector !== undefined && !ownKey && !platformKey) {
+    problems.push({ path: [...at, 'dkim', 'selector'], message: 'there is no key to sign with: set privateKey here or under the top-level dkim' });
+  }
+  if (identity.rewriteEnvelopeSender && identity.from === undefined) {
+    problems.push({ path: [...at, 'identity', 'rewriteEnvelopeSender'], message: 'needs identity.from, the address to send as' });
+  }
+  return deepFreeze({
+    ...rest,
+    ...(built ? { upstream: built.kind === 'smtp' && hostPolicy ? { ...built, hostPolicy } : built } : {}),
+    identity: {
+      ...identity,
+      ...(identity.from !== undefined ? { from: normalizeDomainOf(identity.from) } : {}),
+      ...(identity.replyTo !== undefined ? { replyTo: normalizeDomainOf(identity.replyTo) } : {}),
+    },
+    dkim: { ...withoutKey(dkim), ...(ownKey ? { privateKey: ownKey } : {}) },
+    delivery: {
+      ...(delivery.mode !== undefined ? { mode: delivery.mode } : {}),
+      ...(delivery.fallbackToSmarthostAfterMinutes !== undefined ? { fallbackToSmarthostAfterMs: delivery.fallbackToSmarthostAfterMinutes * 60_000 } : {}),
+    },
+  });
+}
+
+function buildTenantSource(s: RawTenantSource, problems: PathIssue[]): TenantSourceSettings {
+  const at = ['tenantSource'];
+  const url = new URL(s.url);
+  // The token and tenants' upstream passwords cross this connection: cleartext only on this machine.
+  if (url.protocol === 'http:' && !/^(localhost|127\.[\d.]+|\[::1\])$/.test(url.hostname)) {
+    problems.push({ path: [...at, 'url'], message: 'must be https:// (plain http only to a loopback address: tenant credentials travel over it)' });
+  }
+  let ca: string | undefined;
+  if (s.ca !== undefined) {
+    try {
+      ca = fs.readFileSync(path.resolve(s.ca), 'utf8');
+    } catch (err) {
+      problems.push({ path: [...at, 'ca'], message: `cannot read CA file ${s.ca}: ${(err as NodeJS.ErrnoException).code ?? err}` });
+    }
+  }
+  return deepFreeze({
+    url: s.url.replace(/\/+$/, ''),
+    ...(s.token !== undefined ? { token: s.token } : {}),
+    ...(ca !== undefined ? { ca } : {}),
+    timeoutMs: Math.round(s.timeoutSeconds * 1000),
+    cacheMs: Math.round(s.cacheSeconds * 1000),
+    staleMs: Math.round(s.staleSeconds * 1000),
+    notFoundMs: Math.round(s.notFoundCacheSeconds * 1000),
+    maxEntries: s.maxEntries,
+    upstreamHosts: s.upstreamHosts,
   });
 }
 
@@ -114,7 +146,7 @@ function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'platform
   });
 }
 
-function buildKey(raw: { privateKey?: string | undefined; selector?: string | undefined }, at: (string | number)[], problems: PathIssue[]): DkimPrivateKey | undefined {
+export function buildKey(raw: { privateKey?: string | undefined; selector?: string | undefined }, at: (string | number)[], problems: PathIssue[]): DkimPrivateKey | undefined {
   if (raw.privateKey === undefined) return undefined;
   const where = [...at, 'privateKey'];
   let key: KeyObject;

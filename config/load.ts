@@ -1,7 +1,13 @@
-// Reads a YAML file once, validates it whole, and returns a frozen snapshot; or throws a ConfigError that
-// lists every problem as file:line:column: key: message, the way compilers do.
+// Reads the YAML config (and the tenant files it names) once, validates it whole as one snapshot, and
+// returns it frozen; or throws a ConfigError that lists every problem as file:line:column: key: message,
+// the way compilers do.
+//
+// Values are read with js-yaml, which is about ten times faster than building a source-mapped document:
+// a directory of 10,000 tenants must load in well under a second. Line numbers are only needed for a
+// file with something wrong in it, so that file alone is parsed again with `yaml` to find them.
 import fs from 'node:fs';
 import path from 'node:path';
+import jsYaml from 'js-yaml';
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { buildConfig } from './build.js';
 import { configSchema } from './schema.js';
@@ -32,34 +38,61 @@ export function formatIssue(i: ConfigIssue): string {
 }
 
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Config {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError([{ file, line: 0, column: 0, key: '', message: `cannot read: ${(err as Error).message}` }]);
+  return parseConfig(readText(file), file, env);
+}
+
+/** One YAML file: its text, what it holds, and (only when asked) where each key sits in it. */
+class YamlSource {
+  #positions: { doc: Node | null; lines: LineCounter } | undefined;
+  readonly value: unknown;
+
+  constructor(
+    readonly file: string,
+    readonly text: string,
+  ) {
+    this.value = readYaml(this);
   }
-  return parseConfig(text, file, env);
+
+  /** Where a key path points: the key itself when it exists, else its nearest present parent. */
+  position(p: readonly (string | number)[]): { line: number; column: number } {
+    this.#positions ??= (() => {
+      const lines = new LineCounter();
+      return { doc: parseDocument(this.text, { lineCounter: lines }).contents, lines };
+    })();
+    const { line, col } = this.#positions.lines.linePos(offsetOf(this.#positions.doc, p));
+    return { line, column: col };
+  }
+}
+
+/** A tenant read from a tenant file: which file, and its index there when the file holds a list. */
+interface TenantOrigin {
+  readonly source: YamlSource;
+  readonly index?: number;
 }
 
 export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
-  const at = (p: readonly (string | number)[], message: string): ConfigIssue => {
-    const { line, col } = lines.linePos(offsetOf(doc.contents, p));
-    return { file, line, column: col, key: keyPath(p), message };
-  };
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      doc.errors.map((e) => {
-        const { line, col } = lines.linePos(e.pos[0]);
-        return { file, line, column: col, key: '', message: e.message.split('\n')[0] ?? e.message };
-      }),
-    );
+  const main = new YamlSource(file, text);
+  const input = (main.value ?? {}) as Record<string, unknown>;
+  if (typeof input !== 'object' || Array.isArray(input)) {
+    throw new ConfigError([{ file, line: 1, column: 1, key: '', message: 'must be a mapping of settings' }]);
   }
+  const own = Array.isArray(input.tenants) ? input.tenants : [];
+  const { tenants: fromFiles, origins, issues: fileIssues } = readTenantFiles(input.tenantFiles);
+  const merged = fromFiles.length > 0 ? { ...input, tenants: [...own, ...fromFiles] } : input;
+
+  // Paths under tenants[i] past the main file's own tenants point into the tenant file they came from.
+  const at = (p: readonly (string | number)[], message: string): ConfigIssue => {
+    const [first, index] = p;
+    const origin = first === 'tenants' && typeof index === 'number' && index >= own.length ? origins[index - own.length] : undefined;
+    if (!origin) return { file, ...main.position(p), key: keyPath(p), message };
+    const inFile = [...(origin.index !== undefined ? [origin.index] : []), ...p.slice(2)];
+    return { file: origin.source.file, ...origin.source.position(inFile), key: keyPath(inFile), message };
+  };
+  if (fileIssues.length > 0) throw new ConfigError(fileIssues.map((i) => ('file' in i ? i : at(i.path, i.message))));
 
   const secretIssues: PathIssue[] = [];
-  const input = substituteSecrets(doc.toJS() ?? {}, env, secretIssues);
-  const parsed = configSchema.safeParse(input);
+  const substituted = substituteSecrets(merged, env, secretIssues);
+  const parsed = configSchema.safeParse(substituted);
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.flatMap((issue) => {
@@ -75,11 +108,86 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   return config;
 }
 
+/**
+ * `tenantFiles` lists files and directories; a directory contributes its *.yaml and *.yml files in name
+ * order. Each file holds one tenant (a mapping) or a list of them. A malformed `tenantFiles` value is left
+ * for the schema to report.
+ */
+function readTenantFiles(listed: unknown): { tenants: unknown[]; origins: TenantOrigin[]; issues: (ConfigIssue | PathIssue)[] } {
+  const tenants: unknown[] = [];
+  const origins: TenantOrigin[] = [];
+  const issues: (ConfigIssue | PathIssue)[] = [];
+  if (!Array.isArray(listed)) return { tenants, origins, issues };
+  listed.forEach((entry, i) => {
+    if (typeof entry !== 'string' || entry === '') return;
+    let files: string[];
+    try {
+      files = fs.statSync(entry).isDirectory()
+        ? fs.readdirSync(entry).filter((f) => /\.ya?ml$/.test(f) && !f.startsWith('.')).sort().map((f) => path.join(entry, f))
+        : [entry];
+    } catch (err) {
+      issues.push({ path: ['tenantFiles', i], message: `cannot read ${entry}: ${(err as NodeJS.ErrnoException).code ?? err}` });
+      return;
+    }
+    for (const file of files) {
+      let source: YamlSource;
+      try {
+        source = new YamlSource(file, readText(file));
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        issues.push(...err.issues);
+        continue;
+      }
+      const { value } = source;
+      if (Array.isArray(value)) {
+        value.forEach((t, index) => {
+          tenants.push(t);
+          origins.push({ source, index });
+        });
+      } else if (value && typeof value === 'object') {
+        tenants.push(value);
+        origins.push({ source });
+      } else if (value !== undefined && value !== null) {
+        issues.push({ file, line: 1, column: 1, key: '', message: 'must hold one tenant (a mapping with an id) or a list of tenants' });
+      }
+    }
+  });
+  return { tenants, origins, issues };
+}
+
+function readText(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([{ file, line: 0, column: 0, key: '', message: `cannot read: ${(err as Error).message}` }]);
+  }
+}
+
+/** The values in a YAML file (YAML 1.2 core schema, duplicate keys refused), or a ConfigError. */
+function readYaml(source: YamlSource): unknown {
+  try {
+    return jsYaml.load(source.text, { schema: jsYaml.CORE_SCHEMA, filename: source.file });
+  } catch (err) {
+    // The source-mapped parser words syntax errors better; js-yaml's own mark is the fallback.
+    const lines = new LineCounter();
+    const doc = parseDocument(source.text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+    if (doc.errors.length > 0) {
+      throw new ConfigError(
+        doc.errors.map((e) => {
+          const { line, col } = lines.linePos(e.pos[0]);
+          return { file: source.file, line, column: col, key: '', message: e.message.split('\n')[0] ?? e.message };
+        }),
+      );
+    }
+    const { mark, reason } = err as jsYaml.YAMLException;
+    throw new ConfigError([{ file: source.file, line: (mark?.line ?? 0) + 1, column: (mark?.column ?? 0) + 1, key: '', message: reason || String(err) }]);
+  }
+}
+
 function keyPath(p: readonly (string | number)[]): string {
   return p.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('');
 }
 
-/** Where in the text a key path points: the key itself when it exists, else its nearest present parent. */
 function offsetOf(root: Node | null, p: readonly (string | number)[]): number {
   let node: unknown = root;
   let offset = root?.range?.[0] ?? 0;

@@ -90,7 +90,7 @@ const tenantDelivery = z
   })
   .default({});
 
-const tenant = z.strictObject({
+export const tenantSchema = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'must be letters, digits, "-" or "_" (at most 63)'),
   match: z
     .strictObject({
@@ -163,6 +163,37 @@ const delivery = z
     maxConcurrentDeliveries: 100,
     scanSeconds: 5,
   });
+
+const hostPolicy = {
+  // Refuse hosts that resolve to loopback, link-local or cloud metadata addresses.
+  denySpecialAddresses: z.boolean(),
+  // Refuse private ranges too (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7).
+  denyPrivateAddresses: z.boolean(),
+  // Addresses or CIDR ranges allowed whatever the two above say.
+  allow: z.array(z.string().min(1)).default([]),
+};
+
+const tenantSource = z.strictObject({
+  // GET {url}/tenants/lookup?auth=…|sender=…|id=… answers one tenant record (see the README's contract).
+  url: z.string().regex(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, 'must be an http(s) URL without query, like https://platform.internal/relay'),
+  // Sent as "Authorization: Bearer <token>"; use ${ENV} or ${file:/path}.
+  token: z.string().min(1).optional(),
+  // PEM file of a private CA to trust for the platform, in place of the system store.
+  ca: z.string().min(1).optional(),
+  // A lookup that takes longer is abandoned (stale record served if there is one, else 451 4.3.0).
+  timeoutSeconds: z.number().positive().max(60).default(2),
+  // How long an answer is fresh.
+  cacheSeconds: z.number().positive().max(86_400).default(60),
+  // How long past that an answer may still be served, while it is refreshed or while the source is down.
+  staleSeconds: z.number().min(0).max(7 * 86_400).default(3600),
+  // How long "no such tenant" is remembered.
+  notFoundCacheSeconds: z.number().min(0).max(86_400).default(30),
+  maxEntries: z.int().min(1).max(10_000_000).default(10_000),
+  // Tenant admins type these upstreams in: internal addresses are refused unless allowed here.
+  upstreamHosts: z
+    .strictObject({ denySpecialAddresses: hostPolicy.denySpecialAddresses.default(true), denyPrivateAddresses: hostPolicy.denyPrivateAddresses.default(true), allow: hostPolicy.allow })
+    .default({ denySpecialAddresses: true, denyPrivateAddresses: true, allow: [] }),
+});
 
 export const DKIM_FAILURE_POLICIES = ['send-unsigned', 'tempfail', 'reject'] as const;
 
@@ -248,20 +279,20 @@ export const configSchema = z.strictObject({
   // Checks on the hosts of tenants' own upstreams (not the smarthost), for platforms where tenant
   // admins type them in.
   upstreamHosts: z
-    .strictObject({
-      // Refuse hosts that resolve to loopback, link-local or cloud metadata addresses.
-      denySpecialAddresses: z.boolean().default(false),
-      // Refuse private ranges too (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7).
-      denyPrivateAddresses: z.boolean().default(false),
-      // Addresses or CIDR ranges allowed whatever the two above say.
-      allow: z.array(z.string().min(1)).default([]),
-    })
+    .strictObject({ denySpecialAddresses: hostPolicy.denySpecialAddresses.default(false), denyPrivateAddresses: hostPolicy.denyPrivateAddresses.default(false), allow: hostPolicy.allow })
     .default({ denySpecialAddresses: false, denyPrivateAddresses: false, allow: [] }),
   delivery,
   message: messagePolicy,
   dkim: platformDkim,
-  tenants: z.array(tenant).default([]),
+  tenants: z.array(tenantSchema).default([]),
+  // More tenants from YAML files: each entry is a file or a directory of *.yaml / *.yml files, and each
+  // file holds one tenant or a list of them. They are validated with the rest as one snapshot.
+  tenantFiles: z.array(z.string().min(1)).default([]),
+  // Tenants looked up from the platform over HTTP(S) when no YAML tenant claims the sender or AUTH user.
+  tenantSource: tenantSource.optional(),
 });
 
 export type RawConfig = z.output<typeof configSchema>;
+export type RawTenant = z.output<typeof tenantSchema>;
+export type RawTenantSource = z.output<typeof tenantSource>;
 export type RawUpstream = z.output<typeof smtpUpstream> | z.output<typeof maildirUpstream>;

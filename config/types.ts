@@ -26,6 +26,8 @@ export interface SmtpUpstream {
   readonly timeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly maxConnections: number;
+  /** The host policy this upstream is held to; absent: the config's `upstreamHosts` (tenants' upstreams only). */
+  readonly hostPolicy?: UpstreamHostPolicy;
 }
 
 /** Local delivery into a maildir, so a development relay works with no mail server at all. */
@@ -167,4 +169,23 @@ export interface Config {
   readonly dkim: DkimSettings & { readonly onFailure: DkimFailurePolicy };
   readonly tenants: readonly Tenant[];
   readonly directory: TenantDirectory;
+  /** The tenant files and directories the snapshot read (absolute): watched for changes like the config file. */
+  readonly tenantFiles: readonly string[];
+  readonly tenantSource?: TenantSourceSettings;
+}
+
+/** The platform's HTTP endpoint for tenants the YAML does not list, and how its answers are cached. */
+export interface TenantSourceSettings {
+  /** Base URL, no trailing slash: lookups go to `${url}/tenants/lookup`. */
+  readonly url: string;
+  readonly token?: string;
+  /** PEM text of a private CA to trust for the platform. */
+  readonly ca?: string;
+  readonly timeoutMs: number;
+  readonly cacheMs: number;
+  readonly staleMs: number;
+  readonly notFoundMs: number;
+  readonly maxEntries: number;
+  /** Applied to the upstreams of tenants from this source, whatever the global `upstreamHosts` says. */
+  readonly upstreamHosts: UpstreamHostPolicy;
 }

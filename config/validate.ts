@@ -18,6 +18,9 @@ export function crossCheck(raw: RawConfig): PathIssue[] {
   raw.upstreamHosts.allow.forEach((cidr, i) => {
     if (!parseCidr(cidr)) issues.push({ path: ['upstreamHosts', 'allow', i], message: 'must be an address or CIDR range like 10.0.0.0/8' });
   });
+  raw.tenantSource?.upstreamHosts.allow.forEach((cidr, i) => {
+    if (!parseCidr(cidr)) issues.push({ path: ['tenantSource', 'upstreamHosts', 'allow', i], message: 'must be an address or CIDR range like 10.0.0.0/8' });
+  });
   const users = new Set<string>();
   raw.inbound.users.forEach((u, i) => {
     if (users.has(u.username)) issues.push({ path: ['inbound', 'users', i, 'username'], message: `user "${u.username}" is declared twice` });
@@ -64,7 +67,7 @@ function claimTracker(issues: PathIssue[]) {
   };
 }
 
-function checkUpstream(u: RawUpstream, at: (string | number)[], issues: PathIssue[]): void {
+export function checkUpstream(u: RawUpstream, at: (string | number)[], issues: PathIssue[]): void {
   if (u.kind !== 'smtp') return;
   if ((u.username === undefined) !== (u.password === undefined)) {
     const missing = u.username === undefined ? 'username' : 'password';

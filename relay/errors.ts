@@ -53,6 +53,8 @@ export const Replies = {
   headerTooLarge: reply(552, '5.3.4', 'Message header section is larger than 1 MiB'),
   clientAborted: reply(451, '4.3.0', 'Message data was not received completely; nothing was sent'),
   localError: reply(451, '4.3.0', 'Local error in processing; please try again later'),
+  // Never guessed: without the tenant's record, its mail could leave through the wrong upstream.
+  tenantLookupUnavailable: reply(451, '4.3.0', 'Tenant settings are unavailable right now; please try again later'),
   shuttingDown: reply(421, '4.3.2', 'Service shutting down; please try again later'),
 
   queued: (id: string) => reply(250, '2.0.0', `Ok: queued as ${id}`),

@@ -12,11 +12,12 @@ import { createInboundServer, type InboundServer } from './inbound/server.js';
 import { startOpsServer } from './ops/http.js';
 import type { Logger } from './ops/log.js';
 import { RelayMetrics } from './ops/metrics.js';
-import { reloadFrom, watchFile } from './ops/reload.js';
+import { reloadFrom, watchFile, watchTenantFiles } from './ops/reload.js';
 import { SendTests } from './ops/send-tests.js';
 import { TenantRates } from './queue/rates.js';
 import { Scheduler } from './queue/scheduler.js';
 import { Spool, type SpoolIo } from './queue/spool.js';
+import { PlatformTenants } from './tenancy/platform-tenants.js';
 
 export interface RelayOptions {
   readonly logger: Logger;
@@ -68,12 +69,16 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     },
     pools: () => pools.size,
   });
-  const scheduler = new Scheduler({ spool, config, edge, rates, metrics, sendTests, logger });
+  // The cache of platform tenants lives across reloads; a change to the source's settings starts a new one.
+  const platformFor = (c: Config) => (c.tenantSource ? new PlatformTenants(c.tenantSource, { logger, metrics, config }) : undefined);
+  let platformTenants = platformFor(initial);
+  const platform = () => platformTenants;
+  const scheduler = new Scheduler({ spool, config, edge, rates, metrics, sendTests, logger, platform });
   queue.scheduler = scheduler;
   // The spool is read before the listeners open: what was accepted before a crash goes out first.
   await scheduler.start({ timers: options.schedulerTimers ?? true });
   const spoolHasRoom = cachedFor(1000, async () => (await spool.freeBytes()) >= current.delivery.spool.minFreeBytes);
-  const deps = { config, edge, spool, scheduler, spoolHasRoom, rates, metrics, sendTests, draining: () => draining, logger };
+  const deps = { config, edge, spool, scheduler, spoolHasRoom, rates, metrics, sendTests, draining: () => draining, logger, platform };
 
   const servers: SMTPServer[] = [];
   const inbound: InboundServer[] = [];
@@ -121,6 +126,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       JSON.stringify(next.ops) !== JSON.stringify(initial.ops) && 'ops',
       next.hostname !== initial.hostname && 'hostname',
     ].filter((s): s is string => typeof s === 'string');
+    if (JSON.stringify(next.tenantSource) !== JSON.stringify(current.tenantSource)) platformTenants = platformFor(next);
     current = next;
     for (const s of servers) {
       Object.assign(s.options, {
@@ -139,7 +145,12 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     metrics.reloads.inc({ result: result.ok ? 'success' : 'failure' });
     return result;
   };
-  if (options.configFile && options.watchConfig) stops.push(watchFile(options.configFile, () => reload('file changed')));
+  if (options.configFile && options.watchConfig) {
+    const file = options.configFile;
+    stops.push(watchFile(file, () => reload('file changed')));
+    // Tenant files are watched as the snapshot that started listed them; a change to that list needs SIGHUP.
+    for (const entry of initial.tenantFiles) stops.push(watchTenantFiles(entry, () => reload(`tenant files changed (${entry})`)));
+  }
 
   const addresses = servers.map((s) => {
     const a = s.server.address() as AddressInfo;

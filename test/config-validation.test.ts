@@ -145,3 +145,16 @@ t.test('an unreadable CA file and a bad network range are refused', async (t) =>
 t.test('a missing file is an error naming it', async (t) => {
   t.throws(() => loadConfigFile('/nonexistent/relay.yaml'), { name: 'ConfigError', message: /^\/nonexistent\/relay\.yaml:0:0: cannot read/ });
 });
+
+t.test('tenantSource: its URL must be https unless it is on this machine, and must carry no query', async (t) => {
+  t.same(errorsOf(`${SMARTHOST}tenantSource: { url: "http://platform.internal/relay" }\n`), [
+    'relay.yaml:2:17: tenantSource.url: must be https:// (plain http only to a loopback address: tenant credentials travel over it)',
+  ]);
+  t.same(errorsOf(`${SMARTHOST}tenantSource: { url: "https://platform.internal/relay?x=1" }\n`), [
+    'relay.yaml:2:17: tenantSource.url: must be an http(s) URL without query, like https://platform.internal/relay',
+  ]);
+  t.same(errorsOf(`${SMARTHOST}tenantSource: { url: "http://127.0.0.1:8080/relay" }\n`), []);
+  t.same(errorsOf(`${SMARTHOST}tenantSource: { url: "https://platform.internal", upstreamHosts: { allow: [nope] } }\n`), [
+    'relay.yaml:2:76: tenantSource.upstreamHosts.allow[0]: must be an address or CIDR range like 10.0.0.0/8',
+  ]);
+});

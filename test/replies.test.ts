@@ -31,6 +31,7 @@ const samples: { readonly [K in keyof typeof Replies]: SmtpReply } = {
   queued: Replies.queued('abc'),
   clientAborted: Replies.clientAborted,
   localError: Replies.localError,
+  tenantLookupUnavailable: Replies.tenantLookupUnavailable,
   shuttingDown: Replies.shuttingDown,
   delivered: Replies.delivered('up'),
   upstreamUnreachable: Replies.upstreamUnreachable('up'),

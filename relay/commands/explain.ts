@@ -1,7 +1,10 @@
 // tenant-relay explain: the decision (and headers) a message would get, from the server's own functions.
 import { parseArgs } from 'node:util';
 import { transformMessage } from '../message/transform.js';
+import { createLogger } from '../ops/log.js';
 import { decide } from '../routing/decide.js';
+import { PlatformTenants } from '../tenancy/platform-tenants.js';
+import { resolveTenants } from '../tenancy/resolve.js';
 import { loadFrom } from './config-file.js';
 
 export async function explain(args: string[]): Promise<number> {
@@ -20,7 +23,16 @@ export async function explain(args: string[]): Promise<number> {
     return 2;
   }
   const config = loadFrom(values);
-  const decision = decide({ mailFrom: values.from }, values.auth ? { username: values.auth } : undefined, config);
+  const auth = values.auth ? { username: values.auth } : undefined;
+  // The same lookups the server makes: the platform is asked about what the config files do not answer.
+  const logger = createLogger('warn');
+  const platform = config.tenantSource && new PlatformTenants(config.tenantSource, { logger, config: () => config });
+  const found = await resolveTenants(values.from, auth, config, platform);
+  if (!found.ok) {
+    console.log(`refused: 451 4.3.0 (the server would say: try again later)\nreason:  ${found.reason}`);
+    return 1;
+  }
+  const decision = decide({ mailFrom: values.from }, auth, config, found.tenants);
   if (decision.kind === 'refuse') {
     console.log(`refused: ${decision.reply.code} ${decision.reply.enhanced} ${decision.reply.text}\nreason:  ${decision.reason}`);
     return 1;
@@ -33,7 +45,8 @@ export async function explain(args: string[]): Promise<number> {
     envelopeSender && `MAIL FROM: ${envelopeSender}`,
   ].filter(Boolean);
   const dkim = decision.dkim;
-  console.log(`tenant:   ${decision.tenant?.id ?? '(none)'}`);
+  const fromPlatform = decision.tenant && !config.directory.byId(decision.tenant.id);
+  console.log(`tenant:   ${decision.tenant?.id ?? '(none)'}${fromPlatform ? ` (record from the tenant source ${config.tenantSource?.url})` : ''}`);
   console.log(`upstream: ${u.name} (${u.kind === 'maildir' ? `maildir ${u.path}` : `${u.host}:${u.port} tls=${u.tls}${u.auth ? ' auth' : ''}`})`);
   console.log(`rewrites: ${rewrites.length ? rewrites.join('; ') : 'none'}`);
   console.log(`dkim:     ${dkim.kind === 'sign' ? `sign with the ${dkim.keyOwner} key (${dkim.key.algorithm}), s=${dkim.selector}, d=${dkim.signingDomain ?? 'the From domain'}` : `off: ${dkim.reason}`}`);

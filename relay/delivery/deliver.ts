@@ -38,8 +38,9 @@ export async function deliver(
     outcomes: envelope.rcptTo.map((recipient) => ({ recipient, status, reply })),
   });
   let target = upstream;
-  if (upstream.owner === 'tenant' && (hostPolicy.denySpecialAddresses || hostPolicy.denyPrivateAddresses)) {
-    const checked = await checkUpstreamHost(upstream.host, hostPolicy);
+  const policy = upstream.hostPolicy ?? hostPolicy;
+  if (upstream.owner === 'tenant' && (policy.denySpecialAddresses || policy.denyPrivateAddresses)) {
+    const checked = await checkUpstreamHost(upstream.host, policy);
     if (!checked.ok) return all(Replies.upstreamHostForbidden(upstream.name, checked.reason), 'temp');
     // Connect to the address that was checked; the certificate is still checked against the name.
     target = { ...upstream, host: checked.address, servername: upstream.servername ?? upstream.host };

@@ -19,6 +19,8 @@ import type { Logger } from '../ops/log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
 import type { SendTests } from '../ops/send-tests.js';
 import { decide } from '../routing/decide.js';
+import type { PlatformTenants } from '../tenancy/platform-tenants.js';
+import { resolveTenants } from '../tenancy/resolve.js';
 import type { AuthIdentity, Envelope, RouteDecision } from '../types.js';
 import { isAcceptableAddress } from './addresses.js';
 import { readCertificate } from './certificates.js';
@@ -40,6 +42,8 @@ export interface InboundDeps {
   /** True once shutdown has begun: new connections and new transactions get 421. */
   readonly draining: () => boolean;
   readonly logger: Logger;
+  /** The platform's tenants (the HTTP tenant source), when the config names one. */
+  readonly platform?: () => PlatformTenants | undefined;
 }
 
 /** What one mail transaction carries from MAIL FROM to the final dot. */
@@ -140,26 +144,30 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
       const auth = session.user as AuthIdentity | undefined;
       if (!auth && !isInNetworks(trustedNetworks(config), session.remoteAddress)) return callback(fail(Replies.authRequired));
       if (address.address !== '' && !isAcceptableAddress(address.address)) return callback(fail(Replies.badSenderAddress));
-      const decision = decide({ mailFrom: address.address }, auth, config);
-      if (decision.kind === 'refuse') {
-        deps.logger.info({ event: 'refused', session: session.id, from: address.address, reason: decision.reason });
-        return callback(fail(decision.reply));
-      }
-      if (modeOf(decision, config) === 'queue') {
-        deps.spoolHasRoom().then(
-          (room) => {
-            if (!room) return callback(fail(Replies.insufficientStorage));
-            transactions.set(session, { config, decision });
-            callback();
-          },
+      resolveTenants(address.address, auth, config, deps.platform?.())
+        .then(async (found) => {
+          if (!found.ok) {
+            deps.logger.warn({ event: 'refused', session: session.id, from: address.address, reason: found.reason });
+            return fail(Replies.tenantLookupUnavailable);
+          }
+          const decision = decide({ mailFrom: address.address }, auth, config, found.tenants);
+          if (decision.kind === 'refuse') {
+            deps.logger.info({ event: 'refused', session: session.id, from: address.address, reason: decision.reason });
+            return fail(decision.reply);
+          }
+          if (modeOf(decision, config) === 'queue') {
+            if (!(await deps.spoolHasRoom())) return fail(Replies.insufficientStorage);
+          } else if (!deps.rates.take(decision.tenant, Date.now())) {
+            // Pass-through has no later moment to slow down at: past its rate, the tenant's client must wait.
+            return fail(Replies.tenantRateExceeded(decision.tenant?.id ?? ''));
+          }
+          transactions.set(session, { config, decision });
+          return undefined;
+        })
+        .then(
+          (refusal) => callback(refusal ?? null),
           () => callback(fail(Replies.localError)),
         );
-        return;
-      }
-      // Pass-through has no later moment to slow down at: past its rate, the tenant's client must wait.
-      if (!deps.rates.take(decision.tenant, Date.now())) return callback(fail(Replies.tenantRateExceeded(decision.tenant?.id ?? '')));
-      transactions.set(session, { config, decision });
-      callback();
     },
 
     onRcptTo(address: SMTPServerAddress, session, callback) {

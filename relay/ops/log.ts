@@ -8,7 +8,7 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info'): L
     {
       level,
       base: { service: 'tenant-relay' },
-      redact: { paths: ['password', '*.password', '*.pass', 'auth.pass', '*.auth.pass'], censor: '[redacted]' },
+      redact: { paths: ['password', '*.password', '*.pass', 'auth.pass', '*.auth.pass', 'token', '*.token'], censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     pino.destination(2),

@@ -19,6 +19,9 @@ export class RelayMetrics {
   readonly rejected: client.Counter<'reply'>;
   readonly upstreamSeconds: client.Histogram<'upstream'>;
   readonly reloads: client.Counter<'result'>;
+  readonly tenantLookups: client.Counter<'result'>;
+  readonly tenantSourceRequests: client.Counter<'result'>;
+  readonly tenantSourceSeconds: client.Histogram;
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
@@ -29,6 +32,18 @@ export class RelayMetrics {
     this.bounced = counter('tenant_relay_recipients_failed_total', 'Recipients that failed permanently', ['tenant', 'upstream']);
     this.rejected = counter('tenant_relay_replies_refused_total', 'Commands or messages refused, by reply code and enhanced code', ['reply']);
     this.reloads = counter('tenant_relay_config_reloads_total', 'Configuration reloads, by result', ['result']);
+    this.tenantLookups = counter(
+      'tenant_relay_tenant_lookups_total',
+      'Lookups of platform tenants by cache outcome: hit, miss, stale (served while refreshing), joined (a request already in flight), unavailable',
+      ['result'],
+    );
+    this.tenantSourceRequests = counter('tenant_relay_tenant_source_requests_total', 'Requests to the HTTP tenant source: found, not-found, malformed, failed, timeout', ['result']);
+    this.tenantSourceSeconds = new client.Histogram({
+      name: 'tenant_relay_tenant_source_seconds',
+      help: 'Time the HTTP tenant source took to answer one lookup',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
     this.upstreamSeconds = new client.Histogram({
       name: 'tenant_relay_upstream_send_seconds',
       help: 'Time to hand one message to an upstream',

@@ -37,3 +37,27 @@ export function watchFile(file: string, onChange: () => void, debounceMs = 300, 
     fs.unwatchFile(file, listener);
   };
 }
+
+/**
+ * A tenant file is polled like the config file; a directory is watched (inotify), since adding, removing,
+ * renaming into place or editing any of its files must be seen, and polling 10,000 files would not do.
+ */
+export function watchTenantFiles(entry: string, onChange: () => void, debounceMs = 300): () => void {
+  let isDirectory = false;
+  try {
+    isDirectory = fs.statSync(entry).isDirectory();
+  } catch {
+    // Gone since the load: watch the path as a file, so its return is seen.
+  }
+  if (!isDirectory) return watchFile(entry, onChange, debounceMs);
+  let timer: NodeJS.Timeout | undefined;
+  const watcher = fs.watch(entry, { persistent: false }, () => {
+    clearTimeout(timer);
+    timer = setTimeout(onChange, debounceMs);
+  });
+  watcher.on('error', () => watcher.close());
+  return () => {
+    clearTimeout(timer);
+    watcher.close();
+  };
+}

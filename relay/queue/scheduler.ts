@@ -1,13 +1,14 @@
 // Delivers queued messages: attempts when due, per-upstream concurrency so that one dead upstream cannot
 // take the slots of the others, per-recipient outcomes written to the spool before anything else, retries
 // with backoff, expiry, smarthost fallback, and a DSN for what failed for good.
-import type { Config, Upstream } from '../../config/types.js';
+import type { Config, Tenant, Upstream } from '../../config/types.js';
 import { type DeliveryEdge, deliver } from '../delivery/deliver.js';
 import { formatReply } from '../errors.js';
 import { readHeaderBlock } from '../message/split.js';
 import type { Logger } from '../ops/log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
 import type { SendTests } from '../ops/send-tests.js';
+import type { PlatformTenants } from '../tenancy/platform-tenants.js';
 import type { RecipientOutcome } from '../types.js';
 import { retryDelay } from './backoff.js';
 import { buildDsn } from './dsn.js';
@@ -23,10 +24,15 @@ export interface SchedulerDeps {
   readonly metrics: RelayMetrics;
   readonly sendTests: SendTests;
   readonly logger: Logger;
+  /** The platform's tenants, for queued mail of a tenant the config files do not list. */
+  readonly platform?: () => PlatformTenants | undefined;
   /** Milliseconds since the epoch; tests pass a fake clock. */
   readonly clock?: () => number;
   readonly random?: () => number;
 }
+
+/** How long queued mail of a platform tenant waits for the platform's answer before it is looked at again. */
+const PLATFORM_WAIT_MS = 1000;
 
 export class Scheduler {
   readonly #deps: SchedulerDeps;
@@ -85,12 +91,17 @@ export class Scheduler {
     const due = [...this.#due].filter(([id, d]) => d.at <= now && !this.#inFlight.has(id)).sort((a, b) => a[1].at - b[1].at);
     for (const [id, d] of due) {
       if (this.#inFlight.size >= config.delivery.maxConcurrentDeliveries) break;
-      const upstream = this.#routeFor(d, config, now);
+      const tenant = this.#tenantOf(d, config);
+      if (tenant === 'wait') {
+        // Its lookup has started; the message is not sent through another upstream meanwhile.
+        this.#due.set(id, { ...d, at: now + PLATFORM_WAIT_MS });
+        continue;
+      }
+      const upstream = this.#routeFor(d, tenant, config, now);
       const busy = this.#busyByUpstream.get(upstream.name) ?? 0;
       // A dead or slow upstream only ever holds its own slots: other tenants' mail keeps moving.
       if (busy >= slotsOf(upstream)) continue;
       // Over its rate, a tenant's mail waits its turn instead of being refused (smoothing).
-      const tenant = d.tenant === null ? undefined : config.directory.byId(d.tenant);
       const allowedAt = this.#deps.rates.nextAllowedAt(tenant, now);
       if (allowedAt > now) {
         this.#due.set(id, { ...d, at: allowedAt });
@@ -152,9 +163,21 @@ export class Scheduler {
     clearTimeout(timer);
   }
 
-  /** The tenant's upstream as configured now; the smarthost when it has none, is gone, or fallback applies. */
-  #routeFor(entry: Due, config: Config, now: number): Upstream {
-    const tenant = entry.tenant === null ? undefined : config.directory.byId(entry.tenant);
+  /**
+   * The message's tenant as configured now: from the config files, else as the platform last answered.
+   * 'wait' while the platform has no usable answer for it (a lookup is then running).
+   */
+  #tenantOf(d: Due, config: Config): Tenant | undefined | 'wait' {
+    if (d.tenant === null) return undefined;
+    const own = config.directory.byId(d.tenant);
+    const platform = this.#deps.platform?.();
+    if (own || !platform) return own;
+    const known = platform.peekById(d.tenant);
+    return known === undefined ? 'wait' : (known ?? undefined);
+  }
+
+  /** The tenant's upstream; the smarthost when it has none, is gone, or fallback applies. */
+  #routeFor(entry: Due, tenant: Tenant | undefined, config: Config, now: number): Upstream {
     if (!tenant?.upstream) return config.smarthost;
     const after = tenant.delivery.fallbackToSmarthostAfterMs;
     if (after !== undefined && entry.firstTempFailureAt !== undefined && now - entry.firstTempFailureAt >= after) return config.smarthost;

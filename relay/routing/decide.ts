@@ -1,11 +1,12 @@
 // The routing decision: pure, no I/O. The inbound server and the `explain` command both call this.
 import type { Config, Tenant } from '../../config/types.js';
 import { Replies } from '../errors.js';
-import { identifyTenant } from '../tenancy/identify.js';
+import { identifyTenant, type TenantFinder } from '../tenancy/identify.js';
 import type { AuthIdentity, Decision, DkimPlan, Envelope, Rewrites, TenantMatch } from '../types.js';
 
-export function decide(envelope: Pick<Envelope, 'mailFrom'>, auth: AuthIdentity | undefined, config: Config): Decision {
-  const found = identifyTenant(envelope.mailFrom, auth, config);
+/** `tenants` defaults to the config's own; resolveTenants() adds the platform's answers behind them. */
+export function decide(envelope: Pick<Envelope, 'mailFrom'>, auth: AuthIdentity | undefined, config: Config, tenants: TenantFinder = config.directory): Decision {
+  const found = identifyTenant(envelope.mailFrom, auth, config, tenants);
   if (found.kind === 'conflict') {
     return {
       kind: 'refuse',

@@ -1,6 +1,6 @@
 // Which tenant sent this mail: pure, so `serve` and `explain` can never disagree.
-import { domainOf } from '../../config/directory.js';
-import type { Config } from '../../config/types.js';
+import { type DomainMatch, domainOf } from '../../config/directory.js';
+import type { Config, Tenant } from '../../config/types.js';
 import type { AuthIdentity, TenantMatch } from '../types.js';
 
 export type Identification =
@@ -10,8 +10,14 @@ export type Identification =
   /** AUTH names one tenant and the sender another: the conflict rule decides what happens. */
   | { readonly kind: 'conflict'; readonly auth: TenantMatch; readonly sender: TenantMatch };
 
-export function identifyTenant(mailFrom: string, auth: AuthIdentity | undefined, config: Config): Identification {
-  const { directory } = config;
+/** Where tenants are found: the config's directory, or that with the platform's answers behind it. */
+export interface TenantFinder {
+  byAuthUser(username: string): Tenant | undefined;
+  byAddress(address: string): Tenant | undefined;
+  byDomain(domain: string): DomainMatch | undefined;
+}
+
+export function identifyTenant(mailFrom: string, auth: AuthIdentity | undefined, config: Config, directory: TenantFinder = config.directory): Identification {
   const find = {
     auth: (): TenantMatch | undefined => {
       const tenant = auth && directory.byAuthUser(auth.username);

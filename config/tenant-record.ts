@@ -1,0 +1,38 @@
+// A tenant record answered by the platform's HTTP tenant source, checked with the same schema and rules
+// as a YAML tenant, plus what a record from the network may not do: read the relay's local files (a CA
+// path, a maildir) or take over a tenant the YAML defines.
+import { buildTenant } from './build.js';
+import { TenantDirectory, domainOf } from './directory.js';
+import { tenantSchema } from './schema.js';
+import type { Config, Tenant, UpstreamHostPolicy } from './types.js';
+import { checkUpstream, type PathIssue } from './validate.js';
+
+/** What the record was asked for: it must claim that key, or the platform answered another question. */
+export type TenantQuery = { readonly by: 'auth' | 'sender' | 'id'; readonly value: string };
+
+export type RecordCheck = { readonly ok: true; readonly tenant: Tenant } | { readonly ok: false; readonly problems: readonly string[] };
+
+/** Problems name keys and rules, never values: a record carries passwords and keys. */
+export function parseTenantRecord(json: unknown, query: TenantQuery, config: Config, hostPolicy: UpstreamHostPolicy): RecordCheck {
+  const parsed = tenantSchema.safeParse(json);
+  if (!parsed.success) {
+    return { ok: false, problems: parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(record)'}: ${i.code === 'unrecognized_keys' ? `unknown key ${i.keys.join(', ')}` : i.message}`) };
+  }
+  const raw = parsed.data;
+  const issues: PathIssue[] = [];
+  if (raw.upstream?.kind === 'maildir') issues.push({ path: ['upstream', 'kind'], message: 'maildir is only for upstreams in the config files' });
+  if (raw.upstream?.kind === 'smtp' && raw.upstream.ca !== undefined) issues.push({ path: ['upstream', 'ca'], message: 'is a local file path, only for the config files' });
+  if (raw.upstream) checkUpstream(raw.upstream, ['upstream'], issues);
+  if (config.directory.byId(raw.id)) issues.push({ path: ['id'], message: `"${raw.id}" is a tenant of the config files` });
+  const tenant = buildTenant(raw, [], issues, config.dkim.privateKey, hostPolicy);
+  if (issues.length === 0 && !claims(tenant, query)) issues.push({ path: ['match'], message: `does not claim the ${query.by} that was looked up` });
+  if (issues.length > 0) return { ok: false, problems: issues.map((i) => `${i.path.join('.')}: ${i.message}`) };
+  return { ok: true, tenant };
+}
+
+function claims(tenant: Tenant, query: TenantQuery): boolean {
+  if (query.by === 'id') return tenant.id === query.value;
+  const own = new TenantDirectory([tenant]);
+  if (query.by === 'auth') return own.byAuthUser(query.value) !== undefined;
+  return own.byAddress(query.value) !== undefined || own.byDomain(domainOf(query.value)) !== undefined;
+}

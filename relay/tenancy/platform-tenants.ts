@@ -1,0 +1,140 @@
+// Tenants the platform keeps, looked up over HTTP and cached in an LRU: fresh for cacheSeconds, then served
+// stale for up to staleSeconds while one background request refreshes them (or while the platform is
+// down), "no such tenant" remembered for notFoundCacheSeconds. One request in flight per key, however
+// many sessions ask at once. Past the stale window a failed lookup is "unavailable", never a guess.
+import { performance } from 'node:perf_hooks';
+import { LRUCache } from 'lru-cache';
+import { parseTenantRecord, type TenantQuery } from '../../config/tenant-record.js';
+import type { Config, Tenant, TenantSourceSettings } from '../../config/types.js';
+import type { Logger } from '../ops/log.js';
+import type { RelayMetrics } from '../ops/metrics.js';
+import { fetchRecord } from './fetch-record.js';
+
+export type Lookup =
+  | { readonly kind: 'found'; readonly tenant: Tenant }
+  | { readonly kind: 'none' }
+  | { readonly kind: 'unavailable'; readonly reason: string };
+
+interface Answer {
+  readonly tenant: Tenant | null;
+  readonly fetchedAt: number;
+  /** How long this answer is fresh: negative answers have their own. */
+  readonly ttl: number;
+}
+
+export interface PlatformTenantsDeps {
+  readonly logger: Logger;
+  readonly metrics?: RelayMetrics;
+  /** The snapshot records are checked against (YAML tenant ids, the platform DKIM key). */
+  readonly config: () => Config;
+  /** Milliseconds; tests pass a fake clock. */
+  readonly now?: () => number;
+}
+
+export class PlatformTenants {
+  readonly settings: TenantSourceSettings;
+  readonly #cache: LRUCache<string, Answer, TenantQuery>;
+  readonly #deps: PlatformTenantsDeps;
+  readonly #now: () => number;
+
+  constructor(settings: TenantSourceSettings, deps: PlatformTenantsDeps) {
+    this.settings = settings;
+    this.#deps = deps;
+    this.#now = deps.now ?? (() => performance.timeOrigin + performance.now());
+    this.#cache = new LRUCache<string, Answer, TenantQuery>({
+      max: settings.maxEntries,
+      ttl: settings.cacheMs,
+      ttlResolution: 0,
+      perf: { now: this.#now },
+      // Stale-while-revalidate: a stale answer is returned at once and one background fetch replaces it.
+      allowStale: true,
+      noDeleteOnStaleGet: true,
+      allowStaleOnFetchRejection: true,
+      allowStaleOnFetchAbort: true,
+      fetchMethod: (_key, _stale, { signal, options, context }) => this.#fetch(context, signal, options),
+    });
+  }
+
+  /** The tenant the platform says owns this AUTH user, sender address or id. */
+  async lookup(query: TenantQuery): Promise<Lookup> {
+    const key = `${query.by}:${query.value.toLowerCase()}`;
+    const held = this.#cache.get(key, { allowStale: true, noDeleteOnStaleGet: true });
+    const usable = held !== undefined && this.#usable(held);
+    const status: LRUCache.Status<string, Answer, TenantQuery> = {};
+    let answer: Answer | undefined;
+    try {
+      answer = await this.#cache.fetch(key, {
+        context: query,
+        status,
+        allowStale: usable,
+        allowStaleOnFetchRejection: usable,
+        allowStaleOnFetchAbort: usable,
+      });
+    } catch (err) {
+      this.#count('unavailable');
+      return { kind: 'unavailable', reason: (err as Error).message };
+    }
+    // A caller that joined a refresh started by another may get that one's stale fallback: check it again.
+    if (!answer || !this.#usable(answer)) {
+      this.#count('unavailable');
+      return { kind: 'unavailable', reason: status.fetchError instanceof Error ? status.fetchError.message : 'no fresh answer, and the cached one is past staleSeconds' };
+    }
+    this.#count(status.returnedStale ? 'stale' : status.fetch === 'hit' ? 'hit' : status.fetch === 'inflight' ? 'joined' : 'miss');
+    if (!answer.tenant) return { kind: 'none' };
+    return { kind: 'found', tenant: answer.tenant };
+  }
+
+  /**
+   * What the cache knows of a tenant id right now, without waiting: the queue asks this for every due
+   * message. Unknown (undefined) starts a lookup; the caller tries again shortly.
+   */
+  peekById(id: string): Tenant | null | undefined {
+    const key = `id:${id.toLowerCase()}`;
+    const held = this.#cache.get(key, { allowStale: true, noDeleteOnStaleGet: true });
+    if (held && this.#now() - held.fetchedAt <= held.ttl) return held.tenant;
+    // Stale or unknown: one lookup (joined if one is already running) refreshes it for the next round.
+    void this.lookup({ by: 'id', value: id });
+    return held && this.#usable(held) ? held.tenant : undefined;
+  }
+
+  /**
+   * Past its stale window an answer must be confirmed: wait for the request, and fail if it fails. "No such
+   * tenant" is never served stale: a tenant just created on the platform must not be routed as nobody's.
+   */
+  #usable(answer: Answer): boolean {
+    return this.#now() - answer.fetchedAt <= answer.ttl + (answer.tenant ? this.settings.staleMs : 0);
+  }
+
+  async #fetch(query: TenantQuery, signal: AbortSignal, options: LRUCache.FetcherFetchOptions<string, Answer, TenantQuery>): Promise<Answer> {
+    const { logger, metrics } = this.#deps;
+    const started = performance.now();
+    const fetched = await fetchRecord(this.settings, query, signal);
+    metrics?.tenantSourceSeconds.observe((performance.now() - started) / 1000);
+    const where = { event: 'tenant-lookup', by: query.by, value: query.value };
+    if (fetched.kind === 'failed') {
+      metrics?.tenantSourceRequests.inc({ result: fetched.timeout ? 'timeout' : 'failed' });
+      logger.warn({ ...where, reason: fetched.reason }, 'tenant source did not answer');
+      throw new Error(fetched.reason);
+    }
+    if (fetched.kind === 'not-found') {
+      metrics?.tenantSourceRequests.inc({ result: 'not-found' });
+      options.ttl = this.settings.notFoundMs;
+      return { tenant: null, fetchedAt: this.#now(), ttl: this.settings.notFoundMs };
+    }
+    const checked = parseTenantRecord(fetched.json, query, this.#deps.config(), this.settings.upstreamHosts);
+    if (!checked.ok) {
+      metrics?.tenantSourceRequests.inc({ result: 'malformed' });
+      logger.error({ ...where, problems: checked.problems }, 'tenant source answered a record that is not valid; refused');
+      throw new Error(`invalid tenant record: ${checked.problems.join('; ')}`);
+    }
+    metrics?.tenantSourceRequests.inc({ result: 'found' });
+    const answer = { tenant: checked.tenant, fetchedAt: this.#now(), ttl: this.settings.cacheMs };
+    // Queued mail finds its tenant again by id: a lookup by sender or AUTH user answers that one too.
+    if (query.by !== 'id') this.#cache.set(`id:${checked.tenant.id.toLowerCase()}`, answer);
+    return answer;
+  }
+
+  #count(result: string): void {
+    this.#deps.metrics?.tenantLookups.inc({ result });
+  }
+}
