@@ -1,0 +1,102 @@
+// The processes the benchmark measures or feeds: the sink, the relay (one per scenario, so that its peak
+// RSS is the scenario's), and Postfix when it is installed. Each is ended by the PID it was started with.
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+export interface Sink {
+  readonly port: number;
+  count(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startSink(): Promise<Sink> {
+  const child = fork(new URL('./sink.js', import.meta.url), { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m: { port: number }) => resolve(m.port));
+    child.once('exit', (code) => reject(new Error(`sink exited with ${code}`)));
+  });
+  return {
+    port,
+    count: () =>
+      new Promise((resolve) => {
+        child.once('message', (m: { count: number }) => resolve(m.count));
+        child.send({ type: 'count' });
+      }),
+    stop: () => endChild(child),
+  };
+}
+
+export interface RelayProcess {
+  readonly port: number;
+  readonly pid: number;
+  /** Resident set size now and its peak since start (VmRSS, VmHWM), in MB. */
+  memory(): { rssMb: number; peakMb: number };
+  stop(): Promise<void>;
+}
+
+export async function startRelayProcess(dir: string, yaml: (port: number) => string, env: NodeJS.ProcessEnv = {}): Promise<RelayProcess> {
+  const port = await freePort();
+  const file = path.join(dir, 'relay.yaml');
+  fs.writeFileSync(file, yaml(port));
+  // Logs go to a file, as they would to a collector: the relay pays for them, the load generator does not.
+  const log = fs.openSync(path.join(dir, 'relay.log'), 'w');
+  const cli = path.resolve('dist/relay/cli.js');
+  const child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve('bench/results/profiles')}`] : []), cli, 'serve', '--config', file], {
+    stdio: ['ignore', log, log],
+    env: { ...process.env, ...env },
+  });
+  fs.closeSync(log);
+  await waitForPort(port, child);
+  const pid = child.pid ?? 0;
+  return {
+    port,
+    pid,
+    memory: () => {
+      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+      return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
+    },
+    // SIGTERM: the relay drains and exits by itself (and writes its CPU profile when asked to).
+    stop: () => endChild(child, 'SIGTERM'),
+  };
+}
+
+function endChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill(signal);
+  });
+}
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+export async function waitForPort(port: number, child?: ChildProcess, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child && child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before listening on ${port}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listening on ${port} after ${timeoutMs} ms`);
+}

@@ -1,0 +1,235 @@
+// `npm run bench`: the relay's speed and memory on loopback, each figure next to a baseline measured in the
+// same run (the same load sent straight to the sink, and Postfix on the same sink when it is installed).
+// Bounded: every scenario runs for BENCH_SECONDS (default 3) and waits at most 30 s to drain; the whole
+// run takes a few minutes. Results: a table on stdout and JSON in bench/results/.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { loadConfigFile } from '../config/load.js';
+import { percentile, runLoad, SmtpSession } from './load.js';
+import { postfixInstalled, startPostfix } from './postfix.js';
+import { type RelayProcess, type Sink, startRelayProcess, startSink } from './processes.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+// BENCH_ONLY=passthrough,1,10 runs that one scenario (and its direct baseline): for profiling with BENCH_PROFILE=1.
+const ONLY = process.env.BENCH_ONLY?.split(',');
+const SIZES_KB = ONLY ? [Number(ONLY[1])] : [1, 20, 200];
+const CONCURRENCY = ONLY ? [Number(ONLY[2])] : [1, 10, 50];
+const MODES = (ONLY ? [ONLY[0]] : ['passthrough', 'queue']) as ('passthrough' | 'queue')[];
+const FROM = 'app@acme.bench';
+const TO = 'someone@example.com';
+
+type Path = 'direct' | 'passthrough' | 'queue' | 'postfix';
+
+interface Row {
+  path: Path;
+  sizeKb: number;
+  concurrency: number;
+  acceptedPerSec: number;
+  deliveredPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  refused: number;
+  relayPeakRssMb?: number;
+  drainSeconds: number;
+}
+
+/** A plain message of about `kb` KB: headers an app would send and 76-column text lines. */
+function message(kb: number): Buffer {
+  const head = `From: App <${FROM}>\r\nTo: <${TO}>\r\nSubject: Reminder: your appointment\r\nMessage-ID: <bench@acme.bench>\r\nDate: ${new Date().toUTCString()}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n`;
+  const line = `${'The quick brown fox jumps over the lazy dog 0123456789 abcdefghijklmnopqrst'.slice(0, 74)}\r\n`;
+  const lines = Math.max(1, Math.ceil((kb * 1024 - head.length) / line.length));
+  return Buffer.from(head + line.repeat(lines));
+}
+
+const relayYaml = (dir: string, sinkPort: number, mode: 'queue' | 'passthrough', extra = '') => (port: number) => `
+hostname: bench.relay.localhost
+listen: [{ host: 127.0.0.1, port: ${port} }]
+ops: { enabled: false }
+maxMessageSizeBytes: 67108864
+inbound: { maxConnections: 5000, maxConnectionsPerIp: 5000 }
+delivery:
+  mode: ${mode}
+  spool: { path: ${dir}/spool, fsync: ${process.env.BENCH_NO_FSYNC ? "false" : "true"}, minFreeMegabytes: 10 }
+  maxConcurrentDeliveries: 100
+smarthost: { host: 127.0.0.1, port: ${sinkPort}, tls: none, maxConnections: 50 }
+tenants:
+  - id: acme
+    match: { domains: [acme.bench] }
+    upstream: { host: 127.0.0.1, port: ${sinkPort}, tls: none, maxConnections: 50 }
+    identity: { from: notifications@acme.bench, displayName: Acme Notifications, replyTo: support@acme.bench }
+${extra}`;
+
+async function measure(path_: Path, port: number, sink: Sink, sizeKb: number, concurrency: number, relay?: RelayProcess): Promise<Row> {
+  const before = await sink.count();
+  const load = await runLoad({ port, concurrency, message: message(sizeKb), from: FROM, to: TO, seconds: SECONDS });
+  const deliveredInWindow = (await sink.count()) - before;
+  // Wait (bounded) for what was accepted to reach the sink, so the next scenario starts from a quiet relay.
+  const drainStart = performance.now();
+  while ((await sink.count()) - before < load.accepted && performance.now() - drainStart < 30_000) await sleep(20);
+  const sorted = [...load.latencies].sort((a, b) => a - b);
+  return {
+    path: path_,
+    sizeKb,
+    concurrency,
+    acceptedPerSec: load.accepted / load.seconds,
+    deliveredPerSec: deliveredInWindow / load.seconds,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    refused: load.refused,
+    ...(relay ? { relayPeakRssMb: relay.memory().peakMb } : {}),
+    drainSeconds: (performance.now() - drainStart) / 1000,
+  };
+}
+
+async function throughput(tmp: string, sink: Sink): Promise<Row[]> {
+  const rows: Row[] = [];
+  const postfix = postfixInstalled() ? await startPostfix(sink.port).catch((err: Error) => (console.log(`postfix: not compared (${err.message.split('\n')[0]})`), undefined)) : undefined;
+  if (!postfixInstalled()) console.log('postfix: not installed (apt-get install postfix), so not compared');
+  try {
+    for (const sizeKb of SIZES_KB) {
+      for (const concurrency of CONCURRENCY) {
+        rows.push(await measure('direct', sink.port, sink, sizeKb, concurrency));
+        for (const mode of MODES) {
+          const dir = fs.mkdtempSync(path.join(tmp, `${mode}-`));
+          const relay = await startRelayProcess(dir, relayYaml(dir, sink.port, mode));
+          try {
+            rows.push(await measure(mode, relay.port, sink, sizeKb, concurrency, relay));
+          } finally {
+            await relay.stop();
+            fs.rmSync(dir, { recursive: true, force: true });
+          }
+        }
+        if (postfix) rows.push(await measure('postfix', postfix.port, sink, sizeKb, concurrency));
+        const last = rows.slice(-4);
+        process.stderr.write(`  ${sizeKb} KB x ${concurrency}: ${last.map((r) => `${r.path} ${r.deliveredPerSec.toFixed(0)}/s`).join(', ')}\n`);
+      }
+    }
+  } finally {
+    postfix?.stop();
+  }
+  return rows;
+}
+
+/** RSS of a queue-mode relay holding 1,000 idle client connections (each has had its greeting and EHLO). */
+async function idleConnections(tmp: string, sink: Sink): Promise<{ connections: number; rssBeforeMb: number; rssMb: number }> {
+  const dir = fs.mkdtempSync(path.join(tmp, 'idle-'));
+  const relay = await startRelayProcess(dir, relayYaml(dir, sink.port, 'queue'));
+  const sessions: SmtpSession[] = [];
+  try {
+    await sleep(300);
+    const rssBeforeMb = relay.memory().rssMb;
+    for (let i = 0; i < 1000; i += 50) {
+      const batch = await Promise.all(Array.from({ length: 50 }, () => SmtpSession.open(relay.port)));
+      await Promise.all(batch.map((s) => s.command('EHLO idle.client\r\n', 250)));
+      sessions.push(...batch);
+    }
+    await sleep(500);
+    return { connections: sessions.length, rssBeforeMb, rssMb: relay.memory().rssMb };
+  } finally {
+    for (const s of sessions) s.close();
+    await relay.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Peak RSS growth of the relay while it relays one 50 MB message (no DKIM), in each mode. */
+async function bigMessage(tmp: string, sink: Sink, mode: 'queue' | 'passthrough'): Promise<{ mode: string; sizeMb: number; rssBeforeMb: number; peakMb: number; growthMb: number; seconds: number }> {
+  const dir = fs.mkdtempSync(path.join(tmp, `big-${mode}-`));
+  const relay = await startRelayProcess(dir, relayYaml(dir, sink.port, mode));
+  try {
+    // One small message first, so pools and code paths are warm and the baseline is a running relay's.
+    await runLoad({ port: relay.port, concurrency: 1, message: message(1), from: FROM, to: TO, seconds: 0.3, maxMessages: 20 });
+    await sleep(300);
+    const rssBeforeMb = relay.memory().rssMb;
+    const peakBefore = relay.memory().peakMb;
+    const before = await sink.count();
+    const started = performance.now();
+    const result = await runLoad({ port: relay.port, concurrency: 1, message: message(50 * 1024), from: FROM, to: TO, seconds: 60, maxMessages: 1 });
+    while ((await sink.count()) === before && performance.now() - started < 60_000) await sleep(20);
+    const seconds = (performance.now() - started) / 1000;
+    if (result.accepted !== 1) throw new Error(`the 50 MB message was not accepted in ${mode} mode`);
+    const peakMb = relay.memory().peakMb;
+    return { mode, sizeMb: 50, rssBeforeMb, peakMb, growthMb: peakMb - Math.max(rssBeforeMb, Math.min(peakBefore, rssBeforeMb)), seconds };
+  } finally {
+    await relay.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Load and validate 10,000 tenants from 10,000 files, and the cost of one routing lookup among them. */
+function tenantDirectory(tmp: string): { tenants: number; loadMs: number; lookupNs: number } {
+  const dir = fs.mkdtempSync(path.join(tmp, 'tenants-'));
+  fs.mkdirSync(path.join(dir, 'tenants.d'));
+  for (let i = 0; i < 10_000; i++) {
+    fs.writeFileSync(
+      path.join(dir, 'tenants.d', `t${i}.yaml`),
+      `id: t${i}\nmatch:\n  addresses: [noreply@mail${i}.example]\n  domains: [t${i}.example, "*.t${i}.example"]\nupstream: { host: smtp.t${i}.example, tls: starttls, username: u${i}, password: p${i} }\nidentity: { from: noreply@t${i}.example, displayName: Tenant ${i}, replyTo: help@t${i}.example }\n`,
+    );
+  }
+  const file = path.join(dir, 'relay.yaml');
+  fs.writeFileSync(file, `smarthost: { host: 127.0.0.1, tls: none }\ntenantFiles: [${path.join(dir, 'tenants.d')}]\n`);
+  const started = performance.now();
+  const config = loadConfigFile(file, {});
+  const loadMs = performance.now() - started;
+  const n = 200_000;
+  const t0 = performance.now();
+  let found = 0;
+  for (let i = 0; i < n; i++) {
+    const k = (i * 7919) % 10_000;
+    if (config.directory.byAddress(`someone@mail${k}.example`) || config.directory.byDomain(`eu.mail.t${k}.example`)) found++;
+  }
+  const lookupNs = ((performance.now() - t0) * 1e6) / n;
+  if (found !== n || config.tenants.length !== 10_000) throw new Error('tenant directory bench found the wrong tenants');
+  fs.rmSync(dir, { recursive: true, force: true });
+  return { tenants: config.tenants.length, loadMs, lookupNs };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const fmt = (n: number | undefined, digits = 0) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
+
+function report(rows: Row[]) {
+  const find = (p: Path, s: number, c: number) => rows.find((r) => r.path === p && r.sizeKb === s && r.concurrency === c);
+  const lines = ['size  conc  path         accepted/s  delivered/s  vs direct  vs postfix  p50 ms  p99 ms  +p99 ms  peak RSS MB'];
+  for (const r of rows) {
+    const direct = find('direct', r.sizeKb, r.concurrency);
+    const postfix = find('postfix', r.sizeKb, r.concurrency);
+    const vsDirect = r.path === 'direct' || !direct ? '' : `${((100 * r.deliveredPerSec) / direct.deliveredPerSec).toFixed(0)}%`;
+    const vsPostfix = r.path === 'postfix' || r.path === 'direct' || !postfix ? '' : `${(r.deliveredPerSec / postfix.deliveredPerSec).toFixed(2)}x`;
+    const addedP99 = r.path === 'direct' || !direct ? '' : fmt(r.p99Ms - direct.p99Ms, 2);
+    lines.push(
+      `${`${r.sizeKb}K`.padStart(4)}  ${String(r.concurrency).padStart(4)}  ${r.path.padEnd(11)}  ${fmt(r.acceptedPerSec).padStart(10)}  ${fmt(r.deliveredPerSec).padStart(11)}  ${vsDirect.padStart(9)}  ${vsPostfix.padStart(10)}  ${fmt(r.p50Ms, 2).padStart(6)}  ${fmt(r.p99Ms, 2).padStart(6)}  ${addedP99.padStart(7)}  ${fmt(r.relayPeakRssMb).padStart(11)}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+async function main() {
+  if (!fs.existsSync('dist/relay/cli.js')) throw new Error('run `npm run bench` (it builds first)');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-bench-'));
+  const sink = await startSink();
+  const started = performance.now();
+  try {
+    console.log(`tenant-relay bench: ${SECONDS} s per scenario, node ${process.version}, ${os.cpus().length} CPUs, loopback only`);
+    const directory = tenantDirectory(tmp);
+    console.log(`tenant directory: ${directory.tenants} tenants in ${directory.tenants} files loaded and validated in ${fmt(directory.loadMs)} ms; one lookup (address or parent domain) costs ${fmt(directory.lookupNs)} ns`);
+    const rows = await throughput(tmp, sink);
+    console.log(`\n${report(rows)}`);
+    if (ONLY) return;
+    const idle = await idleConnections(tmp, sink);
+    console.log(`\nidle connections: ${idle.connections} open, relay RSS ${fmt(idle.rssMb)} MB (${fmt(idle.rssBeforeMb)} MB before them)`);
+    const big = [await bigMessage(tmp, sink, 'queue'), await bigMessage(tmp, sink, 'passthrough')];
+    for (const b of big) console.log(`50 MB message, ${b.mode}: relay RSS ${fmt(b.rssBeforeMb)} MB before, peak ${fmt(b.peakMb)} MB (+${fmt(b.growthMb)} MB), ${fmt(b.seconds, 1)} s to the sink`);
+    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, tenantDirectory: directory, throughput: rows, idleConnections: idle, bigMessage: big };
+    fs.mkdirSync('bench/results', { recursive: true });
+    const out = path.join('bench/results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    fs.writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+    console.log(`\n${fmt((performance.now() - started) / 1000)} s in all; JSON in ${out}`);
+  } finally {
+    await sink.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+await main();
