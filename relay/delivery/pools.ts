@@ -11,6 +11,8 @@ export type PooledTransport = Mail<SMTPPoolSentMessageInfo, SMTPPoolOptions>;
 export class UpstreamPools {
   readonly #heloName: string;
   readonly #pools: LRUCache<string, PooledTransport>;
+  /** Upstream objects are frozen per snapshot: their key is computed once, not per message. */
+  readonly #keys = new WeakMap<SmtpUpstream, string>();
 
   constructor(heloName: string, maxPools = 1000) {
     this.#heloName = heloName;
@@ -22,12 +24,15 @@ export class UpstreamPools {
   }
 
   get(upstream: SmtpUpstream): PooledTransport {
-    const options = transportOptions(upstream, this.#heloName);
     // The key is the settings themselves: a changed password or port is a new pool, never a reused one.
-    const key = JSON.stringify(options);
+    let key = this.#keys.get(upstream);
+    if (key === undefined) {
+      key = JSON.stringify(transportOptions(upstream, this.#heloName));
+      this.#keys.set(upstream, key);
+    }
     let transport = this.#pools.get(key);
     if (!transport) {
-      transport = nodemailer.createTransport(options);
+      transport = nodemailer.createTransport(transportOptions(upstream, this.#heloName));
       this.#pools.set(key, transport);
     }
     return transport;
@@ -73,7 +78,8 @@ export function transportOptions(u: SmtpUpstream, heloName: string): SMTPPoolOpt
       ...(u.servername !== undefined ? { servername: u.servername } : {}),
     },
     maxConnections: u.maxConnections,
-    maxMessages: 100,
+    // Reconnecting costs a handshake (a TLS one, often): keep a connection for many messages, as Postfix does.
+    maxMessages: 1000,
     connectionTimeout: u.connectTimeoutMs,
     greetingTimeout: u.connectTimeoutMs,
     socketTimeout: u.timeoutMs,

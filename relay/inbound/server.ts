@@ -195,6 +195,11 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
   return { server, closeIdle: () => guards.closeIdle() };
 }
 
+// A pass-through message's id (Received, logs): unique per process run by its random tag and counter.
+const ID_TAG = randomBytes(4).toString('hex');
+let idCounter = 0;
+const messageId = () => `${ID_TAG}${(idCounter++).toString(16).padStart(8, '0')}`;
+
 const modeOf = (decision: RouteDecision, config: Config) => decision.tenant?.delivery.mode ?? config.delivery.mode;
 
 async function handleData(
@@ -234,5 +239,5 @@ async function handleData(
     deps.logger.info({ event, ...log, reason: accepted.reason, reply: formatReply(accepted.reply), ms: Math.round(performance.now() - started) });
     return accepted.reply;
   }
-  return forwardInSession(stream, envelope, decision, config, { ...trace, id: randomBytes(8).toString('hex') }, deps, log, started);
+  return forwardInSession(stream, envelope, decision, config, { ...trace, id: messageId() }, deps, log, started);
 }
