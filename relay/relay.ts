@@ -90,6 +90,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     await scheduler.stop(graceMs);
     await ops?.close();
     pools.close();
+    await spool.close();
   };
   try {
     for (const listener of initial.listen) {

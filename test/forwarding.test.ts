@@ -1,6 +1,8 @@
 // Forwarding in session: each message reaches the upstream its tenant owns, with that tenant's
 // credentials, or the global smarthost when no tenant (or no tenant upstream) applies.
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import t from 'tap';
 import { hashPassword } from '../relay/inbound/passwords.js';
 import { makeTestCerts } from './helpers/certs.js';
@@ -142,6 +144,16 @@ t.test('an 8-bit body with dot lines arrives byte-identical, to every recipient 
   t.match(got.toString('latin1'), /^Received: from /);
   const afterTrace = got.subarray(got.indexOf(body.subarray(0, 20)));
   t.equal(sha(afterTrace), sha(body));
+});
+
+t.test('a message over 1 MiB is staged on disk, not held in memory, arrives byte-identical, and leaves no temp file', async (t) => {
+  const line = 'Line of a large report, with a leading dot next:\r\n.dot line\r\n';
+  const body = Buffer.from(`From: <billing@acme.test>\r\nTo: a@example.com\r\nSubject: big\r\n\r\n${line.repeat(Math.ceil((3 * 1024 * 1024) / line.length))}`);
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  t.match((await sendThrough(relay.port, { from: 'billing@acme.test', to: 'a@example.com', raw: body })).response, /^250 /);
+  const got = last(acme)?.raw ?? Buffer.alloc(0);
+  t.equal(sha(got.subarray(got.indexOf(body.subarray(0, 20)))), sha(body));
+  t.same(fs.readdirSync(path.join(relay.spoolDir, 'tmp')), [], 'the staged copies are removed');
 });
 
 t.test('each message outcome is logged once with tenant, upstream and per-recipient status, and no password', async (t) => {

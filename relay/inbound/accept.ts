@@ -1,17 +1,17 @@
-// Queue mode: the message is on disk, in the spool, before the client hears 250. DATA streams to a temp
-// file (never held whole in memory), the header block is rewritten and signed, the body is copied as
-// bytes, and the spool commits (fsync, rename, directory fsync). Any failure: 451, nothing queued.
-import { createReadStream } from 'node:fs';
+// Queue mode: the message is on disk, in the spool, before the client hears 250. DATA is kept in memory
+// up to 1 MiB and streams to a temp file past that (a large message never sits whole in memory), the
+// header block is rewritten and signed, the body is copied as bytes, and the spool commits (fsync,
+// rename, directory fsync). Any failure: 451, nothing queued.
 import type { Readable } from 'node:stream';
 import { Replies, type SmtpReply } from '../errors.js';
 import { type DataSummary, readData } from './data.js';
+import { KEEP_IN_MEMORY_BYTES, messageParts } from './message-parts.js';
 import { prepareMessage } from '../message/transform.js';
-import { readHeaderBlock } from '../message/split.js';
 import type { TraceInfo } from '../message/trace.js';
 import { sendTestToken } from '../ops/send-tests.js';
 import type { QueuedMessage } from '../queue/entry.js';
 import type { Scheduler } from '../queue/scheduler.js';
-import type { Spool } from '../queue/spool.js';
+import type { Received, Spool } from '../queue/spool.js';
 import type { Config } from '../../config/types.js';
 import type { Envelope, RouteDecision } from '../types.js';
 
@@ -32,31 +32,32 @@ export async function acceptToQueue(
   scheduler: Scheduler,
 ): Promise<Accepted> {
   const id = spool.newId();
-  const raw = `${id}.raw`;
   const limit = config.maxMessageSizeBytes;
   const summary: DataSummary = { received: 0, bareLineEndings: false, eightBit: false };
+  let received: Received | undefined;
   try {
-    let diskError: unknown;
     try {
-      diskError = await spool.receiveTemp(raw, readData(data, limit, config.inbound.bareLineEndings, summary));
+      received = await spool.receive(id, readData(data, limit, config.inbound.bareLineEndings, summary), KEEP_IN_MEMORY_BYTES);
     } catch {
       // The client left before the final dot: nothing queued, and nobody to tell.
       return { reply: Replies.clientAborted, reason: 'client left during DATA', warnings: [] };
     }
-    if (diskError) return { reply: Replies.localError, reason: `spool: ${(diskError as Error).message}`, warnings: [] };
+    if (received.kind === 'failed') return { reply: Replies.localError, reason: `spool: ${(received.error as Error).message}`, warnings: [] };
     if (summary.received > limit) return { reply: Replies.messageTooBig(limit), reason: 'too big', warnings: [] };
     if (summary.bareLineEndings && config.inbound.bareLineEndings === 'reject') {
       return { reply: Replies.bareLineEndings, reason: 'bare CR, LF or NUL in DATA', warnings: [] };
     }
 
-    const rawPath = spool.path('tmp', raw);
-    const header = await readHeaderBlock(rawPath);
-    if (!header) return { reply: Replies.headerTooLarge, reason: 'header section over 1 MiB', warnings: [] };
-    const body = () => createReadStream(rawPath, { start: header.length });
+    // Only the header block is parsed; the body goes to the spool as the bytes that arrived.
+    const parts = await messageParts(received);
+    if (!parts) return { reply: Replies.headerTooLarge, reason: 'header section over 1 MiB', warnings: [] };
+    const { header, body } = parts;
     const prepared = await prepareMessage(header, body, decision, config, { ...trace, id });
     if (prepared.kind !== 'ok') return { reply: prepared.reply, reason: prepared.reason, warnings: [] };
 
-    const size = await spool.writeTemp(`${id}.eml`, [prepared.head, body()]);
+    const size = await spool.writeMessage(id, [prepared.head, Buffer.isBuffer(body) ? body : body()]);
+    // A small message is still in memory: its first attempt need not read the file back.
+    const bytes = Buffer.isBuffer(body) ? Buffer.concat([prepared.head, body]) : undefined;
     const testToken = sendTestToken(header);
     const now = Date.now();
     const entry: QueuedMessage = {
@@ -73,12 +74,11 @@ export async function acceptToQueue(
       ...(testToken ? { sendTest: testToken } : {}),
     };
     await spool.commit(entry);
-    scheduler.add(entry);
+    scheduler.add(entry, bytes);
     return { reply: Replies.queued(id), warnings: prepared.warnings };
   } catch (err) {
-    await spool.discardTemp(`${id}.eml`, `${id}.json`);
     return { reply: Replies.localError, reason: `spool: ${(err as Error).message}`, warnings: [] };
   } finally {
-    await spool.discardTemp(raw);
+    if (received?.kind === 'file') await spool.discardTemp(`${id}.raw`);
   }
 }

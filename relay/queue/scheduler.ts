@@ -31,6 +31,9 @@ export interface SchedulerDeps {
   readonly random?: () => number;
 }
 
+/** Memory for messages awaiting their first attempt; past it, attempts read the spool file. */
+const IN_MEMORY_BUDGET_BYTES = 32 * 1024 * 1024;
+
 /** How long queued mail of a platform tenant waits for the platform's answer before it is looked at again. */
 const PLATFORM_WAIT_MS = 1000;
 
@@ -43,6 +46,10 @@ export class Scheduler {
   readonly #busyByUpstream = new Map<string, number>();
   #timers: NodeJS.Timeout[] = [];
   #stopped = false;
+  #kicked = false;
+  /** Bytes of messages accepted moments ago, for their first attempt (see add()). */
+  readonly #bodies = new Map<string, Buffer>();
+  #bodyBytes = 0;
 
   constructor(deps: SchedulerDeps) {
     this.#deps = deps;
@@ -67,9 +74,36 @@ export class Scheduler {
   }
 
   /** A message was just committed: deliver it as soon as a slot is free. */
-  add(entry: QueuedMessage): void {
+  /**
+   * A message just committed to the spool. `bytes`, when given, are its .eml content: the first attempt
+   * sends them from memory instead of reading the file back, within a fixed budget.
+   */
+  add(entry: QueuedMessage, bytes?: Buffer): void {
     this.#due.set(entry.id, dueOf(entry));
-    if (this.#timers.length > 0) setImmediate(() => void this.runDue());
+    if (bytes && this.#bodyBytes + bytes.length <= IN_MEMORY_BUDGET_BYTES) {
+      this.#bodies.set(entry.id, bytes);
+      this.#bodyBytes += bytes.length;
+    }
+    this.#kick();
+  }
+
+  #takeBody(id: string): Buffer | undefined {
+    const bytes = this.#bodies.get(id);
+    if (bytes) {
+      this.#bodies.delete(id);
+      this.#bodyBytes -= bytes.length;
+    }
+    return bytes;
+  }
+
+  /** One round soon: many messages accepted or finished in the same turn share it. */
+  #kick(): void {
+    if (this.#kicked || this.#timers.length === 0 || this.#stopped) return;
+    this.#kicked = true;
+    setImmediate(() => {
+      this.#kicked = false;
+      void this.runDue();
+    });
   }
 
   get size(): number {
@@ -110,19 +144,13 @@ export class Scheduler {
       this.#deps.rates.take(tenant, now);
       // Claimed before any await: two overlapping rounds must never start the same message twice.
       this.#busyByUpstream.set(upstream.name, busy + 1);
-      const attempt = (async () => {
-        const entry = await this.#deps.spool.read(id);
-        if (!entry) {
-          this.#due.delete(id);
-          return;
-        }
-        await this.#attempt(entry, upstream, config, now);
-      })()
+      // The state in memory is the spool's: every change to it goes through this scheduler.
+      const attempt = this.#attempt(d.entry, upstream, config, now)
         .catch((err: unknown) => this.#deps.logger.error({ event: 'queue-attempt-failed', id, err }, 'attempt failed; it will be retried'))
         .finally(() => {
           this.#inFlight.delete(id);
           this.#busyByUpstream.set(upstream.name, (this.#busyByUpstream.get(upstream.name) ?? 1) - 1);
-          if (this.#timers.length > 0 && !this.#stopped) setImmediate(() => void this.runDue());
+          this.#kick();
         });
       this.#inFlight.set(id, attempt);
       started.push(attempt);
@@ -144,6 +172,7 @@ export class Scheduler {
       if (entry && kind === 'delete') {
         await spool.remove(id);
         this.#due.delete(id);
+        this.#takeBody(id);
         this.#deps.logger.info({ event: 'queue-deleted', id });
       }
       await spool.clearRequest(id, kind);
@@ -188,7 +217,7 @@ export class Scheduler {
     const { spool, logger } = this.#deps;
     const started = this.#clock();
     const pending = pendingRecipients(entry);
-    const message = { source: { path: spool.messagePath(entry.id) }, eightBit: entry.eightBit === true };
+    const message = { source: this.#takeBody(entry.id) ?? { path: spool.messagePath(entry.id) }, eightBit: entry.eightBit === true };
     const result = await deliver(this.#deps.edge, upstream, { mailFrom: entry.mailFrom, rcptTo: pending }, message, config.upstreamHosts);
     const outcomes = new Map(result.outcomes.map((o) => [o.recipient, o]));
     const recipients = entry.recipients.map((r) => (r.status === 'pending' ? applyOutcome(r, outcomes.get(r.address)) : r));
@@ -227,8 +256,9 @@ export class Scheduler {
   /** Every recipient has a final status: record it, bounce what failed, and take the message out of the queue. */
   async #finish(entry: QueuedMessage, now: number): Promise<void> {
     const { spool, logger } = this.#deps;
-    await spool.update(entry);
     const failed = entry.recipients.filter((r) => r.status === 'failed');
+    // Delivered to all: removing it is the record. With failures, the outcome is written before the DSN.
+    if (failed.length > 0) await spool.update(entry);
     if (failed.length > 0 && entry.mailFrom !== '' && !entry.dsn) await this.#bounce(entry, failed, now);
     if (failed.length > 0) {
       await spool.moveToFailed(entry);
@@ -258,7 +288,7 @@ export class Scheduler {
     const originalHeader = (await readHeaderBlock(spool.messagePath(entry.id))) ?? Buffer.alloc(0);
     const bytes = buildDsn({ original: entry, failed, originalHeader, reportingHost: config.hostname, now: new Date(now) });
     const id = spool.newId();
-    const size = await spool.writeTemp(`${id}.eml`, [bytes]);
+    const size = await spool.writeMessage(id, [bytes]);
     const dsn: QueuedMessage = {
       v: 1,
       id,
@@ -277,6 +307,7 @@ export class Scheduler {
 }
 
 interface Due {
+  readonly entry: QueuedMessage;
   readonly at: number;
   readonly createdAt: number;
   readonly tenant: string | null;
@@ -284,6 +315,7 @@ interface Due {
 }
 
 const dueOf = (e: QueuedMessage): Due => ({
+  entry: e,
   at: e.nextAttemptAt,
   createdAt: e.createdAt,
   tenant: e.tenant,
