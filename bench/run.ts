@@ -12,8 +12,9 @@ import { postfixInstalled, startPostfix } from './postfix.js';
 import { type RelayProcess, type Sink, startRelayProcess, startSink } from './processes.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-// BENCH_ONLY=passthrough,1,10 runs that one scenario (and its direct baseline): for profiling with BENCH_PROFILE=1.
-const ONLY = process.env.BENCH_ONLY?.split(',');
+// BENCH_ONLY=passthrough,1,10 runs that one scenario (and its direct baseline): for profiling with
+// BENCH_PROFILE=1. BENCH_ONLY=memory runs the 50 MB message scenarios alone.
+const ONLY = process.env.BENCH_ONLY && process.env.BENCH_ONLY !== 'memory' ? process.env.BENCH_ONLY.split(',') : undefined;
 const SIZES_KB = ONLY ? [Number(ONLY[1])] : [1, 20, 200];
 const CONCURRENCY = ONLY ? [Number(ONLY[2])] : [1, 10, 50];
 const MODES = (ONLY ? [ONLY[0]] : ['passthrough', 'queue']) as ('passthrough' | 'queue')[];
@@ -212,6 +213,13 @@ async function main() {
   const started = performance.now();
   try {
     console.log(`tenant-relay bench: ${SECONDS} s per scenario, node ${process.version}, ${os.cpus().length} CPUs, loopback only`);
+    if (process.env.BENCH_ONLY === 'memory') {
+      for (const mode of ['queue', 'passthrough'] as const) {
+        const b = await bigMessage(tmp, sink, mode);
+        console.log(`50 MB message, ${b.mode}: relay RSS ${fmt(b.rssBeforeMb)} MB before, peak ${fmt(b.peakMb)} MB (+${fmt(b.growthMb)} MB)`);
+      }
+      return;
+    }
     const directory = tenantDirectory(tmp);
     console.log(`tenant directory: ${directory.tenants} tenants in ${directory.tenants} files loaded and validated in ${fmt(directory.loadMs)} ms; one lookup (address or parent domain) costs ${fmt(directory.lookupNs)} ns`);
     const rows = await throughput(tmp, sink);

@@ -55,7 +55,7 @@ export async function acceptToQueue(
     const prepared = await prepareMessage(header, body, decision, config, { ...trace, id });
     if (prepared.kind !== 'ok') return { reply: prepared.reply, reason: prepared.reason, warnings: [] };
 
-    const size = await spool.writeMessage(id, [prepared.head, Buffer.isBuffer(body) ? body : body()]);
+    const size = await spool.writeMessage(id, [prepared.head, Buffer.isBuffer(body) ? body : (parts.bodyFile ?? body())]);
     // A small message is still in memory: its first attempt need not read the file back.
     const bytes = Buffer.isBuffer(body) ? Buffer.concat([prepared.head, body]) : undefined;
     const testToken = sendTestToken(header);

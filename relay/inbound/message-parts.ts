@@ -3,7 +3,7 @@
 import { createReadStream } from 'node:fs';
 import { readHeaderBlock, splitMessage } from '../message/split.js';
 import type { BodySource } from '../message/transform.js';
-import type { Received } from '../queue/spool.js';
+import type { FileRange, Received } from '../queue/spool.js';
 
 /** Messages up to this size are handled in memory; larger ones go through a temp file in the spool. */
 export const KEEP_IN_MEMORY_BYTES = 1024 * 1024;
@@ -13,6 +13,8 @@ export interface MessageParts {
   readonly header: Buffer;
   /** A Buffer, or a function that opens a fresh stream of the body each time it is called. */
   readonly body: BodySource;
+  /** Where the body is when it is in a file: copied from there with one reused buffer, no garbage. */
+  readonly bodyFile?: FileRange;
 }
 
 /** Undefined when the header section is larger than 1 MiB (refused: no real message has one). */
@@ -23,5 +25,5 @@ export async function messageParts(received: Exclude<Received, { kind: 'failed' 
   }
   const { path } = received;
   const header = await readHeaderBlock(path, MAX_HEADER_BYTES);
-  return header ? { header, body: () => createReadStream(path, { start: header.length }) } : undefined;
+  return header ? { header, body: () => createReadStream(path, { start: header.length }), bodyFile: { path, start: header.length } } : undefined;
 }

@@ -59,7 +59,7 @@ export async function forwardInSession(
       bytes = source.length;
     } else {
       // The upstream may need it twice (a pool resends on another connection): a file, not a stream.
-      const path = await deps.spool.writeTemp(`${trace.id}.out`, [prepared.head, parts.body()]);
+      const path = await deps.spool.writeTemp(`${trace.id}.out`, [prepared.head, parts.bodyFile ?? parts.body()]);
       staged.push(path);
       source = { path };
       bytes = prepared.head.length + summary.received - parts.header.length;
