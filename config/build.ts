@@ -83,14 +83,7 @@ function buildTenantSource(s: RawTenantSource, problems: PathIssue[]): TenantSou
   if (url.protocol === 'http:' && !/^(localhost|127\.[\d.]+|\[::1\])$/.test(url.hostname)) {
     problems.push({ path: [...at, 'url'], message: 'must be https:// (plain http only to a loopback address: tenant credentials travel over it)' });
   }
-  let ca: string | undefined;
-  if (s.ca !== undefined) {
-    try {
-      ca = fs.readFileSync(path.resolve(s.ca), 'utf8');
-    } catch (err) {
-      problems.push({ path: [...at, 'ca'], message: `cannot read CA file ${s.ca}: ${(err as NodeJS.ErrnoException).code ?? err}` });
-    }
-  }
+  const ca = readCa(s.ca, [...at, 'ca'], problems);
   return deepFreeze({
     url: s.url.replace(/\/+$/, ''),
     ...(s.token !== undefined ? { token: s.token } : {}),
@@ -121,14 +114,7 @@ function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'platform
     // Relative paths are relative to the working directory, like every other path the relay is given.
     return Object.freeze({ kind: 'maildir', name, path: path.resolve(u.path ?? path.join('var', 'mail', name)) });
   }
-  let ca: string | undefined;
-  if (u.ca !== undefined) {
-    try {
-      ca = fs.readFileSync(path.resolve(u.ca), 'utf8');
-    } catch (err) {
-      problems.push({ path: [...at, 'ca'], message: `cannot read CA file ${u.ca}: ${(err as NodeJS.ErrnoException).code ?? err}` });
-    }
-  }
+  const ca = readCa(u.ca, [...at, 'ca'], problems);
   return deepFreeze({
     kind: 'smtp',
     owner,
@@ -144,6 +130,17 @@ function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'platform
     connectTimeoutMs: Math.round(u.connectTimeoutSeconds * 1000),
     maxConnections: u.maxConnections,
   });
+}
+
+/** The PEM text of a private CA file, or a problem at `at` when it cannot be read. */
+function readCa(file: string | undefined, at: (string | number)[], problems: PathIssue[]): string | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return fs.readFileSync(path.resolve(file), 'utf8');
+  } catch (err) {
+    problems.push({ path: at, message: `cannot read CA file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}` });
+    return undefined;
+  }
 }
 
 export function buildKey(raw: { privateKey?: string | undefined; selector?: string | undefined }, at: (string | number)[], problems: PathIssue[]): DkimPrivateKey | undefined {
