@@ -6,7 +6,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { loadConfigFile } from '../config/load.js';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { loadConfigFile, parseConfig } from '../config/load.js';
+import { silentLogger } from '../relay/ops/log.js';
+import { PlatformTenants } from '../relay/tenancy/platform-tenants.js';
 import { percentile, runLoad, SmtpSession } from './load.js';
 import { postfixInstalled, startPostfix } from './postfix.js';
 import { type RelayProcess, type Sink, startRelayProcess, startSink } from './processes.js';
@@ -187,6 +191,30 @@ function tenantDirectory(tmp: string): { tenants: number; loadMs: number; lookup
   return { tenants: config.tenants.length, loadMs, lookupNs };
 }
 
+/** The HTTP tenant source: one miss (a real request to a node:http platform on loopback), then cache hits. */
+async function platformLookups(): Promise<{ missMs: number; hitNs: number }> {
+  const record = JSON.stringify({ id: 'globex', match: { domains: ['globex.example'] }, upstream: { host: 'smtp.globex.example', tls: 'starttls', username: 'u', password: 'p' } });
+  const server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(record));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const { port } = server.address() as AddressInfo;
+    const config = parseConfig(`smarthost: { host: 127.0.0.1, tls: none }\ntenantSource: { url: "http://127.0.0.1:${port}" }\n`, 'bench.yaml', {});
+    if (!config.tenantSource) throw new Error('no tenant source');
+    const platform = new PlatformTenants(config.tenantSource, { logger: silentLogger, config: () => config });
+    const query = { by: 'sender', value: 'alerts@globex.example' } as const;
+    const t0 = performance.now();
+    if ((await platform.lookup(query)).kind !== 'found') throw new Error('platform lookup failed');
+    const missMs = performance.now() - t0;
+    const n = 100_000;
+    const t1 = performance.now();
+    for (let i = 0; i < n; i++) await platform.lookup(query);
+    return { missMs, hitNs: ((performance.now() - t1) * 1e6) / n };
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const fmt = (n: number | undefined, digits = 0) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
 
@@ -222,6 +250,8 @@ async function main() {
     }
     const directory = tenantDirectory(tmp);
     console.log(`tenant directory: ${directory.tenants} tenants in ${directory.tenants} files loaded and validated in ${fmt(directory.loadMs)} ms; one lookup (address or parent domain) costs ${fmt(directory.lookupNs)} ns`);
+    const platform = await platformLookups();
+    console.log(`tenant source (HTTP): first lookup ${fmt(platform.missMs, 1)} ms (a request), then ${fmt(platform.hitNs)} ns per cached lookup`);
     const rows = await throughput(tmp, sink);
     console.log(`\n${report(rows)}`);
     if (ONLY) return;
@@ -229,7 +259,7 @@ async function main() {
     console.log(`\nidle connections: ${idle.connections} open, relay RSS ${fmt(idle.rssMb)} MB (${fmt(idle.rssBeforeMb)} MB before them)`);
     const big = [await bigMessage(tmp, sink, 'queue'), await bigMessage(tmp, sink, 'passthrough')];
     for (const b of big) console.log(`50 MB message, ${b.mode}: relay RSS ${fmt(b.rssBeforeMb)} MB before, peak ${fmt(b.peakMb)} MB (+${fmt(b.growthMb)} MB), ${fmt(b.seconds, 1)} s to the sink`);
-    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, tenantDirectory: directory, throughput: rows, idleConnections: idle, bigMessage: big };
+    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, tenantDirectory: directory, tenantSource: platform, throughput: rows, idleConnections: idle, bigMessage: big };
     fs.mkdirSync('bench/results', { recursive: true });
     const out = path.join('bench/results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     fs.writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
