@@ -57,7 +57,7 @@ export class PlatformTenants {
 
   /** The tenant the platform says owns this AUTH user, sender address or id. */
   async lookup(query: TenantQuery): Promise<Lookup> {
-    const key = `${query.by}:${query.value.toLowerCase()}`;
+    const key = keyOf(query);
     const held = this.#cache.get(key, { allowStale: true, noDeleteOnStaleGet: true });
     const usable = held !== undefined && this.#usable(held);
     const status: LRUCache.Status<string, Answer, TenantQuery> = {};
@@ -89,7 +89,7 @@ export class PlatformTenants {
    * message. Unknown (undefined) starts a lookup; the caller tries again shortly.
    */
   peekById(id: string): Tenant | null | undefined {
-    const key = `id:${id.toLowerCase()}`;
+    const key = keyOf({ by: 'id', value: id });
     const held = this.#cache.get(key, { allowStale: true, noDeleteOnStaleGet: true });
     if (held && this.#now() - held.fetchedAt <= held.ttl) return held.tenant;
     // Stale or unknown: one lookup (joined if one is already running) refreshes it for the next round.
@@ -130,11 +130,16 @@ export class PlatformTenants {
     metrics?.tenantSourceRequests.inc({ result: 'found' });
     const answer = { tenant: checked.tenant, fetchedAt: this.#now(), ttl: this.settings.cacheMs };
     // Queued mail finds its tenant again by id: a lookup by sender or AUTH user answers that one too.
-    if (query.by !== 'id') this.#cache.set(`id:${checked.tenant.id.toLowerCase()}`, answer);
+    if (query.by !== 'id') this.#cache.set(keyOf({ by: 'id', value: checked.tenant.id }), answer);
     return answer;
   }
 
   #count(result: string): void {
     this.#deps.metrics?.tenantLookups.inc({ result });
   }
+}
+
+/** Addresses compare case-insensitively (as the YAML directory does); AUTH users and ids exactly. */
+function keyOf(query: TenantQuery): string {
+  return `${query.by}:${query.by === 'sender' ? query.value.toLowerCase() : query.value}`;
 }
