@@ -78,6 +78,15 @@ t.test('a lookup by sender also answers the lookup by id that queued mail makes 
   t.equal(platform.requests.length, 1);
 });
 
+t.test('sender addresses share a cache entry whatever their letter case; AUTH users are exact', async (t) => {
+  const { platform, cache } = await cacheOn(t, (by, value) => (by === 'sender' ? records(by, value) : notFound));
+  await cache.lookup({ by: 'sender', value: 'Alerts@Globex.test' });
+  await cache.lookup({ by: 'sender', value: 'alerts@globex.test' });
+  await cache.lookup({ by: 'auth', value: 'App' });
+  await cache.lookup({ by: 'auth', value: 'app' });
+  t.same(platform.requests, ['sender=Alerts@Globex.test', 'auth=App', 'auth=app']);
+});
+
 t.test('"no such tenant" is cached for notFoundCacheSeconds, then asked again', async (t) => {
   const { platform, cache, clock, metrics } = await cacheOn(t, () => notFound);
   const nobody = { by: 'sender', value: 'someone@nowhere.test' } as const;
