@@ -55,9 +55,15 @@ export async function acceptToQueue(
     const prepared = await prepareMessage(header, body, decision, config, { ...trace, id });
     if (prepared.kind !== 'ok') return { reply: prepared.reply, reason: prepared.reason, warnings: [] };
 
-    const size = await spool.writeMessage(id, [prepared.head, Buffer.isBuffer(body) ? body : (parts.bodyFile ?? body())]);
-    // A small message is still in memory: its first attempt need not read the file back.
-    const bytes = Buffer.isBuffer(body) ? Buffer.concat([prepared.head, body]) : undefined;
+    let bytes: Buffer | undefined;
+    let size: number;
+    if (Buffer.isBuffer(body)) {
+      // A small message is in memory: written in one piece, and its first attempt need not read it back.
+      bytes = Buffer.concat([prepared.head, body]);
+      size = await spool.writeMessage(id, [bytes]);
+    } else {
+      size = await spool.writeMessage(id, [prepared.head, parts.bodyFile ?? body()]);
+    }
     const testToken = sendTestToken(header);
     const now = Date.now();
     const entry: QueuedMessage = {
