@@ -85,6 +85,6 @@ export async function acceptToQueue(
   } catch (err) {
     return { reply: Replies.localError, reason: `spool: ${(err as Error).message}`, warnings: [] };
   } finally {
-    if (received?.kind === 'file') await spool.discardTemp(`${id}.raw`);
+    if (received?.kind === 'file') await spool.discardStaged([received.path]);
   }
 }

@@ -59,10 +59,10 @@ export async function forwardInSession(
       bytes = source.length;
     } else {
       // The upstream may need it twice (a pool resends on another connection): a file, not a stream.
-      const path = await deps.spool.writeTemp(`${trace.id}.out`, [prepared.head, parts.bodyFile ?? parts.body()]);
-      staged.push(path);
-      source = { path };
-      bytes = prepared.head.length + summary.received - parts.header.length;
+      const written = await deps.spool.writeTemp(`${trace.id}.out`, [prepared.head, parts.bodyFile ?? parts.body()]);
+      staged.push(written.path);
+      source = { path: written.path };
+      bytes = written.size;
     }
 
     const sendStarted = performance.now();

@@ -113,7 +113,7 @@ export class Scheduler {
   /** When the oldest message still queued was accepted (undefined when the queue is empty). */
   oldestCreatedAt(): number | undefined {
     let oldest: number | undefined;
-    for (const d of this.#due.values()) if (oldest === undefined || d.createdAt < oldest) oldest = d.createdAt;
+    for (const d of this.#due.values()) if (oldest === undefined || d.entry.createdAt < oldest) oldest = d.entry.createdAt;
     return oldest;
   }
 
@@ -197,16 +197,17 @@ export class Scheduler {
    * 'wait' while the platform has no usable answer for it (a lookup is then running).
    */
   #tenantOf(d: Due, config: Config): Tenant | undefined | 'wait' {
-    if (d.tenant === null) return undefined;
-    const own = config.directory.byId(d.tenant);
+    const id = d.entry.tenant;
+    if (id === null) return undefined;
+    const own = config.directory.byId(id);
     const platform = this.#deps.platform?.();
     if (own || !platform) return own;
-    const known = platform.peekById(d.tenant);
+    const known = platform.peekById(id);
     return known === undefined ? 'wait' : (known ?? undefined);
   }
 
   /** The tenant's upstream; the smarthost when it has none, is gone, or fallback applies. */
-  #routeFor(entry: Due, tenant: Tenant | undefined, config: Config, now: number): Upstream {
+  #routeFor({ entry }: Due, tenant: Tenant | undefined, config: Config, now: number): Upstream {
     if (!tenant?.upstream) return config.smarthost;
     const after = tenant.delivery.fallbackToSmarthostAfterMs;
     if (after !== undefined && entry.firstTempFailureAt !== undefined && now - entry.firstTempFailureAt >= after) return config.smarthost;
@@ -306,21 +307,13 @@ export class Scheduler {
   }
 }
 
+/** A queued message this process knows (its state as on disk) and when it is next due. */
 interface Due {
   readonly entry: QueuedMessage;
   readonly at: number;
-  readonly createdAt: number;
-  readonly tenant: string | null;
-  readonly firstTempFailureAt?: number;
 }
 
-const dueOf = (e: QueuedMessage): Due => ({
-  entry: e,
-  at: e.nextAttemptAt,
-  createdAt: e.createdAt,
-  tenant: e.tenant,
-  ...(e.firstTempFailureAt !== undefined ? { firstTempFailureAt: e.firstTempFailureAt } : {}),
-});
+const dueOf = (entry: QueuedMessage): Due => ({ entry, at: entry.nextAttemptAt });
 
 function applyOutcome(r: QueuedRecipient, outcome: RecipientOutcome | undefined): QueuedRecipient {
   if (!outcome) return r;

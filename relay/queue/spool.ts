@@ -123,11 +123,10 @@ export class Spool {
     return this.#writeParts(this.messagePath(id), parts, this.#fsync);
   }
 
-  /** Writes tmp/<name> (not fsynced: a pass-through message that is only staged there). Returns its path. */
-  async writeTemp(name: string, parts: readonly Part[]): Promise<string> {
+  /** Writes tmp/<name> (not fsynced: a pass-through message that is only staged there). */
+  async writeTemp(name: string, parts: readonly Part[]): Promise<{ readonly path: string; readonly size: number }> {
     const file = this.path('tmp', name);
-    await this.#writeParts(file, parts, false);
-    return file;
+    return { path: file, size: await this.#writeParts(file, parts, false) };
   }
 
   async #writeParts(file: string, parts: readonly Part[], fsync: boolean): Promise<number> {
@@ -189,9 +188,6 @@ export class Spool {
     await Promise.all(paths.map(unlinkIfThere));
   }
 
-  async discardTemp(...names: string[]): Promise<void> {
-    await Promise.all(names.map((n) => unlinkIfThere(this.path('tmp', n))));
-  }
 
   /** The current state of a queued message, or undefined if it is gone (delivered, deleted). */
   async read(id: string): Promise<QueuedMessage | undefined> {
