@@ -9,6 +9,8 @@ import { Writable } from 'node:stream';
 import t, { type Test } from 'tap';
 import { loadConfigFile } from '../config/load.js';
 import { hashPassword } from '../relay/inbound/passwords.js';
+import { listQueue } from '../relay/queue/admin.js';
+import { Spool } from '../relay/queue/spool.js';
 import { startRelay } from '../relay/relay.js';
 import { replyOf, sendThrough } from './helpers/relay.js';
 import { openDataSession } from './helpers/smtp-client.js';
@@ -152,7 +154,7 @@ t.test('SIGTERM-style close during DATA: the message is either 250 and delivered
   const reply = await session.send('the rest.\r\n.\r\n');
   await closing;
   t.match(reply, /^250 2\.0\.0 Ok: queued as /, 'the message in DATA was allowed to finish');
-  const queued = fs.readdirSync(path.join(r.dir, 'spool', 'queue')).filter((f) => f.endsWith('.json'));
+  const queued = await listQueue(new Spool(path.join(r.dir, 'spool')));
   const delivered = first.received.filter((m) => m.rcptTo.includes('drain@example.com')).length;
   t.equal(queued.length + delivered, 1, 'on disk for the next start, or already delivered');
 });

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
-import type { SpoolIo } from '../relay/queue/spool.js';
+import { headerOf, listQueue } from '../relay/queue/admin.js';
+import { Spool, type SpoolIo } from '../relay/queue/spool.js';
 import { replyOf, sendThrough, startTestRelay } from './helpers/relay.js';
 import { openDataSession, openRawSession } from './helpers/smtp-client.js';
 import { startUpstream } from './helpers/upstream.js';
@@ -17,27 +18,38 @@ delivery: { mode: queue, spool: { path: \${SPOOL}${extra} } }
 smarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }
 `;
 const files = (dir: string, area: string) => fs.readdirSync(path.join(dir, area)).sort();
+/** What `tenant-relay queue list` sees: the journal and queue/. */
+const queued = async (dir: string) => listQueue(new Spool(dir));
+const bigMessage = () => {
+  const line = 'A line of a large export, then a dot line:\r\n.\r\n';
+  return Buffer.from(`From: <a@example.com>\r\nTo: b@example.com\r\nSubject: big\r\n\r\n${line.repeat(Math.ceil((2 * 1024 * 1024) / line.length))}`);
+};
 
-t.test('250 comes after the message and its state are in queue/, whole', async (t) => {
+t.test('250 comes after the message and its state are in the journal, whole, with one file for all messages', async (t) => {
   const relay = await startTestRelay(queueYaml(), {}, { manualScheduler: true });
   t.teardown(() => relay.close());
   const info = await sendThrough(relay.port, { from: 'a@example.com', to: ['b@example.com', 'c@example.com'] });
   const id = /^250 2\.0\.0 Ok: queued as ([a-z0-9]+)$/.exec(info.response)?.[1] ?? '';
   t.ok(id, info.response);
-  t.same(files(relay.spoolDir, 'queue'), [`${id}.eml`, `${id}.json`]);
+  await sendThrough(relay.port, { from: 'a@example.com', to: 'd@example.com' });
+  t.same(files(relay.spoolDir, 'queue'), [], 'no files of its own: a message in memory is journaled');
   t.same(files(relay.spoolDir, 'tmp'), [], 'nothing left in tmp/');
-  const state = JSON.parse(fs.readFileSync(path.join(relay.spoolDir, 'queue', `${id}.json`), 'utf8'));
-  const eml = fs.readFileSync(path.join(relay.spoolDir, 'queue', `${id}.eml`));
-  t.match(state, { id, mailFrom: 'a@example.com', size: eml.length, attempts: 0, recipients: [{ address: 'b@example.com', status: 'pending' }, { address: 'c@example.com', status: 'pending' }] });
-  t.match(eml.toString(), new RegExp(`^Received: from .*\\r\\n\\tby tenant-relay\\.localhost \\(tenant-relay\\) with ESMTP id ${id}; `));
+  t.equal(files(relay.spoolDir, 'journal').length, 1, 'both messages in one segment');
+  const listing = (await queued(relay.spoolDir)).find((l) => l.id === id);
+  t.match(listing?.entry, { id, mailFrom: 'a@example.com', attempts: 0, recipients: [{ address: 'b@example.com', status: 'pending' }, { address: 'c@example.com', status: 'pending' }] });
+  t.equal(listing?.journal?.length, listing?.entry.size, 'the recorded size is the bytes journaled');
+  t.match(listing && (await headerOf(new Spool(relay.spoolDir), listing)), new RegExp(`^Received: from .*\\r\\n\\tby tenant-relay\\.localhost \\(tenant-relay\\) with ESMTP id ${id}; `));
   t.equal(upstream.received.length, 0, 'not delivered yet: the scheduler is held');
+  await relay.relay.scheduler.runDue();
+  t.ok(upstream.received.some((m) => m.raw.includes(`with ESMTP id ${id};`)), 'delivered from the journal');
+  await relay.relay.spool.close();
+  t.same(await queued(relay.spoolDir), [], 'delivered messages are marked done in the journal');
 });
 
 t.test('a message over 1 MiB streams through tmp/ into queue/ whole, and is delivered byte-identical', async (t) => {
   const relay = await startTestRelay(queueYaml(), {}, { manualScheduler: true });
   t.teardown(() => relay.close());
-  const line = 'A line of a large export, then a dot line:\r\n.\r\n';
-  const raw = Buffer.from(`From: <a@example.com>\r\nTo: b@example.com\r\nSubject: big\r\n\r\n${line.repeat(Math.ceil((2 * 1024 * 1024) / line.length))}`);
+  const raw = bigMessage();
   const info = await sendThrough(relay.port, { from: 'a@example.com', to: 'b@example.com', raw });
   const id = /queued as ([a-z0-9]+)$/.exec(info.response)?.[1] ?? '';
   t.same(files(relay.spoolDir, 'tmp'), [], 'the staged copy is removed');
@@ -64,36 +76,47 @@ function failingIo(op: 'fsync' | 'rename', okCalls = 0): SpoolIo & { calls: numb
   return io;
 }
 
-for (const [op, okCalls, where] of [
-  ['fsync', 0, 'the message file fsync'],
-  ['fsync', 1, 'the state file fsync'],
-  ['fsync', 2, 'the queue directory fsync'],
+for (const [op, okCalls, where, big] of [
+  ['fsync', 0, 'the journal directory fsync (a new segment)', false],
+  ['fsync', 1, 'the journal segment fsync', false],
+  ['fsync', 0, 'the message file fsync of a large message', true],
+  ['fsync', 1, 'the state file fsync of a large message', true],
+  ['fsync', 2, 'the queue directory fsync of a large message', true],
   // The message file is written in queue/ directly: the state rename is the one that makes it queued.
-  ['rename', 0, 'the state rename'],
+  ['rename', 0, 'the state rename of a large message', true],
 ] as const) {
   t.test(`a failure at ${where} is 451 4.3.0, nothing is queued, and the next message goes through`, async (t) => {
     const io = failingIo(op, okCalls);
     const relay = await startTestRelay(queueYaml(), {}, { manualScheduler: true, spoolIo: io });
     t.teardown(() => relay.close());
-    const reply = await replyOf(sendThrough(relay.port, { from: 'a@example.com', to: 'b@example.com' }));
+    const send = () => sendThrough(relay.port, { from: 'a@example.com', to: 'b@example.com', ...(big ? { raw: bigMessage() } : {}) });
+    const reply = await replyOf(send());
     t.match(reply, /^451 4\.3\.0 /);
     t.same(files(relay.spoolDir, 'queue'), [], 'nothing in queue/');
     t.same(files(relay.spoolDir, 'tmp'), [], 'temp files removed');
     io.calls = -1_000; // the disk recovers
-    t.match((await sendThrough(relay.port, { from: 'a@example.com', to: 'b@example.com' })).response, /^250 2\.0\.0 Ok: queued as /);
+    const ok = await send();
+    t.match(ok.response, /^250 2\.0\.0 Ok: queued as /);
+    await relay.relay.spool.close();
+    t.same((await queued(relay.spoolDir)).map((l) => `queued as ${l.id}`), [ok.response.slice('250 2.0.0 Ok: '.length)], 'only the message that heard 250 is queued');
   });
 }
 
 t.test('an unwritable spool is 451 4.3.0 and the relay stays up', async (t) => {
   const relay = await startTestRelay(queueYaml(), {}, { manualScheduler: true });
   t.teardown(() => relay.close());
-  // tmp/ replaced by a plain file: every write fails (ENOTDIR), even for root.
-  fs.rmSync(path.join(relay.spoolDir, 'tmp'), { recursive: true });
-  fs.writeFileSync(path.join(relay.spoolDir, 'tmp'), '');
+  // tmp/ and journal/ replaced by plain files: every write fails (ENOTDIR), even for root.
+  for (const area of ['tmp', 'journal']) {
+    fs.rmSync(path.join(relay.spoolDir, area), { recursive: true });
+    fs.writeFileSync(path.join(relay.spoolDir, area), '');
+  }
   t.match(await replyOf(sendThrough(relay.port, { from: 'a@example.com', to: 'b@example.com' })), /^451 4\.3\.0 /);
+  t.match(await replyOf(sendThrough(relay.port, { from: 'a@example.com', to: 'b@example.com', raw: bigMessage() })), /^451 4\.3\.0 /);
   t.same(files(relay.spoolDir, 'queue'), []);
-  fs.rmSync(path.join(relay.spoolDir, 'tmp'));
-  fs.mkdirSync(path.join(relay.spoolDir, 'tmp'));
+  for (const area of ['tmp', 'journal']) {
+    fs.rmSync(path.join(relay.spoolDir, area));
+    fs.mkdirSync(path.join(relay.spoolDir, area));
+  }
   t.match((await sendThrough(relay.port, { from: 'a@example.com', to: 'b@example.com' })).response, /^250 /, 'recovers with the disk');
 });
 
@@ -129,11 +152,13 @@ t.test('data over the size limit is 552 5.3.4 and leaves nothing behind', async 
   t.same(files(relay.spoolDir, 'tmp'), []);
 });
 
-t.test('concurrent commits share directory fsyncs (group commit), and every one is on disk', async (t) => {
+t.test('messages committed together share one journal fsync (group commit), and every one is on disk', async (t) => {
   let fsyncs = 0;
   const io: SpoolIo = {
     fsync: async (f) => {
       fsyncs++;
+      // A slow disk: messages arriving during one fsync wait for the next, and share it.
+      await new Promise((r) => setTimeout(r, 30));
       await f.sync();
     },
     rename: (a, b) => fsp.rename(a, b),
@@ -143,9 +168,8 @@ t.test('concurrent commits share directory fsyncs (group commit), and every one 
   const n = 20;
   const replies = await Promise.all(Array.from({ length: n }, (_, i) => sendThrough(relay.port, { from: 'a@example.com', to: `r${i}@example.com` })));
   t.equal(replies.filter((r) => /^250 /.test(r.response)).length, n);
-  t.equal(files(relay.spoolDir, 'queue').length, 2 * n);
-  // Two file fsyncs per message are unavoidable; the directory fsyncs are what is shared.
-  t.ok(fsyncs < 3 * n, `${fsyncs} fsyncs for ${n} messages (one each would be ${3 * n})`);
+  t.equal((await queued(relay.spoolDir)).length, n, 'all of them in the journal');
+  t.ok(fsyncs <= n / 2, `${fsyncs} fsyncs for ${n} messages (one each would be ${n})`);
 });
 
 t.test('a tenant in passthrough mode is forwarded in session while the rest queue', async (t) => {

@@ -79,3 +79,49 @@ t.test('damaged entries are moved to corrupt/ and reported; the others are still
   t.match(upstream.received.at(-1), { rcptTo: ['good@example.com'] });
   t.match(upstream.received.at(-1)?.raw.toString(), /Subject: survivor\r\n\r\nstill here\r\n$/);
 });
+
+const received = (rcpt: string) => upstream.received.filter((m) => m.rcptTo.includes(rcpt)).length;
+
+t.test('journaled mail survives a restart and goes out once; mail delivered before it is not sent again', async (t) => {
+  const dir = spoolDir();
+  const first = await startTestRelay(yamlFor(dir), {}, { manualScheduler: true });
+  await sendThrough(first.port, { from: 'a@example.com', to: 'sent-before@example.com' });
+  await first.relay.scheduler.runDue();
+  await sendThrough(first.port, { from: 'a@example.com', to: 'waiting@example.com' });
+  await first.relay.close(0);
+  t.equal(received('sent-before@example.com'), 1);
+  t.equal(received('waiting@example.com'), 0);
+
+  const second = await startTestRelay(yamlFor(dir), {}, { manualScheduler: true });
+  t.teardown(() => second.close());
+  await second.relay.scheduler.runDue();
+  t.equal(received('waiting@example.com'), 1, 'the message accepted before the restart is delivered');
+  t.equal(received('sent-before@example.com'), 1, 'the delivered one is not sent twice');
+  t.equal(second.relay.scheduler.size, 0);
+});
+
+t.test('a torn or damaged record ends a journal segment: what came before it is delivered, the rest was never acknowledged', async (t) => {
+  for (const [damage, how] of [
+    ['torn', (bytes: Buffer) => bytes.subarray(0, bytes.length - 7)],
+    ['damaged', (bytes: Buffer) => Buffer.concat([bytes.subarray(0, bytes.length - 9), Buffer.from('XXXXXXXXX')])],
+  ] as const) {
+    const dir = spoolDir();
+    const first = await startTestRelay(yamlFor(dir), {}, { manualScheduler: true });
+    await sendThrough(first.port, { from: 'a@example.com', to: `kept-${damage}@example.com` });
+    const before = fs.statSync(path.join(dir, 'journal', fs.readdirSync(path.join(dir, 'journal'))[0] ?? '')).size;
+    await sendThrough(first.port, { from: 'a@example.com', to: `cut-${damage}@example.com` });
+    await first.relay.close(0);
+    // As if the machine stopped while the second record was written (or its bytes rotted on disk).
+    const segment = path.join(dir, 'journal', fs.readdirSync(path.join(dir, 'journal'))[0] ?? '');
+    const bytes = fs.readFileSync(segment);
+    t.ok(bytes.length > before, 'the second record follows the first in the same segment');
+    fs.writeFileSync(segment, how(bytes));
+
+    const second = await startTestRelay(yamlFor(dir), {}, { manualScheduler: true });
+    await second.relay.scheduler.runDue();
+    t.equal(received(`kept-${damage}@example.com`), 1, `${damage}: the whole record before it is delivered`);
+    t.equal(received(`cut-${damage}@example.com`), 0, `${damage}: the bad record is not`);
+    t.match(second.logs.find((l) => l.event === 'journal-tail-discarded'), { bytes: bytes.length - before - (damage === 'torn' ? 7 : 0) }, `${damage}: the ignored bytes are logged`);
+    await second.close();
+  }
+});

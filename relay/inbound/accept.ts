@@ -1,7 +1,8 @@
 // Queue mode: the message is on disk, in the spool, before the client hears 250. DATA is kept in memory
 // up to 1 MiB and streams to a temp file past that (a large message never sits whole in memory), the
-// header block is rewritten and signed, the body is copied as bytes, and the spool commits (fsync,
-// rename, directory fsync). Any failure: 451, nothing queued.
+// header block is rewritten and signed, the body is copied as bytes, and the spool commits (the journal's
+// shared fsync for a message in memory; for a large one its own files, fsync, rename, directory fsync).
+// Any failure: 451, nothing queued.
 import type { Readable } from 'node:stream';
 import { Replies, type SmtpReply } from '../errors.js';
 import { type DataSummary, readData } from './data.js';
@@ -55,18 +56,9 @@ export async function acceptToQueue(
     const prepared = await prepareMessage(header, body, decision, config, { ...trace, id });
     if (prepared.kind !== 'ok') return { reply: prepared.reply, reason: prepared.reason, warnings: [] };
 
-    let bytes: Buffer | undefined;
-    let size: number;
-    if (Buffer.isBuffer(body)) {
-      // A small message is in memory: written in one piece, and its first attempt need not read it back.
-      bytes = Buffer.concat([prepared.head, body]);
-      size = await spool.writeMessage(id, [bytes]);
-    } else {
-      size = await spool.writeMessage(id, [prepared.head, parts.bodyFile ?? body()]);
-    }
     const testToken = sendTestToken(header);
     const now = Date.now();
-    const entry: QueuedMessage = {
+    const entryOf = (size: number): QueuedMessage => ({
       v: 1,
       id,
       createdAt: now,
@@ -78,8 +70,19 @@ export async function acceptToQueue(
       nextAttemptAt: now,
       ...(summary.eightBit ? { eightBit: true } : {}),
       ...(testToken ? { sendTest: testToken } : {}),
-    };
-    await spool.commit(entry);
+    });
+    let entry: QueuedMessage;
+    let bytes: Buffer | undefined;
+    if (Buffer.isBuffer(body)) {
+      // A message in memory goes to the journal, sharing its fsync with those that arrive with it; its
+      // first attempt sends these same bytes without reading them back.
+      bytes = Buffer.concat([prepared.head, body]);
+      entry = entryOf(bytes.length);
+      await spool.commitInMemory(entry, bytes);
+    } else {
+      entry = entryOf(await spool.writeMessage(id, [prepared.head, parts.bodyFile ?? body()]));
+      await spool.commit(entry);
+    }
     scheduler.add(entry, bytes);
     return { reply: Replies.queued(id), warnings: prepared.warnings };
   } catch (err) {

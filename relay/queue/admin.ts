@@ -3,14 +3,17 @@
 // so the command never races the scheduler for the same file.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { readHeaderBlock } from '../message/split.js';
+import { readHeaderBlock, splitMessage } from '../message/split.js';
 import { isQueuedMessage, type QueuedMessage } from './entry.js';
+import { type JournalPlace, readJournal } from './journal.js';
 import type { Spool } from './spool.js';
 
 export interface QueueListing {
   readonly id: string;
   readonly area: 'queue' | 'failed';
   readonly entry: QueuedMessage;
+  /** Set for a message still in the journal (accepted moments ago, or awaiting its first attempt). */
+  readonly journal?: JournalPlace;
 }
 
 export async function listQueue(spool: Spool, area: 'queue' | 'failed' = 'queue'): Promise<QueueListing[]> {
@@ -29,6 +32,15 @@ export async function listQueue(spool: Spool, area: 'queue' | 'failed' = 'queue'
       // Being replaced right now, or damaged: the relay's own scan deals with it.
     }
   }
+  if (area === 'queue') {
+    // Messages moved out of the journal may still be in it for a moment: their files are the newer state.
+    const filed = new Set(listings.map((l) => l.id));
+    const { live } = await readJournal(path.join(spool.dir, 'journal'));
+    for (const m of live) {
+      if (!filed.has(m.entry.id)) listings.push({ id: m.entry.id, area, entry: m.entry, journal: { segment: m.segment, offset: m.offset, length: m.length } });
+    }
+    listings.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
   return listings;
 }
 
@@ -41,6 +53,17 @@ export async function findEntry(spool: Spool, id: string): Promise<QueueListing 
 }
 
 export async function headerOf(spool: Spool, listing: QueueListing): Promise<string> {
+  if (listing.journal) {
+    const { segment, offset, length } = listing.journal;
+    const handle = await fs.open(segment, 'r');
+    try {
+      const bytes = Buffer.alloc(length);
+      await handle.read(bytes, 0, length, offset);
+      return splitMessage(bytes).header.toString('latin1');
+    } finally {
+      await handle.close();
+    }
+  }
   return ((await readHeaderBlock(spool.path(listing.area, `${listing.id}.eml`))) ?? Buffer.alloc(0)).toString('latin1');
 }
 

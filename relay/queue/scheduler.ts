@@ -4,7 +4,6 @@
 import type { Config, Tenant, Upstream } from '../../config/types.js';
 import { type DeliveryEdge, deliver } from '../delivery/deliver.js';
 import { formatReply } from '../errors.js';
-import { readHeaderBlock } from '../message/split.js';
 import type { Logger } from '../ops/log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
 import type { SendTests } from '../ops/send-tests.js';
@@ -58,7 +57,9 @@ export class Scheduler {
 
   /** Reads the spool (after a restart: everything in flight is simply due again) and starts the clock. */
   async start(options: { timers?: boolean } = {}): Promise<void> {
-    const { entries, corrupt } = await this.#deps.spool.scan();
+    const { entries, corrupt, discarded } = await this.#deps.spool.scan();
+    // A torn record at a journal segment's end is a write cut by a crash: never acknowledged, so not lost.
+    for (const d of discarded) this.#deps.logger.info({ event: 'journal-tail-discarded', segment: d.path, bytes: d.bytes }, 'incomplete write at the end of a journal segment ignored');
     for (const c of corrupt) this.#deps.logger.error({ event: 'queue-corrupt', id: c.id, reason: c.reason }, 'queue entry moved to corrupt/');
     for (const e of entries) this.#due.set(e.id, dueOf(e));
     this.#deps.logger.info({ event: 'queue-loaded', entries: entries.length, corrupt: corrupt.length });
@@ -218,7 +219,7 @@ export class Scheduler {
     const { spool, logger } = this.#deps;
     const started = this.#clock();
     const pending = pendingRecipients(entry);
-    const message = { source: this.#takeBody(entry.id) ?? { path: spool.messagePath(entry.id) }, eightBit: entry.eightBit === true };
+    const message = { source: this.#takeBody(entry.id) ?? (await spool.messageSource(entry.id)), eightBit: entry.eightBit === true };
     const result = await deliver(this.#deps.edge, upstream, { mailFrom: entry.mailFrom, rcptTo: pending }, message, config.upstreamHosts);
     const outcomes = new Map(result.outcomes.map((o) => [o.recipient, o]));
     const recipients = entry.recipients.map((r) => (r.status === 'pending' ? applyOutcome(r, outcomes.get(r.address)) : r));
@@ -272,7 +273,7 @@ export class Scheduler {
   }
 
   async #recordSendTest(token: string, entry: QueuedMessage, upstream: string, recipients: readonly QueuedRecipient[], final: boolean): Promise<void> {
-    const header = (await readHeaderBlock(this.#deps.spool.messagePath(entry.id))) ?? Buffer.alloc(0);
+    const header = await this.#deps.spool.headerBlock(entry.id);
     this.#deps.sendTests.record(token, {
       tenant: entry.tenant,
       upstream,
@@ -286,24 +287,23 @@ export class Scheduler {
   async #bounce(entry: QueuedMessage, failed: readonly QueuedRecipient[], now: number): Promise<void> {
     const { spool } = this.#deps;
     const config = this.#deps.config();
-    const originalHeader = (await readHeaderBlock(spool.messagePath(entry.id))) ?? Buffer.alloc(0);
+    const originalHeader = await spool.headerBlock(entry.id);
     const bytes = buildDsn({ original: entry, failed, originalHeader, reportingHost: config.hostname, now: new Date(now) });
     const id = spool.newId();
-    const size = await spool.writeMessage(id, [bytes]);
     const dsn: QueuedMessage = {
       v: 1,
       id,
       createdAt: now,
       mailFrom: '',
       tenant: null,
-      size,
+      size: bytes.length,
       recipients: [{ address: entry.mailFrom, status: 'pending' }],
       attempts: 0,
       nextAttemptAt: now,
       dsn: true,
     };
-    await spool.commit(dsn);
-    this.add(dsn);
+    await spool.commitInMemory(dsn, bytes);
+    this.add(dsn, bytes);
   }
 }
 

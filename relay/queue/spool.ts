@@ -1,16 +1,23 @@
-// The spool on disk. A queued message is two files in queue/: <id>.eml (the bytes to send, immutable,
-// written there directly and fsynced) and <id>.json (envelope and per-recipient state, written in tmp/,
-// fsynced, renamed in). A message exists once its .json is in queue/ and that directory is fsynced; only
-// then may the client hear 250. An .eml without its .json is an unfinished commit, cleared at start.
+// The spool on disk. A message accepted in memory goes to the journal (journal.ts): appended with the
+// others that arrive with it, one fsync for all of them. Most messages never leave it: delivered at the
+// first attempt, they are marked done. A message that needs a retry (or sits too long in the journal),
+// and any message too large to hold in memory, is two files in queue/ instead: <id>.eml (the bytes to
+// send, immutable, written there directly and fsynced) and <id>.json (envelope and per-recipient state,
+// written in tmp/, fsynced, renamed in). Such a message exists once its .json is in queue/ and that
+// directory is fsynced; only then may the client hear 250. An .eml without its .json is an unfinished
+// commit, cleared at start.
 //
+//   journal/  accepted, awaiting or in the first attempt: <seq>.log segments
 //   tmp/      being written (state files, large incoming messages): never acknowledged, cleared at start
-//   queue/    accepted, waiting or being delivered; <id>.retry / <id>.delete are requests from the CLI
+//   queue/    accepted, waiting for a retry or being delivered; <id>.retry / <id>.delete are requests from the CLI
 //   failed/   finished with at least one recipient failed for good, kept for inspection
 //   corrupt/  entries found unreadable at start, moved aside
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { readHeaderBlock, splitMessage } from '../message/split.js';
 import { isQueuedMessage, type QueuedMessage } from './entry.js';
+import { Journal } from './journal.js';
 
 /** The file operations whose failure the relay must survive; tests replace them to inject faults. */
 export interface SpoolIo {
@@ -37,7 +44,12 @@ export type Received = { readonly kind: 'memory'; readonly bytes: Buffer } | { r
 export interface ScanReport {
   readonly entries: QueuedMessage[];
   readonly corrupt: { readonly id: string; readonly reason: string }[];
+  /** Journal segments that ended in a torn write (never acknowledged): bytes ignored. */
+  readonly discarded: { readonly path: string; readonly bytes: number }[];
 }
+
+/** Where the bytes of a queued message are read from for an attempt. */
+export type MessageSource = Buffer | { readonly path: string };
 
 export class Spool {
   readonly dir: string;
@@ -48,19 +60,73 @@ export class Spool {
   #dirSyncWaiting: Promise<void> | undefined;
   #queueDirHandle: Promise<fs.FileHandle> | undefined;
   #dirSyncRunning: Promise<void> | undefined;
+  readonly #journal: Journal;
+  /** Messages being moved from the journal to files of their own: what else touches them waits. */
+  readonly #moving = new Map<string, Promise<void>>();
 
-  constructor(dir: string, options: { fsync?: boolean; io?: SpoolIo } = {}) {
+  constructor(dir: string, options: { fsync?: boolean; io?: SpoolIo; journalSegmentBytes?: number } = {}) {
     this.dir = dir;
     this.#fsync = options.fsync ?? true;
     this.#io = options.io ?? realIo;
+    this.#journal = new Journal(path.join(dir, 'journal'), {
+      fsync: this.#fsync,
+      sync: (file) => this.#io.fsync(file),
+      ...(options.journalSegmentBytes ? { segmentBytes: options.journalSegmentBytes } : {}),
+      // Best effort: a message that fails to move stays in the journal, durable, and is tried again later.
+      onStale: (ids) => {
+        for (const id of ids) void this.#moveOut(id).catch(() => {});
+      },
+    });
   }
 
-  path(area: 'tmp' | 'queue' | 'failed' | 'corrupt', file: string): string {
+  path(area: 'tmp' | 'queue' | 'failed' | 'corrupt' | 'journal', file: string): string {
     return path.join(this.dir, area, file);
   }
 
   async init(): Promise<void> {
-    for (const area of ['tmp', 'queue', 'failed', 'corrupt']) await fs.mkdir(path.join(this.dir, area), { recursive: true });
+    for (const area of ['tmp', 'queue', 'failed', 'corrupt', 'journal']) await fs.mkdir(path.join(this.dir, area), { recursive: true });
+  }
+
+  /**
+   * Queues a message held in memory: its state and bytes go to the journal. Resolves when they are on
+   * disk; on failure nothing is queued.
+   */
+  async commitInMemory(entry: QueuedMessage, bytes: Buffer): Promise<void> {
+    await this.#journal.append(entry, bytes);
+  }
+
+  /** The bytes an attempt sends: from the journal, or the path of the .eml. */
+  async messageSource(id: string): Promise<MessageSource> {
+    return (this.#journal.has(id) ? await this.#journal.bytes(id) : undefined) ?? { path: this.messagePath(id) };
+  }
+
+  /** The header block of a queued message (empty if it is gone). */
+  async headerBlock(id: string): Promise<Buffer> {
+    const source = await this.messageSource(id);
+    if (Buffer.isBuffer(source)) return splitMessage(source).header;
+    return (await readHeaderBlock(source.path)) ?? Buffer.alloc(0);
+  }
+
+  /**
+   * A journaled message gets files of its own in queue/ (its state: `entry`, else as journaled), then
+   * leaves the journal. Done before its state changes, and for messages that sit in old segments.
+   */
+  #moveOut(id: string, entry?: QueuedMessage): Promise<void> {
+    const running = this.#moving.get(id);
+    if (running) return running.then(() => (entry ? this.update(entry) : undefined));
+    const journaled = this.#journal.entry(id);
+    if (!journaled) return entry ? this.update(entry) : Promise.resolve();
+    const move = (async () => {
+      const bytes = await this.#journal.bytes(id);
+      if (!bytes) return;
+      // A move cut short by a crash leaves an .eml: the journal still has the message, so start over.
+      await unlinkIfThere(this.messagePath(id));
+      await this.writeMessage(id, [bytes]);
+      await this.#replaceState(entry ?? journaled);
+      this.#journal.done(id);
+    })();
+    this.#moving.set(id, move);
+    return move.finally(() => this.#moving.delete(id));
   }
 
   newId(): string {
@@ -191,6 +257,9 @@ export class Spool {
 
   /** The current state of a queued message, or undefined if it is gone (delivered, deleted). */
   async read(id: string): Promise<QueuedMessage | undefined> {
+    await this.#moving.get(id)?.catch(() => {});
+    const journaled = this.#journal.entry(id);
+    if (journaled) return journaled;
     try {
       const parsed: unknown = JSON.parse(await fs.readFile(this.path('queue', `${id}.json`), 'utf8'));
       return isQueuedMessage(parsed) ? parsed : undefined;
@@ -201,6 +270,11 @@ export class Spool {
 
   /** Replaces the state of a queued message: write aside, fsync, rename over. */
   async update(entry: QueuedMessage): Promise<void> {
+    if (this.#journal.has(entry.id) || this.#moving.has(entry.id)) return this.#moveOut(entry.id, entry);
+    await this.#replaceState(entry);
+  }
+
+  async #replaceState(entry: QueuedMessage): Promise<void> {
     const aside = this.path('queue', `${entry.id}.json.new`);
     await this.#writeJson(aside, entry);
     await this.#io.rename(aside, this.path('queue', `${entry.id}.json`));
@@ -217,6 +291,8 @@ export class Spool {
    * again, a duplicate rather than a loss. It saves a directory fsync per message.
    */
   async remove(id: string): Promise<void> {
+    await this.#moving.get(id)?.catch(() => {});
+    if (this.#journal.has(id)) return this.#journal.done(id);
     // The state file first: an .eml without it is an unfinished commit and is cleared at start.
     await unlinkIfThere(this.path('queue', `${id}.json`));
     await unlinkIfThere(this.path('queue', `${id}.eml`));
@@ -224,6 +300,7 @@ export class Spool {
 
   /** Finished with failures: kept in failed/ for inspection. */
   async moveToFailed(entry: QueuedMessage): Promise<void> {
+    if (this.#journal.has(entry.id) || this.#moving.has(entry.id)) await this.#moveOut(entry.id, entry);
     await this.#writeJson(this.path('failed', `${entry.id}.json`), entry);
     await this.#io.rename(this.path('queue', `${entry.id}.eml`), this.path('failed', `${entry.id}.eml`));
     await fs.rm(this.path('queue', `${entry.id}.json`), { force: true });
@@ -250,6 +327,7 @@ export class Spool {
   /** Reads queue/ at start: valid entries back to work, anything unreadable moved to corrupt/. */
   async scan(): Promise<ScanReport> {
     await this.init();
+    const journal = await this.#journal.open();
     for (const name of await fs.readdir(path.join(this.dir, 'tmp'))) await fs.rm(this.path('tmp', name), { force: true });
     const names = new Set(await fs.readdir(path.join(this.dir, 'queue')));
     const entries: QueuedMessage[] = [];
@@ -275,7 +353,13 @@ export class Spool {
         if (entry) entries.push(entry);
       }
     }
-    return { entries, corrupt };
+    // A message both in the journal and in queue/ was being moved out: its files are the newer state.
+    const filed = new Set(entries.map((e) => e.id));
+    for (const e of journal.recovered) {
+      if (filed.has(e.id)) this.#journal.done(e.id);
+      else entries.push(e);
+    }
+    return { entries, corrupt, discarded: journal.discarded };
   }
 
   async #problemWith(id: string, names: Set<string>): Promise<string | undefined> {
@@ -347,6 +431,8 @@ export class Spool {
 
   /** Closes the queue directory handle kept for fsyncs (the relay's shutdown). */
   async close(): Promise<void> {
+    await Promise.allSettled(this.#moving.values());
+    await this.#journal.close();
     const handle = this.#queueDirHandle;
     this.#queueDirHandle = undefined;
     await (await handle?.catch(() => undefined))?.close();

@@ -1,0 +1,84 @@
+// The journal keeps messages accepted in memory: one segment file for many messages, removed once all of
+// them are done, and never holding an old message forever.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import type { QueuedMessage } from '../relay/queue/entry.js';
+import { readJournal } from '../relay/queue/journal.js';
+import { Spool } from '../relay/queue/spool.js';
+
+function spoolDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-journal-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+let counter = 0;
+const message = (spool: Spool): { entry: QueuedMessage; bytes: Buffer } => {
+  const bytes = Buffer.from(`Subject: message ${counter++}\r\n\r\n${'body line\r\n'.repeat(20)}`);
+  const entry: QueuedMessage = { v: 1, id: spool.newId(), createdAt: Date.now(), mailFrom: 'a@example.com', tenant: null, size: bytes.length, recipients: [{ address: 'b@example.com', status: 'pending' }], attempts: 0, nextAttemptAt: 0 };
+  return { entry, bytes };
+};
+const segments = (dir: string) => fs.readdirSync(path.join(dir, 'journal')).sort();
+const until = async (what: () => boolean) => {
+  for (let i = 0; i < 200 && !what(); i++) await new Promise((r) => setTimeout(r, 10));
+};
+
+t.test('segments are removed once every message in them is done', async (t) => {
+  const dir = spoolDir();
+  const spool = new Spool(dir, { journalSegmentBytes: 1024 });
+  await spool.scan();
+  const ids: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    const { entry, bytes } = message(spool);
+    await spool.commitInMemory(entry, bytes);
+    ids.push(entry.id);
+  }
+  t.ok(segments(dir).length >= 3, `${segments(dir).length} segments for 12 messages of ~250 bytes`);
+  for (const id of ids) await spool.remove(id);
+  await spool.close();
+  t.ok(segments(dir).length <= 1, 'only the segment last written to is left');
+  t.same((await readJournal(path.join(dir, 'journal'))).live, [], 'and nothing in it is live');
+});
+
+t.test('a message left behind while newer segments fill moves to files of its own, with its bytes and state', async (t) => {
+  const dir = spoolDir();
+  const spool = new Spool(dir, { journalSegmentBytes: 1024 });
+  await spool.scan();
+  const old = message(spool);
+  await spool.commitInMemory(old.entry, old.bytes);
+  for (let i = 0; i < 16; i++) {
+    const { entry, bytes } = message(spool);
+    await spool.commitInMemory(entry, bytes);
+    await spool.remove(entry.id);
+  }
+  const eml = path.join(dir, 'queue', `${old.entry.id}.eml`);
+  await until(() => fs.existsSync(path.join(dir, 'queue', `${old.entry.id}.json`)));
+  t.ok(fs.readFileSync(eml).equals(old.bytes), 'its bytes, as journaled');
+  t.same(await spool.read(old.entry.id), old.entry, 'its state');
+  t.same(await spool.messageSource(old.entry.id), { path: eml }, 'attempts read its file now');
+  await spool.close();
+  t.ok(segments(dir).length <= 3, `old segments are gone (${segments(dir).length} left)`);
+
+  const again = new Spool(dir);
+  const { entries } = await again.scan();
+  t.same(entries.map((e) => e.id), [old.entry.id], 'after a restart it is queued once, from its files');
+  await again.close();
+});
+
+t.test('a state change of a journaled message (a retry) moves it out first; removing it then removes its files', async (t) => {
+  const dir = spoolDir();
+  const spool = new Spool(dir);
+  await spool.scan();
+  const { entry, bytes } = message(spool);
+  await spool.commitInMemory(entry, bytes);
+  const deferred = { ...entry, attempts: 1, nextAttemptAt: Date.now() + 60_000, lastError: '451 4.3.0 later' };
+  await spool.update(deferred);
+  t.same(await spool.read(entry.id), deferred);
+  t.same(fs.readdirSync(path.join(dir, 'queue')).sort(), [`${entry.id}.eml`, `${entry.id}.json`]);
+  await spool.remove(entry.id);
+  t.same(fs.readdirSync(path.join(dir, 'queue')), []);
+  await spool.close();
+  t.same((await readJournal(path.join(dir, 'journal'))).live, []);
+});
