@@ -6,7 +6,8 @@
 // the relay needs none of it: the bytes are final. This uses the pool's documented-by-type send(mail,
 // callback) with the few fields it reads (nodemailer 10.6; re-run the delivery tests when upgrading).
 import { createReadStream } from 'node:fs';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, pipeline, type Readable, Transform } from 'node:stream';
+import { releaseChunks } from '../message/chunk-release.js';
 import type { SmtpUpstream } from '../../config/types.js';
 import type { DeliveryResult, Envelope } from '../types.js';
 import type { MessageSource } from './deliver.js';
@@ -33,6 +34,19 @@ export async function sendViaSmtp(pools: UpstreamPools, upstream: SmtpUpstream, 
   }
 }
 
+/** A file's bytes as a stream whose chunks are counted toward releasing them (see chunk-release.ts). */
+function countedFileStream(file: string): Readable {
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      releaseChunks(chunk.length);
+      done(null, chunk);
+    },
+  });
+  // pipeline, not pipe: a read error must reach the pool as an error on the stream it reads.
+  pipeline(createReadStream(file), counted, () => {});
+  return counted;
+}
+
 /** What the pool reads of a message: its envelope and a fresh stream of its bytes for each try. */
 function poolMail(envelope: Envelope, source: MessageSource, signal: AbortSignal): PoolMail {
   const mail = {
@@ -42,7 +56,7 @@ function poolMail(envelope: Envelope, source: MessageSource, signal: AbortSignal
       messageId: () => '',
       getHeader: () => '',
       // A Buffer or a file, never a one-shot stream: the pool may resend it over another connection.
-      createReadStream: (): Readable => (Buffer.isBuffer(source) ? new PassThrough().end(source) : createReadStream(source.path)),
+      createReadStream: (): Readable => (Buffer.isBuffer(source) ? new PassThrough().end(source) : countedFileStream(source.path)),
     },
   };
   return mail as unknown as PoolMail;

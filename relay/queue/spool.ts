@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { readHeaderBlock, splitMessage } from '../message/split.js';
+import { releaseChunks } from '../message/chunk-release.js';
 import { isQueuedMessage, type QueuedMessage } from './entry.js';
 import { Journal } from './journal.js';
 
@@ -167,6 +168,7 @@ export class Spool {
             chunks.length = 0;
           }
           await file.write(chunk);
+          releaseChunks(chunk.length);
         } catch (err) {
           diskError = err;
         }
