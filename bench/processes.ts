@@ -33,6 +33,8 @@ export interface RelayProcess {
   readonly pid: number;
   /** Resident set size now and its peak since start (VmRSS, VmHWM), in MB. */
   memory(): { rssMb: number; peakMb: number };
+  /** Starts a new peak (VmHWM) from the current RSS, so each scenario's peak is its own. */
+  resetPeak(): void;
   stop(): Promise<void>;
 }
 
@@ -58,6 +60,7 @@ export async function startRelayProcess(dir: string, yaml: (port: number) => str
       const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
       return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
     },
+    resetPeak: () => fs.writeFileSync(`/proc/${pid}/clear_refs`, '5'),
     // SIGTERM: the relay drains and exits by itself (and writes its CPU profile when asked to).
     stop: () => endChild(child, 'SIGTERM'),
   };
