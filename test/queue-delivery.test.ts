@@ -1,5 +1,6 @@
 // Delivery from the queue, on a fake clock: per-recipient outcomes, backoff, expiry, DSNs, deadlines,
 // fairness and fallback, all against real upstream servers that misbehave.
+import fs from 'node:fs';
 import t, { type Test } from 'tap';
 import { retryDelay } from '../relay/queue/backoff.js';
 import { sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
@@ -258,4 +259,16 @@ t.test('upstream failures at each stage: 4xx and connection errors retried, 5xx 
     await relay.close();
     await up?.close();
   }
+});
+
+t.test('a message file that cannot be read fails the attempt with the read error (not the deadline), nothing is sent, and it is retried', async (t) => {
+  const s = await setup(t);
+  const raw = `Subject: large\r\n\r\n${'a line of a large message\r\n'.repeat(50_000)}`;
+  const id = queuedId((await sendThrough(s.relay.port, { from: 'app@acme.test', to: 'x@example.com', raw })).response);
+  fs.rmSync(s.relay.relay.spool.messagePath(id));
+  await s.relay.relay.scheduler.runDue();
+  t.equal(s.tenantUpstream.received.length, 0, 'nothing sent');
+  const state = await stateOf(s, id);
+  t.match(state, { attempts: 1, recipients: [{ status: 'pending', reply: /^4\d\d / }] });
+  t.notMatch(state?.recipients[0]?.reply, /no answer within/, 'the read error ended the attempt, not the deadline');
 });
