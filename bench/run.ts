@@ -21,6 +21,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 // each path (the sink, both relays, Postfix) first gets BENCH_WARMUP seconds of mixed load, unmeasured.
 // BENCH_WARMUP=0 measures from a cold start.
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 5);
+const SETTLE_MS = 1000;
 // BENCH_ONLY=passthrough,1,10 runs that one scenario (and its direct baseline): for profiling with
 // BENCH_PROFILE=1. BENCH_ONLY=memory runs the 50 MB message scenarios alone.
 const ONLY = process.env.BENCH_ONLY && process.env.BENCH_ONLY !== 'memory' ? process.env.BENCH_ONLY.split(',') : undefined;
@@ -84,6 +85,8 @@ async function warmUp(port: number, sink: Sink): Promise<void> {
 }
 
 async function measure(path_: Path, port: number, sink: Sink, sizeKb: number, concurrency: number, relay?: RelayProcess): Promise<Row> {
+  // A moment for the previous scenario's stragglers (Postfix's queue manager, exiting smtpd processes).
+  await sleep(SETTLE_MS);
   relay?.resetPeak();
   const before = await sink.count();
   const load = await runLoad({ port, concurrency, message: message(sizeKb), from: FROM, to: TO, seconds: SECONDS });
