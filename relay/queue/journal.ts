@@ -56,13 +56,22 @@ export function parseSegment(bytes: Buffer, segment: string): ParsedSegment {
     const json = bytes.toString('utf8', at + HEADER_BYTES, at + HEADER_BYTES + jsonLength);
     if (kind === KIND_DONE) done.push(json);
     else if (kind === KIND_MESSAGE) {
-      const entry: unknown = JSON.parse(json);
-      if (!isQueuedMessage(entry)) break;
+      const entry = parseEntry(json);
+      if (!entry) break;
       messages.push({ entry, segment, offset: at + HEADER_BYTES + jsonLength, length });
     } else break;
     at = end;
   }
   return { messages, done, discarded: bytes.length - at };
+}
+
+function parseEntry(json: string): QueuedMessage | undefined {
+  try {
+    const entry: unknown = JSON.parse(json);
+    return isQueuedMessage(entry) ? entry : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The messages still in a journal directory, read without changing anything (for `tenant-relay queue`). */

@@ -58,8 +58,8 @@ export class Scheduler {
   /** Reads the spool (after a restart: everything in flight is simply due again) and starts the clock. */
   async start(options: { timers?: boolean } = {}): Promise<void> {
     const { entries, corrupt, discarded } = await this.#deps.spool.scan();
-    // A torn record at a journal segment's end is a write cut by a crash: never acknowledged, so not lost.
-    for (const d of discarded) this.#deps.logger.info({ event: 'journal-tail-discarded', segment: d.path, bytes: d.bytes }, 'incomplete write at the end of a journal segment ignored');
+    // Expected after a crash (a write cut short was never acknowledged); without one, it means damage on disk.
+    for (const d of discarded) this.#deps.logger.warn({ event: 'journal-tail-discarded', segment: d.path, bytes: d.bytes }, 'a journal segment ends in a torn or damaged record; the bytes from there on were ignored');
     for (const c of corrupt) this.#deps.logger.error({ event: 'queue-corrupt', id: c.id, reason: c.reason }, 'queue entry moved to corrupt/');
     for (const e of entries) this.#due.set(e.id, dueOf(e));
     this.#deps.logger.info({ event: 'queue-loaded', entries: entries.length, corrupt: corrupt.length });
