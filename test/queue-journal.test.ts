@@ -6,7 +6,10 @@ import path from 'node:path';
 import t from 'tap';
 import type { QueuedMessage } from '../relay/queue/entry.js';
 import { readJournal } from '../relay/queue/journal.js';
+import { listQueue } from '../relay/queue/admin.js';
 import { Spool } from '../relay/queue/spool.js';
+import { sendThrough, startTestRelay } from './helpers/relay.js';
+import { startUpstream } from './helpers/upstream.js';
 
 function spoolDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-journal-'));
@@ -81,4 +84,23 @@ t.test('a state change of a journaled message (a retry) moves it out first; remo
   t.same(fs.readdirSync(path.join(dir, 'queue')), []);
   await spool.close();
   t.same((await readJournal(path.join(dir, 'journal'))).live, []);
+});
+
+t.test('queue retry and delete apply to a message still in the journal', async (t) => {
+  const upstream = await startUpstream();
+  t.teardown(() => upstream.close());
+  const relay = await startTestRelay(`delivery: { mode: queue, spool: { path: \${SPOOL} } }\nsmarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }\n`, {}, { manualScheduler: true });
+  t.teardown(() => relay.close());
+  const idOf = async (to: string) => /queued as (\w+)/.exec((await sendThrough(relay.port, { from: 'a@example.com', to })).response)?.[1] ?? '';
+  const deleted = await idOf('deleted@example.com');
+  const retried = await idOf('retried@example.com');
+  const { spool, scheduler } = relay.relay;
+  t.same((await listQueue(spool)).map((l) => [l.id, Boolean(l.journal)]), [[deleted, true], [retried, true]].sort());
+  await spool.request(deleted, 'delete');
+  await spool.request(retried, 'retry');
+  await scheduler.applyRequests();
+  t.same((await listQueue(spool)).map((l) => [l.id, Boolean(l.journal)]), [[retried, false]], 'deleted: gone; retried: in files of its own');
+  t.match(await spool.read(retried), { id: retried, nextAttemptAt: 0 });
+  await scheduler.runDue();
+  t.same(upstream.received.map((m) => m.rcptTo), [['retried@example.com']]);
 });

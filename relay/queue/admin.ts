@@ -5,7 +5,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { readHeaderBlock, splitMessage } from '../message/split.js';
 import { isQueuedMessage, type QueuedMessage } from './entry.js';
-import { type JournalPlace, readJournal } from './journal.js';
+import { type JournalPlace, readJournal, readJournalBytes } from './journal.js';
 import type { Spool } from './spool.js';
 
 export interface QueueListing {
@@ -53,17 +53,7 @@ export async function findEntry(spool: Spool, id: string): Promise<QueueListing 
 }
 
 export async function headerOf(spool: Spool, listing: QueueListing): Promise<string> {
-  if (listing.journal) {
-    const { segment, offset, length } = listing.journal;
-    const handle = await fs.open(segment, 'r');
-    try {
-      const bytes = Buffer.alloc(length);
-      await handle.read(bytes, 0, length, offset);
-      return splitMessage(bytes).header.toString('latin1');
-    } finally {
-      await handle.close();
-    }
-  }
+  if (listing.journal) return splitMessage(await readJournalBytes(listing.journal)).header.toString('latin1');
   return ((await readHeaderBlock(spool.path(listing.area, `${listing.id}.eml`))) ?? Buffer.alloc(0)).toString('latin1');
 }
 

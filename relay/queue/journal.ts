@@ -90,6 +90,23 @@ export async function readJournal(dir: string): Promise<{ live: JournaledMessage
   return { live: [...all.values()], segments: report };
 }
 
+/** A journaled message's bytes, read by another process (`tenant-relay queue show`). */
+export async function readJournalBytes(place: JournalPlace): Promise<Buffer> {
+  const handle = await fs.open(place.segment, 'r');
+  try {
+    return await readRange(handle, place);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readRange(handle: fs.FileHandle, place: JournalPlace): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(place.length);
+  const { bytesRead } = await handle.read(buffer, 0, place.length, place.offset);
+  if (bytesRead !== place.length) throw new Error(`journal ${place.segment}: a message at ${place.offset} is cut short`);
+  return buffer;
+}
+
 async function segmentFiles(dir: string): Promise<string[]> {
   const names = await fs.readdir(dir).catch(() => [] as string[]);
   return names
@@ -205,19 +222,16 @@ export class Journal {
   /** The message's bytes, read back from its segment. */
   async bytes(id: string): Promise<Buffer | undefined> {
     const m = this.#messages.get(id);
-    if (!m) return undefined;
-    const buffer = Buffer.allocUnsafe(m.length);
-    const { bytesRead } = await m.segment.handle.read(buffer, 0, m.length, m.offset);
-    if (bytesRead !== m.length) throw new Error(`journal ${m.segment.path}: message ${id} is cut short`);
-    return buffer;
+    return m && readRange(m.segment.handle, { segment: m.segment.path, offset: m.offset, length: m.length });
   }
 
   /** The message left the journal (delivered, deleted, or now in files of its own). */
   done(id: string): void {
-    if (!this.#forget(id)) return;
+    const segment = this.#forget(id);
+    if (!segment) return;
     this.#pending.push({ chunks: record(KIND_DONE, id) });
     this.#write();
-    void this.#removeFinishedSegments();
+    if (segment.live === 0) void this.#removeFinishedSegments();
   }
 
   /** Waits for pending writes and closes the segments. */
@@ -226,12 +240,13 @@ export class Journal {
     for (const s of this.#segments.splice(0)) await s.handle.close().catch(() => {});
   }
 
-  #forget(id: string): boolean {
+  /** Takes a message out of the index; returns the segment it was in. */
+  #forget(id: string): Segment | undefined {
     const m = this.#messages.get(id);
-    if (!m) return false;
+    if (!m) return undefined;
     this.#messages.delete(id);
     m.segment.live--;
-    return true;
+    return m.segment;
   }
 
   /** One writer: whatever queued up while the previous write ran goes out in one writev and one fsync. */
