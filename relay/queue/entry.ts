@@ -18,7 +18,7 @@ export interface QueuedMessage {
   readonly mailFrom: string;
   /** The decided tenant, or null for the global route; its current upstream is used at each attempt. */
   readonly tenant: string | null;
-  /** Bytes of the .eml file: the end marker that tells a whole message from a torn one. */
+  /** Bytes of the message as spooled; for an .eml, the end marker that tells a whole file from a torn one. */
   readonly size: number;
   readonly recipients: readonly QueuedRecipient[];
   readonly attempts: number;

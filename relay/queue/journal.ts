@@ -9,8 +9,9 @@
 // loss. Segments are removed oldest first once every message in them is done; a message still here
 // after two newer segments filled is moved to queue/ so it does not hold old segments on disk.
 //
-//   journal/<seq>.log   record := header(17 bytes) state-json bytes
-//   header := magic "TRJ1" | kind (1 message, 2 done) | json length u32 | bytes length u32 | crc32 u32
+//   journal/<seq>.log   record := header(17 bytes) text bytes
+//   header := magic "TRJ1" | kind (1 message, 2 done) | text length u32 | bytes length u32 | crc32 u32
+//   a message's text is its state as JSON and its bytes the message; a done record's text is the id
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';

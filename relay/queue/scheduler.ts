@@ -74,10 +74,10 @@ export class Scheduler {
     }
   }
 
-  /** A message was just committed: deliver it as soon as a slot is free. */
   /**
-   * A message just committed to the spool. `bytes`, when given, are its .eml content: the first attempt
-   * sends them from memory instead of reading the file back, within a fixed budget.
+   * A message just committed to the spool: delivered as soon as a slot is free. `bytes`, when given, are
+   * the message as spooled: the first attempt sends them from memory instead of reading them back,
+   * within a fixed budget.
    */
   add(entry: QueuedMessage, bytes?: Buffer): void {
     this.#due.set(entry.id, dueOf(entry));
