@@ -1,15 +1,9 @@
 // Indexes built once per snapshot so that finding a tenant costs a map lookup per domain label,
 // however many tenants there are.
 import { domainToASCII } from 'node:url';
-import type { Tenant } from './types.js';
+import type { DomainMatch, Tenant, TenantIndex } from './types.js';
 
-export interface DomainMatch {
-  readonly tenant: Tenant;
-  /** The configured entry that matched, e.g. "example.com" or "*.example.com". */
-  readonly pattern: string;
-}
-
-export class TenantDirectory {
+export class TenantDirectory implements TenantIndex {
   readonly #byId = new Map<string, Tenant>();
   readonly #byAuthUser = new Map<string, Tenant>();
   readonly #byAddress = new Map<string, Tenant>();

@@ -1,5 +1,4 @@
 // The validated, frozen configuration the relay runs on. Nothing outside config/ sees raw YAML.
-import type { TenantDirectory } from './directory.js';
 
 export type TlsMode = 'implicit' | 'starttls' | 'none';
 
@@ -149,6 +148,24 @@ export interface InboundPolicy {
 
 export type Identifier = 'auth' | 'address' | 'domain';
 
+export interface DomainMatch {
+  readonly tenant: Tenant;
+  /** The configured entry that matched, e.g. "example.com" or "*.example.com". */
+  readonly pattern: string;
+}
+
+/** Where tenants are found by what identifies a message: the config's own, or those with the platform's answers. */
+export interface TenantFinder {
+  byAuthUser(username: string): Tenant | undefined;
+  byAddress(address: string): Tenant | undefined;
+  /** The exact domain first, then the nearest parent domain whose subdomains are claimed. */
+  byDomain(domain: string): DomainMatch | undefined;
+}
+
+export interface TenantIndex extends TenantFinder {
+  byId(id: string): Tenant | undefined;
+}
+
 export interface Config {
   /** The file this snapshot was read from, or "<built-in>". */
   readonly source: string;
@@ -168,7 +185,8 @@ export interface Config {
   /** The platform's DKIM key and what to do with a message that cannot be signed. */
   readonly dkim: DkimSettings & { readonly onFailure: DkimFailurePolicy };
   readonly tenants: readonly Tenant[];
-  readonly directory: TenantDirectory;
+  /** The tenants above, indexed by what identifies them. */
+  readonly directory: TenantIndex;
   /** The tenant files and directories the snapshot read (absolute): watched for changes like the config file. */
   readonly tenantFiles: readonly string[];
   readonly tenantSource?: TenantSourceSettings;

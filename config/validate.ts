@@ -1,6 +1,6 @@
 // Rules that span more than one key: the schema checks each value, these check the file as a whole.
-import net from 'node:net';
 import { asciiDomain, normalizeAddress } from './directory.js';
+import { parseCidr } from './networks.js';
 import type { RawConfig, RawUpstream } from './schema.js';
 
 export interface PathIssue {
@@ -79,14 +79,4 @@ export function checkUpstream(u: RawUpstream, at: (string | number)[], issues: P
       message: 'credentials would travel in cleartext with tls: none; use starttls or implicit, or set allowInsecureAuth: true',
     });
   }
-}
-
-export function parseCidr(text: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
-  const [address = '', bits] = text.split('/');
-  const version = net.isIP(address);
-  if (version === 0) return undefined;
-  const max = version === 4 ? 32 : 128;
-  const prefix = bits === undefined ? max : Number(bits);
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max || (bits !== undefined && !/^\d+$/.test(bits))) return undefined;
-  return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
 }

@@ -1,14 +1,18 @@
-// Every SMTP reply the relay itself composes, declared in one place so that docs and tests can list them.
-// 4xx means "try again later", 5xx "do not retry"; each carries an RFC 3463 enhanced status code.
+// Every SMTP reply the relay itself composes, declared once, each with a stable id that logs, metrics,
+// the README's table and the tests name it by. 4xx means "try again later", 5xx "do not retry"; each
+// carries an RFC 3463 enhanced status code. Replies that smtp-server would word itself (an over-long
+// line, too many clients) are said through this table too (inbound/smtp-server-seams.ts).
 
 export interface SmtpReply {
+  /** Stable, kebab-case: what logs and the refusal metric carry, and what the README lists. */
+  readonly id: ReplyId;
   readonly code: number;
   /** RFC 3463 enhanced status code, e.g. "5.7.1". */
   readonly enhanced: string;
   readonly text: string;
 }
 
-/** The error shape smtp-server turns into a reply line (see inbound/reply-codes.ts). */
+/** The error shape smtp-server turns into a reply line: our enhanced code leads the text. */
 export class SmtpReplyError extends Error {
   readonly responseCode: number;
   readonly reply: SmtpReply;
@@ -20,66 +24,76 @@ export class SmtpReplyError extends Error {
   }
 }
 
-export function formatReply(r: SmtpReply): string {
+export function formatReply(r: Pick<SmtpReply, 'code' | 'enhanced' | 'text'>): string {
   return `${r.code} ${r.enhanced} ${r.text}`;
 }
 
-const reply = (code: number, enhanced: string, text: string): SmtpReply => Object.freeze({ code, enhanced, text });
+const reply = <I extends string>(id: I, code: number, enhanced: string, text: string) => Object.freeze({ id, code, enhanced, text });
 
 export const Replies = {
   // Session and policy
-  authRequired: reply(530, '5.7.0', 'Authentication required: this client may not send without AUTH'),
-  authFailed: reply(535, '5.7.8', 'Authentication credentials invalid'),
-  badSenderAddress: reply(501, '5.1.7', 'Sender address must be a plain mailbox@domain'),
-  badRecipientAddress: reply(501, '5.1.3', 'Recipient address must be a plain mailbox@domain'),
+  authRequired: reply('auth-required', 530, '5.7.0', 'Authentication required: this client may not send without AUTH'),
+  authFailed: reply('auth-failed', 535, '5.7.8', 'Authentication credentials invalid'),
+  badSenderAddress: reply('bad-sender-address', 501, '5.1.7', 'Sender address must be a plain mailbox@domain'),
+  badRecipientAddress: reply('bad-recipient-address', 501, '5.1.3', 'Recipient address must be a plain mailbox@domain'),
   senderTenantConflict: (authTenant: string, senderTenant: string) =>
-    reply(553, '5.7.1', `Sender belongs to tenant ${senderTenant}, but you authenticated as tenant ${authTenant}`),
-  messageTooBig: (limit: number) => reply(552, '5.3.4', `Message exceeds the maximum size of ${limit} bytes`),
-  mailLoop: (max: number) => reply(554, '5.4.0', `Mail loop detected: more than ${max} Received headers`),
-  severalFromHeaders: (count: number) => reply(550, '5.6.0', `Message has ${count} From headers; exactly one is allowed`),
-  dkimFailedTemporary: reply(451, '4.7.5', 'The message could not be DKIM-signed; please try again later'),
-  dkimFailedPermanent: reply(554, '5.7.5', 'The message cannot be DKIM-signed (it needs exactly one valid From header)'),
-  bareLineEndings: reply(550, '5.5.2', 'Message contains a bare CR or LF, or a NUL: lines must end in CRLF (SMTP smuggling protection)'),
-  sourceRoute: reply(501, '5.1.3', 'Source routes (<@host:user@domain>) are not accepted'),
-  improperPipelining: reply(554, '5.5.0', 'Improper pipelining: message content sent before the 354 reply to DATA; closing'),
-  tooManyAuthFailures: reply(421, '4.7.0', 'Too many authentication failures; closing the connection'),
-  tooManyConnectionsFromIp: reply(421, '4.7.0', 'Too many connections from your address; please try again later'),
-  tooSlow: reply(421, '4.4.2', 'Session too slow: the deadline passed; closing the connection'),
+    reply('sender-tenant-conflict', 553, '5.7.1', `Sender belongs to tenant ${senderTenant}, but you authenticated as tenant ${authTenant}`),
+  messageTooBig: (limit: number) => reply('message-too-big', 552, '5.3.4', `Message exceeds the maximum size of ${limit} bytes`),
+  mailLoop: (max: number) => reply('mail-loop', 554, '5.4.0', `Mail loop detected: more than ${max} Received headers`),
+  severalFromHeaders: (count: number) => reply('several-from-headers', 550, '5.6.0', `Message has ${count} From headers; exactly one is allowed`),
+  dkimFailedTemporary: reply('dkim-failed-temporary', 451, '4.7.5', 'The message could not be DKIM-signed; please try again later'),
+  dkimFailedPermanent: reply('dkim-failed-permanent', 554, '5.7.5', 'The message cannot be DKIM-signed (it needs exactly one valid From header)'),
+  bareLineEndings: reply('bare-line-endings', 550, '5.5.2', 'Message contains a bare CR or LF, or a NUL: lines must end in CRLF (SMTP smuggling protection)'),
+  sourceRoute: reply('source-route', 501, '5.1.3', 'Source routes (<@host:user@domain>) are not accepted'),
+  improperPipelining: reply('improper-pipelining', 554, '5.5.0', 'Improper pipelining: message content sent before the 354 reply to DATA; closing'),
+  // RFC 5321 4.5.3.1.4: 512 octets for a command line, CRLF included; 4.2.4 names 500 for it.
+  lineTooLong: reply('line-too-long', 500, '5.5.2', 'Line too long: a command line may have at most 512 octets'),
+  tooManyAuthFailures: reply('too-many-auth-failures', 421, '4.7.0', 'Too many authentication failures; closing the connection'),
+  tooManyConnectionsFromIp: reply('too-many-connections-from-ip', 421, '4.7.0', 'Too many connections from your address; please try again later'),
+  tooManyConnections: reply('too-many-connections', 421, '4.3.2', 'Too many connections; please try again in a moment'),
+  tooSlow: reply('too-slow', 421, '4.4.2', 'Session too slow: the deadline passed; closing the connection'),
   senderNotOfTenant: (sender: string, tenant: string) =>
-    reply(553, '5.7.1', `Sender ${sender} is not an address of tenant ${tenant}, which you authenticated as`),
-  headerFromNotOfTenant: (tenant: string) => reply(553, '5.7.1', `The From header is not an address of tenant ${tenant}, which you authenticated as`),
-  tenantRateExceeded: (tenant: string) => reply(451, '4.7.1', `Tenant ${tenant} is over its sending rate; please try again later`),
-  insufficientStorage: reply(452, '4.3.1', 'Insufficient system storage; please try again later'),
-  headerTooLarge: reply(552, '5.3.4', 'Message header section is larger than 1 MiB'),
-  clientAborted: reply(451, '4.3.0', 'Message data was not received completely; nothing was sent'),
-  localError: reply(451, '4.3.0', 'Local error in processing; please try again later'),
+    reply('sender-not-of-tenant', 553, '5.7.1', `Sender ${sender} is not an address of tenant ${tenant}, which you authenticated as`),
+  headerFromNotOfTenant: (tenant: string) => reply('header-from-not-of-tenant', 553, '5.7.1', `The From header is not an address of tenant ${tenant}, which you authenticated as`),
+  tenantRateExceeded: (tenant: string) => reply('tenant-rate-exceeded', 451, '4.7.1', `Tenant ${tenant} is over its sending rate; please try again later`),
+  insufficientStorage: reply('insufficient-storage', 452, '4.3.1', 'Insufficient system storage; please try again later'),
+  headerTooLarge: reply('header-too-large', 552, '5.3.4', 'Message header section is larger than 1 MiB'),
+  clientAborted: reply('client-aborted', 451, '4.3.0', 'Message data was not received completely; nothing was sent'),
+  localError: reply('local-error', 451, '4.3.0', 'Local error in processing; please try again later'),
   // Never guessed: without the tenant's record, its mail could leave through the wrong upstream.
-  tenantLookupUnavailable: reply(451, '4.3.0', 'Tenant settings are unavailable right now; please try again later'),
-  shuttingDown: reply(421, '4.3.2', 'Service shutting down; please try again later'),
+  tenantLookupUnavailable: reply('tenant-lookup-unavailable', 451, '4.3.0', 'Tenant settings are unavailable right now; please try again later'),
+  shuttingDown: reply('shutting-down', 421, '4.3.2', 'Service shutting down; please try again later'),
 
-  queued: (id: string) => reply(250, '2.0.0', `Ok: queued as ${id}`),
+  queued: (id: string) => reply('queued', 250, '2.0.0', `Ok: queued as ${id}`),
 
-  // Outcomes of forwarding in session (pass-through)
-  delivered: (upstream: string) => reply(250, '2.0.0', `Ok: delivered via ${upstream}`),
-  upstreamUnreachable: (upstream: string) => reply(451, '4.4.1', `Upstream ${upstream} is unreachable; please try again later`),
-  upstreamTimeout: (upstream: string) => reply(451, '4.4.2', `Upstream ${upstream} did not answer in time; please try again later`),
+  // Outcomes of forwarding (pass-through: what the client hears; queue: what each recipient's state records)
+  delivered: (upstream: string) => reply('delivered', 250, '2.0.0', `Ok: delivered via ${upstream}`),
+  upstreamUnreachable: (upstream: string) => reply('upstream-unreachable', 451, '4.4.1', `Upstream ${upstream} is unreachable; please try again later`),
+  upstreamTimeout: (upstream: string) => reply('upstream-timeout', 451, '4.4.2', `Upstream ${upstream} did not answer in time; please try again later`),
   upstreamConnectionLost: (upstream: string) =>
-    reply(451, '4.4.2', `Connection to upstream ${upstream} was lost; please try again later`),
+    reply('upstream-connection-lost', 451, '4.4.2', `Connection to upstream ${upstream} was lost; please try again later`),
   upstreamTls: (upstream: string) =>
-    reply(451, '4.4.0', `TLS with upstream ${upstream} failed (no STARTTLS or untrusted certificate); nothing was sent in cleartext`),
+    reply('upstream-tls', 451, '4.4.0', `TLS with upstream ${upstream} failed (no STARTTLS or untrusted certificate); nothing was sent in cleartext`),
   // A configuration the tenant must fix: retried (4xx), so nothing is lost while it does.
-  upstreamHostForbidden: (upstream: string, why: string) => reply(451, '4.4.0', `Upstream ${upstream} not used: ${why}`),
-  upstreamNo8BitMime: (upstream: string) => reply(554, '5.6.3', `Upstream ${upstream} does not accept 8-bit content (no 8BITMIME); the message would be altered`),
-  upstreamNoSmtpUtf8: (upstream: string) => reply(553, '5.6.7', `Upstream ${upstream} does not accept UTF-8 addresses (no SMTPUTF8)`),
-  upstreamAuth: (upstream: string) => reply(451, '4.4.0', `Upstream ${upstream} refused the relay's credentials; please try again later`),
-  upstreamTempFail: (upstream: string, said: string) => reply(451, '4.4.0', `Upstream ${upstream} deferred the message: ${said}`),
+  upstreamHostForbidden: (upstream: string, why: string) => reply('upstream-host-forbidden', 451, '4.4.0', `Upstream ${upstream} not used: ${why}`),
+  upstreamNo8BitMime: (upstream: string) =>
+    reply('upstream-no-8bitmime', 554, '5.6.3', `Upstream ${upstream} does not accept 8-bit content (no 8BITMIME); the message would be altered`),
+  upstreamNoSmtpUtf8: (upstream: string) => reply('upstream-no-smtputf8', 553, '5.6.7', `Upstream ${upstream} does not accept UTF-8 addresses (no SMTPUTF8)`),
+  upstreamAuth: (upstream: string) => reply('upstream-auth', 451, '4.4.0', `Upstream ${upstream} refused the relay's credentials; please try again later`),
+  upstreamTempFail: (upstream: string, said: string) => reply('upstream-temp-fail', 451, '4.4.0', `Upstream ${upstream} deferred the message: ${said}`),
   upstreamRejected: (upstream: string, code: number, said: string, enhanced = '5.0.0') =>
-    reply(code, enhanced, `Upstream ${upstream} rejected the message: ${said}`),
+    reply('upstream-rejected', code, enhanced, `Upstream ${upstream} rejected the message: ${said}`),
   partlyDeferred: (accepted: number, total: number, detail: string) =>
-    reply(451, '4.4.0', `Only ${accepted} of ${total} recipients were accepted upstream (${detail}); a retry may duplicate for those`),
+    reply('partly-deferred', 451, '4.4.0', `Only ${accepted} of ${total} recipients were accepted upstream (${detail}); a retry may duplicate for those`),
   partlyRejected: (accepted: number, total: number, detail: string) =>
-    reply(554, '5.0.0', `Only ${accepted} of ${total} recipients were accepted upstream; refused: ${detail}`),
+    reply('partly-rejected', 554, '5.0.0', `Only ${accepted} of ${total} recipients were accepted upstream; refused: ${detail}`),
+  // Queue mode: what a recipient still pending at the end of the message's lifetime fails with.
+  deliveryExpired: (lastReply: string) => reply('delivery-expired', 554, '5.4.7', `Delivery time expired; last reply: ${lastReply}`),
 } as const;
+
+type ReplyOf<T> = T extends (...args: never[]) => infer R ? R : T;
+/** Every id the table declares. */
+export type ReplyId = { [K in keyof typeof Replies]: ReplyOf<(typeof Replies)[K]> extends { id: infer I } ? I : never }[keyof typeof Replies];
 
 /** Text from an upstream is shown to our client: one line, printable, bounded. */
 export function sanitizeUpstreamText(text: string): string {

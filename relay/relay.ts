@@ -1,20 +1,38 @@
-// Wires the stages together: listeners in, spool and scheduler, pooled upstreams out, the ops listener,
-// and one config snapshot at a time (reload swaps it for new transactions).
+// Wires the stages together and holds one config snapshot at a time (reload swaps it for new
+// transactions). The path of one message, file by file:
+//
+//   inbound/server.ts        a client's session: who may send, address syntax, limits
+//   tenancy/resolve.ts       at MAIL FROM: the tenant's record (config files, else the platform's API)
+//   routing/decide.ts        the whole decision: tenant, route and fallback, mode, rewrites, DKIM, reason
+//   inbound/intake.ts        at DATA: staged, checked, header block split off, then prepared by
+//   message/transform.ts       rewrites, Received, DKIM over the final bytes (the body untouched)
+//   inbound/accept.ts        queue mode: committed to the spool (queue/spool.ts) before the 250
+//   queue/scheduler.ts         when: due times, a line per upstream, rate smoothing
+//   queue/attempt.ts           what: one attempt, per-recipient outcomes, retry, expiry, DSN
+//   routing/route.ts           each attempt's route, from the snapshot in force then
+//   inbound/passthrough.ts   pass-through mode: forwarded while the client waits
+//   delivery/deliver.ts      the upstream: pooled SMTP (delivery/smtp.ts) or a maildir
+//
+// Beside the path: events.ts (what became of each message, for observers), ops/ (logs, metrics, health,
+// reload), config/ (the snapshot). Arrows point down this list; nothing in delivery/ imports a stage.
 import fs from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { SMTPServer } from 'smtp-server';
 import type { Config, SmtpUpstream } from '../config/types.js';
 import { UpstreamCapabilities } from './delivery/capabilities.js';
+import { checkNodemailerSeams } from './delivery/nodemailer-seams.js';
 import { UpstreamPools } from './delivery/pools.js';
+import { MessageEvents } from './events.js';
 import { watchCertificate } from './inbound/certificates.js';
 import { createInboundServer, type InboundServer } from './inbound/server.js';
+import { checkSmtpServerSeams } from './inbound/smtp-server-seams.js';
+import { Staging } from './inbound/staging.js';
 import { startOpsServer } from './ops/http.js';
 import type { Logger } from './ops/log.js';
 import { RelayMetrics } from './ops/metrics.js';
 import { reloadFrom, watchFile, watchTenantFiles } from './ops/reload.js';
 import { SendTests } from './ops/send-tests.js';
 import { TenantRates } from './queue/rates.js';
+import { QueueRequests } from './queue/requests.js';
 import { Scheduler } from './queue/scheduler.js';
 import { Spool, type SpoolIo } from './queue/spool.js';
 import { PlatformTenants } from './tenancy/platform-tenants.js';
@@ -40,6 +58,7 @@ export interface RunningRelay {
   readonly spool: Spool;
   readonly scheduler: Scheduler;
   readonly metrics: RelayMetrics;
+  readonly events: MessageEvents;
   /** Re-reads the config file; an invalid file leaves the running snapshot in force. */
   reload(why?: string): ReturnType<typeof reloadFrom>;
   /**
@@ -50,6 +69,9 @@ export interface RunningRelay {
 }
 
 export async function startRelay(initial: Config, options: RelayOptions): Promise<RunningRelay> {
+  // The library seams fit exact versions: a mismatch stops the start with the versions named.
+  checkSmtpServerSeams();
+  checkNodemailerSeams();
   const { logger } = options;
   let current = initial;
   let draining = false;
@@ -58,7 +80,8 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   const edge = { pools, capabilities: new UpstreamCapabilities(initial.hostname) };
   const spool = new Spool(initial.delivery.spool.path, { fsync: initial.delivery.spool.fsync, ...(options.spoolIo ? { io: options.spoolIo } : {}) });
   const rates = new TenantRates();
-  const sendTests = new SendTests();
+  const events = new MessageEvents(logger);
+  const sendTests = new SendTests(events);
   // The metrics read the scheduler, and the scheduler counts into the metrics: the gauges look it up late.
   const queue: { scheduler?: Scheduler } = {};
   const metrics = new RelayMetrics({
@@ -73,20 +96,22 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   const platformFor = (c: Config) => (c.tenantSource ? new PlatformTenants(c.tenantSource, { logger, metrics, config }) : undefined);
   let platformTenants = platformFor(initial);
   const platform = () => platformTenants;
-  const scheduler = new Scheduler({ spool, config, edge, rates, metrics, sendTests, logger, platform });
+  const requests = new QueueRequests(spool.layout);
+  const scheduler = new Scheduler({ spool, requests, config, edge, rates, metrics, events, logger, platform });
   queue.scheduler = scheduler;
   // The spool is read before the listeners open: what was accepted before a crash goes out first.
   await scheduler.start({ timers: options.schedulerTimers ?? true });
   const spoolHasRoom = cachedFor(1000, async () => (await spool.freeBytes()) >= current.delivery.spool.minFreeBytes);
-  const deps = { config, edge, spool, scheduler, spoolHasRoom, rates, metrics, sendTests, draining: () => draining, logger, platform };
+  const staging = new Staging(spool.layout.tmpDir);
+  const deps = { config, staging, spool, scheduler, edge, spoolHasRoom, rates, metrics, events, draining: () => draining, logger, platform };
 
-  const servers: SMTPServer[] = [];
   const inbound: InboundServer[] = [];
+  const addresses: { host: string; port: number }[] = [];
   const stops: (() => void)[] = [];
   let ops: Awaited<ReturnType<typeof startOpsServer>> | undefined;
   const stopAll = async (graceMs: number) => {
     for (const stop of stops) stop();
-    await Promise.all(servers.map((s) => closeServer(s, graceMs)));
+    await Promise.all(inbound.map((s) => s.close(graceMs)));
     await scheduler.stop(graceMs);
     await ops?.close();
     pools.close();
@@ -94,23 +119,15 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   };
   try {
     for (const listener of initial.listen) {
-      const created = createInboundServer(listener, deps);
-      const { server } = created;
-      inbound.push(created);
-      stops.push(watchCertificate(listener, server, logger));
-      await new Promise<void>((resolve, reject) => {
-        server.server.once('error', reject);
-        server.listen(listener.port, listener.host, () => {
-          server.server.off('error', reject);
-          resolve();
-        });
-      });
-      servers.push(server);
+      const server = createInboundServer(listener, deps);
+      inbound.push(server);
+      stops.push(watchCertificate(listener, (material) => server.updateCertificate(material), logger));
+      addresses.push(await server.listen());
     }
     if (initial.ops.enabled) {
-      const spoolWritable = cachedFor(2000, () => probeWritable(spool));
+      const spoolWritable = cachedFor(2000, () => probeWritable(spool.layout.temp(`.ready-${process.pid}`)));
       ops = await startOpsServer(initial.ops.host, initial.ops.port, metrics, async () => {
-        const checks = { config: current.source, listening: servers.every((s) => s.server.listening), spoolWritable: await spoolWritable(), draining };
+        const checks = { config: current.source, listening: inbound.every((s) => s.listening), spoolWritable: await spoolWritable(), draining };
         return { ready: checks.listening && checks.spoolWritable && !draining, checks };
       }, sendTests);
     }
@@ -129,14 +146,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     ].filter((s): s is string => typeof s === 'string');
     if (JSON.stringify(next.tenantSource) !== JSON.stringify(current.tenantSource)) platformTenants = platformFor(next);
     current = next;
-    for (const s of servers) {
-      Object.assign(s.options, {
-        size: next.maxMessageSizeBytes,
-        maxClients: next.inbound.maxConnections,
-        maxRecipients: next.inbound.maxRecipients,
-        socketTimeout: next.inbound.idleTimeoutMs,
-      });
-    }
+    for (const server of inbound) server.apply(next);
     pools.retain(smtpUpstreams(next));
     return restartNeeded;
   };
@@ -153,10 +163,6 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     for (const entry of initial.tenantFiles) stops.push(watchTenantFiles(entry, () => reload(`tenant files changed (${entry})`)));
   }
 
-  const addresses = servers.map((s) => {
-    const a = s.server.address() as AddressInfo;
-    return { host: a.address, port: a.port };
-  });
   logger.info({ event: 'listening', addresses, ops: ops?.port ?? null, config: initial.source, tenants: initial.tenants.length });
   return {
     addresses,
@@ -165,10 +171,11 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     spool,
     scheduler,
     metrics,
+    events,
     reload,
     async close(graceMs = current.ops.shutdownGraceMs) {
       draining = true;
-      await waitForSessions(servers, inbound, graceMs);
+      await waitForSessions(inbound, graceMs);
       await stopAll(0);
     },
   };
@@ -179,23 +186,16 @@ function smtpUpstreams(config: Config): SmtpUpstream[] {
 }
 
 /** Waits (up to `graceMs`) until no session is left: while draining, each ends after its current message. */
-async function waitForSessions(servers: readonly SMTPServer[], inbound: readonly InboundServer[], graceMs: number): Promise<void> {
+async function waitForSessions(inbound: readonly InboundServer[], graceMs: number): Promise<void> {
   const deadline = performance.now() + graceMs;
-  while (servers.some((s) => s.connections.size > 0) && performance.now() < deadline) {
+  while (inbound.some((s) => s.sessions > 0) && performance.now() < deadline) {
     // Again each round: a session whose DATA just ended is idle now.
-    for (const i of inbound) i.closeIdle();
+    for (const s of inbound) s.closeIdle();
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
-function closeServer(server: SMTPServer, graceMs: number): Promise<void> {
-  // smtp-server waits `closeTimeout` for open sessions before it cuts them; 0 would mean its 30 s default.
-  server.options.closeTimeout = Math.max(1, graceMs);
-  return new Promise((resolve) => server.close(() => resolve()));
-}
-
-async function probeWritable(spool: Spool): Promise<boolean> {
-  const probe = spool.path('tmp', `.ready-${process.pid}`);
+async function probeWritable(probe: string): Promise<boolean> {
   try {
     await fs.writeFile(probe, 'ok');
     await fs.rm(probe);

@@ -1,8 +1,8 @@
 // The domain as the relay's stages pass it along. Library types stay inside the module that uses them.
-import type { DkimPrivateKey, Identifier, Tenant, Upstream } from '../config/types.js';
+import type { DeliveryMode, DkimPrivateKey, Identifier, Tenant, Upstream } from '../config/types.js';
 import type { SmtpReply } from './errors.js';
 
-export type { Tenant, Upstream } from '../config/types.js';
+export type { DeliveryMode, Tenant, TenantFinder, Upstream } from '../config/types.js';
 
 export interface Envelope {
   /** '' for the null sender `<>` (bounces), which is kept as it is. */
@@ -22,9 +22,12 @@ export interface TenantMatch {
   readonly key: string;
 }
 
+/** Where a tenant's mail goes: its own upstream or the smarthost, and where it goes when that keeps failing. */
 export interface Route {
   readonly upstream: Upstream;
   readonly via: 'tenant' | 'smarthost';
+  /** Queue mode: after temporary failures lasting `afterMs`, deliver through `upstream` instead (never after a 5xx). */
+  readonly fallback?: { readonly upstream: Upstream; readonly afterMs: number };
 }
 
 /** The tenant's identity on the wire: what the message stage changes. Empty when nothing changes. */
@@ -51,6 +54,8 @@ export interface RouteDecision {
   readonly kind: 'route';
   readonly tenant?: Tenant;
   readonly route: Route;
+  /** queue: on disk before 250, delivered with retries; passthrough: forwarded while the client waits. */
+  readonly mode: DeliveryMode;
   readonly rewrites: Rewrites;
   readonly dkim: DkimPlan;
   /** The header From must be one of this tenant's addresses (its user sent it, and checkHeaderFrom is on). */
@@ -67,9 +72,17 @@ export interface RecipientOutcome {
   readonly status: RecipientStatus;
   /** The reply that explains the status, in the form our client would be shown it. */
   readonly reply: SmtpReply;
+  /**
+   * A temporary failure after the whole message went out (the upstream never answered the final dot):
+   * it may have the message, so a retry may deliver it twice.
+   */
+  readonly mayHaveArrived?: boolean;
 }
 
 export interface DeliveryResult {
   readonly upstream: string;
   readonly outcomes: readonly RecipientOutcome[];
 }
+
+/** The bytes of a message to send: in memory, or a file an upstream pool can read again to resend. */
+export type MessageSource = Buffer | { readonly path: string };

@@ -265,7 +265,7 @@ t.test('a message file that cannot be read fails the attempt with the read error
   const s = await setup(t);
   const raw = `Subject: large\r\n\r\n${'a line of a large message\r\n'.repeat(50_000)}`;
   const id = queuedId((await sendThrough(s.relay.port, { from: 'app@acme.test', to: 'x@example.com', raw })).response);
-  fs.rmSync(s.relay.relay.spool.messagePath(id));
+  fs.rmSync(s.relay.relay.spool.layout.message(id));
   await s.relay.relay.scheduler.runDue();
   t.equal(s.tenantUpstream.received.length, 0, 'nothing sent');
   const state = await stateOf(s, id);

@@ -5,8 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import type { QueuedMessage } from '../relay/queue/entry.js';
+import { newMessageId } from '../relay/ids.js';
 import { readJournal } from '../relay/queue/journal.js';
-import { listQueue } from '../relay/queue/admin.js';
+import { QueueRequests } from '../relay/queue/requests.js';
 import { Spool } from '../relay/queue/spool.js';
 import { sendThrough, startTestRelay } from './helpers/relay.js';
 import { startUpstream } from './helpers/upstream.js';
@@ -18,9 +19,9 @@ function spoolDir(): string {
 }
 
 let counter = 0;
-const message = (spool: Spool): { entry: QueuedMessage; bytes: Buffer } => {
+const message = (): { entry: QueuedMessage; bytes: Buffer } => {
   const bytes = Buffer.from(`Subject: message ${counter++}\r\n\r\n${'body line\r\n'.repeat(20)}`);
-  const entry: QueuedMessage = { v: 1, id: spool.newId(), createdAt: Date.now(), mailFrom: 'a@example.com', tenant: null, size: bytes.length, recipients: [{ address: 'b@example.com', status: 'pending' }], attempts: 0, nextAttemptAt: 0 };
+  const entry: QueuedMessage = { v: 1, id: newMessageId(), createdAt: Date.now(), mailFrom: 'a@example.com', tenant: null, size: bytes.length, recipients: [{ address: 'b@example.com', status: 'pending' }], attempts: 0, nextAttemptAt: 0 };
   return { entry, bytes };
 };
 const segments = (dir: string) => fs.readdirSync(path.join(dir, 'journal')).sort();
@@ -31,11 +32,11 @@ const until = async (what: () => boolean) => {
 t.test('segments are removed once every message in them is done', async (t) => {
   const dir = spoolDir();
   const spool = new Spool(dir, { journalSegmentBytes: 1024 });
-  await spool.scan();
+  await spool.open();
   const ids: string[] = [];
   for (let i = 0; i < 12; i++) {
-    const { entry, bytes } = message(spool);
-    await spool.commitInMemory(entry, bytes);
+    const { entry, bytes } = message();
+    await spool.commit(entry, bytes);
     ids.push(entry.id);
   }
   t.ok(segments(dir).length >= 3, `${segments(dir).length} segments for 12 messages of ~250 bytes`);
@@ -48,24 +49,24 @@ t.test('segments are removed once every message in them is done', async (t) => {
 t.test('a message left behind while newer segments fill moves to files of its own, with its bytes and state', async (t) => {
   const dir = spoolDir();
   const spool = new Spool(dir, { journalSegmentBytes: 1024 });
-  await spool.scan();
-  const old = message(spool);
-  await spool.commitInMemory(old.entry, old.bytes);
+  await spool.open();
+  const old = message();
+  await spool.commit(old.entry, old.bytes);
   for (let i = 0; i < 16; i++) {
-    const { entry, bytes } = message(spool);
-    await spool.commitInMemory(entry, bytes);
+    const { entry, bytes } = message();
+    await spool.commit(entry, bytes);
     await spool.remove(entry.id);
   }
   const eml = path.join(dir, 'queue', `${old.entry.id}.eml`);
   await until(() => fs.existsSync(path.join(dir, 'queue', `${old.entry.id}.json`)));
   t.ok(fs.readFileSync(eml).equals(old.bytes), 'its bytes, as journaled');
   t.same(await spool.read(old.entry.id), old.entry, 'its state');
-  t.same(await spool.messageSource(old.entry.id), { path: eml }, 'attempts read its file now');
+  t.same(await spool.source(old.entry.id), { path: eml }, 'attempts read its file now');
   await spool.close();
   t.ok(segments(dir).length <= 3, `old segments are gone (${segments(dir).length} left)`);
 
   const again = new Spool(dir);
-  const { entries } = await again.scan();
+  const { entries } = await again.open();
   t.same(entries.map((e) => e.id), [old.entry.id], 'after a restart it is queued once, from its files');
   await again.close();
 });
@@ -73,9 +74,9 @@ t.test('a message left behind while newer segments fill moves to files of its ow
 t.test('a state change of a journaled message (a retry) moves it out first; removing it then removes its files', async (t) => {
   const dir = spoolDir();
   const spool = new Spool(dir);
-  await spool.scan();
-  const { entry, bytes } = message(spool);
-  await spool.commitInMemory(entry, bytes);
+  await spool.open();
+  const { entry, bytes } = message();
+  await spool.commit(entry, bytes);
   const deferred = { ...entry, attempts: 1, nextAttemptAt: Date.now() + 60_000, lastError: '451 4.3.0 later' };
   await spool.update(deferred);
   t.same(await spool.read(entry.id), deferred);
@@ -95,11 +96,12 @@ t.test('queue retry and delete apply to a message still in the journal', async (
   const deleted = await idOf('deleted@example.com');
   const retried = await idOf('retried@example.com');
   const { spool, scheduler } = relay.relay;
-  t.same((await listQueue(spool)).map((l) => [l.id, Boolean(l.journal)]), [[deleted, true], [retried, true]].sort());
-  await spool.request(deleted, 'delete');
-  await spool.request(retried, 'retry');
+  t.same((await spool.list()).map((l) => [l.id, Boolean(l.journal)]), [[deleted, true], [retried, true]].sort());
+  const requests = new QueueRequests(spool.layout);
+  await requests.leave(deleted, 'delete');
+  await requests.leave(retried, 'retry');
   await scheduler.applyRequests();
-  t.same((await listQueue(spool)).map((l) => [l.id, Boolean(l.journal)]), [[retried, false]], 'deleted: gone; retried: in files of its own');
+  t.same((await spool.list()).map((l) => [l.id, Boolean(l.journal)]), [[retried, false]], 'deleted: gone; retried: in files of its own');
   t.match(await spool.read(retried), { id: retried, nextAttemptAt: 0 });
   await scheduler.runDue();
   t.same(upstream.received.map((m) => m.rcptTo), [['retried@example.com']]);

@@ -1,10 +1,9 @@
-// Every reply the relay composes is declared in relay/errors.ts, is well formed, and is documented in
-// the README's "What the client hears" table.
+// Every reply the relay composes is declared once in relay/errors.ts with a stable id, is well formed, and
+// the README's "What the client hears" table lists exactly those ids (both ways) with their codes.
 import fs from 'node:fs';
 import t from 'tap';
 import { Replies, type SmtpReply, sanitizeUpstreamText } from '../relay/errors.js';
 
-const readme = fs.readFileSync('README.md', 'utf8');
 // Typed as every key of Replies: a reply added there without a sample here fails the type-check.
 const samples: { readonly [K in keyof typeof Replies]: SmtpReply } = {
   authRequired: Replies.authRequired,
@@ -20,8 +19,10 @@ const samples: { readonly [K in keyof typeof Replies]: SmtpReply } = {
   bareLineEndings: Replies.bareLineEndings,
   sourceRoute: Replies.sourceRoute,
   improperPipelining: Replies.improperPipelining,
+  lineTooLong: Replies.lineTooLong,
   tooManyAuthFailures: Replies.tooManyAuthFailures,
   tooManyConnectionsFromIp: Replies.tooManyConnectionsFromIp,
+  tooManyConnections: Replies.tooManyConnections,
   tooSlow: Replies.tooSlow,
   senderNotOfTenant: Replies.senderNotOfTenant('a@b.test', 'acme'),
   headerFromNotOfTenant: Replies.headerFromNotOfTenant('acme'),
@@ -46,17 +47,47 @@ const samples: { readonly [K in keyof typeof Replies]: SmtpReply } = {
   upstreamRejected: Replies.upstreamRejected('up', 554, '554 no'),
   partlyDeferred: Replies.partlyDeferred(1, 2, 'x: 450'),
   partlyRejected: Replies.partlyRejected(1, 2, 'x: 550'),
+  deliveryExpired: Replies.deliveryExpired('451 4.4.1 unreachable'),
 };
 
+/** The README table's rows: the reply column and the ids in the last column. */
+function readmeRows(): { reply: string; ids: string[] }[] {
+  const readme = fs.readFileSync('README.md', 'utf8');
+  const section = readme.slice(readme.indexOf('## What the client hears'));
+  const table = section.slice(0, section.indexOf('\n\n', section.indexOf('| ---')));
+  return table
+    .split('\n')
+    .filter((l) => l.startsWith('| ') && !l.startsWith('| ---') && !l.startsWith('| situation'))
+    .map((l) => {
+      const cells = l.split(' | ');
+      return { reply: cells.at(-2) ?? '', ids: [...(cells.at(-1) ?? '').matchAll(/`([a-z0-9-]+)`/g)].map((m) => m[1] ?? '') };
+    });
+}
+
+const rows = readmeRows();
+const documented = new Map(rows.flatMap((r) => r.ids.map((id) => [id, r.reply] as const)));
+
 for (const [name, r] of Object.entries(samples)) {
-  t.test(`${name} is a well-formed reply the README documents`, async (t) => {
+  t.test(`${name} (${r.id}) is a well-formed reply the README's table lists`, async (t) => {
     t.match(String(r.code), /^[245]\d\d$/);
     t.match(r.enhanced, /^[245]\.\d{1,3}\.\d{1,3}$/);
     t.equal(r.enhanced[0], String(r.code)[0], 'enhanced code of the same class as the reply code');
     t.notMatch(r.text, /[\r\n]/);
-    t.ok(readme.includes(`${r.code} ${r.enhanced}`), `README mentions ${r.code} ${r.enhanced}`);
+    t.match(r.id, /^[a-z0-9]+(-[a-z0-9]+)*$/, 'a kebab-case id');
+    const reply = documented.get(r.id);
+    t.ok(reply !== undefined, `README lists ${r.id}`);
+    // The upstream's own 5xx is passed on: its row names the range instead of one code.
+    if (r.id !== 'upstream-rejected') t.ok(reply?.includes(`${r.code} ${r.enhanced}`), `README's row for ${r.id} says ${r.code} ${r.enhanced}`);
   });
 }
+
+t.test('the README lists no id the table does not declare, and each once', async (t) => {
+  const declared = new Set<string>(Object.values(samples).map((r) => r.id));
+  const listed = rows.flatMap((r) => r.ids);
+  t.same(listed.filter((id) => !declared.has(id)), [], 'no unknown id');
+  t.equal(new Set(listed).size, listed.length, 'no id twice');
+  t.equal(declared.size, Object.keys(samples).length, 'ids are unique in the table');
+});
 
 t.test('upstream text is cut to one printable line of bounded length', async (t) => {
   t.equal(sanitizeUpstreamText('550 5.1.1 no\r\nsuch\tuser\u0000'), '550 5.1.1 no such user');

@@ -3,6 +3,7 @@
 import t from 'tap';
 import { parseConfig } from '../config/load.js';
 import { decide } from '../relay/routing/decide.js';
+import { routeOf, upstreamForAttempt } from '../relay/routing/route.js';
 import type { AuthIdentity, Decision } from '../relay/types.js';
 
 const yaml = (extra = '') => `
@@ -111,4 +112,31 @@ t.test('the decision is pure: same input, same output, config untouched', async 
   const before = JSON.stringify(config.tenants);
   t.same(routed('x@us.acme.test'), routed('x@us.acme.test'));
   t.equal(JSON.stringify(config.tenants), before);
+});
+
+t.test('the decision is whole: delivery mode and the smarthost fallback come with the route', async (t) => {
+  const c = parseConfig(
+    `${yaml()}  - { id: live, match: { domains: [live.test] }, upstream: { host: smtp.live.test, tls: implicit }, delivery: { mode: passthrough } }
+  - { id: patient, match: { domains: [patient.test] }, upstream: { host: smtp.patient.test, tls: implicit }, delivery: { fallbackToSmarthostAfterMinutes: 30 } }
+`,
+    'relay.yaml',
+    {},
+  );
+  t.match(decide({ mailFrom: 'a@acme.test' }, undefined, c), { mode: 'queue', route: { upstream: { name: 'acme' }, fallback: undefined } });
+  t.match(decide({ mailFrom: 'a@live.test' }, undefined, c), { mode: 'passthrough' });
+  t.match(decide({ mailFrom: 'a@patient.test' }, undefined, c), { mode: 'queue', route: { upstream: { name: 'patient' }, fallback: { upstream: { name: 'smarthost' }, afterMs: 30 * 60_000 } } });
+  t.match(decide({ mailFrom: 'a@nobody.test' }, undefined, c), { mode: 'queue', route: { via: 'smarthost', fallback: undefined } });
+});
+
+t.test("a queued message's attempt takes the fallback only once temporary failures have lasted long enough", async (t) => {
+  const c = parseConfig(`${yaml()}  - { id: patient, match: { domains: [patient.test] }, upstream: { host: smtp.patient.test, tls: implicit }, delivery: { fallbackToSmarthostAfterMinutes: 30 } }\n`, 'relay.yaml', {});
+  const route = routeOf(c.directory.byId('patient'), c);
+  const now = 1_000_000_000;
+  const cases: [string, number | undefined, string][] = [
+    ['no failure yet', undefined, 'patient'],
+    ['failing for 29 minutes', now - 29 * 60_000, 'patient'],
+    ['failing for 30 minutes', now - 30 * 60_000, 'smarthost'],
+  ];
+  for (const [name, firstTempFailureAt, upstream] of cases) t.equal(upstreamForAttempt(route, firstTempFailureAt, now).name, upstream, name);
+  t.equal(upstreamForAttempt(routeOf(c.directory.byId('acme'), c), now - 1e9, now).name, 'acme', 'no fallback configured: never');
 });

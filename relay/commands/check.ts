@@ -1,23 +1,26 @@
 // tenant-relay check: validate the config and print the routing table.
 import { parseArgs } from 'node:util';
 import { dkimPlan } from '../routing/decide.js';
+import { modeOf, routeOf } from '../routing/route.js';
 import { loadFrom } from './config-file.js';
+import type { CommandIo } from './io.js';
 
-export async function check(args: string[]): Promise<number> {
+export async function check(args: string[], io: CommandIo): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
   const config = loadFrom(values);
-  console.log(`${config.source}: ok, ${config.tenants.length} tenant(s)\n`);
+  io.out(`${config.source}: ok, ${config.tenants.length} tenant(s)\n`);
   const rows = [['TENANT', 'RECOGNISED BY', 'UPSTREAM', 'TLS', 'MODE', 'DKIM']];
   for (const t of [...config.tenants, undefined]) {
-    const upstream = t?.upstream ?? config.smarthost;
+    const route = routeOf(t, config);
+    const upstream = route.upstream;
     const by = t ? [...t.match.authUsers.map((u) => `auth:${u}`), ...t.match.addresses, ...t.match.domains].join(' ') : '(no match)';
     const where = upstream.kind === 'maildir' ? `maildir ${upstream.path}` : `${upstream.host}:${upstream.port}`;
-    const via = t?.upstream ? where : `smarthost ${where}`;
+    const via = `${route.via === 'tenant' ? where : `smarthost ${where}`}${route.fallback ? ` (smarthost after ${route.fallback.afterMs / 60_000} min)` : ''}`;
     const dkim = dkimPlan(t, config);
-    const mode = t?.delivery.mode ?? config.delivery.mode;
+    const mode = modeOf(t, config);
     rows.push([t?.id ?? '-', by || '(nothing)', via, upstream.kind === 'smtp' ? upstream.tls : '-', mode, dkim.kind === 'sign' ? `on (s=${dkim.selector}, ${dkim.keyOwner} key)` : `off (${dkim.reason})`]);
   }
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd());
+  for (const r of rows) io.out(r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd());
   return 0;
 }

@@ -1,13 +1,16 @@
 // tenant-relay explain: the decision (and headers) a message would get, from the server's own functions.
 import { parseArgs } from 'node:util';
+import type { Upstream } from '../../config/types.js';
+import { formatReply, Replies } from '../errors.js';
 import { transformMessage } from '../message/transform.js';
 import { createLogger } from '../ops/log.js';
 import { decide } from '../routing/decide.js';
 import { PlatformTenants } from '../tenancy/platform-tenants.js';
 import { resolveTenants } from '../tenancy/resolve.js';
 import { loadFrom } from './config-file.js';
+import type { CommandIo } from './io.js';
 
-export async function explain(args: string[]): Promise<number> {
+export async function explain(args: string[], io: CommandIo): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
@@ -19,7 +22,7 @@ export async function explain(args: string[]): Promise<number> {
     },
   });
   if (values.from === undefined) {
-    console.error('tenant-relay explain: --from ADDR is required (use --from "" for the null sender)');
+    io.err('tenant-relay explain: --from ADDR is required (use --from "" for the null sender)');
     return 2;
   }
   const config = loadFrom(values);
@@ -29,15 +32,16 @@ export async function explain(args: string[]): Promise<number> {
   const platform = config.tenantSource && new PlatformTenants(config.tenantSource, { logger, config: () => config });
   const found = await resolveTenants(values.from, auth, config, platform);
   if (!found.ok) {
-    console.log(`refused: 451 4.3.0 (the server would say: try again later)\nreason:  ${found.reason}`);
+    io.out(`refused: ${formatReply(Replies.tenantLookupUnavailable)}\nreason:  ${found.reason}`);
     return 1;
   }
   const decision = decide({ mailFrom: values.from }, auth, config, found.tenants);
   if (decision.kind === 'refuse') {
-    console.log(`refused: ${decision.reply.code} ${decision.reply.enhanced} ${decision.reply.text}\nreason:  ${decision.reason}`);
+    io.out(`refused: ${formatReply(decision.reply)}\nreason:  ${decision.reason}`);
     return 1;
   }
-  const u = decision.route.upstream;
+  const { route } = decision;
+  const u = route.upstream;
   const { from, replyTo, envelopeSender } = decision.rewrites;
   const rewrites = [
     from && `From: ${from.name !== undefined ? `"${from.name}" ` : ''}<${from.address ?? '(original address)'}>`,
@@ -46,25 +50,34 @@ export async function explain(args: string[]): Promise<number> {
   ].filter(Boolean);
   const dkim = decision.dkim;
   const fromPlatform = decision.tenant && !config.directory.byId(decision.tenant.id);
-  console.log(`tenant:   ${decision.tenant?.id ?? '(none)'}${fromPlatform ? ` (record from the tenant source ${config.tenantSource?.url})` : ''}`);
-  console.log(`upstream: ${u.name} (${u.kind === 'maildir' ? `maildir ${u.path}` : `${u.host}:${u.port} tls=${u.tls}${u.auth ? ' auth' : ''}`})`);
-  console.log(`rewrites: ${rewrites.length ? rewrites.join('; ') : 'none'}`);
-  console.log(`dkim:     ${dkim.kind === 'sign' ? `sign with the ${dkim.keyOwner} key (${dkim.key.algorithm}), s=${dkim.selector}, d=${dkim.signingDomain ?? 'the From domain'}` : `off: ${dkim.reason}`}`);
-  console.log(`reason:   ${decision.reason}`);
+  io.out(`tenant:   ${decision.tenant?.id ?? '(none)'}${fromPlatform ? ` (record from the tenant source ${config.tenantSource?.url})` : ''}`);
+  io.out(`upstream: ${describeUpstream(u)}`);
+  io.out(`mode:     ${decision.mode === 'queue' ? 'queue (on disk before 250, delivered with retries)' : 'passthrough (forwarded while the client waits)'}`);
+  if (route.fallback) {
+    const after = route.fallback.afterMs / 60_000;
+    io.out(`fallback: ${describeUpstream(route.fallback.upstream)} after ${after} minute(s) of temporary failures${decision.mode === 'queue' ? '' : ' (queue mode only)'}`);
+  }
+  io.out(`rewrites: ${rewrites.length ? rewrites.join('; ') : 'none'}`);
+  io.out(`dkim:     ${dkim.kind === 'sign' ? `sign with the ${dkim.keyOwner} key (${dkim.key.algorithm}), s=${dkim.selector}, d=${dkim.signingDomain ?? 'the From domain'}` : `off: ${dkim.reason}`}`);
+  io.out(`reason:   ${decision.reason}`);
   if (values['header-from'] === undefined) return 0;
   // The headers a message with this From would leave with: the same transform the server runs.
   const sample = Buffer.from(`From: ${values['header-from']}\r\nTo: <${values.rcpt ?? 'recipient@example.com'}>\r\nSubject: explain\r\n\r\n.\r\n`);
   const trace = { id: 'explain', receivedAt: new Date(), byHost: config.hostname, clientAddress: '127.0.0.1', tls: false, authenticated: Boolean(values.auth), recipients: [values.rcpt ?? 'recipient@example.com'] };
   const out = await transformMessage(sample, decision, config, trace);
   if (out.kind === 'refuse') {
-    console.log(`refused:  ${out.reply.code} ${out.reply.enhanced} ${out.reply.text} (${out.reason})`);
+    io.out(`refused:  ${formatReply(out.reply)} (${out.reason})`);
     return 1;
   }
   const text = out.bytes.toString('latin1');
   for (const name of ['DKIM-Signature', 'From', 'Reply-To', ...(config.message.originalFromHeader ? [config.message.originalFromHeader] : [])]) {
     const line = new RegExp(`^${name}:.*(?:\\r\\n[ \\t].*)*`, 'mi').exec(text)?.[0].replace(/\r\n[ \t]+/g, ' ');
-    if (line) console.log(`header:   ${name === 'DKIM-Signature' ? line.replace(/ b=.*$/, ' b=…') : line}`);
+    if (line) io.out(`header:   ${name === 'DKIM-Signature' ? line.replace(/ b=.*$/, ' b=…') : line}`);
   }
-  for (const w of out.warnings) console.log(`warning:  ${w}`);
+  for (const w of out.warnings) io.out(`warning:  ${w}`);
   return 0;
+}
+
+function describeUpstream(u: Upstream): string {
+  return `${u.name} (${u.kind === 'maildir' ? `maildir ${u.path}` : `${u.host}:${u.port} tls=${u.tls}${u.auth ? ' auth' : ''}`})`;
 }

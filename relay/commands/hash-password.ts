@@ -1,13 +1,13 @@
 // tenant-relay hash-password: an scrypt hash for inbound.users, from a password on stdin.
-import { readFileSync } from 'node:fs';
 import { hashPassword } from '../inbound/passwords.js';
+import type { CommandIo } from './io.js';
 
-export async function hashPasswordCommand(): Promise<number> {
-  const password = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
+export async function hashPasswordCommand(_args: string[], io: CommandIo): Promise<number> {
+  const password = io.stdin().replace(/\r?\n$/, '');
   if (!password) {
-    console.error('tenant-relay hash-password: give the password on standard input');
+    io.err('tenant-relay hash-password: give the password on standard input');
     return 2;
   }
-  console.log(await hashPassword(password));
+  io.out(await hashPassword(password));
   return 0;
 }

@@ -1,15 +1,16 @@
 // tenant-relay preflight: connect, TLS and AUTH against every upstream, no mail sent.
 import { parseArgs } from 'node:util';
 import type { Upstream } from '../../config/types.js';
-import { preflight } from '../ops/preflight.js';
+import { preflight } from '../delivery/preflight.js';
 import { loadFrom } from './config-file.js';
+import type { CommandIo } from './io.js';
 
-export async function preflightCommand(args: string[]): Promise<number> {
+export async function preflightCommand(args: string[], io: CommandIo): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, tenant: { type: 'string' }, json: { type: 'boolean' } } });
   const config = loadFrom(values);
   const tenants = values.tenant ? config.tenants.filter((t) => t.id === values.tenant) : config.tenants;
   if (values.tenant && tenants.length === 0) {
-    console.error(`tenant-relay preflight: no tenant "${values.tenant}"`);
+    io.err(`tenant-relay preflight: no tenant "${values.tenant}"`);
     return 2;
   }
   // Each distinct upstream once, with the tenants that use it.
@@ -27,11 +28,11 @@ export async function preflightCommand(args: string[]): Promise<number> {
     }
     reports.push({ ...(await preflight(upstream, config.hostname)), tenants: ids });
   }
-  if (values.json) console.log(JSON.stringify(reports, null, 2));
+  if (values.json) io.out(JSON.stringify(reports, null, 2));
   else {
     for (const r of reports) {
       const facts = 'reachable' in r ? [r.reachable ? 'reachable' : 'UNREACHABLE', r.tlsVersion, r.certificateDaysLeft !== undefined ? `certificate expires in ${r.certificateDaysLeft} days (${r.certificateExpires})` : undefined, `auth ${r.auth}`] : ['local'];
-      console.log(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.upstream} (${r.address}) for ${r.tenants.join(', ')}: ${facts.filter(Boolean).join(', ')}${'error' in r && r.error ? `\n      ${r.error}` : ''}`);
+      io.out(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.upstream} (${r.address}) for ${r.tenants.join(', ')}: ${facts.filter(Boolean).join(', ')}${'error' in r && r.error ? `\n      ${r.error}` : ''}`);
     }
   }
   return reports.every((r) => r.ok) ? 0 : 1;

@@ -1,10 +1,13 @@
-// tenant-relay queue: list, show, retry and delete on a live spool.
+// tenant-relay queue: list, show, retry and delete on a live spool. It reads the spool as it is on disk
+// and leaves retry/delete requests beside the entries, which the running relay applies at its next scan.
 import { parseArgs } from 'node:util';
-import { describeEntry, findEntry, headerOf, listQueue } from '../queue/admin.js';
-import { Spool } from '../queue/spool.js';
+import type { QueuedMessage } from '../queue/entry.js';
+import { QueueRequests } from '../queue/requests.js';
+import { type QueueListing, Spool } from '../queue/spool.js';
 import { loadFrom } from './config-file.js';
+import type { CommandIo } from './io.js';
 
-export async function queueCommand(args: string[]): Promise<number> {
+export async function queueCommand(args: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -13,10 +16,14 @@ export async function queueCommand(args: string[]): Promise<number> {
   const [action, id] = positionals;
   const spool = new Spool(loadFrom(values).delivery.spool.path);
   const now = Date.now();
-  const print = (value: unknown, text: string) => console.log(values.json ? JSON.stringify(value, null, 2) : text);
+  const print = (value: unknown, text: string) => io.out(values.json ? JSON.stringify(value, null, 2) : text);
+  const notFound = (missing: string | undefined) => {
+    io.err(missing ? `tenant-relay queue: no message ${missing} in the spool` : 'tenant-relay queue: give a message id');
+    return 1;
+  };
   switch (action) {
     case 'list': {
-      const listing = await listQueue(spool, values.failed ? 'failed' : 'queue');
+      const listing = await spool.list(values.failed ? 'failed' : 'queue');
       print(
         listing.map((l) => l.entry),
         listing.length ? listing.map((l) => describeEntry(l, now)).join('\n') : `${values.failed ? 'no failed messages' : 'the queue is empty'}`,
@@ -26,29 +33,49 @@ export async function queueCommand(args: string[]): Promise<number> {
     case 'show': {
       const found = id ? await findEntry(spool, id) : undefined;
       if (!found) return notFound(id);
-      const header = await headerOf(spool, found);
+      const header = (await spool.headerOf(found)).toString('latin1');
       const recipients = found.entry.recipients.map((r) => `  ${r.status.padEnd(7)} <${r.address}>${r.reply ? `  ${r.reply}` : ''}`).join('\n');
       print({ ...found.entry, area: found.area, header }, `${describeEntry(found, now)}\nrecipients:\n${recipients}\n\n${header.trimEnd()}`);
       return 0;
     }
     case 'retry':
     case 'delete': {
-      const targets = action === 'retry' && values.all ? (await listQueue(spool)).map((l) => l.id) : id ? [id] : [];
+      const targets = action === 'retry' && values.all ? (await spool.list()).map((l) => l.id) : id ? [id] : [];
       if (targets.length === 0 && !values.all) return notFound(id);
+      const requests = new QueueRequests(spool.layout);
       for (const target of targets) {
         if (!(await findEntry(spool, target))) return notFound(target);
-        await spool.request(target, action);
+        await requests.leave(target, action);
       }
       print({ [action]: targets }, `${action} requested for ${targets.length} message(s); the relay applies it within delivery.scanSeconds`);
       return 0;
     }
     default:
-      console.error('tenant-relay queue: list | show ID | retry ID | retry --all | delete ID');
+      io.err('tenant-relay queue: list | show ID | retry ID | retry --all | delete ID');
       return 2;
   }
 }
 
-function notFound(id: string | undefined): number {
-  console.error(id ? `tenant-relay queue: no message ${id} in the spool` : 'tenant-relay queue: give a message id');
-  return 1;
+async function findEntry(spool: Spool, id: string): Promise<QueueListing | undefined> {
+  for (const area of ['queue', 'failed'] as const) {
+    const found = (await spool.list(area)).find((l) => l.id === id);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+export function describeEntry(l: QueueListing, now: number): string {
+  const e: QueuedMessage = l.entry;
+  const count = (s: string) => e.recipients.filter((r) => r.status === s).length;
+  const age = humanDuration(now - e.createdAt);
+  const next = l.area === 'failed' ? 'failed' : e.nextAttemptAt <= now ? 'due now' : `next try in ${humanDuration(e.nextAttemptAt - now)}`;
+  return `${e.id}  ${age.padStart(6)}  ${String(e.size).padStart(8)} B  <${e.mailFrom}>  tenant=${e.tenant ?? '-'}  pending=${count('pending')} sent=${count('sent')} failed=${count('failed')}  attempts=${e.attempts}  ${next}${e.lastError ? `\n    last: ${e.lastError}` : ''}`;
+}
+
+function humanDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.round(s / 60)}m`;
+  if (s < 86_400) return `${Math.round(s / 3600)}h`;
+  return `${Math.round(s / 86_400)}d`;
 }

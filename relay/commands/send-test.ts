@@ -6,8 +6,9 @@ import { SAMPLE_KINDS, type SampleKind, sample } from '../ops/samples.js';
 import { SEND_TEST_HEADER, type SendTestRecord } from '../ops/send-tests.js';
 import { decide } from '../routing/decide.js';
 import { loadFrom } from './config-file.js';
+import type { CommandIo } from './io.js';
 
-export async function sendTestCommand(args: string[]): Promise<number> {
+export async function sendTestCommand(args: string[], io: CommandIo): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
@@ -24,18 +25,18 @@ export async function sendTestCommand(args: string[]): Promise<number> {
   const config = loadFrom(values);
   const tenant = config.directory.byId(values.tenant ?? '');
   if (!tenant || !values.to || !SAMPLE_KINDS.includes(values.kind as SampleKind)) {
-    console.error(`tenant-relay send-test: --tenant (one of: ${config.tenants.map((t) => t.id).join(', ')}), --to and --kind (${SAMPLE_KINDS.join(', ')}) are required`);
+    io.err(`tenant-relay send-test: --tenant (one of: ${config.tenants.map((t) => t.id).join(', ')}), --to and --kind (${SAMPLE_KINDS.join(', ')}) are required`);
     return 2;
   }
   const domain = tenant.match.domains.find((d) => !d.startsWith('*.'));
   const from = values.from ?? tenant.match.addresses[0] ?? (domain ? `noreply@${domain}` : undefined);
   if (!from) {
-    console.error(`tenant-relay send-test: tenant ${tenant.id} claims no address or domain; give --from`);
+    io.err(`tenant-relay send-test: tenant ${tenant.id} claims no address or domain; give --from`);
     return 2;
   }
   const auth = values.auth ? { username: values.auth } : undefined;
   const decision = decide({ mailFrom: from }, auth, config);
-  console.log(`route:    ${decision.kind === 'route' ? `tenant ${decision.tenant?.id ?? '(none)'} via upstream ${decision.route.upstream.name}: ${decision.reason}` : `refused: ${decision.reason}`}`);
+  io.out(`route:    ${decision.kind === 'route' ? `tenant ${decision.tenant?.id ?? '(none)'} via upstream ${decision.route.upstream.name}: ${decision.reason}` : `refused: ${decision.reason}`}`);
 
   const listener = config.listen[0];
   if (!listener) return 2;
@@ -55,12 +56,12 @@ export async function sendTestCommand(args: string[]): Promise<number> {
     const info = await transport.sendMail({ from, to: values.to, ...content, headers: { [SEND_TEST_HEADER]: token } });
     relayReply = info.response;
   } catch (err) {
-    console.log(`relay:    ${(err as { response?: string }).response ?? (err as Error).message}`);
+    io.out(`relay:    ${(err as { response?: string }).response ?? (err as Error).message}`);
     return 1;
   } finally {
     transport.close();
   }
-  console.log(`relay:    ${relayReply}`);
+  io.out(`relay:    ${relayReply}`);
 
   // The upstream's answer comes from the relay's ops listener, where it keeps send-test outcomes.
   const deadline = Date.now() + Number(values['timeout-seconds']) * 1000;
@@ -74,13 +75,13 @@ export async function sendTestCommand(args: string[]): Promise<number> {
     await new Promise((r) => setTimeout(r, 250));
   }
   if (!record) {
-    console.log('upstream: no outcome yet (queued for a retry, or the ops listener is off); see tenant-relay queue list');
+    io.out('upstream: no outcome yet (queued for a retry, or the ops listener is off); see tenant-relay queue list');
     return 1;
   }
-  for (const r of record.recipients) console.log(`upstream: ${record.upstream} <${r.rcpt}> ${r.status}: ${r.reply}`);
-  console.log('headers as sent:');
+  for (const r of record.recipients) io.out(`upstream: ${record.upstream} <${r.rcpt}> ${r.status}: ${r.reply}`);
+  io.out('headers as sent:');
   for (const name of ['DKIM-Signature', 'Received', 'From', 'Reply-To', 'Subject']) {
-    for (const line of record.headers.match(new RegExp(`^${name}:.*(?:\\r?\\n[ \\t].*)*`, 'gmi')) ?? []) console.log(`  ${line.replace(/\r?\n[ \t]+/g, ' ')}`);
+    for (const line of record.headers.match(new RegExp(`^${name}:.*(?:\\r?\\n[ \\t].*)*`, 'gmi')) ?? []) io.out(`  ${line.replace(/\r?\n[ \t]+/g, ' ')}`);
   }
   return record.recipients.every((r) => r.status === 'sent') ? 0 : 1;
 }

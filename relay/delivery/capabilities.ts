@@ -4,6 +4,7 @@
 import { LRUCache } from 'lru-cache';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SmtpUpstream } from '../../config/types.js';
+import { offeredExtensions } from './nodemailer-seams.js';
 import { transportOptions } from './pools.js';
 
 export class UpstreamCapabilities {
@@ -34,9 +35,7 @@ function probe(options: ConstructorParameters<typeof SMTPConnection>[0]): Promis
     connection.once('error', reject);
     // connect() ends after EHLO, and after STARTTLS and the second EHLO when TLS is required.
     connection.connect(() => {
-      // Not in nodemailer's types, but what its own send() consults for these very extensions.
-      const extensions = (connection as unknown as { _supportedExtensions?: string[] })._supportedExtensions ?? [];
-      resolve(new Set(extensions.map((e) => e.toUpperCase())));
+      resolve(offeredExtensions(connection));
       connection.quit();
     });
   });

@@ -30,10 +30,18 @@ export function outcomesFromInfo(upstream: string, recipients: readonly string[]
   });
 }
 
-export function outcomesFromError(upstream: string, recipients: readonly string[], err: UpstreamError): RecipientOutcome[] {
+/**
+ * `streamed`: the whole message had gone out when the error came. Without a reply from the upstream
+ * (the connection dropped, or it went silent after the final dot) it may have kept the message.
+ */
+export function outcomesFromError(upstream: string, recipients: readonly string[], err: UpstreamError, sent: { streamed: boolean } = { streamed: false }): RecipientOutcome[] {
   // All recipients refused at RCPT: nodemailer lists each one's own reply.
   const perRecipient = new Map((err.rejectedErrors ?? []).map((e) => [String(e.recipient ?? '').toLowerCase(), e]));
-  return recipients.map((recipient) => outcomeForError(upstream, recipient, perRecipient.get(recipient.toLowerCase()) ?? err));
+  const mayHaveArrived = sent.streamed && err.responseCode === undefined;
+  return recipients.map((recipient) => {
+    const outcome = outcomeForError(upstream, recipient, perRecipient.get(recipient.toLowerCase()) ?? err);
+    return mayHaveArrived && outcome.status === 'temp' ? { ...outcome, mayHaveArrived } : outcome;
+  });
 }
 
 function outcomeForError(upstream: string, recipient: string, err: UpstreamError): RecipientOutcome {

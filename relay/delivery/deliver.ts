@@ -4,14 +4,11 @@ import { isAscii } from 'node:buffer';
 import { Replies, type SmtpReply } from '../errors.js';
 import type { UpstreamCapabilities } from './capabilities.js';
 import { replyForError } from './classify.js';
-import type { DeliveryResult, Envelope } from '../types.js';
+import type { DeliveryResult, Envelope, MessageSource } from '../types.js';
 import { checkUpstreamHost } from './host-policy.js';
 import { deliverToMaildir } from './maildir.js';
 import type { UpstreamPools } from './pools.js';
 import { sendViaSmtp } from './smtp.js';
-
-/** The bytes to send: in memory (pass-through) or a spool file, which a pool can re-read to resend. */
-export type MessageSource = Buffer | { readonly path: string };
 
 export interface OutboundMessage {
   readonly source: MessageSource;

@@ -4,7 +4,7 @@
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import type { UpstreamHostPolicy } from '../../config/types.js';
-import { isInNetworks, networkList } from '../inbound/networks.js';
+import { isInNetworks, networkList } from '../../config/networks.js';
 
 const SPECIAL = ['127.0.0.0/8', '0.0.0.0/8', '169.254.0.0/16', '100.100.100.200/32', '::1/128', '::/128', 'fe80::/10', 'fd00:ec2::254/128'];
 const PRIVATE = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', 'fc00::/7'];

@@ -5,8 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { MaildirUpstream } from '../../config/types.js';
 import { Replies } from '../errors.js';
-import type { DeliveryResult, Envelope } from '../types.js';
-import type { MessageSource } from './deliver.js';
+import type { DeliveryResult, Envelope, MessageSource } from '../types.js';
 
 export async function deliverToMaildir(upstream: MaildirUpstream, envelope: Envelope, source: MessageSource): Promise<DeliveryResult> {
   try {

@@ -2,11 +2,9 @@
 // messages and tenants that share an upstream share its pool. Evicting a pool closes it.
 import { LRUCache } from 'lru-cache';
 import nodemailer from 'nodemailer';
-import type Mail from 'nodemailer/lib/mailer';
-import type { SMTPPoolOptions, SMTPPoolSentMessageInfo } from 'nodemailer/lib/smtp-pool';
+import type { SMTPPoolOptions } from 'nodemailer/lib/smtp-pool';
 import type { SmtpUpstream } from '../../config/types.js';
-
-export type PooledTransport = Mail<SMTPPoolSentMessageInfo, SMTPPoolOptions>;
+import type { PooledTransport } from './nodemailer-seams.js';
 
 export class UpstreamPools {
   readonly #heloName: string;

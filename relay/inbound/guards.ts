@@ -1,35 +1,38 @@
 // Bounds on what one client can take: connections per address, a deadline for making progress however
 // busy it keeps the line, a deadline for DATA however slowly it drips, and AUTH failures.
-import type { SMTPServer, SMTPServerSession } from 'smtp-server';
+import type { SMTPServerSession } from 'smtp-server';
 import type { InboundPolicy } from '../../config/types.js';
 import { Replies, type SmtpReply } from '../errors.js';
 
-interface Connection {
-  session: SMTPServerSession;
-  send(code: number, text: string): void;
-  close(): void;
+/** What the guards need of the server: a way to speak to (and with 421, close) one session. */
+export interface SessionLine {
+  say(session: Pick<SMTPServerSession, 'id'>, reply: SmtpReply): boolean;
+  sessionIds(): string[];
 }
 
 export class SessionGuards {
-  readonly #server: () => SMTPServer;
+  readonly #line: SessionLine;
   readonly #policy: () => InboundPolicy;
   readonly #perIp = new Map<string, number>();
-  readonly #counted = new WeakSet<SMTPServerSession>();
+  /** Sessions counted against their address (clients exempt from the per-address limit are not). */
+  readonly #counted = new Set<string>();
   readonly #progress = new Map<string, NodeJS.Timeout>();
-  readonly #authFailures = new WeakMap<SMTPServerSession, number>();
-  readonly #inData = new WeakSet<SMTPServerSession>();
+  readonly #authFailures = new Map<string, number>();
+  readonly #inData = new Set<string>();
 
-  constructor(server: () => SMTPServer, policy: () => InboundPolicy) {
-    this.#server = server;
+  constructor(line: SessionLine, policy: () => InboundPolicy) {
+    this.#line = line;
     this.#policy = policy;
   }
 
-  /** False when this address already has its share of connections. */
-  admit(session: SMTPServerSession): boolean {
-    const n = this.#perIp.get(session.remoteAddress) ?? 0;
-    if (n >= this.#policy().maxConnectionsPerIp) return false;
-    this.#perIp.set(session.remoteAddress, n + 1);
-    this.#counted.add(session);
+  /** False when this address already has its share of connections; `exempt` clients are not counted. */
+  admit(session: SMTPServerSession, exempt = false): boolean {
+    if (!exempt) {
+      const n = this.#perIp.get(session.remoteAddress) ?? 0;
+      if (n >= this.#policy().maxConnectionsPerIp) return false;
+      this.#perIp.set(session.remoteAddress, n + 1);
+      this.#counted.add(session.id);
+    }
     this.progressed(session);
     return true;
   }
@@ -37,26 +40,28 @@ export class SessionGuards {
   closed(session: SMTPServerSession): void {
     clearTimeout(this.#progress.get(session.id));
     this.#progress.delete(session.id);
-    if (!this.#counted.has(session)) return;
+    this.#authFailures.delete(session.id);
+    this.#inData.delete(session.id);
+    if (!this.#counted.delete(session.id)) return;
     const n = (this.#perIp.get(session.remoteAddress) ?? 1) - 1;
     if (n > 0) this.#perIp.set(session.remoteAddress, n);
     else this.#perIp.delete(session.remoteAddress);
   }
 
   /** The session did something that counts (AUTH, MAIL, RCPT, DATA): its deadline starts again. */
-  progressed(session: SMTPServerSession): void {
+  progressed(session: Pick<SMTPServerSession, 'id'>): void {
     clearTimeout(this.#progress.get(session.id));
     // unref: a deadline must never be what keeps a stopping process alive.
-    this.#progress.set(session.id, setTimeout(() => this.#cut(session), this.#policy().progressTimeoutMs).unref());
+    this.#progress.set(session.id, setTimeout(() => this.#line.say(session, Replies.tooSlow), this.#policy().progressTimeoutMs).unref());
   }
 
   /** Starts the DATA deadline in place of the progress one; call the result when DATA has ended. */
   dataStarted(session: SMTPServerSession): () => void {
     clearTimeout(this.#progress.get(session.id));
-    this.#inData.add(session);
-    const timer = setTimeout(() => this.#cut(session), this.#policy().dataTimeoutMs).unref();
+    this.#inData.add(session.id);
+    const timer = setTimeout(() => this.#line.say(session, Replies.tooSlow), this.#policy().dataTimeoutMs).unref();
     return () => {
-      this.#inData.delete(session);
+      this.#inData.delete(session.id);
       clearTimeout(timer);
       this.progressed(session);
     };
@@ -64,30 +69,16 @@ export class SessionGuards {
 
   /** Shutdown: every session not in the middle of DATA hears 421 and is closed; the others finish first. */
   closeIdle(): void {
-    for (const c of this.#connections()) if (!this.#inData.has(c.session)) say(c, Replies.shuttingDown);
+    for (const id of this.#line.sessionIds()) if (!this.#inData.has(id)) this.#line.say({ id }, Replies.shuttingDown);
   }
 
   /** Counts a failed AUTH; resolves after the penalty delay with whether the client may try again. */
   async authFailed(session: SMTPServerSession): Promise<boolean> {
-    const failures = (this.#authFailures.get(session) ?? 0) + 1;
-    this.#authFailures.set(session, failures);
+    const failures = (this.#authFailures.get(session.id) ?? 0) + 1;
+    this.#authFailures.set(session.id, failures);
     const policy = this.#policy();
     // Each failure costs more time: guessing becomes slow without slowing the honest typo much.
     await new Promise((r) => setTimeout(r, policy.authFailureDelayMs * failures).unref());
     return failures < policy.maxAuthFailures;
   }
-
-  #connections(): Connection[] {
-    return [...(this.#server().connections as Set<unknown> as Set<Connection>)];
-  }
-
-  #cut(session: SMTPServerSession): void {
-    const c = this.#connections().find((c) => c.session === session);
-    if (c) say(c, Replies.tooSlow);
-  }
-}
-
-/** 421 makes smtp-server close the connection after saying why. */
-function say(c: Connection, reply: SmtpReply): void {
-  c.send(reply.code, `${reply.enhanced} ${reply.text}`);
 }

@@ -1,21 +1,24 @@
 // A received message as the message stage takes it: the header block (parsed, rewritten, signed) and the
 // body (carried as the bytes that arrived), from memory or from the temp file a large message went to.
 import { createReadStream } from 'node:fs';
+import type { FileRange } from '../files.js';
 import { readHeaderBlock, splitMessage } from '../message/split.js';
 import type { BodySource } from '../message/transform.js';
-import type { FileRange, Received } from '../queue/spool.js';
+import type { Received } from './staging.js';
 
 /** Messages up to this size are handled in memory; larger ones go through a temp file in the spool. */
 export const KEEP_IN_MEMORY_BYTES = 1024 * 1024;
 const MAX_HEADER_BYTES = 1024 * 1024;
 
-export interface MessageParts {
-  readonly header: Buffer;
-  /** A Buffer, or a function that opens a fresh stream of the body each time it is called. */
-  readonly body: BodySource;
-  /** Where the body is when it is in a file: copied from there with one reused buffer, no garbage. */
-  readonly bodyFile?: FileRange;
-}
+export type MessageParts =
+  | { readonly header: Buffer; readonly body: Buffer }
+  | {
+      readonly header: Buffer;
+      /** Opens a fresh stream of the body each time it is called (DKIM reads it). */
+      readonly body: Exclude<BodySource, Buffer>;
+      /** Where the body is: copied from there with one reused buffer, no garbage. */
+      readonly bodyFile: FileRange;
+    };
 
 /** Undefined when the header section is larger than 1 MiB (refused: no real message has one). */
 export async function messageParts(received: Exclude<Received, { kind: 'failed' }>): Promise<MessageParts | undefined> {

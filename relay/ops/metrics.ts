@@ -1,6 +1,7 @@
 // Prometheus metrics, in a registry of the relay's own (not prom-client's global one), so two relays in
 // one process (tests) do not share counters.
 import client from 'prom-client';
+import type { SmtpReply } from '../errors.js';
 import type { DeliveryResult } from '../types.js';
 
 export interface MetricSources {
@@ -16,7 +17,7 @@ export class RelayMetrics {
   readonly delivered: client.Counter<'tenant' | 'upstream'>;
   readonly deferred: client.Counter<'tenant' | 'upstream'>;
   readonly bounced: client.Counter<'tenant' | 'upstream'>;
-  readonly rejected: client.Counter<'reply'>;
+  readonly rejected: client.Counter<'reply' | 'code'>;
   readonly upstreamSeconds: client.Histogram<'upstream'>;
   readonly reloads: client.Counter<'result'>;
   readonly tenantLookups: client.Counter<'result'>;
@@ -30,7 +31,7 @@ export class RelayMetrics {
     this.delivered = counter('tenant_relay_recipients_delivered_total', 'Recipients an upstream accepted', ['tenant', 'upstream']);
     this.deferred = counter('tenant_relay_recipients_deferred_total', 'Recipients that failed temporarily (retried in queue mode)', ['tenant', 'upstream']);
     this.bounced = counter('tenant_relay_recipients_failed_total', 'Recipients that failed permanently', ['tenant', 'upstream']);
-    this.rejected = counter('tenant_relay_replies_refused_total', 'Commands or messages refused, by reply code and enhanced code', ['reply']);
+    this.rejected = counter('tenant_relay_replies_refused_total', 'Commands or messages refused, by reply id (README: What the client hears) and code', ['reply', 'code']);
     this.reloads = counter('tenant_relay_config_reloads_total', 'Configuration reloads, by result', ['result']);
     this.tenantLookups = counter(
       'tenant_relay_tenant_lookups_total',
@@ -73,7 +74,7 @@ export class RelayMetrics {
     this.upstreamSeconds.observe({ upstream: result.upstream }, seconds);
   }
 
-  refused(reply: { code: number; enhanced: string }): void {
-    this.rejected.inc({ reply: `${reply.code} ${reply.enhanced}` });
+  refused(reply: SmtpReply): void {
+    this.rejected.inc({ reply: reply.id, code: `${reply.code} ${reply.enhanced}` });
   }
 }

@@ -1,12 +1,21 @@
 // Outcomes of `tenant-relay send-test` messages, for the command to read back from /send-test/<token>:
-// the route, the upstream's reply per recipient and the headers as sent. Only messages carrying the
-// test header are kept (their headers may be sensitive), the last 100, in memory.
+// the upstream's reply per recipient and the headers as sent. An observer of message events: it notes
+// the messages that carry the test header when they are accepted, and records their attempts. Only those
+// are kept (their headers may be sensitive), the last 100, in memory: a restart forgets them, and the
+// command then says to look at the queue.
+import type { MessageEvents } from '../events.js';
+import { formatReply } from '../errors.js';
+
 export const SEND_TEST_HEADER = 'X-Tenant-Relay-Send-Test';
+const KEEP = 100;
+const SHOWN = { sent: 'sent', temp: 'deferred', perm: 'failed' } as const;
+const TOKEN = new RegExp(`^${SEND_TEST_HEADER}:[ \\t]*([A-Za-z0-9-]{8,64})[ \\t]*\\r?$`, 'mi');
 
 export interface SendTestRecord {
   readonly tenant: string | null;
   readonly upstream: string;
-  readonly recipients: readonly { readonly rcpt: string; readonly status: string; readonly reply: string }[];
+  /** Per recipient of the last attempt: sent, deferred or failed, and the reply that says why. */
+  readonly recipients: readonly { readonly rcpt: string; readonly status: 'sent' | 'deferred' | 'failed'; readonly reply: string }[];
   /** The header block as it left the relay. */
   readonly headers: string;
   /** True once no recipient is waiting for a retry. */
@@ -15,11 +24,27 @@ export interface SendTestRecord {
 
 export class SendTests {
   readonly #records = new Map<string, SendTestRecord>();
+  /** Accepted test messages not yet attempted: their token and headers, by message id. */
+  readonly #watched = new Map<string, { readonly token: string; readonly headers: string }>();
 
-  record(token: string, record: SendTestRecord): void {
-    this.#records.delete(token);
-    this.#records.set(token, record);
-    if (this.#records.size > 100) this.#records.delete(this.#records.keys().next().value as string);
+  /** Watches `events` for send-test messages. */
+  constructor(events: MessageEvents) {
+    events.onAccepted((e) => {
+      const token = sendTestToken(e.header);
+      if (token) remember(this.#watched, e.id, { token, headers: e.header.toString('latin1') });
+    });
+    events.onAttempted((e) => {
+      const watched = this.#watched.get(e.id);
+      if (!watched) return;
+      if (e.final) this.#watched.delete(e.id);
+      remember(this.#records, watched.token, {
+        tenant: e.tenant,
+        upstream: e.upstream,
+        recipients: e.outcomes.map((o) => ({ rcpt: o.recipient, status: SHOWN[o.status], reply: formatReply(o.reply) })),
+        headers: watched.headers,
+        final: e.final,
+      });
+    });
   }
 
   get(token: string): SendTestRecord | undefined {
@@ -30,5 +55,13 @@ export class SendTests {
 /** The token of a send-test message, from its header block; undefined for every other message. */
 export function sendTestToken(header: Buffer | string): string | undefined {
   const text = typeof header === 'string' ? header : header.toString('latin1');
-  return new RegExp(`^${SEND_TEST_HEADER}:[ \\t]*([A-Za-z0-9-]{8,64})[ \\t]*\\r?$`, 'mi').exec(text)?.[1];
+  return TOKEN.exec(text)?.[1];
+}
+
+
+/** The newest `KEEP` entries, the latest last. */
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > KEEP) map.delete(map.keys().next().value as string);
 }

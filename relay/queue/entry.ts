@@ -30,8 +30,6 @@ export interface QueuedMessage {
   readonly dsn?: boolean;
   /** The message has bytes over 127: only an upstream with 8BITMIME may take it. */
   readonly eightBit?: boolean;
-  /** The token of a `tenant-relay send-test` message, whose outcome is kept for the command to read. */
-  readonly sendTest?: string;
 }
 
 export function isQueuedMessage(value: unknown): value is QueuedMessage {

@@ -1,27 +1,32 @@
-// Delivers queued messages: attempts when due, per-upstream concurrency so that one dead upstream cannot
-// take the slots of the others, per-recipient outcomes written to the spool before anything else, retries
-// with backoff, expiry, smarthost fallback, and a DSN for what failed for good.
-import type { Config, Tenant, Upstream } from '../../config/types.js';
-import { type DeliveryEdge, deliver } from '../delivery/deliver.js';
-import { formatReply } from '../errors.js';
+// When queued messages are attempted: each is due at its next-attempt time (due-times.ts); a due message
+// waits in its upstream's line until that upstream has a free slot (`maxConnections`), so one dead or
+// slow upstream only ever holds its own slots; a tenant over its rate waits its turn (smoothing, not
+// refusal). The route of each attempt is asked of routing, from the snapshot in force then. What an
+// attempt does: attempt.ts.
+import type { Config } from '../../config/types.js';
+import type { DeliveryEdge } from '../delivery/deliver.js';
+import type { MessageEvents } from '../events.js';
 import type { Logger } from '../ops/log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
-import type { SendTests } from '../ops/send-tests.js';
+import { routeOf, upstreamForAttempt } from '../routing/route.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
-import type { RecipientOutcome } from '../types.js';
-import { retryDelay } from './backoff.js';
-import { buildDsn } from './dsn.js';
+import { tenantOfQueued } from '../tenancy/queued-tenant.js';
+import type { Tenant, Upstream } from '../types.js';
+import { attemptDelivery } from './attempt.js';
+import { DueTimes } from './due-times.js';
+import type { QueuedMessage } from './entry.js';
 import type { TenantRates } from './rates.js';
-import { pendingRecipients, type QueuedMessage, type QueuedRecipient } from './entry.js';
+import type { QueueRequests } from './requests.js';
 import type { Spool } from './spool.js';
 
 export interface SchedulerDeps {
   readonly spool: Spool;
+  readonly requests: QueueRequests;
   readonly config: () => Config;
   readonly edge: DeliveryEdge;
   readonly rates: TenantRates;
   readonly metrics: RelayMetrics;
-  readonly sendTests: SendTests;
+  readonly events: MessageEvents;
   readonly logger: Logger;
   /** The platform's tenants, for queued mail of a tenant the config files do not list. */
   readonly platform?: () => PlatformTenants | undefined;
@@ -30,17 +35,25 @@ export interface SchedulerDeps {
   readonly random?: () => number;
 }
 
-/** Memory for messages awaiting their first attempt; past it, attempts read the spool file. */
+/** Memory for messages awaiting their first attempt; past it, attempts read the spool. */
 const IN_MEMORY_BUDGET_BYTES = 32 * 1024 * 1024;
 
 /** How long queued mail of a platform tenant waits for the platform's answer before it is looked at again. */
 const PLATFORM_WAIT_MS = 1000;
 
+/** An attempt that failed inside the relay (the spool, say) left the state as it was: tried again this soon. */
+const AFTER_FAILED_ATTEMPT_MS = 1000;
+
 export class Scheduler {
   readonly #deps: SchedulerDeps;
   readonly #clock: () => number;
-  /** Every queued message this process knows, by id: when it is due and what picks its upstream. */
-  readonly #due = new Map<string, Due>();
+  /** Every queued message this process knows, by id, as its state is on disk. */
+  readonly #entries = new Map<string, QueuedMessage>();
+  /** When each message not yet due is next due. */
+  readonly #due = new DueTimes();
+  /** Due messages waiting for a slot, in order, by upstream name. */
+  readonly #lines = new Map<string, Line>();
+  readonly #inLine = new Set<string>();
   readonly #inFlight = new Map<string, Promise<void>>();
   readonly #busyByUpstream = new Map<string, number>();
   #timers: NodeJS.Timeout[] = [];
@@ -55,13 +68,13 @@ export class Scheduler {
     this.#clock = deps.clock ?? Date.now;
   }
 
-  /** Reads the spool (after a restart: everything in flight is simply due again) and starts the clock. */
+  /** Takes what the spool holds (after a restart, everything in flight is simply due again) and starts the clock. */
   async start(options: { timers?: boolean } = {}): Promise<void> {
-    const { entries, corrupt, discarded } = await this.#deps.spool.scan();
+    const { entries, corrupt, discarded } = await this.#deps.spool.open();
     // Expected after a crash (a write cut short was never acknowledged); without one, it means damage on disk.
     for (const d of discarded) this.#deps.logger.warn({ event: 'journal-tail-discarded', segment: d.path, bytes: d.bytes }, 'a journal segment ends in a torn or damaged record; the bytes from there on were ignored');
     for (const c of corrupt) this.#deps.logger.error({ event: 'queue-corrupt', id: c.id, reason: c.reason }, 'queue entry moved to corrupt/');
-    for (const e of entries) this.#due.set(e.id, dueOf(e));
+    for (const e of entries) this.#schedule(e);
     this.#deps.logger.info({ event: 'queue-loaded', entries: entries.length, corrupt: corrupt.length });
     await this.applyRequests();
     if (options.timers ?? true) {
@@ -80,12 +93,159 @@ export class Scheduler {
    * within a fixed budget.
    */
   add(entry: QueuedMessage, bytes?: Buffer): void {
-    this.#due.set(entry.id, dueOf(entry));
+    this.#schedule(entry);
     if (bytes && this.#bodyBytes + bytes.length <= IN_MEMORY_BUDGET_BYTES) {
       this.#bodies.set(entry.id, bytes);
       this.#bodyBytes += bytes.length;
     }
     this.#kick();
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** When the oldest message still queued was accepted (undefined when the queue is empty). */
+  oldestCreatedAt(): number | undefined {
+    let oldest: number | undefined;
+    for (const e of this.#entries.values()) if (oldest === undefined || e.createdAt < oldest) oldest = e.createdAt;
+    return oldest;
+  }
+
+  /** Starts every due attempt the concurrency limits allow; resolves when those attempts have ended. */
+  async runDue(now = this.#clock()): Promise<void> {
+    if (this.#stopped) return;
+    const config = this.#deps.config();
+    for (const id of this.#due.takeDue(now)) this.#enqueue(id, config, now);
+    const started: Promise<void>[] = [];
+    for (const [name, line] of this.#lines) {
+      while (line.length > 0 && this.#inFlight.size < config.delivery.maxConcurrentDeliveries) {
+        const id = line.peek();
+        const entry = id !== undefined && this.#inLine.has(id) ? this.#entries.get(id) : undefined;
+        if (!entry) {
+          line.shift();
+          continue;
+        }
+        const where = this.#placeOf(entry, config, now);
+        // Its route changed since it joined this line (a reload, a fallback), or it must wait after all.
+        if (where.kind !== 'line' || where.upstream.name !== name) {
+          line.shift();
+          this.#inLine.delete(entry.id);
+          if (where.kind === 'later') this.#due.set(entry.id, where.at);
+          else this.#enqueue(entry.id, config, now);
+          continue;
+        }
+        const busy = this.#busyByUpstream.get(name) ?? 0;
+        // A dead or slow upstream only ever holds its own slots: other tenants' mail keeps moving.
+        if (busy >= slotsOf(where.upstream)) break;
+        line.shift();
+        this.#inLine.delete(entry.id);
+        started.push(this.#start(entry, where, config, now));
+      }
+      if (line.length === 0) this.#lines.delete(name);
+      if (this.#inFlight.size >= config.delivery.maxConcurrentDeliveries) break;
+    }
+    await Promise.all(started);
+  }
+
+  /** Applies `tenant-relay queue retry|delete` requests left in the spool. */
+  async applyRequests(): Promise<void> {
+    const { spool, requests } = this.#deps;
+    for (const request of await requests.pending()) {
+      const { id, kind } = request;
+      if (this.#inFlight.has(id)) continue; // after the attempt ends, at the next scan
+      const entry = await spool.read(id);
+      if (entry && kind === 'retry') {
+        const now = { ...entry, nextAttemptAt: 0 };
+        await spool.update(now);
+        this.#schedule(now);
+      }
+      if (entry && kind === 'delete') {
+        await spool.remove(id);
+        this.#forget(id);
+        this.#deps.logger.info({ event: 'queue-deleted', id });
+      }
+      await requests.clear(request);
+    }
+  }
+
+  /** Stops starting attempts; waits up to `graceMs` for those in flight (their state is on disk either way). */
+  async stop(graceMs = 30_000): Promise<void> {
+    this.#stopped = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, graceMs);
+    });
+    await Promise.race([Promise.allSettled([...this.#inFlight.values()]), timeout]);
+    clearTimeout(timer);
+  }
+
+  #schedule(entry: QueuedMessage): void {
+    this.#entries.set(entry.id, entry);
+    this.#inLine.delete(entry.id);
+    this.#due.set(entry.id, entry.nextAttemptAt);
+  }
+
+  #forget(id: string): void {
+    this.#entries.delete(id);
+    this.#due.delete(id);
+    this.#inLine.delete(id);
+    this.#takeBody(id);
+  }
+
+  /** A due message joins its upstream's line, or is due again later (its tenant over its rate, or unknown yet). */
+  #enqueue(id: string, config: Config, now: number): void {
+    const entry = this.#entries.get(id);
+    if (!entry || this.#inFlight.has(id)) return;
+    const where = this.#placeOf(entry, config, now);
+    if (where.kind === 'later') return this.#due.set(id, where.at);
+    let line = this.#lines.get(where.upstream.name);
+    if (!line) {
+      line = new Line();
+      this.#lines.set(where.upstream.name, line);
+    }
+    line.push(id);
+    this.#inLine.add(id);
+  }
+
+  /** Where a due message goes now: the line of the upstream routing picks for this attempt, or later. */
+  #placeOf(entry: QueuedMessage, config: Config, now: number): Place {
+    const tenant = tenantOfQueued(entry.tenant, config, this.#deps.platform?.());
+    // Its tenant's record is being looked up: not sent through another upstream meanwhile.
+    if (tenant === 'wait') return { kind: 'later', at: now + PLATFORM_WAIT_MS };
+    // Over its rate, a tenant's mail waits its turn instead of being refused (smoothing).
+    const allowedAt = this.#deps.rates.nextAllowedAt(tenant, now);
+    if (allowedAt > now) return { kind: 'later', at: allowedAt };
+    return { kind: 'line', tenant, upstream: upstreamForAttempt(routeOf(tenant, config), entry.firstTempFailureAt, now) };
+  }
+
+  #start(entry: QueuedMessage, { tenant, upstream }: Extract<Place, { kind: 'line' }>, config: Config, now: number): Promise<void> {
+    const { id } = entry;
+    this.#deps.rates.take(tenant, now);
+    // Claimed before any await: two overlapping rounds must never start the same message twice.
+    this.#busyByUpstream.set(upstream.name, (this.#busyByUpstream.get(upstream.name) ?? 0) + 1);
+    const deps = { ...this.#deps, clock: this.#clock };
+    const attempt = attemptDelivery(entry, upstream, this.#takeBody(id), config, now, deps)
+      .then((outcome) => {
+        // The state in memory is the spool's: every change to it goes through this scheduler.
+        if (outcome.retry) this.#schedule(outcome.retry);
+        else this.#forget(id);
+        if (outcome.dsn) this.add(outcome.dsn.entry, outcome.dsn.bytes);
+      })
+      .catch((err: unknown) => {
+        this.#deps.logger.error({ event: 'queue-attempt-failed', id, err }, 'attempt failed; it will be retried');
+        // Its state on disk is as before the attempt: it is due again.
+        if (this.#entries.has(id)) this.#due.set(id, now + AFTER_FAILED_ATTEMPT_MS);
+      })
+      .finally(() => {
+        this.#inFlight.delete(id);
+        this.#busyByUpstream.set(upstream.name, (this.#busyByUpstream.get(upstream.name) ?? 1) - 1);
+        this.#kick();
+      });
+    this.#inFlight.set(id, attempt);
+    return attempt;
   }
 
   #takeBody(id: string): Buffer | undefined {
@@ -106,221 +266,34 @@ export class Scheduler {
       void this.runDue();
     });
   }
-
-  get size(): number {
-    return this.#due.size;
-  }
-
-  /** When the oldest message still queued was accepted (undefined when the queue is empty). */
-  oldestCreatedAt(): number | undefined {
-    let oldest: number | undefined;
-    for (const d of this.#due.values()) if (oldest === undefined || d.entry.createdAt < oldest) oldest = d.entry.createdAt;
-    return oldest;
-  }
-
-  /** Starts every due attempt the concurrency limits allow; resolves when those attempts have ended. */
-  async runDue(now = this.#clock()): Promise<void> {
-    if (this.#stopped) return;
-    const config = this.#deps.config();
-    const started: Promise<void>[] = [];
-    const due = [...this.#due].filter(([id, d]) => d.at <= now && !this.#inFlight.has(id)).sort((a, b) => a[1].at - b[1].at);
-    for (const [id, d] of due) {
-      if (this.#inFlight.size >= config.delivery.maxConcurrentDeliveries) break;
-      const tenant = this.#tenantOf(d, config);
-      if (tenant === 'wait') {
-        // Its lookup has started; the message is not sent through another upstream meanwhile.
-        this.#due.set(id, { ...d, at: now + PLATFORM_WAIT_MS });
-        continue;
-      }
-      const upstream = this.#routeFor(d, tenant, config, now);
-      const busy = this.#busyByUpstream.get(upstream.name) ?? 0;
-      // A dead or slow upstream only ever holds its own slots: other tenants' mail keeps moving.
-      if (busy >= slotsOf(upstream)) continue;
-      // Over its rate, a tenant's mail waits its turn instead of being refused (smoothing).
-      const allowedAt = this.#deps.rates.nextAllowedAt(tenant, now);
-      if (allowedAt > now) {
-        this.#due.set(id, { ...d, at: allowedAt });
-        continue;
-      }
-      this.#deps.rates.take(tenant, now);
-      // Claimed before any await: two overlapping rounds must never start the same message twice.
-      this.#busyByUpstream.set(upstream.name, busy + 1);
-      // The state in memory is the spool's: every change to it goes through this scheduler.
-      const attempt = this.#attempt(d.entry, upstream, config, now)
-        .catch((err: unknown) => this.#deps.logger.error({ event: 'queue-attempt-failed', id, err }, 'attempt failed; it will be retried'))
-        .finally(() => {
-          this.#inFlight.delete(id);
-          this.#busyByUpstream.set(upstream.name, (this.#busyByUpstream.get(upstream.name) ?? 1) - 1);
-          this.#kick();
-        });
-      this.#inFlight.set(id, attempt);
-      started.push(attempt);
-    }
-    await Promise.all(started);
-  }
-
-  /** Applies `tenant-relay queue retry|delete` requests left in the spool. */
-  async applyRequests(): Promise<void> {
-    const { spool } = this.#deps;
-    for (const { id, kind } of await spool.requests()) {
-      if (this.#inFlight.has(id)) continue; // after the attempt ends, at the next scan
-      const entry = await spool.read(id);
-      if (entry && kind === 'retry') {
-        const now = { ...entry, nextAttemptAt: 0 };
-        await spool.update(now);
-        this.#due.set(id, dueOf(now));
-      }
-      if (entry && kind === 'delete') {
-        await spool.remove(id);
-        this.#due.delete(id);
-        this.#takeBody(id);
-        this.#deps.logger.info({ event: 'queue-deleted', id });
-      }
-      await spool.clearRequest(id, kind);
-    }
-  }
-
-  /** Stops starting attempts; waits up to `graceMs` for those in flight (their state is on disk either way). */
-  async stop(graceMs = 30_000): Promise<void> {
-    this.#stopped = true;
-    for (const t of this.#timers) clearInterval(t);
-    this.#timers = [];
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, graceMs);
-    });
-    await Promise.race([Promise.allSettled([...this.#inFlight.values()]), timeout]);
-    clearTimeout(timer);
-  }
-
-  /**
-   * The message's tenant as configured now: from the config files, else as the platform last answered.
-   * 'wait' while the platform has no usable answer for it (a lookup is then running).
-   */
-  #tenantOf(d: Due, config: Config): Tenant | undefined | 'wait' {
-    const id = d.entry.tenant;
-    if (id === null) return undefined;
-    const own = config.directory.byId(id);
-    const platform = this.#deps.platform?.();
-    if (own || !platform) return own;
-    const known = platform.peekById(id);
-    return known === undefined ? 'wait' : (known ?? undefined);
-  }
-
-  /** The tenant's upstream; the smarthost when it has none, is gone, or fallback applies. */
-  #routeFor({ entry }: Due, tenant: Tenant | undefined, config: Config, now: number): Upstream {
-    if (!tenant?.upstream) return config.smarthost;
-    const after = tenant.delivery.fallbackToSmarthostAfterMs;
-    if (after !== undefined && entry.firstTempFailureAt !== undefined && now - entry.firstTempFailureAt >= after) return config.smarthost;
-    return tenant.upstream;
-  }
-
-  async #attempt(entry: QueuedMessage, upstream: Upstream, config: Config, now: number): Promise<void> {
-    const { spool, logger } = this.#deps;
-    const started = this.#clock();
-    const pending = pendingRecipients(entry);
-    const message = { source: this.#takeBody(entry.id) ?? (await spool.messageSource(entry.id)), eightBit: entry.eightBit === true };
-    const result = await deliver(this.#deps.edge, upstream, { mailFrom: entry.mailFrom, rcptTo: pending }, message, config.upstreamHosts);
-    const outcomes = new Map(result.outcomes.map((o) => [o.recipient, o]));
-    const recipients = entry.recipients.map((r) => (r.status === 'pending' ? applyOutcome(r, outcomes.get(r.address)) : r));
-    const ms = this.#clock() - started;
-    this.#deps.metrics.recordDelivery(entry.tenant, result, ms / 1000);
-    const log = { id: entry.id, tenant: entry.tenant, upstream: upstream.name, attempt: entry.attempts + 1, ms: Math.round(ms) };
-    logger.info({ event: 'delivery-attempt', ...log, recipients: result.outcomes.map((o) => ({ rcpt: o.recipient, status: o.status, reply: formatReply(o.reply) })) });
-    if (result.outcomes.some((o) => o.status === 'temp' && o.reply.enhanced === '4.4.2')) {
-      // No answer after the data went out: the upstream may have the message. Retrying beats losing it.
-      logger.warn({ event: 'possible-duplicate', ...log }, 'connection lost or timed out during the transaction; the retry may deliver twice');
-    }
-
-    const stillPending = recipients.filter((r) => r.status === 'pending');
-    if (entry.sendTest) await this.#recordSendTest(entry.sendTest, entry, upstream.name, recipients, stillPending.length === 0);
-    if (stillPending.length === 0) return this.#finish({ ...entry, recipients, attempts: entry.attempts + 1 }, now);
-    if (now - entry.createdAt >= config.delivery.retry.maxLifetimeMs) {
-      const expired = recipients.map((r) =>
-        r.status === 'pending' ? { ...r, status: 'failed' as const, reply: `554 5.4.7 Delivery time expired; last reply: ${r.reply ?? 'none'}` } : r,
-      );
-      return this.#finish({ ...entry, recipients: expired, attempts: entry.attempts + 1 }, now);
-    }
-    const attempts = entry.attempts + 1;
-    const next: QueuedMessage = {
-      ...entry,
-      recipients,
-      attempts,
-      nextAttemptAt: now + retryDelay(attempts, config.delivery.retry, this.#deps.random),
-      firstTempFailureAt: entry.firstTempFailureAt ?? now,
-      lastError: stillPending[0]?.reply ?? 'unknown',
-    };
-    await spool.update(next);
-    this.#due.set(entry.id, dueOf(next));
-    logger.info({ event: 'deferred', ...log, pending: stillPending.length, nextAttemptAt: new Date(next.nextAttemptAt).toISOString() });
-  }
-
-  /** Every recipient has a final status: record it, bounce what failed, and take the message out of the queue. */
-  async #finish(entry: QueuedMessage, now: number): Promise<void> {
-    const { spool, logger } = this.#deps;
-    const failed = entry.recipients.filter((r) => r.status === 'failed');
-    // Delivered to all: removing it is the record. With failures, the outcome is written before the DSN.
-    if (failed.length > 0) await spool.update(entry);
-    if (failed.length > 0 && entry.mailFrom !== '' && !entry.dsn) await this.#bounce(entry, failed, now);
-    if (failed.length > 0) {
-      await spool.moveToFailed(entry);
-      for (const r of failed) logger.warn({ event: 'bounced', id: entry.id, tenant: entry.tenant, rcpt: r.address, reply: r.reply, dsn: entry.mailFrom !== '' && !entry.dsn });
-    } else {
-      await spool.remove(entry.id);
-      logger.info({ event: 'delivered', id: entry.id, tenant: entry.tenant, recipients: entry.recipients.length, attempts: entry.attempts });
-    }
-    this.#due.delete(entry.id);
-  }
-
-  async #recordSendTest(token: string, entry: QueuedMessage, upstream: string, recipients: readonly QueuedRecipient[], final: boolean): Promise<void> {
-    const header = await this.#deps.spool.headerBlock(entry.id);
-    this.#deps.sendTests.record(token, {
-      tenant: entry.tenant,
-      upstream,
-      recipients: recipients.map((r) => ({ rcpt: r.address, status: r.status, reply: r.reply ?? '' })),
-      headers: header.toString('latin1'),
-      final,
-    });
-  }
-
-  /** Queues the DSN as a message of its own, so it is as durable as any other and retried the same way. */
-  async #bounce(entry: QueuedMessage, failed: readonly QueuedRecipient[], now: number): Promise<void> {
-    const { spool } = this.#deps;
-    const config = this.#deps.config();
-    const originalHeader = await spool.headerBlock(entry.id);
-    const bytes = buildDsn({ original: entry, failed, originalHeader, reportingHost: config.hostname, now: new Date(now) });
-    const id = spool.newId();
-    const dsn: QueuedMessage = {
-      v: 1,
-      id,
-      createdAt: now,
-      mailFrom: '',
-      tenant: null,
-      size: bytes.length,
-      recipients: [{ address: entry.mailFrom, status: 'pending' }],
-      attempts: 0,
-      nextAttemptAt: now,
-      dsn: true,
-    };
-    await spool.commitInMemory(dsn, bytes);
-    this.add(dsn, bytes);
-  }
 }
 
-/** A queued message this process knows (its state as on disk) and when it is next due. */
-interface Due {
-  readonly entry: QueuedMessage;
-  readonly at: number;
-}
+type Place = { readonly kind: 'line'; readonly tenant: Tenant | undefined; readonly upstream: Upstream } | { readonly kind: 'later'; readonly at: number };
 
-const dueOf = (entry: QueuedMessage): Due => ({ entry, at: entry.nextAttemptAt });
+/** A first-in, first-out line of message ids (shift is O(1), unlike an array's on a long line). */
+class Line {
+  #items: string[] = [];
+  #head = 0;
 
-function applyOutcome(r: QueuedRecipient, outcome: RecipientOutcome | undefined): QueuedRecipient {
-  if (!outcome) return r;
-  const reply = formatReply(outcome.reply);
-  if (outcome.status === 'sent') return { address: r.address, status: 'sent', reply };
-  if (outcome.status === 'perm') return { address: r.address, status: 'failed', reply };
-  return { address: r.address, status: 'pending', reply };
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(id: string): void {
+    this.#items.push(id);
+  }
+
+  peek(): string | undefined {
+    return this.#items[this.#head];
+  }
+
+  shift(): void {
+    this.#head++;
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+  }
 }
 
 function slotsOf(upstream: Upstream): number {

@@ -1,8 +1,10 @@
-// The routing decision: pure, no I/O. The inbound server and the `explain` command both call this.
+// The routing decision: pure, no I/O, and whole: tenant, route (with its fallback), delivery mode,
+// rewrites, DKIM and the reason. The inbound server and the `explain` command both call this.
 import type { Config, Tenant } from '../../config/types.js';
 import { Replies } from '../errors.js';
-import { identifyTenant, type TenantFinder } from '../tenancy/identify.js';
-import type { AuthIdentity, Decision, DkimPlan, Envelope, Rewrites, TenantMatch } from '../types.js';
+import { identifyTenant } from '../tenancy/identify.js';
+import type { AuthIdentity, Decision, DkimPlan, Envelope, Rewrites, TenantFinder, TenantMatch } from '../types.js';
+import { modeOf, routeOf } from './route.js';
 
 /** `tenants` defaults to the config's own; resolveTenants() adds the platform's answers behind them. */
 export function decide(envelope: Pick<Envelope, 'mailFrom'>, auth: AuthIdentity | undefined, config: Config, tenants: TenantFinder = config.directory): Decision {
@@ -17,7 +19,8 @@ export function decide(envelope: Pick<Envelope, 'mailFrom'>, auth: AuthIdentity 
   if (found.kind === 'none') {
     return {
       kind: 'route',
-      route: { upstream: config.smarthost, via: 'smarthost' },
+      route: routeOf(undefined, config),
+      mode: modeOf(undefined, config),
       rewrites: {},
       dkim: dkimPlan(undefined, config),
       reason: `no tenant matched ${envelope.mailFrom ? `sender ${envelope.mailFrom}` : 'the null sender'}${auth ? ` or AUTH user ${auth.username}` : ''}; global smarthost`,
@@ -34,14 +37,13 @@ export function decide(envelope: Pick<Envelope, 'mailFrom'>, auth: AuthIdentity 
       reason: `${describe(found.match)} but no tenant claims sender ${envelope.mailFrom}; tenantUsersSendAs is "own-senders"`,
     };
   }
-  const route = tenant.upstream
-    ? ({ upstream: tenant.upstream, via: 'tenant' } as const)
-    : ({ upstream: config.smarthost, via: 'smarthost' } as const);
+  const route = routeOf(tenant, config);
   const where = route.via === 'tenant' ? "the tenant's own upstream" : 'global smarthost (tenant has no upstream)';
   return {
     kind: 'route',
     tenant,
     route,
+    mode: modeOf(tenant, config),
     rewrites: rewritesFor(tenant),
     dkim: dkimPlan(tenant, config),
     ...(authTenant && config.inbound.checkHeaderFrom ? { headerFromOf: tenant } : {}),

@@ -1,7 +1,7 @@
 // Which tenant sent this mail: pure, so `serve` and `explain` can never disagree.
-import { type DomainMatch, domainOf } from '../../config/directory.js';
-import type { Config, Tenant } from '../../config/types.js';
-import type { AuthIdentity, TenantMatch } from '../types.js';
+import { domainOf } from '../../config/directory.js';
+import type { Config } from '../../config/types.js';
+import type { AuthIdentity, TenantFinder, TenantMatch } from '../types.js';
 
 export type Identification =
   /** `bySender` is what the sender alone says (absent when no tenant claims it). */
@@ -9,13 +9,6 @@ export type Identification =
   | { readonly kind: 'none' }
   /** AUTH names one tenant and the sender another: the conflict rule decides what happens. */
   | { readonly kind: 'conflict'; readonly auth: TenantMatch; readonly sender: TenantMatch };
-
-/** Where tenants are found: the config's directory, or that with the platform's answers behind it. */
-export interface TenantFinder {
-  byAuthUser(username: string): Tenant | undefined;
-  byAddress(address: string): Tenant | undefined;
-  byDomain(domain: string): DomainMatch | undefined;
-}
 
 export function identifyTenant(mailFrom: string, auth: AuthIdentity | undefined, config: Config, directory: TenantFinder = config.directory): Identification {
   const find = {

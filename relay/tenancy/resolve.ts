@@ -4,8 +4,7 @@
 import { domainOf, TenantDirectory } from '../../config/directory.js';
 import type { TenantQuery } from '../../config/tenant-record.js';
 import type { Config, Tenant } from '../../config/types.js';
-import type { AuthIdentity } from '../types.js';
-import type { TenantFinder } from './identify.js';
+import type { AuthIdentity, TenantFinder } from '../types.js';
 import type { PlatformTenants } from './platform-tenants.js';
 
 export type Resolution = { readonly ok: true; readonly tenants: TenantFinder } | { readonly ok: false; readonly reason: string };

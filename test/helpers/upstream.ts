@@ -53,7 +53,9 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     disabledCommands: [...(tls === 'starttls' ? [] : ['STARTTLS']), ...(users ? [] : ['AUTH'])],
     authOptional: !users,
     allowInsecureAuth: options.allowInsecureAuth ?? false,
-    hideENHANCEDSTATUSCODES: false,
+    // Replies as given, like a real server's: "550 5.1.1 no such user" says its own enhanced code (a stock
+    // smtp-server would put one it derives from the number in front of it).
+    hideENHANCEDSTATUSCODES: true,
     hide8BITMIME: options.without?.includes('8BITMIME') ?? false,
     hideSMTPUTF8: options.without?.includes('SMTPUTF8') ?? false,
     logger: false,

@@ -1,10 +1,10 @@
 // `tenant-relay preflight`: for each upstream, connect, negotiate TLS as configured, try AUTH (no mail is
 // sent), and report what an admin needs before going live: reachable, TLS version, certificate expiry,
 // AUTH accepted.
-import type { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SmtpUpstream } from '../../config/types.js';
-import { transportOptions } from '../delivery/pools.js';
+import { tlsSocketOf } from './nodemailer-seams.js';
+import { transportOptions } from './pools.js';
 
 export interface PreflightReport {
   readonly upstream: string;
@@ -32,8 +32,7 @@ export async function preflight(upstream: SmtpUpstream, heloName: string, now = 
     connection.close();
     return { ...base, reachable: false, auth: 'not tried', error: (err as Error).message, ok: false };
   }
-  // The socket under the SMTP session, for what TLS was negotiated (not part of nodemailer's types).
-  const socket = (connection as unknown as { _socket?: Partial<TLSSocket> })._socket;
+  const socket = tlsSocketOf(connection);
   const protocol = socket?.getProtocol?.() ?? undefined;
   const validTo = socket?.getPeerCertificate?.()?.valid_to;
   const expires = validTo ? new Date(validTo) : undefined;

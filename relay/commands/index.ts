@@ -1,0 +1,119 @@
+// The `tenant-relay` commands: finds the subcommand and its --help, and runs it with the given streams
+// (relay/cli.ts gives it the process's). Exit codes: 0 ok, 1 a failed check, 2 bad usage.
+import { configJsonSchemaText } from '../../config/json-schema.js';
+import { ConfigError } from '../../config/load.js';
+import { check } from './check.js';
+import { explain } from './explain.js';
+import { hashPasswordCommand } from './hash-password.js';
+import type { CommandIo } from './io.js';
+import { preflightCommand } from './preflight.js';
+import { queueCommand } from './queue.js';
+import { sendTestCommand } from './send-test.js';
+import { serve } from './serve.js';
+
+const USAGE = `Usage: tenant-relay <command> [options]
+
+Commands:
+  serve [--config FILE]           run the relay (default config: the built-in development one)
+  check [--config FILE]           validate the config and print the routing table
+  explain [--config FILE] --from ADDR [--auth USER]
+                                  print the routing decision a message would get
+  hash-password                   read a password on stdin, print a hash for inbound.users
+  preflight [--tenant T] [--json] connect to each upstream, negotiate TLS, try AUTH (no mail sent)
+  send-test --tenant T --to ADDR --kind password-reset|reminder|form-submission [--from ADDR]
+            [--auth USER --password PW]
+                                  send a sample through the running relay; print the route, the
+                                  upstream's reply and the headers as sent
+  schema                          print the JSON Schema of the config file (config/relay.schema.json)
+  queue list [--failed] [--json]  the messages in the spool (or those that failed for good)
+  queue show ID [--json]          one message: envelope, recipients, attempts, headers
+  queue retry ID | --all          deliver now instead of at the next retry time
+  queue delete ID                 remove a message from the queue without delivering it
+                                  (queue commands take --config too; they work on a live spool)
+
+Exit codes: 0 ok, 1 invalid config or refused decision, 2 usage error.
+The config file can also be named by TENANT_RELAY_CONFIG.`;
+
+/** `tenant-relay <command> --help`: usage, then what it does and how it exits. */
+const HELP: Record<string, string> = {
+  serve: `serve [--config FILE]
+
+Runs the relay (default config: the built-in development one, or TENANT_RELAY_CONFIG). SIGHUP or a
+change to the file reloads the config (an invalid file is logged and the running config stays).
+SIGTERM or SIGINT: new connections get 421, sessions in DATA and deliveries in flight get
+ops.shutdownGraceSeconds to finish, then exit 0; a second signal exits at once (1).`,
+  check: `check [--config FILE]
+
+Validates the file and prints the routing table: tenant, how it is recognised, upstream, TLS mode,
+platform DKIM. Exit 1 with file:line:column: key: message for each problem.`,
+  explain: `explain [--config FILE] --from ADDR [--auth USER] [--header-from ADDR] [--rcpt ADDR]
+
+Prints the decision a message would get (tenant, upstream, rewrites, DKIM, reason), made by the same
+function the server uses. With --header-from, also the From, Reply-To and DKIM-Signature the message
+would leave with. Exit 1 if the message would be refused.`,
+  preflight: `preflight [--config FILE] [--tenant T] [--json]
+
+For each upstream: connects, negotiates TLS as configured, tries AUTH (no mail is sent). Prints
+reachable, TLS version, certificate expiry and AUTH per upstream and the tenants using it. Exit 1 if
+any upstream fails.`,
+  'send-test': `send-test [--config FILE] --tenant T --to ADDR [--kind password-reset|reminder|form-submission]
+          [--from ADDR] [--auth USER --password PW] [--timeout-seconds N]
+
+Sends a realistic sample through the running relay (its first listener), then prints the route, the
+relay's reply, the upstream's reply and the headers as sent (read from the relay's ops listener).
+Exit 0 when the upstream accepted it, 1 otherwise.`,
+  queue: `queue list [--failed] [--json] | show ID [--json] | retry ID | retry --all | delete ID   [--config FILE]
+
+Works on the spool of a live relay: list and show read it; retry and delete leave requests the relay
+applies within delivery.scanSeconds. Exit 1 for an unknown id.`,
+  'hash-password': `hash-password
+
+Reads a password on standard input and prints an scrypt hash for inbound.users[].passwordHash.`,
+  schema: `schema
+
+Prints the JSON Schema of the config file (what config/relay.schema.json holds).`,
+};
+
+const commands: Record<string, (args: string[], io: CommandIo) => Promise<number>> = {
+  serve,
+  check,
+  explain,
+  'hash-password': hashPasswordCommand,
+  queue: queueCommand,
+  preflight: preflightCommand,
+  'send-test': sendTestCommand,
+  schema: async (_args, io) => {
+    io.out(configJsonSchemaText().trimEnd());
+    return 0;
+  },
+};
+
+export async function runCommand(argv: readonly string[], io: CommandIo): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    io.out(USAGE);
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    io.err(`tenant-relay: unknown command "${name}"\n\n${USAGE}`);
+    return 2;
+  }
+  if (args.includes('--help') || args.includes('-h')) {
+    io.out(`Usage: tenant-relay ${HELP[name] ?? name}`);
+    return 0;
+  }
+  try {
+    return await command(args, io);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(err.message);
+      return 1;
+    }
+    if (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) {
+      io.err(`tenant-relay ${name}: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,71 @@
+// The three places where the relay uses nodemailer past its documented API, in one module, pinned to
+// the version they were written against (package.json names it exactly) and checked at start:
+//
+// 1. A pool's own send(mail, callback) with a message object of ours. transport.sendMail() builds a MIME
+//    tree around even a raw message (a random Message-ID, header and address parsing), which profiles
+//    showed as the largest single cost of relaying; the relay's bytes are final and need none of it. The
+//    pool reads only getEnvelope(), messageId(), getHeader() and createReadStream() of the message, and
+//    `signal` of the data.
+// 2. The extensions an upstream offered in EHLO (8BITMIME, SMTPUTF8): what nodemailer's own send()
+//    consults, kept in `_supportedExtensions`.
+// 3. The socket under a connection, for the TLS version and certificate that preflight reports.
+//
+// Each acts only on connections and pools the relay created. Upgrading nodemailer: re-run the delivery,
+// capability and preflight tests, then move the pin.
+import { createRequire } from 'node:module';
+import type { Readable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type Mail from 'nodemailer/lib/mailer';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { SMTPPoolOptions, SMTPPoolSentMessageInfo } from 'nodemailer/lib/smtp-pool';
+import type { Envelope } from '../types.js';
+
+/** The version the seams below were written against. */
+export const NODEMAILER_VERSION = '10.6.0';
+
+export type PooledTransport = Mail<SMTPPoolSentMessageInfo, SMTPPoolOptions>;
+type PoolMail = Parameters<PooledTransport['transporter']['send']>[0];
+/** What the pool answers for a sent message: accepted/rejected recipients and the upstream's last reply. */
+export type PoolInfo = NonNullable<Parameters<Parameters<PooledTransport['transporter']['send']>[1]>[1]>;
+
+/** Throws, naming the versions, when the installed nodemailer is not the one these seams fit. */
+export function checkNodemailerSeams(): void {
+  const installed = (createRequire(import.meta.url)('nodemailer/package.json') as { version: string }).version;
+  const connection = new SMTPConnection({}) as unknown as Record<string, unknown>;
+  const missing = [!Array.isArray(connection._supportedExtensions) && 'SMTPConnection._supportedExtensions', !('_socket' in connection) && 'SMTPConnection._socket'].filter(Boolean);
+  if (installed !== NODEMAILER_VERSION || missing.length > 0) {
+    throw new Error(
+      `tenant-relay needs nodemailer ${NODEMAILER_VERSION} (relay/delivery/nodemailer-seams.ts), found ${installed}${missing.length ? `; missing: ${missing.join(', ')}` : ''}`,
+    );
+  }
+}
+
+/**
+ * Hands one message to a pool. `createStream` is called for each try (the pool may resend over another
+ * connection); `onStreamed` is told when a try's stream was read to its end, i.e. the whole message went out.
+ */
+export function sendThroughPool(transport: PooledTransport, envelope: Envelope, createStream: () => Readable, signal: AbortSignal, onStreamed: () => void): Promise<PoolInfo> {
+  const mail = {
+    data: { signal },
+    message: {
+      getEnvelope: () => ({ from: envelope.mailFrom, to: [...envelope.rcptTo] }),
+      messageId: () => '',
+      getHeader: () => '',
+      createReadStream: (): Readable => createStream().once('end', onStreamed),
+    },
+  };
+  return new Promise((resolve, reject) => {
+    transport.transporter.send(mail as unknown as PoolMail, (err, sent) => (err || !sent ? reject(err ?? new Error('no answer from the pool')) : resolve(sent)));
+  });
+}
+
+/** The extensions the server offered in EHLO (after STARTTLS when it was used), upper case. */
+export function offeredExtensions(connection: SMTPConnection): ReadonlySet<string> {
+  const extensions = (connection as unknown as { _supportedExtensions?: string[] })._supportedExtensions ?? [];
+  return new Set(extensions.map((e) => e.toUpperCase()));
+}
+
+/** The TLS socket under a connection, when TLS was negotiated. */
+export function tlsSocketOf(connection: SMTPConnection): Partial<TLSSocket> | undefined {
+  return (connection as unknown as { _socket?: Partial<TLSSocket> })._socket || undefined;
+}

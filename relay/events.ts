@@ -1,0 +1,73 @@
+// What became of each message, for observers beside the path (send-test's outcomes now; anything that
+// reports to the platform later). The path emits; it never waits for an observer, and an observer that
+// throws is logged and otherwise ignored: watching mail must never stop it.
+import type { Logger } from './ops/log.js';
+import type { DeliveryMode, Envelope, RecipientOutcome } from './types.js';
+
+/** The relay took the message: on disk before the 250 (queue), or being forwarded in session (pass-through). */
+export interface AcceptedEvent {
+  readonly id: string;
+  /** Milliseconds since the epoch. */
+  readonly at: number;
+  readonly tenant: string | null;
+  readonly mode: DeliveryMode;
+  /** The envelope as it goes out. */
+  readonly envelope: Envelope;
+  /** The header block as it goes out (DKIM-Signature and rewrites included). */
+  readonly header: Buffer;
+  readonly size: number;
+}
+
+/** One delivery attempt ended, with an outcome per recipient it was for. */
+export interface AttemptEvent {
+  readonly id: string;
+  readonly at: number;
+  readonly tenant: string | null;
+  readonly upstream: string;
+  /** 1 for the first attempt. */
+  readonly attempt: number;
+  readonly ms: number;
+  readonly outcomes: readonly RecipientOutcome[];
+  /** No recipient is left to try again: the message is finished (delivered, failed or expired). */
+  readonly final: boolean;
+}
+
+interface Observers {
+  accepted: ((e: AcceptedEvent) => void)[];
+  attempted: ((e: AttemptEvent) => void)[];
+}
+
+export class MessageEvents {
+  readonly #logger: Logger;
+  readonly #observers: Observers = { accepted: [], attempted: [] };
+
+  constructor(logger: Logger) {
+    this.#logger = logger;
+  }
+
+  onAccepted(observer: (e: AcceptedEvent) => void): void {
+    this.#observers.accepted.push(observer);
+  }
+
+  onAttempted(observer: (e: AttemptEvent) => void): void {
+    this.#observers.attempted.push(observer);
+  }
+
+  accepted(e: AcceptedEvent): void {
+    this.#tell('accepted', e);
+  }
+
+  attempted(e: AttemptEvent): void {
+    this.#tell('attempted', e);
+  }
+
+  #tell<K extends keyof Observers>(kind: K, e: Parameters<Observers[K][number]>[0]): void {
+    for (const observer of this.#observers[kind] as ((e: unknown) => void)[]) {
+      try {
+        observer(e);
+      } catch (err) {
+        this.#logger.error({ event: 'observer-failed', kind, id: e.id, err }, 'an observer of message events failed; mail is not affected');
+      }
+    }
+  }
+}

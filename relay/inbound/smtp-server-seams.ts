@@ -1,0 +1,182 @@
+// Where the relay goes past smtp-server's documented API, in one module. It acts only on the relay's own
+// servers: RelaySmtpServer makes its connections itself (connect(), as smtp-server 3.21.6 does) and
+// adapts each one before it starts; no prototype is touched, so other SMTPServers in the process (the
+// tests' upstreams) are stock. checkSmtpServerSeams() runs before the first server starts and names the
+// version when the members used here are not there. Upgrading smtp-server: re-run the inbound, smuggling
+// and limits tests, then move the pin (package.json names the version exactly).
+//
+// What each adaptation is for:
+// - init: smtp-server waits a fixed 100 ms before the greeting of every connection (an early-talker
+//   check); an app that opens a connection per message paid it on every message. The wait is the
+//   relay's choice per client (none for trusted networks), and "too many clients" is said from our table.
+// - send: our replies carry their own enhanced code (smtp-server derives one from the number alone, so
+//   "553 5.7.1" could not be said); an over-long line gets RFC 5321's 500, not smtp-server's 421; and a
+//   354 whose message content already arrived (RFC 2920: DATA ends a pipelined group; what smuggling and
+//   spam tools do, what Postfix refuses with smtpd_forbid_unauth_pipelining) is refused and closed.
+// - _onCommand: source routes (<@relay:user@host>) are refused before smtp-server strips them, as RFC
+//   5321 lets it; nothing legitimate sends them any more.
+// - the parser's _write: remembers the chunk being parsed, so the 354 can look past the DATA line.
+import { createRequire } from 'node:module';
+import type net from 'node:net';
+import type tls from 'node:tls';
+import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection';
+import { SMTPStream } from 'smtp-server/lib/smtp-stream';
+import { Replies, type SmtpReply } from '../errors.js';
+
+/** The version the adaptations below were written against. */
+export const SMTP_SERVER_VERSION = '3.21.6';
+
+export interface SeamPolicy {
+  /** Milliseconds to wait before the 220 greeting for a client at this address (0: greet at once). */
+  greetingDelayMs(remoteAddress: string): number;
+}
+
+/** The limits of a running server that a new config snapshot may change. */
+export interface ServerLimits {
+  readonly size: number;
+  readonly maxClients: number;
+  readonly maxRecipients: number;
+  readonly socketTimeout: number;
+}
+
+const ENHANCED_PREFIX = /^[245]\.\d{1,3}\.\d{1,3} /;
+const SOURCE_ROUTE = /^(MAIL FROM|RCPT TO)\s*:\s*<\s*@/i;
+/** The command-mode chunk the parser is working through. */
+const CHUNK = Symbol('chunk');
+
+type Parser = SMTPStream & { [CHUNK]?: Buffer };
+
+/** Throws, naming the versions, when the installed smtp-server is not the one these adaptations fit. */
+export function checkSmtpServerSeams(): void {
+  const installed = (createRequire(import.meta.url)('smtp-server/package.json') as { version: string }).version;
+  const has = (proto: object, names: string[]) => names.filter((n) => typeof (proto as Record<string, unknown>)[n] !== 'function');
+  const missing = [
+    ...has(SMTPServer.prototype, ['connect', '_onError', '_onClientConnect']).map((n) => `SMTPServer.${n}`),
+    ...has(SMTPConnection.prototype, ['init', 'connectionReady', '_setListeners', '_createParser', '_onCommand', 'send', 'close']).map((n) => `SMTPConnection.${n}`),
+    ...has(SMTPStream.prototype, ['_write']).map((n) => `SMTPStream.${n}`),
+  ];
+  if (installed !== SMTP_SERVER_VERSION || missing.length > 0) {
+    throw new Error(
+      `tenant-relay needs smtp-server ${SMTP_SERVER_VERSION} (relay/inbound/smtp-server-seams.ts), found ${installed}${missing.length ? `; missing: ${missing.join(', ')}` : ''}`,
+    );
+  }
+}
+
+/** An SMTPServer whose connections are the relay's own, adapted as described above. */
+export class RelaySmtpServer extends SMTPServer {
+  readonly #policy: SeamPolicy;
+
+  constructor(options: SMTPServerOptions, policy: SeamPolicy) {
+    super(options);
+    this.#policy = policy;
+  }
+
+  // smtp-server 3.21.6's connect(), with the connection adapted between its construction and its start.
+  override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {
+    const connection = new SMTPConnection(this, socket, socketOptions);
+    this.#adapt(connection);
+    this.connections.add(connection);
+    connection.on('error', (err: Error) => this._onError(err));
+    connection.on('connect', (data) => this._onClientConnect(data));
+    connection.init();
+  }
+
+  /** Says `reply` to the client of this session; a 421 closes the connection after it. */
+  say(session: Pick<SMTPServerSession, 'id'>, reply: SmtpReply): boolean {
+    // A lookup per deadline or shutdown, not per command: the set is smtp-server's own, kept current by it.
+    const connection = [...this.connections].find((c) => c.id === session.id);
+    connection?.send(reply.code, `${reply.enhanced} ${reply.text}`);
+    return connection !== undefined;
+  }
+
+  /** The ids of the sessions open now. */
+  sessionIds(): string[] {
+    return [...this.connections].map((c) => c.id);
+  }
+
+  get sessionCount(): number {
+    return this.connections.size;
+  }
+
+  applyLimits(limits: ServerLimits): void {
+    Object.assign(this.options, limits);
+  }
+
+  /** Stops listening; sessions still open after `graceMs` are cut. */
+  closeWithin(graceMs: number): Promise<void> {
+    // smtp-server waits `closeTimeout` for open sessions before it cuts them; 0 would mean its 30 s default.
+    this.options.closeTimeout = Math.max(1, graceMs);
+    return new Promise((resolve) => this.close(() => resolve()));
+  }
+
+  #adapt(connection: SMTPConnection): void {
+    const policy = this.#policy;
+    const { connections, options } = this;
+    const stockSend = connection.send;
+    const stockOnCommand = connection._onCommand;
+    const stockCreateParser = connection._createParser;
+    const rememberChunks = (parser: Parser) => {
+      const write = parser._write;
+      parser._write = function (this: Parser, chunk: Buffer, encoding, done) {
+        this[CHUNK] = chunk;
+        write.call(this, chunk, encoding, done);
+      };
+      return parser;
+    };
+
+    connection.init = function (this: SMTPConnection) {
+      this._setListeners(() => {
+        const { maxClients } = options;
+        if (maxClients && connections.size > maxClients) return sayAndClose(this, Replies.tooManyConnections, stockSend);
+        const delay = policy.greetingDelayMs(this.remoteAddress);
+        if (delay <= 0) return this.connectionReady();
+        // unref: a connection waiting for its greeting must not keep a stopping process alive.
+        setTimeout(() => this.connectionReady(), delay).unref();
+      });
+    };
+
+    connection.send = function (this: SMTPConnection, code, data, context) {
+      if (code === 421 && data === 'Error: Command line too long') return sayAndClose(this, Replies.lineTooLong, stockSend);
+      if (code === 354 && sentBeforeDataReply(this)) return sayAndClose(this, Replies.improperPipelining, stockSend);
+      const ownCode = typeof data === 'string' && ENHANCED_PREFIX.test(data);
+      stockSend.call(this, code, data, ownCode ? false : context);
+    };
+
+    connection._onCommand = function (this: SMTPConnection, command, callback) {
+      if (SOURCE_ROUTE.test(command.toString('latin1'))) {
+        const r = Replies.sourceRoute;
+        stockSend.call(this, r.code, `${r.enhanced} ${r.text}`, false);
+        return callback?.();
+      }
+      stockOnCommand.call(this, command, callback);
+    };
+
+    // A STARTTLS upgrade makes a new parser: it remembers its chunks too.
+    connection._createParser = function (this: SMTPConnection) {
+      return rememberChunks(stockCreateParser.call(this));
+    };
+    if (connection._parser) rememberChunks(connection._parser);
+  }
+}
+
+function sayAndClose(connection: SMTPConnection, reply: SmtpReply, send: SMTPConnection['send']): void {
+  send.call(connection, reply.code, `${reply.enhanced} ${reply.text}`, false);
+  connection.close();
+}
+
+/** Whether message content arrived before the 354: behind the DATA line, in the parser or the socket. */
+function sentBeforeDataReply(connection: SMTPConnection): boolean {
+  const parser = connection._parser as Parser | false;
+  const current = parser ? parser[CHUNK] : undefined;
+  // Bytes already waiting behind the chunk being parsed, in the socket or in the parser's queue (whose
+  // length counts the chunk in hand too).
+  const queued = (parser ? parser.writableLength : 0) - (current?.length ?? 0);
+  if (connection._socket.readableLength > 0 || queued > 0) return true;
+  const chunk = current?.toString('latin1') ?? '';
+  // The DATA line is the last command this chunk had for the parser; anything after it came early.
+  const m = /(?:^|\n)DATA[ \t]*\r?\n/gi;
+  let end = -1;
+  for (let hit = m.exec(chunk); hit; hit = m.exec(chunk)) end = hit.index + hit[0].length;
+  return end !== -1 && end < chunk.length;
+}

@@ -1,0 +1,114 @@
+// One delivery attempt of a queued message, start to finish: send to the upstream the scheduler chose,
+// write each recipient's outcome to the spool before anything else, then finish the message (delivered,
+// or failed with a DSN), retry it later, or expire it. When an attempt runs is the scheduler's business.
+import type { Config } from '../../config/types.js';
+import { type DeliveryEdge, deliver } from '../delivery/deliver.js';
+import { formatReply, Replies } from '../errors.js';
+import type { MessageEvents } from '../events.js';
+import { newMessageId } from '../ids.js';
+import type { Logger } from '../ops/log.js';
+import type { RelayMetrics } from '../ops/metrics.js';
+import type { MessageSource, RecipientOutcome, Upstream } from '../types.js';
+import { retryDelay } from './backoff.js';
+import { buildDsn } from './dsn.js';
+import { pendingRecipients, type QueuedMessage, type QueuedRecipient } from './entry.js';
+import type { Spool } from './spool.js';
+
+export interface AttemptDeps {
+  readonly spool: Spool;
+  readonly edge: DeliveryEdge;
+  readonly metrics: RelayMetrics;
+  readonly events: MessageEvents;
+  readonly logger: Logger;
+  /** Milliseconds since the epoch; tests pass a fake clock. */
+  readonly clock: () => number;
+  readonly random?: () => number;
+}
+
+/** What became of the message: gone from the queue, or due again (and a DSN to queue, if one was made). */
+export interface AttemptOutcome {
+  readonly retry?: QueuedMessage;
+  readonly dsn?: { readonly entry: QueuedMessage; readonly bytes: Buffer };
+}
+
+export async function attemptDelivery(
+  entry: QueuedMessage,
+  upstream: Upstream,
+  source: MessageSource | undefined,
+  config: Config,
+  now: number,
+  deps: AttemptDeps,
+): Promise<AttemptOutcome> {
+  const { spool, logger } = deps;
+  const started = deps.clock();
+  const message = { source: source ?? (await spool.source(entry.id)), eightBit: entry.eightBit === true };
+  const result = await deliver(deps.edge, upstream, { mailFrom: entry.mailFrom, rcptTo: pendingRecipients(entry) }, message, config.upstreamHosts);
+  const outcomes = new Map(result.outcomes.map((o) => [o.recipient, o]));
+  const recipients = entry.recipients.map((r) => (r.status === 'pending' ? applyOutcome(r, outcomes.get(r.address)) : r));
+  const ms = deps.clock() - started;
+  const attempt = entry.attempts + 1;
+  deps.metrics.recordDelivery(entry.tenant, result, ms / 1000);
+  const log = { id: entry.id, tenant: entry.tenant, upstream: upstream.name, attempt, ms: Math.round(ms) };
+  logger.info({ event: 'delivery-attempt', ...log, recipients: result.outcomes.map((o) => ({ rcpt: o.recipient, status: o.status, reply: formatReply(o.reply) })) });
+  if (result.outcomes.some((o) => o.mayHaveArrived)) {
+    logger.warn({ event: 'possible-duplicate', ...log }, 'connection lost or timed out after the message went out; the retry may deliver twice');
+  }
+
+  const stillPending = recipients.filter((r) => r.status === 'pending');
+  const expired = stillPending.length > 0 && now - entry.createdAt >= config.delivery.retry.maxLifetimeMs;
+  deps.events.attempted({ id: entry.id, at: deps.clock(), tenant: entry.tenant, upstream: upstream.name, attempt, ms, outcomes: result.outcomes, final: stillPending.length === 0 || expired });
+  if (stillPending.length === 0) return finish({ ...entry, recipients, attempts: attempt }, config, now, deps);
+  if (expired) {
+    const failed = recipients.map((r) => (r.status === 'pending' ? { ...r, status: 'failed' as const, reply: formatReply(Replies.deliveryExpired(r.reply ?? 'none')) } : r));
+    return finish({ ...entry, recipients: failed, attempts: attempt }, config, now, deps);
+  }
+  const next: QueuedMessage = {
+    ...entry,
+    recipients,
+    attempts: attempt,
+    nextAttemptAt: now + retryDelay(attempt, config.delivery.retry, deps.random),
+    firstTempFailureAt: entry.firstTempFailureAt ?? now,
+    lastError: stillPending[0]?.reply ?? 'unknown',
+  };
+  await spool.update(next);
+  logger.info({ event: 'deferred', ...log, pending: stillPending.length, nextAttemptAt: new Date(next.nextAttemptAt).toISOString() });
+  return { retry: next };
+}
+
+/** Every recipient has a final status: record it, bounce what failed, and take the message out of the queue. */
+async function finish(entry: QueuedMessage, config: Config, now: number, deps: AttemptDeps): Promise<AttemptOutcome> {
+  const { spool, logger } = deps;
+  const failed = entry.recipients.filter((r) => r.status === 'failed');
+  if (failed.length === 0) {
+    // Delivered to all: removing it is the record.
+    await spool.remove(entry.id);
+    logger.info({ event: 'delivered', id: entry.id, tenant: entry.tenant, recipients: entry.recipients.length, attempts: entry.attempts });
+    return {};
+  }
+  // With failures, the outcome is written before the DSN, and the DSN is queued before the message moves.
+  await spool.update(entry);
+  const bounce = entry.mailFrom !== '' && !entry.dsn;
+  const dsn = bounce ? await queueDsn(entry, failed, config, now, spool) : undefined;
+  await spool.fail(entry);
+  for (const r of failed) logger.warn({ event: 'bounced', id: entry.id, tenant: entry.tenant, rcpt: r.address, reply: r.reply, dsn: bounce });
+  return dsn ? { dsn } : {};
+}
+
+/** The DSN is a message of its own, as durable as any other and retried the same way. */
+async function queueDsn(entry: QueuedMessage, failed: readonly QueuedRecipient[], config: Config, now: number, spool: Spool) {
+  const originalHeader = await spool.headerBlock(entry.id);
+  const bytes = buildDsn({ original: entry, failed, originalHeader, reportingHost: config.hostname, now: new Date(now) });
+  const dsn = await spool.commit(
+    { v: 1, id: newMessageId(), createdAt: now, mailFrom: '', tenant: null, recipients: [{ address: entry.mailFrom, status: 'pending' }], attempts: 0, nextAttemptAt: now, dsn: true },
+    bytes,
+  );
+  return { entry: dsn, bytes };
+}
+
+function applyOutcome(r: QueuedRecipient, outcome: RecipientOutcome | undefined): QueuedRecipient {
+  if (!outcome) return r;
+  const reply = formatReply(outcome.reply);
+  if (outcome.status === 'sent') return { address: r.address, status: 'sent', reply };
+  if (outcome.status === 'perm') return { address: r.address, status: 'failed', reply };
+  return { address: r.address, status: 'pending', reply };
+}

@@ -1,0 +1,74 @@
+// The spool on disk: the one module that knows its folders and file names. Everything else asks here.
+//
+//   journal/  messages accepted in memory, awaiting or in their first attempt: <seq>.log segments
+//   tmp/      being written (state files, large incoming messages, pass-through staging): never
+//             acknowledged, cleared at start
+//   queue/    messages with files of their own: <id>.eml (the bytes to send) and <id>.json (envelope and
+//             per-recipient state); <id>.retry and <id>.delete are requests left by `tenant-relay queue`
+//   failed/   finished with at least one recipient failed for good, kept for inspection
+//   corrupt/  entries found unreadable at start, moved aside
+import path from 'node:path';
+
+export type Area = 'queue' | 'failed' | 'corrupt';
+export type RequestKind = 'retry' | 'delete';
+
+/** What a file name in queue/ is. */
+export type QueueFile =
+  | { readonly kind: 'message' | 'state' | 'state-aside'; readonly id: string }
+  | { readonly kind: 'request'; readonly id: string; readonly request: RequestKind };
+
+export class SpoolLayout {
+  readonly root: string;
+  readonly tmpDir: string;
+  readonly journalDir: string;
+
+  constructor(root: string) {
+    this.root = root;
+    this.tmpDir = path.join(root, 'tmp');
+    this.journalDir = path.join(root, 'journal');
+  }
+
+  /** Every folder, for creating them at start. */
+  get dirs(): readonly string[] {
+    return [this.tmpDir, this.journalDir, this.dir('queue'), this.dir('failed'), this.dir('corrupt')];
+  }
+
+  dir(area: Area): string {
+    return path.join(this.root, area);
+  }
+
+  message(id: string, area: Area = 'queue'): string {
+    return path.join(this.root, area, `${id}.eml`);
+  }
+
+  state(id: string, area: Area = 'queue'): string {
+    return path.join(this.root, area, `${id}.json`);
+  }
+
+  /** A new state written beside the old one, then renamed over it. */
+  stateAside(id: string): string {
+    return path.join(this.root, 'queue', `${id}.json.new`);
+  }
+
+  /** A first state written in tmp/, then renamed into queue/ (the commit). */
+  stateDraft(id: string): string {
+    return path.join(this.tmpDir, `${id}.json`);
+  }
+
+  request(id: string, kind: RequestKind): string {
+    return path.join(this.root, 'queue', `${id}.${kind}`);
+  }
+
+  temp(name: string): string {
+    return path.join(this.tmpDir, name);
+  }
+
+  /** Reads a file name in queue/; undefined for names the spool does not write. */
+  static parseQueueFile(name: string): QueueFile | undefined {
+    const m = /^([a-z0-9]+)\.(eml|json|json\.new|retry|delete)$/.exec(name);
+    if (!m?.[1]) return undefined;
+    const [, id, ext] = m;
+    if (ext === 'retry' || ext === 'delete') return { kind: 'request', id, request: ext };
+    return { kind: ext === 'eml' ? 'message' : ext === 'json' ? 'state' : 'state-aside', id };
+  }
+}
