@@ -1,15 +1,13 @@
 // `tenant-relay preflight` against real upstreams: what it reports, and a non-zero exit when any
 // upstream is unreachable, fails TLS or refuses the credentials. No mail is sent.
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
 import { makeTestCerts } from './helpers/certs.js';
+import { runCli, spawnCli } from './helpers/cli.js';
 import { closedPort, startUpstream } from './helpers/upstream.js';
 
-const run = promisify(execFile);
 const certs = makeTestCerts();
 const good = await startUpstream({ tls: 'implicit', cert: certs.server, users: { relay: 'right' } });
 const wrongPassword = await startUpstream({ tls: 'starttls', cert: certs.server, users: { relay: 'other' } });
@@ -31,15 +29,7 @@ tenants:
 `,
 );
 
-const preflight = async (...args: string[]) => {
-  try {
-    const { stdout } = await run(process.execPath, [...process.execArgv, path.resolve('relay/cli.ts'), 'preflight', '--config', file, ...args]);
-    return { code: 0, stdout };
-  } catch (err) {
-    const e = err as { code: number; stdout: string };
-    return { code: e.code, stdout: e.stdout };
-  }
-};
+const preflight = (...args: string[]) => runCli(['preflight', '--config', file, ...args]);
 
 t.test('reports each upstream once, with TLS version, certificate expiry and AUTH; exit 1 when any fails', async (t) => {
   const r = await preflight();
@@ -55,4 +45,10 @@ t.test('--tenant checks one tenant; --json gives the report as data', async (t) 
   t.equal(r.code, 0);
   t.match(JSON.parse(r.stdout), [{ upstream: 'smarthost', tenants: ['shared'], reachable: true, auth: 'ok', ok: true }]);
   t.equal((await preflight('--tenant', 'nobody')).code, 2);
+});
+
+t.test('as a real process: the same report and exit code', async (t) => {
+  const r = await spawnCli(['preflight', '--config', file, '--tenant', 'shared']).done;
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^ok {4}smarthost \(127\.0\.0\.1:\d+\) for shared: reachable, TLSv1\.3/m);
 });

@@ -1,15 +1,13 @@
 // `tenant-relay queue` on a live spool: list and show read it; retry and delete leave requests that the
 // running relay applies, so the command never writes a file the scheduler is writing.
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
+import { runCli, spawnCli } from './helpers/cli.js';
 import { sendThrough, startTestRelay } from './helpers/relay.js';
 import { startUpstream } from './helpers/upstream.js';
 
-const run = promisify(execFile);
 const refusal: { reply?: [number, string] } = { reply: [451, '4.3.0 greylisted'] };
 const upstream = await startUpstream({ rcpt: () => refusal.reply });
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-queue-cmd-'));
@@ -23,15 +21,7 @@ t.teardown(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const queue = async (...args: string[]) => {
-  try {
-    const { stdout } = await run(process.execPath, [...process.execArgv, path.resolve('relay/cli.ts'), 'queue', ...args, '--config', configFile]);
-    return { code: 0, stdout };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-};
+const queue = (...args: string[]) => runCli(['queue', ...args, '--config', configFile]);
 
 const ids: string[] = [];
 for (const to of ['one@example.com', 'two@example.com']) {
@@ -45,6 +35,12 @@ t.test('list shows every queued message, as text and as JSON', async (t) => {
   for (const id of ids) t.match(text.stdout, new RegExp(`^${id} .*<app@example\\.com>.*pending=1 sent=0 failed=0  attempts=1  next try in \\d+m\\n    last: 451 4\\.4\\.0 `, 'm'));
   const json = JSON.parse((await queue('list', '--json')).stdout);
   t.same(json.map((e: { id: string }) => e.id).sort(), [...ids].sort());
+});
+
+t.test('list as a real process, beside the running relay', async (t) => {
+  const r = await spawnCli(['queue', 'list', '--config', configFile]).done;
+  t.equal(r.code, 0, r.stderr);
+  for (const id of ids) t.match(r.stdout, new RegExp(`^${id} `, 'm'));
 });
 
 t.test('show prints the envelope, each recipient and the headers', async (t) => {

@@ -1,18 +1,16 @@
 // `tenant-relay send-test` through a running relay: the route, the relay's reply, the upstream's reply
 // and the headers as sent (DKIM-Signature, Received, From, Reply-To), for each notification kind.
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
 import { loadConfigFile } from '../config/load.js';
 import { silentLogger } from '../relay/ops/log.js';
 import { startRelay } from '../relay/relay.js';
+import { runCli, spawnCli } from './helpers/cli.js';
 import { makeDkimKey } from './helpers/dkim.js';
 import { closedPort, startUpstream } from './helpers/upstream.js';
 
-const run = promisify(execFile);
 const upstream = await startUpstream();
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-send-test-'));
 const key = makeDkimKey('ed25519');
@@ -40,13 +38,8 @@ t.teardown(async () => {
 });
 
 const sendTest = async (...args: string[]) => {
-  try {
-    const { stdout } = await run(process.execPath, [...process.execArgv, path.resolve('relay/cli.ts'), 'send-test', '--config', file, ...args]);
-    return { code: 0, stdout };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout + e.stderr };
-  }
+  const r = await runCli(['send-test', '--config', file, ...args]);
+  return { code: r.code, stdout: r.stdout + r.stderr };
 };
 
 for (const kind of ['password-reset', 'reminder', 'form-submission']) {
@@ -67,6 +60,12 @@ t.test('the sample really reached the upstream, multipart, with the tenant ident
   const last = upstream.received.at(-1)?.raw.toString() ?? '';
   t.match(last, /\r\nFrom: Acme <notifications@acme\.test>\r\n/);
   t.match(last, /Content-Type: multipart\/alternative/);
+});
+
+t.test('as a real process: the same lines and exit code', async (t) => {
+  const r = await spawnCli(['send-test', '--config', file, '--tenant', 'acme', '--to', 'customer@example.com']).done;
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^upstream: smarthost <customer@example\.com> sent: 250 2\.0\.0 /m);
 });
 
 t.test('usage errors exit 2', async (t) => {

@@ -1,0 +1,61 @@
+// Running `tenant-relay` commands the way tests need them: in-process (the commands are functions that
+// return an exit code and write through an io object), or, for one smoke test per command group, as a
+// real child process from source with the same loader as this test.
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { runCommand } from '../../relay/commands/index.js';
+
+export interface CliRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export async function runCli(args: readonly string[], stdin = ''): Promise<CliRun> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCommand(args, {
+    out: (text) => {
+      stdout += `${text}\n`;
+    },
+    err: (text) => {
+      stderr += `${text}\n`;
+    },
+    stdin: () => stdin,
+  });
+  return { code, stdout, stderr };
+}
+
+export const CLI_SOURCE = path.resolve('relay/cli.ts');
+
+/** This process's Node flags, with bare `--import=pkg` made absolute so a child in another folder finds them. */
+const nodeArgs = process.execArgv.map((a) => (/^--import=[^./]/.test(a) && !a.startsWith('--import=file:') ? `--import=${import.meta.resolve(a.slice('--import='.length))}` : a));
+
+/** `tenant-relay ARGS` as a real process; `done` resolves with what it printed when it exits. */
+export function spawnCli(args: readonly string[], options: { cwd?: string; stdin?: string } = {}): { child: ChildProcess; done: Promise<CliRun> } {
+  const child = spawn(process.execPath, [...nodeArgs, CLI_SOURCE, ...args], { cwd: options.cwd ?? process.cwd(), stdio: 'pipe' });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d) => {
+    stdout += d;
+  });
+  child.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  child.stdin?.end(options.stdin ?? '');
+  const done = new Promise<CliRun>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  return { child, done };
+}
+
+/** The port a `serve` child listens on, read from its "listening" log line. */
+export function listeningPort(child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    child.stderr?.on('data', (d) => {
+      seen += d;
+      const m = /"event":"listening","addresses":\[\{"host":"127\.0\.0\.1","port":(\d+)/.exec(seen);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('close', () => reject(new Error(`serve exited early: ${seen}`)));
+  });
+}
