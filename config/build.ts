@@ -14,7 +14,8 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
   const platformKey = buildKey(raw.dkim, ['dkim'], problems);
   const tenants = raw.tenants.map((t, i) => buildTenant(t, ['tenants', i], problems, platformKey));
   const users = new Map<string, InboundUser>(raw.inbound.users.map((u) => [u.username, Object.freeze({ ...u })]));
-  const { idleTimeoutSeconds, progressTimeoutSeconds, dataTimeoutSeconds, authFailureDelaySeconds, allowUnauthenticatedFrom, users: _users, ...limits } = raw.inbound;
+  const { idleTimeoutSeconds, progressTimeoutSeconds, dataTimeoutSeconds, authFailureDelaySeconds, greetingDelaySeconds, reverseLookupTimeoutSeconds, allowUnauthenticatedFrom, users: _users, ...limits } =
+    raw.inbound;
   const listen = raw.listen.map((l, i) => {
     if (l.tls !== 'none' && (l.cert === undefined || l.key === undefined)) {
       problems.push({ path: ['listen', i, l.cert === undefined ? 'cert' : 'key'], message: `is required with tls: ${l.tls}` });
@@ -35,6 +36,8 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
       progressTimeoutMs: progressTimeoutSeconds * 1000,
       dataTimeoutMs: dataTimeoutSeconds * 1000,
       authFailureDelayMs: authFailureDelaySeconds * 1000,
+      greetingDelayMs: Math.round(greetingDelaySeconds * 1000),
+      reverseLookupTimeoutMs: Math.round(reverseLookupTimeoutSeconds * 1000),
     }),
     identification: deepFreeze(raw.identification),
     smarthost: buildUpstream(raw.smarthost, 'smarthost', 'platform', ['smarthost'], problems),

@@ -213,6 +213,9 @@ const INBOUND_DEFAULTS = {
   maxRecipients: 100,
   maxConnections: 500,
   maxConnectionsPerIp: 20,
+  greetingDelaySeconds: 0.1,
+  reverseLookup: true,
+  reverseLookupTimeoutSeconds: 1,
   idleTimeoutSeconds: 60,
   progressTimeoutSeconds: 300,
   dataTimeoutSeconds: 600,
@@ -229,7 +232,16 @@ const inboundLimits = {
   bareLineEndings: z.enum(['reject', 'normalize']).default(INBOUND_DEFAULTS.bareLineEndings),
   maxRecipients: z.int().min(1).max(100_000).default(INBOUND_DEFAULTS.maxRecipients),
   maxConnections: z.int().min(1).max(1_000_000).default(INBOUND_DEFAULTS.maxConnections),
+  // Clients in allowUnauthenticatedFrom are exempt (as Postfix exempts $mynetworks): an app's pool of 50
+  // connections is one client; maxConnections still bounds them.
   maxConnectionsPerIp: z.int().min(1).max(1_000_000).default(INBOUND_DEFAULTS.maxConnectionsPerIp),
+  // Clients outside allowUnauthenticatedFrom wait this long for the greeting, and one that talks first is
+  // refused (an early-talker check, like Postfix's postscreen greet pause). Trusted clients never wait.
+  greetingDelaySeconds: z.number().min(0).max(30).default(INBOUND_DEFAULTS.greetingDelaySeconds),
+  // Look up the client's name (reverse DNS) for the Received header, as Postfix's smtpd_peername_lookup;
+  // never for a loopback client, and never longer than the timeout.
+  reverseLookup: z.boolean().default(INBOUND_DEFAULTS.reverseLookup),
+  reverseLookupTimeoutSeconds: z.number().positive().max(1.5).default(INBOUND_DEFAULTS.reverseLookupTimeoutSeconds),
   // Silence this long closes the connection.
   idleTimeoutSeconds: seconds.default(INBOUND_DEFAULTS.idleTimeoutSeconds),
   // A session must complete an AUTH, MAIL, RCPT or DATA this often, however busy it keeps the line.

@@ -138,7 +138,12 @@ export interface InboundPolicy {
   readonly bareLineEndings: 'reject' | 'normalize';
   readonly maxRecipients: number;
   readonly maxConnections: number;
+  /** Applies to clients outside allowUnauthenticatedFrom only. */
   readonly maxConnectionsPerIp: number;
+  /** The wait before the greeting for clients outside allowUnauthenticatedFrom (an early-talker check). */
+  readonly greetingDelayMs: number;
+  readonly reverseLookup: boolean;
+  readonly reverseLookupTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly progressTimeoutMs: number;
   readonly dataTimeoutMs: number;

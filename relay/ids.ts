@@ -1,6 +1,7 @@
-// Message ids (the queue id in replies, logs, the Received header and the spool's file names). Time first,
-// so that ids sort roughly by arrival; then this process's random tag and a counter, so ids never collide
-// across processes or restarts. (A getrandom per message cost ~40 µs in a sandbox.)
+// Message ids (the queue id in replies, logs, the Received header and the spool's file names) and session
+// ids (logs). Time first, so that ids sort roughly by arrival; then this process's random tag and a
+// counter, so ids never collide across processes or restarts. No system random source per id: it costs a
+// system call or two each time, and these need to be unique, not secret.
 import { randomBytes } from 'node:crypto';
 
 const TAG = randomBytes(4).toString('hex');
@@ -8,4 +9,10 @@ let counter = 0;
 
 export function newMessageId(): string {
   return `${Date.now().toString(36)}${TAG}${(counter++ % 1_679_616).toString(36).padStart(4, '0')}`;
+}
+
+let sessions = 0;
+
+export function newSessionId(): string {
+  return `${Date.now().toString(36)}${TAG}${(sessions++ % 1_679_616).toString(36).padStart(4, '0')}`;
 }

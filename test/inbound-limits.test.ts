@@ -46,7 +46,8 @@ t.test('recipients past maxRecipients get 452 4.5.3; the accepted ones still get
 });
 
 t.test('connections past maxConnectionsPerIp get 421 4.7.0, and a slot frees when one closes', async (t) => {
-  const relay = await relayWith('maxConnectionsPerIp: 3');
+  // A client from outside the trusted networks (loopback is trusted by default), greeted without the wait.
+  const relay = await relayWith('maxConnectionsPerIp: 3, allowUnauthenticatedFrom: [], greetingDelaySeconds: 0');
   const open = await Promise.all([1, 2, 3].map(() => openRawSession(relay.port)));
   const fourth = await openRawSession(relay.port);
   t.match(fourth.greeting, /^421 4\.7\.0 Too many connections from your address/);
@@ -58,12 +59,32 @@ t.test('connections past maxConnectionsPerIp get 421 4.7.0, and a slot frees whe
   for (const s of [...open, again]) s.close();
 });
 
-t.test('connections past maxConnections get 421', async (t) => {
+t.test('trusted networks (allowUnauthenticatedFrom) are exempt from maxConnectionsPerIp, as Postfix exempts $mynetworks', async (t) => {
+  const relay = await relayWith('maxConnectionsPerIp: 3');
+  const open = await Promise.all(Array.from({ length: 10 }, () => openRawSession(relay.port)));
+  for (const s of open) t.match(s.greeting, /^220 /);
+  for (const s of open) s.close();
+});
+
+t.test('connections past maxConnections get 421 4.3.2, trusted or not', async (t) => {
   const relay = await relayWith('maxConnections: 2, maxConnectionsPerIp: 100');
   const open = await Promise.all([1, 2].map(() => openRawSession(relay.port)));
   const third = await openRawSession(relay.port);
-  t.match(third.greeting, /^421 /);
+  t.match(third.greeting, /^421 4\.3\.2 Too many connections/);
   for (const s of [...open, third]) s.close();
+});
+
+t.test('a trusted client is greeted at once; others wait greetingDelaySeconds, and one that talks first is refused', async (t) => {
+  const trusted = await relayWith('greetingDelaySeconds: 0.3');
+  // Greeted as the connection opens: even a client that writes at once is served, not refused.
+  const eager = await openRawSession(trusted.port, { talkFirst: 'EHLO eager.test\r\n' });
+  t.match(eager.greeting, /^220 /);
+  t.match(await eager.reply(), /^250[ -]/, 'its EHLO is answered');
+  eager.close();
+  const untrusted = await relayWith('greetingDelaySeconds: 0.3, allowUnauthenticatedFrom: []');
+  const early = await openRawSession(untrusted.port, { talkFirst: 'EHLO early.test\r\n' });
+  t.match(early.greeting, /^421 .*You talk too soon/, 'an early talker from another network is refused');
+  early.close();
 });
 
 t.test('a command line over 512 octets is refused; a 1 MB line with no newline does not grow memory', async (t) => {

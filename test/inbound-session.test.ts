@@ -102,3 +102,11 @@ t.test('a client that disconnects mid-DATA sends nothing and the relay carries o
   t.match(info.response, /^250/, 'still serving');
   t.equal(upstream.received.length, before + 1, 'only the complete message went upstream');
 });
+
+t.test('reverse DNS is never asked for a loopback client: the Received line names the address only', async (t) => {
+  const relay = await startTestRelay(`inbound: { reverseLookup: true, reverseLookupTimeoutSeconds: 1.5 }\nsmarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }\n`);
+  t.teardown(() => relay.close());
+  await sendThrough(relay.port, { from: 'a@example.com', to: 'b@example.com' });
+  const received = /^Received: (.*(?:\r\n[ \t].*)*)/m.exec(upstream.received.at(-1)?.raw.toString('latin1') ?? '')?.[1] ?? '';
+  t.match(received, /^from \S+ \(\[127\.0\.0\.1\]\)\r\n/);
+});

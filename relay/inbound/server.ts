@@ -1,6 +1,7 @@
 // The inbound edge: one SMTP server per listener. Each handler is thin: it checks what the SMTP layer
 // owns (who may send, address syntax, limits), asks tenancy and routing for the decision at MAIL FROM,
 // and at DATA hands the message to the intake of its mode: accept.ts (queue) or passthrough.ts.
+import dns from 'node:dns/promises';
 import { performance } from 'node:perf_hooks';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { isInNetworks, isLoopbackHost, networkList } from '../../config/networks.js';
@@ -100,9 +101,13 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
       maxCommandLength: 512,
       logger: false,
 
+      // The client's name for the Received header: never asked for a loopback client, bounded by a timeout.
+      resolver: { reverse: (ip, done) => reverseLookup(ip, deps.config().inbound, done) },
+
       onConnect(session, callback) {
         if (deps.draining()) return callback(fail(Replies.shuttingDown));
-        if (!guards.admit(session)) return callback(fail(Replies.tooManyConnectionsFromIp));
+        // The apps' own networks are exempt from the per-address limit, as Postfix exempts $mynetworks.
+        if (!guards.admit(session, isTrusted(session.remoteAddress))) return callback(fail(Replies.tooManyConnectionsFromIp));
         connectedAt.set(session, performance.now());
         callback();
       },
@@ -166,8 +171,10 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
           .finally(dataEnded);
       },
     },
-    { greetingDelayMs: () => 0 },
+    // Trusted clients (apps, sidecars) are greeted at once; others wait for the early-talker check.
+    { greetingDelayMs: (ip) => (isTrusted(ip) ? 0 : deps.config().inbound.greetingDelayMs) },
   );
+  const isTrusted = (ip: string) => isInNetworks(trusted(deps.config()), ip);
   const guards = new SessionGuards(server, () => deps.config().inbound);
   // Without this, one client's ECONNRESET would end the process.
   server.on('error', (err) => deps.logger.debug({ event: 'client-error', err: err.message }));
@@ -177,7 +184,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
     if (deps.draining()) return Replies.shuttingDown;
     const config = deps.config();
     const auth = session.user as AuthIdentity | undefined;
-    if (!auth && !isInNetworks(trusted(config), session.remoteAddress)) return Replies.authRequired;
+    if (!auth && !isTrusted(session.remoteAddress)) return Replies.authRequired;
     if (mailFrom !== '' && !isAcceptableAddress(mailFrom)) return Replies.badSenderAddress;
     const found = await resolveTenants(mailFrom, auth, config, deps.platform());
     if (!found.ok) {
@@ -300,6 +307,23 @@ function limitsOf(config: Config) {
     socketTimeout: config.inbound.idleTimeoutMs,
   };
 }
+
+/** Reverse DNS of a client, within the snapshot's timeout; an answer of none when it is off or the client is local. */
+function reverseLookup(ip: string, inbound: Config['inbound'], done: (err: Error | null, names?: string[]) => void): void {
+  if (!inbound.reverseLookup || isLoopbackHost(ip)) return done(null, []);
+  resolverFor(inbound.reverseLookupTimeoutMs)
+    .reverse(ip)
+    .then(
+      (names) => done(null, names),
+      (err: Error) => done(err),
+    );
+}
+
+let resolver: { timeoutMs: number; resolver: dns.Resolver } | undefined;
+const resolverFor = (timeoutMs: number) => {
+  if (resolver?.timeoutMs !== timeoutMs) resolver = { timeoutMs, resolver: new dns.Resolver({ timeout: timeoutMs, tries: 1 }) };
+  return resolver.resolver;
+};
 
 /** The networks that may send without AUTH, built once per snapshot rather than per command. */
 function trustedNetworks() {

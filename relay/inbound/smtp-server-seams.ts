@@ -23,6 +23,7 @@ import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream';
 import { Replies, type SmtpReply } from '../errors.js';
+import { newSessionId } from '../ids.js';
 
 /** The version the adaptations below were written against. */
 export const SMTP_SERVER_VERSION = '3.21.6';
@@ -74,7 +75,8 @@ export class RelaySmtpServer extends SMTPServer {
 
   // smtp-server 3.21.6's connect(), with the connection adapted between its construction and its start.
   override connect(socket: net.Socket | tls.TLSSocket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {
-    const connection = new SMTPConnection(this, socket, socketOptions);
+    // A session id of ours: smtp-server would draw 10 random bytes from the system for every connection.
+    const connection = new SMTPConnection(this, socket, { ...socketOptions, id: newSessionId() });
     this.#adapt(connection);
     this.connections.add(connection);
     connection.on('error', (err: Error) => this._onError(err));

@@ -4,7 +4,6 @@
 import fs from 'node:fs/promises';
 import { isQueuedMessage, type QueuedMessage } from './entry.js';
 import type { Journal } from './journal.js';
-import type { MessageFiles } from './message-files.js';
 import { SpoolLayout } from './spool-layout.js';
 
 export interface Recovered {
@@ -14,36 +13,31 @@ export interface Recovered {
   readonly discarded: { readonly path: string; readonly bytes: number }[];
 }
 
-export async function recoverSpool(layout: SpoolLayout, journal: Journal, files: MessageFiles): Promise<Recovered> {
+export async function recoverSpool(layout: SpoolLayout, journal: Journal): Promise<Recovered> {
   for (const dir of layout.dirs) await fs.mkdir(dir, { recursive: true });
   const fromJournal = await journal.open();
   for (const name of await fs.readdir(layout.tmpDir)) await fs.rm(layout.temp(name), { force: true });
   const names = await fs.readdir(layout.dir('queue'));
   const present = new Set(names);
-  const entries: QueuedMessage[] = [];
-  const corrupt: { id: string; reason: string }[] = [];
+  const states: string[] = [];
   for (const name of names) {
     const file = SpoolLayout.parseQueueFile(name);
     if (!file || file.kind === 'request') continue;
-    if (file.kind === 'state-aside') {
-      await fs.rm(layout.stateAside(file.id), { force: true });
-      continue;
-    }
-    if (file.kind === 'message') {
-      // A message whose state never reached queue/ was never acknowledged: the client still has it.
-      if (!present.has(`${file.id}.json`)) await fs.rm(layout.message(file.id), { force: true });
-      continue;
-    }
-    const reason = await problemWith(layout, file.id, present);
-    if (reason) {
-      corrupt.push({ id: file.id, reason });
-      await fs.rename(layout.message(file.id), layout.message(file.id, 'corrupt')).catch(() => {});
-      await fs.rename(layout.state(file.id), layout.state(file.id, 'corrupt')).catch(() => {});
-      continue;
-    }
-    const entry = await files.read(file.id);
-    if (entry) entries.push(entry);
+    if (file.kind === 'state') states.push(file.id);
+    else if (file.kind === 'state-aside') await fs.rm(layout.stateAside(file.id), { force: true });
+    // A message whose state never reached queue/ was never acknowledged: the client still has it.
+    else if (!present.has(`${file.id}.json`)) await fs.rm(layout.message(file.id), { force: true });
   }
+  const entries: QueuedMessage[] = [];
+  const corrupt: { id: string; reason: string }[] = [];
+  // Many at once: a backlog of 100,000 deferred messages is read in seconds, not one file at a time.
+  await inParallel(states, 64, async (id) => {
+    const read = await readEntry(layout, id, present);
+    if (read.ok) return void entries.push(read.entry);
+    corrupt.push({ id, reason: read.reason });
+    await fs.rename(layout.message(id), layout.message(id, 'corrupt')).catch(() => {});
+    await fs.rename(layout.state(id), layout.state(id, 'corrupt')).catch(() => {});
+  });
   // A message both in the journal and in queue/ was being moved out: its files are the newer state.
   const filed = new Set(entries.map((e) => e.id));
   for (const e of fromJournal.recovered) {
@@ -53,17 +47,26 @@ export async function recoverSpool(layout: SpoolLayout, journal: Journal, files:
   return { entries, corrupt, discarded: fromJournal.discarded };
 }
 
-async function problemWith(layout: SpoolLayout, id: string, present: ReadonlySet<string>): Promise<string | undefined> {
-  if (!present.has(`${id}.eml`)) return 'message file missing';
+/** A queued message's state, checked against its message file; or why it cannot be trusted. */
+async function readEntry(layout: SpoolLayout, id: string, present: ReadonlySet<string>): Promise<{ ok: true; entry: QueuedMessage } | { ok: false; reason: string }> {
+  if (!present.has(`${id}.eml`)) return { ok: false, reason: 'message file missing' };
   let parsed: unknown;
   try {
     parsed = JSON.parse(await fs.readFile(layout.state(id), 'utf8'));
   } catch {
-    return 'state file unreadable or truncated';
+    return { ok: false, reason: 'state file unreadable or truncated' };
   }
-  if (!isQueuedMessage(parsed) || parsed.id !== id) return 'state file has bad metadata';
+  if (!isQueuedMessage(parsed) || parsed.id !== id) return { ok: false, reason: 'state file has bad metadata' };
   const { size } = await fs.stat(layout.message(id));
   // The recorded size is the end marker: a shorter or longer file is not the message that was accepted.
-  if (size !== parsed.size) return `message file is ${size} bytes, ${parsed.size} were accepted`;
-  return undefined;
+  if (size !== parsed.size) return { ok: false, reason: `message file is ${size} bytes, ${parsed.size} were accepted` };
+  return { ok: true, entry: parsed };
+}
+
+async function inParallel<T>(items: readonly T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
 }

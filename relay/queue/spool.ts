@@ -57,7 +57,7 @@ export class Spool {
 
   /** At start: creates the folders and returns what a previous run left, ready to deliver. */
   open(): Promise<Recovered> {
-    return recoverSpool(this.layout, this.#journal, this.#files);
+    return recoverSpool(this.layout, this.#journal);
   }
 
   /**

@@ -17,11 +17,14 @@ export interface RawSession {
 export interface RawSessionOptions {
   /** Upgrade with STARTTLS right after EHLO, trusting this CA. */
   readonly starttlsCa?: string;
+  /** Bytes written as soon as the connection opens, before the greeting (an early talker). */
+  readonly talkFirst?: string;
 }
 
 export async function openRawSession(port: number, options: RawSessionOptions = {}): Promise<RawSession> {
   let socket: net.Socket = net.connect(port, '127.0.0.1');
   socket.setNoDelay(true);
+  if (options.talkFirst) socket.write(options.talkFirst);
   let buffer = '';
   let waiting: ((reply: string) => void) | undefined;
   const tryDeliver = () => {
