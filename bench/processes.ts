@@ -35,10 +35,12 @@ export interface RelayProcess {
   memory(): { rssMb: number; peakMb: number };
   /** Starts a new peak (VmHWM) from the current RSS, so each scenario's peak is its own. */
   resetPeak(): void;
+  /** CPU time used so far by the process (all its threads, user and system), in seconds. */
+  cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
-export async function startRelayProcess(dir: string, yaml: (port: number) => string, env: NodeJS.ProcessEnv = {}): Promise<RelayProcess> {
+export async function startRelayProcess(dir: string, yaml: (port: number) => string, env: NodeJS.ProcessEnv = {}, startTimeoutMs = 20_000): Promise<RelayProcess> {
   const port = await freePort();
   const file = path.join(dir, 'relay.yaml');
   fs.writeFileSync(file, yaml(port));
@@ -50,7 +52,7 @@ export async function startRelayProcess(dir: string, yaml: (port: number) => str
     env: { ...process.env, ...env },
   });
   fs.closeSync(log);
-  await waitForPort(port, child);
+  await waitForPort(port, child, startTimeoutMs);
   const pid = child.pid ?? 0;
   return {
     port,
@@ -61,6 +63,11 @@ export async function startRelayProcess(dir: string, yaml: (port: number) => str
       return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
     },
     resetPeak: () => fs.writeFileSync(`/proc/${pid}/clear_refs`, '5'),
+    cpuSeconds: () => {
+      // /proc/PID/stat: utime and stime are fields 14 and 15, in clock ticks (100 a second on Linux).
+      const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    },
     // SIGTERM: the relay drains and exits by itself (and writes its CPU profile when asked to).
     stop: () => endChild(child, 'SIGTERM'),
   };

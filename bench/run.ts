@@ -1,68 +1,52 @@
-// `npm run bench`: the relay's speed and memory on loopback, each figure next to a baseline measured in the
-// same run (the same load sent straight to the sink, and Postfix on the same sink when it is installed).
-// Bounded: every scenario runs for BENCH_SECONDS (default 3) and waits at most 30 s to drain; the whole
-// run takes a few minutes. Results: a table on stdout and JSON in bench/results/.
+// `npm run bench`: the relay's speed and memory on loopback, each figure next to baselines measured in the
+// same run: the same load sent straight to the sink, and Postfix on the same sink when it is installed.
+// The load comes the way apps send (a new connection per message, no pipelining) and the way pooled
+// clients send (sessions reused), from our client and from Postfix's smtp-source. Bounded: every
+// scenario runs for BENCH_SECONDS and waits at most 30 s to drain. Results: tables on stdout and JSON in
+// bench/results/.
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { loadConfigFile, parseConfig } from '../config/load.js';
 import { silentLogger } from '../relay/ops/log.js';
 import { PlatformTenants } from '../relay/tenancy/platform-tenants.js';
-import { percentile, runLoad, SmtpSession } from './load.js';
+import { backlogScenario } from './backlog.js';
+import { runLoad, SmtpSession, type Workload } from './load.js';
 import { postfixInstalled, startPostfix } from './postfix.js';
 import { type RelayProcess, type Sink, startRelayProcess, startSink } from './processes.js';
+import { smtpSourceInstalled } from './smtp-source.js';
+import { FROM, measureBench, measureSmtpSource, message, type Row, type Target, TO, throughputTable } from './throughput.js';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 // A relay runs for days; one that has just started runs unoptimized code for its first ~5,000 messages
 // (at concurrency 1 that alone doubled p99). So each relay process serves every scenario of its mode, and
 // each path (the sink, both relays, Postfix) first gets BENCH_WARMUP seconds of mixed load, unmeasured.
 // BENCH_WARMUP=0 measures from a cold start.
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 5);
-const SETTLE_MS = 1000;
-// BENCH_ONLY=passthrough,1,10 runs that one scenario (and its direct baseline): for profiling with
-// BENCH_PROFILE=1. BENCH_ONLY=memory runs the 50 MB message scenarios alone.
-const ONLY = process.env.BENCH_ONLY && process.env.BENCH_ONLY !== 'memory' ? process.env.BENCH_ONLY.split(',') : undefined;
+const SETTLE_MS = 500;
+// BENCH_ONLY=queue,1,10 runs that mode, size and concurrency (and its baselines), for profiling with
+// BENCH_PROFILE=1; BENCH_ONLY=memory the 50 MB scenarios; BENCH_ONLY=backlog the backlog one.
+const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
 const SIZES_KB = ONLY ? [Number(ONLY[1])] : [1, 20, 200];
 const CONCURRENCY = ONLY ? [Number(ONLY[2])] : [1, 10, 50];
 const MODES = (ONLY ? [ONLY[0]] : ['passthrough', 'queue']) as ('passthrough' | 'queue')[];
-const FROM = 'app@acme.bench';
-const TO = 'someone@example.com';
+const WORKLOADS = (process.env.BENCH_WORKLOADS?.split(',') ?? ['per-message', 'reuse']) as Workload[];
+// smtp-source drives the sizes the goals name (1 and 20 KB); our client all of them.
+const SMTP_SOURCE_SIZES_KB = [1, 20];
+const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 100_000);
 
-type Path = 'direct' | 'passthrough' | 'queue' | 'postfix';
-
-interface Row {
-  path: Path;
-  sizeKb: number;
-  concurrency: number;
-  acceptedPerSec: number;
-  deliveredPerSec: number;
-  p50Ms: number;
-  p99Ms: number;
-  refused: number;
-  relayPeakRssMb?: number;
-  drainSeconds: number;
-}
-
-/** A plain message of about `kb` KB: headers an app would send and 76-column text lines. */
-function message(kb: number): Buffer {
-  const head = `From: App <${FROM}>\r\nTo: <${TO}>\r\nSubject: Reminder: your appointment\r\nMessage-ID: <bench@acme.bench>\r\nDate: ${new Date().toUTCString()}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n`;
-  const line = `${'The quick brown fox jumps over the lazy dog 0123456789 abcdefghijklmnopqrst'.slice(0, 74)}\r\n`;
-  const lines = Math.max(1, Math.ceil((kb * 1024 - head.length) / line.length));
-  return Buffer.from(head + line.repeat(lines));
-}
-
-const relayYaml = (dir: string, sinkPort: number, mode: 'queue' | 'passthrough', extra = '') => (port: number) => `
+const relayYaml = (dir: string, sinkPort: number, mode: 'queue' | 'passthrough', tenants = '') => (port: number) => `
 hostname: bench.relay.localhost
 listen: [{ host: 127.0.0.1, port: ${port} }]
 ops: { enabled: false }
 maxMessageSizeBytes: 67108864
-inbound: { maxConnections: 5000, maxConnectionsPerIp: 5000 }
+inbound: { maxConnections: 5000 }
 delivery:
   mode: ${mode}
-  spool: { path: ${dir}/spool, fsync: ${process.env.BENCH_NO_FSYNC ? "false" : "true"}, minFreeMegabytes: 10 }
+  spool: { path: ${dir}/spool, fsync: ${process.env.BENCH_NO_FSYNC ? 'false' : 'true'}, minFreeMegabytes: 10 }
   maxConcurrentDeliveries: 100
 smarthost: { host: 127.0.0.1, port: ${sinkPort}, tls: none, maxConnections: 50 }
 tenants:
@@ -70,49 +54,29 @@ tenants:
     match: { domains: [acme.bench] }
     upstream: { host: 127.0.0.1, port: ${sinkPort}, tls: none, maxConnections: 50 }
     identity: { from: notifications@acme.bench, displayName: Acme Notifications, replyTo: support@acme.bench }
-${extra}`;
+${tenants}`;
 
-/** Unmeasured load, most of it small messages, some large, until everything sent has reached the sink. */
-async function warmUp(port: number, sink: Sink): Promise<void> {
-  if (WARMUP_SECONDS <= 0) return;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const fmt = (n: number | undefined, digits = 0) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
+
+/** Unmeasured load, both workloads, most of it small messages, until everything sent has reached the sink. */
+async function warmUp(port: number, sink: Sink, seconds = WARMUP_SECONDS): Promise<void> {
+  if (seconds <= 0) return;
   const start = await sink.count();
   let sent = 0;
-  for (const [kb, share] of [[1, 0.6], [20, 0.2], [200, 0.2]] as const) {
-    sent += (await runLoad({ port, concurrency: 10, message: message(kb), from: FROM, to: TO, seconds: WARMUP_SECONDS * share })).accepted;
+  for (const [kb, share, workload] of [[1, 0.4, 'per-message'], [1, 0.2, 'reuse'], [20, 0.2, 'per-message'], [200, 0.2, 'reuse']] as const) {
+    sent += (await runLoad({ port, concurrency: 10, workload, message: message(kb), from: FROM, to: TO, seconds: seconds * share })).accepted;
   }
   const drainStart = performance.now();
   while ((await sink.count()) - start < sent && performance.now() - drainStart < 30_000) await sleep(20);
 }
 
-async function measure(path_: Path, port: number, sink: Sink, sizeKb: number, concurrency: number, relay?: RelayProcess): Promise<Row> {
-  // A moment for the previous scenario's stragglers (Postfix's queue manager, exiting smtpd processes).
-  await sleep(SETTLE_MS);
-  relay?.resetPeak();
-  const before = await sink.count();
-  const load = await runLoad({ port, concurrency, message: message(sizeKb), from: FROM, to: TO, seconds: SECONDS });
-  const deliveredInWindow = (await sink.count()) - before;
-  // Wait (bounded) for what was accepted to reach the sink, so the next scenario starts from a quiet relay.
-  const drainStart = performance.now();
-  while ((await sink.count()) - before < load.accepted && performance.now() - drainStart < 30_000) await sleep(20);
-  const sorted = [...load.latencies].sort((a, b) => a - b);
-  return {
-    path: path_,
-    sizeKb,
-    concurrency,
-    acceptedPerSec: load.accepted / load.seconds,
-    deliveredPerSec: deliveredInWindow / load.seconds,
-    p50Ms: percentile(sorted, 50),
-    p99Ms: percentile(sorted, 99),
-    refused: load.refused,
-    ...(relay ? { relayPeakRssMb: relay.memory().peakMb } : {}),
-    drainSeconds: (performance.now() - drainStart) / 1000,
-  };
-}
-
 async function throughput(tmp: string, sink: Sink): Promise<Row[]> {
   const rows: Row[] = [];
   const postfix = postfixInstalled() ? await startPostfix(sink.port).catch((err: Error) => (console.log(`postfix: not compared (${err.message.split('\n')[0]})`), undefined)) : undefined;
-  if (!postfixInstalled()) console.log('postfix: not installed (apt-get install postfix), so not compared');
+  if (!postfixInstalled()) console.log('postfix: not installed (apt-get install postfix), or the bench is not root: not compared');
+  if (postfix) console.log(`postfix ${postfix.version}: a private instance relaying by sender domain to the same sink, queue fsynced`);
+  const withSmtpSource = smtpSourceInstalled() && process.env.BENCH_SMTP_SOURCE !== '0';
   const relays = new Map<'passthrough' | 'queue', RelayProcess>();
   const dirs: string[] = [];
   try {
@@ -121,14 +85,31 @@ async function throughput(tmp: string, sink: Sink): Promise<Row[]> {
       dirs.push(dir);
       relays.set(mode, await startRelayProcess(dir, relayYaml(dir, sink.port, mode)));
     }
-    for (const port of [sink.port, ...[...relays.values()].map((r) => r.port), ...(postfix ? [postfix.port] : [])]) await warmUp(port, sink);
-    for (const sizeKb of SIZES_KB) {
-      for (const concurrency of CONCURRENCY) {
-        rows.push(await measure('direct', sink.port, sink, sizeKb, concurrency));
-        for (const [mode, relay] of relays) rows.push(await measure(mode, relay.port, sink, sizeKb, concurrency, relay));
-        if (postfix) rows.push(await measure('postfix', postfix.port, sink, sizeKb, concurrency));
-        const last = rows.slice(-2 - relays.size);
-        process.stderr.write(`  ${sizeKb} KB x ${concurrency}: ${last.map((r) => `${r.path} ${r.deliveredPerSec.toFixed(0)}/s`).join(', ')}\n`);
+    const targets: Target[] = [
+      { path: 'direct', port: sink.port },
+      ...[...relays].map(([mode, relay]) => ({ path: mode, port: relay.port, relay })),
+      ...(postfix ? [{ path: 'postfix' as const, port: postfix.port }] : []),
+    ];
+    for (const target of targets) await warmUp(target.port, sink);
+    for (const workload of WORKLOADS) {
+      for (const sizeKb of SIZES_KB) {
+        for (const concurrency of CONCURRENCY) {
+          const scenario = { workload, sizeKb, concurrency, seconds: SECONDS, settleMs: SETTLE_MS };
+          const ours: Row[] = [];
+          for (const target of targets) ours.push(await measureBench(target, sink, scenario));
+          rows.push(...ours);
+          const line = (rs: Row[]) => rs.map((r) => `${r.path} ${fmt(r.deliveredPerSec)}/s${r.relayCpuMsPerMessage !== undefined ? ` (${fmt(r.relayCpuMsPerMessage, 2)} ms CPU/msg)` : ''}`).join(', ');
+          process.stderr.write(`  ${workload} ${sizeKb} KB x ${concurrency}: ${line(ours)}\n`);
+          if (!withSmtpSource || !SMTP_SOURCE_SIZES_KB.includes(sizeKb)) continue;
+          const theirs: Row[] = [];
+          for (const [i, target] of targets.entries()) {
+            // As many messages as our client managed in the same time on this path, within bounds.
+            const count = Math.round(Math.min(50_000, Math.max(100, (ours[i]?.acceptedPerSec ?? 100) * SECONDS)));
+            theirs.push(await measureSmtpSource(target, sink, scenario, count));
+          }
+          rows.push(...theirs);
+          process.stderr.write(`  ${workload} ${sizeKb} KB x ${concurrency} (smtp-source): ${line(theirs)}\n`);
+        }
       }
     }
   } finally {
@@ -167,13 +148,13 @@ async function bigMessage(tmp: string, sink: Sink, mode: 'queue' | 'passthrough'
   const relay = await startRelayProcess(dir, relayYaml(dir, sink.port, mode));
   try {
     // One small message first, so pools and code paths are warm and the baseline is a running relay's.
-    await runLoad({ port: relay.port, concurrency: 1, message: message(1), from: FROM, to: TO, seconds: 0.3, maxMessages: 20 });
+    await runLoad({ port: relay.port, concurrency: 1, workload: 'reuse', message: message(1), from: FROM, to: TO, seconds: 0.3, maxMessages: 20 });
     await sleep(300);
     const rssBeforeMb = relay.memory().rssMb;
     const peakBefore = relay.memory().peakMb;
     const before = await sink.count();
     const started = performance.now();
-    const result = await runLoad({ port: relay.port, concurrency: 1, message: message(50 * 1024), from: FROM, to: TO, seconds: 60, maxMessages: 1 });
+    const result = await runLoad({ port: relay.port, concurrency: 1, workload: 'reuse', message: message(50 * 1024), from: FROM, to: TO, seconds: 60, maxMessages: 1 });
     while ((await sink.count()) === before && performance.now() - started < 60_000) await sleep(20);
     const seconds = (performance.now() - started) / 1000;
     if (result.accepted !== 1) throw new Error(`the 50 MB message was not accepted in ${mode} mode`);
@@ -237,23 +218,14 @@ async function platformLookups(): Promise<{ missMs: number; hitNs: number }> {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const fmt = (n: number | undefined, digits = 0) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
-
-function report(rows: Row[]) {
-  const find = (p: Path, s: number, c: number) => rows.find((r) => r.path === p && r.sizeKb === s && r.concurrency === c);
-  const lines = ['size  conc  path         accepted/s  delivered/s  vs direct  vs postfix  p50 ms  p99 ms  +p99 ms  peak RSS MB'];
-  for (const r of rows) {
-    const direct = find('direct', r.sizeKb, r.concurrency);
-    const postfix = find('postfix', r.sizeKb, r.concurrency);
-    const vsDirect = r.path === 'direct' || !direct ? '' : `${((100 * r.deliveredPerSec) / direct.deliveredPerSec).toFixed(0)}%`;
-    const vsPostfix = r.path === 'postfix' || r.path === 'direct' || !postfix ? '' : `${(r.deliveredPerSec / postfix.deliveredPerSec).toFixed(2)}x`;
-    const addedP99 = r.path === 'direct' || !direct ? '' : fmt(r.p99Ms - direct.p99Ms, 2);
-    lines.push(
-      `${`${r.sizeKb}K`.padStart(4)}  ${String(r.concurrency).padStart(4)}  ${r.path.padEnd(11)}  ${fmt(r.acceptedPerSec).padStart(10)}  ${fmt(r.deliveredPerSec).padStart(11)}  ${vsDirect.padStart(9)}  ${vsPostfix.padStart(10)}  ${fmt(r.p50Ms, 2).padStart(6)}  ${fmt(r.p99Ms, 2).padStart(6)}  ${addedP99.padStart(7)}  ${fmt(r.relayPeakRssMb).padStart(11)}`,
-    );
-  }
-  return lines.join('\n');
+async function backlog(tmp: string, sink: Sink) {
+  const scenario = { workload: 'per-message' as const, sizeKb: 1, concurrency: 10, seconds: SECONDS * 2, settleMs: SETTLE_MS };
+  const b = await backlogScenario(tmp, sink, (dir, extra) => relayYaml(dir, sink.port, 'queue', extra), BACKLOG, scenario, (relay) => warmUp(relay.port, sink, 3));
+  const rate = (r: Row) => `${fmt(r.acceptedPerSec)} accepted/s, ${fmt(r.relayCpuMsPerMessage, 2)} ms relay CPU per message`;
+  console.log(`\nbacklog: ${b.deferred} deferred messages queued (written in ${fmt(b.fillSeconds, 1)} s); relay listening ${fmt(b.startSeconds, 1)} s after start (${fmt(b.emptyStartSeconds, 1)} s empty)`);
+  console.log(`  empty queue:   ${rate(b.empty)}`);
+  console.log(`  with backlog:  ${rate(b.withBacklog)}  (${fmt((100 * b.withBacklog.acceptedPerSec) / b.empty.acceptedPerSec)}% of the empty-queue rate)`);
+  return b;
 }
 
 async function main() {
@@ -270,18 +242,23 @@ async function main() {
       }
       return;
     }
+    if (process.env.BENCH_ONLY === 'backlog') {
+      await backlog(tmp, sink);
+      return;
+    }
     const directory = tenantDirectory(tmp);
     console.log(`tenant directory: ${directory.tenants} tenants in ${directory.tenants} files loaded and validated in ${fmt(directory.loadMs)} ms; one lookup (address or parent domain) costs ${fmt(directory.lookupNs)} ns`);
     const platform = await platformLookups();
     console.log(`tenant source (HTTP): first lookup ${fmt(platform.missMs, 1)} ms (a request), then ${fmt(platform.hitNs)} ns per cached lookup`);
     const rows = await throughput(tmp, sink);
-    console.log(`\n${report(rows)}`);
+    console.log(`\n${throughputTable(rows)}`);
     if (ONLY) return;
+    const backlogResult = await backlog(tmp, sink);
     const idle = await idleConnections(tmp, sink);
     console.log(`\nidle connections: ${idle.connections} open, relay RSS ${fmt(idle.rssMb)} MB (${fmt(idle.rssBeforeMb)} MB before them)`);
     const big = [await bigMessage(tmp, sink, 'queue'), await bigMessage(tmp, sink, 'passthrough')];
     for (const b of big) console.log(`50 MB message, ${b.mode}: relay RSS ${fmt(b.rssBeforeMb)} MB before, peak ${fmt(b.peakMb)} MB (+${fmt(b.growthMb)} MB), ${fmt(b.seconds, 1)} s to the sink`);
-    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, tenantDirectory: directory, tenantSource: platform, throughput: rows, idleConnections: idle, bigMessage: big };
+    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, tenantDirectory: directory, tenantSource: platform, throughput: rows, backlog: backlogResult, idleConnections: idle, bigMessage: big };
     fs.mkdirSync('bench/results', { recursive: true });
     const out = path.join('bench/results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     fs.writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);

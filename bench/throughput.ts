@@ -1,0 +1,152 @@
+// Throughput and latency, the way apps load a relay: for each workload (a new connection per message,
+// or sessions reused), message size and concurrency, the same load goes straight to the sink (the
+// ceiling of this machine), through the relay in each mode, and through Postfix on the same sink. It is
+// generated twice when Postfix is installed: by our own client (which measures latency), and by
+// Postfix's smtp-source, sized to last about as long.
+import { performance } from 'node:perf_hooks';
+import { percentile, runLoad, type Workload } from './load.js';
+import type { RelayProcess, Sink } from './processes.js';
+import { runSmtpSource } from './smtp-source.js';
+
+export type Path = 'direct' | 'passthrough' | 'queue' | 'postfix';
+export type Generator = 'bench' | 'smtp-source';
+
+export interface Row {
+  readonly workload: Workload;
+  readonly generator: Generator;
+  readonly path: Path;
+  readonly sizeKb: number;
+  readonly concurrency: number;
+  readonly acceptedPerSec: number;
+  /** Messages that reached the sink within the window, per second of it. */
+  readonly deliveredPerSec: number;
+  /** Our generator only: per message as the client sees it (see load.ts). */
+  readonly p50Ms?: number;
+  readonly p99Ms?: number;
+  readonly refused: number;
+  readonly relayPeakRssMb?: number;
+  /** The relay process's CPU (all its threads) per accepted message, in ms. */
+  readonly relayCpuMsPerMessage?: number;
+}
+
+export interface Target {
+  readonly path: Path;
+  readonly port: number;
+  readonly relay?: RelayProcess;
+}
+
+export const FROM = 'app@acme.bench';
+export const TO = 'someone@example.com';
+
+/** A plain message of about `kb` KB: headers an app would send and 76-column text lines. */
+export function message(kb: number): Buffer {
+  const head = `From: App <${FROM}>\r\nTo: <${TO}>\r\nSubject: Reminder: your appointment\r\nMessage-ID: <bench@acme.bench>\r\nDate: ${new Date().toUTCString()}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n`;
+  const line = `${'The quick brown fox jumps over the lazy dog 0123456789 abcdefghijklmnopqrst'.slice(0, 74)}\r\n`;
+  const lines = Math.max(1, Math.ceil((kb * 1024 - head.length) / line.length));
+  return Buffer.from(head + line.repeat(lines));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits (bounded) until the sink has `count` more messages than `from`. */
+async function drain(sink: Sink, from: number, count: number): Promise<void> {
+  const started = performance.now();
+  while ((await sink.count()) - from < count && performance.now() - started < 30_000) await sleep(20);
+}
+
+export interface Scenario {
+  readonly workload: Workload;
+  readonly sizeKb: number;
+  readonly concurrency: number;
+  readonly seconds: number;
+  /** Pause before each measurement, for the previous one's stragglers (Postfix's queue manager). */
+  readonly settleMs: number;
+}
+
+/** Our generator, time-bound. */
+export async function measureBench(target: Target, sink: Sink, s: Scenario): Promise<Row> {
+  await sleep(s.settleMs);
+  target.relay?.resetPeak();
+  const cpuBefore = target.relay?.cpuSeconds();
+  const before = await sink.count();
+  const load = await runLoad({ port: target.port, concurrency: s.concurrency, workload: s.workload, message: message(s.sizeKb), from: FROM, to: TO, seconds: s.seconds });
+  const deliveredInWindow = (await sink.count()) - before;
+  const cpu = cpuBefore === undefined ? undefined : (target.relay?.cpuSeconds() ?? 0) - cpuBefore;
+  await drain(sink, before, load.accepted);
+  const sorted = [...load.latencies].sort((a, b) => a - b);
+  return {
+    workload: s.workload,
+    generator: 'bench',
+    path: target.path,
+    sizeKb: s.sizeKb,
+    concurrency: s.concurrency,
+    acceptedPerSec: load.accepted / load.seconds,
+    deliveredPerSec: deliveredInWindow / load.seconds,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    refused: load.refused,
+    ...(target.relay ? { relayPeakRssMb: target.relay.memory().peakMb } : {}),
+    ...(cpu !== undefined && load.accepted > 0 ? { relayCpuMsPerMessage: (cpu * 1000) / load.accepted } : {}),
+  };
+}
+
+/** Postfix's smtp-source, `count` messages (sized by the caller to last about `seconds`). */
+export async function measureSmtpSource(target: Target, sink: Sink, s: Scenario, count: number): Promise<Row> {
+  await sleep(s.settleMs);
+  target.relay?.resetPeak();
+  const cpuBefore = target.relay?.cpuSeconds();
+  const before = await sink.count();
+  const run = await runSmtpSource({ port: target.port, concurrency: s.concurrency, workload: s.workload, bytes: s.sizeKb * 1024, count, from: FROM, to: TO });
+  const deliveredInWindow = (await sink.count()) - before;
+  const cpu = cpuBefore === undefined ? undefined : (target.relay?.cpuSeconds() ?? 0) - cpuBefore;
+  await drain(sink, before, run.ok ? count : 0);
+  return {
+    workload: s.workload,
+    generator: 'smtp-source',
+    path: target.path,
+    sizeKb: s.sizeKb,
+    concurrency: s.concurrency,
+    acceptedPerSec: run.ok ? count / run.seconds : 0,
+    deliveredPerSec: deliveredInWindow / run.seconds,
+    refused: run.ok ? 0 : count,
+    ...(target.relay ? { relayPeakRssMb: target.relay.memory().peakMb } : {}),
+    ...(cpu !== undefined && run.ok ? { relayCpuMsPerMessage: (cpu * 1000) / count } : {}),
+  };
+}
+
+const fmt = (n: number | undefined, digits = 0) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
+
+/**
+ * One table per workload and generator: delivered msgs/s per path, each relay path's ratio to Postfix,
+ * and (our generator) the client's p50/p99 latency in ms.
+ */
+export function throughputTable(rows: readonly Row[]): string {
+  const out: string[] = [];
+  const groups = [...new Set(rows.map((r) => `${r.workload}|${r.generator}`))];
+  for (const group of groups) {
+    const [workload, generator] = group.split('|') as [Workload, Generator];
+    const inGroup = rows.filter((r) => r.workload === workload && r.generator === generator);
+    const latency = generator === 'bench';
+    out.push(
+      `${workload === 'per-message' ? 'a new connection per message' : 'sessions reused'}, load from ${generator === 'bench' ? "the bench's client (latency in ms, p50/p99)" : "Postfix's smtp-source"}; delivered msgs/s, and x Postfix`,
+    );
+    const paths: Path[] = ['direct', 'passthrough', 'queue', 'postfix'];
+    out.push(`size  conc  ${paths.map((p) => (p === 'direct' || p === 'postfix' ? p.padStart(latency ? 20 : 8) : p.padStart(latency ? 27 : 16))).join('  ')}`);
+    const cells = [...new Set(inGroup.map((r) => `${r.sizeKb}|${r.concurrency}`))];
+    for (const cell of cells) {
+      const [size, conc] = cell.split('|').map(Number) as [number, number];
+      const find = (p: Path) => inGroup.find((r) => r.path === p && r.sizeKb === size && r.concurrency === conc);
+      const postfix = find('postfix');
+      const col = (p: Path) => {
+        const r = find(p);
+        const lat = latency ? ` ${fmt(r?.p50Ms, 2).padStart(5)}/${fmt(r?.p99Ms, 1).padEnd(5)}` : '';
+        const ratio = p === 'passthrough' || p === 'queue' ? ` ${postfix && r ? `${(r.deliveredPerSec / postfix.deliveredPerSec).toFixed(2)}x` : '-'}`.padStart(7) : '';
+        const text = `${fmt(r?.deliveredPerSec)}${ratio}${lat}`;
+        return text.padStart(p === 'direct' || p === 'postfix' ? (latency ? 20 : 8) : latency ? 27 : 16);
+      };
+      out.push(`${`${size}K`.padStart(4)}  ${String(conc).padStart(4)}  ${paths.map(col).join('  ')}`);
+    }
+    out.push('');
+  }
+  return out.join('\n');
+}
