@@ -65,5 +65,11 @@ export function domainOf(address: string): string {
 
 /** The domain in the ASCII (punycode) form DNS and SMTP without SMTPUTF8 use, lower case. */
 export function asciiDomain(domain: string): string {
-  return domainToASCII(domain) || domain.toLowerCase();
+  const lower = domain.toLowerCase();
+  // Already ASCII: nothing for IDNA to map (what domainToASCII would return, without the native call
+  // that a 10,000-tenant config would make 100,000 times).
+  if (ASCII_DOMAIN.test(lower)) return lower;
+  return domainToASCII(domain) || lower;
 }
+
+const ASCII_DOMAIN = /^[a-z0-9.-]*$/;

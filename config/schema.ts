@@ -1,12 +1,11 @@
 // The shape of the YAML file. Every object is strict so a misspelt key is an error, not a silent default.
 // Cross-field rules (uniqueness across tenants, credentials without TLS) live in validate.ts, so this file
 // reads as the reference for what each key may hold.
-import { domainToASCII } from 'node:url';
 import { z } from 'zod';
+import { asciiDomain } from './directory.js';
 
 const DOMAIN = /^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$/i;
 // IDN domains are written as people write them and checked in their ASCII (punycode) form.
-const asciiDomain = (d: string) => domainToASCII(d) || d;
 const ADDRESS = /^[^\s@<>"()[\]\\,;:]{1,64}@[^\s@<>"()[\]\\,;:]{1,255}$/;
 
 // Explicit letter cases, not a /i flag: the JSON Schema export keeps only the pattern.

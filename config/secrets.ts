@@ -9,18 +9,30 @@ export function substituteSecrets(value: unknown, env: NodeJS.ProcessEnv, issues
   return walk(value, env, issues, []);
 }
 
-// One path stack for the whole walk, copied only into an issue: a 10,000-tenant file has ~500,000 values.
+// One path stack for the whole walk, copied only into an issue: a 10,000-tenant config has ~500,000
+// values. Objects are copied only where a value changed; a config without references is returned as is.
 function walk(value: unknown, env: NodeJS.ProcessEnv, issues: PathIssue[], path: (string | number)[]): unknown {
   if (typeof value === 'string') return value.includes('${') ? substituteString(value, env, issues, path) : value;
   if (!value || typeof value !== 'object') return value;
-  const visit = (key: string | number, v: unknown) => {
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      path.push(i);
+      const out = walk(value[i], env, issues, path);
+      path.pop();
+      if (out !== value[i]) (copy ??= [...value])[i] = out;
+    }
+    return copy ?? value;
+  }
+  let copy: Record<string, unknown> | undefined;
+  const record = value as Record<string, unknown>;
+  for (const key in record) {
     path.push(key);
-    const out = walk(v, env, issues, path);
+    const out = walk(record[key], env, issues, path);
     path.pop();
-    return out;
-  };
-  if (Array.isArray(value)) return value.map((v, i) => visit(i, v));
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, visit(k, v)]));
+    if (out !== record[key]) (copy ??= { ...record })[key] = out;
+  }
+  return copy ?? value;
 }
 
 function substituteString(text: string, env: NodeJS.ProcessEnv, issues: PathIssue[], at: readonly (string | number)[]): string {

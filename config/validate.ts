@@ -36,34 +36,37 @@ export function crossCheck(raw: RawConfig): PathIssue[] {
 
   checkUpstream(raw.smarthost, ['smarthost'], issues);
   const ids = new Set<string>();
+  // Paths are built only for a problem: 10,000 tenants make some 50,000 claims, nearly all of them fine.
   raw.tenants.forEach((t, i) => {
-    const at = ['tenants', i];
-    if (ids.has(t.id)) issues.push({ path: [...at, 'id'], message: `tenant id "${t.id}" is used twice` });
+    const at = (...rest: (string | number)[]) => ['tenants', i, ...rest];
+    if (ids.has(t.id)) issues.push({ path: at('id'), message: `tenant id "${t.id}" is used twice` });
     ids.add(t.id);
     t.match.authUsers.forEach((u, j) => {
-      const path = [...at, 'match', 'authUsers', j];
-      if (!users.has(u)) issues.push({ path, message: `user "${u}" is not declared under inbound.users` });
-      claim('AUTH user', u, t.id, path);
+      if (!users.has(u)) issues.push({ path: at('match', 'authUsers', j), message: `user "${u}" is not declared under inbound.users` });
+      claim('AUTH user', u, t.id, () => at('match', 'authUsers', j));
     });
     t.match.addresses.forEach((a, j) => {
-      claim('address', normalizeAddress(a), t.id, [...at, 'match', 'addresses', j]);
+      claim('address', normalizeAddress(a), t.id, () => at('match', 'addresses', j));
     });
     t.match.domains.forEach((d, j) => {
-      claim('domain', d.startsWith('*.') ? `*.${asciiDomain(d.slice(2))}` : asciiDomain(d), t.id, [...at, 'match', 'domains', j]);
+      claim('domain', d.startsWith('*.') ? `*.${asciiDomain(d.slice(2))}` : asciiDomain(d), t.id, () => at('match', 'domains', j));
     });
-    if (t.upstream) checkUpstream(t.upstream, [...at, 'upstream'], issues);
+    if (t.upstream) checkUpstream(t.upstream, at('upstream'), issues);
   });
   return issues;
 }
 
 function claimTracker(issues: PathIssue[]) {
-  const owners = new Map<string, string>();
-  return (what: string, key: string, tenant: string, path: (string | number)[]) => {
-    const owner = owners.get(`${what}\0${key}`);
+  // One map per kind of claim: no key string built per claim.
+  const owners = new Map<string, Map<string, string>>();
+  return (what: string, key: string, tenant: string, path: () => (string | number)[]) => {
+    let ofKind = owners.get(what);
+    if (!ofKind) owners.set(what, (ofKind = new Map()));
+    const owner = ofKind.get(key);
     if (owner !== undefined) {
       const who = owner === tenant ? 'this tenant already' : `tenant "${owner}"`;
-      issues.push({ path, message: `${what} "${key}" is already claimed by ${who}` });
-    } else owners.set(`${what}\0${key}`, tenant);
+      issues.push({ path: path(), message: `${what} "${key}" is already claimed by ${who}` });
+    } else ofKind.set(key, tenant);
   };
 }
 

@@ -1,15 +1,7 @@
 // The `tenant-relay` commands: finds the subcommand and its --help, and runs it with the given streams
 // (relay/cli.ts gives it the process's). Exit codes: 0 ok, 1 a failed check, 2 bad usage.
-import { configJsonSchemaText } from '../../config/json-schema.js';
 import { ConfigError } from '../../config/load.js';
-import { check } from './check.js';
-import { explain } from './explain.js';
-import { hashPasswordCommand } from './hash-password.js';
 import type { CommandIo } from './io.js';
-import { preflightCommand } from './preflight.js';
-import { queueCommand } from './queue.js';
-import { sendTestCommand } from './send-test.js';
-import { serve } from './serve.js';
 
 const USAGE = `Usage: tenant-relay <command> [options]
 
@@ -74,17 +66,24 @@ Reads a password on standard input and prints an scrypt hash for inbound.users[]
 Prints the JSON Schema of the config file (what config/relay.schema.json holds).`,
 };
 
-const commands: Record<string, (args: string[], io: CommandIo) => Promise<number>> = {
-  serve,
-  check,
-  explain,
-  'hash-password': hashPasswordCommand,
-  queue: queueCommand,
-  preflight: preflightCommand,
-  'send-test': sendTestCommand,
-  schema: async (_args, io) => {
-    io.out(configJsonSchemaText().trimEnd());
-    return 0;
+type Command = (args: string[], io: CommandIo) => Promise<number>;
+
+// Each command's module is loaded when it runs: `check` on a cold process should not pay for loading
+// the SMTP server, the DKIM signer and the upstream pools that only `serve` needs.
+const commands: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import('./serve.js')).serve,
+  check: async () => (await import('./check.js')).check,
+  explain: async () => (await import('./explain.js')).explain,
+  'hash-password': async () => (await import('./hash-password.js')).hashPasswordCommand,
+  queue: async () => (await import('./queue.js')).queueCommand,
+  preflight: async () => (await import('./preflight.js')).preflightCommand,
+  'send-test': async () => (await import('./send-test.js')).sendTestCommand,
+  schema: async () => {
+    const { configJsonSchemaText } = await import('../../config/json-schema.js');
+    return async (_args, io) => {
+      io.out(configJsonSchemaText().trimEnd());
+      return 0;
+    };
   },
 };
 
@@ -94,8 +93,8 @@ export async function runCommand(argv: readonly string[], io: CommandIo): Promis
     io.out(USAGE);
     return name ? 0 : 2;
   }
-  const command = commands[name];
-  if (!command) {
+  const load = commands[name];
+  if (!load) {
     io.err(`tenant-relay: unknown command "${name}"\n\n${USAGE}`);
     return 2;
   }
@@ -104,7 +103,7 @@ export async function runCommand(argv: readonly string[], io: CommandIo): Promis
     return 0;
   }
   try {
-    return await command(args, io);
+    return await (await load())(args, io);
   } catch (err) {
     if (err instanceof ConfigError) {
       io.err(err.message);
