@@ -1,17 +1,18 @@
-# tenant-relay: multi-stage build, small Node LTS runtime, non-root.
+# tenant-relay: multi-stage build, small Node runtime (the Active LTS line), non-root.
 #   docker build -t tenant-relay .
 #   docker run -p 2525:2525 -v $PWD/relay.yaml:/etc/tenant-relay/relay.yaml:ro \
 #     -v tenant-relay-spool:/var/spool/tenant-relay tenant-relay
 # The config sets `delivery.spool.path: /var/spool/tenant-relay` and listens on 0.0.0.0 (see
 # deploy/kubernetes/relay.yaml); certificates mount under /etc/tenant-relay/tls.
-FROM node:22-bookworm-slim AS build
+FROM node:26-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY relay ./relay
 COPY config ./config
-RUN npm ci --no-audit --no-fund && npm prune --omit=dev
+# The image has its Node (the Active LTS line): the project's own copy (an optional dependency) is left out.
+RUN npm ci --no-audit --no-fund --omit=optional && npm prune --omit=dev --omit=optional
 
-FROM node:22-bookworm-slim
+FROM node:26-bookworm-slim
 ENV NODE_ENV=production TENANT_RELAY_CONFIG=/etc/tenant-relay/relay.yaml
 WORKDIR /app
 COPY --from=build /app/package.json ./

@@ -14,6 +14,7 @@ import { loadConfigFile, parseConfig } from '../config/load.js';
 import { silentLogger } from '../relay/ops/log.js';
 import { PlatformTenants } from '../relay/tenancy/platform-tenants.js';
 import { backlogScenario } from './backlog.js';
+import { coldStart, median, writeTenantFiles } from './cold-start.js';
 import { runLoad, SmtpSession, type Workload } from './load.js';
 import { postfixInstalled, startPostfix } from './postfix.js';
 import { type RelayProcess, type Sink, startRelayProcess, startSink } from './processes.js';
@@ -28,8 +29,9 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 5);
 const SETTLE_MS = 500;
 // BENCH_ONLY=queue,1,10 runs that mode, size and concurrency (and its baselines), for profiling with
-// BENCH_PROFILE=1; BENCH_ONLY=memory the 50 MB scenarios; BENCH_ONLY=backlog the backlog one.
-const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
+// BENCH_PROFILE=1; BENCH_ONLY=memory the 50 MB scenarios; BENCH_ONLY=backlog the backlog one;
+// BENCH_ONLY=cold the cold start.
+const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
 const SIZES_KB = ONLY ? [Number(ONLY[1])] : [1, 20, 200];
 const CONCURRENCY = ONLY ? [Number(ONLY[2])] : [1, 10, 50];
 const MODES = (ONLY ? [ONLY[0]] : ['passthrough', 'queue']) as ('passthrough' | 'queue')[];
@@ -169,13 +171,7 @@ async function bigMessage(tmp: string, sink: Sink, mode: 'queue' | 'passthrough'
 /** Load and validate 10,000 tenants from 10,000 files, and the cost of one routing lookup among them. */
 function tenantDirectory(tmp: string): { tenants: number; loadMs: number; lookupNs: number } {
   const dir = fs.mkdtempSync(path.join(tmp, 'tenants-'));
-  fs.mkdirSync(path.join(dir, 'tenants.d'));
-  for (let i = 0; i < 10_000; i++) {
-    fs.writeFileSync(
-      path.join(dir, 'tenants.d', `t${i}.yaml`),
-      `id: t${i}\nmatch:\n  addresses: [noreply@mail${i}.example]\n  domains: [t${i}.example, "*.t${i}.example"]\nupstream: { host: smtp.t${i}.example, tls: starttls, username: u${i}, password: p${i} }\nidentity: { from: noreply@t${i}.example, displayName: Tenant ${i}, replyTo: help@t${i}.example }\n`,
-    );
-  }
+  writeTenantFiles(dir, 10_000);
   const file = path.join(dir, 'relay.yaml');
   fs.writeFileSync(file, `smarthost: { host: 127.0.0.1, tls: none }\ntenantFiles: [${path.join(dir, 'tenants.d')}]\n`);
   const started = performance.now();
@@ -228,6 +224,11 @@ async function backlog(tmp: string, sink: Sink) {
   return b;
 }
 
+function printColdStart(c: Awaited<ReturnType<typeof coldStart>>): void {
+  const list = (xs: number[]) => xs.map((x) => fmt(x)).join(', ');
+  console.log(`cold start, ${c.tenants} tenant files, fresh processes: check ${fmt(median(c.checkMs))} ms (median of ${list(c.checkMs)}); serve to listening ${fmt(median(c.serveMs))} ms (${list(c.serveMs)})`);
+}
+
 async function main() {
   if (!fs.existsSync('dist/relay/cli.js')) throw new Error('run `npm run bench` (it builds first)');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-bench-'));
@@ -246,6 +247,12 @@ async function main() {
       await backlog(tmp, sink);
       return;
     }
+    if (process.env.BENCH_ONLY === 'cold') {
+      printColdStart(await coldStart(tmp));
+      return;
+    }
+    const cold = await coldStart(tmp);
+    printColdStart(cold);
     const directory = tenantDirectory(tmp);
     console.log(`tenant directory: ${directory.tenants} tenants in ${directory.tenants} files loaded and validated in ${fmt(directory.loadMs)} ms; one lookup (address or parent domain) costs ${fmt(directory.lookupNs)} ns`);
     const platform = await platformLookups();
@@ -258,7 +265,7 @@ async function main() {
     console.log(`\nidle connections: ${idle.connections} open, relay RSS ${fmt(idle.rssMb)} MB (${fmt(idle.rssBeforeMb)} MB before them)`);
     const big = [await bigMessage(tmp, sink, 'queue'), await bigMessage(tmp, sink, 'passthrough')];
     for (const b of big) console.log(`50 MB message, ${b.mode}: relay RSS ${fmt(b.rssBeforeMb)} MB before, peak ${fmt(b.peakMb)} MB (+${fmt(b.growthMb)} MB), ${fmt(b.seconds, 1)} s to the sink`);
-    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, tenantDirectory: directory, tenantSource: platform, throughput: rows, backlog: backlogResult, idleConnections: idle, bigMessage: big };
+    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, coldStart: cold, tenantDirectory: directory, tenantSource: platform, throughput: rows, backlog: backlogResult, idleConnections: idle, bigMessage: big };
     fs.mkdirSync('bench/results', { recursive: true });
     const out = path.join('bench/results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     fs.writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);

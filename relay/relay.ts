@@ -26,7 +26,7 @@ import { watchCertificate } from './inbound/certificates.js';
 import { createInboundServer, type InboundServer } from './inbound/server.js';
 import { checkSmtpServerSeams } from './inbound/smtp-server-seams.js';
 import { Staging } from './inbound/staging.js';
-import { startOpsServer } from './ops/http.js';
+import { type Readiness, startOpsServer } from './ops/http.js';
 import type { Logger } from './ops/log.js';
 import { RelayMetrics } from './ops/metrics.js';
 import { reloadFrom, watchFile, watchTenantFiles } from './ops/reload.js';
@@ -84,6 +84,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   const sendTests = new SendTests(events);
   // The metrics read the scheduler, and the scheduler counts into the metrics: the gauges look it up late.
   const queue: { scheduler?: Scheduler } = {};
+  const readiness: { check?: () => Promise<Readiness> } = {};
   const metrics = new RelayMetrics({
     queueDepth: () => queue.scheduler?.size ?? 0,
     oldestQueuedSeconds: () => {
@@ -91,6 +92,9 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       return oldest === undefined ? 0 : (Date.now() - oldest) / 1000;
     },
     pools: () => pools.size,
+    ready: async () => ((await readiness.check?.())?.ready ? 1 : 0),
+    spoolFreeBytes: () => spool.freeBytes(),
+    spoolMinFreeBytes: () => current.delivery.spool.minFreeBytes,
   });
   // The cache of platform tenants lives across reloads; a change to the source's settings starts a new one.
   const platformFor = (c: Config) => (c.tenantSource ? new PlatformTenants(c.tenantSource, { logger, metrics, config }) : undefined);
@@ -126,10 +130,11 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     }
     if (initial.ops.enabled) {
       const spoolWritable = cachedFor(2000, () => probeWritable(spool.layout.temp(`.ready-${process.pid}`)));
-      ops = await startOpsServer(initial.ops.host, initial.ops.port, metrics, async () => {
+      readiness.check = async () => {
         const checks = { config: current.source, listening: inbound.every((s) => s.listening), spoolWritable: await spoolWritable(), draining };
         return { ready: checks.listening && checks.spoolWritable && !draining, checks };
-      }, sendTests);
+      };
+      ops = await startOpsServer(initial.ops.host, initial.ops.port, metrics, readiness.check, sendTests);
     }
   } catch (err) {
     await stopAll(0);

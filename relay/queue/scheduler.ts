@@ -217,7 +217,10 @@ export class Scheduler {
     if (tenant === 'wait') return { kind: 'later', at: now + PLATFORM_WAIT_MS };
     // Over its rate, a tenant's mail waits its turn instead of being refused (smoothing).
     const allowedAt = this.#deps.rates.nextAllowedAt(tenant, now);
-    if (allowedAt > now) return { kind: 'later', at: allowedAt };
+    if (allowedAt > now) {
+      this.#deps.metrics.rateHeld.inc({ tenant: tenant?.id ?? 'none' });
+      return { kind: 'later', at: allowedAt };
+    }
     return { kind: 'line', tenant, upstream: upstreamForAttempt(routeOf(tenant, config), entry.firstTempFailureAt, now) };
   }
 
