@@ -23,6 +23,7 @@ import { checkNodemailerSeams } from './delivery/nodemailer-seams.js';
 import { UpstreamPools } from './delivery/pools.js';
 import { MessageEvents } from './events.js';
 import { watchCertificate } from './inbound/certificates.js';
+import { checkDkimSigner } from './message/dkim.js';
 import { createInboundServer, type InboundServer } from './inbound/server.js';
 import { checkSmtpServerSeams } from './inbound/smtp-server-seams.js';
 import { Staging } from './inbound/staging.js';
@@ -72,6 +73,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   // The library seams fit exact versions: a mismatch stops the start with the versions named.
   checkSmtpServerSeams();
   checkNodemailerSeams();
+  checkDkimSigner();
   const { logger } = options;
   let current = initial;
   let draining = false;
