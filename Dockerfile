@@ -7,6 +7,8 @@
 FROM node:26-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+# npm ci applies these to node_modules (patch-package; the relay refuses to start without them).
+COPY patches ./patches
 COPY relay ./relay
 COPY config ./config
 # The image has its Node (the Active LTS line): the project's own copy (an optional dependency) is left out.

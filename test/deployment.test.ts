@@ -29,6 +29,8 @@ t.test('the Dockerfile runs the built CLI as a non-root user, with a HEALTHCHECK
   t.match(dockerfile, /^USER node$/m);
   t.match(dockerfile, /^HEALTHCHECK .*\n.*\/readyz/m);
   t.match(dockerfile, /^CMD \["node", "dist\/relay\/cli\.js", "serve"\]$/m);
+  // npm ci applies the library patches: they must be in the build stage before it runs.
+  t.ok(dockerfile.indexOf('COPY patches ./patches') !== -1 && dockerfile.indexOf('COPY patches ./patches') < dockerfile.indexOf('RUN npm ci'), 'patches/ is copied before npm ci');
   const pkg = JSON.parse(fs.readFileSync('package.json', 'utf8'));
   t.equal(pkg.bin['tenant-relay'], 'dist/relay/cli.js');
 });
