@@ -1,11 +1,11 @@
 // Turns the checked raw values into the frozen snapshot: defaults that depend on other keys, files read,
 // indexes built. Problems found here (an unreadable CA file) are added to `problems` by key path.
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { asciiDomain, TenantDirectory } from './directory.js';
 import type { RawConfig, RawTenant, RawTenantSource, RawUpstream } from './schema.js';
-import type { Config, DeliveryPolicy, DkimPrivateKey, InboundUser, Tenant, TenantSourceSettings, Upstream, UpstreamHostPolicy } from './types.js';
+import type { Config, DeliveryPolicy, DkimPrivateKey, InboundUser, Tenant, TenantSourceSettings, TokenGrant, Upstream, UpstreamAuth, UpstreamHostPolicy } from './types.js';
 import type { PathIssue } from './validate.js';
 
 const DEFAULT_PORT = { implicit: 465, starttls: 587, none: 25 } as const;
@@ -25,7 +25,13 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
   return Object.freeze({
     source,
     hostname: raw.hostname,
-    ops: Object.freeze({ enabled: raw.ops.enabled, host: raw.ops.host, port: raw.ops.port, shutdownGraceMs: raw.ops.shutdownGraceSeconds * 1000 }),
+    ops: Object.freeze({
+      enabled: raw.ops.enabled,
+      host: raw.ops.host,
+      port: raw.ops.port,
+      shutdownGraceMs: raw.ops.shutdownGraceSeconds * 1000,
+      ...(raw.ops.token !== undefined ? { token: raw.ops.token } : {}),
+    }),
     listen: deepFreeze(listen),
     maxMessageSizeBytes: raw.maxMessageSizeBytes,
     inbound: Object.freeze({
@@ -79,6 +85,12 @@ export function buildTenant(t: RawTenant, at: (string | number)[], problems: Pat
   });
 }
 
+/** One tenant upstream on its own (a candidate the platform asks about), held to `hostPolicy`. */
+export function buildTenantUpstream(u: RawUpstream, name: string, problems: PathIssue[], hostPolicy: UpstreamHostPolicy): Upstream {
+  const built = buildUpstream(u, name, 'tenant', [], problems);
+  return built.kind === 'smtp' ? deepFreeze({ ...built, hostPolicy }) : built;
+}
+
 function buildTenantSource(s: RawTenantSource, problems: PathIssue[]): TenantSourceSettings {
   const at = ['tenantSource'];
   const url = new URL(s.url);
@@ -125,7 +137,8 @@ function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'platform
     host: u.host,
     port: u.port ?? DEFAULT_PORT[u.tls],
     tls: u.tls,
-    ...(u.username !== undefined && u.password !== undefined ? { auth: { user: u.username, pass: u.password } } : {}),
+    ...authOf(u, name, [...at, 'auth'], problems),
+    ...(u.limits ? { limits: u.limits } : {}),
     ...(ca !== undefined ? { ca } : {}),
     ...(u.servername !== undefined ? { servername: u.servername } : {}),
     allowInsecureAuth: u.allowInsecureAuth,
@@ -133,6 +146,78 @@ function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'platform
     connectTimeoutMs: Math.round(u.connectTimeoutSeconds * 1000),
     maxConnections: u.maxConnections,
   });
+}
+
+const DEFAULT_TOKEN_URL = {
+  microsoft: (tenantId: string) => `https://login.microsoftonline.com/${encodeURIComponent(tenantId)}/oauth2/v2.0/token`,
+  google: () => 'https://oauth2.googleapis.com/token',
+} as const;
+
+/** The upstream's login: the flat username/password keys, or `auth` (a password, or an OAuth2 grant). */
+function authOf(u: Extract<RawUpstream, { kind: 'smtp' }>, name: string, at: (string | number)[], problems: PathIssue[]): { auth?: UpstreamAuth } {
+  if (u.username !== undefined && u.password !== undefined) return { auth: { kind: 'password', user: u.username, pass: u.password } };
+  const a = u.auth;
+  if (!a) return {};
+  if (a.kind === 'password') return { auth: { kind: 'password', user: a.username, pass: a.password } };
+  const ca = readCa(a.ca, [...at, 'ca'], problems);
+  const common = { ...(a.scope !== undefined ? { scope: a.scope } : {}), ...(ca !== undefined ? { ca } : {}), tokenUrlFromTenant: a.tokenUrl !== undefined };
+  const cacheKey = (tenant: string, client: string) => [a.provider, tenant, client, a.scope ?? '', a.mailbox, a.tokenUrl ?? ''].join('|');
+  switch (a.provider) {
+    case 'microsoft': {
+      const tokenUrl = a.tokenUrl ?? DEFAULT_TOKEN_URL.microsoft(a.tenantId);
+      let credential: Extract<TokenGrant, { provider: 'microsoft' }>['credential'] | undefined;
+      if (a.clientSecret !== undefined) credential = { kind: 'secret', secret: a.clientSecret };
+      else if (a.certificate !== undefined && a.privateKey !== undefined) {
+        const thumbprint = certificateThumbprint(a.certificate, a.privateKey, at, problems);
+        if (thumbprint) credential = { kind: 'certificate', thumbprint, privateKey: a.privateKey };
+      }
+      if (!credential) return {};
+      return { auth: { kind: 'oauth2', user: a.mailbox, grant: { ...common, provider: 'microsoft', tokenUrl, clientId: a.clientId, credential, cacheKey: cacheKey(a.tenantId, a.clientId) } } };
+    }
+    case 'google': {
+      // Copied out of the JSON key file, the key often keeps its escaped line breaks.
+      const privateKey = a.privateKey.includes('\n') ? a.privateKey : a.privateKey.replaceAll('\\n', '\n');
+      if (!isPrivateKey(privateKey, 'rsa')) {
+        problems.push({ path: [...at, 'privateKey'], message: "is not the service account's RSA private key (the private_key of its JSON key file)" });
+        return {};
+      }
+      const tokenUrl = a.tokenUrl ?? DEFAULT_TOKEN_URL.google();
+      return { auth: { kind: 'oauth2', user: a.mailbox, grant: { ...common, provider: 'google', tokenUrl, serviceAccount: a.serviceAccount, privateKey, subject: a.mailbox, cacheKey: cacheKey('', a.serviceAccount) } } };
+    }
+    case 'client-credentials':
+      return { auth: { kind: 'oauth2', user: a.mailbox, grant: { ...common, provider: 'client-credentials', tokenUrl: a.tokenUrl, clientId: a.clientId, clientSecret: a.clientSecret, cacheKey: cacheKey(name, a.clientId) } } };
+  }
+}
+
+/** The x5t of an app's certificate (base64url SHA-1 of its DER), after checking the key belongs to it. */
+function certificateThumbprint(certificate: string, privateKey: string, at: (string | number)[], problems: PathIssue[]): string | undefined {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certificate);
+  } catch {
+    problems.push({ path: [...at, 'certificate'], message: 'is not a PEM certificate' });
+    return undefined;
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(privateKey);
+  } catch {
+    problems.push({ path: [...at, 'privateKey'], message: 'is not a PEM private key' });
+    return undefined;
+  }
+  if (!cert.checkPrivateKey(key)) {
+    problems.push({ path: [...at, 'privateKey'], message: 'does not belong to the certificate' });
+    return undefined;
+  }
+  return createHash('sha1').update(cert.raw).digest('base64url');
+}
+
+function isPrivateKey(pem: string, type: string): boolean {
+  try {
+    return createPrivateKey(pem).asymmetricKeyType === type;
+  } catch {
+    return false;
+  }
 }
 
 /** The PEM text of a private CA file, or a problem at `at` when it cannot be read. */

@@ -27,13 +27,82 @@ const seconds = z.number().positive().max(86_400);
 
 export const TLS_MODES = ['implicit', 'starttls', 'none'] as const;
 
+// A token endpoint: https, or plain http to this machine only (development, tests).
+const tokenUrl = z.string().regex(/^https?:\/\/[^\s/?#]+(\/[^\s#]*)?$/, 'must be an http(s) URL, like https://login.example/token');
+
+// How the relay logs in to an upstream. `password`: what the flat username/password keys say.
+// `oauth2`: XOAUTH2 with an access token the relay gets for the mailbox, unattended.
+const passwordAuth = z.strictObject({
+  kind: z.literal('password'),
+  username: z.string().min(1),
+  password: z.string().min(1),
+});
+// Microsoft 365: an Entra app with SMTP.SendAsApp, its service principal granted the mailbox
+// (client credentials, with a client secret or a certificate).
+const microsoftAuth = z.strictObject({
+  kind: z.literal('oauth2'),
+  provider: z.literal('microsoft'),
+  // The Entra tenant: its id (a GUID) or a verified domain.
+  tenantId: z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, 'must be the Entra tenant id (a GUID) or one of its domains'),
+  clientId: z.string().min(1),
+  clientSecret: z.string().min(1).optional(),
+  // Or a certificate registered on the app: its PEM and private key (a signed client assertion).
+  certificate: z.string().min(1).optional(),
+  privateKey: z.string().min(1).optional(),
+  // The mailbox the relay sends as (the XOAUTH2 user).
+  mailbox: address,
+  scope: z.string().min(1).default('https://outlook.office365.com/.default'),
+  // Default: https://login.microsoftonline.com/<tenantId>/oauth2/v2.0/token
+  tokenUrl: tokenUrl.optional(),
+  // PEM file of a private CA to trust for the token endpoint (config files only).
+  ca: z.string().min(1).optional(),
+});
+// Google Workspace: a service account with domain-wide delegation for https://mail.google.com/.
+const googleAuth = z.strictObject({
+  kind: z.literal('oauth2'),
+  provider: z.literal('google'),
+  serviceAccount: address,
+  privateKey: z.string().min(1),
+  mailbox: address,
+  scope: z.string().min(1).default('https://mail.google.com/'),
+  // Default: https://oauth2.googleapis.com/token
+  tokenUrl: tokenUrl.optional(),
+  // PEM file of a private CA to trust for the token endpoint (config files only).
+  ca: z.string().min(1).optional(),
+});
+// Any server that takes XOAUTH2 with a token from an OAuth 2.0 client-credentials grant.
+const clientCredentialsAuth = z.strictObject({
+  kind: z.literal('oauth2'),
+  provider: z.literal('client-credentials'),
+  tokenUrl,
+  clientId: z.string().min(1),
+  clientSecret: z.string().min(1),
+  scope: z.string().min(1).optional(),
+  mailbox: address,
+  // PEM file of a private CA to trust for the token endpoint (config files only).
+  ca: z.string().min(1).optional(),
+});
+export const OAUTH2_PROVIDERS = ['microsoft', 'google', 'client-credentials'] as const;
+const upstreamAuth = z.discriminatedUnion('kind', [passwordAuth, z.discriminatedUnion('provider', [microsoftAuth, googleAuth, clientCredentialsAuth])]);
+
+// What the upstream's mailbox may send, shared by every tenant that sends through it (Microsoft 365:
+// 30 messages a minute, 10,000 recipients in a sliding 24 hours).
+const mailboxLimits = z.strictObject({
+  messagesPerMinute: z.number().positive().optional(),
+  messagesPerDay: z.int().positive().optional(),
+  recipientsPerDay: z.int().positive().optional(),
+});
+
 const smtpUpstream = z.strictObject({
   kind: z.literal('smtp'),
   host: hostname,
   port: port.optional(),
   tls: z.enum(TLS_MODES),
+  auth: upstreamAuth.optional(),
+  // The same as auth: { kind: password, username, password }.
   username: z.string().min(1).optional(),
   password: z.string().min(1).optional(),
+  limits: mailboxLimits.optional(),
   ca: z.string().min(1).optional(),
   servername: hostname.optional(),
   allowInsecureAuth: z.boolean().default(false),
@@ -121,6 +190,8 @@ export const tenantSchema = z.strictObject({
     .strictObject({
       messagesPerMinute: z.number().positive().optional(),
       messagesPerDay: z.int().positive().optional(),
+      // In a sliding 24 hours, as Microsoft 365 counts them.
+      recipientsPerDay: z.int().positive().optional(),
     })
     .optional(),
 });
@@ -264,6 +335,9 @@ export const configSchema = z.strictObject({
       port: z.int().min(0).max(65535).default(9025),
       // How long SIGTERM lets sessions in DATA and deliveries in flight finish.
       shutdownGraceSeconds: seconds.default(30),
+      // Bearer token for the admin endpoints (POST /preflight); use ${ENV} or ${file:/path}. Without it
+      // they are off.
+      token: z.string().min(16, 'must be at least 16 characters').optional(),
     })
     .default({ enabled: true, host: '127.0.0.1', port: 9025, shutdownGraceSeconds: 30 }),
   listen: z.array(listener).min(1).default([{ host: '127.0.0.1', port: 2525, tls: 'none' }]),
@@ -310,3 +384,4 @@ export type RawConfig = z.output<typeof configSchema>;
 export type RawTenant = z.output<typeof tenantSchema>;
 export type RawTenantSource = z.output<typeof tenantSource>;
 export type RawUpstream = z.output<typeof smtpUpstream> | z.output<typeof maildirUpstream>;
+export type RawUpstreamAuth = z.output<typeof upstreamAuth>;

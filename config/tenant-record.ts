@@ -1,10 +1,10 @@
 // A tenant record answered by the platform's HTTP tenant source, checked with the same schema and rules
 // as a YAML tenant, plus what a record from the network may not do: read the relay's local files (a CA
 // path, a maildir) or take over a tenant the YAML defines.
-import { buildTenant } from './build.js';
+import { buildTenant, buildTenantUpstream } from './build.js';
 import { TenantDirectory, domainOf } from './directory.js';
 import { tenantSchema } from './schema.js';
-import type { Config, Tenant, UpstreamHostPolicy } from './types.js';
+import type { Config, SmtpUpstream, Tenant, UpstreamHostPolicy } from './types.js';
 import { checkUpstream, type PathIssue } from './validate.js';
 
 /** What the record was asked for: it must claim that key, or the platform answered another question. */
@@ -22,6 +22,9 @@ export function parseTenantRecord(json: unknown, query: TenantQuery, config: Con
   const issues: PathIssue[] = [];
   if (raw.upstream?.kind === 'maildir') issues.push({ path: ['upstream', 'kind'], message: 'maildir is only for upstreams in the config files' });
   if (raw.upstream?.kind === 'smtp' && raw.upstream.ca !== undefined) issues.push({ path: ['upstream', 'ca'], message: 'is a local file path, only for the config files' });
+  if (raw.upstream?.kind === 'smtp' && raw.upstream.auth?.kind === 'oauth2' && raw.upstream.auth.ca !== undefined) {
+    issues.push({ path: ['upstream', 'auth', 'ca'], message: 'is a local file path, only for the config files' });
+  }
   if (raw.upstream) checkUpstream(raw.upstream, ['upstream'], issues);
   if (config.directory.byId(raw.id)) issues.push({ path: ['id'], message: `"${raw.id}" is a tenant of the config files` });
   const tenant = buildTenant(raw, [], issues, config.dkim.privateKey, hostPolicy);
@@ -35,4 +38,26 @@ function claims(tenant: Tenant, query: TenantQuery): boolean {
   const own = new TenantDirectory([tenant]);
   if (query.by === 'auth') return own.byAuthUser(query.value) !== undefined;
   return own.byAddress(query.value) !== undefined || own.byDomain(domainOf(query.value)) !== undefined;
+}
+
+export type UpstreamCheck = { readonly ok: true; readonly upstream: SmtpUpstream } | { readonly ok: false; readonly problems: readonly string[] };
+
+/**
+ * A candidate upstream a tenant admin typed in (the platform asks before it saves): the keys of a tenant's
+ * `upstream`, checked like one from the platform's records (no maildir, no local file), held to `hostPolicy`.
+ */
+export function parseUpstreamRecord(json: unknown, name: string, hostPolicy: UpstreamHostPolicy): UpstreamCheck {
+  const parsed = tenantSchema.shape.upstream.safeParse(json);
+  if (!parsed.success || !parsed.data) {
+    const issues = parsed.success ? [] : parsed.error.issues;
+    return { ok: false, problems: issues.length ? issues.map((i) => `${i.path.map(String).join('.') || '(upstream)'}: ${i.code === 'unrecognized_keys' ? `unknown key ${i.keys.join(', ')}` : i.message}`) : ['(upstream): is required'] };
+  }
+  const raw = parsed.data;
+  const issues: PathIssue[] = [];
+  if (raw.kind === 'maildir') issues.push({ path: ['kind'], message: 'maildir is only for upstreams in the config files' });
+  if (raw.kind === 'smtp' && (raw.ca !== undefined || (raw.auth?.kind === 'oauth2' && raw.auth.ca !== undefined))) issues.push({ path: ['ca'], message: 'is a local file path, only for the config files' });
+  checkUpstream(raw, [], issues);
+  const upstream = issues.length === 0 ? buildTenantUpstream(raw, name, issues, hostPolicy) : undefined;
+  if (issues.length > 0 || !upstream || upstream.kind !== 'smtp') return { ok: false, problems: issues.map((i) => `${i.path.join('.') || '(upstream)'}: ${i.message}`) };
+  return { ok: true, upstream };
 }

@@ -8,6 +8,43 @@ export interface UpstreamHostPolicy {
   readonly allow: readonly string[];
 }
 
+/** What may be sent in a time: a tenant's, or an upstream mailbox's shared by every tenant using it. */
+export interface Limits {
+  readonly messagesPerMinute?: number;
+  readonly messagesPerDay?: number;
+  /** Recipients in a sliding 24 hours (how Microsoft 365 counts its daily limit). */
+  readonly recipientsPerDay?: number;
+}
+
+/** How the relay logs in to an upstream. */
+export type UpstreamAuth =
+  | { readonly kind: 'password'; readonly user: string; readonly pass: string }
+  /** XOAUTH2 as `user` (the mailbox), with an access token from `grant`. */
+  | { readonly kind: 'oauth2'; readonly user: string; readonly grant: TokenGrant };
+
+export type OAuth2Provider = 'microsoft' | 'google' | 'client-credentials';
+
+/** Where and how the relay gets an access token, unattended. */
+export type TokenGrant = {
+  readonly tokenUrl: string;
+  /** The tenant's settings named the endpoint (not a provider's default): the upstream host policy applies to it. */
+  readonly tokenUrlFromTenant: boolean;
+  readonly scope?: string;
+  /** What a token is cached by: provider, endpoint, Entra tenant, client, scope, mailbox. No secret in it. */
+  readonly cacheKey: string;
+  /** PEM text of a private CA for the endpoint (tests, private identity providers). */
+  readonly ca?: string;
+} & (
+  | {
+      readonly provider: 'microsoft';
+      readonly clientId: string;
+      readonly credential: { readonly kind: 'secret'; readonly secret: string } | { readonly kind: 'certificate'; readonly thumbprint: string; readonly privateKey: string };
+    }
+  /** A service-account JWT grant; `subject` is the mailbox it acts as (domain-wide delegation). */
+  | { readonly provider: 'google'; readonly serviceAccount: string; readonly privateKey: string; readonly subject: string }
+  | { readonly provider: 'client-credentials'; readonly clientId: string; readonly clientSecret: string }
+);
+
 export interface SmtpUpstream {
   readonly kind: 'smtp';
   /** A tenant's own server (subject to the upstream host policy), or the platform's smarthost. */
@@ -17,7 +54,9 @@ export interface SmtpUpstream {
   readonly host: string;
   readonly port: number;
   readonly tls: TlsMode;
-  readonly auth?: { readonly user: string; readonly pass: string };
+  readonly auth?: UpstreamAuth;
+  /** The mailbox's own limits (what the upstream allows it), shared by every tenant sending through it. */
+  readonly limits?: Limits;
   /** PEM text of a private CA to trust for this upstream, in place of the system store. */
   readonly ca?: string;
   readonly servername?: string;
@@ -90,7 +129,7 @@ export interface Tenant {
   readonly identity: TenantIdentity;
   readonly dkim: DkimSettings & { readonly disablePlatformDkim: boolean };
   /** Sending rates: pass-through refuses past them (451 4.7.1), the queue spreads deliveries out. */
-  readonly limits?: { readonly messagesPerMinute?: number; readonly messagesPerDay?: number };
+  readonly limits?: Limits;
   readonly delivery: {
     /** Absent: the global mode. */
     readonly mode?: DeliveryMode;
@@ -175,7 +214,14 @@ export interface Config {
   /** The file this snapshot was read from, or "<built-in>". */
   readonly source: string;
   readonly hostname: string;
-  readonly ops: { readonly enabled: boolean; readonly host: string; readonly port: number; readonly shutdownGraceMs: number };
+  readonly ops: {
+    readonly enabled: boolean;
+    readonly host: string;
+    readonly port: number;
+    readonly shutdownGraceMs: number;
+    /** Bearer token of the admin endpoints (POST /preflight); absent: they are off. */
+    readonly token?: string;
+  };
   readonly listen: readonly Listener[];
   readonly maxMessageSizeBytes: number;
   readonly inbound: InboundPolicy;

@@ -72,14 +72,39 @@ function claimTracker(issues: PathIssue[]) {
 
 export function checkUpstream(u: RawUpstream, at: (string | number)[], issues: PathIssue[]): void {
   if (u.kind !== 'smtp') return;
+  const a = u.auth;
+  if (a && (u.username !== undefined || u.password !== undefined)) {
+    issues.push({ path: [...at, u.username !== undefined ? 'username' : 'password'], message: 'use auth, or username and password, not both' });
+  }
+  if (a?.kind === 'oauth2') {
+    // A bearer token is as good as a password to whoever reads it.
+    if (u.tls === 'none') issues.push({ path: [...at, 'tls'], message: 'OAuth2 access tokens would travel in cleartext with tls: none; use starttls or implicit' });
+    if (a.tokenUrl !== undefined && !isHttpsOrLoopback(a.tokenUrl)) {
+      issues.push({ path: [...at, 'auth', 'tokenUrl'], message: 'must be https:// (plain http only to a loopback address: client secrets travel over it)' });
+    }
+    if (a.provider === 'microsoft') {
+      const certificate = a.certificate !== undefined || a.privateKey !== undefined;
+      if (a.clientSecret === undefined && !certificate) issues.push({ path: [...at, 'auth', 'clientSecret'], message: 'is required, or certificate and privateKey' });
+      else if (a.clientSecret !== undefined && certificate) issues.push({ path: [...at, 'auth', 'clientSecret'], message: 'use clientSecret, or certificate and privateKey, not both' });
+      else if (certificate && (a.certificate === undefined || a.privateKey === undefined)) {
+        issues.push({ path: [...at, 'auth', a.certificate === undefined ? 'certificate' : 'privateKey'], message: 'certificate and privateKey go together' });
+      }
+    }
+  }
   if ((u.username === undefined) !== (u.password === undefined)) {
     const missing = u.username === undefined ? 'username' : 'password';
     issues.push({ path: [...at, missing], message: 'username and password go together' });
   }
-  if (u.password !== undefined && u.tls === 'none' && !u.allowInsecureAuth) {
+  const password = u.password !== undefined ? [...at, 'password'] : a?.kind === 'password' ? [...at, 'auth', 'password'] : undefined;
+  if (password && u.tls === 'none' && !u.allowInsecureAuth) {
     issues.push({
-      path: [...at, 'password'],
+      path: password,
       message: 'credentials would travel in cleartext with tls: none; use starttls or implicit, or set allowInsecureAuth: true',
     });
   }
+}
+
+function isHttpsOrLoopback(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  return protocol === 'https:' || /^(localhost|127\.[\d.]+|\[::1\])$/.test(hostname);
 }

@@ -55,7 +55,8 @@ export const Replies = {
   senderNotOfTenant: (sender: string, tenant: string) =>
     reply('sender-not-of-tenant', 553, '5.7.1', `Sender ${sender} is not an address of tenant ${tenant}, which you authenticated as`),
   headerFromNotOfTenant: (tenant: string) => reply('header-from-not-of-tenant', 553, '5.7.1', `The From header is not an address of tenant ${tenant}, which you authenticated as`),
-  tenantRateExceeded: (tenant: string) => reply('tenant-rate-exceeded', 451, '4.7.1', `Tenant ${tenant} is over its sending rate; please try again later`),
+  tenantRateExceeded: (tenant: string, waitSeconds: number) =>
+    reply('tenant-rate-exceeded', 451, '4.7.1', `Tenant ${tenant} is over its sending rate; please try again in ${waitSeconds} seconds`),
   insufficientStorage: reply('insufficient-storage', 452, '4.3.1', 'Insufficient system storage; please try again later'),
   headerTooLarge: reply('header-too-large', 552, '5.3.4', 'Message header section is larger than 1 MiB'),
   clientAborted: reply('client-aborted', 451, '4.3.0', 'Message data was not received completely; nothing was sent'),
@@ -80,6 +81,12 @@ export const Replies = {
     reply('upstream-no-8bitmime', 554, '5.6.3', `Upstream ${upstream} does not accept 8-bit content (no 8BITMIME); the message would be altered`),
   upstreamNoSmtpUtf8: (upstream: string) => reply('upstream-no-smtputf8', 553, '5.6.7', `Upstream ${upstream} does not accept UTF-8 addresses (no SMTPUTF8)`),
   upstreamAuth: (upstream: string) => reply('upstream-auth', 451, '4.4.0', `Upstream ${upstream} refused the relay's credentials; please try again later`),
+  upstreamTokenFailed: (upstream: string, reason: string) =>
+    reply('upstream-token-failed', 451, '4.7.0', `Upstream ${upstream}: no OAuth2 access token (${reason}); please try again later`),
+  upstreamBasicAuthDisabled: (upstream: string) =>
+    reply('upstream-basic-auth-disabled', 451, '4.7.0', `Upstream ${upstream}: basic authentication is disabled for this tenant: configure oauth2`),
+  upstreamQuotaExceeded: (upstream: string, said: string) =>
+    reply('upstream-quota-exceeded', 451, '4.2.0', `Upstream ${upstream}: the mailbox's sending quota is used up; retried when it frees: ${said}`),
   upstreamTempFail: (upstream: string, said: string) => reply('upstream-temp-fail', 451, '4.4.0', `Upstream ${upstream} deferred the message: ${said}`),
   upstreamRejected: (upstream: string, code: number, said: string, enhanced = '5.0.0') =>
     reply('upstream-rejected', code, enhanced, `Upstream ${upstream} rejected the message: ${said}`),

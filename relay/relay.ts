@@ -20,7 +20,10 @@ import { performance } from 'node:perf_hooks';
 import type { Config, SmtpUpstream } from '../config/types.js';
 import { UpstreamCapabilities } from './delivery/capabilities.js';
 import { checkNodemailerSeams } from './delivery/nodemailer-seams.js';
+import { AccessTokens } from './delivery/oauth2/tokens.js';
 import { UpstreamPools } from './delivery/pools.js';
+import { preflightCandidate } from './delivery/preflight.js';
+import { MemoryLimiter } from './limits/memory.js';
 import { MessageEvents } from './events.js';
 import { watchCertificate } from './inbound/certificates.js';
 import { checkDkimSigner } from './message/dkim.js';
@@ -32,7 +35,6 @@ import type { Logger } from './ops/log.js';
 import { RelayMetrics } from './ops/metrics.js';
 import { reloadFrom, watchFile, watchTenantFiles } from './ops/reload.js';
 import { SendTests } from './ops/send-tests.js';
-import { TenantRates } from './queue/rates.js';
 import { QueueRequests } from './queue/requests.js';
 import { Scheduler } from './queue/scheduler.js';
 import { Spool, type SpoolIo } from './queue/spool.js';
@@ -78,38 +80,45 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   let current = initial;
   let draining = false;
   const config = () => current;
-  const pools = new UpstreamPools(initial.hostname);
-  const edge = { pools, capabilities: new UpstreamCapabilities(initial.hostname) };
   const spool = new Spool(initial.delivery.spool.path, { fsync: initial.delivery.spool.fsync, ...(options.spoolIo ? { io: options.spoolIo } : {}) });
-  const rates = new TenantRates();
+  const limiter = new MemoryLimiter();
   const events = new MessageEvents(logger);
   const sendTests = new SendTests(events);
-  // The metrics read the scheduler, and the scheduler counts into the metrics: the gauges look it up late.
-  const queue: { scheduler?: Scheduler } = {};
-  const readiness: { check?: () => Promise<Readiness> } = {};
+  // The metrics read the scheduler, the pools and readiness, made below: the gauges look them up late.
+  const late: { scheduler?: Scheduler; pools?: UpstreamPools; readiness?: () => Promise<Readiness> } = {};
   const metrics = new RelayMetrics({
-    queueDepth: () => queue.scheduler?.size ?? 0,
+    queueDepth: () => late.scheduler?.size ?? 0,
     oldestQueuedSeconds: () => {
-      const oldest = queue.scheduler?.oldestCreatedAt();
+      const oldest = late.scheduler?.oldestCreatedAt();
       return oldest === undefined ? 0 : (Date.now() - oldest) / 1000;
     },
-    pools: () => pools.size,
-    ready: async () => ((await readiness.check?.())?.ready ? 1 : 0),
+    pools: () => late.pools?.size ?? 0,
+    ready: async () => ((await late.readiness?.())?.ready ? 1 : 0),
     spoolFreeBytes: () => spool.freeBytes(),
     spoolMinFreeBytes: () => current.delivery.spool.minFreeBytes,
   });
+  // Access tokens of OAuth2 upstreams, for every pool that needs one. A token endpoint a tenant typed in
+  // is held to the host policy of that tenant's upstream, from the snapshot in force when it is asked.
+  const tokens = new AccessTokens({ logger, metrics });
+  const pools = new UpstreamPools(initial.hostname, (upstream, renew) =>
+    upstream.auth?.kind === 'oauth2'
+      ? tokens.get(upstream.auth.grant, { upstream: upstream.name, hostPolicy: upstream.hostPolicy ?? current.upstreamHosts }, renew)
+      : Promise.reject(new Error(`upstream ${upstream.name} has no OAuth2 grant`)),
+  );
+  late.pools = pools;
+  const edge = { pools, capabilities: new UpstreamCapabilities(initial.hostname) };
   // The cache of platform tenants lives across reloads; a change to the source's settings starts a new one.
   const platformFor = (c: Config) => (c.tenantSource ? new PlatformTenants(c.tenantSource, { logger, metrics, config }) : undefined);
   let platformTenants = platformFor(initial);
   const platform = () => platformTenants;
   const requests = new QueueRequests(spool.layout);
-  const scheduler = new Scheduler({ spool, requests, config, edge, rates, metrics, events, logger, platform });
-  queue.scheduler = scheduler;
+  const scheduler = new Scheduler({ spool, requests, config, edge, limiter, metrics, events, logger, platform });
+  late.scheduler = scheduler;
   // The spool is read before the listeners open: what was accepted before a crash goes out first.
   await scheduler.start({ timers: options.schedulerTimers ?? true });
   const spoolHasRoom = cachedFor(1000, async () => (await spool.freeBytes()) >= current.delivery.spool.minFreeBytes);
   const staging = new Staging(spool.layout.tmpDir);
-  const deps = { config, staging, spool, scheduler, edge, spoolHasRoom, rates, metrics, events, draining: () => draining, logger, platform };
+  const deps = { config, staging, spool, scheduler, edge, spoolHasRoom, limiter, metrics, events, draining: () => draining, logger, platform };
 
   const inbound: InboundServer[] = [];
   const addresses: { host: string; port: number }[] = [];
@@ -132,11 +141,24 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     }
     if (initial.ops.enabled) {
       const spoolWritable = cachedFor(2000, () => probeWritable(spool.layout.temp(`.ready-${process.pid}`)));
-      readiness.check = async () => {
+      late.readiness = async () => {
         const checks = { config: current.source, listening: inbound.every((s) => s.listening), spoolWritable: await spoolWritable(), draining };
         return { ready: checks.listening && checks.spoolWritable && !draining, checks };
       };
-      ops = await startOpsServer(initial.ops.host, initial.ops.port, metrics, readiness.check, sendTests);
+      ops = await startOpsServer(initial.ops.host, initial.ops.port, {
+        metrics,
+        readiness: late.readiness,
+        sendTests,
+        adminToken: () => current.ops.token,
+        admin: {
+          // Candidate upstreams are typed by tenant admins: the tenant source's host policy, or refuse
+          // internal addresses if there is no tenant source.
+          '/preflight': (req) =>
+            req.method === 'POST'
+              ? preflightCandidate(req.body, { heloName: current.hostname, hostPolicy: current.tenantSource?.upstreamHosts ?? TENANT_ENTERED_HOSTS, logger })
+              : Promise.resolve({ status: 405, body: { error: 'POST a candidate upstream: { "upstream": { ... } }' } }),
+        },
+      });
     }
   } catch (err) {
     await stopAll(0);
@@ -187,6 +209,9 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     },
   };
 }
+
+/** The host policy for upstreams a tenant admin types in, when no tenant source says otherwise. */
+const TENANT_ENTERED_HOSTS = Object.freeze({ denySpecialAddresses: true, denyPrivateAddresses: true, allow: Object.freeze([]) });
 
 function smtpUpstreams(config: Config): SmtpUpstream[] {
   return [config.smarthost, ...config.tenants.map((t) => t.upstream)].filter((u): u is SmtpUpstream => u?.kind === 'smtp');

@@ -76,7 +76,7 @@ t.test('check prints the routing table of a valid config', async (t) => {
   const r = await runCli(['check', '--config', DEFAULT_CONFIG]);
   t.equal(r.code, 0);
   t.match(r.stdout, /ok, 2 tenant\(s\)/);
-  t.match(r.stdout, /acme\s+acme\.test \*\.acme\.test\s+maildir \S+\s+-\s+queue\s+off \(no DKIM key configured\)/);
+  t.match(r.stdout, /acme\s+acme\.test \*\.acme\.test\s+maildir \S+\s+-\s+none\s+queue\s+off \(no DKIM key configured\)/);
   t.match(r.stdout, /globex\s+auth:globex-app alerts@globex\.test/);
 });
 
@@ -112,7 +112,7 @@ tenants:
 `,
   );
   const acme = await runCli(['explain', '--config', file, '--from', 'a@acme.test']);
-  t.match(acme.stdout, /\nupstream: acme \(smtp\.acme\.test:465 tls=implicit\)\nmode: {5}queue .*\nfallback: smarthost \(smarthost\.test:587 tls=starttls\) after 30 minute\(s\) of temporary failures\n/);
+  t.match(acme.stdout, /\nupstream: acme \(smtp\.acme\.test:465 tls=implicit auth=none\)\nmode: {5}queue .*\nfallback: smarthost \(smarthost\.test:587 tls=starttls auth=none\) after 30 minute\(s\) of temporary failures\n/);
   const live = await runCli(['explain', '--config', file, '--from', 'a@live.test']);
   t.match(live.stdout, /\nmode: {5}passthrough \(forwarded while the client waits\)\n/);
   t.notMatch(live.stdout, /fallback:/);

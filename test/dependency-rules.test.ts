@@ -34,9 +34,11 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   delivery: ['delivery', 'relay', 'config', 'ops'],
   tenancy: ['tenancy', 'relay', 'config', 'ops'],
   routing: ['routing', 'tenancy', 'relay', 'config', 'ops'],
-  queue: ['queue', 'routing', 'tenancy', 'message', 'delivery', 'relay', 'config', 'ops'],
-  inbound: ['inbound', 'queue', 'routing', 'tenancy', 'message', 'delivery', 'relay', 'config', 'ops'],
-  commands: ['commands', 'inbound', 'queue', 'routing', 'tenancy', 'message', 'delivery', 'relay', 'config', 'ops'],
+  // Sending budgets: asked by the two drivers, the intake (pass-through) and the queue.
+  limits: ['limits', 'relay', 'config', 'ops'],
+  queue: ['queue', 'routing', 'tenancy', 'message', 'delivery', 'limits', 'relay', 'config', 'ops'],
+  inbound: ['inbound', 'queue', 'routing', 'tenancy', 'message', 'delivery', 'limits', 'relay', 'config', 'ops'],
+  commands: ['commands', 'inbound', 'queue', 'routing', 'tenancy', 'message', 'delivery', 'limits', 'relay', 'config', 'ops'],
 };
 const WIRING = new Set(['relay/relay.ts', 'relay/cli.ts']);
 

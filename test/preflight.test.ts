@@ -34,8 +34,8 @@ const preflight = (...args: string[]) => runCli(['preflight', '--config', file, 
 t.test('reports each upstream once, with TLS version, certificate expiry and AUTH; exit 1 when any fails', async (t) => {
   const r = await preflight();
   t.equal(r.code, 1);
-  t.match(r.stdout, /^ok {4}smarthost \(127\.0\.0\.1:\d+\) for shared, \(no tenant\): reachable, TLSv1\.3, certificate expires in [01] days \(.*\), auth ok$/m);
-  t.match(r.stdout, /^FAIL {2}acme \(127\.0\.0\.1:\d+\) for acme: reachable, TLSv1\.3, certificate expires in [01] days .*, auth refused$/m);
+  t.match(r.stdout, /^ok {4}smarthost \(127\.0\.0\.1:\d+\) for shared, \(no tenant\): reachable, TLSv1\.3, certificate expires in [01] days \(.*\), auth \(password\) ok$/m);
+  t.match(r.stdout, /^FAIL {2}acme \(127\.0\.0\.1:\d+\) for acme: reachable, TLSv1\.3, certificate expires in [01] days .*, auth \(password\) refused$/m);
   t.match(r.stdout, /^FAIL {2}gone \(127\.0\.0\.1:\d+\) for gone: UNREACHABLE, auth not tried$/m);
   t.equal(good.received.length + wrongPassword.received.length, 0, 'no mail sent');
 });

@@ -22,7 +22,7 @@ t.test('pass-through: past messagesPerMinute the tenant gets 451 4.7.1; other te
   const relay = await startTestRelay(yaml('passthrough', 'messagesPerMinute: 2'));
   t.teardown(() => relay.close());
   for (let i = 0; i < 2; i++) t.match((await sendThrough(relay.port, { from: 'a@busy.test', to: 'x@example.com' })).response, /^250 /);
-  t.match(await replyOf(sendThrough(relay.port, { from: 'a@busy.test', to: 'x@example.com' })), /^451 4\.7\.1 Tenant busy is over its sending rate/);
+  t.match(await replyOf(sendThrough(relay.port, { from: 'a@busy.test', to: 'x@example.com' })), /^451 4\.7\.1 Tenant busy is over its sending rate; please try again in (2\d|30) seconds/);
   t.match((await sendThrough(relay.port, { from: 'a@calm.test', to: 'x@example.com' })).response, /^250 /);
 });
 
@@ -44,7 +44,7 @@ t.test('queue: past messagesPerMinute the mail is accepted and delivered at the 
   t.equal(upstream.received.length - before, 5);
 });
 
-t.test('queue: past messagesPerDay the rest waits for the next UTC day', async (t) => {
+t.test('queue: past messagesPerDay the rest waits until the first sends leave the sliding 24 hours', async (t) => {
   const relay = await startTestRelay(yaml('queue', 'messagesPerDay: 3'), {}, { manualScheduler: true });
   t.teardown(() => relay.close());
   const before = upstream.received.length;
@@ -53,8 +53,62 @@ t.test('queue: past messagesPerDay the rest waits for the next UTC day', async (
   await relay.relay.scheduler.runDue(now);
   t.equal(upstream.received.length - before, 3);
   await relay.relay.scheduler.runDue(now + 60_000);
-  t.equal(upstream.received.length - before, 3);
-  const tomorrow = new Date(now);
-  await relay.relay.scheduler.runDue(Date.UTC(tomorrow.getUTCFullYear(), tomorrow.getUTCMonth(), tomorrow.getUTCDate() + 1) + 1);
+  await relay.relay.scheduler.runDue(now + 23 * 3_600_000);
+  t.equal(upstream.received.length - before, 3, 'still within 24 hours of the first three');
+  await relay.relay.scheduler.runDue(now + 24 * 3_600_000 + 5 * 60_000);
   t.equal(upstream.received.length - before, 5);
+});
+
+t.test('queue: an upstream mailbox limit is shared by every tenant sending through it', async (t) => {
+  const relay = await startTestRelay(
+    `delivery: { mode: queue, spool: { path: \${SPOOL} } }
+smarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none, limits: { messagesPerMinute: 2 } }
+tenants:
+  - { id: one, match: { domains: [one.test] } }
+  - { id: two, match: { domains: [two.test] } }
+`,
+    {},
+    { manualScheduler: true },
+  );
+  t.teardown(() => relay.close());
+  const before = upstream.received.length;
+  for (let i = 0; i < 3; i++) {
+    await sendThrough(relay.port, { from: `a${i}@one.test`, to: 'x@example.com' });
+    await sendThrough(relay.port, { from: `b${i}@two.test`, to: 'x@example.com' });
+  }
+  const now = Date.now();
+  await relay.relay.scheduler.runDue(now);
+  t.equal(upstream.received.length - before, 2, 'two for both tenants together');
+  await relay.relay.scheduler.runDue(now + 120_000);
+  t.equal(upstream.received.length - before, 4);
+});
+
+t.test('queue: recipientsPerDay counts recipients, and only the ones the upstream took', async (t) => {
+  const refusing = await startUpstream({ rcpt: (a) => (a.startsWith('gone') ? [550, '5.1.1 no such user'] : undefined) });
+  t.teardown(() => refusing.close());
+  const relay = await startTestRelay(
+    `delivery: { mode: queue, spool: { path: \${SPOOL} } }
+smarthost: { host: 127.0.0.1, port: ${refusing.port}, tls: none }
+tenants:
+  - { id: m365, match: { domains: [m365.test] }, limits: { recipientsPerDay: 4 } }
+`,
+    {},
+    { manualScheduler: true },
+  );
+  t.teardown(() => relay.close());
+  await sendThrough(relay.port, { from: 'a@m365.test', to: ['r1@example.com', 'gone1@example.com', 'gone2@example.com'] });
+  await sendThrough(relay.port, { from: 'b@m365.test', to: ['r2@example.com', 'r3@example.com'] });
+  await sendThrough(relay.port, { from: 'c@m365.test', to: ['r4@example.com', 'r5@example.com'] });
+  const now = Date.now();
+  // Not the DSN for the two refused recipients: it comes from the null sender, outside the tenant's budget.
+  const tenantMail = () => refusing.received.filter((m) => m.mailFrom !== '').map((m) => m.rcptTo.length);
+  await relay.relay.scheduler.runDue(now);
+  t.same(tenantMail(), [1], 'the first message; the others wait for what it did not send');
+  await relay.relay.scheduler.runDue(now + 10_000);
+  // 1 sent (2 refused, given back) + 2 = 3 of 4: the last message, of 2 recipients, waits a day.
+  t.same(tenantMail(), [1, 2]);
+  await relay.relay.scheduler.runDue(now + 3_600_000);
+  t.same(tenantMail(), [1, 2]);
+  await relay.relay.scheduler.runDue(now + 24 * 3_600_000 + 5 * 60_000);
+  t.same(tenantMail(), [1, 2, 2]);
 });

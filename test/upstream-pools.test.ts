@@ -42,7 +42,7 @@ t.test('tenants with the same upstream settings share one pool', async (t) => {
   const pools = new UpstreamPools('relay.test');
   t.teardown(() => pools.close());
   t.equal(pools.get(upstreamAt(2525, 'tenant-a')), pools.get(upstreamAt(2525, 'tenant-b')));
-  t.not(pools.get(upstreamAt(2525)), pools.get({ ...upstreamAt(2525), auth: { user: 'u', pass: 'changed' }, tls: 'starttls' }));
+  t.not(pools.get(upstreamAt(2525)), pools.get({ ...upstreamAt(2525), auth: { kind: 'password', user: 'u', pass: 'changed' }, tls: 'starttls' }));
   t.equal(pools.size, 2);
 });
 
@@ -50,7 +50,7 @@ t.test('a pool evicted from the cache closes its connections', async (t) => {
   const first = await startUpstream();
   const second = await startUpstream();
   t.teardown(() => Promise.all([first.close(), second.close()]));
-  const pools = new UpstreamPools('relay.test', 1);
+  const pools = new UpstreamPools('relay.test', undefined, 1);
   t.teardown(() => pools.close());
   await sendViaSmtp(pools, upstreamAt(first.port), envelope, message);
   t.equal(first.connections.open, 1, 'idle pooled connection kept open');

@@ -1,6 +1,5 @@
 // tenant-relay explain: the decision (and headers) a message would get, from the server's own functions.
 import { parseArgs } from 'node:util';
-import type { Upstream } from '../../config/types.js';
 import { formatReply, Replies } from '../errors.js';
 import { transformMessage } from '../message/transform.js';
 import { createLogger } from '../ops/log.js';
@@ -9,6 +8,7 @@ import { PlatformTenants } from '../tenancy/platform-tenants.js';
 import { resolveTenants } from '../tenancy/resolve.js';
 import { loadFrom } from './config-file.js';
 import type { CommandIo } from './io.js';
+import { describeUpstream } from './upstream-text.js';
 
 export async function explain(args: string[], io: CommandIo): Promise<number> {
   const { values } = parseArgs({
@@ -76,8 +76,4 @@ export async function explain(args: string[], io: CommandIo): Promise<number> {
   }
   for (const w of out.warnings) io.out(`warning:  ${w}`);
   return 0;
-}
-
-function describeUpstream(u: Upstream): string {
-  return `${u.name} (${u.kind === 'maildir' ? `maildir ${u.path}` : `${u.host}:${u.port} tls=${u.tls}${u.auth ? ' auth' : ''}`})`;
 }

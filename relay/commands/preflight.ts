@@ -1,7 +1,9 @@
 // tenant-relay preflight: connect, TLS and AUTH against every upstream, no mail sent.
 import { parseArgs } from 'node:util';
 import type { Upstream } from '../../config/types.js';
+import { AccessTokens } from '../delivery/oauth2/tokens.js';
 import { preflight } from '../delivery/preflight.js';
+import { createLogger } from '../ops/log.js';
 import { loadFrom } from './config-file.js';
 import type { CommandIo } from './io.js';
 
@@ -21,17 +23,27 @@ export async function preflightCommand(args: string[], io: CommandIo): Promise<n
   }
   if (!values.tenant) users.set(config.smarthost, [...(users.get(config.smarthost) ?? []), '(no tenant)']);
   const reports = [];
+  const tokens = new AccessTokens({ logger: createLogger('error') });
   for (const [upstream, ids] of users) {
     if (upstream.kind === 'maildir') {
       reports.push({ upstream: upstream.name, tenants: ids, address: `maildir ${upstream.path}`, ok: true });
       continue;
     }
-    reports.push({ ...(await preflight(upstream, config.hostname)), tenants: ids });
+    reports.push({ ...(await preflight(upstream, { heloName: config.hostname, tokens, hostPolicy: config.upstreamHosts })), tenants: ids });
   }
   if (values.json) io.out(JSON.stringify(reports, null, 2));
   else {
     for (const r of reports) {
-      const facts = 'reachable' in r ? [r.reachable ? 'reachable' : 'UNREACHABLE', r.tlsVersion, r.certificateDaysLeft !== undefined ? `certificate expires in ${r.certificateDaysLeft} days (${r.certificateExpires})` : undefined, `auth ${r.auth}`] : ['local'];
+      const facts =
+        'reachable' in r
+          ? [
+              r.reachable ? 'reachable' : 'UNREACHABLE',
+              r.tlsVersion,
+              r.certificateDaysLeft !== undefined ? `certificate expires in ${r.certificateDaysLeft} days (${r.certificateExpires})` : undefined,
+              r.token ? `oauth2 token until ${r.token.expires}${r.token.scopes.length ? ` for ${r.token.scopes.join(' ')}` : ''}` : undefined,
+              `auth ${r.authKind === 'none' ? '' : `(${r.authKind}) `}${r.auth}`,
+            ]
+          : ['local'];
       io.out(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.upstream} (${r.address}) for ${r.tenants.join(', ')}: ${facts.filter(Boolean).join(', ')}${'error' in r && r.error ? `\n      ${r.error}` : ''}`);
     }
   }

@@ -56,6 +56,14 @@ export function replyForError(upstream: string, err: Error): SmtpReply {
 function replyFor(upstream: string, err: UpstreamError): SmtpReply {
   const code = err.responseCode;
   const said = sanitizeUpstreamText(err.response ?? err.message);
+  // No access token (the endpoint refused the client, or is down): the tenant's setup, not the message.
+  if (err.code === 'ETOKEN' || err.originalCode === 'ETOKEN') return Replies.upstreamTokenFailed(upstream, (err as { reason?: string }).reason ?? said);
+  // Microsoft 365 once basic authentication is off for the tenant: 535 5.7.139 at AUTH, or 550 5.7.30.
+  // Not the message's fault, and fixed by configuring OAuth2: deferred, never bounced.
+  if (code !== undefined && BASIC_AUTH_DISABLED.test(said)) return Replies.upstreamBasicAuthDisabled(upstream);
+  // Microsoft 365's daily limit (554 5.2.0 ...SubmissionQuotaExceededException): a quota, not a bad
+  // recipient; deferred until it frees.
+  if (QUOTA_EXCEEDED.test(said)) return Replies.upstreamQuotaExceeded(upstream, said);
   // Bad credentials or a failed handshake are the relay's configuration, not the message: retry.
   if (err.code === 'EAUTH' || err.code === 'ENOAUTH') return Replies.upstreamAuth(upstream);
   // Before the reply code: a "500 unknown command" to STARTTLS is a TLS failure, not a bounce.
@@ -72,6 +80,9 @@ function replyFor(upstream: string, err: UpstreamError): SmtpReply {
   }
   return Replies.upstreamConnectionLost(upstream);
 }
+
+const BASIC_AUTH_DISABLED = /\b5\.7\.(139|30)\b/;
+const QUOTA_EXCEEDED = /SubmissionQuotaExceeded/i;
 
 function isTlsFailure(err: UpstreamError): boolean {
   if (err.code === 'ETLS') return true;

@@ -5,7 +5,7 @@ import { Replies, type SmtpReply } from '../errors.js';
 import type { UpstreamCapabilities } from './capabilities.js';
 import { replyForError } from './classify.js';
 import type { DeliveryResult, Envelope, MessageSource } from '../types.js';
-import { checkUpstreamHost } from './host-policy.js';
+import { checkUpstreamHost, pinnedTo } from './host-policy.js';
 import { deliverToMaildir } from './maildir.js';
 import type { UpstreamPools } from './pools.js';
 import { sendViaSmtp } from './smtp.js';
@@ -39,8 +39,7 @@ export async function deliver(
   if (upstream.owner === 'tenant' && (policy.denySpecialAddresses || policy.denyPrivateAddresses)) {
     const checked = await checkUpstreamHost(upstream.host, policy);
     if (!checked.ok) return all(Replies.upstreamHostForbidden(upstream.name, checked.reason), 'temp');
-    // Connect to the address that was checked; the certificate is still checked against the name.
-    target = { ...upstream, host: checked.address, servername: upstream.servername ?? upstream.host };
+    target = pinnedTo(upstream, checked.address);
   }
   const utf8Envelope = !isAscii(Buffer.from(envelope.mailFrom + envelope.rcptTo.join('')));
   if (message.eightBit || utf8Envelope) {

@@ -26,3 +26,12 @@ export async function checkUpstreamHost(host: string, policy: UpstreamHostPolicy
   const [first] = addresses;
   return first ? { ok: true, address: first } : { ok: false, reason: `${host} has no address` };
 }
+
+/**
+ * The upstream, connected to the address that was checked rather than resolved again. The certificate is
+ * still checked against the name (SNI carries only names: a host that is an address keeps none).
+ */
+export function pinnedTo<U extends { readonly host: string; readonly servername?: string }>(upstream: U, address: string): U {
+  const servername = upstream.servername ?? (net.isIP(upstream.host) ? undefined : upstream.host);
+  return { ...upstream, host: address, ...(servername !== undefined ? { servername } : {}) };
+}

@@ -6,14 +6,21 @@ import type { SMTPPoolOptions } from 'nodemailer/lib/smtp-pool';
 import type { SmtpUpstream } from '../../config/types.js';
 import type { PooledTransport } from './nodemailer-seams.js';
 
+/** Where an OAuth2 upstream's pool gets its access tokens (`renew`: the server refused the last one). */
+export type TokenSource = (upstream: SmtpUpstream, renew: boolean) => Promise<{ readonly accessToken: string; readonly expiresAt: number }>;
+
+const noTokens: TokenSource = () => Promise.reject(new Error('no token source for OAuth2 upstreams'));
+
 export class UpstreamPools {
   readonly #heloName: string;
   readonly #pools: LRUCache<string, PooledTransport>;
   /** Upstream objects are frozen per snapshot: their key is computed once, not per message. */
   readonly #keys = new WeakMap<SmtpUpstream, string>();
+  readonly tokens: TokenSource;
 
-  constructor(heloName: string, maxPools = 1000) {
+  constructor(heloName: string, tokens: TokenSource = noTokens, maxPools = 1000) {
     this.#heloName = heloName;
+    this.tokens = tokens;
     this.#pools = new LRUCache<string, PooledTransport>({
       max: maxPools,
       // In-flight sends on a closed pool still finish; only idle connections go at once.
@@ -22,15 +29,16 @@ export class UpstreamPools {
   }
 
   get(upstream: SmtpUpstream): PooledTransport {
-    // The key is the settings themselves: a changed password or port is a new pool, never a reused one.
+    // The key is the settings themselves: a changed password, client secret or port is a new pool, never a
+    // reused one. (In memory only; it is never logged.)
     let key = this.#keys.get(upstream);
     if (key === undefined) {
-      key = JSON.stringify(transportOptions(upstream, this.#heloName));
+      key = poolKey(upstream, this.#heloName);
       this.#keys.set(upstream, key);
     }
     let transport = this.#pools.get(key);
     if (!transport) {
-      transport = nodemailer.createTransport(transportOptions(upstream, this.#heloName));
+      transport = nodemailer.createTransport(transportOptions(upstream, this.#heloName, this.tokens));
       this.#pools.set(key, transport);
     }
     return transport;
@@ -45,7 +53,7 @@ export class UpstreamPools {
    * finish (close() waits for them); the next message to a changed upstream gets a new pool.
    */
   retain(upstreams: readonly SmtpUpstream[]): void {
-    const live = new Set(upstreams.map((u) => JSON.stringify(transportOptions(u, this.#heloName))));
+    const live = new Set(upstreams.map((u) => poolKey(u, this.#heloName)));
     for (const key of [...this.#pools.keys()]) if (!live.has(key)) this.#pools.delete(key);
   }
 
@@ -58,7 +66,17 @@ export class UpstreamPools {
   }
 }
 
-export function transportOptions(u: SmtpUpstream, heloName: string): SMTPPoolOptions & { pool: true } {
+function poolKey(u: SmtpUpstream, heloName: string): string {
+  return JSON.stringify({ ...transportOptions(u, heloName), grant: u.auth?.kind === 'oauth2' ? u.auth.grant : undefined });
+}
+
+/**
+ * nodemailer's options for an upstream. With `tokens`, an OAuth2 upstream's connections log in with
+ * XOAUTH2 and a token from it; nodemailer asks again with renew=true when a server answers the token with
+ * a 334 challenge (Google's way of refusing one).
+ */
+export function transportOptions(u: SmtpUpstream, heloName: string, tokens?: TokenSource): SMTPPoolOptions & { pool: true } {
+  const auth = u.auth;
   return {
     pool: true,
     host: u.host,
@@ -68,7 +86,24 @@ export function transportOptions(u: SmtpUpstream, heloName: string): SMTPPoolOpt
     secure: u.tls === 'implicit',
     requireTLS: u.tls === 'starttls',
     ignoreTLS: u.tls === 'none',
-    ...(u.auth ? { auth: { user: u.auth.user, pass: u.auth.pass } } : {}),
+    ...(auth?.kind === 'password' ? { auth: { user: auth.user, pass: auth.pass } } : {}),
+    ...(auth?.kind === 'oauth2'
+      ? {
+          auth: {
+            type: 'OAuth2',
+            user: auth.user,
+            ...(tokens
+              ? {
+                  provisionCallback: (_user: string, renew: boolean, done: (err: Error | null, token?: string, expires?: number) => void) =>
+                    void tokens(u, renew).then(
+                      (t) => done(null, t.accessToken, t.expiresAt),
+                      (err: Error) => done(err),
+                    ),
+                }
+              : {}),
+          },
+        }
+      : {}),
     tls: {
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',

@@ -9,6 +9,17 @@ import { sendThroughPool } from './nodemailer-seams.js';
 import type { UpstreamPools } from './pools.js';
 
 export async function sendViaSmtp(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource): Promise<DeliveryResult> {
+  const first = await sendOnce(pools, upstream, envelope, message);
+  // Microsoft 365 answers an expired or revoked token with a plain 535 (no 334 challenge), and nodemailer
+  // then gives up without asking for another: drop the token and try once more, on a new connection.
+  if (upstream.auth?.kind === 'oauth2' && first.authRefused) {
+    await pools.tokens(upstream, true).catch(() => undefined);
+    return (await sendOnce(pools, upstream, envelope, message)).result;
+  }
+  return first.result;
+}
+
+async function sendOnce(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource): Promise<{ result: DeliveryResult; authRefused: boolean }> {
   const transport = pools.get(upstream);
   // socketTimeout only covers silence; this bounds the whole send, however slowly the upstream drips.
   const deadline = new AbortController();
@@ -19,9 +30,11 @@ export async function sendViaSmtp(pools: UpstreamPools, upstream: SmtpUpstream, 
     const info = await sendThroughPool(transport, envelope, () => streamOf(message), deadline.signal, () => {
       streamed = true;
     });
-    return { upstream: upstream.name, outcomes: outcomesFromInfo(upstream.name, envelope.rcptTo, info) };
+    return { result: { upstream: upstream.name, outcomes: outcomesFromInfo(upstream.name, envelope.rcptTo, info) }, authRefused: false };
   } catch (err) {
-    return { upstream: upstream.name, outcomes: outcomesFromError(upstream.name, envelope.rcptTo, err as Error, { streamed }) };
+    const e = err as Error & { code?: string; originalCode?: string; responseCode?: number };
+    const authRefused = e.code === 'EAUTH' && e.originalCode !== 'ETOKEN' && e.responseCode !== undefined;
+    return { result: { upstream: upstream.name, outcomes: outcomesFromError(upstream.name, envelope.rcptTo, e, { streamed }) }, authRefused };
   } finally {
     clearTimeout(timer);
   }

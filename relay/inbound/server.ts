@@ -13,7 +13,8 @@ import { newMessageId } from '../ids.js';
 import { outboundEnvelope } from '../message/envelope.js';
 import type { Logger } from '../ops/log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
-import type { TenantRates } from '../queue/rates.js';
+import { budgetsFor } from '../limits/budgets.js';
+import type { Limiter } from '../limits/limiter.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import type { Spool } from '../queue/spool.js';
 import { decide } from '../routing/decide.js';
@@ -39,7 +40,7 @@ export interface InboundDeps {
   readonly edge: DeliveryEdge;
   /** Whether the spool has the configured free space (checked at most once a second). */
   readonly spoolHasRoom: () => Promise<boolean>;
-  readonly rates: TenantRates;
+  readonly limiter: Limiter;
   readonly metrics: RelayMetrics;
   readonly events: MessageEvents;
   /** True once shutdown has begun: new connections and new transactions get 421. */
@@ -68,6 +69,8 @@ export interface InboundServer {
 interface Pending {
   readonly config: Config;
   readonly decision: RouteDecision;
+  /** Pass-through: the message's place in its sending budgets, settled with what was sent. */
+  readonly settle?: (sentRecipients: number) => void;
 }
 
 export function createInboundServer(listener: Listener, deps: InboundDeps): InboundServer {
@@ -114,6 +117,9 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
 
       onClose(session) {
         guards.closed(session);
+        // A transaction that never reached its dot sent nothing.
+        pending.get(session)?.settle?.(0);
+        pending.delete(session);
         const started = connectedAt.get(session);
         if (started === undefined) return;
         deps.logger.info({
@@ -196,13 +202,19 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
       deps.logger.info({ event: 'refused', session: session.id, from: mailFrom, reason: decision.reason, reply: decision.reply.id });
       return decision.reply;
     }
+    // A new MAIL FROM after RSET: the previous transaction sent nothing.
+    pending.get(session)?.settle?.(0);
+    pending.delete(session);
     if (decision.mode === 'queue') {
       if (!(await deps.spoolHasRoom())) return Replies.insufficientStorage;
-    } else if (!deps.rates.take(decision.tenant, Date.now())) {
-      // Pass-through has no later moment to slow down at: past its rate, the tenant's client must wait.
-      return Replies.tenantRateExceeded(decision.tenant?.id ?? '');
+      pending.set(session, { config, decision });
+      return undefined;
     }
-    pending.set(session, { config, decision });
+    // Pass-through has no later moment to slow down at: past a budget, the client must wait, and is told how long.
+    const now = Date.now();
+    const reserved = await deps.limiter.reserve(budgetsFor(decision.tenant, decision.route.upstream), 1, now);
+    if (!reserved.ok) return Replies.tenantRateExceeded(decision.tenant?.id ?? decision.route.upstream.name, Math.ceil((reserved.retryAt - now) / 1000));
+    pending.set(session, { config, decision, settle: reserved.settle });
     return undefined;
   }
 
@@ -223,6 +235,8 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
       return accepted.reply;
     }
     const forwarded = await forwardInSession(stream, tx, deps);
+    decided.settle?.(forwarded.kind === 'forwarded' ? forwarded.result.outcomes.filter((o) => o.status === 'sent').length : 0);
+    pending.delete(session);
     if (forwarded.kind === 'refused') {
       deps.logger.info({ event: 'refused', ...tx.log, reason: forwarded.reason, reply: formatReply(forwarded.reply), replyId: forwarded.reply.id, ms: msSince(tx) });
       return forwarded.reply;

@@ -25,7 +25,10 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info'): L
     {
       level,
       base: { service: 'tenant-relay' },
-      redact: { paths: ['password', '*.password', '*.pass', 'auth.pass', '*.auth.pass', 'token', '*.token'], censor: '[redacted]' },
+      redact: {
+        paths: ['password', '*.password', '*.pass', 'auth.pass', '*.auth.pass', 'token', '*.token', 'clientSecret', '*.clientSecret', 'privateKey', '*.privateKey', 'accessToken', '*.accessToken'],
+        censor: '[redacted]',
+      },
       timestamp: pino.stdTimeFunctions.isoTime,
       hooks: {
         streamWrite(line) {

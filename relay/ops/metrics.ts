@@ -25,6 +25,7 @@ export class RelayMetrics {
   readonly rejected: client.Counter<'reply' | 'code'>;
   readonly upstreamErrors: client.Counter<'upstream' | 'reason'>;
   readonly rateHeld: client.Counter<'tenant'>;
+  readonly tokenRequests: client.Counter<'upstream' | 'provider' | 'result' | 'error'>;
   readonly upstreamSeconds: client.Histogram<'upstream'>;
   readonly reloads: client.Counter<'result'>;
   readonly tenantLookups: client.Counter<'result'>;
@@ -45,6 +46,11 @@ export class RelayMetrics {
       ['upstream', 'reason'],
     );
     this.rateHeld = counter('tenant_relay_rate_limit_holds_total', "Queued messages held back because their tenant was over its sending rate (pass-through's refusals are tenant-rate-exceeded replies)", ['tenant']);
+    this.tokenRequests = counter(
+      'tenant_relay_oauth2_token_requests_total',
+      "Requests for OAuth2 access tokens, by upstream and provider: issued, refused (with the endpoint's error code) or failed (unreachable, timeout, malformed)",
+      ['upstream', 'provider', 'result', 'error'],
+    );
     this.reloads = counter('tenant_relay_config_reloads_total', 'Configuration reloads, by result', ['result']);
     this.tenantLookups = counter(
       'tenant_relay_tenant_lookups_total',

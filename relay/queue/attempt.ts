@@ -27,6 +27,8 @@ export interface AttemptDeps {
 
 /** What became of the message: gone from the queue, or due again (and a DSN to queue, if one was made). */
 export interface AttemptOutcome {
+  /** Recipients the upstream took in this attempt. */
+  readonly sent: number;
   readonly retry?: QueuedMessage;
   readonly dsn?: { readonly entry: QueuedMessage; readonly bytes: Buffer };
 }
@@ -54,13 +56,14 @@ export async function attemptDelivery(
     logger.warn({ event: 'possible-duplicate', ...log }, 'connection lost or timed out after the message went out; the retry may deliver twice');
   }
 
+  const sent = result.outcomes.filter((o) => o.status === 'sent').length;
   const stillPending = recipients.filter((r) => r.status === 'pending');
   const expired = stillPending.length > 0 && now - entry.createdAt >= config.delivery.retry.maxLifetimeMs;
   deps.events.attempted({ id: entry.id, at: deps.clock(), tenant: entry.tenant, upstream: upstream.name, attempt, ms, outcomes: result.outcomes, final: stillPending.length === 0 || expired });
-  if (stillPending.length === 0) return finish({ ...entry, recipients, attempts: attempt }, config, now, deps);
+  if (stillPending.length === 0) return { sent, ...(await finish({ ...entry, recipients, attempts: attempt }, config, now, deps)) };
   if (expired) {
     const failed = recipients.map((r) => (r.status === 'pending' ? { ...r, status: 'failed' as const, reply: formatReply(Replies.deliveryExpired(r.reply ?? 'none')) } : r));
-    return finish({ ...entry, recipients: failed, attempts: attempt }, config, now, deps);
+    return { sent, ...(await finish({ ...entry, recipients: failed, attempts: attempt }, config, now, deps)) };
   }
   const next: QueuedMessage = {
     ...entry,
@@ -72,11 +75,11 @@ export async function attemptDelivery(
   };
   await spool.update(next);
   logger.info({ event: 'deferred', ...log, pending: stillPending.length, nextAttemptAt: new Date(next.nextAttemptAt).toISOString() });
-  return { retry: next };
+  return { sent, retry: next };
 }
 
 /** Every recipient has a final status: record it, bounce what failed, and take the message out of the queue. */
-async function finish(entry: QueuedMessage, config: Config, now: number, deps: AttemptDeps): Promise<AttemptOutcome> {
+async function finish(entry: QueuedMessage, config: Config, now: number, deps: AttemptDeps): Promise<Omit<AttemptOutcome, 'sent'>> {
   const { spool, logger } = deps;
   const failed = entry.recipients.filter((r) => r.status === 'failed');
   if (failed.length === 0) {

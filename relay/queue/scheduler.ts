@@ -11,11 +11,12 @@ import type { RelayMetrics } from '../ops/metrics.js';
 import { routeOf, upstreamForAttempt } from '../routing/route.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
 import { tenantOfQueued } from '../tenancy/queued-tenant.js';
-import type { Tenant, Upstream } from '../types.js';
+import type { Upstream } from '../types.js';
+import { type Budget, budgetsFor } from '../limits/budgets.js';
+import type { Limiter } from '../limits/limiter.js';
 import { attemptDelivery } from './attempt.js';
 import { DueTimes } from './due-times.js';
-import type { QueuedMessage } from './entry.js';
-import type { TenantRates } from './rates.js';
+import { pendingRecipients, type QueuedMessage } from './entry.js';
 import type { QueueRequests } from './requests.js';
 import type { Spool } from './spool.js';
 
@@ -24,7 +25,7 @@ export interface SchedulerDeps {
   readonly requests: QueueRequests;
   readonly config: () => Config;
   readonly edge: DeliveryEdge;
-  readonly rates: TenantRates;
+  readonly limiter: Limiter;
   readonly metrics: RelayMetrics;
   readonly events: MessageEvents;
   readonly logger: Logger;
@@ -56,6 +57,8 @@ export class Scheduler {
   readonly #inLine = new Set<string>();
   readonly #inFlight = new Map<string, Promise<void>>();
   readonly #busyByUpstream = new Map<string, number>();
+  /** Budgets known to be spent until then: their mail waits without asking the limiter each time. */
+  readonly #heldUntil = new Map<string, number>();
   #timers: NodeJS.Timeout[] = [];
   #stopped = false;
   #kicked = false;
@@ -215,28 +218,38 @@ export class Scheduler {
     const tenant = tenantOfQueued(entry.tenant, config, this.#deps.platform?.());
     // Its tenant's record is being looked up: not sent through another upstream meanwhile.
     if (tenant === 'wait') return { kind: 'later', at: now + PLATFORM_WAIT_MS };
-    // Over its rate, a tenant's mail waits its turn instead of being refused (smoothing).
-    const allowedAt = this.#deps.rates.nextAllowedAt(tenant, now);
-    if (allowedAt > now) {
+    const upstream = upstreamForAttempt(routeOf(tenant, config), entry.firstTempFailureAt, now);
+    const budgets = budgetsFor(tenant, upstream);
+    // A budget spent moments ago: its mail waits its turn instead of being refused (smoothing).
+    const heldUntil = Math.max(0, ...budgets.map((b) => this.#heldUntil.get(b.key) ?? 0));
+    if (heldUntil > now) {
       this.#deps.metrics.rateHeld.inc({ tenant: tenant?.id ?? 'none' });
-      return { kind: 'later', at: allowedAt };
+      return { kind: 'later', at: heldUntil };
     }
-    return { kind: 'line', tenant, upstream: upstreamForAttempt(routeOf(tenant, config), entry.firstTempFailureAt, now) };
+    return { kind: 'line', upstream, budgets };
   }
 
-  #start(entry: QueuedMessage, { tenant, upstream }: Extract<Place, { kind: 'line' }>, config: Config, now: number): Promise<void> {
+  #start(entry: QueuedMessage, { upstream, budgets }: Extract<Place, { kind: 'line' }>, config: Config, now: number): Promise<void> {
     const { id } = entry;
-    this.#deps.rates.take(tenant, now);
     // Claimed before any await: two overlapping rounds must never start the same message twice.
     this.#busyByUpstream.set(upstream.name, (this.#busyByUpstream.get(upstream.name) ?? 0) + 1);
     const deps = { ...this.#deps, clock: this.#clock };
-    const attempt = attemptDelivery(entry, upstream, this.#takeBody(id), config, now, deps)
-      .then((outcome) => {
-        // The state in memory is the spool's: every change to it goes through this scheduler.
-        if (outcome.retry) this.#schedule(outcome.retry);
-        else this.#forget(id);
-        if (outcome.dsn) this.add(outcome.dsn.entry, outcome.dsn.bytes);
-      })
+    const attempt = (async () => {
+      const reserved = await this.#deps.limiter.reserve(budgets, pendingRecipients(entry).length, now);
+      if (!reserved.ok) {
+        for (const b of budgets) this.#heldUntil.set(b.key, Math.max(this.#heldUntil.get(b.key) ?? 0, reserved.retryAt));
+        this.#deps.metrics.rateHeld.inc({ tenant: entry.tenant ?? 'none' });
+        this.#due.set(id, reserved.retryAt);
+        return;
+      }
+      const outcome = await attemptDelivery(entry, upstream, this.#takeBody(id), config, now, deps);
+      // Only what the upstream took counts against the budgets.
+      reserved.settle(outcome.sent);
+      // The state in memory is the spool's: every change to it goes through this scheduler.
+      if (outcome.retry) this.#schedule(outcome.retry);
+      else this.#forget(id);
+      if (outcome.dsn) this.add(outcome.dsn.entry, outcome.dsn.bytes);
+    })()
       .catch((err: unknown) => {
         this.#deps.logger.error({ event: 'queue-attempt-failed', id, err }, 'attempt failed; it will be retried');
         // Its state on disk is as before the attempt: it is due again.
@@ -271,7 +284,7 @@ export class Scheduler {
   }
 }
 
-type Place = { readonly kind: 'line'; readonly tenant: Tenant | undefined; readonly upstream: Upstream } | { readonly kind: 'later'; readonly at: number };
+type Place = { readonly kind: 'line'; readonly upstream: Upstream; readonly budgets: readonly Budget[] } | { readonly kind: 'later'; readonly at: number };
 
 /** A first-in, first-out line of message ids (shift is O(1), unlike an array's on a long line). */
 class Line {

@@ -32,8 +32,8 @@ export const CLI_SOURCE = path.resolve('relay/cli.ts');
 const nodeArgs = process.execArgv.map((a) => (/^--import=[^./]/.test(a) && !a.startsWith('--import=file:') ? `--import=${import.meta.resolve(a.slice('--import='.length))}` : a));
 
 /** `tenant-relay ARGS` as a real process; `done` resolves with what it printed when it exits. */
-export function spawnCli(args: readonly string[], options: { cwd?: string; stdin?: string } = {}): { child: ChildProcess; done: Promise<CliRun> } {
-  const child = spawn(process.execPath, [...nodeArgs, CLI_SOURCE, ...args], { cwd: options.cwd ?? process.cwd(), stdio: 'pipe' });
+export function spawnCli(args: readonly string[], options: { cwd?: string; stdin?: string; env?: NodeJS.ProcessEnv } = {}): { child: ChildProcess; done: Promise<CliRun> } {
+  const child = spawn(process.execPath, [...nodeArgs, CLI_SOURCE, ...args], { cwd: options.cwd ?? process.cwd(), stdio: 'pipe', ...(options.env ? { env: { ...process.env, ...options.env } } : {}) });
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d) => {
@@ -47,14 +47,14 @@ export function spawnCli(args: readonly string[], options: { cwd?: string; stdin
   return { child, done };
 }
 
-/** The port a `serve` child listens on, read from its "listening" log line. */
-export function listeningPort(child: ChildProcess): Promise<number> {
+/** The port a `serve` child listens on (or its ops port), read from its "listening" log line. */
+export function listeningPort(child: ChildProcess, which: 'smtp' | 'ops' = 'smtp'): Promise<number> {
   return new Promise((resolve, reject) => {
     let seen = '';
     child.stderr?.on('data', (d) => {
       seen += d;
-      const m = /"event":"listening","addresses":\[\{"host":"127\.0\.0\.1","port":(\d+)/.exec(seen);
-      if (m) resolve(Number(m[1]));
+      const m = /"event":"listening","addresses":\[\{"host":"127\.0\.0\.1","port":(\d+)[^\]]*\],"ops":(\d+|null)/.exec(seen);
+      if (m) resolve(Number(which === 'smtp' ? m[1] : m[2]));
     });
     child.once('close', () => reject(new Error(`serve exited early: ${seen}`)));
   });

@@ -24,10 +24,18 @@ export interface UpstreamOptions {
   readonly mail?: (address: string) => [number, string] | undefined;
   /** Per recipient: a reply `[code, text]` to refuse it, or undefined to accept. */
   readonly rcpt?: (address: string) => [number, string] | undefined;
-  /** Refuse the message after the dot. */
-  readonly data?: [number, string];
+  /** Refuse the message after the dot (a function: decided per message). */
+  readonly data?: [number, string] | (() => [number, string] | undefined);
   /** Leave these out of EHLO, like an old or minimal server. */
   readonly without?: readonly ('8BITMIME' | 'SMTPUTF8')[];
+  /**
+   * Offer AUTH XOAUTH2 and LOGIN, not PLAIN, like Microsoft 365 and Gmail, and take the bearer tokens
+   * `accepts` says are good. A bad token is refused as `refuses` does: Microsoft with a plain
+   * 535 5.7.3, Google with a 334 challenge (an error JSON) and then 535 5.7.8.
+   */
+  readonly xoauth2?: { readonly accepts: (user: string, token: string) => boolean; readonly refuses: 'microsoft' | 'google' };
+  /** Answer every AUTH with this, whatever the credentials (535 5.7.139: basic authentication is off). */
+  readonly auth?: () => [number, string] | undefined;
 }
 
 export interface Upstream {
@@ -36,6 +44,8 @@ export interface Upstream {
   readonly authAttempts: string[];
   /** Connections opened to this server so far, and those still open. */
   readonly connections: { opened: number; open: number };
+  /** Close every open connection from this side (the relay's pooled ones must log in again). */
+  dropConnections(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,11 +57,14 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
   const connections = { opened: 0, open: 0 };
   const tls = options.tls ?? 'none';
   const users = options.users;
+  const xoauth2 = options.xoauth2;
+  const needsAuth = Boolean(users || xoauth2 || options.auth);
   const server = new SMTPServer({
     secure: tls === 'implicit',
     ...(options.cert ?? {}),
-    disabledCommands: [...(tls === 'starttls' ? [] : ['STARTTLS']), ...(users ? [] : ['AUTH'])],
-    authOptional: !users,
+    disabledCommands: [...(tls === 'starttls' ? [] : ['STARTTLS']), ...(needsAuth ? [] : ['AUTH'])],
+    authOptional: !needsAuth,
+    ...(xoauth2 ? { authMethods: ['LOGIN', 'XOAUTH2'] } : {}),
     allowInsecureAuth: options.allowInsecureAuth ?? false,
     // Replies as given, like a real server's: "550 5.1.1 no such user" says its own enhanced code (a stock
     // smtp-server would put one it derives from the number in front of it).
@@ -69,7 +82,15 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
       connections.open--;
     },
     onAuth(auth, _session, callback) {
-      authAttempts.push(auth.username ?? '');
+      authAttempts.push(auth.method === 'XOAUTH2' ? `${auth.username ?? ''} (XOAUTH2)` : (auth.username ?? ''));
+      const forced = options.auth?.();
+      if (forced) return callback(errorWith(forced));
+      if (xoauth2 && auth.method === 'XOAUTH2') {
+        if (auth.username && auth.accessToken && xoauth2.accepts(auth.username, auth.accessToken)) return callback(null, { user: auth.username });
+        if (xoauth2.refuses === 'microsoft') return callback(errorWith([535, '5.7.3 Authentication unsuccessful [SN4PR0501CA0054.namprd05.prod.outlook.com 2026-12-02T00:00:00.000Z 08DD2F4A8C1E2B3D]']));
+        // Gmail: a 334 with {"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}, then 535 5.7.8.
+        return callback(null, { data: { status: '401', schemes: 'bearer', scope: 'https://mail.google.com/' } } as never);
+      }
       if (users && auth.username && users[auth.username] === auth.password) return callback(null, { user: auth.username });
       callback(errorWith([535, 'Invalid credentials']));
     },
@@ -86,7 +107,8 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('error', () => {});
       stream.on('end', () => {
-        if (options.data) return callback(errorWith(options.data));
+        const refusal = typeof options.data === 'function' ? options.data() : options.data;
+        if (refusal) return callback(errorWith(refusal));
         received.push({
           mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           rcptTo: session.envelope.rcptTo.map((r) => r.address),
@@ -99,6 +121,11 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     },
   });
   server.on('error', () => {});
+  const sockets = new Set<net.Socket>();
+  server.server.on('connection', (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.server.address() as net.AddressInfo).port;
   return {
@@ -106,6 +133,13 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     received,
     authAttempts,
     connections,
+    dropConnections: async () => {
+      const closed = [...sockets].map((s) => new Promise((resolve) => s.once('close', resolve)));
+      for (const s of sockets) s.destroy();
+      await Promise.all(closed);
+      // The client side sees the close on its next turn.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.options.closeTimeout = 1; // 0 means "the default, 30 s"

@@ -1,0 +1,139 @@
+// One token request: the grant's form POSTed to its endpoint, under a deadline, certificates checked, and
+// the answer read as OAuth 2.0 says (RFC 6749 5.1, 5.2). Microsoft: client credentials with a secret or
+// a certificate's signed assertion; Google: a service account's JWT bearer grant for the mailbox; any other
+// server: client credentials. Errors carry the endpoint's own code (invalid_client, AADSTS7000215, ...),
+// never a secret or a token.
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import type { LookupFunction } from 'node:net';
+import type { TokenGrant } from '../../../config/types.js';
+import { sanitizeUpstreamText } from '../../errors.js';
+import { signJwt } from './jwt.js';
+
+export interface IssuedToken {
+  readonly accessToken: string;
+  /** Milliseconds since the epoch. */
+  readonly expiresAt: number;
+  /** The scopes the endpoint said it granted, when it said. */
+  readonly scope?: string;
+}
+
+/** A token request that failed: the endpoint refused (with its error code) or could not be reached. */
+export class TokenError extends Error {
+  readonly code = 'ETOKEN';
+  /** The endpoint's `error` (and AADSTS code), or unreachable, timeout, malformed, http-<status>. */
+  readonly reason: string;
+  /** The endpoint said no: retrying the same credentials will not help until they are fixed. */
+  readonly refused: boolean;
+  constructor(reason: string, description: string, refused: boolean) {
+    super(`token endpoint: ${reason}${description ? ` (${description})` : ''}`);
+    this.name = 'TokenError';
+    this.reason = reason;
+    this.refused = refused;
+  }
+}
+
+/** A response larger than this is not a token response. */
+const MAX_BODY_BYTES = 64 * 1024;
+
+export interface TokenRequestOptions {
+  readonly timeoutMs: number;
+  /** Connect here instead of resolving the host again (the address the host policy checked). */
+  readonly address?: string;
+  readonly now?: () => number;
+}
+
+export async function requestToken(grant: TokenGrant, options: TokenRequestOptions): Promise<IssuedToken> {
+  const now = options.now ?? Date.now;
+  const body = new URLSearchParams(formOf(grant, now())).toString();
+  const url = new URL(grant.tokenUrl);
+  const started = now();
+  const { status, json } = await post(url, body, grant.ca, options);
+  const answer = (json ?? {}) as Record<string, unknown>;
+  if (status !== 200) {
+    const error = typeof answer.error === 'string' ? answer.error : `http-${status}`;
+    // Entra puts its AADSTS code in the description: the part that tells "expired secret" from "wrong id".
+    const description = typeof answer.error_description === 'string' ? sanitizeUpstreamText(answer.error_description.split(/\r?\n/)[0] ?? '') : '';
+    const aadsts = /\bAADSTS\d+\b/.exec(description)?.[0];
+    throw new TokenError(aadsts ? `${error} ${aadsts}` : error, description, status === 400 || status === 401 || status === 403);
+  }
+  const accessToken = answer.access_token;
+  const expiresIn = Number(answer.expires_in);
+  if (typeof accessToken !== 'string' || !accessToken || !Number.isFinite(expiresIn) || expiresIn <= 0) {
+    throw new TokenError('malformed', 'no access_token and expires_in in the answer', false);
+  }
+  return { accessToken, expiresAt: started + expiresIn * 1000, ...(typeof answer.scope === 'string' ? { scope: answer.scope } : {}) };
+}
+
+/** The form of the grant (RFC 6749 4.4; RFC 7523 for the JWT bearer and the client assertion). */
+function formOf(grant: TokenGrant, nowMs: number): Record<string, string> {
+  const iat = Math.floor(nowMs / 1000);
+  switch (grant.provider) {
+    case 'microsoft': {
+      const form: Record<string, string> = { grant_type: 'client_credentials', client_id: grant.clientId, scope: grant.scope ?? '' };
+      if (grant.credential.kind === 'secret') return { ...form, client_secret: grant.credential.secret };
+      const assertion = signJwt(
+        { x5t: grant.credential.thumbprint },
+        { aud: grant.tokenUrl, iss: grant.clientId, sub: grant.clientId, jti: randomUUID(), nbf: iat, iat, exp: iat + 600 },
+        grant.credential.privateKey,
+      );
+      return { ...form, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion };
+    }
+    case 'google': {
+      const assertion = signJwt({}, { iss: grant.serviceAccount, sub: grant.subject, scope: grant.scope ?? '', aud: grant.tokenUrl, iat, exp: iat + 3600 }, grant.privateKey);
+      return { grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion };
+    }
+    case 'client-credentials':
+      return { grant_type: 'client_credentials', client_id: grant.clientId, client_secret: grant.clientSecret, ...(grant.scope ? { scope: grant.scope } : {}) };
+  }
+}
+
+function post(url: URL, body: string, ca: string | undefined, options: TokenRequestOptions): Promise<{ status: number; json: unknown }> {
+  const client = url.protocol === 'https:' ? https : http;
+  const signal = AbortSignal.timeout(options.timeoutMs);
+  const pinned = options.address;
+  const lookup: LookupFunction | undefined = pinned
+    ? (_host, opts, done) => (opts.all ? done(null, [{ address: pinned, family: pinned.includes(':') ? 6 : 4 }]) : done(null, pinned, pinned.includes(':') ? 6 : 4))
+    : undefined;
+  return new Promise((resolve, reject) => {
+    const request = client.request(
+      url,
+      {
+        method: 'POST',
+        signal,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', 'content-length': Buffer.byteLength(body) },
+        ...(ca !== undefined ? { ca } : {}),
+        ...(lookup ? { lookup } : {}),
+        minVersion: 'TLSv1.2',
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        response.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_BODY_BYTES) return response.destroy(new Error('answer too large'));
+          chunks.push(chunk);
+        });
+        response.on('error', (err) => reject(failure(err, signal)));
+        response.on('end', () => {
+          let json: unknown;
+          try {
+            json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          } catch {
+            if (response.statusCode === 200) return reject(new TokenError('malformed', 'the answer is not JSON', false));
+          }
+          resolve({ status: response.statusCode ?? 0, json });
+        });
+      },
+    );
+    request.on('error', (err) => reject(failure(err, signal)));
+    request.end(body);
+  });
+}
+
+function failure(err: Error, signal: AbortSignal): TokenError {
+  if (signal.aborted) return new TokenError('timeout', 'no answer in time', false);
+  const code = (err as NodeJS.ErrnoException).code;
+  return new TokenError('unreachable', sanitizeUpstreamText(code ?? err.message), false);
+}
