@@ -51,6 +51,7 @@ delivery:
   spool: { path: ${dir}/spool, fsync: ${process.env.BENCH_NO_FSYNC ? 'false' : 'true'}, minFreeMegabytes: 10 }
   maxConcurrentDeliveries: 100
 smarthost: { host: 127.0.0.1, port: ${sinkPort}, tls: none, maxConnections: 50 }
+${process.env.BENCH_NO_TRACE ? 'trace: { enabled: false }' : ''}
 tenants:
   - id: acme
     match: { domains: [acme.bench] }

@@ -4,6 +4,7 @@ import { createHash, createPrivateKey, type KeyObject, X509Certificate } from 'n
 import fs from 'node:fs';
 import path from 'node:path';
 import { asciiDomain, TenantDirectory } from './directory.js';
+import { isHttpsOrLoopback } from './networks.js';
 import type { RawConfig, RawTenant, RawTenantSource, RawUpstream } from './schema.js';
 import type { Config, DeliveryPolicy, DkimPrivateKey, InboundUser, Tenant, TenantSourceSettings, TokenGrant, Upstream, UpstreamAuth, UpstreamHostPolicy } from './types.js';
 import type { PathIssue } from './validate.js';
@@ -55,12 +56,14 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
     directory: new TenantDirectory(tenants),
     tenantFiles: Object.freeze(raw.tenantFiles.map((f) => path.resolve(f))),
     ...(raw.tenantSource ? { tenantSource: buildTenantSource(raw.tenantSource, problems) } : {}),
+    ...(raw.events.webhook ? { webhook: buildWebhook(raw.events.webhook, ['events', 'webhook'], problems) } : {}),
+    trace: Object.freeze({ enabled: raw.trace.enabled, retentionMs: Math.round(raw.trace.retentionDays * 86_400_000), maxBytes: Math.round(raw.trace.maxMegabytes * 1024 * 1024) }),
   });
 }
 
 /** One tenant, from the config files or from the HTTP tenant source (which passes its own host policy). */
 export function buildTenant(t: RawTenant, at: (string | number)[], problems: PathIssue[], platformKey: DkimPrivateKey | undefined, hostPolicy?: UpstreamHostPolicy): Tenant {
-  const { upstream, identity, dkim, delivery, ...rest } = t;
+  const { upstream, identity, dkim, delivery, events, ...rest } = t;
   const built = upstream && buildUpstream(upstream, t.id, 'tenant', [...at, 'upstream'], problems);
   const ownKey = buildKey(dkim, [...at, 'dkim'], problems);
   if (!dkim.disablePlatformDkim && dkim.selector !== undefined && !ownKey && !platformKey) {
@@ -82,6 +85,26 @@ export function buildTenant(t: RawTenant, at: (string | number)[], problems: Pat
       ...(delivery.mode !== undefined ? { mode: delivery.mode } : {}),
       ...(delivery.fallbackToSmarthostAfterMinutes !== undefined ? { fallbackToSmarthostAfterMs: delivery.fallbackToSmarthostAfterMinutes * 60_000 } : {}),
     },
+    ...(events?.webhook ? { webhook: buildWebhook(events.webhook, [...at, 'events', 'webhook'], problems) } : {}),
+  });
+}
+
+type RawWebhook = NonNullable<RawConfig['events']['webhook']>;
+
+function buildWebhook(w: RawWebhook, at: (string | number)[], problems: PathIssue[]) {
+  // Events name tenants, senders and recipients: cleartext only on this machine.
+  if (!isHttpsOrLoopback(w.url)) problems.push({ path: [...at, 'url'], message: 'must be https:// (plain http only to a loopback address)' });
+  const key = Buffer.from(w.secret.slice('whsec_'.length), 'base64');
+  if (key.length < 24 || key.length > 64) problems.push({ path: [...at, 'secret'], message: `is ${key.length} bytes after whsec_; Standard Webhooks keys are 24 to 64 random bytes (echo whsec_$(openssl rand -base64 32))` });
+  const ca = readCa(w.ca, [...at, 'ca'], problems);
+  return deepFreeze({
+    url: w.url,
+    secret: w.secret,
+    ...(ca !== undefined ? { ca } : {}),
+    types: [...w.types],
+    timeoutMs: Math.round(w.timeoutSeconds * 1000),
+    maxBatchEvents: w.maxBatchEvents,
+    maxBacklogEvents: w.maxBacklogEvents,
   });
 }
 

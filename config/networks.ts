@@ -34,3 +34,9 @@ export function isInNetworks(list: net.BlockList, address: string): boolean {
 export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host) || /^::ffff:127\./i.test(host);
 }
+
+/** https, or plain http to this machine only: what carries secrets or tenants' data may not go in cleartext. */
+export function isHttpsOrLoopback(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  return protocol === 'https:' || /^(localhost|127\.[\d.]+|\[::1\])$/.test(hostname);
+}

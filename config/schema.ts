@@ -161,6 +161,31 @@ const tenantDelivery = z
   })
   .default({});
 
+export const DELIVERY_EVENT_TYPES = ['accepted', 'delivered', 'deferred', 'bounced', 'expired'] as const;
+
+// Where delivery events go: the platform's HTTP endpoint, each request signed the Standard Webhooks way.
+const webhook = z.strictObject({
+  // https, or plain http to a loopback address.
+  url: z.string().regex(/^https?:\/\/[^\s/?#]+(\/[^\s#]*)?$/, 'must be an http(s) URL, like https://platform.internal/relay/events'),
+  // The signing key: whsec_ and the base64 of 24 to 64 random bytes (openssl rand -base64 32); use
+  // ${ENV} or ${file:/path}.
+  secret: z.string().regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64 (make one with: echo whsec_$(openssl rand -base64 32))'),
+  // PEM file of a private CA for the endpoint, in place of the system store.
+  ca: z.string().min(1).optional(),
+  // The kinds of event sent.
+  types: z
+    .array(z.enum(DELIVERY_EVENT_TYPES))
+    .min(1)
+    .refine((t) => new Set(t).size === t.length, 'must not repeat an entry')
+    .default([...DELIVERY_EVENT_TYPES]),
+  // Deadline of one request.
+  timeoutSeconds: z.number().positive().max(120).default(10),
+  // Events in one request, at most.
+  maxBatchEvents: z.int().min(1).max(1000).default(100),
+  // Events kept for a webhook that does not answer; past it the oldest are dropped (counted, logged).
+  maxBacklogEvents: z.int().min(10).max(10_000_000).default(100_000),
+});
+
 export const tenantSchema = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'must be letters, digits, "-" or "_" (at most 63)'),
   match: z
@@ -194,6 +219,8 @@ export const tenantSchema = z.strictObject({
       recipientsPerDay: z.int().positive().optional(),
     })
     .optional(),
+  // This tenant's own webhook, for its events only (config files only).
+  events: z.strictObject({ webhook: webhook.optional() }).optional(),
 });
 
 const messagePolicy = z
@@ -378,6 +405,17 @@ export const configSchema = z.strictObject({
   tenantFiles: z.array(z.string().min(1)).default([]),
   // Tenants looked up from the platform over HTTP(S) when no YAML tenant claims the sender or AUTH user.
   tenantSource: tenantSource.optional(),
+  // What became of each message, told to the platform: accepted, delivered, deferred, bounced, expired.
+  events: z.strictObject({ webhook: webhook.optional() }).default({}),
+  // A local record of recent messages and their attempts, for `tenant-relay trace` and GET /trace.
+  trace: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      retentionDays: z.number().positive().max(366).default(7),
+      // The store's size on disk, at most: past it the oldest messages go first.
+      maxMegabytes: z.number().min(1).max(1_000_000).default(512),
+    })
+    .default({ enabled: true, retentionDays: 7, maxMegabytes: 512 }),
 });
 
 export type RawConfig = z.output<typeof configSchema>;

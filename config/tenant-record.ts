@@ -25,6 +25,8 @@ export function parseTenantRecord(json: unknown, query: TenantQuery, config: Con
   if (raw.upstream?.kind === 'smtp' && raw.upstream.auth?.kind === 'oauth2' && raw.upstream.auth.ca !== undefined) {
     issues.push({ path: ['upstream', 'auth', 'ca'], message: 'is a local file path, only for the config files' });
   }
+  // A webhook URL from the network would have the relay post tenants' mail facts wherever a record says.
+  if (raw.events !== undefined) issues.push({ path: ['events'], message: 'is only for tenants in the config files' });
   if (raw.upstream) checkUpstream(raw.upstream, ['upstream'], issues);
   if (config.directory.byId(raw.id)) issues.push({ path: ['id'], message: `"${raw.id}" is a tenant of the config files` });
   const tenant = buildTenant(raw, [], issues, config.dkim.privateKey, hostPolicy);

@@ -135,9 +135,32 @@ export interface Tenant {
     readonly mode?: DeliveryMode;
     readonly fallbackToSmarthostAfterMs?: number;
   };
+  /** The tenant's own webhook, told of its messages only (besides the platform's). */
+  readonly webhook?: WebhookSettings;
 }
 
 export type DeliveryMode = 'queue' | 'passthrough';
+
+export type DeliveryEventType = 'accepted' | 'delivered' | 'deferred' | 'bounced' | 'expired';
+
+/** A platform endpoint that receives delivery events, signed the Standard Webhooks way. */
+export interface WebhookSettings {
+  readonly url: string;
+  /** The signing key as configured: whsec_ and base64. */
+  readonly secret: string;
+  /** PEM text of a private CA for the endpoint. */
+  readonly ca?: string;
+  readonly types: readonly DeliveryEventType[];
+  readonly timeoutMs: number;
+  readonly maxBatchEvents: number;
+  readonly maxBacklogEvents: number;
+}
+
+export interface TraceSettings {
+  readonly enabled: boolean;
+  readonly retentionMs: number;
+  readonly maxBytes: number;
+}
 
 export interface RetryPolicy {
   readonly minMs: number;
@@ -241,6 +264,9 @@ export interface Config {
   /** The tenant files and directories the snapshot read (absolute): watched for changes like the config file. */
   readonly tenantFiles: readonly string[];
   readonly tenantSource?: TenantSourceSettings;
+  /** The platform's webhook for delivery events of every tenant; absent: none are sent. */
+  readonly webhook?: WebhookSettings;
+  readonly trace: TraceSettings;
 }
 
 /** The platform's HTTP endpoint for tenants the YAML does not list, and how its answers are cached. */

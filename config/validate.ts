@@ -1,6 +1,6 @@
 // Rules that span more than one key: the schema checks each value, these check the file as a whole.
 import { asciiDomain, normalizeAddress } from './directory.js';
-import { parseCidr } from './networks.js';
+import { isHttpsOrLoopback, parseCidr } from './networks.js';
 import type { RawConfig, RawUpstream } from './schema.js';
 
 export interface PathIssue {
@@ -102,9 +102,4 @@ export function checkUpstream(u: RawUpstream, at: (string | number)[], issues: P
       message: 'credentials would travel in cleartext with tls: none; use starttls or implicit, or set allowInsecureAuth: true',
     });
   }
-}
-
-function isHttpsOrLoopback(url: string): boolean {
-  const { protocol, hostname } = new URL(url);
-  return protocol === 'https:' || /^(localhost|127\.[\d.]+|\[::1\])$/.test(hostname);
 }

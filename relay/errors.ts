@@ -28,6 +28,21 @@ export function formatReply(r: Pick<SmtpReply, 'code' | 'enhanced' | 'text'>): s
   return `${r.code} ${r.enhanced} ${r.text}`;
 }
 
+/** What an upstream itself answered for a recipient: sanitised, bounded, with the queue id it named. */
+export interface UpstreamReply {
+  readonly code: number;
+  /** RFC 3463, when the upstream gave one. */
+  readonly enhanced?: string;
+  readonly text: string;
+  /** The upstream's own id for the message ("queued as 4Xk2..."), when its 250 named one. */
+  readonly queueId?: string;
+}
+
+/** An upstream's own reply as one line (it may have given no enhanced code). */
+export function formatUpstreamReply(r: UpstreamReply): string {
+  return [r.code, r.enhanced, r.text].filter((part) => part !== undefined && part !== '').join(' ');
+}
+
 const reply = <I extends string>(id: I, code: number, enhanced: string, text: string) => Object.freeze({ id, code, enhanced, text });
 
 export const Replies = {
@@ -103,10 +118,10 @@ type ReplyOf<T> = T extends (...args: never[]) => infer R ? R : T;
 export type ReplyId = { [K in keyof typeof Replies]: ReplyOf<(typeof Replies)[K]> extends { id: infer I } ? I : never }[keyof typeof Replies];
 
 /** Text from an upstream is shown to our client: one line, printable, bounded. */
-export function sanitizeUpstreamText(text: string): string {
+export function sanitizeUpstreamText(text: string, max = 200): string {
   const line = text
     .replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ')
     .replace(/\s+/g, ' ')
     .trim();
-  return line.length > 200 ? `${line.slice(0, 197)}...` : line;
+  return line.length > max ? `${line.slice(0, max - 3)}...` : line;
 }

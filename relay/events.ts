@@ -16,6 +16,20 @@ export interface AcceptedEvent {
   /** The header block as it goes out (DKIM-Signature and rewrites included). */
   readonly header: Buffer;
   readonly size: number;
+  /** The Message-ID header's value, if it has one. */
+  readonly messageId?: string;
+}
+
+/** What an attempt's observers need to know of its message without reading the spool. */
+export interface MessageFacts {
+  readonly mode: DeliveryMode;
+  /** The envelope sender as it goes out ('' for the null sender). */
+  readonly mailFrom: string;
+  readonly messageId?: string;
+  /** Milliseconds since the epoch. */
+  readonly acceptedAt: number;
+  /** A delivery status notification the relay made. */
+  readonly dsn?: boolean;
 }
 
 /** One delivery attempt ended, with an outcome per recipient it was for. */
@@ -23,6 +37,7 @@ export interface AttemptEvent {
   readonly id: string;
   readonly at: number;
   readonly tenant: string | null;
+  readonly message: MessageFacts;
   readonly upstream: string;
   /** 1 for the first attempt. */
   readonly attempt: number;
@@ -30,7 +45,14 @@ export interface AttemptEvent {
   readonly outcomes: readonly RecipientOutcome[];
   /** No recipient is left to try again: the message is finished (delivered, failed or expired). */
   readonly final: boolean;
+  /** The message outlived delivery.retry.maxLifetimeHours: its temporary failures are final. */
+  readonly expired: boolean;
+  /** When the recipients still pending are tried again (queue mode, not final). */
+  readonly nextAttemptAt?: number;
 }
+
+/** `{ messageId }` when there is one: for spreading into an event. */
+export const messageIdOf = (m: { readonly messageId?: string }) => (m.messageId ? { messageId: m.messageId } : {});
 
 interface Observers {
   accepted: ((e: AcceptedEvent) => void)[];

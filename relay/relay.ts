@@ -23,13 +23,13 @@ import { checkNodemailerSeams } from './delivery/nodemailer-seams.js';
 import { AccessTokens } from './delivery/oauth2/tokens.js';
 import { UpstreamPools } from './delivery/pools.js';
 import { preflightCandidate } from './delivery/preflight.js';
-import { MemoryLimiter } from './limits/memory.js';
 import { MessageEvents } from './events.js';
 import { watchCertificate } from './inbound/certificates.js';
-import { checkDkimSigner } from './message/dkim.js';
 import { createInboundServer, type InboundServer } from './inbound/server.js';
 import { checkSmtpServerSeams } from './inbound/smtp-server-seams.js';
 import { Staging } from './inbound/staging.js';
+import { MemoryLimiter } from './limits/memory.js';
+import { checkDkimSigner } from './message/dkim.js';
 import { type Readiness, startOpsServer } from './ops/http.js';
 import type { Logger } from './ops/log.js';
 import { RelayMetrics } from './ops/metrics.js';
@@ -38,6 +38,8 @@ import { SendTests } from './ops/send-tests.js';
 import { QueueRequests } from './queue/requests.js';
 import { Scheduler } from './queue/scheduler.js';
 import { Spool, type SpoolIo } from './queue/spool.js';
+import { Reporter } from './reporting/reporter.js';
+import { traceAnswer } from './reporting/trace-query.js';
 import { PlatformTenants } from './tenancy/platform-tenants.js';
 
 export interface RelayOptions {
@@ -85,7 +87,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   const events = new MessageEvents(logger);
   const sendTests = new SendTests(events);
   // The metrics read the scheduler, the pools and readiness, made below: the gauges look them up late.
-  const late: { scheduler?: Scheduler; pools?: UpstreamPools; readiness?: () => Promise<Readiness> } = {};
+  const late: { scheduler?: Scheduler; pools?: UpstreamPools; readiness?: () => Promise<Readiness>; reporter?: Reporter } = {};
   const metrics = new RelayMetrics({
     queueDepth: () => late.scheduler?.size ?? 0,
     oldestQueuedSeconds: () => {
@@ -96,7 +98,11 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     ready: async () => ((await late.readiness?.())?.ready ? 1 : 0),
     spoolFreeBytes: () => spool.freeBytes(),
     spoolMinFreeBytes: () => current.delivery.spool.minFreeBytes,
+    webhookBacklogs: () => late.reporter?.backlogs() ?? [],
   });
+  // Delivery events and the trace watch the path from the first message on, recovered ones included.
+  const reporter = new Reporter({ config, events, logger, metrics, eventsDir: (name) => spool.layout.eventsDir(name), traceFile: spool.layout.traceFile });
+  late.reporter = reporter;
   // Access tokens of OAuth2 upstreams, for every pool that needs one. A token endpoint a tenant typed in
   // is held to the host policy of that tenant's upstream, from the snapshot in force when it is asked.
   const tokens = new AccessTokens({ logger, metrics });
@@ -128,6 +134,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     for (const stop of stops) stop();
     await Promise.all(inbound.map((s) => s.close(graceMs)));
     await scheduler.stop(graceMs);
+    await reporter.close();
     await ops?.close();
     pools.close();
     await spool.close();
@@ -157,6 +164,8 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
             req.method === 'POST'
               ? preflightCandidate(req.body, { heloName: current.hostname, hostPolicy: current.tenantSource?.upstreamHosts ?? TENANT_ENTERED_HOSTS, logger })
               : Promise.resolve({ status: 405, body: { error: 'POST a candidate upstream: { "upstream": { ... } }' } }),
+          '/trace': async (req) => traceAnswer(reporter.trace, req.query),
+          '/trace/': async (req) => traceAnswer(reporter.trace, new URLSearchParams({ 'queue-id': decodeURIComponent(req.path.slice('/trace/'.length)) })),
         },
       });
     }
@@ -177,6 +186,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     current = next;
     for (const server of inbound) server.apply(next);
     pools.retain(smtpUpstreams(next));
+    reporter.configure(next);
     return restartNeeded;
   };
   const reload = (why = 'reload requested') => {

@@ -1,8 +1,9 @@
 // The domain as the relay's stages pass it along. Library types stay inside the module that uses them.
 import type { DeliveryMode, DkimPrivateKey, Identifier, Tenant, Upstream } from '../config/types.js';
-import type { SmtpReply } from './errors.js';
+import type { SmtpReply, UpstreamReply } from './errors.js';
 
 export type { DeliveryMode, Tenant, TenantFinder, Upstream } from '../config/types.js';
+export type { UpstreamReply } from './errors.js';
 
 export interface Envelope {
   /** '' for the null sender `<>` (bounces), which is kept as it is. */
@@ -72,6 +73,8 @@ export interface RecipientOutcome {
   readonly status: RecipientStatus;
   /** The reply that explains the status, in the form our client would be shown it. */
   readonly reply: SmtpReply;
+  /** What the upstream said, when it said something (not for a connection that failed or a local refusal). */
+  readonly upstreamReply?: UpstreamReply;
   /**
    * A temporary failure after the whole message went out (the upstream never answered the final dot):
    * it may have the message, so a retry may deliver it twice.

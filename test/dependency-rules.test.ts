@@ -38,7 +38,9 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   limits: ['limits', 'relay', 'config', 'ops'],
   queue: ['queue', 'routing', 'tenancy', 'message', 'delivery', 'limits', 'relay', 'config', 'ops'],
   inbound: ['inbound', 'queue', 'routing', 'tenancy', 'message', 'delivery', 'limits', 'relay', 'config', 'ops'],
-  commands: ['commands', 'inbound', 'queue', 'routing', 'tenancy', 'message', 'delivery', 'limits', 'relay', 'config', 'ops'],
+  // Delivery events and the trace: beside the path like ops, fed by its events, never called by it.
+  reporting: ['reporting', 'relay', 'config', 'ops'],
+  commands: ['commands', 'inbound', 'queue', 'routing', 'tenancy', 'message', 'delivery', 'limits', 'reporting', 'relay', 'config', 'ops'],
 };
 const WIRING = new Set(['relay/relay.ts', 'relay/cli.ts']);
 

@@ -48,7 +48,7 @@ for (const kind of ['password-reset', 'reminder', 'form-submission']) {
     t.equal(r.code, 0, r.stdout);
     t.match(r.stdout, /^route: {4}tenant acme via upstream smarthost: sender domain acme\.test is tenant acme/m);
     t.match(r.stdout, /^relay: {4}250 2\.0\.0 Ok: queued as \w+$/m);
-    t.match(r.stdout, /^upstream: smarthost <customer@example\.com> sent: 250 2\.0\.0 /m);
+    t.match(r.stdout, /^upstream: smarthost <customer@example\.com> sent: 250 2\.0\.0 Ok: queued as (4Tq\d{6}Z) \(the upstream's queue id: \1\)$/m, "the upstream's own reply, with its queue id");
     t.match(r.stdout, /^ {2}DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed\/relaxed; d=acme\.test;/m);
     t.match(r.stdout, /^ {2}Received: from .* by .*\(tenant-relay\) with ESMTP id /m);
     t.match(r.stdout, /^ {2}From: Acme <notifications@acme\.test>$/m);
@@ -65,7 +65,7 @@ t.test('the sample really reached the upstream, multipart, with the tenant ident
 t.test('as a real process: the same lines and exit code', async (t) => {
   const r = await spawnCli(['send-test', '--config', file, '--tenant', 'acme', '--to', 'customer@example.com']).done;
   t.equal(r.code, 0, r.stderr);
-  t.match(r.stdout, /^upstream: smarthost <customer@example\.com> sent: 250 2\.0\.0 /m);
+  t.match(r.stdout, /^upstream: smarthost <customer@example\.com> sent: 250 2\.0\.0 Ok: queued as (4Tq\d{6}Z) \(the upstream's queue id: \1\)$/m, "the upstream's own reply, with its queue id");
 });
 
 t.test('usage errors exit 2', async (t) => {

@@ -16,12 +16,16 @@ Commands:
             [--auth USER --password PW]
                                   send a sample through the running relay; print the route, the
                                   upstream's reply and the headers as sent
-  schema                          print the JSON Schema of the config file (config/relay.schema.json)
+  schema [--events]               print the JSON Schema of the config file (config/relay.schema.json),
+                                  or of the webhook's delivery events
   queue list [--failed] [--json]  the messages in the spool (or those that failed for good)
   queue show ID [--json]          one message: envelope, recipients, attempts, headers
   queue retry ID | --all          deliver now instead of at the next retry time
   queue delete ID                 remove a message from the queue without delivering it
                                   (queue commands take --config too; they work on a live spool)
+  trace ID | --message-id ID | --rcpt ADDR | --tenant T [--limit N] [--json]
+                                  what happened to recent messages: accepted, each attempt with the
+                                  upstream's reply, delivered, deferred, bounced, expired
 
 Exit codes: 0 ok, 1 invalid config or refused decision, 2 usage error.
 The config file can also be named by TENANT_RELAY_CONFIG.`;
@@ -58,12 +62,19 @@ Exit 0 when the upstream accepted it, 1 otherwise.`,
 
 Works on the spool of a live relay: list and show read it; retry and delete leave requests the relay
 applies within delivery.scanSeconds. Exit 1 for an unknown id.`,
+  trace: `trace [--config FILE] QUEUE-ID | --message-id ID | --rcpt ADDRESS | --tenant T [--limit N] [--json]
+
+Reads the trace the relay keeps beside its spool (trace.db, trace.retentionDays): for each message found
+(newest first, --limit of them, 20 by default), when it was accepted, from whom, its tenant and
+Message-ID, and every event: accepted, each attempt with its upstream and what the upstream answered
+(with its queue id), delivered, deferred, bounced, expired. Exit 1 when nothing is found.`,
   'hash-password': `hash-password
 
 Reads a password on standard input and prints an scrypt hash for inbound.users[].passwordHash.`,
-  schema: `schema
+  schema: `schema [--events]
 
-Prints the JSON Schema of the config file (what config/relay.schema.json holds).`,
+Prints the JSON Schema of the config file (what config/relay.schema.json holds); with --events, that
+of a webhook request's body (relay/reporting/delivery-events.schema.json).`,
 };
 
 type Command = (args: string[], io: CommandIo) => Promise<number>;
@@ -78,10 +89,12 @@ const commands: Record<string, () => Promise<Command>> = {
   queue: async () => (await import('./queue.js')).queueCommand,
   preflight: async () => (await import('./preflight.js')).preflightCommand,
   'send-test': async () => (await import('./send-test.js')).sendTestCommand,
+  trace: async () => (await import('./trace.js')).traceCommand,
   schema: async () => {
     const { configJsonSchemaText } = await import('../../config/json-schema.js');
-    return async (_args, io) => {
-      io.out(configJsonSchemaText().trimEnd());
+    const { deliveryEventsJsonSchemaText } = await import('../reporting/event-schema.js');
+    return async (args, io) => {
+      io.out((args.includes('--events') ? deliveryEventsJsonSchemaText() : configJsonSchemaText()).trimEnd());
       return 0;
     };
   },

@@ -34,7 +34,9 @@ export async function queueCommand(args: string[], io: CommandIo): Promise<numbe
       const found = id ? await findEntry(spool, id) : undefined;
       if (!found) return notFound(id);
       const header = (await spool.headerOf(found)).toString('latin1');
-      const recipients = found.entry.recipients.map((r) => `  ${r.status.padEnd(7)} <${r.address}>${r.reply ? `  ${r.reply}` : ''}`).join('\n');
+      const recipients = found.entry.recipients
+        .map((r) => `  ${r.status.padEnd(7)} <${r.address}>${r.reply ? `  ${r.reply}` : ''}${r.upstreamReply ? `\n          upstream said: ${r.upstreamReply}` : ''}`)
+        .join('\n');
       print({ ...found.entry, area: found.area, header }, `${describeEntry(found, now)}\nrecipients:\n${recipients}\n\n${header.trimEnd()}`);
       return 0;
     }

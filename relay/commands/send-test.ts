@@ -78,7 +78,7 @@ export async function sendTestCommand(args: string[], io: CommandIo): Promise<nu
     io.out('upstream: no outcome yet (queued for a retry, or the ops listener is off); see tenant-relay queue list');
     return 1;
   }
-  for (const r of record.recipients) io.out(`upstream: ${record.upstream} <${r.rcpt}> ${r.status}: ${r.reply}`);
+  for (const r of record.recipients) io.out(`upstream: ${record.upstream} <${r.rcpt}> ${r.status}: ${r.reply}${r.upstreamQueueId ? ` (the upstream's queue id: ${r.upstreamQueueId})` : ''}`);
   io.out('headers as sent:');
   for (const name of ['DKIM-Signature', 'Received', 'From', 'Reply-To', 'Subject']) {
     for (const line of record.headers.match(new RegExp(`^${name}:.*(?:\\r?\\n[ \\t].*)*`, 'gmi')) ?? []) io.out(`  ${line.replace(/\r?\n[ \t]+/g, ' ')}`);

@@ -2,6 +2,7 @@
 // nodemailer resolves even when some recipients were refused, so every outcome is per recipient.
 import { Replies, type SmtpReply, sanitizeUpstreamText } from '../errors.js';
 import type { RecipientOutcome } from '../types.js';
+import { parseUpstreamReply } from './upstream-reply.js';
 
 interface UpstreamError extends Error {
   code?: string;
@@ -15,6 +16,8 @@ interface UpstreamError extends Error {
 interface UpstreamInfo {
   accepted?: unknown[];
   rejectedErrors?: UpstreamError[];
+  /** The upstream's reply to the final dot. */
+  response?: string;
 }
 
 export function outcomesFromInfo(upstream: string, recipients: readonly string[], info: UpstreamInfo): RecipientOutcome[] {
@@ -24,7 +27,10 @@ export function outcomesFromInfo(upstream: string, recipients: readonly string[]
     const key = recipient.toLowerCase();
     const err = errors.get(key);
     if (err) return outcomeForError(upstream, recipient, err);
-    if (accepted.has(key)) return { recipient, status: 'sent', reply: Replies.delivered(upstream) };
+    if (accepted.has(key)) {
+      const said = parseUpstreamReply(info.response);
+      return { recipient, status: 'sent', reply: Replies.delivered(upstream), ...(said ? { upstreamReply: said } : {}) };
+    }
     // Neither accepted nor refused by name: treat as not delivered, and retryable.
     return { recipient, status: 'temp', reply: Replies.upstreamTempFail(upstream, 'recipient not acknowledged') };
   });
@@ -46,7 +52,8 @@ export function outcomesFromError(upstream: string, recipients: readonly string[
 
 function outcomeForError(upstream: string, recipient: string, err: UpstreamError): RecipientOutcome {
   const reply = replyFor(upstream, err);
-  return { recipient, status: reply.code >= 500 ? 'perm' : 'temp', reply };
+  const said = err.responseCode !== undefined ? parseUpstreamReply(err.response) : undefined;
+  return { recipient, status: reply.code >= 500 ? 'perm' : 'temp', reply, ...(said ? { upstreamReply: said } : {}) };
 }
 
 export function replyForError(upstream: string, err: Error): SmtpReply {

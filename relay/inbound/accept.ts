@@ -2,7 +2,7 @@
 // 250, then handed to the scheduler. Any failure on that path: 451, nothing queued.
 import type { Readable } from 'node:stream';
 import { Replies, type SmtpReply } from '../errors.js';
-import type { MessageEvents } from '../events.js';
+import { type MessageEvents, messageIdOf } from '../events.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import type { Spool } from '../queue/spool.js';
 import { intake, type Transaction } from './intake.js';
@@ -39,13 +39,14 @@ export async function acceptToQueue(data: Readable, tx: Transaction, deps: Queue
         attempts: 0,
         nextAttemptAt: now,
         ...(message.eightBit ? { eightBit: true } : {}),
+        ...(message.messageId ? { messageId: message.messageId } : {}),
       },
       // In memory: the journal, sharing its fsync with those that arrive with it; else files of its own.
       message.bytes ?? message.parts,
     );
     // Its first attempt sends these same bytes without reading them back.
     deps.scheduler.add(entry, message.bytes);
-    deps.events.accepted({ id: tx.id, at: now, tenant: entry.tenant, mode: 'queue', envelope: tx.envelope, header: message.head, size: entry.size });
+    deps.events.accepted({ id: tx.id, at: now, tenant: entry.tenant, mode: 'queue', envelope: tx.envelope, header: message.head, size: entry.size, ...messageIdOf(message) });
     return { reply: Replies.queued(tx.id), warnings: message.warnings };
   } catch (err) {
     return { reply: Replies.localError, reason: `spool: ${(err as Error).message}`, warnings: [] };

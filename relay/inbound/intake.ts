@@ -43,6 +43,7 @@ export interface PreparedMessage {
   /** Otherwise, the message as parts to write: the head, then the body's bytes in the staged file. */
   readonly parts: readonly Part[];
   readonly eightBit: boolean;
+  readonly messageId?: string;
   readonly warnings: readonly string[];
   /** Removes what was staged for it. Call once the message is committed or forwarded. */
   release(): Promise<void>;
@@ -76,7 +77,7 @@ export async function intake(data: Readable, tx: Transaction, staging: Staging):
   const prepared = await prepareMessage(parts.header, parts.body, tx.decision, config, tx.trace);
   if (prepared.kind !== 'ok') return refuse(prepared.reply, prepared.reason);
   const { head } = prepared;
-  const common = { head, eightBit: summary.eightBit, warnings: prepared.warnings, release };
+  const common = { head, eightBit: summary.eightBit, ...(prepared.messageId ? { messageId: prepared.messageId } : {}), warnings: prepared.warnings, release };
   if ('bodyFile' in parts) return { kind: 'prepared', message: { ...common, parts: [head, parts.bodyFile] } };
   const bytes = Buffer.concat([head, parts.body]);
   return { kind: 'prepared', message: { ...common, bytes, parts: [bytes] } };

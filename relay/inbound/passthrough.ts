@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { type DeliveryEdge, deliver } from '../delivery/deliver.js';
 import type { SmtpReply } from '../errors.js';
-import type { MessageEvents } from '../events.js';
+import { type MessageEvents, messageIdOf } from '../events.js';
 import type { RelayMetrics } from '../ops/metrics.js';
 import type { DeliveryResult, MessageSource } from '../types.js';
 import { intake, type Transaction } from './intake.js';
@@ -42,12 +42,24 @@ export async function forwardInSession(data: Readable, tx: Transaction, deps: Pa
       source = { path: written.path };
       bytes = written.size;
     }
-    deps.events.accepted({ id: tx.id, at: Date.now(), tenant, mode: 'passthrough', envelope: tx.envelope, header: message.head, size: bytes });
+    const acceptedAt = Date.now();
+    deps.events.accepted({ id: tx.id, at: acceptedAt, tenant, mode: 'passthrough', envelope: tx.envelope, header: message.head, size: bytes, ...messageIdOf(message) });
     const sendStarted = performance.now();
     const result = await deliver(deps.edge, tx.decision.route.upstream, tx.envelope, { source, eightBit: message.eightBit }, tx.config.upstreamHosts);
     const ms = performance.now() - sendStarted;
     deps.metrics.recordDelivery(tenant, result, ms / 1000);
-    deps.events.attempted({ id: tx.id, at: Date.now(), tenant, upstream: result.upstream, attempt: 1, ms, outcomes: result.outcomes, final: true });
+    deps.events.attempted({
+      id: tx.id,
+      at: Date.now(),
+      tenant,
+      message: { mode: 'passthrough', mailFrom: tx.envelope.mailFrom, acceptedAt, ...messageIdOf(message) },
+      upstream: result.upstream,
+      attempt: 1,
+      ms,
+      outcomes: result.outcomes,
+      final: true,
+      expired: false,
+    });
     return { kind: 'forwarded', reply: passthroughReply(result), result, bytes, warnings: message.warnings };
   } finally {
     await deps.staging.discard(staged);

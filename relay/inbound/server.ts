@@ -7,14 +7,15 @@ import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 
 import { isInNetworks, isLoopbackHost, networkList } from '../../config/networks.js';
 import type { Config, Listener } from '../../config/types.js';
 import type { DeliveryEdge } from '../delivery/deliver.js';
+import { outcomeLog } from '../delivery/upstream-reply.js';
 import { formatReply, Replies, type SmtpReply, SmtpReplyError } from '../errors.js';
 import type { MessageEvents } from '../events.js';
 import { newMessageId } from '../ids.js';
 import { outboundEnvelope } from '../message/envelope.js';
 import type { Logger } from '../ops/log.js';
-import type { RelayMetrics } from '../ops/metrics.js';
 import { budgetsFor } from '../limits/budgets.js';
 import type { Limiter } from '../limits/limiter.js';
+import type { RelayMetrics } from '../ops/metrics.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import type { Spool } from '../queue/spool.js';
 import { decide } from '../routing/decide.js';
@@ -250,7 +251,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
       envelopeFrom: tx.envelope.mailFrom,
       upstream: result.upstream,
       dkim: tx.decision.dkim.kind === 'sign' && forwarded.warnings.length === 0,
-      recipients: result.outcomes.map((o) => ({ rcpt: o.recipient, status: o.status, reply: `${o.reply.code} ${o.reply.enhanced}`, replyId: o.reply.id })),
+      recipients: result.outcomes.map(outcomeLog),
       bytes: forwarded.bytes,
       reply: formatReply(reply),
       replyId: reply.id,

@@ -26,6 +26,8 @@ export interface PreparedMessage {
   readonly kind: 'ok';
   /** DKIM-Signature lines (or nothing), then the rewritten header block: the body follows unchanged. */
   readonly head: Buffer;
+  /** The Message-ID header's value, unfolded and bounded: what the platform knows the message by. */
+  readonly messageId?: string;
   readonly warnings: readonly string[];
 }
 
@@ -43,10 +45,11 @@ export async function prepareMessage(header: Buffer, body: BodySource, decision:
   if (rewritten.kind !== 'ok') return rewritten;
   const signed = await sign(rewritten.header, body, rewritten.from, decision, config);
   if (signed.kind !== 'ok') return signed;
-  return { kind: 'ok', head: Buffer.concat([signed.signature, rewritten.header]), warnings: signed.warnings };
+  const messageId = rewritten.messageId;
+  return { kind: 'ok', head: Buffer.concat([signed.signature, rewritten.header]), ...(messageId ? { messageId } : {}), warnings: signed.warnings };
 }
 
-function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, trace: TraceInfo): { kind: 'ok'; header: Buffer; from: Mailbox | undefined } | Refusal {
+function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, trace: TraceInfo): { kind: 'ok'; header: Buffer; from: Mailbox | undefined; messageId?: string } | Refusal {
   const headers = new Headers(header);
   if (headers.get('received').length > MAX_RECEIVED_HEADERS) {
     return { kind: 'refuse', reply: Replies.mailLoop(MAX_RECEIVED_HEADERS), reason: 'too many Received headers' };
@@ -67,7 +70,8 @@ function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, 
   }
   // Already folded where it should be; add() would refold it at any space.
   headers.addFormatted('Received', `Received: ${receivedValue(trace)}`, 0);
-  return { kind: 'ok', header: headers.build(), from };
+  const messageId = headers.getFirst('message-id').replace(/\s+/g, ' ').trim().slice(0, 998);
+  return { kind: 'ok', header: headers.build(), from, ...(messageId ? { messageId } : {}) };
 }
 function belongsTo(address: string | undefined, tenant: Tenant, config: Config): boolean {
   if (!address) return false;

@@ -14,6 +14,8 @@ export interface MetricSources {
   /** Free bytes on the spool's file system, and the floor under which MAIL FROM gets 452. */
   spoolFreeBytes(): Promise<number>;
   spoolMinFreeBytes(): number;
+  /** Events waiting per webhook. */
+  webhookBacklogs?(): Iterable<readonly [string, number]>;
 }
 
 export class RelayMetrics {
@@ -26,6 +28,9 @@ export class RelayMetrics {
   readonly upstreamErrors: client.Counter<'upstream' | 'reason'>;
   readonly rateHeld: client.Counter<'tenant'>;
   readonly tokenRequests: client.Counter<'upstream' | 'provider' | 'result' | 'error'>;
+  readonly webhookEventsSent: client.Counter<'webhook'>;
+  readonly webhookEventsRetried: client.Counter<'webhook'>;
+  readonly webhookEventsDropped: client.Counter<'webhook'>;
   readonly upstreamSeconds: client.Histogram<'upstream'>;
   readonly reloads: client.Counter<'result'>;
   readonly tenantLookups: client.Counter<'result'>;
@@ -51,6 +56,9 @@ export class RelayMetrics {
       "Requests for OAuth2 access tokens, by upstream and provider: issued, refused (with the endpoint's error code) or failed (unreachable, timeout, malformed)",
       ['upstream', 'provider', 'result', 'error'],
     );
+    this.webhookEventsSent = counter('tenant_relay_webhook_events_sent_total', 'Delivery events the webhook took (a 2xx), by webhook (platform, tenant-<id>)', ['webhook']);
+    this.webhookEventsRetried = counter('tenant_relay_webhook_events_retried_total', 'Delivery events in requests the webhook did not take, kept and sent again', ['webhook']);
+    this.webhookEventsDropped = counter('tenant_relay_webhook_events_dropped_total', "Delivery events dropped, oldest first, because the webhook's backlog passed maxBacklogEvents", ['webhook']);
     this.reloads = counter('tenant_relay_config_reloads_total', 'Configuration reloads, by result', ['result']);
     this.tenantLookups = counter(
       'tenant_relay_tenant_lookups_total',
@@ -95,6 +103,16 @@ export class RelayMetrics {
     gauge('tenant_relay_spool_min_free_bytes', 'delivery.spool.minFreeMegabytes, in bytes: under it, MAIL FROM gets 452 4.3.1', () => sources.spoolMinFreeBytes());
     gauge('tenant_relay_queue_oldest_seconds', 'Age of the oldest queued message', () => sources.oldestQueuedSeconds());
     gauge('tenant_relay_upstream_pools', 'Open upstream connection pools', () => sources.pools());
+    new client.Gauge({
+      name: 'tenant_relay_webhook_backlog_events',
+      help: 'Delivery events written and not yet taken by the webhook, by webhook',
+      labelNames: ['webhook'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [webhook, n] of sources.webhookBacklogs?.() ?? []) this.set({ webhook }, n);
+      },
+    });
     client.collectDefaultMetrics({ register: this.registry, prefix: 'tenant_relay_' });
   }
 

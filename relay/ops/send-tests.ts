@@ -3,8 +3,8 @@
 // the messages that carry the test header when they are accepted, and records their attempts. Only those
 // are kept (their headers may be sensitive), the last 100, in memory: a restart forgets them, and the
 // command then says to look at the queue.
+import { formatReply, formatUpstreamReply } from '../errors.js';
 import type { MessageEvents } from '../events.js';
-import { formatReply } from '../errors.js';
 
 export const SEND_TEST_HEADER = 'X-Tenant-Relay-Send-Test';
 const KEEP = 100;
@@ -14,8 +14,11 @@ const TOKEN = new RegExp(`^${SEND_TEST_HEADER}:[ \\t]*([A-Za-z0-9-]{8,64})[ \\t]
 export interface SendTestRecord {
   readonly tenant: string | null;
   readonly upstream: string;
-  /** Per recipient of the last attempt: sent, deferred or failed, and the reply that says why. */
-  readonly recipients: readonly { readonly rcpt: string; readonly status: 'sent' | 'deferred' | 'failed'; readonly reply: string }[];
+  /**
+   * Per recipient of the last attempt: sent, deferred or failed; the upstream's own reply when it gave one
+   * (with its queue id), else the relay's reply that says why.
+   */
+  readonly recipients: readonly { readonly rcpt: string; readonly status: 'sent' | 'deferred' | 'failed'; readonly reply: string; readonly upstreamQueueId?: string }[];
   /** The header block as it left the relay. */
   readonly headers: string;
   /** True once no recipient is waiting for a retry. */
@@ -40,7 +43,12 @@ export class SendTests {
       remember(this.#records, watched.token, {
         tenant: e.tenant,
         upstream: e.upstream,
-        recipients: e.outcomes.map((o) => ({ rcpt: o.recipient, status: SHOWN[o.status], reply: formatReply(o.reply) })),
+        recipients: e.outcomes.map((o) => ({
+          rcpt: o.recipient,
+          status: SHOWN[o.status],
+          reply: o.upstreamReply ? formatUpstreamReply(o.upstreamReply) : formatReply(o.reply),
+          ...(o.upstreamReply?.queueId ? { upstreamQueueId: o.upstreamReply.queueId } : {}),
+        })),
         headers: watched.headers,
         final: e.final,
       });

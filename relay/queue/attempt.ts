@@ -3,8 +3,9 @@
 // or failed with a DSN), retry it later, or expire it. When an attempt runs is the scheduler's business.
 import type { Config } from '../../config/types.js';
 import { type DeliveryEdge, deliver } from '../delivery/deliver.js';
-import { formatReply, Replies } from '../errors.js';
-import type { MessageEvents } from '../events.js';
+import { outcomeLog } from '../delivery/upstream-reply.js';
+import { formatReply, formatUpstreamReply, Replies } from '../errors.js';
+import { type MessageEvents, messageIdOf } from '../events.js';
 import { newMessageId } from '../ids.js';
 import type { Logger } from '../ops/log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
@@ -51,7 +52,7 @@ export async function attemptDelivery(
   const attempt = entry.attempts + 1;
   deps.metrics.recordDelivery(entry.tenant, result, ms / 1000);
   const log = { id: entry.id, tenant: entry.tenant, upstream: upstream.name, attempt, ms: Math.round(ms) };
-  logger.info({ event: 'delivery-attempt', ...log, recipients: result.outcomes.map((o) => ({ rcpt: o.recipient, status: o.status, reply: formatReply(o.reply) })) });
+  logger.info({ event: 'delivery-attempt', ...log, recipients: result.outcomes.map(outcomeLog) });
   if (result.outcomes.some((o) => o.mayHaveArrived)) {
     logger.warn({ event: 'possible-duplicate', ...log }, 'connection lost or timed out after the message went out; the retry may deliver twice');
   }
@@ -59,9 +60,22 @@ export async function attemptDelivery(
   const sent = result.outcomes.filter((o) => o.status === 'sent').length;
   const stillPending = recipients.filter((r) => r.status === 'pending');
   const expired = stillPending.length > 0 && now - entry.createdAt >= config.delivery.retry.maxLifetimeMs;
-  deps.events.attempted({ id: entry.id, at: deps.clock(), tenant: entry.tenant, upstream: upstream.name, attempt, ms, outcomes: result.outcomes, final: stillPending.length === 0 || expired });
+  const nextAttemptAt = stillPending.length > 0 && !expired ? now + retryDelay(attempt, config.delivery.retry, deps.random) : undefined;
+  deps.events.attempted({
+    id: entry.id,
+    at: deps.clock(),
+    tenant: entry.tenant,
+    message: { mode: 'queue', mailFrom: entry.mailFrom, acceptedAt: entry.createdAt, ...messageIdOf(entry), ...(entry.dsn ? { dsn: true } : {}) },
+    upstream: upstream.name,
+    attempt,
+    ms,
+    outcomes: result.outcomes,
+    final: nextAttemptAt === undefined,
+    expired,
+    ...(nextAttemptAt !== undefined ? { nextAttemptAt } : {}),
+  });
   if (stillPending.length === 0) return { sent, ...(await finish({ ...entry, recipients, attempts: attempt }, config, now, deps)) };
-  if (expired) {
+  if (nextAttemptAt === undefined) {
     const failed = recipients.map((r) => (r.status === 'pending' ? { ...r, status: 'failed' as const, reply: formatReply(Replies.deliveryExpired(r.reply ?? 'none')) } : r));
     return { sent, ...(await finish({ ...entry, recipients: failed, attempts: attempt }, config, now, deps)) };
   }
@@ -69,7 +83,7 @@ export async function attemptDelivery(
     ...entry,
     recipients,
     attempts: attempt,
-    nextAttemptAt: now + retryDelay(attempt, config.delivery.retry, deps.random),
+    nextAttemptAt,
     firstTempFailureAt: entry.firstTempFailureAt ?? now,
     lastError: stillPending[0]?.reply ?? 'unknown',
   };
@@ -110,8 +124,6 @@ async function queueDsn(entry: QueuedMessage, failed: readonly QueuedRecipient[]
 
 function applyOutcome(r: QueuedRecipient, outcome: RecipientOutcome | undefined): QueuedRecipient {
   if (!outcome) return r;
-  const reply = formatReply(outcome.reply);
-  if (outcome.status === 'sent') return { address: r.address, status: 'sent', reply };
-  if (outcome.status === 'perm') return { address: r.address, status: 'failed', reply };
-  return { address: r.address, status: 'pending', reply };
+  const status = outcome.status === 'sent' ? 'sent' : outcome.status === 'perm' ? 'failed' : 'pending';
+  return { address: r.address, status, reply: formatReply(outcome.reply), ...(outcome.upstreamReply ? { upstreamReply: formatUpstreamReply(outcome.upstreamReply) } : {}) };
 }

@@ -17,7 +17,6 @@ export function buildDsn(input: DsnInput): Buffer {
   const { original, failed, reportingHost, now } = input;
   const boundary = `dsn-${randomBytes(12).toString('hex')}`;
   const statusOf = (r: QueuedRecipient) => /\b([245]\.\d{1,3}\.\d{1,3})\b/.exec(r.reply ?? '')?.[1]?.replace(/^[24]/, '5') ?? '5.0.0';
-  const oneLine = (s: string) => s.replace(/[\r\n]+/g, ' ').slice(0, 500);
 
   const human = [
     `This is the mail system at ${reportingHost}.`,
@@ -38,7 +37,8 @@ export function buildDsn(input: DsnInput): Buffer {
       `Final-Recipient: rfc822; ${r.address}`,
       'Action: failed',
       `Status: ${statusOf(r)}`,
-      ...(r.reply && /^\d{3} /.test(r.reply) ? [`Diagnostic-Code: smtp; ${oneLine(r.reply)}`] : []),
+      // RFC 3464 2.3.6: the code the remote MTA issued, when it issued one; else the relay's own.
+      ...diagnostic(r),
     ]),
   ].join('\r\n');
 
@@ -81,3 +81,10 @@ export function buildDsn(input: DsnInput): Buffer {
     'latin1',
   );
 }
+
+function diagnostic(r: QueuedRecipient): string[] {
+  const said = r.upstreamReply ?? r.reply;
+  return said && /^\d{3}\b/.test(said) ? [`Diagnostic-Code: smtp; ${oneLine(said)}`] : [];
+}
+
+const oneLine = (s: string) => s.replace(/[\r\n]+/g, ' ').slice(0, 500);

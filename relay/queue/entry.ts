@@ -7,6 +7,8 @@ export interface QueuedRecipient {
   readonly status: RecipientState;
   /** The last reply that explains the status, as "code enhanced text". */
   readonly reply?: string;
+  /** What the upstream itself answered in that attempt, as it said it (its queue id is in it). */
+  readonly upstreamReply?: string;
 }
 
 export interface QueuedMessage {
@@ -30,6 +32,8 @@ export interface QueuedMessage {
   readonly dsn?: boolean;
   /** The message has bytes over 127: only an upstream with 8BITMIME may take it. */
   readonly eightBit?: boolean;
+  /** The Message-ID header's value, as it goes out: what the platform knows the message by. */
+  readonly messageId?: string;
 }
 
 export function isQueuedMessage(value: unknown): value is QueuedMessage {

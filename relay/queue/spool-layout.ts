@@ -7,6 +7,8 @@
 //             per-recipient state); <id>.retry and <id>.delete are requests left by `tenant-relay queue`
 //   failed/   finished with at least one recipient failed for good, kept for inspection
 //   corrupt/  entries found unreadable at start, moved aside
+//   events/   delivery events waiting for a webhook: events/<webhook>/<seq>.jsonl and a cursor
+//   trace.db  the message trace (SQLite), recent messages and their attempts
 import path from 'node:path';
 
 export type Area = 'queue' | 'failed' | 'corrupt';
@@ -26,6 +28,15 @@ export class SpoolLayout {
     this.root = root;
     this.tmpDir = path.join(root, 'tmp');
     this.journalDir = path.join(root, 'journal');
+  }
+
+  /** The outbox of one webhook ("platform", or "tenant-<id>"). */
+  eventsDir(webhook: string): string {
+    return path.join(this.root, 'events', webhook);
+  }
+
+  get traceFile(): string {
+    return path.join(this.root, 'trace.db');
   }
 
   /** Every folder, for creating them at start. */

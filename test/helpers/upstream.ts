@@ -49,6 +49,9 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
+/** The id a test upstream gives its n-th message (from 0), like a Postfix queue id. */
+export const queueIdOf = (n: number) => `4Tq${String(n).padStart(6, '0')}Z`;
+
 const errorWith = ([code, text]: [number, string]) => Object.assign(new Error(text), { responseCode: code });
 
 export async function startUpstream(options: UpstreamOptions = {}): Promise<Upstream> {
@@ -116,7 +119,8 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
           user: session.user as string | undefined,
           secure: session.secure,
         });
-        callback(null, 'Ok: stored');
+        // As Postfix answers: the queue id the relay should keep and show.
+        callback(null, `2.0.0 Ok: queued as ${queueIdOf(received.length - 1)}`);
       });
     },
   });

@@ -1,0 +1,93 @@
+// Delivery events: what became of each recipient of each message, as the platform's webhook receives them
+// and the trace keeps them. Queue mode: `accepted` when the message is on disk and the client heard 250,
+// then per attempt `delivered`, `deferred` (tried again at nextAttemptAt), `bounced` (a 5xx: a DSN goes to
+// the sender) or `expired` (still failing at delivery.retry.maxLifetimeHours). Pass-through: one event per
+// recipient with what the upstream said while the client waited (`deferred` there means the client was
+// told to try again; the relay keeps nothing).
+import type { DeliveryEventType } from '../../config/types.js';
+import { formatReply, Replies } from '../errors.js';
+import type { AcceptedEvent, AttemptEvent } from '../events.js';
+import type { DeliveryMode, RecipientOutcome, UpstreamReply } from '../types.js';
+
+export interface DeliveryEvent {
+  /** Unique and stable: a receiver that sees one twice (delivery is at least once) drops the second. */
+  readonly id: string;
+  readonly type: DeliveryEventType;
+  /** ISO 8601, UTC. */
+  readonly time: string;
+  /** The relay's id for the message ("queued as ..."). */
+  readonly queueId: string;
+  /** The Message-ID header's value, or null when the message had none. */
+  readonly messageId: string | null;
+  readonly tenant: string | null;
+  readonly mode: DeliveryMode;
+  /** The envelope sender as it went out ('' for the null sender). */
+  readonly from: string;
+  readonly recipient: string;
+  /** The upstream of the attempt; null for `accepted`. */
+  readonly upstream: string | null;
+  /** 0 for `accepted`, then 1, 2, ... */
+  readonly attempt: number;
+  readonly acceptedAt: string;
+  /** The relay's own reply for this recipient (to the client, or recorded in the queue). */
+  readonly reply: string;
+  /** What the upstream itself answered, when it answered (with its queue id when it named one). */
+  readonly upstreamReply: UpstreamReply | null;
+  /** `deferred` in queue mode: when the next attempt is due. */
+  readonly nextAttemptAt: string | null;
+  /** The message is a delivery status notification the relay made (to a sender of a bounced message). */
+  readonly dsn: boolean;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** `accepted`, one per recipient: queue mode only (pass-through has accepted nothing until the upstream has). */
+export function acceptedEvents(e: AcceptedEvent): DeliveryEvent[] {
+  if (e.mode !== 'queue') return [];
+  return e.envelope.rcptTo.map((recipient, i) => ({
+    id: `${e.id}.0.${i}`,
+    type: 'accepted',
+    time: iso(e.at),
+    queueId: e.id,
+    messageId: e.messageId ?? null,
+    tenant: e.tenant,
+    mode: e.mode,
+    from: e.envelope.mailFrom,
+    recipient,
+    upstream: null,
+    attempt: 0,
+    acceptedAt: iso(e.at),
+    reply: formatReply(Replies.queued(e.id)),
+    upstreamReply: null,
+    nextAttemptAt: null,
+    dsn: false,
+  }));
+}
+
+/** One per recipient the attempt was for. */
+export function attemptEvents(e: AttemptEvent): DeliveryEvent[] {
+  return e.outcomes.map((o, i) => ({
+    id: `${e.id}.${e.attempt}.${i}`,
+    type: typeOf(o, e.expired),
+    time: iso(e.at),
+    queueId: e.id,
+    messageId: e.message.messageId ?? null,
+    tenant: e.tenant,
+    mode: e.message.mode,
+    from: e.message.mailFrom,
+    recipient: o.recipient,
+    upstream: e.upstream,
+    attempt: e.attempt,
+    acceptedAt: iso(e.message.acceptedAt),
+    reply: formatReply(o.reply),
+    upstreamReply: o.upstreamReply ?? null,
+    nextAttemptAt: o.status === 'temp' && e.nextAttemptAt !== undefined ? iso(e.nextAttemptAt) : null,
+    dsn: e.message.dsn === true,
+  }));
+}
+
+function typeOf(o: RecipientOutcome, expired: boolean): DeliveryEventType {
+  if (o.status === 'sent') return 'delivered';
+  if (o.status === 'perm') return 'bounced';
+  return expired ? 'expired' : 'deferred';
+}

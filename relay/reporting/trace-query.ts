@@ -1,0 +1,26 @@
+// The question a trace answers, from the ops listener's query string (GET /trace?rcpt=..., /trace/<id>)
+// or the command's options: one message by its queue id or Message-ID, or the recent messages of a
+// recipient or a tenant.
+import type { TraceQuery, TraceStore } from './trace-store.js';
+
+export const TRACE_KEYS = ['queue-id', 'message-id', 'rcpt', 'tenant'] as const;
+
+export function traceQueryOf(get: (key: (typeof TRACE_KEYS)[number]) => string | undefined): TraceQuery | undefined {
+  const queueId = get('queue-id');
+  const messageId = get('message-id');
+  const recipient = get('rcpt');
+  const tenant = get('tenant');
+  if (queueId) return { queueId };
+  if (messageId) return { messageId };
+  if (recipient) return { recipient };
+  if (tenant) return { tenant };
+  return undefined;
+}
+
+export function traceAnswer(store: TraceStore | undefined, params: URLSearchParams): { status: number; body: unknown } {
+  if (!store) return { status: 404, body: { error: 'the trace is off (trace.enabled: false)' } };
+  const query = traceQueryOf((key) => params.get(key) ?? undefined);
+  if (!query) return { status: 400, body: { error: `ask by one of: ${TRACE_KEYS.join(', ')} (e.g. /trace?rcpt=someone@example.com, /trace/<queue id>)` } };
+  const limit = Math.min(500, Math.max(1, Number(params.get('limit') ?? 50) || 50));
+  return { status: 200, body: { messages: store.find(query, limit) } };
+}

@@ -1,0 +1,256 @@
+// The message trace: recent messages and every event of theirs (accepted, each attempt with the upstream's
+// reply, delivered, bounced, expired), for `tenant-relay trace` and GET /trace on the ops listener. Kept
+// in SQLite through node:sqlite: built into Node (no native module to build or download), the most
+// widely deployed embedded store, an index for each way a support desk asks (queue id, Message-ID,
+// recipient, tenant), and WAL, so the command reads while the relay writes. Rows are written in one
+// transaction per 250 ms (a trace is for people: a crash may lose that much of it, never mail). Bounded:
+// what is older than the retention goes, and the oldest messages go first past the size cap.
+import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { formatUpstreamReply } from '../errors.js';
+import type { DeliveryMode } from '../types.js';
+import type { DeliveryEvent } from './delivery-events.js';
+
+export interface TracedEvent {
+  readonly time: string;
+  readonly type: DeliveryEvent['type'];
+  readonly recipient: string;
+  readonly upstream: string | null;
+  readonly attempt: number;
+  readonly reply: string;
+  readonly upstreamReply: string | null;
+  readonly upstreamQueueId: string | null;
+  readonly nextAttemptAt: string | null;
+}
+
+export interface TracedMessage {
+  readonly queueId: string;
+  readonly messageId: string | null;
+  readonly tenant: string | null;
+  readonly mode: DeliveryMode;
+  readonly from: string;
+  readonly size: number | null;
+  readonly acceptedAt: string;
+  readonly events: readonly TracedEvent[];
+}
+
+export type TraceQuery = { readonly queueId: string } | { readonly messageId: string } | { readonly recipient: string } | { readonly tenant: string };
+
+/** The facts of a message when it is accepted (both modes). */
+export interface AcceptedFacts {
+  readonly queueId: string;
+  readonly messageId?: string;
+  readonly tenant: string | null;
+  readonly mode: DeliveryMode;
+  readonly from: string;
+  readonly size: number;
+  readonly acceptedAt: number;
+}
+
+const FLUSH_MS = 250;
+const FLUSH_ROWS = 2000;
+const MAINTAIN_MS = 3_600_000;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS messages (
+  queue_id TEXT PRIMARY KEY,
+  message_id TEXT,
+  tenant TEXT,
+  mode TEXT NOT NULL,
+  mail_from TEXT NOT NULL,
+  size INTEGER,
+  accepted_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+  queue_id TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  recipient TEXT NOT NULL COLLATE NOCASE,
+  upstream TEXT,
+  attempt INTEGER NOT NULL,
+  reply TEXT NOT NULL,
+  upstream_reply TEXT,
+  upstream_queue_id TEXT,
+  next_attempt_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS events_by_message ON events (queue_id, at);
+CREATE INDEX IF NOT EXISTS events_by_recipient ON events (recipient, at);
+CREATE INDEX IF NOT EXISTS messages_by_message_id ON messages (message_id);
+CREATE INDEX IF NOT EXISTS messages_by_tenant ON messages (tenant, accepted_at);
+CREATE INDEX IF NOT EXISTS messages_by_age ON messages (updated_at);
+`;
+
+type Row = Record<string, string | number | null>;
+
+/** node:sqlite, loaded when a store is opened: Node 22 prints an experimental warning as it loads. */
+function sqlite(): typeof import('node:sqlite') {
+  return createRequire(import.meta.url)('node:sqlite') as typeof import('node:sqlite');
+}
+
+export class TraceStore {
+  readonly #db: DatabaseSync;
+  readonly #now: () => number;
+  readonly #retentionMs: number;
+  readonly #maxBytes: number;
+  readonly #queue: ({ kind: 'message'; facts: AcceptedFacts } | { kind: 'event'; event: DeliveryEvent })[] = [];
+  #flushTimer: NodeJS.Timeout | undefined;
+  readonly #maintainTimer: NodeJS.Timeout | undefined;
+  readonly #insertMessage: StatementSync;
+  readonly #insertEvent: StatementSync;
+
+  /** Opens (or creates) the store the relay writes. */
+  constructor(file: string, options: { retentionMs: number; maxBytes: number; now?: () => number; maintainEveryMs?: number }) {
+    const { DatabaseSync } = sqlite();
+    mkdirSync(path.dirname(file), { recursive: true });
+    this.#db = new DatabaseSync(file);
+    // Before the first table: lets deleted rows give their pages back to the file system.
+    this.#db.exec('PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864;');
+    this.#db.exec(SCHEMA);
+    this.#now = options.now ?? Date.now;
+    this.#retentionMs = options.retentionMs;
+    this.#maxBytes = options.maxBytes;
+    this.#insertMessage = this.#db.prepare(
+      `INSERT INTO messages (queue_id, message_id, tenant, mode, mail_from, size, accepted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (queue_id) DO UPDATE SET size = coalesce(excluded.size, size), updated_at = max(updated_at, excluded.updated_at)`,
+    );
+    this.#insertEvent = this.#db.prepare(
+      'INSERT INTO events (queue_id, at, type, recipient, upstream, attempt, reply, upstream_reply, upstream_queue_id, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.maintain();
+    if (options.maintainEveryMs !== 0) {
+      this.#maintainTimer = setInterval(() => this.maintain(), options.maintainEveryMs ?? MAINTAIN_MS);
+      this.#maintainTimer.unref();
+    }
+  }
+
+  accepted(facts: AcceptedFacts): void {
+    this.#push({ kind: 'message', facts });
+  }
+
+  events(events: readonly DeliveryEvent[]): void {
+    for (const event of events) this.#push({ kind: 'event', event });
+  }
+
+  /** Writes what is buffered, in one transaction. */
+  flush(): void {
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    if (this.#queue.length === 0) return;
+    const rows = this.#queue.splice(0);
+    this.#db.exec('BEGIN');
+    try {
+      for (const row of rows) {
+        if (row.kind === 'message') {
+          const f = row.facts;
+          this.#insertMessage.run(f.queueId, f.messageId ?? null, f.tenant, f.mode, f.from, f.size, f.acceptedAt, f.acceptedAt);
+          continue;
+        }
+        const e = row.event;
+        const at = Date.parse(e.time);
+        // Events carry the message's facts: a DSN the relay made has no accepted row of its own.
+        this.#insertMessage.run(e.queueId, e.messageId, e.tenant, e.mode, e.from, null, Date.parse(e.acceptedAt), at);
+        const said = e.upstreamReply;
+        this.#insertEvent.run(e.queueId, at, e.type, e.recipient, e.upstream, e.attempt, e.reply, said ? formatUpstreamReply(said) : null, said?.queueId ?? null, e.nextAttemptAt ? Date.parse(e.nextAttemptAt) : null);
+      }
+      this.#db.exec('COMMIT');
+    } catch (err) {
+      this.#db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  /** Forgets what is older than the retention, then the oldest messages while the store is over its size. */
+  maintain(): void {
+    this.flush();
+    const cutoff = this.#now() - this.#retentionMs;
+    this.#deleteWhere('updated_at < ?', cutoff);
+    for (let round = 0; round < 20 && this.#usedBytes() > this.#maxBytes; round++) {
+      const count = Number((this.#db.prepare('SELECT count(*) AS n FROM messages').get() as Row).n);
+      if (count === 0) break;
+      const oldest = this.#db.prepare('SELECT updated_at FROM messages ORDER BY updated_at LIMIT 1 OFFSET ?').get(Math.max(0, Math.ceil(count / 10) - 1)) as Row | undefined;
+      this.#deleteWhere('updated_at <= ?', Number(oldest?.updated_at ?? Number.MAX_SAFE_INTEGER));
+    }
+    this.#db.exec('PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);');
+  }
+
+  find(query: TraceQuery, limit = 50): TracedMessage[] {
+    this.flush();
+    return findIn(this.#db, query, limit);
+  }
+
+  close(): void {
+    if (!this.#db.isOpen) return;
+    if (this.#maintainTimer) clearInterval(this.#maintainTimer);
+    this.#safeFlush();
+    this.#db.close();
+  }
+
+  #push(row: { kind: 'message'; facts: AcceptedFacts } | { kind: 'event'; event: DeliveryEvent }): void {
+    if (!this.#db.isOpen) return;
+    this.#queue.push(row);
+    if (this.#queue.length >= FLUSH_ROWS) this.flush();
+    else this.#flushTimer ??= setTimeout(() => this.#safeFlush(), FLUSH_MS);
+  }
+
+  #safeFlush(): void {
+    try {
+      this.flush();
+    } catch {
+      // A full disk or a locked file: this batch of trace rows is lost, mail is not affected.
+      this.#queue.length = 0;
+    }
+  }
+
+  #deleteWhere(condition: string, value: number): void {
+    this.#db.prepare(`DELETE FROM events WHERE queue_id IN (SELECT queue_id FROM messages WHERE ${condition})`).run(value);
+    this.#db.prepare(`DELETE FROM messages WHERE ${condition}`).run(value);
+  }
+
+  #usedBytes(): number {
+    const pragma = (name: string) => Number(Object.values(this.#db.prepare(`PRAGMA ${name}`).get() as Row)[0]);
+    return (pragma('page_count') - pragma('freelist_count')) * pragma('page_size');
+  }
+}
+
+/** Reads a store the relay keeps (the trace command), without writing to it. */
+export function openTraceReader(file: string): { find(query: TraceQuery, limit?: number): TracedMessage[]; close(): void } {
+  const { DatabaseSync } = sqlite();
+  const db = new DatabaseSync(file, { readOnly: true });
+  return { find: (query, limit = 50) => findIn(db, query, limit), close: () => db.close() };
+}
+
+function findIn(db: DatabaseSync, query: TraceQuery, limit: number): TracedMessage[] {
+  const [where, value] =
+    'queueId' in query
+      ? ['m.queue_id = ?', query.queueId]
+      : 'messageId' in query
+        ? ['m.message_id = ?', query.messageId]
+        : 'tenant' in query
+          ? ['m.tenant = ?', query.tenant]
+          : ['m.queue_id IN (SELECT queue_id FROM events WHERE recipient = ?)', query.recipient];
+  const messages = db.prepare(`SELECT * FROM messages m WHERE ${where} ORDER BY m.accepted_at DESC LIMIT ?`).all(value, limit) as Row[];
+  const events = db.prepare('SELECT * FROM events WHERE queue_id = ? ORDER BY at, attempt, rowid');
+  return messages.map((m) => ({
+    queueId: String(m.queue_id),
+    messageId: m.message_id === null ? null : String(m.message_id),
+    tenant: m.tenant === null ? null : String(m.tenant),
+    mode: m.mode as DeliveryMode,
+    from: String(m.mail_from),
+    size: m.size === null ? null : Number(m.size),
+    acceptedAt: new Date(Number(m.accepted_at)).toISOString(),
+    events: (events.all(String(m.queue_id)) as Row[]).map((e) => ({
+      time: new Date(Number(e.at)).toISOString(),
+      type: e.type as DeliveryEvent['type'],
+      recipient: String(e.recipient),
+      upstream: e.upstream === null ? null : String(e.upstream),
+      attempt: Number(e.attempt),
+      reply: String(e.reply),
+      upstreamReply: e.upstream_reply === null ? null : String(e.upstream_reply),
+      upstreamQueueId: e.upstream_queue_id === null ? null : String(e.upstream_queue_id),
+      nextAttemptAt: e.next_attempt_at === null ? null : new Date(Number(e.next_attempt_at)).toISOString(),
+    })),
+  }));
+}

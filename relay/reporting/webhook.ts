@@ -1,0 +1,169 @@
+// Sends one outbox to its webhook: a batch at a time, oldest first (so a message's events arrive in
+// order), each request signed the Standard Webhooks way (https://www.standardwebhooks.com): headers
+// webhook-id, webhook-timestamp and webhook-signature "v1,<base64 HMAC-SHA256 of id.timestamp.body>",
+// keyed with the base64 after whsec_. A batch is forgotten only after a 2xx; anything else is retried
+// with backoff (1 s doubling to 5 min), the same batch again. It runs beside the mail path and never
+// waits for it, nor makes it wait: a webhook that hangs holds one socket until the deadline.
+import { createHmac } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import type { WebhookSettings } from '../../config/types.js';
+import type { Logger } from '../ops/log.js';
+import type { RelayMetrics } from '../ops/metrics.js';
+import type { Batch, Outbox } from './outbox.js';
+
+const MIN_BACKOFF_MS = 1000;
+const MAX_BACKOFF_MS = 5 * 60_000;
+
+export interface WebhookSenderDeps {
+  readonly logger: Logger;
+  readonly metrics: RelayMetrics;
+  /** The webhook's settings in the snapshot in force (a reload may change its URL or key). */
+  readonly settings: () => WebhookSettings | undefined;
+}
+
+export class WebhookSender {
+  readonly name: string;
+  readonly #outbox: Outbox;
+  readonly #deps: WebhookSenderDeps;
+  #stopped = false;
+  #wake: (() => void) | undefined;
+  #inFlight: AbortController | undefined;
+  #running: Promise<void> | undefined;
+  #failingSince: number | undefined;
+  #idle = false;
+
+  constructor(name: string, outbox: Outbox, deps: WebhookSenderDeps) {
+    this.name = name;
+    this.#outbox = outbox;
+    this.#deps = deps;
+  }
+
+  start(): void {
+    this.#running ??= this.#loop();
+  }
+
+  /** New events were appended: a sender waiting for some goes now (one backing off keeps waiting). */
+  poke(): void {
+    if (this.#idle) this.#wake?.();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#inFlight?.abort();
+    this.#wake?.();
+    await this.#running;
+  }
+
+  async #loop(): Promise<void> {
+    let backoff = 0;
+    let emptyReads = 0;
+    while (!this.#stopped) {
+      const settings = this.#deps.settings();
+      const batch = settings ? await this.#outbox.read(settings.maxBatchEvents).catch(() => undefined) : undefined;
+      if (!settings || !batch) {
+        // Appended while the read was finishing, so no poke reached a sleeper: look again, soon.
+        if (settings && this.#outbox.backlog > 0 && emptyReads++ < 3) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+          continue;
+        }
+        emptyReads = 0;
+        this.#idle = true;
+        await this.#sleep(60_000);
+        this.#idle = false;
+        continue;
+      }
+      emptyReads = 0;
+      if (batch.unreadable > 0) this.#deps.logger.warn({ event: 'webhook-events-unreadable', webhook: this.name, count: batch.unreadable }, 'outbox lines a crash left unreadable were skipped');
+      const outcome = batch.events.length === 0 ? 'ok' : await this.#post(settings, batch);
+      if (this.#stopped) return;
+      if (outcome === 'ok') {
+        this.#outbox.ack(batch);
+        this.#deps.metrics.webhookEventsSent.inc({ webhook: this.name }, batch.events.length);
+        if (this.#failingSince !== undefined) {
+          this.#deps.logger.info({ event: 'webhook-recovered', webhook: this.name, failedForSeconds: Math.round((Date.now() - this.#failingSince) / 1000) });
+          this.#failingSince = undefined;
+        }
+        backoff = 0;
+        continue;
+      }
+      this.#deps.metrics.webhookEventsRetried.inc({ webhook: this.name }, batch.events.length);
+      if (this.#failingSince === undefined) {
+        this.#failingSince = Date.now();
+        this.#deps.logger.warn({ event: 'webhook-failing', webhook: this.name, url: redactedUrl(settings.url), reason: outcome, backlog: this.#outbox.backlog }, 'the webhook did not take a batch of events; they are kept and retried, mail is not affected');
+      }
+      backoff = Math.min(MAX_BACKOFF_MS, backoff === 0 ? MIN_BACKOFF_MS : backoff * 2);
+      await this.#sleep(backoff * (0.8 + Math.random() * 0.4));
+    }
+  }
+
+  /** 'ok' for a 2xx; else why not (http-503, timeout, unreachable: ECONNREFUSED, ...). */
+  async #post(settings: WebhookSettings, batch: Batch): Promise<string> {
+    const body = `{"events":[${batch.events.join(',')}]}`;
+    const id = `msg_${idOf(batch.events[0])}_${idOf(batch.events.at(-1))}`;
+    const timestamp = Math.floor(Date.now() / 1000);
+    const url = new URL(settings.url);
+    const controller = new AbortController();
+    this.#inFlight = controller;
+    const timer = setTimeout(() => controller.abort(), settings.timeoutMs);
+    try {
+      return await new Promise<string>((resolve) => {
+        const request = (url.protocol === 'https:' ? https : http).request(
+          url,
+          {
+            method: 'POST',
+            signal: controller.signal,
+            headers: {
+              'content-type': 'application/json',
+              'content-length': Buffer.byteLength(body),
+              'user-agent': 'tenant-relay',
+              'webhook-id': id,
+              'webhook-timestamp': String(timestamp),
+              'webhook-signature': signature(settings.secret, id, timestamp, body),
+            },
+            ...(settings.ca !== undefined ? { ca: settings.ca } : {}),
+            minVersion: 'TLSv1.2',
+          },
+          (response) => {
+            response.resume();
+            response.on('error', () => resolve('connection-lost'));
+            response.on('end', () => resolve(response.statusCode && response.statusCode >= 200 && response.statusCode < 300 ? 'ok' : `http-${response.statusCode}`));
+          },
+        );
+        request.on('error', (err: NodeJS.ErrnoException) => resolve(controller.signal.aborted ? 'timeout' : `unreachable: ${err.code ?? err.message}`));
+        request.end(body);
+      });
+    } finally {
+      clearTimeout(timer);
+      this.#inFlight = undefined;
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = () => {
+        this.#wake = undefined;
+        done();
+      };
+    });
+  }
+}
+
+/** Standard Webhooks' v1 signature: HMAC-SHA256 over "id.timestamp.body", keyed with the secret's bytes. */
+export function signature(secret: string, id: string, timestamp: number, body: string): string {
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+  return `v1,${createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64')}`;
+}
+
+const idOf = (event: string | undefined) => /^\{"id":"([^"]+)"/.exec(event ?? '')?.[1] ?? 'x';
+
+/** A URL for the log: no credentials, no query. */
+function redactedUrl(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}${u.pathname}`;
+}
