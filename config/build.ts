@@ -2,6 +2,7 @@
 // indexes built. Problems found here (an unreadable CA file) are added to `problems` by key path.
 import { createHash, createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { asciiDomain, TenantDirectory } from './directory.js';
 import { isHttpsOrLoopback } from './networks.js';
@@ -31,8 +32,11 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
       host: raw.ops.host,
       port: raw.ops.port,
       shutdownGraceMs: raw.ops.shutdownGraceSeconds * 1000,
+      drainMs: raw.ops.drainSeconds * 1000,
       ...(raw.ops.token !== undefined ? { token: raw.ops.token } : {}),
     }),
+    workers: raw.workers === 'auto' ? os.availableParallelism() : raw.workers,
+    limits: buildLimitStore(raw.limits, problems, raw),
     listen: deepFreeze(listen),
     maxMessageSizeBytes: raw.maxMessageSizeBytes,
     inbound: Object.freeze({
@@ -132,6 +136,20 @@ function buildTenantSource(s: RawTenantSource, problems: PathIssue[]): TenantSou
     notFoundMs: Math.round(s.notFoundCacheSeconds * 1000),
     maxEntries: s.maxEntries,
     upstreamHosts: s.upstreamHosts,
+    ...(s.invalidationChannel !== undefined ? { invalidationChannel: s.invalidationChannel } : {}),
+  });
+}
+
+function buildLimitStore(l: RawConfig['limits'], problems: PathIssue[], raw?: RawConfig) {
+  if (raw?.tenantSource?.invalidationChannel !== undefined && !l.store?.redis) {
+    problems.push({ path: ['tenantSource', 'invalidationChannel'], message: 'needs limits.store.redis, the Redis it is published on' });
+  }
+  const redis = l.store?.redis;
+  const at = ['limits', 'store', 'redis'];
+  const ca = redis && readCa(redis.ca, [...at, 'ca'], problems);
+  return deepFreeze({
+    ...(redis ? { redis: { url: redis.url, keyPrefix: redis.keyPrefix, ...(ca !== undefined ? { ca } : {}), timeoutMs: redis.timeoutMilliseconds } } : {}),
+    ...(l.localShare !== undefined ? { localShare: l.localShare } : {}),
   });
 }
 

@@ -289,6 +289,9 @@ const tenantSource = z.strictObject({
   // How long "no such tenant" is remembered.
   notFoundCacheSeconds: z.number().min(0).max(86_400).default(30),
   maxEntries: z.int().min(1).max(10_000_000).default(10_000),
+  // A Redis channel (on limits.store.redis) where the platform publishes a tenant id, or *, when it changes
+  // a tenant: every relay drops its cached record at once.
+  invalidationChannel: z.string().min(1).max(200).optional(),
   // Tenant admins type these upstreams in: internal addresses are refused unless allowed here.
   upstreamHosts: z
     .strictObject({ denySpecialAddresses: hostPolicy.denySpecialAddresses.default(true), denyPrivateAddresses: hostPolicy.denyPrivateAddresses.default(true), allow: hostPolicy.allow })
@@ -362,11 +365,17 @@ export const configSchema = z.strictObject({
       port: z.int().min(0).max(65535).default(9025),
       // How long SIGTERM lets sessions in DATA and deliveries in flight finish.
       shutdownGraceSeconds: seconds.default(30),
-      // Bearer token for the admin endpoints (POST /preflight); use ${ENV} or ${file:/path}. Without it
-      // they are off.
+      // On SIGTERM with mail still queued: keep delivering (new mail refused, 421 4.3.2) up to this long
+      // before stopping. 0: stop after shutdownGraceSeconds, the queue stays on disk for the next start.
+      drainSeconds: z.number().min(0).max(86_400).default(0),
+      // Bearer token for the admin endpoints (POST /preflight, /drain, GET /trace); use ${ENV} or
+      // ${file:/path}. Without it they are off.
       token: z.string().min(16, 'must be at least 16 characters').optional(),
     })
-    .default({ enabled: true, host: '127.0.0.1', port: 9025, shutdownGraceSeconds: 30 }),
+    .default({ enabled: true, host: '127.0.0.1', port: 9025, shutdownGraceSeconds: 30, drainSeconds: 0 }),
+  // Processes that share the listeners, each with its own spool under delivery.spool.path: a number, or
+  // auto (one per core).
+  workers: z.union([z.int().min(1).max(256), z.literal('auto')]).default(1),
   listen: z.array(listener).min(1).default([{ host: '127.0.0.1', port: 2525, tls: 'none' }]),
   maxMessageSizeBytes: z
     .int()
@@ -397,6 +406,28 @@ export const configSchema = z.strictObject({
     .strictObject({ denySpecialAddresses: hostPolicy.denySpecialAddresses.default(false), denyPrivateAddresses: hostPolicy.denyPrivateAddresses.default(false), allow: hostPolicy.allow })
     .default({ denySpecialAddresses: false, denyPrivateAddresses: false, allow: [] }),
   delivery,
+  // Where sending limits are counted. Without a store, in each process's memory.
+  limits: z
+    .strictObject({
+      store: z
+        .strictObject({
+          // Redis 7 (or Valkey): every process and replica draws on the same budgets.
+          redis: z.strictObject({
+            // redis://[:password@]host:port/db, or rediss:// for TLS; use ${ENV} for a password.
+            url: z.string().regex(/^rediss?:\/\/[^\s/?#]+(\/\d{1,2})?$/, 'must be a redis:// or rediss:// URL, like redis://redis:6379/0'),
+            keyPrefix: z.string().min(1).max(64).default('tenant-relay:'),
+            // PEM file of a private CA for rediss://, in place of the system store.
+            ca: z.string().min(1).optional(),
+            // Deadline of one call; past it, and while Redis is down, limits are counted locally.
+            timeoutMilliseconds: z.int().min(10).max(10_000).default(250),
+          }),
+        })
+        .optional(),
+      // While the store cannot be reached, each process allows this share of every budget. Default:
+      // 1 / the number of relay processes that were seen last.
+      localShare: z.number().positive().max(1).optional(),
+    })
+    .default({}),
   message: messagePolicy,
   dkim: platformDkim,
   tenants: z.array(tenantSchema).default([]),

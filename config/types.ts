@@ -242,9 +242,14 @@ export interface Config {
     readonly host: string;
     readonly port: number;
     readonly shutdownGraceMs: number;
-    /** Bearer token of the admin endpoints (POST /preflight); absent: they are off. */
+    /** SIGTERM with mail queued: deliver for up to this long first (0: leave it on disk). */
+    readonly drainMs: number;
+    /** Bearer token of the admin endpoints (POST /preflight, /drain, GET /trace); absent: they are off. */
     readonly token?: string;
   };
+  /** Processes sharing the listeners, each with its own spool (1: this process alone). */
+  readonly workers: number;
+  readonly limits: LimitStoreSettings;
   readonly listen: readonly Listener[];
   readonly maxMessageSizeBytes: number;
   readonly inbound: InboundPolicy;
@@ -269,6 +274,21 @@ export interface Config {
   readonly trace: TraceSettings;
 }
 
+/** Where limits are counted: Redis shared by every process and replica, or (absent) each process's memory. */
+export interface LimitStoreSettings {
+  readonly redis?: RedisSettings;
+  /** While Redis cannot be reached: the share of each budget a process allows (absent: 1 / processes seen). */
+  readonly localShare?: number;
+}
+
+export interface RedisSettings {
+  readonly url: string;
+  readonly keyPrefix: string;
+  /** PEM text of a private CA for rediss://. */
+  readonly ca?: string;
+  readonly timeoutMs: number;
+}
+
 /** The platform's HTTP endpoint for tenants the YAML does not list, and how its answers are cached. */
 export interface TenantSourceSettings {
   /** Base URL, no trailing slash: lookups go to `${url}/tenants/lookup`. */
@@ -283,4 +303,6 @@ export interface TenantSourceSettings {
   readonly maxEntries: number;
   /** Applied to the upstreams of tenants from this source, whatever the global `upstreamHosts` says. */
   readonly upstreamHosts: UpstreamHostPolicy;
+  /** The Redis channel on which the platform names tenants it changed. */
+  readonly invalidationChannel?: string;
 }

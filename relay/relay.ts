@@ -28,16 +28,19 @@ import { watchCertificate } from './inbound/certificates.js';
 import { createInboundServer, type InboundServer } from './inbound/server.js';
 import { checkSmtpServerSeams } from './inbound/smtp-server-seams.js';
 import { Staging } from './inbound/staging.js';
+import type { Limiter } from './limits/limiter.js';
 import { MemoryLimiter } from './limits/memory.js';
+import { RedisLimiter } from './limits/redis.js';
 import { checkDkimSigner } from './message/dkim.js';
 import { type Readiness, startOpsServer } from './ops/http.js';
 import type { Logger } from './ops/log.js';
 import { RelayMetrics } from './ops/metrics.js';
 import { reloadFrom, watchFile, watchTenantFiles } from './ops/reload.js';
-import { SendTests } from './ops/send-tests.js';
+import { type SendTestRecord, type SharedOutcomes, SendTests } from './ops/send-tests.js';
 import { QueueRequests } from './queue/requests.js';
 import { Scheduler } from './queue/scheduler.js';
 import { Spool, type SpoolIo } from './queue/spool.js';
+import { connectRedis } from './redis.js';
 import { Reporter } from './reporting/reporter.js';
 import { traceAnswer } from './reporting/trace-query.js';
 import { PlatformTenants } from './tenancy/platform-tenants.js';
@@ -51,6 +54,21 @@ export interface RelayOptions {
   readonly schedulerTimers?: boolean;
   /** Replaces the spool's fsync and rename: how tests make the disk fail. */
   readonly spoolIo?: SpoolIo;
+  /** This process's spool, when it is one of several workers (default: delivery.spool.path). */
+  readonly spoolPath?: string;
+  /** false: no SMTP listeners (a worker that only delivers what an earlier worker left). */
+  readonly listen?: boolean;
+  /** false: no ops listener (a worker: the primary answers for all). */
+  readonly ops?: boolean;
+  /** The name of the start line in the log ("listening", or a worker's). */
+  readonly startEvent?: string;
+}
+
+export interface DrainStatus {
+  readonly draining: boolean;
+  /** Messages still in the spool, and attempts running now. */
+  readonly queued: number;
+  readonly inFlight: number;
 }
 
 export interface RunningRelay {
@@ -66,6 +84,13 @@ export interface RunningRelay {
   readonly events: MessageEvents;
   /** Re-reads the config file; an invalid file leaves the running snapshot in force. */
   reload(why?: string): ReturnType<typeof reloadFrom>;
+  /** Stops taking mail (421 4.3.2) and delivers what is queued now; resolves when the spool is empty or `deadlineMs` has passed. */
+  drain(deadlineMs: number): Promise<DrainStatus>;
+  drainStatus(): DrainStatus;
+  /** What send-test outcome this relay holds for a token. */
+  sendTest(token: string): Promise<SendTestRecord | undefined>;
+  /** The message trace (absent with trace.enabled: false). */
+  readonly trace: Reporter['trace'];
   /**
    * Graceful stop: new connections and transactions get 421, sessions in DATA and deliveries in flight
    * get up to `graceMs` to finish, then pools close. What is queued stays queued for the next start.
@@ -82,12 +107,11 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   let current = initial;
   let draining = false;
   const config = () => current;
-  const spool = new Spool(initial.delivery.spool.path, { fsync: initial.delivery.spool.fsync, ...(options.spoolIo ? { io: options.spoolIo } : {}) });
-  const limiter = new MemoryLimiter();
+  const spool = new Spool(options.spoolPath ?? initial.delivery.spool.path, { fsync: initial.delivery.spool.fsync, ...(options.spoolIo ? { io: options.spoolIo } : {}) });
   const events = new MessageEvents(logger);
   const sendTests = new SendTests(events);
   // The metrics read the scheduler, the pools and readiness, made below: the gauges look them up late.
-  const late: { scheduler?: Scheduler; pools?: UpstreamPools; readiness?: () => Promise<Readiness>; reporter?: Reporter } = {};
+  const late: { scheduler?: Scheduler; pools?: UpstreamPools; readiness?: () => Promise<Readiness>; reporter?: Reporter; shared?: SharedState } = {};
   const metrics = new RelayMetrics({
     queueDepth: () => late.scheduler?.size ?? 0,
     oldestQueuedSeconds: () => {
@@ -99,7 +123,14 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     spoolFreeBytes: () => spool.freeBytes(),
     spoolMinFreeBytes: () => current.delivery.spool.minFreeBytes,
     webhookBacklogs: () => late.reporter?.backlogs() ?? [],
+    limitsShared: () => late.shared?.limitsShared(),
   });
+  // What several relays share, in Redis when limits.store.redis says so: limits, send-test outcomes, and
+  // tenant invalidations; else this process's memory.
+  const shared = sharedState(initial, { logger, metrics, config, platform: () => platformTenants });
+  late.shared = shared;
+  const limiter = shared.limiter;
+  sendTests.shared = shared.outcomes;
   // Delivery events and the trace watch the path from the first message on, recovered ones included.
   const reporter = new Reporter({ config, events, logger, metrics, eventsDir: (name) => spool.layout.eventsDir(name), traceFile: spool.layout.traceFile });
   late.reporter = reporter;
@@ -137,25 +168,50 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     await reporter.close();
     await ops?.close();
     pools.close();
+    shared.close();
     await spool.close();
   };
+  const drainStatus = (): DrainStatus => ({ draining, queued: scheduler.size, inFlight: scheduler.inFlight });
+  let drained: Promise<DrainStatus> | undefined;
+  const drain = (deadlineMs: number): Promise<DrainStatus> => {
+    draining = true;
+    for (const s of inbound) s.closeIdle();
+    drained ??= (async () => {
+      logger.info({ event: 'draining', queued: scheduler.size }, 'refusing new mail (421 4.3.2) and delivering what is queued');
+      const deadline = performance.now() + deadlineMs;
+      let hurried = -Infinity;
+      while (scheduler.size > 0 && performance.now() < deadline) {
+        // The last chance to deliver: what waits for a retry goes now, and again every 30 s.
+        if (performance.now() - hurried >= 30_000) {
+          scheduler.hurry();
+          hurried = performance.now();
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const status = drainStatus();
+      logger.info({ event: 'drained', queued: status.queued }, status.queued === 0 ? 'the spool is empty' : 'mail is left in the spool');
+      drained = undefined;
+      return status;
+    })();
+    return drained;
+  };
   try {
-    for (const listener of initial.listen) {
+    for (const listener of options.listen === false ? [] : initial.listen) {
       const server = createInboundServer(listener, deps);
       inbound.push(server);
       stops.push(watchCertificate(listener, (material) => server.updateCertificate(material), logger));
       addresses.push(await server.listen());
     }
-    if (initial.ops.enabled) {
+    if (initial.ops.enabled && options.ops !== false) {
       const spoolWritable = cachedFor(2000, () => probeWritable(spool.layout.temp(`.ready-${process.pid}`)));
       late.readiness = async () => {
         const checks = { config: current.source, listening: inbound.every((s) => s.listening), spoolWritable: await spoolWritable(), draining };
         return { ready: checks.listening && checks.spoolWritable && !draining, checks };
       };
       ops = await startOpsServer(initial.ops.host, initial.ops.port, {
-        metrics,
+        metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }),
         readiness: late.readiness,
-        sendTests,
+        sendTest: (token) => sendTests.get(token),
         adminToken: () => current.ops.token,
         admin: {
           // Candidate upstreams are typed by tenant admins: the tenant source's host policy, or refuse
@@ -164,6 +220,10 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
             req.method === 'POST'
               ? preflightCandidate(req.body, { heloName: current.hostname, hostPolicy: current.tenantSource?.upstreamHosts ?? TENANT_ENTERED_HOSTS, logger })
               : Promise.resolve({ status: 405, body: { error: 'POST a candidate upstream: { "upstream": { ... } }' } }),
+          '/drain': async (req) => {
+            if (req.method === 'POST') void drain(Number(req.query.get('seconds') ?? 3600) * 1000);
+            return { status: 200, body: drainStatus() };
+          },
           '/trace': async (req) => traceAnswer(reporter.trace, req.query),
           '/trace/': async (req) => traceAnswer(reporter.trace, new URLSearchParams({ 'queue-id': decodeURIComponent(req.path.slice('/trace/'.length)) })),
         },
@@ -181,6 +241,8 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       next.delivery.spool.path !== initial.delivery.spool.path && 'delivery.spool.path',
       JSON.stringify(next.ops) !== JSON.stringify(initial.ops) && 'ops',
       next.hostname !== initial.hostname && 'hostname',
+      JSON.stringify(next.limits) !== JSON.stringify(initial.limits) && 'limits',
+      next.workers !== initial.workers && 'workers',
     ].filter((s): s is string => typeof s === 'string');
     if (JSON.stringify(next.tenantSource) !== JSON.stringify(current.tenantSource)) platformTenants = platformFor(next);
     current = next;
@@ -202,7 +264,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     for (const entry of initial.tenantFiles) stops.push(watchTenantFiles(entry, () => reload(`tenant files changed (${entry})`)));
   }
 
-  logger.info({ event: 'listening', addresses, ops: ops?.port ?? null, config: initial.source, tenants: initial.tenants.length });
+  logger.info({ event: options.startEvent ?? 'listening', addresses, ops: ops?.port ?? null, config: initial.source, tenants: initial.tenants.length });
   return {
     addresses,
     opsPort: ops?.port,
@@ -212,10 +274,63 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     metrics,
     events,
     reload,
+    drain,
+    drainStatus,
+    sendTest: (token) => sendTests.get(token),
+    trace: reporter.trace,
     async close(graceMs = current.ops.shutdownGraceMs) {
       draining = true;
       await waitForSessions(inbound, graceMs);
+      // Scaling in: what is queued goes out now, for up to ops.drainSeconds, rather than wait on this disk.
+      if (current.ops.drainMs > 0 && scheduler.size > 0) await drain(current.ops.drainMs);
       await stopAll(0);
+    },
+  };
+}
+
+interface SharedState {
+  readonly limiter: Limiter;
+  readonly outcomes?: SharedOutcomes;
+  limitsShared(): number | undefined;
+  close(): void;
+}
+
+/**
+ * Limits, send-test outcomes and tenant invalidations: through Redis when limits.store.redis is set (one
+ * connection, and one more to listen on the invalidation channel), else in this process.
+ */
+function sharedState(config: Config, deps: { logger: Logger; metrics: RelayMetrics; config: () => Config; platform: () => PlatformTenants | undefined }): SharedState {
+  const settings = config.limits.redis;
+  if (!settings) return { limiter: new MemoryLimiter(), limitsShared: () => undefined, close: () => {} };
+  const { logger } = deps;
+  const redis = connectRedis(settings, logger, 'limits');
+  const limiter = new RedisLimiter(redis, settings.keyPrefix, { logger, metrics: deps.metrics, settings: () => deps.config().limits });
+  const outcomes: SharedOutcomes = {
+    put: (token, record) => void redis.set(`${settings.keyPrefix}send-test:${token}`, JSON.stringify(record), 'PX', 3_600_000).catch(() => undefined),
+    get: async (token) => {
+      const text = await redis.get(`${settings.keyPrefix}send-test:${token}`);
+      return text ? (JSON.parse(text) as SendTestRecord) : undefined;
+    },
+  };
+  const channel = config.tenantSource?.invalidationChannel;
+  const subscriber = channel ? connectRedis(settings, logger, 'subscriber') : undefined;
+  if (subscriber && channel) {
+    subscriber.subscribe(channel).catch((err: Error) => logger.warn({ event: 'invalidation-subscribe-failed', channel, err: err.message }));
+    subscriber.on('message', (_channel: string, message: string) => {
+      const id = message.trim();
+      if (!/^(\*|[A-Za-z0-9][A-Za-z0-9_-]{0,62})$/.test(id)) return;
+      const dropped = deps.platform()?.invalidate(id) ?? 0;
+      logger.info({ event: 'tenant-invalidated', tenant: id, dropped });
+    });
+  }
+  return {
+    limiter,
+    outcomes,
+    limitsShared: () => (limiter.shared ? 1 : 0),
+    close: () => {
+      limiter.close();
+      redis.disconnect();
+      subscriber?.disconnect();
     },
   };
 }

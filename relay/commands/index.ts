@@ -23,6 +23,8 @@ Commands:
   queue retry ID | --all          deliver now instead of at the next retry time
   queue delete ID                 remove a message from the queue without delivering it
                                   (queue commands take --config too; they work on a live spool)
+  drain [--timeout-seconds N]     tell the running relay to stop taking mail and deliver its queue;
+                                  exit 0 once its spool is empty
   trace ID | --message-id ID | --rcpt ADDR | --tenant T [--limit N] [--json]
                                   what happened to recent messages: accepted, each attempt with the
                                   upstream's reply, delivered, deferred, bounced, expired
@@ -62,6 +64,12 @@ Exit 0 when the upstream accepted it, 1 otherwise.`,
 
 Works on the spool of a live relay: list and show read it; retry and delete leave requests the relay
 applies within delivery.scanSeconds. Exit 1 for an unknown id.`,
+  drain: `drain [--config FILE] [--timeout-seconds N] [--json]
+
+Asks the running relay, through its ops listener (ops.token is required), to stop taking mail (new
+sessions and transactions get 421 4.3.2, /readyz turns 503) and to deliver what is queued now, retries
+included. Prints progress, and exits 0 once the spool is empty, or 1 with what is left after
+--timeout-seconds (300). The relay keeps refusing mail until it is stopped (SIGTERM).`,
   trace: `trace [--config FILE] QUEUE-ID | --message-id ID | --rcpt ADDRESS | --tenant T [--limit N] [--json]
 
 Reads the trace the relay keeps beside its spool (trace.db, trace.retentionDays): for each message found
@@ -90,6 +98,7 @@ const commands: Record<string, () => Promise<Command>> = {
   preflight: async () => (await import('./preflight.js')).preflightCommand,
   'send-test': async () => (await import('./send-test.js')).sendTestCommand,
   trace: async () => (await import('./trace.js')).traceCommand,
+  drain: async () => (await import('./drain.js')).drainCommand,
   schema: async () => {
     const { configJsonSchemaText } = await import('../../config/json-schema.js');
     const { deliveryEventsJsonSchemaText } = await import('../reporting/event-schema.js');

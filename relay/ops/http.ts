@@ -4,8 +4,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { RelayMetrics } from './metrics.js';
-import type { SendTests } from './send-tests.js';
+import type { SendTestRecord } from './send-tests.js';
 
 export interface Readiness {
   readonly ready: boolean;
@@ -27,9 +26,11 @@ export interface AdminRequest {
 }
 
 export interface OpsEndpoints {
-  readonly metrics: RelayMetrics;
+  /** Prometheus text: this relay's, or every worker's aggregated. */
+  readonly metrics: () => Promise<{ readonly contentType: string; readonly text: string }>;
   readonly readiness: () => Promise<Readiness>;
-  readonly sendTests: SendTests;
+  /** A send-test outcome by its token (this relay's, or one shared through Redis or the workers). */
+  readonly sendTest: (token: string) => Promise<SendTestRecord | undefined>;
   /** The bearer token the admin endpoints want, from the snapshot in force (undefined: they are off). */
   readonly adminToken: () => string | undefined;
   /** Admin endpoints by path prefix ("/preflight", "/trace/"); each answers JSON. */
@@ -75,16 +76,19 @@ export async function startOpsServer(host: string, port: number, ops: OpsEndpoin
       return;
     }
     if (path === '/metrics') {
-      ops.metrics.registry.metrics().then(
-        (text) => reply(200, ops.metrics.registry.contentType, text),
+      ops.metrics().then(
+        ({ contentType, text }) => reply(200, contentType, text),
         (err: Error) => reply(500, 'text/plain', `${err.message}\n`),
       );
       return;
     }
     const token = /^\/send-test\/([A-Za-z0-9-]{8,64})$/.exec(path)?.[1];
     if (token) {
-      const found = ops.sendTests.get(token);
-      return found ? json(200, found) : json(404, { pending: true });
+      ops.sendTest(token).then(
+        (found) => (found ? json(200, found) : json(404, { pending: true })),
+        () => json(404, { pending: true }),
+      );
+      return;
     }
     reply(404, 'text/plain', `not found: /metrics, /healthz, /readyz, /send-test/<token>, ${Object.keys(ops.admin).join(', ')}\n`);
   });

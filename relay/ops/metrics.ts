@@ -16,6 +16,8 @@ export interface MetricSources {
   spoolMinFreeBytes(): number;
   /** Events waiting per webhook. */
   webhookBacklogs?(): Iterable<readonly [string, number]>;
+  /** 1 while limits are counted in the shared store, 0 while counted locally for want of it; absent without one. */
+  limitsShared?(): number | undefined;
 }
 
 export class RelayMetrics {
@@ -31,6 +33,7 @@ export class RelayMetrics {
   readonly webhookEventsSent: client.Counter<'webhook'>;
   readonly webhookEventsRetried: client.Counter<'webhook'>;
   readonly webhookEventsDropped: client.Counter<'webhook'>;
+  readonly limitStoreErrors: client.Counter;
   readonly upstreamSeconds: client.Histogram<'upstream'>;
   readonly reloads: client.Counter<'result'>;
   readonly tenantLookups: client.Counter<'result'>;
@@ -59,6 +62,7 @@ export class RelayMetrics {
     this.webhookEventsSent = counter('tenant_relay_webhook_events_sent_total', 'Delivery events the webhook took (a 2xx), by webhook (platform, tenant-<id>)', ['webhook']);
     this.webhookEventsRetried = counter('tenant_relay_webhook_events_retried_total', 'Delivery events in requests the webhook did not take, kept and sent again', ['webhook']);
     this.webhookEventsDropped = counter('tenant_relay_webhook_events_dropped_total', "Delivery events dropped, oldest first, because the webhook's backlog passed maxBacklogEvents", ['webhook']);
+    this.limitStoreErrors = new client.Counter({ name: 'tenant_relay_limit_store_errors_total', help: 'Calls to the shared limit store (Redis) that failed or passed their deadline; limits were counted locally', registers });
     this.reloads = counter('tenant_relay_config_reloads_total', 'Configuration reloads, by result', ['result']);
     this.tenantLookups = counter(
       'tenant_relay_tenant_lookups_total',
@@ -103,6 +107,17 @@ export class RelayMetrics {
     gauge('tenant_relay_spool_min_free_bytes', 'delivery.spool.minFreeMegabytes, in bytes: under it, MAIL FROM gets 452 4.3.1', () => sources.spoolMinFreeBytes());
     gauge('tenant_relay_queue_oldest_seconds', 'Age of the oldest queued message', () => sources.oldestQueuedSeconds());
     gauge('tenant_relay_upstream_pools', 'Open upstream connection pools', () => sources.pools());
+    new client.Gauge({
+      name: 'tenant_relay_limits_shared',
+      help: 'With limits.store.redis: 1 while limits are counted in Redis, 0 while this process counts alone (Redis down or slow)',
+      registers,
+      aggregator: 'min',
+      collect() {
+        const shared = sources.limitsShared?.();
+        if (shared === undefined) this.reset();
+        else this.set(shared);
+      },
+    });
     new client.Gauge({
       name: 'tenant_relay_webhook_backlog_events',
       help: 'Delivery events written and not yet taken by the webhook, by webhook',

@@ -25,8 +25,15 @@ export interface SendTestRecord {
   readonly final: boolean;
 }
 
+/** Where outcomes are also kept so any relay of a fleet can answer for them (Redis, when configured). */
+export interface SharedOutcomes {
+  put(token: string, record: SendTestRecord): void;
+  get(token: string): Promise<SendTestRecord | undefined>;
+}
+
 export class SendTests {
   readonly #records = new Map<string, SendTestRecord>();
+  shared: SharedOutcomes | undefined;
   /** Accepted test messages not yet attempted: their token and headers, by message id. */
   readonly #watched = new Map<string, { readonly token: string; readonly headers: string }>();
 
@@ -40,7 +47,7 @@ export class SendTests {
       const watched = this.#watched.get(e.id);
       if (!watched) return;
       if (e.final) this.#watched.delete(e.id);
-      remember(this.#records, watched.token, {
+      const record: SendTestRecord = {
         tenant: e.tenant,
         upstream: e.upstream,
         recipients: e.outcomes.map((o) => ({
@@ -51,12 +58,15 @@ export class SendTests {
         })),
         headers: watched.headers,
         final: e.final,
-      });
+      };
+      remember(this.#records, watched.token, record);
+      this.shared?.put(watched.token, record);
     });
   }
 
-  get(token: string): SendTestRecord | undefined {
-    return this.#records.get(token);
+  /** The outcome this relay recorded, else one another relay shared. */
+  async get(token: string): Promise<SendTestRecord | undefined> {
+    return this.#records.get(token) ?? (await this.shared?.get(token).catch(() => undefined));
   }
 }
 

@@ -108,6 +108,20 @@ export class Scheduler {
     return this.#entries.size;
   }
 
+  /** Attempts running now. */
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  /**
+   * Everything waiting for a retry is due now (a drain: the last chance this relay has to deliver it). In
+   * memory only: the spool keeps each message's own next-attempt time.
+   */
+  hurry(): void {
+    for (const id of this.#entries.keys()) if (!this.#inFlight.has(id) && !this.#inLine.has(id)) this.#due.set(id, 0);
+    this.#kick();
+  }
+
   /** When the oldest message still queued was accepted (undefined when the queue is empty). */
   oldestCreatedAt(): number | undefined {
     let oldest: number | undefined;

@@ -98,6 +98,26 @@ export class PlatformTenants {
   }
 
   /**
+   * The platform changed a tenant (published on the invalidation channel): forget every answer about it,
+   * and the "no such tenant" answers too, which a new claim of that tenant may contradict. `*`: all.
+   */
+  invalidate(id: string): number {
+    if (id === '*') {
+      const n = this.#cache.size;
+      this.#cache.clear();
+      return n;
+    }
+    let dropped = 0;
+    for (const [key, answer] of this.#cache.entries()) {
+      if (answer.tenant === null || answer.tenant.id === id) {
+        this.#cache.delete(key);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  /**
    * Past its stale window an answer must be confirmed: wait for the request, and fail if it fails. "No such
    * tenant" is never served stale: a tenant just created on the platform must not be routed as nobody's.
    */

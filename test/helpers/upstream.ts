@@ -24,6 +24,8 @@ export interface UpstreamOptions {
   readonly mail?: (address: string) => [number, string] | undefined;
   /** Per recipient: a reply `[code, text]` to refuse it, or undefined to accept. */
   readonly rcpt?: (address: string) => [number, string] | undefined;
+  /** Wait this long before answering the final dot (a slow server). */
+  readonly dataDelayMs?: number;
   /** Refuse the message after the dot (a function: decided per message). */
   readonly data?: [number, string] | (() => [number, string] | undefined);
   /** Leave these out of EHLO, like an old or minimal server. */
@@ -109,7 +111,8 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('error', () => {});
-      stream.on('end', () => {
+      stream.on('end', () => setTimeout(finish, options.dataDelayMs ?? 0));
+      const finish = () => {
         const refusal = typeof options.data === 'function' ? options.data() : options.data;
         if (refusal) return callback(errorWith(refusal));
         received.push({
@@ -121,7 +124,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
         });
         // As Postfix answers: the queue id the relay should keep and show.
         callback(null, `2.0.0 Ok: queued as ${queueIdOf(received.length - 1)}`);
-      });
+      };
     },
   });
   server.on('error', () => {});
