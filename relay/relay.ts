@@ -87,6 +87,8 @@ export interface RunningRelay {
   /** Stops taking mail (421 4.3.2) and delivers what is queued now; resolves when the spool is empty or `deadlineMs` has passed. */
   drain(deadlineMs: number): Promise<DrainStatus>;
   drainStatus(): DrainStatus;
+  /** What /readyz says. */
+  readiness(): Promise<Readiness>;
   /** What send-test outcome this relay holds for a token. */
   sendTest(token: string): Promise<SendTestRecord | undefined>;
   /** The message trace (absent with trace.enabled: false). */
@@ -202,15 +204,15 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       stops.push(watchCertificate(listener, (material) => server.updateCertificate(material), logger));
       addresses.push(await server.listen());
     }
+    const spoolWritable = cachedFor(2000, () => probeWritable(spool.layout.temp(`.ready-${process.pid}`)));
+    late.readiness = async () => {
+      const checks = { config: current.source, listening: inbound.every((s) => s.listening), spoolWritable: await spoolWritable(), draining };
+      return { ready: checks.listening && checks.spoolWritable && !draining, checks };
+    };
     if (initial.ops.enabled && options.ops !== false) {
-      const spoolWritable = cachedFor(2000, () => probeWritable(spool.layout.temp(`.ready-${process.pid}`)));
-      late.readiness = async () => {
-        const checks = { config: current.source, listening: inbound.every((s) => s.listening), spoolWritable: await spoolWritable(), draining };
-        return { ready: checks.listening && checks.spoolWritable && !draining, checks };
-      };
       ops = await startOpsServer(initial.ops.host, initial.ops.port, {
         metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }),
-        readiness: late.readiness,
+        readiness: () => late.readiness?.() ?? Promise.resolve({ ready: false, checks: {} }),
         sendTest: (token) => sendTests.get(token),
         adminToken: () => current.ops.token,
         admin: {
@@ -277,6 +279,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     drain,
     drainStatus,
     sendTest: (token) => sendTests.get(token),
+    readiness: () => late.readiness?.() ?? Promise.resolve({ ready: false, checks: {} }),
     trace: reporter.trace,
     async close(graceMs = current.ops.shutdownGraceMs) {
       draining = true;

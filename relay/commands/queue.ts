@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import type { QueuedMessage } from '../queue/entry.js';
 import { QueueRequests } from '../queue/requests.js';
+import { SpoolLayout } from '../queue/spool-layout.js';
 import { type QueueListing, Spool } from '../queue/spool.js';
 import { loadFrom } from './config-file.js';
 import type { CommandIo } from './io.js';
@@ -14,7 +15,8 @@ export async function queueCommand(args: string[], io: CommandIo): Promise<numbe
     options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, all: { type: 'boolean' }, failed: { type: 'boolean' } },
   });
   const [action, id] = positionals;
-  const spool = new Spool(loadFrom(values).delivery.spool.path);
+  // With several workers, each has a spool of its own under the configured path: the command reads them all.
+  const spools = SpoolLayout.spoolsUnder(loadFrom(values).delivery.spool.path).map((s) => new Spool(s.path));
   const now = Date.now();
   const print = (value: unknown, text: string) => io.out(values.json ? JSON.stringify(value, null, 2) : text);
   const notFound = (missing: string | undefined) => {
@@ -23,7 +25,7 @@ export async function queueCommand(args: string[], io: CommandIo): Promise<numbe
   };
   switch (action) {
     case 'list': {
-      const listing = await spool.list(values.failed ? 'failed' : 'queue');
+      const listing = (await Promise.all(spools.map((spool) => spool.list(values.failed ? 'failed' : 'queue')))).flat();
       print(
         listing.map((l) => l.entry),
         listing.length ? listing.map((l) => describeEntry(l, now)).join('\n') : `${values.failed ? 'no failed messages' : 'the queue is empty'}`,
@@ -31,9 +33,9 @@ export async function queueCommand(args: string[], io: CommandIo): Promise<numbe
       return 0;
     }
     case 'show': {
-      const found = id ? await findEntry(spool, id) : undefined;
+      const found = id ? await findEntry(spools, id) : undefined;
       if (!found) return notFound(id);
-      const header = (await spool.headerOf(found)).toString('latin1');
+      const header = (await found.spool.headerOf(found)).toString('latin1');
       const recipients = found.entry.recipients
         .map((r) => `  ${r.status.padEnd(7)} <${r.address}>${r.reply ? `  ${r.reply}` : ''}${r.upstreamReply ? `\n          upstream said: ${r.upstreamReply}` : ''}`)
         .join('\n');
@@ -42,12 +44,13 @@ export async function queueCommand(args: string[], io: CommandIo): Promise<numbe
     }
     case 'retry':
     case 'delete': {
-      const targets = action === 'retry' && values.all ? (await spool.list()).map((l) => l.id) : id ? [id] : [];
+      const targets = action === 'retry' && values.all ? (await Promise.all(spools.map((spool) => spool.list()))).flat().map((l) => l.id) : id ? [id] : [];
       if (targets.length === 0 && !values.all) return notFound(id);
-      const requests = new QueueRequests(spool.layout);
       for (const target of targets) {
-        if (!(await findEntry(spool, target))) return notFound(target);
-        await requests.leave(target, action);
+        const found = await findEntry(spools, target);
+        if (!found) return notFound(target);
+        // Beside the entry, in the spool of the process that holds it.
+        await new QueueRequests(found.spool.layout).leave(target, action);
       }
       print({ [action]: targets }, `${action} requested for ${targets.length} message(s); the relay applies it within delivery.scanSeconds`);
       return 0;
@@ -58,10 +61,12 @@ export async function queueCommand(args: string[], io: CommandIo): Promise<numbe
   }
 }
 
-async function findEntry(spool: Spool, id: string): Promise<QueueListing | undefined> {
-  for (const area of ['queue', 'failed'] as const) {
-    const found = (await spool.list(area)).find((l) => l.id === id);
-    if (found) return found;
+async function findEntry(spools: readonly Spool[], id: string): Promise<(QueueListing & { spool: Spool }) | undefined> {
+  for (const spool of spools) {
+    for (const area of ['queue', 'failed'] as const) {
+      const found = (await spool.list(area)).find((l) => l.id === id);
+      if (found) return { ...found, spool };
+    }
   }
   return undefined;
 }

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { SpoolLayout } from '../queue/spool-layout.js';
 import { traceQueryOf } from '../reporting/trace-query.js';
-import { openTraceReader, type TracedEvent, type TracedMessage } from '../reporting/trace-store.js';
+import { findInTraces, type TracedEvent, type TracedMessage } from '../reporting/trace-store.js';
 import { loadFrom } from './config-file.js';
 import type { CommandIo } from './io.js';
 
@@ -27,19 +27,16 @@ export async function traceCommand(args: string[], io: CommandIo): Promise<numbe
     io.err('tenant-relay trace: give a queue id, or --message-id ID, --rcpt ADDRESS or --tenant T');
     return 2;
   }
-  const config = loadFrom(values);
-  const file = new SpoolLayout(config.delivery.spool.path).traceFile;
-  if (!fs.existsSync(file)) {
-    io.err(`tenant-relay trace: no trace at ${file} (is trace.enabled on, and has this relay run with this spool?)`);
+  const root = loadFrom(values).delivery.spool.path;
+  // One trace per worker, each in its own spool.
+  const files = SpoolLayout.spoolsUnder(root)
+    .map((s) => new SpoolLayout(s.path).traceFile)
+    .filter((f) => fs.existsSync(f));
+  if (files.length === 0) {
+    io.err(`tenant-relay trace: no trace under ${root} (is trace.enabled on, and has this relay run with this spool?)`);
     return 1;
   }
-  const reader = openTraceReader(file);
-  let found: TracedMessage[];
-  try {
-    found = reader.find(query, Math.max(1, Number(values.limit) || 20));
-  } finally {
-    reader.close();
-  }
+  const found = findInTraces(files, query, Math.max(1, Number(values.limit) || 20));
   if (values.json) io.out(JSON.stringify({ messages: found }, null, 2));
   else io.out(found.length ? found.map(describe).join('\n\n') : 'no message found (the trace keeps trace.retentionDays)');
   return found.length ? 0 : 1;

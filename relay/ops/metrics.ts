@@ -83,29 +83,32 @@ export class RelayMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
-    const gauge = (name: string, help: string, read: () => number) =>
+    // `aggregator`: how the primary of several workers combines their values into its one /metrics.
+    const gauge = (name: string, help: string, read: () => number, aggregator: client.Aggregator = 'sum') =>
       new client.Gauge({
         name,
         help,
         registers,
+        aggregator,
         collect() {
           this.set(read());
         },
       });
     gauge('tenant_relay_queue_depth', 'Messages in the queue', () => sources.queueDepth());
-    const asyncGauge = (name: string, help: string, read: () => Promise<number>) =>
+    const asyncGauge = (name: string, help: string, read: () => Promise<number>, aggregator: client.Aggregator) =>
       new client.Gauge({
         name,
         help,
         registers,
+        aggregator,
         async collect() {
           this.set(await read().catch(() => Number.NaN));
         },
       });
-    asyncGauge('tenant_relay_ready', 'Whether the relay is ready (1) or not (0), as /readyz says', () => sources.ready());
-    asyncGauge('tenant_relay_spool_free_bytes', "Free bytes on the spool's file system", () => sources.spoolFreeBytes());
-    gauge('tenant_relay_spool_min_free_bytes', 'delivery.spool.minFreeMegabytes, in bytes: under it, MAIL FROM gets 452 4.3.1', () => sources.spoolMinFreeBytes());
-    gauge('tenant_relay_queue_oldest_seconds', 'Age of the oldest queued message', () => sources.oldestQueuedSeconds());
+    asyncGauge('tenant_relay_ready', 'Whether the relay is ready (1) or not (0), as /readyz says', () => sources.ready(), 'min');
+    asyncGauge('tenant_relay_spool_free_bytes', "Free bytes on the spool's file system", () => sources.spoolFreeBytes(), 'min');
+    gauge('tenant_relay_spool_min_free_bytes', 'delivery.spool.minFreeMegabytes, in bytes: under it, MAIL FROM gets 452 4.3.1', () => sources.spoolMinFreeBytes(), 'max');
+    gauge('tenant_relay_queue_oldest_seconds', 'Age of the oldest queued message', () => sources.oldestQueuedSeconds(), 'max');
     gauge('tenant_relay_upstream_pools', 'Open upstream connection pools', () => sources.pools());
     new client.Gauge({
       name: 'tenant_relay_limits_shared',

@@ -9,6 +9,9 @@
 //   corrupt/  entries found unreadable at start, moved aside
 //   events/   delivery events waiting for a webhook: events/<webhook>/<seq>.jsonl and a cursor
 //   trace.db  the message trace (SQLite), recent messages and their attempts
+//   worker-<n>/  with several workers, the spool of worker n (worker 0's is the root itself, so the
+//             layout of one process is unchanged and a relay that grows workers keeps its queue)
+import fs from 'node:fs';
 import path from 'node:path';
 
 export type Area = 'queue' | 'failed' | 'corrupt';
@@ -72,6 +75,38 @@ export class SpoolLayout {
 
   temp(name: string): string {
     return path.join(this.tmpDir, name);
+  }
+
+  /** The spool of worker `index` under the configured path. */
+  static ofWorker(root: string, index: number): string {
+    return index === 0 ? root : path.join(root, `worker-${index}`);
+  }
+
+  /** Every spool under the configured path: the root's (worker 0, or the only process), then each worker-<n>/ found. */
+  static spoolsUnder(root: string): { readonly index: number; readonly path: string }[] {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(root);
+    } catch {
+      // No spool yet.
+    }
+    const workers = names
+      .map((n) => Number(/^worker-(\d{1,3})$/.exec(n)?.[1]))
+      .filter((n) => Number.isInteger(n) && n > 0)
+      .sort((a, b) => a - b);
+    return [{ index: 0, path: root }, ...workers.map((index) => ({ index, path: SpoolLayout.ofWorker(root, index) }))];
+  }
+
+  /** Mail waits in the spool at `root`: journal segments or queued messages. */
+  static holdsMail(root: string): boolean {
+    const some = (dir: string) => {
+      try {
+        return fs.readdirSync(path.join(root, dir)).length > 0;
+      } catch {
+        return false;
+      }
+    };
+    return some('journal') || some('queue');
   }
 
   /** Reads a file name in queue/; undefined for names the spool does not write. */

@@ -215,11 +215,19 @@ export class TraceStore {
   }
 }
 
-/** Reads a store the relay keeps (the trace command), without writing to it. */
-export function openTraceReader(file: string): { find(query: TraceQuery, limit?: number): TracedMessage[]; close(): void } {
+/** Reads the stores the relay keeps (one per worker), without writing to them: newest messages first. */
+export function findInTraces(files: readonly string[], query: TraceQuery, limit = 50): TracedMessage[] {
   const { DatabaseSync } = sqlite();
-  const db = new DatabaseSync(file, { readOnly: true });
-  return { find: (query, limit = 50) => findIn(db, query, limit), close: () => db.close() };
+  const found: TracedMessage[] = [];
+  for (const file of files) {
+    const db = new DatabaseSync(file, { readOnly: true });
+    try {
+      found.push(...findIn(db, query, limit));
+    } finally {
+      db.close();
+    }
+  }
+  return found.sort((a, b) => (a.acceptedAt < b.acceptedAt ? 1 : a.acceptedAt > b.acceptedAt ? -1 : 0)).slice(0, limit);
 }
 
 function findIn(db: DatabaseSync, query: TraceQuery, limit: number): TracedMessage[] {

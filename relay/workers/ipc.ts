@@ -1,0 +1,56 @@
+// What the primary and its workers say to each other over the cluster's IPC channel: the primary asks
+// (is the worker ready, what does it hold for a send-test token, drain, how far is the drain), a worker
+// answers, and tells when it listens. prom-client's metric requests share the channel under their own type.
+import type { Worker } from 'node:cluster';
+
+export type Question =
+  | { readonly what: 'ready' }
+  | { readonly what: 'send-test'; readonly token: string }
+  | { readonly what: 'drain'; readonly seconds: number }
+  | { readonly what: 'drain-status' };
+
+export type ToWorker = { readonly tr: 'ask'; readonly id: number; readonly question: Question } | { readonly tr: 'stop' };
+export type FromWorker = { readonly tr: 'answer'; readonly id: number; readonly value: unknown } | { readonly tr: 'listening'; readonly addresses: readonly { host: string; port: number }[] };
+
+export const isFromWorker = (m: unknown): m is FromWorker => !!m && typeof m === 'object' && ((m as FromWorker).tr === 'answer' || (m as FromWorker).tr === 'listening');
+export const isToWorker = (m: unknown): m is Extract<ToWorker, { tr: 'ask' }> => !!m && typeof m === 'object' && (m as ToWorker).tr === 'ask';
+/** The primary stops its workers by asking (a signal could meet one the worker got directly, and count twice). */
+export const isStop = (m: unknown): boolean => !!m && typeof m === 'object' && (m as ToWorker).tr === 'stop';
+
+let nextId = 1;
+const waiting = new Map<number, (value: unknown) => void>();
+
+/** Called by the primary for each message a worker sends. */
+export function answerArrived(message: FromWorker): void {
+  if (message.tr !== 'answer') return;
+  waiting.get(message.id)?.(message.value);
+  waiting.delete(message.id);
+}
+
+/** Asks each worker; resolves with the answers that came within `timeoutMs` (a dead or busy worker is left out). */
+export async function ask(workers: readonly Worker[], question: Question, timeoutMs = 2000): Promise<unknown[]> {
+  const answers = workers
+    .filter((w) => w.isConnected())
+    .map(
+      (worker) =>
+        new Promise<{ value: unknown } | undefined>((resolve) => {
+          const id = nextId++;
+          const timer = setTimeout(() => {
+            waiting.delete(id);
+            resolve(undefined);
+          }, timeoutMs);
+          waiting.set(id, (value) => {
+            clearTimeout(timer);
+            resolve({ value });
+          });
+          try {
+            worker.send({ tr: 'ask', id, question } satisfies ToWorker);
+          } catch {
+            clearTimeout(timer);
+            waiting.delete(id);
+            resolve(undefined);
+          }
+        }),
+    );
+  return (await Promise.all(answers)).filter((a): a is { value: unknown } => a !== undefined).map((a) => a.value);
+}

@@ -1,0 +1,179 @@
+// `workers: N`: the primary process forks N workers (node:cluster) that share the SMTP listeners, each a
+// whole relay with its own journal and spool (worker 0 in delivery.spool.path, worker n in worker-<n>/
+// under it). The primary takes no mail: it restarts a worker that dies (the new one delivers what the old
+// one accepted, from the same spool), delivers spools left by workers that are no longer configured,
+// forwards SIGHUP and SIGTERM, and runs the one ops listener: /metrics summed over the workers
+// (prom-client's cluster aggregation), /readyz when every worker is ready, and the admin endpoints.
+import cluster, { type Worker } from 'node:cluster';
+import fs from 'node:fs';
+import prometheus from 'prom-client';
+import { loadConfigFile } from '../../config/load.js';
+import type { Config } from '../../config/types.js';
+import { startOpsServer } from '../ops/http.js';
+import type { Logger } from '../ops/log.js';
+import type { SendTestRecord } from '../ops/send-tests.js';
+import { watchFile } from '../ops/reload.js';
+import { SpoolLayout } from '../queue/spool-layout.js';
+import { traceQueryOf, TRACE_KEYS } from '../reporting/trace-query.js';
+import { ask, answerArrived, isFromWorker } from './ipc.js';
+
+interface DrainStatus {
+  readonly draining: boolean;
+  readonly queued: number;
+  readonly inFlight: number;
+}
+
+/** A worker that dies this soon after it started waits longer before the next start (a crash loop). */
+const QUICK_DEATH_MS = 10_000;
+
+export async function runPrimary(file: string, initial: Config, logger: Logger): Promise<number> {
+  let config = initial;
+  const count = initial.workers;
+  const root = initial.delivery.spool.path;
+  const workers = new Map<number, Worker>();
+  const listening = new Map<number, readonly { host: string; port: number }[]>();
+  const delays = new Map<number, number>();
+  let stopping = false;
+  let announced = false;
+
+  const registry = new prometheus.Registry();
+  const aggregator = new prometheus.AggregatorRegistry();
+  const restarts = new prometheus.Counter({ name: 'tenant_relay_worker_restarts_total', help: 'Workers that died and were started again', registers: [registry] });
+  new prometheus.Gauge({
+    name: 'tenant_relay_workers',
+    help: 'Worker processes running (workers: N), not counting those delivering a spool left by an earlier configuration',
+    registers: [registry],
+    collect() {
+      this.set([...workers.keys()].filter((i) => i < count).length);
+    },
+  });
+
+  const ops = initial.ops.enabled
+    ? await startOpsServer(initial.ops.host, initial.ops.port, {
+        metrics: async () => ({ contentType: registry.contentType, text: `${await aggregator.clusterMetrics()}\n${await registry.metrics()}` }),
+        readiness: async () => {
+          const answers = (await ask([...workers.values()], { what: 'ready' })) as { ready: boolean }[];
+          const ready = answers.filter((a) => a?.ready).length;
+          return { ready: ready >= count && !stopping, checks: { config: config.source, workers: `${ready} of ${count} ready`, stopping } };
+        },
+        sendTest: async (token) => {
+          const answers = await ask([...workers.values()], { what: 'send-test', token });
+          return (answers.find((a) => a !== null) as SendTestRecord | undefined) ?? undefined;
+        },
+        adminToken: () => config.ops.token,
+        admin: {
+          '/preflight': async (req) => {
+            if (req.method !== 'POST') return { status: 405, body: { error: 'POST a candidate upstream: { "upstream": { ... } }' } };
+            const { preflightCandidate } = await import('../delivery/preflight.js');
+            const hostPolicy = config.tenantSource?.upstreamHosts ?? { denySpecialAddresses: true, denyPrivateAddresses: true, allow: [] };
+            return preflightCandidate(req.body, { heloName: config.hostname, hostPolicy, logger });
+          },
+          '/drain': async (req) => {
+            const question = req.method === 'POST' ? ({ what: 'drain', seconds: Number(req.query.get('seconds') ?? 3600) } as const) : ({ what: 'drain-status' } as const);
+            const answers = (await ask([...workers.values()], question)) as DrainStatus[];
+            return { status: 200, body: { draining: answers.every((a) => a.draining), queued: sum(answers, 'queued'), inFlight: sum(answers, 'inFlight'), workers: answers.length } };
+          },
+          '/trace': async (req) => traceOfAll(root, config, req.query),
+          '/trace/': async (req) => traceOfAll(root, config, new URLSearchParams({ 'queue-id': decodeURIComponent(req.path.slice('/trace/'.length)) })),
+        },
+      })
+    : undefined;
+
+  const fork = (index: number, orphan: boolean) => {
+    const started = Date.now();
+    const worker = cluster.fork({ TENANT_RELAY_WORKER: String(index), ...(orphan ? { TENANT_RELAY_DRAIN_ONLY: '1' } : {}) });
+    workers.set(index, worker);
+    logger.info({ event: 'worker-started', worker: index, pid: worker.process.pid, ...(orphan ? { leftovers: true } : {}) });
+    worker.on('message', (message: unknown) => {
+      if (!isFromWorker(message)) return;
+      if (message.tr === 'answer') return answerArrived(message);
+      listening.set(index, message.addresses);
+      if (!announced && [...listening.keys()].filter((i) => i < count).length === count) {
+        announced = true;
+        logger.info({ event: 'listening', addresses: listening.get(0) ?? [], ops: ops?.port ?? null, config: config.source, tenants: config.tenants.length, workers: count });
+      }
+    });
+    worker.on('exit', (code, signal) => {
+      listening.delete(index);
+      if (workers.get(index) === worker) workers.delete(index);
+      if (stopping) return;
+      if (orphan && code === 0) {
+        logger.info({ event: 'orphan-spool-delivered', worker: index });
+        return;
+      }
+      const delay = Date.now() - started < QUICK_DEATH_MS ? Math.min(30_000, (delays.get(index) ?? 500) * 2) : 1000;
+      delays.set(index, delay);
+      restarts.inc();
+      logger.error({ event: 'worker-exited', worker: index, pid: worker.process.pid, code, signal, restartInMs: delay }, 'a worker died: a new one takes its spool and delivers what it accepted');
+      setTimeout(() => {
+        if (!stopping) fork(index, orphan);
+      }, delay).unref();
+    });
+  };
+  for (let i = 0; i < count; i++) fork(i, false);
+  // Spools of workers beyond the count (the relay ran with more before): delivered, then those workers end.
+  for (const spool of SpoolLayout.spoolsUnder(root)) if (spool.index >= count && SpoolLayout.holdsMail(spool.path)) fork(spool.index, true);
+
+  const reload = (why: string) => {
+    try {
+      config = loadConfigFile(file);
+    } catch (err) {
+      logger.error({ event: 'config-reload-failed', why, err: (err as Error).message });
+    }
+    for (const w of workers.values()) w.process.kill('SIGHUP');
+  };
+  process.on('SIGHUP', () => reload('SIGHUP'));
+  // Each worker watches the file itself; the primary follows for its own settings (ops.token).
+  const unwatch = watchFile(file, () => {
+    try {
+      config = loadConfigFile(file);
+    } catch {
+      // The workers log it.
+    }
+  });
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      if (stopping) {
+        // A second signal: out now. Each worker's queue is on its disk.
+        for (const w of workers.values()) w.process.kill('SIGTERM');
+        return;
+      }
+      stopping = true;
+      logger.info({ event: 'stopping', signal, workers: workers.size });
+      for (const w of workers.values()) {
+        if (w.isConnected()) w.send({ tr: 'stop' });
+        else w.process.kill('SIGTERM');
+      }
+      const check = setInterval(() => {
+        if (workers.size === 0 || [...workers.values()].every((w) => w.isDead())) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 50);
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+  unwatch();
+  await ops?.close();
+  logger.info({ event: 'stopped' });
+  logger.flush();
+  return 0;
+}
+
+function sum(answers: readonly DrainStatus[], key: 'queued' | 'inFlight'): number {
+  return answers.reduce((n, a) => n + (a?.[key] ?? 0), 0);
+}
+
+async function traceOfAll(root: string, config: Config, params: URLSearchParams) {
+  if (!config.trace.enabled) return { status: 404, body: { error: 'the trace is off (trace.enabled: false)' } };
+  const query = traceQueryOf((key) => params.get(key) ?? undefined);
+  if (!query) return { status: 400, body: { error: `ask by one of: ${TRACE_KEYS.join(', ')}` } };
+  const { findInTraces } = await import('../reporting/trace-store.js');
+  const files = SpoolLayout.spoolsUnder(root)
+    .map((s) => new SpoolLayout(s.path).traceFile)
+    .filter((f) => fs.existsSync(f));
+  const limit = Math.min(500, Math.max(1, Number(params.get('limit') ?? 50) || 50));
+  return { status: 200, body: { messages: findInTraces(files, query, limit) } };
+}

@@ -1,0 +1,105 @@
+// `workers: N`: N processes share the listener, each with its own spool; the primary answers one /metrics
+// and /readyz for all, restarts a worker that dies (its replacement delivers what it had accepted), and
+// has the spools of workers no longer configured delivered.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { listeningPort, spawnCli } from './helpers/cli.js';
+import { sendThrough } from './helpers/relay.js';
+import { closedPort, type Received, startUpstream } from './helpers/upstream.js';
+import { until } from './helpers/webhook-receiver.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-workers-'));
+t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function configFile(name: string, workers: number, upstreamPort: number, spool: string): string {
+  const file = path.join(dir, `${name}.yaml`);
+  fs.writeFileSync(
+    file,
+    `listen: [{ host: 127.0.0.1, port: 0 }]
+ops: { port: 0 }
+workers: ${workers}
+delivery: { mode: queue, spool: { path: ${spool} }, retry: { minSeconds: 1, maxSeconds: 1, jitter: 0 } }
+smarthost: { host: 127.0.0.1, port: ${upstreamPort}, tls: none, connectTimeoutSeconds: 1 }
+`,
+  );
+  return file;
+}
+
+const message = (i: number) => `From: <app@example.org>\r\nTo: x@example.com\r\nSubject: msg-${i}\r\n\r\nHello ${i}.\r\n`;
+const subjects = (received: readonly Received[]) => new Set(received.map((r) => /Subject: (msg-\d+)/.exec(r.raw.toString())?.[1]));
+
+t.test('two workers share the listener; one /metrics and one /readyz answer for both; SIGTERM stops all', async (t) => {
+  const upstream = await startUpstream();
+  t.teardown(() => upstream.close());
+  const serve = spawnCli(['serve', '--config', configFile('two', 2, upstream.port, path.join(dir, 'two-spool'))]);
+  t.teardown(() => serve.child.kill('SIGKILL'));
+  const [port, opsPort] = await Promise.all([listeningPort(serve.child), listeningPort(serve.child, 'ops')]);
+  for (let i = 0; i < 20; i++) await sendThrough(port, { from: 'app@example.org', to: 'x@example.com', raw: message(i) });
+  t.ok(await until(() => upstream.received.length === 20), 'all twenty delivered');
+  const ready = await fetch(`http://127.0.0.1:${opsPort}/readyz`);
+  t.equal(ready.status, 200);
+  t.match(await ready.json(), { ready: true, checks: { workers: '2 of 2 ready' } });
+  const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+  t.match(metrics, /^tenant_relay_messages_accepted_total\{tenant="none",mode="queue"\} 20$/m, 'counted over both workers');
+  t.match(metrics, /^tenant_relay_workers 2$/m);
+  t.match(metrics, /^tenant_relay_ready 1$/m, 'ready is the least of the workers, not their sum');
+  serve.child.kill('SIGTERM');
+  const done = await serve.done;
+  t.equal(done.code, 0);
+  const queuedBy = new Set([...done.stderr.matchAll(/"worker":(\d),"event":"queued"/g)].map((m) => m[1]));
+  t.same([...queuedBy].sort(), ['0', '1'], 'both workers took mail');
+  t.ok(fs.existsSync(path.join(dir, 'two-spool', 'worker-1', 'journal')), 'worker 1 keeps its own spool');
+});
+
+t.test('a worker killed under load: a new one takes its place, and every 250-ed message is delivered', async (t) => {
+  const upstream = await startUpstream();
+  t.teardown(() => upstream.close());
+  const serve = spawnCli(['serve', '--config', configFile('kill', 2, upstream.port, path.join(dir, 'kill-spool'))]);
+  t.teardown(() => serve.child.kill('SIGKILL'));
+  let stderr = '';
+  serve.child.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  const port = await listeningPort(serve.child);
+  const victim = Number(/"event":"worker-started","worker":1,"pid":(\d+)/.exec(stderr)?.[1]);
+  t.ok(victim > 0, 'the primary names its workers');
+  const accepted: number[] = [];
+  for (let i = 0; i < 60; i++) {
+    if (i === 20) process.kill(victim, 'SIGKILL'); // a process this test started (through serve), by its pid
+    try {
+      const info = await sendThrough(port, { from: 'app@example.org', to: 'x@example.com', raw: message(i) });
+      if (/^250 /.test(info.response)) accepted.push(i);
+    } catch {
+      // A session on the killed worker: not 250-ed, the app retries it.
+    }
+  }
+  t.ok(accepted.length >= 50, `${accepted.length} of 60 accepted`);
+  t.ok(await until(() => accepted.every((i) => subjects(upstream.received).has(`msg-${i}`)), 20_000), 'every accepted message arrived');
+  t.match(stderr, /"event":"worker-exited","worker":1,.*"signal":"SIGKILL"/);
+  t.ok(await until(() => /"event":"worker-started","worker":1,"pid":(?!\d+,"leftovers")/.test(stderr.slice(stderr.indexOf('worker-exited')))), 'worker 1 started again');
+  serve.child.kill('SIGTERM');
+  t.equal((await serve.done).code, 0);
+});
+
+t.test('fewer workers than before: the spools of the ones gone are delivered, and nothing is left', async (t) => {
+  const spool = path.join(dir, 'shrink-spool');
+  const down = await closedPort();
+  const first = spawnCli(['serve', '--config', configFile('three', 3, down, spool)]);
+  t.teardown(() => first.child.kill('SIGKILL'));
+  const port = await listeningPort(first.child);
+  for (let i = 0; i < 12; i++) await sendThrough(port, { from: 'app@example.org', to: 'x@example.com', raw: message(i) });
+  first.child.kill('SIGTERM');
+  t.equal((await first.done).code, 0);
+  t.ok(fs.readdirSync(path.join(spool, 'worker-2', 'queue')).length + fs.readdirSync(path.join(spool, 'worker-2', 'journal')).length > 0, 'worker 2 left mail in its spool');
+
+  const upstream = await startUpstream();
+  t.teardown(() => upstream.close());
+  const second = spawnCli(['serve', '--config', configFile('one', 1, upstream.port, spool)]);
+  t.teardown(() => second.child.kill('SIGKILL'));
+  await listeningPort(second.child);
+  t.ok(await until(() => subjects(upstream.received).size === 12, 20_000), 'all twelve delivered by one process');
+  second.child.kill('SIGTERM');
+  t.equal((await second.done).code, 0);
+});
