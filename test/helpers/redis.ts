@@ -28,6 +28,7 @@ export async function startRedis(): Promise<TestRedis> {
   const start = async () => {
     child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
     const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on('error', () => {}); // refused while it starts: the loop below tries again
     for (let i = 0; i < 100; i++) {
       try {
         await probe.connect();
@@ -45,7 +46,7 @@ export async function startRedis(): Promise<TestRedis> {
   client.on('error', () => {});
   const kill = async () => {
     const running = child;
-    if (!running || running.exitCode !== null) return;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
     const exited = new Promise((r) => running.once('exit', r));
     running.kill('SIGKILL');
     await exited;
