@@ -2,8 +2,8 @@
 // indexes built. Problems found here (an unreadable CA file) are added to `problems` by key path.
 import { createHash, createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { usableCores } from './cores.js';
 import { asciiDomain, TenantDirectory } from './directory.js';
 import { isHttpsOrLoopback } from './networks.js';
 import type { RawConfig, RawTenant, RawTenantSource, RawUpstream } from './schema.js';
@@ -35,7 +35,7 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
       drainMs: raw.ops.drainSeconds * 1000,
       ...(raw.ops.token !== undefined ? { token: raw.ops.token } : {}),
     }),
-    workers: raw.workers === 'auto' ? os.availableParallelism() : raw.workers,
+    workers: raw.workers === 'auto' ? usableCores() : raw.workers,
     limits: buildLimitStore(raw.limits, problems, raw),
     listen: deepFreeze(listen),
     maxMessageSizeBytes: raw.maxMessageSizeBytes,

@@ -1,4 +1,4 @@
-// The deployment files stay in step with the relay: the sidecar's embedded relay.yaml is a valid config,
+// The deployment files stay in step with the relay: the sidecar's and the fleet's embedded relay.yaml are valid,
 // and the Dockerfile runs what the build produces. (No Docker engine runs here; the image itself is not
 // built by the tests.)
 import fs from 'node:fs';
@@ -22,6 +22,37 @@ t.test('the Kubernetes ConfigMap holds a valid relay.yaml, and the probes use th
   t.equal(relay.readinessProbe.httpGet.path, '/readyz');
   t.equal(relay.livenessProbe.httpGet.path, '/healthz');
   t.notOk(relay.volumeMounts.some((m: { subPath?: string }) => m.subPath), 'no subPath: Kubernetes would never update it');
+});
+
+t.test('the fleet example: a valid relay.yaml sharing limits in Redis, a volume per pod, a drain that fits the grace period', async (t) => {
+  const docs = parseAllDocuments(fs.readFileSync('deploy/kubernetes/fleet.yaml', 'utf8')).map((d) => d.toJS());
+  const of = (kind: string) => docs.filter((d) => d.kind === kind);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'k8s-fleet-secrets-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true }));
+  const secret = of('Secret')[0];
+  for (const name of Object.keys(secret.stringData)) fs.writeFileSync(path.join(dir, name), secret.stringData[name]);
+  const text = String(of('ConfigMap')[0].data['relay.yaml']).replaceAll('/etc/tenant-relay/secrets', dir);
+  const config = parseConfig(text, 'fleet relay.yaml', {});
+  t.ok(config.limits.redis, 'limits are shared through Redis');
+  t.ok(config.ops.token, 'the drain endpoint is on (ops.token)');
+  t.notOk(config.inbound.allowUnauthenticatedFrom.some((n) => /\/0$/.test(String(n))), 'not an open relay');
+  const redisHost = new URL(config.limits.redis?.url ?? 'redis://none').hostname.split('.')[0];
+  t.ok(of('Service').some((s) => s.metadata.name === redisHost), `a Service named ${redisHost} for Redis`);
+
+  const set = of('StatefulSet')[0];
+  const pod = set.spec.template.spec;
+  const relay = pod.containers.find((c: { name: string }) => c.name === 'tenant-relay');
+  const spoolMount = relay.volumeMounts.find((m: { mountPath: string }) => m.mountPath === config.delivery.spool.path);
+  t.ok(set.spec.volumeClaimTemplates.some((v: { metadata: { name: string } }) => v.metadata.name === spoolMount?.name), 'the spool is a volume per pod');
+  const command: string[] = relay.lifecycle.preStop.exec.command;
+  t.same(command.slice(0, 3), ['node', 'dist/relay/cli.js', 'drain']);
+  const drainSeconds = Number(command[command.indexOf('--timeout-seconds') + 1]);
+  const needed = drainSeconds + config.ops.drainMs / 1000 + config.ops.shutdownGraceMs / 1000;
+  t.ok(pod.terminationGracePeriodSeconds >= needed, `terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} >= ${needed}`);
+  t.equal(relay.readinessProbe.httpGet.path, '/readyz');
+  t.equal(of('PodDisruptionBudget')[0].spec.maxUnavailable, 1);
+  const smtp = of('Service').find((s) => s.spec.ports.some((p: { name: string }) => p.name === 'smtp'));
+  t.same(smtp.spec.selector, set.spec.template.metadata.labels, 'the Service sends sessions to the relay pods');
 });
 
 t.test('the Dockerfile runs the built CLI as a non-root user, with a HEALTHCHECK on /readyz', async (t) => {
