@@ -57,20 +57,51 @@ export async function startRelayProcess(dir: string, yaml: (port: number) => str
   return {
     port,
     pid,
+    // With `workers: N` the relay is the primary and its workers: each figure is their sum.
     memory: () => {
-      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-      const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
-      return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 };
+      let rssMb = 0;
+      let peakMb = 0;
+      for (const p of withWorkers(pid)) {
+        const status = readProc(`/proc/${p}/status`);
+        const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
+        rssMb += kb('VmRSS') / 1024;
+        peakMb += kb('VmHWM') / 1024;
+      }
+      return { rssMb, peakMb };
     },
-    resetPeak: () => fs.writeFileSync(`/proc/${pid}/clear_refs`, '5'),
-    cpuSeconds: () => {
-      // /proc/PID/stat: utime and stime are fields 14 and 15, in clock ticks (100 a second on Linux).
-      const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-      return (Number(fields[11]) + Number(fields[12])) / 100;
+    resetPeak: () => {
+      for (const p of withWorkers(pid)) fs.writeFileSync(`/proc/${p}/clear_refs`, '5');
     },
+    cpuSeconds: () => withWorkers(pid).reduce((sum, p) => sum + cpuSecondsOf(p), 0),
     // SIGTERM: the relay drains and exits by itself (and writes its CPU profile when asked to).
     stop: () => endChild(child, 'SIGTERM'),
   };
+}
+
+function readProc(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return ''; // the process ended between the listing and the read
+  }
+}
+
+/** /proc/PID/stat after the command name: state is field 3, ppid 4, utime 14 and stime 15 (clock ticks, 100 a second). */
+const statOf = (pid: number) => readProc(`/proc/${pid}/stat`).replace(/^.*\) /, '').split(' ');
+
+function cpuSecondsOf(pid: number): number {
+  const fields = statOf(pid);
+  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) / 100;
+}
+
+/** The process and its children (a relay with workers: N forks them; they fork nothing). */
+function withWorkers(pid: number): number[] {
+  const children = fs
+    .readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .filter((p) => Number(statOf(p)[1]) === pid);
+  return [pid, ...children];
 }
 
 function endChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

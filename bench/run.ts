@@ -30,8 +30,8 @@ const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 5);
 const SETTLE_MS = 500;
 // BENCH_ONLY=queue,1,10 runs that mode, size and concurrency (and its baselines), for profiling with
 // BENCH_PROFILE=1; BENCH_ONLY=memory the 50 MB scenarios; BENCH_ONLY=backlog the backlog one;
-// BENCH_ONLY=cold the cold start.
-const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
+// BENCH_ONLY=cold the cold start; BENCH_ONLY=workers workers: 1 against workers: 2.
+const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
 const SIZES_KB = ONLY ? [Number(ONLY[1])] : [1, 20, 200];
 const CONCURRENCY = ONLY ? [Number(ONLY[2])] : [1, 10, 50];
 const MODES = (ONLY ? [ONLY[0]] : ['passthrough', 'queue']) as ('passthrough' | 'queue')[];
@@ -121,6 +121,51 @@ async function throughput(tmp: string, sink: Sink): Promise<Row[]> {
     postfix?.stop();
   }
   return rows;
+}
+
+/**
+ * The same queue-mode relay with `workers: 1` and `workers: 2`, under the loads a second core should help
+ * with (many apps at once, each a connection per message; a pool reusing sessions), from our client and
+ * from smtp-source. CPU and RSS are the primary's and its workers' together. On this two-core machine the
+ * load generator and the sink share the cores with the relay, so the gain is a floor, not a ceiling.
+ */
+async function workersScaling(tmp: string, sink: Sink): Promise<Row[]> {
+  const rows: Row[] = [];
+  const loads = [
+    { workload: 'per-message', concurrency: 10 },
+    { workload: 'per-message', concurrency: 50 },
+    { workload: 'reuse', concurrency: 50 },
+  ] as const;
+  for (const workers of [1, 2]) {
+    const dir = fs.mkdtempSync(path.join(tmp, `workers-${workers}-`));
+    const relay = await startRelayProcess(dir, relayYaml(dir, sink.port, 'queue', `workers: ${workers}\n`));
+    const target: Target = { path: 'queue', port: relay.port, relay };
+    try {
+      await warmUp(relay.port, sink);
+      for (const { workload, concurrency } of loads) {
+        const scenario = { workload, sizeKb: 1, concurrency, seconds: SECONDS, settleMs: SETTLE_MS };
+        const ours = await measureBench(target, sink, scenario);
+        const count = Math.round(Math.min(50_000, Math.max(100, ours.acceptedPerSec * SECONDS)));
+        const theirs = smtpSourceInstalled() ? [await measureSmtpSource(target, sink, scenario, count)] : [];
+        for (const row of [ours, ...theirs]) rows.push({ ...row, workers });
+        process.stderr.write(`  workers ${workers}, ${workload} 1 KB x ${concurrency}: ${[ours, ...theirs].map((r) => `${r.generator} ${fmt(r.deliveredPerSec)}/s`).join(', ')}\n`);
+      }
+    } finally {
+      await relay.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return rows;
+}
+
+function workersTable(rows: readonly Row[]): string {
+  const lines = ['workers: 1 against workers: 2 (queue mode, 1 KB; delivered msgs/s, relay CPU ms per message, relay RSS)', 'load                      generator     workers 1              workers 2              2 / 1'];
+  for (const one of rows.filter((r) => r.workers === 1)) {
+    const two = rows.find((r) => r.workers === 2 && r.workload === one.workload && r.concurrency === one.concurrency && r.generator === one.generator);
+    const cell = (r: Row | undefined) => `${fmt(r?.deliveredPerSec).padStart(5)}/s ${fmt(r?.relayCpuMsPerMessage, 2)} ms ${fmt(r?.relayPeakRssMb)} MB`.padEnd(23);
+    lines.push(`${`${one.workload} x ${one.concurrency}`.padEnd(26)}${one.generator.padEnd(14)}${cell(one)}${cell(two)}${fmt(two ? two.deliveredPerSec / one.deliveredPerSec : undefined, 2)}x`);
+  }
+  return lines.join('\n');
 }
 
 /** RSS of a queue-mode relay holding 1,000 idle client connections (each has had its greeting and EHLO). */
@@ -252,6 +297,10 @@ async function main() {
       printColdStart(await coldStart(tmp));
       return;
     }
+    if (process.env.BENCH_ONLY === 'workers') {
+      console.log(`\n${workersTable(await workersScaling(tmp, sink))}`);
+      return;
+    }
     const cold = await coldStart(tmp);
     printColdStart(cold);
     const directory = tenantDirectory(tmp);
@@ -262,11 +311,13 @@ async function main() {
     console.log(`\n${throughputTable(rows)}`);
     if (ONLY) return;
     const backlogResult = await backlog(tmp, sink);
+    const workerRows = await workersScaling(tmp, sink);
+    console.log(`\n${workersTable(workerRows)}`);
     const idle = await idleConnections(tmp, sink);
     console.log(`\nidle connections: ${idle.connections} open, relay RSS ${fmt(idle.rssMb)} MB (${fmt(idle.rssBeforeMb)} MB before them)`);
     const big = [await bigMessage(tmp, sink, 'queue'), await bigMessage(tmp, sink, 'passthrough')];
     for (const b of big) console.log(`50 MB message, ${b.mode}: relay RSS ${fmt(b.rssBeforeMb)} MB before, peak ${fmt(b.peakMb)} MB (+${fmt(b.growthMb)} MB), ${fmt(b.seconds, 1)} s to the sink`);
-    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, coldStart: cold, tenantDirectory: directory, tenantSource: platform, throughput: rows, backlog: backlogResult, idleConnections: idle, bigMessage: big };
+    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, coldStart: cold, tenantDirectory: directory, tenantSource: platform, throughput: rows, backlog: backlogResult, workers: workerRows, idleConnections: idle, bigMessage: big };
     fs.mkdirSync('bench/results', { recursive: true });
     const out = path.join('bench/results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     fs.writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);

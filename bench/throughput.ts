@@ -27,6 +27,8 @@ export interface Row {
   readonly relayPeakRssMb?: number;
   /** The relay process's CPU (all its threads) per accepted message, in ms. */
   readonly relayCpuMsPerMessage?: number;
+  /** The relay's `workers` setting, in the workers scenario. */
+  readonly workers?: number;
 }
 
 export interface Target {

@@ -58,6 +58,8 @@ export interface RelayOptions {
   readonly spoolPath?: string;
   /** false: no SMTP listeners (a worker that only delivers what an earlier worker left). */
   readonly listen?: boolean;
+  /** Each worker binds the SMTP ports itself (SO_REUSEPORT): see relay/workers/primary.ts. */
+  readonly reusePort?: boolean;
   /** false: no ops listener (a worker: the primary answers for all). */
   readonly ops?: boolean;
   /** The name of the start line in the log ("listening", or a worker's). */
@@ -202,7 +204,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       const server = createInboundServer(listener, deps);
       inbound.push(server);
       stops.push(watchCertificate(listener, (material) => server.updateCertificate(material), logger));
-      addresses.push(await server.listen());
+      addresses.push(await server.listen({ reusePort: options.reusePort ?? false }));
     }
     const spoolWritable = cachedFor(2000, () => probeWritable(spool.layout.temp(`.ready-${process.pid}`)));
     late.readiness = async () => {

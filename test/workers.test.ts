@@ -13,11 +13,11 @@ import { until } from './helpers/webhook-receiver.js';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-workers-'));
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-function configFile(name: string, workers: number, upstreamPort: number, spool: string): string {
+function configFile(name: string, workers: number, upstreamPort: number, spool: string, port = 0): string {
   const file = path.join(dir, `${name}.yaml`);
   fs.writeFileSync(
     file,
-    `listen: [{ host: 127.0.0.1, port: 0 }]
+    `listen: [{ host: 127.0.0.1, port: ${port} }]
 ops: { port: 0 }
 workers: ${workers}
 delivery: { mode: queue, spool: { path: ${spool} }, retry: { minSeconds: 1, maxSeconds: 1, jitter: 0 } }
@@ -30,10 +30,10 @@ smarthost: { host: 127.0.0.1, port: ${upstreamPort}, tls: none, connectTimeoutSe
 const message = (i: number) => `From: <app@example.org>\r\nTo: x@example.com\r\nSubject: msg-${i}\r\n\r\nHello ${i}.\r\n`;
 const subjects = (received: readonly Received[]) => new Set(received.map((r) => /Subject: (msg-\d+)/.exec(r.raw.toString())?.[1]));
 
-t.test('two workers share the listener; one /metrics and one /readyz answer for both; SIGTERM stops all', async (t) => {
+t.test('two workers share a port (each its own socket, SO_REUSEPORT); one /metrics and one /readyz answer for both; SIGTERM stops all', async (t) => {
   const upstream = await startUpstream();
   t.teardown(() => upstream.close());
-  const serve = spawnCli(['serve', '--config', configFile('two', 2, upstream.port, path.join(dir, 'two-spool'))]);
+  const serve = spawnCli(['serve', '--config', configFile('two', 2, upstream.port, path.join(dir, 'two-spool'), await closedPort())]);
   t.teardown(() => serve.child.kill('SIGKILL'));
   const [port, opsPort] = await Promise.all([listeningPort(serve.child), listeningPort(serve.child, 'ops')]);
   for (let i = 0; i < 20; i++) await sendThrough(port, { from: 'app@example.org', to: 'x@example.com', raw: message(i) });
@@ -53,7 +53,7 @@ t.test('two workers share the listener; one /metrics and one /readyz answer for 
   t.ok(fs.existsSync(path.join(dir, 'two-spool', 'worker-1', 'journal')), 'worker 1 keeps its own spool');
 });
 
-t.test('a worker killed under load: a new one takes its place, and every 250-ed message is delivered', async (t) => {
+t.test("a worker killed under load (port 0: the cluster's shared socket): a new one takes its place, and every 250-ed message is delivered", async (t) => {
   const upstream = await startUpstream();
   t.teardown(() => upstream.close());
   const serve = spawnCli(['serve', '--config', configFile('kill', 2, upstream.port, path.join(dir, 'kill-spool'))]);

@@ -25,7 +25,7 @@ export async function serve(args: string[]): Promise<number> {
     logger,
     configFile: file,
     watchConfig: true,
-    ...(cluster.isWorker ? { spoolPath: SpoolLayout.ofWorker(config.delivery.spool.path, index), ops: false, startEvent: 'worker-listening' } : {}),
+    ...(cluster.isWorker ? { spoolPath: SpoolLayout.ofWorker(config.delivery.spool.path, index), reusePort: true, ops: false, startEvent: 'worker-listening' } : {}),
   });
   // One process now, where there were workers before: what they left in their spools is delivered here.
   const leftovers = cluster.isWorker ? undefined : deliverLeftoversInProcess(file, config.delivery.spool.path, logger);

@@ -53,7 +53,11 @@ export interface InboundDeps {
 
 /** One listener, as the relay drives it. No other module touches smtp-server objects. */
 export interface InboundServer {
-  listen(): Promise<{ readonly host: string; readonly port: number }>;
+  /**
+   * reusePort: a socket of this process's own on the shared port (SO_REUSEPORT), the kernel spreading
+   * connections over the workers; else node:cluster's, where the primary accepts and hands each over.
+   */
+  listen(how?: { readonly reusePort?: boolean }): Promise<{ readonly host: string; readonly port: number }>;
   readonly listening: boolean;
   /** A new snapshot's limits (size, connections, recipients, idle timeout) for new sessions. */
   apply(config: Config): void;
@@ -261,14 +265,17 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
   }
 
   return {
-    listen: () =>
+    listen: (how = {}) =>
       new Promise((resolve, reject) => {
         server.server.once('error', reject);
-        server.listen(listener.port, listener.host, () => {
+        const done = () => {
           server.server.off('error', reject);
           const bound = server.server.address();
           resolve(bound && typeof bound === 'object' ? { host: bound.address, port: bound.port } : { host: listener.host, port: listener.port });
-        });
+        };
+        // Port 0 would give each worker a port of its own: those share the cluster's one socket instead.
+        if (how.reusePort && listener.port !== 0) server.listen({ port: listener.port, host: listener.host, exclusive: true, reusePort: true }, done);
+        else server.listen(listener.port, listener.host, done);
       }),
     get listening() {
       return server.server.listening;

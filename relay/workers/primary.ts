@@ -4,6 +4,13 @@
 // one accepted, from the same spool), delivers spools left by workers that are no longer configured,
 // forwards SIGHUP and SIGTERM, and runs the one ops listener: /metrics summed over the workers
 // (prom-client's cluster aggregation), /readyz when every worker is ready, and the admin endpoints.
+//
+// The SMTP connections do not pass through the primary: each worker binds the listen ports itself with
+// SO_REUSEPORT and the kernel spreads new connections over them (by a hash of the client's address and
+// port). node:cluster's default, the primary accepting each connection and handing it to a worker over
+// IPC, cost about 0.4 ms of CPU more per message on apps' connection-per-message load (npm run bench,
+// BENCH_ONLY=workers). The price: connections waiting in the backlog of a worker that dies are reset, and
+// their clients retry (none had a 250). Port 0 (tests) falls back to the cluster's shared socket.
 import cluster, { type Worker } from 'node:cluster';
 import fs from 'node:fs';
 import prometheus from 'prom-client';
