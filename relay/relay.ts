@@ -58,6 +58,8 @@ export interface RelayOptions {
   readonly spoolPath?: string;
   /** false: no SMTP listeners (a worker that only delivers what an earlier worker left). */
   readonly listen?: boolean;
+  /** Without a shared store: this process's part of every limit (1 / workers). Default 1. */
+  readonly limitShare?: number;
   /** Each worker binds the SMTP ports itself (SO_REUSEPORT): see relay/workers/primary.ts. */
   readonly reusePort?: boolean;
   /** false: no ops listener (a worker: the primary answers for all). */
@@ -131,7 +133,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   });
   // What several relays share, in Redis when limits.store.redis says so: limits, send-test outcomes, and
   // tenant invalidations; else this process's memory.
-  const shared = sharedState(initial, { logger, metrics, config, platform: () => platformTenants });
+  const shared = sharedState(initial, { logger, metrics, config, platform: () => platformTenants, limitShare: options.limitShare ?? 1 });
   late.shared = shared;
   const limiter = shared.limiter;
   sendTests.shared = shared.outcomes;
@@ -304,9 +306,12 @@ interface SharedState {
  * Limits, send-test outcomes and tenant invalidations: through Redis when limits.store.redis is set (one
  * connection, and one more to listen on the invalidation channel), else in this process.
  */
-function sharedState(config: Config, deps: { logger: Logger; metrics: RelayMetrics; config: () => Config; platform: () => PlatformTenants | undefined }): SharedState {
+function sharedState(config: Config, deps: { logger: Logger; metrics: RelayMetrics; config: () => Config; platform: () => PlatformTenants | undefined; limitShare: number }): SharedState {
   const settings = config.limits.redis;
-  if (!settings) return { limiter: new MemoryLimiter(), limitsShared: () => undefined, close: () => {} };
+  if (!settings) {
+    if (deps.limitShare < 1) deps.logger.info({ event: 'limits-per-worker', share: deps.limitShare }, 'no limits.store: each worker counts its share of every limit in its own memory');
+    return { limiter: new MemoryLimiter(deps.limitShare), limitsShared: () => undefined, close: () => {} };
+  }
   const { logger } = deps;
   const redis = connectRedis(settings, logger, 'limits');
   const limiter = new RedisLimiter(redis, settings.keyPrefix, { logger, metrics: deps.metrics, settings: () => deps.config().limits });

@@ -1,6 +1,7 @@
 // Per-tenant sending rates: pass-through refuses past the rate with 451 4.7.1 (the app retries); the
 // queue accepts and spreads the deliveries out instead.
 import t from 'tap';
+import { MemoryLimiter } from '../relay/limits/memory.js';
 import { sendThrough, replyOf, startTestRelay } from './helpers/relay.js';
 import { startUpstream } from './helpers/upstream.js';
 
@@ -111,4 +112,21 @@ tenants:
   t.same(tenantMail(), [1, 2]);
   await relay.relay.scheduler.runDue(now + 24 * 3_600_000 + 5 * 60_000);
   t.same(tenantMail(), [1, 2, 2]);
+});
+
+t.test('a worker among N without a shared store counts 1/N of each limit, never less than one message', async (t) => {
+  const budget = { key: 'tenant:acme', limits: { messagesPerMinute: 10, messagesPerDay: 3 } };
+  const worker = new MemoryLimiter(1 / 2);
+  const now = Date.UTC(2026, 11, 2, 9);
+  const taken = [];
+  for (let i = 0; i < 4; i++) {
+    const r = worker.reserveNow([budget], 1, now);
+    if (r.ok) r.settle(1);
+    taken.push(r.ok);
+  }
+  t.same(taken, [true, false, false, false], 'half of 3 a day is 1 (floored), not 1.5');
+  const alone = new MemoryLimiter();
+  t.same([0, 1, 2, 3].map(() => alone.reserveNow([budget], 1, now).ok), [true, true, true, false], 'alone: the whole budget');
+  const eighth = new MemoryLimiter(1 / 8);
+  t.ok(eighth.reserveNow([{ key: 'tenant:small', limits: { messagesPerDay: 5 } }], 1, now).ok, 'a day limit of 5 over 8 workers still lets each send one');
 });

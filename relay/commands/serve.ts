@@ -25,7 +25,7 @@ export async function serve(args: string[]): Promise<number> {
     logger,
     configFile: file,
     watchConfig: true,
-    ...(cluster.isWorker ? { spoolPath: SpoolLayout.ofWorker(config.delivery.spool.path, index), reusePort: true, ops: false, startEvent: 'worker-listening' } : {}),
+    ...(cluster.isWorker ? { spoolPath: SpoolLayout.ofWorker(config.delivery.spool.path, index), reusePort: true, limitShare: 1 / config.workers, ops: false, startEvent: 'worker-listening' } : {}),
   });
   // One process now, where there were workers before: what they left in their spools is delivered here.
   const leftovers = cluster.isWorker ? undefined : deliverLeftoversInProcess(file, config.delivery.spool.path, logger);
@@ -74,7 +74,7 @@ async function stopOnSignal(relay: RunningRelay, logger: Logger, signals: NodeJS
 /** A worker for a spool no configured worker owns (the relay ran with more workers): deliver it, then end. */
 async function deliverLeftovers(file: string, index: number, logger: Logger): Promise<number> {
   const config = loadConfigFile(file);
-  const relay = await startRelay(config, { logger, configFile: file, spoolPath: SpoolLayout.ofWorker(config.delivery.spool.path, index), listen: false, ops: false, startEvent: 'worker-delivering-leftovers' });
+  const relay = await startRelay(config, { logger, configFile: file, spoolPath: SpoolLayout.ofWorker(config.delivery.spool.path, index), listen: false, limitShare: 1 / (config.workers + 1), ops: false, startEvent: 'worker-delivering-leftovers' });
   const { serveThePrimary } = await import('../workers/worker.js');
   serveThePrimary(relay);
   process.on('SIGINT', () => {});

@@ -19,3 +19,18 @@ export const STEP_MS = 5 * 60_000;
 export const STEPS = DAY_MS / STEP_MS;
 
 export const limited = (l: Limits) => l.messagesPerMinute !== undefined || l.messagesPerDay !== undefined || l.recipientsPerDay !== undefined;
+
+/**
+ * A process's part of a budget when it counts alone: a worker among N without a shared store, or a relay
+ * while Redis is away. Never below one message (a day limit of 5 over 8 workers still lets each send).
+ */
+export function shareOf(b: Budget, share: number): Budget {
+  if (share >= 1) return b;
+  const cut = (n: number) => Math.max(share * n, 1);
+  const limits: Limits = {
+    ...(b.limits.messagesPerMinute !== undefined ? { messagesPerMinute: cut(b.limits.messagesPerMinute) } : {}),
+    ...(b.limits.messagesPerDay !== undefined ? { messagesPerDay: Math.floor(cut(b.limits.messagesPerDay)) } : {}),
+    ...(b.limits.recipientsPerDay !== undefined ? { recipientsPerDay: Math.floor(cut(b.limits.recipientsPerDay)) } : {}),
+  };
+  return { key: b.key, limits };
+}

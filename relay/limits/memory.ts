@@ -1,9 +1,10 @@
 // The limiter in this process's memory: one budget per tenant and per upstream mailbox, forgotten on
 // restart, and per process (three relays give a tenant three times its limit; see the README on a
-// shared store).
+// shared store). A worker among N counts 1/N of each budget: the kernel spreads connections evenly, and
+// a provider's quota is better undershot (mail waits) than overshot (the mailbox is blocked for a day).
 import type { Limits } from '../../config/types.js';
 import type { Budget } from './budgets.js';
-import { DAY_MS, type Limiter, type Reservation, STEP_MS, STEPS } from './limiter.js';
+import { DAY_MS, type Limiter, type Reservation, shareOf, STEP_MS, STEPS } from './limiter.js';
 
 interface Usage {
   tokens: number;
@@ -24,12 +25,16 @@ const EPSILON = 1e-6;
 export class MemoryLimiter implements Limiter {
   readonly #budgets = new Map<string, Usage>();
 
+  /** share: this process's part of every budget (1 / workers), 1 when it is the only one. */
+  constructor(private readonly share = 1) {}
+
   async reserve(budgets: readonly Budget[], recipients: number, now: number): Promise<Reservation> {
     return this.reserveNow(budgets, recipients, now);
   }
 
   /** The same, answered at once: the memory store needs no wait. */
-  reserveNow(budgets: readonly Budget[], recipients: number, now: number): Reservation {
+  reserveNow(all: readonly Budget[], recipients: number, now: number): Reservation {
+    const budgets = this.share < 1 ? all.map((b) => shareOf(b, this.share)) : all;
     let retryAt = now;
     for (const b of budgets) retryAt = Math.max(retryAt, this.#nextAllowedAt(b, recipients, now));
     if (retryAt > now) {

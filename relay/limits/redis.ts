@@ -8,12 +8,12 @@
 // each budget cut to this process's share (localShare, else 1 / the relays seen in the last 30 s), and a
 // metric and a log line say so; shared counting resumes by itself when Redis answers again.
 import os from 'node:os';
-import type { LimitStoreSettings, Limits } from '../../config/types.js';
+import type { LimitStoreSettings } from '../../config/types.js';
 import type { Logger } from '../ops/log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
 import type { Redis } from '../redis.js';
 import type { Budget } from './budgets.js';
-import { DAY_MS, type Limiter, type Reservation, STEP_MS, STEPS } from './limiter.js';
+import { DAY_MS, type Limiter, type Reservation, shareOf, STEP_MS, STEPS } from './limiter.js';
 import { MemoryLimiter } from './memory.js';
 
 // KEYS: one hash per budget. ARGV: now, recipients, then per budget: per minute, per day, recipients per
@@ -207,14 +207,7 @@ export class RedisLimiter implements Limiter {
 
   /** This process's part of a budget while it counts alone. */
   #localShareOf(b: Budget): Budget {
-    const share = this.#deps.settings().localShare ?? 1 / Math.max(1, this.#processes);
-    const cut = (n: number | undefined) => (n === undefined ? undefined : Math.max(share * n, Number.isInteger(n) ? 1 : Number.MIN_VALUE));
-    const limits: Limits = {
-      ...(b.limits.messagesPerMinute !== undefined ? { messagesPerMinute: cut(b.limits.messagesPerMinute) } : {}),
-      ...(b.limits.messagesPerDay !== undefined ? { messagesPerDay: Math.floor(cut(b.limits.messagesPerDay) ?? 0) } : {}),
-      ...(b.limits.recipientsPerDay !== undefined ? { recipientsPerDay: Math.floor(cut(b.limits.recipientsPerDay) ?? 0) } : {}),
-    };
-    return { key: b.key, limits };
+    return shareOf(b, this.#deps.settings().localShare ?? 1 / Math.max(1, this.#processes));
   }
 
   async #beat(): Promise<void> {
