@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { listeningPort, spawnCli } from './helpers/cli.js';
+import { listeningPort, runCli, spawnCli } from './helpers/cli.js';
 import { sendThrough } from './helpers/relay.js';
 import { closedPort, type Received, startUpstream } from './helpers/upstream.js';
 import { until } from './helpers/webhook-receiver.js';
@@ -93,6 +93,8 @@ t.test('fewer workers than before: the spools of the ones gone are delivered, an
   first.child.kill('SIGTERM');
   t.equal((await first.done).code, 0);
   t.ok(fs.readdirSync(path.join(spool, 'worker-2', 'queue')).length + fs.readdirSync(path.join(spool, 'worker-2', 'journal')).length > 0, 'worker 2 left mail in its spool');
+  const listed = await runCli(['queue', 'list', '--json', '--config', path.join(dir, 'three.yaml')]);
+  t.equal((JSON.parse(listed.stdout) as unknown[]).length, 12, 'tenant-relay queue lists the mail of every worker spool');
 
   const upstream = await startUpstream();
   t.teardown(() => upstream.close());
