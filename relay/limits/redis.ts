@@ -231,8 +231,15 @@ export class RedisLimiter implements Limiter {
     this.#shared = false;
     const share = this.#deps.settings().localShare ?? 1 / Math.max(1, this.#processes);
     this.#deps.logger.warn(
-      { event: 'limits-local', reason: err.message, share, relaysSeen: this.#processes },
+      { event: 'limits-local', reason: reasonOf(err), share, relaysSeen: this.#processes },
       'Redis does not answer: limits are counted in this process, at its share of each budget, until it does; mail keeps flowing',
     );
   }
+}
+
+/** ioredis's words for the two usual cases, in the operator's: not connected, or no answer in time. */
+function reasonOf(err: Error): string {
+  if (/isn't writeable|Connection is closed/i.test(err.message)) return 'not connected to Redis';
+  if (/timed out/i.test(err.message)) return 'Redis timed out: no answer within timeoutMilliseconds';
+  return err.message;
 }
