@@ -105,3 +105,38 @@ t.test('fewer workers than before: the spools of the ones gone are delivered, an
   second.child.kill('SIGTERM');
   t.equal((await second.done).code, 0);
 });
+
+t.test('the primary SIGKILLed: its workers end with it, and a relay started on the same spool delivers every 250-ed message', async (t) => {
+  const spool = path.join(dir, 'orphan-spool');
+  const down = await closedPort();
+  const first = spawnCli(['serve', '--config', configFile('orphaned', 2, down, spool)]);
+  t.teardown(() => first.child.kill('SIGKILL'));
+  let stderr = '';
+  first.child.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  const port = await listeningPort(first.child);
+  for (let i = 0; i < 10; i++) await sendThrough(port, { from: 'app@example.org', to: 'x@example.com', raw: message(i) });
+  const workerPids = [...stderr.matchAll(/"event":"worker-started","worker":\d,"pid":(\d+)/g)].map((m) => Number(m[1]));
+  t.equal(workerPids.length, 2);
+  first.child.kill('SIGKILL'); // the primary, which this test started
+  await first.done;
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0); // signal 0: only asks whether it exists
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  t.ok(await until(() => !workerPids.some(alive), 10_000), 'no worker outlives its primary');
+
+  const upstream = await startUpstream();
+  t.teardown(() => upstream.close());
+  const second = spawnCli(['serve', '--config', configFile('orphaned', 2, upstream.port, spool)]);
+  t.teardown(() => second.child.kill('SIGKILL'));
+  await listeningPort(second.child);
+  t.ok(await until(() => subjects(upstream.received).size === 10, 20_000), 'all ten delivered by the next relay');
+  second.child.kill('SIGTERM');
+  t.equal((await second.done).code, 0);
+});
