@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { listeningPort, runCli, spawnCli } from './helpers/cli.js';
 import { sendThrough } from './helpers/relay.js';
 import { closedPort, type Received, startUpstream } from './helpers/upstream.js';
@@ -27,14 +27,24 @@ smarthost: { host: 127.0.0.1, port: ${upstreamPort}, tls: none, connectTimeoutSe
   return file;
 }
 
+/** `tenant-relay serve` as a child the test ends; log() is what it has written to stderr so far. */
+function serveProcess(t: Test, file: string) {
+  const serve = spawnCli(['serve', '--config', file]);
+  t.teardown(() => serve.child.kill('SIGKILL'));
+  let stderr = '';
+  serve.child.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  return { ...serve, log: () => stderr };
+}
+
 const message = (i: number) => `From: <app@example.org>\r\nTo: x@example.com\r\nSubject: msg-${i}\r\n\r\nHello ${i}.\r\n`;
 const subjects = (received: readonly Received[]) => new Set(received.map((r) => /Subject: (msg-\d+)/.exec(r.raw.toString())?.[1]));
 
 t.test('two workers share a port (each its own socket, SO_REUSEPORT); one /metrics and one /readyz answer for both; SIGTERM stops all', async (t) => {
   const upstream = await startUpstream();
   t.teardown(() => upstream.close());
-  const serve = spawnCli(['serve', '--config', configFile('two', 2, upstream.port, path.join(dir, 'two-spool'), await closedPort())]);
-  t.teardown(() => serve.child.kill('SIGKILL'));
+  const serve = serveProcess(t, configFile('two', 2, upstream.port, path.join(dir, 'two-spool'), await closedPort()));
   const [port, opsPort] = await Promise.all([listeningPort(serve.child), listeningPort(serve.child, 'ops')]);
   for (let i = 0; i < 20; i++) await sendThrough(port, { from: 'app@example.org', to: 'x@example.com', raw: message(i) });
   t.ok(await until(() => upstream.received.length === 20), 'all twenty delivered');
@@ -56,14 +66,9 @@ t.test('two workers share a port (each its own socket, SO_REUSEPORT); one /metri
 t.test("a worker killed under load (port 0: the cluster's shared socket): a new one takes its place, and every 250-ed message is delivered", async (t) => {
   const upstream = await startUpstream();
   t.teardown(() => upstream.close());
-  const serve = spawnCli(['serve', '--config', configFile('kill', 2, upstream.port, path.join(dir, 'kill-spool'))]);
-  t.teardown(() => serve.child.kill('SIGKILL'));
-  let stderr = '';
-  serve.child.stderr?.on('data', (d) => {
-    stderr += d;
-  });
+  const serve = serveProcess(t, configFile('kill', 2, upstream.port, path.join(dir, 'kill-spool')));
   const port = await listeningPort(serve.child);
-  const victim = Number(/"event":"worker-started","worker":1,"pid":(\d+)/.exec(stderr)?.[1]);
+  const victim = Number(/"event":"worker-started","worker":1,"pid":(\d+)/.exec(serve.log())?.[1]);
   t.ok(victim > 0, 'the primary names its workers');
   const accepted: number[] = [];
   for (let i = 0; i < 60; i++) {
@@ -77,8 +82,9 @@ t.test("a worker killed under load (port 0: the cluster's shared socket): a new 
   }
   t.ok(accepted.length >= 50, `${accepted.length} of 60 accepted`);
   t.ok(await until(() => accepted.every((i) => subjects(upstream.received).has(`msg-${i}`)), 20_000), 'every accepted message arrived');
-  t.match(stderr, /"event":"worker-exited","worker":1,.*"signal":"SIGKILL"/);
-  t.ok(await until(() => /"event":"worker-started","worker":1,"pid":(?!\d+,"leftovers")/.test(stderr.slice(stderr.indexOf('worker-exited')))), 'worker 1 started again');
+  t.match(serve.log(), /"event":"worker-exited","worker":1,.*"signal":"SIGKILL"/);
+  const afterExit = () => serve.log().slice(serve.log().indexOf('worker-exited'));
+  t.ok(await until(() => /"event":"worker-started","worker":1,"pid":(?!\d+,"leftovers")/.test(afterExit())), 'worker 1 started again');
   serve.child.kill('SIGTERM');
   t.equal((await serve.done).code, 0);
 });
@@ -86,8 +92,7 @@ t.test("a worker killed under load (port 0: the cluster's shared socket): a new 
 t.test('fewer workers than before: the spools of the ones gone are delivered, and nothing is left', async (t) => {
   const spool = path.join(dir, 'shrink-spool');
   const down = await closedPort();
-  const first = spawnCli(['serve', '--config', configFile('three', 3, down, spool)]);
-  t.teardown(() => first.child.kill('SIGKILL'));
+  const first = serveProcess(t, configFile('three', 3, down, spool));
   const port = await listeningPort(first.child);
   for (let i = 0; i < 12; i++) await sendThrough(port, { from: 'app@example.org', to: 'x@example.com', raw: message(i) });
   first.child.kill('SIGTERM');
@@ -98,8 +103,7 @@ t.test('fewer workers than before: the spools of the ones gone are delivered, an
 
   const upstream = await startUpstream();
   t.teardown(() => upstream.close());
-  const second = spawnCli(['serve', '--config', configFile('one', 1, upstream.port, spool)]);
-  t.teardown(() => second.child.kill('SIGKILL'));
+  const second = serveProcess(t, configFile('one', 1, upstream.port, spool));
   await listeningPort(second.child);
   t.ok(await until(() => subjects(upstream.received).size === 12, 20_000), 'all twelve delivered by one process');
   second.child.kill('SIGTERM');
@@ -109,15 +113,10 @@ t.test('fewer workers than before: the spools of the ones gone are delivered, an
 t.test('the primary SIGKILLed: its workers end with it, and a relay started on the same spool delivers every 250-ed message', async (t) => {
   const spool = path.join(dir, 'orphan-spool');
   const down = await closedPort();
-  const first = spawnCli(['serve', '--config', configFile('orphaned', 2, down, spool)]);
-  t.teardown(() => first.child.kill('SIGKILL'));
-  let stderr = '';
-  first.child.stderr?.on('data', (d) => {
-    stderr += d;
-  });
+  const first = serveProcess(t, configFile('orphaned', 2, down, spool));
   const port = await listeningPort(first.child);
   for (let i = 0; i < 10; i++) await sendThrough(port, { from: 'app@example.org', to: 'x@example.com', raw: message(i) });
-  const workerPids = [...stderr.matchAll(/"event":"worker-started","worker":\d,"pid":(\d+)/g)].map((m) => Number(m[1]));
+  const workerPids = [...first.log().matchAll(/"event":"worker-started","worker":\d,"pid":(\d+)/g)].map((m) => Number(m[1]));
   t.equal(workerPids.length, 2);
   first.child.kill('SIGKILL'); // the primary, which this test started
   await first.done;
@@ -133,8 +132,7 @@ t.test('the primary SIGKILLed: its workers end with it, and a relay started on t
 
   const upstream = await startUpstream();
   t.teardown(() => upstream.close());
-  const second = spawnCli(['serve', '--config', configFile('orphaned', 2, upstream.port, spool)]);
-  t.teardown(() => second.child.kill('SIGKILL'));
+  const second = serveProcess(t, configFile('orphaned', 2, upstream.port, spool));
   await listeningPort(second.child);
   t.ok(await until(() => subjects(upstream.received).size === 10, 20_000), 'all ten delivered by the next relay');
   second.child.kill('SIGTERM');
