@@ -179,3 +179,11 @@ t.test('a send-test outcome can be read from any relay that shares the store', n
   t.equal(res.status, 200, 'the other relay answers for it');
   t.match(await res.json(), { upstream: 'smarthost', final: true, recipients: [{ rcpt: 'x@example.com', status: 'sent' }] });
 });
+
+t.test('pass-through in Redis: every recipient sent counts against recipientsPerDay, though one is reserved at MAIL FROM', needRedis, async (t) => {
+  const redis = await redisFor(t);
+  const upstream = await upstreamFor(t);
+  const relay = await relayOn(t, redis, upstream, 'limits: { recipientsPerDay: 3 }', { mode: 'passthrough' });
+  await sendThrough(relay.port, { from: 'app@acme.test', to: ['x@example.com', 'y@example.com', 'z@example.com'] });
+  t.match(await replyOf(sendThrough(relay.port, { from: 'app@acme.test', to: 'w@example.com' })), /^451 4\.7\.1 /);
+});

@@ -130,3 +130,10 @@ t.test('a worker among N without a shared store counts 1/N of each limit, never 
   const eighth = new MemoryLimiter(1 / 8);
   t.ok(eighth.reserveNow([{ key: 'tenant:small', limits: { messagesPerDay: 5 } }], 1, now).ok, 'a day limit of 5 over 8 workers still lets each send one');
 });
+
+t.test('pass-through: recipientsPerDay counts every recipient sent, though only one is known at MAIL FROM', async (t) => {
+  const relay = await startTestRelay(yaml('passthrough', 'recipientsPerDay: 3'));
+  t.teardown(() => relay.close());
+  t.match((await sendThrough(relay.port, { from: 'a@busy.test', to: ['x@example.com', 'y@example.com', 'z@example.com'] })).response, /^250 /);
+  t.match(await replyOf(sendThrough(relay.port, { from: 'a@busy.test', to: 'w@example.com' })), /^451 4\.7\.1 /, "the three sent used up the day's recipients");
+});

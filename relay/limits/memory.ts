@@ -54,12 +54,12 @@ export class MemoryLimiter implements Limiter {
       settle: (sent) => {
         if (settled) return;
         settled = true;
-        const unsent = Math.max(0, recipients - sent);
         for (const { usage, step } of taken) {
           usage.unsettled--;
-          // Only what was sent counts: the rest goes back (to its own step, if that is still in the window).
+          // What was sent counts, in its own step if that is still in the window: fewer recipients than
+          // reserved give some back; more (pass-through reserves one at MAIL FROM) add the rest.
           if (usage.step - step >= STEPS) continue;
-          usage.recipients[step % STEPS] = Math.max(0, (usage.recipients[step % STEPS] ?? 0) - unsent);
+          usage.recipients[step % STEPS] = Math.max(0, (usage.recipients[step % STEPS] ?? 0) + sent - recipients);
           if (sent === 0) {
             usage.messages[step % STEPS] = Math.max(0, (usage.messages[step % STEPS] ?? 0) - 1);
             usage.tokens += 1;

@@ -92,14 +92,14 @@ return {1, step}
 // per-minute limit. What was not sent goes back, to its own step if that is still in the window.
 const SETTLE = `
 local step, rcpts, sent = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local unsent = math.max(0, rcpts - sent)
 for i, key in ipairs(KEYS) do
   if redis.call('HEXISTS', key, 'm:' .. step) == 1 then
-    if unsent > 0 then
+    -- What was sent counts: fewer than reserved go back, more (pass-through reserves one) are added.
+    if sent ~= rcpts then
       local r = tonumber(redis.call('HGET', key, 'r:' .. step)) or 0
-      local back = math.min(unsent, r)
-      redis.call('HINCRBY', key, 'r:' .. step, -back)
-      redis.call('HINCRBY', key, 'rt', -back)
+      local change = math.max(sent - rcpts, -r)
+      redis.call('HINCRBY', key, 'r:' .. step, change)
+      redis.call('HINCRBY', key, 'rt', change)
     end
     if sent == 0 then
       redis.call('HINCRBY', key, 'm:' .. step, -1)

@@ -256,8 +256,11 @@ export class Scheduler {
         this.#due.set(id, reserved.retryAt);
         return;
       }
-      const outcome = await attemptDelivery(entry, upstream, this.#takeBody(id), config, now, deps);
-      // Only what the upstream took counts against the budgets.
+      // Only what the upstream took counts against the budgets; an attempt that failed outright took nothing.
+      const outcome = await attemptDelivery(entry, upstream, this.#takeBody(id), config, now, deps).catch((err: unknown) => {
+        reserved.settle(0);
+        throw err;
+      });
       reserved.settle(outcome.sent);
       // The state in memory is the spool's: every change to it goes through this scheduler.
       if (outcome.retry) this.#schedule(outcome.retry);
