@@ -22,7 +22,7 @@ import { UpstreamCapabilities } from './delivery/capabilities.js';
 import { checkNodemailerSeams } from './delivery/nodemailer-seams.js';
 import { AccessTokens } from './delivery/oauth2/tokens.js';
 import { UpstreamPools } from './delivery/pools.js';
-import { preflightCandidate } from './delivery/preflight.js';
+import { preflightEndpoint } from './delivery/preflight.js';
 import { MessageEvents } from './events.js';
 import { watchCertificate } from './inbound/certificates.js';
 import { createInboundServer, type InboundServer } from './inbound/server.js';
@@ -43,6 +43,7 @@ import { Spool, type SpoolIo } from './queue/spool.js';
 import { connectRedis } from './redis.js';
 import { Reporter } from './reporting/reporter.js';
 import { traceAnswer } from './reporting/trace-query.js';
+import type { TraceQuery } from './reporting/trace-store.js';
 import { PlatformTenants } from './tenancy/platform-tenants.js';
 
 export interface RelayOptions {
@@ -213,6 +214,8 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       const checks = { config: current.source, listening: inbound.every((s) => s.listening), spoolWritable: await spoolWritable(), draining };
       return { ready: checks.listening && checks.spoolWritable && !draining, checks };
     };
+    const trace = reporter.trace;
+    const traceFind = trace && ((query: TraceQuery, limit: number) => trace.find(query, limit));
     if (initial.ops.enabled && options.ops !== false) {
       ops = await startOpsServer(initial.ops.host, initial.ops.port, {
         metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }),
@@ -220,18 +223,14 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
         sendTest: (token) => sendTests.get(token),
         adminToken: () => current.ops.token,
         admin: {
-          // Candidate upstreams are typed by tenant admins: the tenant source's host policy, or refuse
-          // internal addresses if there is no tenant source.
-          '/preflight': (req) =>
-            req.method === 'POST'
-              ? preflightCandidate(req.body, { heloName: current.hostname, hostPolicy: current.tenantSource?.upstreamHosts ?? TENANT_ENTERED_HOSTS, logger })
-              : Promise.resolve({ status: 405, body: { error: 'POST a candidate upstream: { "upstream": { ... } }' } }),
+          // Candidate upstreams are typed by tenant admins: checked under the tenant-entered host policy.
+          '/preflight': (req) => preflightEndpoint(req, current, logger),
           '/drain': async (req) => {
             if (req.method === 'POST') void drain(Number(req.query.get('seconds') ?? 3600) * 1000);
             return { status: 200, body: drainStatus() };
           },
-          '/trace': async (req) => traceAnswer(reporter.trace, req.query),
-          '/trace/': async (req) => traceAnswer(reporter.trace, new URLSearchParams({ 'queue-id': decodeURIComponent(req.path.slice('/trace/'.length)) })),
+          '/trace': async (req) => traceAnswer(traceFind, req),
+          '/trace/': async (req) => traceAnswer(traceFind, req),
         },
       });
     }
@@ -344,9 +343,6 @@ function sharedState(config: Config, deps: { logger: Logger; metrics: RelayMetri
     },
   };
 }
-
-/** The host policy for upstreams a tenant admin types in, when no tenant source says otherwise. */
-const TENANT_ENTERED_HOSTS = Object.freeze({ denySpecialAddresses: true, denyPrivateAddresses: true, allow: Object.freeze([]) });
 
 function smtpUpstreams(config: Config): SmtpUpstream[] {
   return [config.smarthost, ...config.tenants.map((t) => t.upstream)].filter((u): u is SmtpUpstream => u?.kind === 'smtp');

@@ -18,7 +18,7 @@ function configFile(name: string, workers: number, upstreamPort: number, spool: 
   fs.writeFileSync(
     file,
     `listen: [{ host: 127.0.0.1, port: ${port} }]
-ops: { port: 0 }
+ops: { port: 0, token: workers-test-ops-token }
 workers: ${workers}
 delivery: { mode: queue, spool: { path: ${spool} }, retry: { minSeconds: 1, maxSeconds: 1, jitter: 0 } }
 smarthost: { host: 127.0.0.1, port: ${upstreamPort}, tls: none, connectTimeoutSeconds: 1 }
@@ -55,6 +55,16 @@ t.test('two workers share a port (each its own socket, SO_REUSEPORT); one /metri
   t.match(metrics, /^tenant_relay_messages_accepted_total\{tenant="none",mode="queue"\} 20$/m, 'counted over both workers');
   t.match(metrics, /^tenant_relay_workers 2$/m);
   t.match(metrics, /^tenant_relay_ready 1$/m, 'ready is the least of the workers, not their sum');
+  const traced = async () => {
+    const res = await fetch(`http://127.0.0.1:${opsPort}/trace?rcpt=x@example.com`, { headers: { authorization: 'Bearer workers-test-ops-token' } });
+    return ((await res.json()) as { messages: unknown[] }).messages.length;
+  };
+  let found = 0;
+  for (let i = 0; i < 20 && found < 20; i++) {
+    found = await traced();
+    if (found < 20) await new Promise((r) => setTimeout(r, 250)); // the trace writes in 250 ms batches
+  }
+  t.equal(found, 20, "GET /trace on the primary finds every worker's messages");
   serve.child.kill('SIGTERM');
   const done = await serve.done;
   t.equal(done.code, 0);

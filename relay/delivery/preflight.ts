@@ -5,7 +5,7 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import { parseUpstreamRecord } from '../../config/tenant-record.js';
-import type { SmtpUpstream, UpstreamHostPolicy } from '../../config/types.js';
+import type { Config, SmtpUpstream, UpstreamHostPolicy } from '../../config/types.js';
 import type { Logger } from '../ops/log.js';
 import { checkUpstreamHost, pinnedTo } from './host-policy.js';
 import { tlsSocketOf } from './nodemailer-seams.js';
@@ -93,6 +93,15 @@ export async function preflight(upstream: SmtpUpstream, options: PreflightOption
   connection.quit();
   const explained = error && /\b5\.7\.(139|30)\b/.test(error) ? `basic authentication is disabled for this tenant: configure oauth2 (${error})` : error;
   return { ...facts, ...(token ? { token } : {}), auth: error ? 'refused' : 'ok', ...(explained ? { error: explained } : {}), ok: !error };
+}
+
+/** The host policy for upstreams a tenant admin types in, when no tenant source says otherwise. */
+const TENANT_ENTERED_HOSTS: UpstreamHostPolicy = Object.freeze({ denySpecialAddresses: true, denyPrivateAddresses: true, allow: Object.freeze([]) });
+
+/** POST /preflight on the ops listener (a relay's, or the primary's with workers). */
+export function preflightEndpoint(req: { readonly method: string; readonly body: unknown }, config: Config, logger: Logger): Promise<{ status: number; body: unknown }> {
+  if (req.method !== 'POST') return Promise.resolve({ status: 405, body: { error: 'POST a candidate upstream: { "upstream": { ... } }' } });
+  return preflightCandidate(req.body, { heloName: config.hostname, hostPolicy: config.tenantSource?.upstreamHosts ?? TENANT_ENTERED_HOSTS, logger });
 }
 
 /**

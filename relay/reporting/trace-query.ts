@@ -1,7 +1,7 @@
 // The question a trace answers, from the ops listener's query string (GET /trace?rcpt=..., /trace/<id>)
 // or the command's options: one message by its queue id or Message-ID, or the recent messages of a
 // recipient or a tenant.
-import type { TraceQuery, TraceStore } from './trace-store.js';
+import type { TracedMessage, TraceQuery } from './trace-store.js';
 
 export const TRACE_KEYS = ['queue-id', 'message-id', 'rcpt', 'tenant'] as const;
 
@@ -17,10 +17,15 @@ export function traceQueryOf(get: (key: (typeof TRACE_KEYS)[number]) => string |
   return undefined;
 }
 
-export function traceAnswer(store: TraceStore | undefined, params: URLSearchParams): { status: number; body: unknown } {
-  if (!store) return { status: 404, body: { error: 'the trace is off (trace.enabled: false)' } };
+/**
+ * GET /trace and /trace/<queue id> on the ops listener: `find` searches this relay's trace (or, with
+ * workers, every worker's); undefined when the trace is off.
+ */
+export function traceAnswer(find: ((query: TraceQuery, limit: number) => TracedMessage[]) | undefined, req: { path: string; query: URLSearchParams }): { status: number; body: unknown } {
+  if (!find) return { status: 404, body: { error: 'the trace is off (trace.enabled: false)' } };
+  const params = req.path.startsWith('/trace/') ? new URLSearchParams({ 'queue-id': decodeURIComponent(req.path.slice('/trace/'.length)) }) : req.query;
   const query = traceQueryOf((key) => params.get(key) ?? undefined);
   if (!query) return { status: 400, body: { error: `ask by one of: ${TRACE_KEYS.join(', ')} (e.g. /trace?rcpt=someone@example.com, /trace/<queue id>)` } };
   const limit = Math.min(500, Math.max(1, Number(params.get('limit') ?? 50) || 50));
-  return { status: 200, body: { messages: store.find(query, limit) } };
+  return { status: 200, body: { messages: find(query, limit) } };
 }

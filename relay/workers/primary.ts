@@ -21,7 +21,8 @@ import type { Logger } from '../ops/log.js';
 import type { SendTestRecord } from '../ops/send-tests.js';
 import { watchFile } from '../ops/reload.js';
 import { SpoolLayout } from '../queue/spool-layout.js';
-import { traceQueryOf, TRACE_KEYS } from '../reporting/trace-query.js';
+import { traceAnswer } from '../reporting/trace-query.js';
+import type { TraceQuery } from '../reporting/trace-store.js';
 import { ask, answerArrived, isFromWorker } from './ipc.js';
 
 interface DrainStatus {
@@ -69,19 +70,14 @@ export async function runPrimary(file: string, initial: Config, logger: Logger):
         },
         adminToken: () => config.ops.token,
         admin: {
-          '/preflight': async (req) => {
-            if (req.method !== 'POST') return { status: 405, body: { error: 'POST a candidate upstream: { "upstream": { ... } }' } };
-            const { preflightCandidate } = await import('../delivery/preflight.js');
-            const hostPolicy = config.tenantSource?.upstreamHosts ?? { denySpecialAddresses: true, denyPrivateAddresses: true, allow: [] };
-            return preflightCandidate(req.body, { heloName: config.hostname, hostPolicy, logger });
-          },
+          '/preflight': async (req) => (await import('../delivery/preflight.js')).preflightEndpoint(req, config, logger),
           '/drain': async (req) => {
             const question = req.method === 'POST' ? ({ what: 'drain', seconds: Number(req.query.get('seconds') ?? 3600) } as const) : ({ what: 'drain-status' } as const);
             const answers = (await ask([...workers.values()], question)) as DrainStatus[];
             return { status: 200, body: { draining: answers.every((a) => a.draining), queued: sum(answers, 'queued'), inFlight: sum(answers, 'inFlight'), workers: answers.length } };
           },
-          '/trace': async (req) => traceOfAll(root, config, req.query),
-          '/trace/': async (req) => traceOfAll(root, config, new URLSearchParams({ 'queue-id': decodeURIComponent(req.path.slice('/trace/'.length)) })),
+          '/trace': async (req) => traceAnswer(config.trace.enabled ? await allTraces(root) : undefined, req),
+          '/trace/': async (req) => traceAnswer(config.trace.enabled ? await allTraces(root) : undefined, req),
         },
       })
     : undefined;
@@ -173,14 +169,11 @@ function sum(answers: readonly DrainStatus[], key: 'queued' | 'inFlight'): numbe
   return answers.reduce((n, a) => n + (a?.[key] ?? 0), 0);
 }
 
-async function traceOfAll(root: string, config: Config, params: URLSearchParams) {
-  if (!config.trace.enabled) return { status: 404, body: { error: 'the trace is off (trace.enabled: false)' } };
-  const query = traceQueryOf((key) => params.get(key) ?? undefined);
-  if (!query) return { status: 400, body: { error: `ask by one of: ${TRACE_KEYS.join(', ')}` } };
+/** A search over every worker's trace file under the spool root. */
+async function allTraces(root: string) {
   const { findInTraces } = await import('../reporting/trace-store.js');
   const files = SpoolLayout.spoolsUnder(root)
     .map((s) => new SpoolLayout(s.path).traceFile)
     .filter((f) => fs.existsSync(f));
-  const limit = Math.min(500, Math.max(1, Number(params.get('limit') ?? 50) || 50));
-  return { status: 200, body: { messages: findInTraces(files, query, limit) } };
+  return (query: TraceQuery, limit: number) => findInTraces(files, query, limit);
 }
