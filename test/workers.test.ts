@@ -148,3 +148,15 @@ t.test('the primary SIGKILLed: its workers end with it, and a relay started on t
   second.child.kill('SIGTERM');
   t.equal((await second.done).code, 0);
 });
+
+t.test('SIGHUP to the primary reloads every worker', async (t) => {
+  const upstream = await startUpstream();
+  t.teardown(() => upstream.close());
+  const serve = serveProcess(t, configFile('reload', 2, upstream.port, path.join(dir, 'reload-spool')));
+  await listeningPort(serve.child);
+  serve.child.kill('SIGHUP');
+  const reloadedBy = () => new Set([...serve.log().matchAll(/"worker":(\d),"event":"config-reloaded","why":"SIGHUP"/g)].map((m) => m[1]));
+  t.ok(await until(() => reloadedBy().size === 2), 'both workers reloaded');
+  serve.child.kill('SIGTERM');
+  t.equal((await serve.done).code, 0);
+});
