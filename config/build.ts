@@ -4,6 +4,8 @@ import { createHash, createPrivateKey, type KeyObject, X509Certificate } from 'n
 import fs from 'node:fs';
 import path from 'node:path';
 import { usableCores } from './cores.js';
+import { credentialId } from './credentials.js';
+import { ownsDomain } from './ownership.js';
 import { asciiDomain, TenantDirectory } from './directory.js';
 import { isHttpsOrLoopback } from './networks.js';
 import type { RawConfig, RawTenant, RawTenantSource, RawUpstream } from './schema.js';
@@ -14,7 +16,8 @@ const DEFAULT_PORT = { implicit: 465, starttls: 587, none: 25 } as const;
 
 export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[]): Config {
   const platformKey = buildKey(raw.dkim, ['dkim'], problems);
-  const tenants = raw.tenants.map((t, i) => buildTenant(t, ['tenants', i], problems, platformKey));
+  const sharedKey = raw.limits.store?.redis?.signingKey;
+  const tenants = raw.tenants.map((t, i) => buildTenant(t, ['tenants', i], problems, { platformKey, sharedKey }));
   const users = new Map<string, InboundUser>(raw.inbound.users.map((u) => [u.username, Object.freeze({ ...u })]));
   const { idleTimeoutSeconds, progressTimeoutSeconds, dataTimeoutSeconds, authFailureDelaySeconds, greetingDelaySeconds, reverseLookupTimeoutSeconds, allowUnauthenticatedFrom, users: _users, ...limits } =
     raw.inbound;
@@ -51,7 +54,7 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
       reverseLookupTimeoutMs: Math.round(reverseLookupTimeoutSeconds * 1000),
     }),
     identification: deepFreeze(raw.identification),
-    smarthost: buildUpstream(raw.smarthost, 'smarthost', 'platform', ['smarthost'], problems),
+    smarthost: buildUpstream(raw.smarthost, 'smarthost', 'platform', ['smarthost'], problems, sharedKey),
     upstreamHosts: deepFreeze(raw.upstreamHosts),
     delivery: buildDelivery(raw.delivery, problems),
     message: deepFreeze(raw.message),
@@ -65,10 +68,20 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
   });
 }
 
+/** What a tenant is built with besides its own keys. */
+export interface TenantContext {
+  readonly platformKey: DkimPrivateKey | undefined;
+  /** The relays' shared signing key (limits.store.redis.signingKey), which credential ids are made with. */
+  readonly sharedKey: string | undefined;
+  /** A tenant from the HTTP tenant source: the host policy its upstream is held to. */
+  readonly hostPolicy?: UpstreamHostPolicy;
+}
+
 /** One tenant, from the config files or from the HTTP tenant source (which passes its own host policy). */
-export function buildTenant(t: RawTenant, at: (string | number)[], problems: PathIssue[], platformKey: DkimPrivateKey | undefined, hostPolicy?: UpstreamHostPolicy): Tenant {
+export function buildTenant(t: RawTenant, at: (string | number)[], problems: PathIssue[], context: TenantContext): Tenant {
+  const { platformKey, sharedKey, hostPolicy } = context;
   const { upstream, identity, dkim, delivery, events, ...rest } = t;
-  const built = upstream && buildUpstream(upstream, t.id, 'tenant', [...at, 'upstream'], problems);
+  const built = upstream && buildUpstream(upstream, t.id, 'tenant', [...at, 'upstream'], problems, sharedKey);
   const ownKey = buildKey(dkim, [...at, 'dkim'], problems);
   if (!dkim.disablePlatformDkim && dkim.selector !== undefined && !ownKey && !platformKey) {
     problems.push({ path: [...at, 'dkim', 'selector'], message: 'there is no key to sign with: set privateKey here or under the top-level dkim' });
@@ -76,7 +89,7 @@ export function buildTenant(t: RawTenant, at: (string | number)[], problems: Pat
   if (identity.rewriteEnvelopeSender && identity.from === undefined) {
     problems.push({ path: [...at, 'identity', 'rewriteEnvelopeSender'], message: 'needs identity.from, the address to send as' });
   }
-  return deepFreeze({
+  const tenant: Tenant = deepFreeze({
     ...rest,
     ...(built ? { upstream: built.kind === 'smtp' && hostPolicy ? { ...built, hostPolicy } : built } : {}),
     identity: {
@@ -91,6 +104,11 @@ export function buildTenant(t: RawTenant, at: (string | number)[], problems: Pat
     },
     ...(events?.webhook ? { webhook: buildWebhook(events.webhook, [...at, 'events', 'webhook'], problems) } : {}),
   });
+  // A signature vouches for its d= domain: a tenant signs as a domain it owns, nobody else's.
+  if (tenant.dkim.signingDomain !== undefined && !ownsDomain(tenant, tenant.dkim.signingDomain)) {
+    problems.push({ path: [...at, 'dkim', 'signingDomain'], message: `"${tenant.dkim.signingDomain}" is not a domain of this tenant (its match.domains, the domain of a match.addresses entry or of identity.from)` });
+  }
+  return tenant;
 }
 
 type RawWebhook = NonNullable<RawConfig['events']['webhook']>;
@@ -114,7 +132,7 @@ function buildWebhook(w: RawWebhook, at: (string | number)[], problems: PathIssu
 
 /** One tenant upstream on its own (a candidate the platform asks about), held to `hostPolicy`. */
 export function buildTenantUpstream(u: RawUpstream, name: string, problems: PathIssue[], hostPolicy: UpstreamHostPolicy): Upstream {
-  const built = buildUpstream(u, name, 'tenant', [], problems);
+  const built = buildUpstream(u, name, 'tenant', [], problems, undefined);
   return built.kind === 'smtp' ? deepFreeze({ ...built, hostPolicy }) : built;
 }
 
@@ -148,7 +166,7 @@ function buildLimitStore(l: RawConfig['limits'], problems: PathIssue[], raw?: Ra
   const at = ['limits', 'store', 'redis'];
   const ca = redis && readCa(redis.ca, [...at, 'ca'], problems);
   return deepFreeze({
-    ...(redis ? { redis: { url: redis.url, keyPrefix: redis.keyPrefix, ...(ca !== undefined ? { ca } : {}), timeoutMs: redis.timeoutMilliseconds } } : {}),
+    ...(redis ? { redis: { url: redis.url, keyPrefix: redis.keyPrefix, signingKey: redis.signingKey, ...(ca !== undefined ? { ca } : {}), timeoutMs: redis.timeoutMilliseconds } } : {}),
     ...(l.localShare !== undefined ? { localShare: l.localShare } : {}),
   });
 }
@@ -165,7 +183,7 @@ function buildDelivery(d: RawConfig['delivery'], problems: PathIssue[]): Deliver
   });
 }
 
-function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'platform', at: (string | number)[], problems: PathIssue[]): Upstream {
+function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'platform', at: (string | number)[], problems: PathIssue[], sharedKey: string | undefined): Upstream {
   if (u.kind === 'maildir') {
     // Relative paths are relative to the working directory, like every other path the relay is given.
     return Object.freeze({ kind: 'maildir', name, path: path.resolve(u.path ?? path.join('var', 'mail', name)) });
@@ -178,7 +196,7 @@ function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'platform
     host: u.host,
     port: u.port ?? DEFAULT_PORT[u.tls],
     tls: u.tls,
-    ...authOf(u, name, [...at, 'auth'], problems),
+    ...authOf(u, name, [...at, 'auth'], problems, sharedKey),
     ...(u.limits ? { limits: u.limits } : {}),
     ...(ca !== undefined ? { ca } : {}),
     ...(u.servername !== undefined ? { servername: u.servername } : {}),
@@ -195,14 +213,20 @@ const DEFAULT_TOKEN_URL = {
 } as const;
 
 /** The upstream's login: the flat username/password keys, or `auth` (a password, or an OAuth2 grant). */
-function authOf(u: Extract<RawUpstream, { kind: 'smtp' }>, name: string, at: (string | number)[], problems: PathIssue[]): { auth?: UpstreamAuth } {
-  if (u.username !== undefined && u.password !== undefined) return { auth: { kind: 'password', user: u.username, pass: u.password } };
+function authOf(u: Extract<RawUpstream, { kind: 'smtp' }>, name: string, at: (string | number)[], problems: PathIssue[], sharedKey: string | undefined): { auth?: UpstreamAuth } {
+  const password = (user: string, pass: string): { auth: UpstreamAuth } => ({ auth: { kind: 'password', user, pass, id: credentialId(sharedKey, 'password', user, pass) } });
+  if (u.username !== undefined && u.password !== undefined) return password(u.username, u.password);
   const a = u.auth;
   if (!a) return {};
-  if (a.kind === 'password') return { auth: { kind: 'password', user: a.username, pass: a.password } };
+  if (a.kind === 'password') return password(a.username, a.password);
   const ca = readCa(a.ca, [...at, 'ca'], problems);
   const common = { ...(a.scope !== undefined ? { scope: a.scope } : {}), ...(ca !== undefined ? { ca } : {}), tokenUrlFromTenant: a.tokenUrl !== undefined };
-  const cacheKey = (tenant: string, client: string) => [a.provider, tenant, client, a.scope ?? '', a.mailbox, a.tokenUrl ?? ''].join('|');
+  // A token belongs to the grant that obtained it: everything that makes the grant, the secret material
+  // (as an HMAC) and the owning tenant included. Two tenants typing the same public facts never share one.
+  const grantKey = (tenant: string, client: string, ...secret: string[]) => {
+    const id = credentialId(sharedKey, a.provider, tenant, client, ...secret);
+    return { id, cacheKey: [a.provider, tenant, client, a.scope ?? '', a.mailbox, a.tokenUrl ?? '', id, name].join('|') };
+  };
   switch (a.provider) {
     case 'microsoft': {
       const tokenUrl = a.tokenUrl ?? DEFAULT_TOKEN_URL.microsoft(a.tenantId);
@@ -213,7 +237,8 @@ function authOf(u: Extract<RawUpstream, { kind: 'smtp' }>, name: string, at: (st
         if (thumbprint) credential = { kind: 'certificate', thumbprint, privateKey: a.privateKey };
       }
       if (!credential) return {};
-      return { auth: { kind: 'oauth2', user: a.mailbox, grant: { ...common, provider: 'microsoft', tokenUrl, clientId: a.clientId, credential, cacheKey: cacheKey(a.tenantId, a.clientId) } } };
+      const { id, cacheKey } = grantKey(a.tenantId, a.clientId, ...(credential.kind === 'secret' ? [credential.secret] : [credential.privateKey, credential.thumbprint]));
+      return { auth: { kind: 'oauth2', user: a.mailbox, id, grant: { ...common, provider: 'microsoft', tokenUrl, clientId: a.clientId, credential, cacheKey } } };
     }
     case 'google': {
       // Copied out of the JSON key file, the key often keeps its escaped line breaks.
@@ -223,10 +248,13 @@ function authOf(u: Extract<RawUpstream, { kind: 'smtp' }>, name: string, at: (st
         return {};
       }
       const tokenUrl = a.tokenUrl ?? DEFAULT_TOKEN_URL.google();
-      return { auth: { kind: 'oauth2', user: a.mailbox, grant: { ...common, provider: 'google', tokenUrl, serviceAccount: a.serviceAccount, privateKey, subject: a.mailbox, cacheKey: cacheKey('', a.serviceAccount) } } };
+      const { id, cacheKey } = grantKey('', a.serviceAccount, privateKey);
+      return { auth: { kind: 'oauth2', user: a.mailbox, id, grant: { ...common, provider: 'google', tokenUrl, serviceAccount: a.serviceAccount, privateKey, subject: a.mailbox, cacheKey } } };
     }
-    case 'client-credentials':
-      return { auth: { kind: 'oauth2', user: a.mailbox, grant: { ...common, provider: 'client-credentials', tokenUrl: a.tokenUrl, clientId: a.clientId, clientSecret: a.clientSecret, cacheKey: cacheKey(name, a.clientId) } } };
+    case 'client-credentials': {
+      const { id, cacheKey } = grantKey(a.tokenUrl, a.clientId, a.clientSecret);
+      return { auth: { kind: 'oauth2', user: a.mailbox, id, grant: { ...common, provider: 'client-credentials', tokenUrl: a.tokenUrl, clientId: a.clientId, clientSecret: a.clientSecret, cacheKey } } };
+    }
   }
 }
 

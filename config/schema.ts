@@ -416,6 +416,10 @@ export const configSchema = z.strictObject({
             // redis://[:password@]host:port/db, or rediss:// for TLS; use ${ENV} for a password.
             url: z.string().regex(/^rediss?:\/\/[^\s/?#]+(\/\d{1,2})?$/, 'must be a redis:// or rediss:// URL, like redis://redis:6379/0'),
             keyPrefix: z.string().min(1).max(64).default('tenant-relay:'),
+            // The key every relay signs what it shares through Redis with (send-test outcomes, its
+            // heartbeat), and names shared mailbox budgets with: the same on every relay, kept secret
+            // (openssl rand -base64 32); use ${ENV} or ${file:/path}. What Redis hands back unsigned is ignored.
+            signingKey: z.string().min(32, 'must be at least 32 characters (make one: openssl rand -base64 32)'),
             // PEM file of a private CA for rediss://, in place of the system store.
             ca: z.string().min(1).optional(),
             // Deadline of one call; past it, and while Redis is down, limits are counted locally.

@@ -5,6 +5,7 @@ import { buildTenant, buildTenantUpstream } from './build.js';
 import { TenantDirectory, domainOf } from './directory.js';
 import { tenantSchema } from './schema.js';
 import type { Config, SmtpUpstream, Tenant, UpstreamHostPolicy } from './types.js';
+import { claimsAddress } from './ownership.js';
 import { checkUpstream, type PathIssue } from './validate.js';
 
 /** What the record was asked for: it must claim that key, or the platform answered another question. */
@@ -27,12 +28,32 @@ export function parseTenantRecord(json: unknown, query: TenantQuery, config: Con
   }
   // A webhook URL from the network would have the relay post tenants' mail facts wherever a record says.
   if (raw.events !== undefined) issues.push({ path: ['events'], message: 'is only for tenants in the config files' });
+  // Smarthost fallback sends a tenant's mail under the platform's identity: the operator's call, in the files.
+  if (raw.delivery.fallbackToSmarthostAfterMinutes !== undefined) issues.push({ path: ['delivery', 'fallbackToSmarthostAfterMinutes'], message: 'is only for tenants in the config files' });
   if (raw.upstream) checkUpstream(raw.upstream, ['upstream'], issues);
   if (config.directory.byId(raw.id)) issues.push({ path: ['id'], message: `"${raw.id}" is a tenant of the config files` });
-  const tenant = buildTenant(raw, [], issues, config.dkim.privateKey, hostPolicy);
+  // What a record claims decides what the relay signs and sends as for it: never a key the files claim.
+  raw.match.addresses.forEach((a, i) => {
+    if (config.directory.byAddress(a) || config.directory.byDomain(domainOf(a))) issues.push({ path: ['match', 'addresses', i], message: 'is claimed by a tenant of the config files' });
+  });
+  raw.match.domains.forEach((d, i) => {
+    const domain = d.startsWith('*.') ? d.slice(2) : d;
+    if (config.directory.byDomain(domain) || (d.startsWith('*.') && yamlClaimsUnder(config, domain))) issues.push({ path: ['match', 'domains', i], message: 'is claimed by a tenant of the config files' });
+  });
+  const tenant = buildTenant(raw, [], issues, { platformKey: config.dkim.privateKey, sharedKey: config.limits.redis?.signingKey, hostPolicy });
   if (issues.length === 0 && !claims(tenant, query)) issues.push({ path: ['match'], message: `does not claim the ${query.by} that was looked up` });
+  // Its From must be one it claims: else a record could have its mail signed and shown as anyone.
+  if (tenant.identity.from !== undefined && !claimsAddress(tenant, tenant.identity.from)) {
+    issues.push({ path: ['identity', 'from'], message: 'is not an address the record claims (its match.addresses or match.domains)' });
+  }
   if (issues.length > 0) return { ok: false, problems: issues.map((i) => `${i.path.join('.')}: ${i.message}`) };
   return { ok: true, tenant };
+}
+
+/** A YAML tenant claims `domain` itself or something under it (a record's `*.domain` would cover it). */
+function yamlClaimsUnder(config: Config, domain: string): boolean {
+  const suffix = `.${domain.toLowerCase()}`;
+  return config.tenants.some((t) => t.match.domains.some((d) => (d.startsWith('*.') ? d.slice(1) : `.${d}`).toLowerCase().endsWith(suffix)) || t.match.addresses.some((a) => `.${domainOf(a)}`.endsWith(suffix)));
 }
 
 function claims(tenant: Tenant, query: TenantQuery): boolean {

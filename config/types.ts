@@ -16,11 +16,14 @@ export interface Limits {
   readonly recipientsPerDay?: number;
 }
 
-/** How the relay logs in to an upstream. */
+/**
+ * How the relay logs in to an upstream. `id` tells this credential from any other without showing it
+ * (config/credentials.ts): connection pools and shared mailbox budgets key on it.
+ */
 export type UpstreamAuth =
-  | { readonly kind: 'password'; readonly user: string; readonly pass: string }
+  | { readonly kind: 'password'; readonly user: string; readonly pass: string; readonly id: string }
   /** XOAUTH2 as `user` (the mailbox), with an access token from `grant`. */
-  | { readonly kind: 'oauth2'; readonly user: string; readonly grant: TokenGrant };
+  | { readonly kind: 'oauth2'; readonly user: string; readonly grant: TokenGrant; readonly id: string };
 
 export type OAuth2Provider = 'microsoft' | 'google' | 'client-credentials';
 
@@ -30,7 +33,10 @@ export type TokenGrant = {
   /** The tenant's settings named the endpoint (not a provider's default): the upstream host policy applies to it. */
   readonly tokenUrlFromTenant: boolean;
   readonly scope?: string;
-  /** What a token is cached by: provider, endpoint, Entra tenant, client, scope, mailbox. No secret in it. */
+  /**
+   * What a token is cached by: everything that makes the grant (provider, endpoint, Entra tenant, client,
+   * scope, mailbox), an HMAC of its secret material, and the tenant that owns it. No secret in it.
+   */
   readonly cacheKey: string;
   /** PEM text of a private CA for the endpoint (tests, private identity providers). */
   readonly ca?: string;
@@ -284,6 +290,8 @@ export interface LimitStoreSettings {
 export interface RedisSettings {
   readonly url: string;
   readonly keyPrefix: string;
+  /** Signs what relays share through Redis, and names shared mailbox budgets (config/credentials.ts). */
+  readonly signingKey: string;
   /** PEM text of a private CA for rediss://. */
   readonly ca?: string;
   readonly timeoutMs: number;

@@ -53,13 +53,20 @@ export function crossCheck(raw: RawConfig): PathIssue[] {
     });
     if (t.upstream) checkUpstream(t.upstream, at('upstream'), issues);
   });
+  // A tenant's From is what its mail is signed and seen as: never an address another tenant owns.
+  raw.tenants.forEach((t, i) => {
+    const from = t.identity.from;
+    if (from === undefined) return;
+    const owner = claim.ownerOf(normalizeAddress(from));
+    if (owner !== undefined && owner !== t.id) issues.push({ path: ['tenants', i, 'identity', 'from'], message: `"${from}" is an address of tenant "${owner}"` });
+  });
   return issues;
 }
 
 function claimTracker(issues: PathIssue[]) {
   // One map per kind of claim: no key string built per claim.
   const owners = new Map<string, Map<string, string>>();
-  return (what: string, key: string, tenant: string, path: () => (string | number)[]) => {
+  const track = (what: string, key: string, tenant: string, path: () => (string | number)[]) => {
     let ofKind = owners.get(what);
     if (!ofKind) owners.set(what, (ofKind = new Map()));
     const owner = ofKind.get(key);
@@ -68,6 +75,21 @@ function claimTracker(issues: PathIssue[]) {
       issues.push({ path: path(), message: `${what} "${key}" is already claimed by ${who}` });
     } else ofKind.set(key, tenant);
   };
+  /** Who claims an address (normalized): the address itself, its domain, or the nearest `*.` parent. */
+  const ownerOf = (address: string): string | undefined => {
+    const domain = address.slice(address.lastIndexOf('@') + 1);
+    const byAddress = owners.get('address')?.get(address);
+    if (byAddress !== undefined) return byAddress;
+    const domains = owners.get('domain');
+    const exact = domains?.get(domain);
+    if (exact !== undefined) return exact;
+    for (let dot = domain.indexOf('.'); dot !== -1; dot = domain.indexOf('.', dot + 1)) {
+      const parent = domains?.get(`*.${domain.slice(dot + 1)}`);
+      if (parent !== undefined) return parent;
+    }
+    return undefined;
+  };
+  return Object.assign(track, { ownerOf });
 }
 
 export function checkUpstream(u: RawUpstream, at: (string | number)[], issues: PathIssue[]): void {

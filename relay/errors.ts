@@ -69,7 +69,9 @@ export const Replies = {
   tooSlow: reply('too-slow', 421, '4.4.2', 'Session too slow: the deadline passed; closing the connection'),
   senderNotOfTenant: (sender: string, tenant: string) =>
     reply('sender-not-of-tenant', 553, '5.7.1', `Sender ${sender} is not an address of tenant ${tenant}, which you authenticated as`),
-  headerFromNotOfTenant: (tenant: string) => reply('header-from-not-of-tenant', 553, '5.7.1', `The From header is not an address of tenant ${tenant}, which you authenticated as`),
+  headerFromNotOfTenant: (tenant: string) => reply('header-from-not-of-tenant', 553, '5.7.1', `The From header is not an address of tenant ${tenant}, which this message is sent as`),
+  // Another tenant is not named: a client learns nothing of who else sends through the relay.
+  headerFromOfOtherTenant: (tenant: string) => reply('header-from-of-other-tenant', 553, '5.7.1', `The From header is an address of another tenant; this message is sent as tenant ${tenant}`),
   tenantRateExceeded: (tenant: string, waitSeconds: number) =>
     reply('tenant-rate-exceeded', 451, '4.7.1', `Tenant ${tenant} is over its sending rate; please try again in ${waitSeconds} seconds`),
   insufficientStorage: reply('insufficient-storage', 452, '4.3.1', 'Insufficient system storage; please try again later'),
@@ -79,6 +81,8 @@ export const Replies = {
   // Never guessed: without the tenant's record, its mail could leave through the wrong upstream.
   tenantLookupUnavailable: reply('tenant-lookup-unavailable', 451, '4.3.0', 'Tenant settings are unavailable right now; please try again later'),
   shuttingDown: reply('shutting-down', 421, '4.3.2', 'Service shutting down; please try again later'),
+  // Queue mode: never sent through another upstream under the platform's identity; bounced at the end of its lifetime.
+  tenantGone: (tenant: string) => reply('tenant-gone', 451, '4.3.0', `Tenant ${tenant} is not known now (its record is gone); the message is held until it is back`),
 
   queued: (id: string) => reply('queued', 250, '2.0.0', `Ok: queued as ${id}`),
 

@@ -1,6 +1,7 @@
 // File writing the inbound staging and the spool share: a message written from parts (buffers, streams,
 // and ranges of other files) through one handle.
 import fs from 'node:fs/promises';
+import { PRIVATE_FILE } from './private-files.js';
 
 /** Bytes of a file from `start` to its end: a part copied without allocating per chunk. */
 export interface FileRange {
@@ -12,7 +13,7 @@ export type Part = Buffer | AsyncIterable<Buffer> | FileRange;
 
 /** Writes `parts` in order to a new file (never over an existing one); fsyncs it when asked. Returns its size. */
 export async function writeParts(file: string, parts: readonly Part[], sync?: (handle: fs.FileHandle) => Promise<void>): Promise<number> {
-  const handle = await fs.open(file, 'wx');
+  const handle = await fs.open(file, 'wx', PRIVATE_FILE);
   let size = 0;
   try {
     // Buffers in a row go out in one writev: each file operation is a trip through the thread pool.

@@ -40,7 +40,11 @@ import { type SendTestRecord, type SharedOutcomes, SendTests } from './ops/send-
 import { QueueRequests } from './queue/requests.js';
 import { Scheduler } from './queue/scheduler.js';
 import { Spool, type SpoolIo } from './queue/spool.js';
+import { PRIVATE_FILE } from './private-files.js';
 import { connectRedis } from './redis.js';
+import { InvalidationWindow } from './tenancy/invalidations.js';
+import { ThrottledLog } from './ops/throttled-log.js';
+import { sign, verify } from './signed.js';
 import { Reporter } from './reporting/reporter.js';
 import { traceAnswer } from './reporting/trace-query.js';
 import type { TraceQuery } from './reporting/trace-store.js';
@@ -312,25 +316,27 @@ function sharedState(config: Config, deps: { logger: Logger; metrics: RelayMetri
     return { limiter: new MemoryLimiter(deps.limitShare), limitsShared: () => undefined, close: () => {} };
   }
   const { logger } = deps;
+  const { signingKey } = settings;
   const redis = connectRedis(settings, logger, 'limits');
-  const limiter = new RedisLimiter(redis, settings.keyPrefix, { logger, metrics: deps.metrics, settings: () => deps.config().limits });
+  const limiter = new RedisLimiter(redis, settings.keyPrefix, { logger, metrics: deps.metrics, settings: () => deps.config().limits, signingKey });
+  const warnings = new ThrottledLog(logger);
+  // Read back only when signed by a relay: anyone else who can write to Redis cannot forge an outcome.
   const outcomes: SharedOutcomes = {
-    put: (token, record) => void redis.set(`${settings.keyPrefix}send-test:${token}`, JSON.stringify(record), 'PX', 3_600_000).catch(() => undefined),
+    put: (token, record) => void redis.set(`${settings.keyPrefix}send-test:${token}`, sign(signingKey, `send-test:${token}`, JSON.stringify(record)), 'PX', 3_600_000).catch(() => undefined),
     get: async (token) => {
       const text = await redis.get(`${settings.keyPrefix}send-test:${token}`);
-      return text ? (JSON.parse(text) as SendTestRecord) : undefined;
+      if (!text) return undefined;
+      const value = verify(signingKey, `send-test:${token}`, text);
+      if (value === undefined) warnings.warn({ event: 'send-test-outcome-unsigned', token }, 'a send-test outcome in Redis is not signed with limits.store.redis.signingKey: ignored');
+      return value === undefined ? undefined : (JSON.parse(value) as SendTestRecord);
     },
   };
   const channel = config.tenantSource?.invalidationChannel;
   const subscriber = channel ? connectRedis(settings, logger, 'subscriber') : undefined;
   if (subscriber && channel) {
     subscriber.subscribe(channel).catch((err: Error) => logger.warn({ event: 'invalidation-subscribe-failed', channel, err: err.message }));
-    subscriber.on('message', (_channel: string, message: string) => {
-      const id = message.trim();
-      if (!/^(\*|[A-Za-z0-9][A-Za-z0-9_-]{0,62})$/.test(id)) return;
-      const dropped = deps.platform()?.invalidate(id) ?? 0;
-      logger.info({ event: 'tenant-invalidated', tenant: id, dropped });
-    });
+    const invalidations = new InvalidationWindow((ids) => deps.platform()?.invalidate(ids) ?? 0, logger);
+    subscriber.on('message', (_channel: string, message: string) => invalidations.take(message));
   }
   return {
     limiter,
@@ -360,7 +366,7 @@ async function waitForSessions(inbound: readonly InboundServer[], graceMs: numbe
 
 async function probeWritable(probe: string): Promise<boolean> {
   try {
-    await fs.writeFile(probe, 'ok');
+    await fs.writeFile(probe, 'ok', { mode: PRIVATE_FILE });
     await fs.rm(probe);
     return true;
   } catch {

@@ -1,5 +1,5 @@
 // The domain as the relay's stages pass it along. Library types stay inside the module that uses them.
-import type { DeliveryMode, DkimPrivateKey, Identifier, Tenant, Upstream } from '../config/types.js';
+import type { DeliveryMode, DkimPrivateKey, Identifier, Tenant, TenantFinder, Upstream } from '../config/types.js';
 import type { SmtpReply, UpstreamReply } from './errors.js';
 
 export type { DeliveryMode, Tenant, TenantFinder, Upstream } from '../config/types.js';
@@ -48,8 +48,25 @@ export type DkimPlan =
       readonly signingDomain?: string;
       readonly key: DkimPrivateKey;
       readonly keyOwner: 'tenant' | 'platform';
+      /**
+       * Signed only when the From the message leaves with is this tenant's own (config/ownership.ts): a
+       * signature vouches for its From, and no tenant may have the relay vouch for another's. Absent
+       * when d= is the platform's own signingDomain, which vouches for no tenant's From.
+       */
+      readonly fromOwner?: Tenant;
+      /** Why it signs what it signs, for explain. */
+      readonly reason: string;
     }
   | { readonly kind: 'off'; readonly reason: string };
+
+/** What the header From of an identified tenant's message may name. */
+export interface HeaderFromRule {
+  readonly tenant: Tenant;
+  /** inbound.checkHeaderFrom: only the tenant's own; else anything but another tenant's. */
+  readonly ownOnly: boolean;
+  /** Who owns an address: the config's tenants and the platform's answers known to this decision. */
+  readonly tenants: TenantFinder;
+}
 
 export interface RouteDecision {
   readonly kind: 'route';
@@ -59,8 +76,8 @@ export interface RouteDecision {
   readonly mode: DeliveryMode;
   readonly rewrites: Rewrites;
   readonly dkim: DkimPlan;
-  /** The header From must be one of this tenant's addresses (its user sent it, and checkHeaderFrom is on). */
-  readonly headerFromOf?: Tenant;
+  /** Absent for mail of no tenant. */
+  readonly headerFrom?: HeaderFromRule;
   readonly reason: string;
 }
 

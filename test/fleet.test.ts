@@ -35,7 +35,7 @@ t.test('three relay processes share one limit; Redis and a relay killed mid-run;
 ops: { port: 0 }
 delivery: { mode: queue, spool: { path: ${path.join(dir, `spool-${n}`)} }, retry: { minSeconds: 1, maxSeconds: 1, jitter: 0 } }
 smarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }
-limits: { store: { redis: { url: "${redis.url}", timeoutMilliseconds: 200 } } }
+limits: { store: { redis: { url: "${redis.url}", timeoutMilliseconds: 200, signingKey: "shared-signing-key-of-the-test-fleet-0123" } } }
 tenants:
   - { id: acme, match: { domains: [acme.test] }, limits: { messagesPerMinute: ${PER_MINUTE} } }
 `,

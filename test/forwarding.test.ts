@@ -101,14 +101,17 @@ t.test('AUTH and sender naming different tenants is refused with 553 5.7.1 by de
 t.test("with checkHeaderFrom, a tenant user's From header must be the tenant's too", async (t) => {
   const forged = 'From: The CEO <ceo@acme.test>\r\nSubject: urgent\r\n\r\nwire it\r\n';
   const reply = await replyOf(sendThrough(strictFrom.port, { from: 'alerts@globex.test', to: 'x@example.com', auth: app, raw: forged }));
-  t.match(reply, /^553 5\.7\.1 The From header is not an address of tenant globex/);
+  t.match(reply, /^553 5\.7\.1 The From header is an address of another tenant; this message is sent as tenant globex/);
+  const nobodys = 'From: Someone <someone@nobody.test>\r\nSubject: hi\r\n\r\nhi\r\n';
+  t.match(await replyOf(sendThrough(strictFrom.port, { from: 'alerts@globex.test', to: 'x@example.com', auth: app, raw: nobodys })), /^553 5\.7\.1 The From header is not an address of tenant globex/);
   const own = 'From: Alerts <alerts@globex.test>\r\nSubject: fine\r\n\r\nok\r\n';
   t.match((await sendThrough(strictFrom.port, { from: 'alerts@globex.test', to: 'x@example.com', auth: app, raw: own })).response, /^250 /);
 });
 
-t.test('with conflict: prefer-auth, the AUTH tenant wins over the sender', async (t) => {
-  await sendThrough(preferAuth.port, { from: 'billing@acme.test', to: 'x@example.com', auth: app });
+t.test("with conflict: prefer-auth, the AUTH tenant wins over the sender, but its message may not wear the other tenant's From", async (t) => {
+  await sendThrough(preferAuth.port, { from: 'billing@acme.test', to: 'x@example.com', auth: app, raw: 'From: <alerts@globex.test>\r\nSubject: x\r\n\r\nx\r\n' });
   t.match(last(globex), { mailFrom: 'billing@acme.test', user: 'globex-relay' });
+  t.match(await replyOf(sendThrough(preferAuth.port, { from: 'billing@acme.test', to: 'x@example.com', auth: app })), /^553 5\.7\.1 The From header is an address of another tenant/);
 });
 
 t.test("with rewriteEnvelopeSender, the upstream sees the tenant's address in MAIL FROM and in From", async (t) => {

@@ -38,12 +38,14 @@ t.test('messages to one upstream reuse one pooled connection', async (t) => {
   t.equal(up.connections.opened, 1, 'one connection carried all five');
 });
 
-t.test('tenants with the same upstream settings share one pool', async (t) => {
+t.test('tenants with the same upstream settings share one pool; connections logged in with credentials are their owner\'s', async (t) => {
   const pools = new UpstreamPools('relay.test');
   t.teardown(() => pools.close());
   t.equal(pools.get(upstreamAt(2525, 'tenant-a')), pools.get(upstreamAt(2525, 'tenant-b')));
-  t.not(pools.get(upstreamAt(2525)), pools.get({ ...upstreamAt(2525), auth: { kind: 'password', user: 'u', pass: 'changed' }, tls: 'starttls' }));
+  const auth = { kind: 'password', user: 'u', pass: 'changed', id: 'c1' } as const;
+  t.not(pools.get(upstreamAt(2525)), pools.get({ ...upstreamAt(2525), auth, tls: 'starttls' }));
   t.equal(pools.size, 2);
+  t.not(pools.get({ ...upstreamAt(2525, 'tenant-a'), auth }), pools.get({ ...upstreamAt(2525, 'tenant-b'), auth }), 'the same credentials, another tenant: another pool');
 });
 
 t.test('a pool evicted from the cache closes its connections', async (t) => {

@@ -21,7 +21,12 @@ t.test('replies as servers word them: code, enhanced code, text and the queue id
     ['Haraka', '250 Message Queued (1F2E3D4C-5B6A-4798-8A9B-0C1D2E3F4A5B.1)', { code: 250, queueId: '1F2E3D4C-5B6A-4798-8A9B-0C1D2E3F4A5B.1' }],
     ['no id', '250 2.0.0 Great success', { code: 250, enhanced: '2.0.0', text: 'Great success', queueId: undefined }],
     ['a refusal has no queue id', '550 5.1.1 <x@example.com>: Recipient address rejected: queued as nothing', { code: 550, enhanced: '5.1.1', queueId: undefined }],
-    ['multi-line: the last line speaks', '451-4.7.1 Please try again later\n451 4.7.1 Greylisted for 300 seconds', { code: 451, enhanced: '4.7.1', text: 'Greylisted for 300 seconds' }],
+    ['multi-line: every line is kept, joined', '451-4.7.1 Please try again later\n451 4.7.1 Greylisted for 300 seconds', { code: 451, enhanced: '4.7.1', text: 'Please try again later Greylisted for 300 seconds' }],
+    [
+      "Gmail's daily limit keeps what it says on its first line",
+      '550-5.4.5 Daily user sending limit exceeded. For more information on Gmail\r\n550-5.4.5 sending limits go to\r\n550 5.4.5  https://support.google.com/a/answer/166852 d2e1a72fcca58-gsmtp',
+      { code: 550, enhanced: '5.4.5', text: 'Daily user sending limit exceeded. For more information on Gmail sending limits go to https://support.google.com/a/answer/166852 d2e1a72fcca58-gsmtp' },
+    ],
     ['control characters and length are tamed', `250 2.0.0 ${'\u0007x'.repeat(300)}`, { code: 250, text: /^(x ){100}.*\.\.\.$/ }],
     ['not a reply', 'connection reset', undefined],
   ];

@@ -58,7 +58,10 @@ export async function explain(args: string[], io: CommandIo): Promise<number> {
     io.out(`fallback: ${describeUpstream(route.fallback.upstream)} after ${after} minute(s) of temporary failures${decision.mode === 'queue' ? '' : ' (queue mode only)'}`);
   }
   io.out(`rewrites: ${rewrites.length ? rewrites.join('; ') : 'none'}`);
-  io.out(`dkim:     ${dkim.kind === 'sign' ? `sign with the ${dkim.keyOwner} key (${dkim.key.algorithm}), s=${dkim.selector}, d=${dkim.signingDomain ?? 'the From domain'}` : `off: ${dkim.reason}`}`);
+  io.out(`dkim:     ${dkim.kind === 'sign' ? `sign with the ${dkim.keyOwner} key (${dkim.key.algorithm}), s=${dkim.selector}, d=${dkim.signingDomain ?? 'the From domain'}, ${dkim.reason}` : `off: ${dkim.reason}`}`);
+  if (decision.headerFrom) {
+    io.out(`from:     ${decision.headerFrom.ownOnly ? `must be tenant ${decision.headerFrom.tenant.id}'s own (inbound.checkHeaderFrom), else 553 5.7.1` : "another tenant's address is refused (553 5.7.1); one nobody claims goes unsigned"}`);
+  }
   io.out(`reason:   ${decision.reason}`);
   if (values['header-from'] === undefined) return 0;
   // The headers a message with this From would leave with: the same transform the server runs.

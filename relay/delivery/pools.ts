@@ -66,8 +66,9 @@ export class UpstreamPools {
   }
 }
 
+/** A connection logged in with credentials belongs to their owner: the tenant is part of the key. */
 function poolKey(u: SmtpUpstream, heloName: string): string {
-  return JSON.stringify({ ...transportOptions(u, heloName), grant: u.auth?.kind === 'oauth2' ? u.auth.grant : undefined });
+  return JSON.stringify({ ...transportOptions(u, heloName), grant: u.auth?.kind === 'oauth2' ? u.auth.grant : undefined, owner: u.auth ? u.name : undefined });
 }
 
 /**

@@ -19,17 +19,22 @@ const QUEUE_ID_PATTERNS: readonly RegExp[] = [
 
 /** The reply as the upstream sent it, or undefined for something that is not an SMTP reply. */
 export function parseUpstreamReply(raw: string | undefined): UpstreamReply | undefined {
-  // A multi-line reply keeps its last line's text, where servers put what they mean.
-  const lines = (raw ?? '').split(/\r?\n/).filter((l) => l.trim() !== '');
+  // Servers spread what they mean over the lines of a multi-line reply (Gmail's quota reply names the
+  // limit on its first line and the help page on its last): every line's text is kept, joined, bounded.
+  const lines = (raw ?? '').slice(0, 8 * MAX_TEXT).split(/\r?\n/).filter((l) => l.trim() !== '');
   const first = /^([2-5]\d\d)[ -]/.exec(lines[0] ?? '');
   if (!first?.[1]) return undefined;
   const code = Number(first[1]);
-  const last = lines.at(-1) ?? '';
-  const rest = /^[2-5]\d\d[ -]?(.*)$/.exec(last)?.[1] ?? last;
-  const enhanced = /^([245]\.\d{1,3}\.\d{1,3})(?:\s+|$)/.exec(rest);
-  const text = sanitizeUpstreamText(enhanced ? rest.slice(enhanced[0].length) : rest, MAX_TEXT);
+  let enhanced: string | undefined;
+  const texts = lines.map((line) => {
+    const rest = /^[2-5]\d\d[ -]?(.*)$/.exec(line)?.[1] ?? line;
+    const own = /^([245]\.\d{1,3}\.\d{1,3})(?:\s+|$)/.exec(rest);
+    enhanced ??= own?.[1];
+    return own ? rest.slice(own[0].length) : rest;
+  });
+  const text = sanitizeUpstreamText(texts.join(' '), MAX_TEXT);
   const queueId = code < 300 ? queueIdIn(text) : undefined;
-  return { code, ...(enhanced?.[1] ? { enhanced: enhanced[1] } : {}), text, ...(queueId ? { queueId } : {}) };
+  return { code, ...(enhanced ? { enhanced } : {}), text, ...(queueId ? { queueId } : {}) };
 }
 
 function queueIdIn(text: string): string | undefined {

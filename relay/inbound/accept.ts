@@ -5,6 +5,7 @@ import { Replies, type SmtpReply } from '../errors.js';
 import { type MessageEvents, messageIdOf } from '../events.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import type { Spool } from '../queue/spool.js';
+import type { PlatformTenants } from '../tenancy/platform-tenants.js';
 import { intake, type Transaction } from './intake.js';
 import type { Staging } from './staging.js';
 
@@ -13,6 +14,8 @@ export interface QueueIntakeDeps {
   readonly spool: Spool;
   readonly scheduler: Scheduler;
   readonly events: MessageEvents;
+  /** The platform's tenants: the owner of a header From only they know. */
+  readonly platform?: () => PlatformTenants | undefined;
 }
 
 export interface Accepted {
@@ -23,7 +26,7 @@ export interface Accepted {
 }
 
 export async function acceptToQueue(data: Readable, tx: Transaction, deps: QueueIntakeDeps): Promise<Accepted> {
-  const taken = await intake(data, tx, deps.staging);
+  const taken = await intake(data, tx, deps.staging, deps.platform?.());
   if (taken.kind === 'refused') return { reply: taken.reply, reason: taken.reason, warnings: [] };
   const { message } = taken;
   const now = Date.now();

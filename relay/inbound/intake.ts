@@ -5,7 +5,8 @@
 //   2. too big    past maxMessageSizeBytes: 552 (the client was read to its dot first).
 //   3. line ends  a bare CR, bare LF or NUL: 550, or already repaired (inbound.bareLineEndings).
 //   4. header     the header block split off (over 1 MiB: 552); the body is never parsed.
-//   5. prepare    the message stage rewrites the header block and signs (message/transform.ts).
+//   5. From       the owner of the header From, asked of the platform when only it can say (header-from.ts).
+//   6. prepare    the message stage checks the From, rewrites the header block and signs (message/transform.ts).
 // It returns the prepared message or the reply that refuses it. What happens next differs by mode:
 // accept.ts (queue) and passthrough.ts.
 import type { Readable } from 'node:stream';
@@ -17,6 +18,8 @@ import { prepareMessage } from '../message/transform.js';
 import type { Envelope, RouteDecision } from '../types.js';
 import { type DataSummary, readData } from './data.js';
 import { KEEP_IN_MEMORY_BYTES, messageParts } from './message-parts.js';
+import type { PlatformTenants } from '../tenancy/platform-tenants.js';
+import { withHeaderFromOwner } from './header-from.js';
 import type { Staging } from './staging.js';
 
 /** One accepted mail transaction, from MAIL FROM to the final dot: everything the rest of its path needs. */
@@ -53,7 +56,7 @@ export type Intake = { readonly kind: 'prepared'; readonly message: PreparedMess
 
 const refused = (reply: SmtpReply, reason: string): Intake => ({ kind: 'refused', reply, reason });
 
-export async function intake(data: Readable, tx: Transaction, staging: Staging): Promise<Intake> {
+export async function intake(data: Readable, tx: Transaction, staging: Staging, platform?: PlatformTenants): Promise<Intake> {
   const { config } = tx;
   const limit = config.maxMessageSizeBytes;
   const summary: DataSummary = { received: 0, bareLineEndings: false, eightBit: false };
@@ -74,7 +77,8 @@ export async function intake(data: Readable, tx: Transaction, staging: Staging):
   if (summary.bareLineEndings && config.inbound.bareLineEndings === 'reject') return refuse(Replies.bareLineEndings, 'bare CR, LF or NUL in DATA');
   const parts = await messageParts(received);
   if (!parts) return refuse(Replies.headerTooLarge, 'header section over 1 MiB');
-  const prepared = await prepareMessage(parts.header, parts.body, tx.decision, config, tx.trace);
+  const decision = await withHeaderFromOwner(parts.header, tx.decision, platform);
+  const prepared = await prepareMessage(parts.header, parts.body, decision, config, tx.trace);
   if (prepared.kind !== 'ok') return refuse(prepared.reply, prepared.reason);
   const { head } = prepared;
   const common = { head, eightBit: summary.eightBit, ...(prepared.messageId ? { messageId: prepared.messageId } : {}), warnings: prepared.warnings, release };

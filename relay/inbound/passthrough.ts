@@ -8,6 +8,7 @@ import type { SmtpReply } from '../errors.js';
 import { type MessageEvents, messageIdOf } from '../events.js';
 import type { RelayMetrics } from '../ops/metrics.js';
 import type { DeliveryResult, MessageSource } from '../types.js';
+import type { PlatformTenants } from '../tenancy/platform-tenants.js';
 import { intake, type Transaction } from './intake.js';
 import { passthroughReply } from './passthrough-reply.js';
 import type { Staging } from './staging.js';
@@ -17,6 +18,8 @@ export interface PassthroughDeps {
   readonly edge: DeliveryEdge;
   readonly metrics: RelayMetrics;
   readonly events: MessageEvents;
+  /** The platform's tenants: the owner of a header From only they know. */
+  readonly platform?: () => PlatformTenants | undefined;
 }
 
 export type Forwarded =
@@ -24,7 +27,7 @@ export type Forwarded =
   | { readonly kind: 'forwarded'; readonly reply: SmtpReply; readonly result: DeliveryResult; readonly bytes: number; readonly warnings: readonly string[] };
 
 export async function forwardInSession(data: Readable, tx: Transaction, deps: PassthroughDeps): Promise<Forwarded> {
-  const taken = await intake(data, tx, deps.staging);
+  const taken = await intake(data, tx, deps.staging, deps.platform?.());
   if (taken.kind === 'refused') return taken;
   const { message } = taken;
   const tenant = tx.decision.tenant?.id ?? null;

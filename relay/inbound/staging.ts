@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { type Part, unlinkIfThere, writeParts } from '../files.js';
 import { releaseChunks } from '../ops/memory.js';
+import { PRIVATE_FILE } from '../private-files.js';
 
 /** What a client sent: in memory, or in a temp file; or the disk failed. */
 export type Received = { readonly kind: 'memory'; readonly bytes: Buffer } | { readonly kind: 'file'; readonly path: string } | { readonly kind: 'failed'; readonly error: unknown };
@@ -36,7 +37,7 @@ export class Staging {
         }
         try {
           if (!file) {
-            file = await fs.open(rawPath, 'wx');
+            file = await fs.open(rawPath, 'wx', PRIVATE_FILE);
             await file.writev(chunks);
             chunks.length = 0;
           }

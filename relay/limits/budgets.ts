@@ -1,7 +1,7 @@
 // Which sending budgets a message draws on: its tenant's (`limits` on the tenant), and its upstream
 // mailbox's (`limits` on the upstream: what the provider allows that mailbox, shared by every tenant that
 // sends through it, e.g. Microsoft 365's 30 messages a minute and 10,000 recipients a day).
-import type { Limits, Tenant, Upstream } from '../../config/types.js';
+import type { Limits, SmtpUpstream, Tenant, Upstream } from '../../config/types.js';
 
 export interface Budget {
   /** Names the budget in the limit store: tenant:<id> or mailbox:<host>/<user>. */
@@ -12,6 +12,15 @@ export interface Budget {
 export function budgetsFor(tenant: Tenant | undefined, upstream: Upstream): Budget[] {
   const budgets: Budget[] = [];
   if (tenant?.limits) budgets.push({ key: `tenant:${tenant.id}`, limits: tenant.limits });
-  if (upstream.kind === 'smtp' && upstream.limits) budgets.push({ key: `mailbox:${upstream.host}/${upstream.auth?.user ?? ''}`, limits: upstream.limits });
+  if (upstream.kind === 'smtp' && upstream.limits) budgets.push({ key: mailboxKey(upstream), limits: upstream.limits });
   return budgets;
+}
+
+/**
+ * A mailbox budget is shared by those who hold its credential (the same host, user and secret, told
+ * apart by the credential's id), so a tenant that only names another's host and user counts on a budget
+ * of its own and cannot spend or push the other's. Without credentials, the budget is the owner's alone.
+ */
+function mailboxKey(u: SmtpUpstream): string {
+  return u.auth ? `mailbox:${u.host}/${u.auth.user}/${u.auth.id}` : `mailbox:${u.host}/-/${u.name}`;
 }

@@ -26,14 +26,21 @@ export interface DkimSignature {
   readonly header: string;
 }
 
-let signer: Promise<typeof DkimSign> | undefined;
-const loadSigner = () => (signer ??= import('mailauth/lib/dkim/sign.js').then((m) => m.dkimSign));
+let signer: Promise<{ dkimSign: typeof DkimSign; defaultHeaders: string }> | undefined;
+const loadSigner = () =>
+  (signer ??= Promise.all([import('mailauth/lib/dkim/sign.js'), import('mailauth/lib/tools.js')]).then(([sign, tools]) => ({
+    dkimSign: sign.dkimSign,
+    defaultHeaders: tools.defaultDKIMFieldNames,
+  })));
 
-export async function signDkim(message: Buffer | Readable, signingDomain: string, selector: string, key: DkimPrivateKey): Promise<DkimSignature> {
-  const dkimSign = await loadSigner();
+/** `alsoOversign`: header names of the relay's own (original From, route header) to cover the same way. */
+export async function signDkim(message: Buffer | Readable, signingDomain: string, selector: string, key: DkimPrivateKey, alsoOversign: readonly string[] = []): Promise<DkimSignature> {
+  const { dkimSign, defaultHeaders } = await loadSigner();
   const result = await dkimSign(message, {
     canonicalization: 'relaxed/relaxed',
-    oversignHeaderList: [...OVERSIGNED_HEADERS],
+    // The signer hashes only the names of its header list: names to over-sign must be in it too.
+    ...(alsoOversign.length > 0 ? { headerList: `${defaultHeaders}:${alsoOversign.join(':')}` } : {}),
+    oversignHeaderList: [...OVERSIGNED_HEADERS, ...alsoOversign],
     // Top-level signingDomain/selector/privateKey are ignored by mailauth without a word: use signatureData.
     signatureData: [{ signingDomain, selector, privateKey: key.pem, algorithm: key.algorithm }],
   } as Parameters<typeof DkimSign>[1]);

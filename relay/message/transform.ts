@@ -4,9 +4,10 @@
 import { Readable } from 'node:stream';
 import { Headers } from '@zone-eu/mailsplit';
 import { domainOf } from '../../config/directory.js';
-import type { Config, Tenant } from '../../config/types.js';
+import { ownsAddress } from '../../config/ownership.js';
+import type { Config } from '../../config/types.js';
 import { Replies, type SmtpReply } from '../errors.js';
-import type { RouteDecision } from '../types.js';
+import type { HeaderFromRule, RouteDecision } from '../types.js';
 import { formatMailbox, type Mailbox, parseMailbox } from './addresses.js';
 import { signDkim } from './dkim.js';
 import { splitMessage } from './split.js';
@@ -59,10 +60,8 @@ function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, 
     return { kind: 'refuse', reply: Replies.severalFromHeaders(fromLines.length), reason: `${fromLines.length} From headers` };
   }
 
-  const owner = decision.headerFromOf;
-  if (owner && !belongsTo(parseMailbox(headers.getFirst('from'))?.address, owner, config)) {
-    return { kind: 'refuse', reply: Replies.headerFromNotOfTenant(owner.id), reason: 'header From is not one of the tenant\'s addresses' };
-  }
+  const refusal = checkHeaderFrom(parseMailbox(headers.getFirst('from'))?.address, decision.headerFrom);
+  if (refusal) return refusal;
   const from = rewriteIdentity(headers, decision, config);
   for (const name of config.message.removeHeaders) headers.remove(name);
   if (config.message.traceHeader) {
@@ -73,10 +72,21 @@ function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, 
   const messageId = headers.getFirst('message-id').replace(/\s+/g, ' ').trim().slice(0, 998);
   return { kind: 'ok', header: headers.build(), from, ...(messageId ? { messageId } : {}) };
 }
-function belongsTo(address: string | undefined, tenant: Tenant, config: Config): boolean {
-  if (!address) return false;
+/**
+ * A tenant's message may not wear another tenant's From, whoever sent it (AUTH or a trusted network):
+ * that is the impersonation isolation exists to stop. With inbound.checkHeaderFrom it must be the
+ * tenant's own. Mail of no tenant is not checked here; it is never signed as its From (decide.ts).
+ */
+function checkHeaderFrom(address: string | undefined, rule: HeaderFromRule | undefined): Refusal | undefined {
+  if (!rule) return undefined;
+  if (address && ownsAddress(rule.tenant, address)) return undefined;
   // The same order as identification: an exact address claim outranks a domain claim.
-  return (config.directory.byAddress(address) ?? config.directory.byDomain(domainOf(address))?.tenant) === tenant;
+  const owner = address && (rule.tenants.byAddress(address) ?? rule.tenants.byDomain(domainOf(address))?.tenant);
+  if (owner && owner.id !== rule.tenant.id) {
+    return { kind: 'refuse', reply: Replies.headerFromOfOtherTenant(rule.tenant.id), reason: `header From ${address} belongs to tenant ${owner.id}` };
+  }
+  if (rule.ownOnly) return { kind: 'refuse', reply: Replies.headerFromNotOfTenant(rule.tenant.id), reason: "header From is not one of the tenant's addresses" };
+  return undefined;
 }
 
 /** Applies From, Reply-To and the original-From header; returns the From the message leaves with. */
@@ -107,11 +117,17 @@ async function sign(header: Buffer, body: BodySource, from: Mailbox | undefined,
   const plan = decision.dkim;
   const none = Buffer.alloc(0);
   if (plan.kind === 'off') return { kind: 'ok', signature: none, warnings: [] };
+  // Not a failure: the relay vouches only for what the tenant owns; the message goes as it came.
+  if (from && plan.fromOwner && !ownsAddress(plan.fromOwner, from.address)) {
+    return { kind: 'ok', signature: none, warnings: [`sent unsigned: the From ${from.address} is not an address of tenant ${plan.fromOwner.id}`] };
+  }
   try {
     if (!from) throw new Error('the message has no From header to sign');
     const domain = plan.signingDomain ?? domainOf(from.address);
     const message = Buffer.isBuffer(body) ? Buffer.concat([header, body]) : concatStreams(header, body());
-    const signature = await signDkim(message, domain, plan.selector, plan.key);
+    // The relay's own headers speak for it as much as From does: an instance changed or added later must break the signature.
+    const own = [config.message.originalFromHeader, config.message.traceHeader].filter((h): h is string => h !== undefined);
+    const signature = await signDkim(message, domain, plan.selector, plan.key, own);
     return { kind: 'ok', signature: Buffer.from(signature.header, 'latin1'), warnings: [] };
   } catch (err) {
     const why = (err as Error).message;

@@ -4,12 +4,12 @@
 import type { Config } from '../../config/types.js';
 import { type DeliveryEdge, deliver } from '../delivery/deliver.js';
 import { outcomeLog } from '../delivery/upstream-reply.js';
-import { formatReply, formatUpstreamReply, Replies } from '../errors.js';
+import { formatReply, formatUpstreamReply, Replies, type SmtpReply } from '../errors.js';
 import { type MessageEvents, messageIdOf } from '../events.js';
 import { newMessageId } from '../ids.js';
 import type { Logger } from '../ops/log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
-import type { MessageSource, RecipientOutcome, Upstream } from '../types.js';
+import type { DeliveryResult, MessageSource, RecipientOutcome, Upstream } from '../types.js';
 import { retryDelay } from './backoff.js';
 import { buildDsn } from './dsn.js';
 import { pendingRecipients, type QueuedMessage, type QueuedRecipient } from './entry.js';
@@ -34,9 +34,15 @@ export interface AttemptOutcome {
   readonly dsn?: { readonly entry: QueuedMessage; readonly bytes: Buffer };
 }
 
+/** What an attempt does: send to an upstream, or record that the relay holds the message (and why). */
+export type AttemptTarget = { readonly kind: 'deliver'; readonly upstream: Upstream } | { readonly kind: 'hold'; readonly reply: SmtpReply };
+
+/** The upstream name an attempt that sent nothing is recorded under. */
+export const HELD = '(held)';
+
 export async function attemptDelivery(
   entry: QueuedMessage,
-  upstream: Upstream,
+  target: AttemptTarget,
   source: MessageSource | undefined,
   config: Config,
   now: number,
@@ -44,15 +50,21 @@ export async function attemptDelivery(
 ): Promise<AttemptOutcome> {
   const { spool, logger } = deps;
   const started = deps.clock();
-  const message = { source: source ?? (await spool.source(entry.id)), eightBit: entry.eightBit === true };
-  const result = await deliver(deps.edge, upstream, { mailFrom: entry.mailFrom, rcptTo: pendingRecipients(entry) }, message, config.upstreamHosts);
+  const rcptTo = pendingRecipients(entry);
+  let result: DeliveryResult;
+  if (target.kind === 'deliver') {
+    const message = { source: source ?? (await spool.source(entry.id)), eightBit: entry.eightBit === true };
+    result = await deliver(deps.edge, target.upstream, { mailFrom: entry.mailFrom, rcptTo }, message, config.upstreamHosts);
+  } else {
+    result = { upstream: HELD, outcomes: rcptTo.map((recipient) => ({ recipient, status: 'temp', reply: target.reply })) };
+  }
   const outcomes = new Map(result.outcomes.map((o) => [o.recipient, o]));
   const recipients = entry.recipients.map((r) => (r.status === 'pending' ? applyOutcome(r, outcomes.get(r.address)) : r));
   const ms = deps.clock() - started;
   const attempt = entry.attempts + 1;
-  deps.metrics.recordDelivery(entry.tenant, result, ms / 1000);
-  const log = { id: entry.id, tenant: entry.tenant, upstream: upstream.name, attempt, ms: Math.round(ms) };
-  logger.info({ event: 'delivery-attempt', ...log, recipients: result.outcomes.map(outcomeLog) });
+  if (target.kind === 'deliver') deps.metrics.recordDelivery(entry.tenant, result, ms / 1000);
+  const log = { id: entry.id, tenant: entry.tenant, upstream: result.upstream, attempt, ms: Math.round(ms) };
+  logger.info({ event: target.kind === 'deliver' ? 'delivery-attempt' : 'held', ...log, recipients: result.outcomes.map(outcomeLog) });
   if (result.outcomes.some((o) => o.mayHaveArrived)) {
     logger.warn({ event: 'possible-duplicate', ...log }, 'connection lost or timed out after the message went out; the retry may deliver twice');
   }
@@ -66,7 +78,7 @@ export async function attemptDelivery(
     at: deps.clock(),
     tenant: entry.tenant,
     message: { mode: 'queue', mailFrom: entry.mailFrom, acceptedAt: entry.createdAt, ...messageIdOf(entry), ...(entry.dsn ? { dsn: true } : {}) },
-    upstream: upstream.name,
+    upstream: result.upstream,
     attempt,
     ms,
     outcomes: result.outcomes,

@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { PRIVATE_DIR, PRIVATE_FILE } from '../private-files.js';
 import { isQueuedMessage, type QueuedMessage } from './entry.js';
 
 const MAGIC = 0x54524a31;
@@ -178,7 +179,7 @@ export class Journal {
 
   /** Opens the segments a previous run left and returns the messages in them that are not done. */
   async open(): Promise<{ recovered: QueuedMessage[]; discarded: { path: string; bytes: number }[] }> {
-    await fsp.mkdir(this.dir, { recursive: true });
+    await fsp.mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR });
     const discarded: { path: string; bytes: number }[] = [];
     const done = new Set<string>();
     const found: JournaledMessage[] = [];
@@ -295,7 +296,7 @@ export class Journal {
     const current = this.#segments.at(-1);
     if (current && !this.#broken && current.size < (this.#options.segmentBytes ?? SEGMENT_BYTES)) return current;
     const file = path.join(this.dir, `${String(this.#nextSeq).padStart(12, '0')}.log`);
-    const handle = await fsp.open(file, 'wx+');
+    const handle = await fsp.open(file, 'wx+', PRIVATE_FILE);
     this.#nextSeq++;
     this.#broken = false;
     const segment: Segment = { path: file, handle, size: 0, live: 0 };

@@ -4,6 +4,7 @@
 // fsyncs are shared between concurrent commits (group commit).
 import fs from 'node:fs/promises';
 import { type Part, unlinkIfThere, writeParts } from '../files.js';
+import { PRIVATE_FILE } from '../private-files.js';
 import { isQueuedMessage, type QueuedMessage } from './entry.js';
 import type { SpoolLayout } from './spool-layout.js';
 
@@ -97,7 +98,7 @@ export class MessageFiles {
   }
 
   async #writeJson(file: string, entry: QueuedMessage): Promise<void> {
-    const handle = await fs.open(file, 'w');
+    const handle = await fs.open(file, 'w', PRIVATE_FILE);
     try {
       await handle.writeFile(JSON.stringify(entry));
       if (this.#fsync) await this.#io.fsync(handle);

@@ -2,6 +2,7 @@
 // files and unfinished commits were never acknowledged (the client still has them) and are dropped; an
 // entry that is torn or unreadable is moved to corrupt/ and reported, and the rest goes on.
 import fs from 'node:fs/promises';
+import { PRIVATE_DIR, tightenTree } from '../private-files.js';
 import { isQueuedMessage, type QueuedMessage } from './entry.js';
 import type { Journal } from './journal.js';
 import { SpoolLayout } from './spool-layout.js';
@@ -11,10 +12,14 @@ export interface Recovered {
   readonly corrupt: { readonly id: string; readonly reason: string }[];
   /** Journal segments that ended in a torn write (never acknowledged): bytes ignored. */
   readonly discarded: { readonly path: string; readonly bytes: number }[];
+  /** Files and folders that others could read, made private (0600/0700). */
+  readonly tightened: number;
 }
 
 export async function recoverSpool(layout: SpoolLayout, journal: Journal): Promise<Recovered> {
-  for (const dir of layout.dirs) await fs.mkdir(dir, { recursive: true });
+  for (const dir of layout.dirs) await fs.mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+  // A spool written under a wider umask (or by an older version) holds mail anyone on the machine could read.
+  const tightened = await tightenTree(layout.root);
   const fromJournal = await journal.open();
   for (const name of await fs.readdir(layout.tmpDir)) await fs.rm(layout.temp(name), { force: true });
   const names = await fs.readdir(layout.dir('queue'));
@@ -44,7 +49,7 @@ export async function recoverSpool(layout: SpoolLayout, journal: Journal): Promi
     if (filed.has(e.id)) journal.done(e.id);
     else entries.push(e);
   }
-  return { entries, corrupt, discarded: fromJournal.discarded };
+  return { entries, corrupt, discarded: fromJournal.discarded, tightened };
 }
 
 /** A queued message's state, checked against its message file; or why it cannot be trusted. */

@@ -2,6 +2,7 @@
 // relay applies them at its next scan (a stopped one at start), so the command never races the scheduler
 // for the same file.
 import fs from 'node:fs/promises';
+import { PRIVATE_FILE } from '../private-files.js';
 import { type RequestKind, SpoolLayout } from './spool-layout.js';
 
 export interface QueueRequest {
@@ -25,7 +26,7 @@ export class QueueRequests {
   }
 
   async leave(id: string, kind: RequestKind): Promise<void> {
-    await fs.writeFile(this.#layout.request(id, kind), '');
+    await fs.writeFile(this.#layout.request(id, kind), '', { mode: PRIVATE_FILE });
   }
 
   async clear(request: QueueRequest): Promise<void> {

@@ -11,10 +11,10 @@ import type { RelayMetrics } from '../ops/metrics.js';
 import { routeOf, upstreamForAttempt } from '../routing/route.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
 import { tenantOfQueued } from '../tenancy/queued-tenant.js';
-import type { Upstream } from '../types.js';
 import { type Budget, budgetsFor } from '../limits/budgets.js';
 import type { Limiter } from '../limits/limiter.js';
-import { attemptDelivery } from './attempt.js';
+import { Replies } from '../errors.js';
+import { type AttemptTarget, attemptDelivery, HELD } from './attempt.js';
 import { DueTimes } from './due-times.js';
 import { pendingRecipients, type QueuedMessage } from './entry.js';
 import type { QueueRequests } from './requests.js';
@@ -41,6 +41,10 @@ const IN_MEMORY_BUDGET_BYTES = 32 * 1024 * 1024;
 
 /** How long queued mail of a platform tenant waits for the platform's answer before it is looked at again. */
 const PLATFORM_WAIT_MS = 1000;
+
+/** Bounds on one hold of a message over its budget (see holdUntil). */
+const MIN_HOLD_MS = 250;
+const MAX_HOLD_MS = 60_000;
 
 /** An attempt that failed inside the relay (the spool, say) left the state as it was: tried again this soon. */
 const AFTER_FAILED_ATTEMPT_MS = 1000;
@@ -73,7 +77,8 @@ export class Scheduler {
 
   /** Takes what the spool holds (after a restart, everything in flight is simply due again) and starts the clock. */
   async start(options: { timers?: boolean } = {}): Promise<void> {
-    const { entries, corrupt, discarded } = await this.#deps.spool.open();
+    const { entries, corrupt, discarded, tightened } = await this.#deps.spool.open();
+    if (tightened > 0) this.#deps.logger.warn({ event: 'spool-tightened', entries: tightened }, 'spool files or folders others could read were made private (0600/0700)');
     // Expected after a crash (a write cut short was never acknowledged); without one, it means damage on disk.
     for (const d of discarded) this.#deps.logger.warn({ event: 'journal-tail-discarded', segment: d.path, bytes: d.bytes }, 'a journal segment ends in a torn or damaged record; the bytes from there on were ignored');
     for (const c of corrupt) this.#deps.logger.error({ event: 'queue-corrupt', id: c.id, reason: c.reason }, 'queue entry moved to corrupt/');
@@ -145,7 +150,7 @@ export class Scheduler {
         }
         const where = this.#placeOf(entry, config, now);
         // Its route changed since it joined this line (a reload, a fallback), or it must wait after all.
-        if (where.kind !== 'line' || where.upstream.name !== name) {
+        if (where.kind !== 'line' || where.line !== name) {
           line.shift();
           this.#inLine.delete(entry.id);
           if (where.kind === 'later') this.#due.set(entry.id, where.at);
@@ -154,7 +159,7 @@ export class Scheduler {
         }
         const busy = this.#busyByUpstream.get(name) ?? 0;
         // A dead or slow upstream only ever holds its own slots: other tenants' mail keeps moving.
-        if (busy >= slotsOf(where.upstream)) break;
+        if (busy >= slotsOf(where.target)) break;
         line.shift();
         this.#inLine.delete(entry.id);
         started.push(this.#start(entry, where, config, now));
@@ -218,10 +223,10 @@ export class Scheduler {
     if (!entry || this.#inFlight.has(id)) return;
     const where = this.#placeOf(entry, config, now);
     if (where.kind === 'later') return this.#due.set(id, where.at);
-    let line = this.#lines.get(where.upstream.name);
+    let line = this.#lines.get(where.line);
     if (!line) {
       line = new Line();
-      this.#lines.set(where.upstream.name, line);
+      this.#lines.set(where.line, line);
     }
     line.push(id);
     this.#inLine.add(id);
@@ -229,9 +234,12 @@ export class Scheduler {
 
   /** Where a due message goes now: the line of the upstream routing picks for this attempt, or later. */
   #placeOf(entry: QueuedMessage, config: Config, now: number): Place {
-    const tenant = tenantOfQueued(entry.tenant, config, this.#deps.platform?.());
+    const found = tenantOfQueued(entry.tenant, config, this.#deps.platform?.());
     // Its tenant's record is being looked up: not sent through another upstream meanwhile.
-    if (tenant === 'wait') return { kind: 'later', at: now + PLATFORM_WAIT_MS };
+    if (found.kind === 'wait') return { kind: 'later', at: now + PLATFORM_WAIT_MS };
+    // Its tenant is gone: the attempt records why it is held (and expires it in time), and sends nothing.
+    if (found.kind === 'gone') return { kind: 'line', line: HELD, target: { kind: 'hold', reply: Replies.tenantGone(found.id) }, budgets: [] };
+    const tenant = found.kind === 'tenant' ? found.tenant : undefined;
     const upstream = upstreamForAttempt(routeOf(tenant, config), entry.firstTempFailureAt, now);
     const budgets = budgetsFor(tenant, upstream);
     // A budget spent moments ago: its mail waits its turn instead of being refused (smoothing).
@@ -240,24 +248,25 @@ export class Scheduler {
       this.#deps.metrics.rateHeld.inc({ tenant: tenant?.id ?? 'none' });
       return { kind: 'later', at: heldUntil };
     }
-    return { kind: 'line', upstream, budgets };
+    return { kind: 'line', line: upstream.name, target: { kind: 'deliver', upstream }, budgets };
   }
 
-  #start(entry: QueuedMessage, { upstream, budgets }: Extract<Place, { kind: 'line' }>, config: Config, now: number): Promise<void> {
+  #start(entry: QueuedMessage, { line, target, budgets }: Extract<Place, { kind: 'line' }>, config: Config, now: number): Promise<void> {
     const { id } = entry;
     // Claimed before any await: two overlapping rounds must never start the same message twice.
-    this.#busyByUpstream.set(upstream.name, (this.#busyByUpstream.get(upstream.name) ?? 0) + 1);
+    this.#busyByUpstream.set(line, (this.#busyByUpstream.get(line) ?? 0) + 1);
     const deps = { ...this.#deps, clock: this.#clock };
     const attempt = (async () => {
       const reserved = await this.#deps.limiter.reserve(budgets, pendingRecipients(entry).length, now);
       if (!reserved.ok) {
-        for (const b of budgets) this.#heldUntil.set(b.key, Math.max(this.#heldUntil.get(b.key) ?? 0, reserved.retryAt));
+        const until = holdUntil(reserved.retryAt, now);
+        for (const b of budgets) this.#heldUntil.set(b.key, Math.max(this.#heldUntil.get(b.key) ?? 0, until));
         this.#deps.metrics.rateHeld.inc({ tenant: entry.tenant ?? 'none' });
-        this.#due.set(id, reserved.retryAt);
+        this.#due.set(id, until);
         return;
       }
       // Only what the upstream took counts against the budgets; an attempt that failed outright took nothing.
-      const outcome = await attemptDelivery(entry, upstream, this.#takeBody(id), config, now, deps).catch((err: unknown) => {
+      const outcome = await attemptDelivery(entry, target, this.#takeBody(id), config, now, deps).catch((err: unknown) => {
         reserved.settle(0);
         throw err;
       });
@@ -274,7 +283,7 @@ export class Scheduler {
       })
       .finally(() => {
         this.#inFlight.delete(id);
-        this.#busyByUpstream.set(upstream.name, (this.#busyByUpstream.get(upstream.name) ?? 1) - 1);
+        this.#busyByUpstream.set(line, (this.#busyByUpstream.get(line) ?? 1) - 1);
         this.#kick();
       });
     this.#inFlight.set(id, attempt);
@@ -301,7 +310,18 @@ export class Scheduler {
   }
 }
 
-type Place = { readonly kind: 'line'; readonly upstream: Upstream; readonly budgets: readonly Budget[] } | { readonly kind: 'later'; readonly at: number };
+/**
+ * How long a message over a budget waits before asking again: until the limiter's answer, but never
+ * less than a moment (an answer at or before now would be asked again at once, for ever) and never more
+ * than a minute, so a hold that came from a bad value in a shared store ends soon after it is fixed.
+ */
+function holdUntil(retryAt: number, now: number): number {
+  const at = Number.isFinite(retryAt) ? retryAt : now + MAX_HOLD_MS;
+  return Math.min(Math.max(at, now + MIN_HOLD_MS), now + MAX_HOLD_MS);
+}
+
+/** Where a due message goes: the line of the upstream it is sent to (or of held mail), or later. */
+type Place = { readonly kind: 'line'; readonly line: string; readonly target: AttemptTarget; readonly budgets: readonly Budget[] } | { readonly kind: 'later'; readonly at: number };
 
 /** A first-in, first-out line of message ids (shift is O(1), unlike an array's on a long line). */
 class Line {
@@ -329,6 +349,7 @@ class Line {
   }
 }
 
-function slotsOf(upstream: Upstream): number {
-  return upstream.kind === 'smtp' ? upstream.maxConnections : 1;
+function slotsOf(target: AttemptTarget): number {
+  if (target.kind === 'hold') return Number.POSITIVE_INFINITY;
+  return target.upstream.kind === 'smtp' ? target.upstream.maxConnections : 1;
 }

@@ -7,6 +7,7 @@
 import { closeSync, fdatasync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
+import { PRIVATE_DIR, PRIVATE_FILE } from '../private-files.js';
 
 interface Segment {
   readonly seq: number;
@@ -52,7 +53,7 @@ export class Outbox {
     this.dir = dir;
     this.#maxBacklog = maxBacklog;
     this.#segmentLines = Math.max(1, Math.min(1000, Math.ceil(maxBacklog / 10)));
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR });
     this.#cursor = this.#readCursor();
     const seqs = readdirSync(dir)
       .map((f) => /^(\d{12})\.jsonl$/.exec(f)?.[1])
@@ -179,7 +180,7 @@ export class Outbox {
   #rotate(): Segment {
     if (this.#fd !== undefined) closeSync(this.#fd);
     const seq = (this.#segments.at(-1)?.seq ?? this.#cursor.seq - 1) + 1;
-    this.#fd = openSync(this.#file(seq), 'a');
+    this.#fd = openSync(this.#file(seq), 'a', PRIVATE_FILE);
     const segment = { seq, lines: 0, bytes: 0 };
     this.#segments.push(segment);
     return segment;
@@ -207,7 +208,7 @@ export class Outbox {
     }
     let lines = 0;
     for (let i = bytes.indexOf(10); i !== -1 && i < end; i = bytes.indexOf(10, i + 1)) lines++;
-    if (last) this.#fd = openSync(file, 'a');
+    if (last) this.#fd = openSync(file, 'a', PRIVATE_FILE);
     return { seq, lines, bytes: end };
   }
 
@@ -224,7 +225,7 @@ export class Outbox {
   // Not fsynced: after a machine crash an older cursor sends some events twice, never loses one.
   #writeCursor(): void {
     const file = path.join(this.dir, 'cursor');
-    writeFileSync(`${file}.new`, JSON.stringify(this.#cursor));
+    writeFileSync(`${file}.new`, JSON.stringify(this.#cursor), { mode: PRIVATE_FILE });
     renameSync(`${file}.new`, file);
   }
 

@@ -5,11 +5,12 @@
 // recipient, tenant), and WAL, so the command reads while the relay writes. Rows are written in one
 // transaction per 250 ms (a trace is for people: a crash may lose that much of it, never mail). Bounded:
 // what is older than the retention goes, and the oldest messages go first past the size cap.
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import { formatUpstreamReply } from '../errors.js';
+import { formatUpstreamReply, sanitizeUpstreamText } from '../errors.js';
+import { PRIVATE_DIR, PRIVATE_FILE } from '../private-files.js';
 import type { DeliveryMode } from '../types.js';
 import type { DeliveryEvent } from './delivery-events.js';
 
@@ -47,6 +48,17 @@ export interface AcceptedFacts {
   readonly from: string;
   readonly size: number;
   readonly acceptedAt: number;
+}
+
+/** A reply kept in the trace: the relay's or the upstream's, one line. */
+const MAX_TEXT = 1000;
+
+/**
+ * What reaches the store is one printable line of bounded length, whoever wrote it first (the sources
+ * already clean what they pass on; this holds whatever a new source forgets).
+ */
+function clean<T extends string | null>(text: T, max: number): T {
+  return (text === null ? null : sanitizeUpstreamText(text, max)) as T;
 }
 
 const FLUSH_MS = 250;
@@ -104,7 +116,9 @@ export class TraceStore {
   /** Opens (or creates) the store the relay writes. */
   constructor(file: string, options: { retentionMs: number; maxBytes: number; now?: () => number; maintainEveryMs?: number }) {
     const { DatabaseSync } = sqlite();
-    mkdirSync(path.dirname(file), { recursive: true });
+    mkdirSync(path.dirname(file), { recursive: true, mode: PRIVATE_DIR });
+    // Created private before SQLite opens it: its -wal and -shm files take the database file's mode.
+    closeSync(openSync(file, 'a', PRIVATE_FILE));
     this.#db = new DatabaseSync(file);
     // Before the first table: lets deleted rows give their pages back to the file system.
     this.#db.exec('PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864;');
@@ -145,15 +159,26 @@ export class TraceStore {
       for (const row of rows) {
         if (row.kind === 'message') {
           const f = row.facts;
-          this.#insertMessage.run(f.queueId, f.messageId ?? null, f.tenant, f.mode, f.from, f.size, f.acceptedAt, f.acceptedAt);
+          this.#insertMessage.run(f.queueId, clean(f.messageId ?? null, 998), f.tenant, f.mode, clean(f.from, 320), f.size, f.acceptedAt, f.acceptedAt);
           continue;
         }
         const e = row.event;
         const at = Date.parse(e.time);
         // Events carry the message's facts: a DSN the relay made has no accepted row of its own.
-        this.#insertMessage.run(e.queueId, e.messageId, e.tenant, e.mode, e.from, null, Date.parse(e.acceptedAt), at);
+        this.#insertMessage.run(e.queueId, clean(e.messageId, 998), e.tenant, e.mode, clean(e.from, 320), null, Date.parse(e.acceptedAt), at);
         const said = e.upstreamReply;
-        this.#insertEvent.run(e.queueId, at, e.type, e.recipient, e.upstream, e.attempt, e.reply, said ? formatUpstreamReply(said) : null, said?.queueId ?? null, e.nextAttemptAt ? Date.parse(e.nextAttemptAt) : null);
+        this.#insertEvent.run(
+          e.queueId,
+          at,
+          e.type,
+          clean(e.recipient, 320),
+          e.upstream,
+          e.attempt,
+          clean(e.reply, MAX_TEXT),
+          clean(said ? formatUpstreamReply(said) : null, MAX_TEXT),
+          clean(said?.queueId ?? null, 200),
+          e.nextAttemptAt ? Date.parse(e.nextAttemptAt) : null,
+        );
       }
       this.#db.exec('COMMIT');
     } catch (err) {

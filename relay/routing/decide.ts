@@ -1,5 +1,6 @@
 // The routing decision: pure, no I/O, and whole: tenant, route (with its fallback), delivery mode,
 // rewrites, DKIM and the reason. The inbound server and the `explain` command both call this.
+import { ownedSummary } from '../../config/ownership.js';
 import type { Config, Tenant } from '../../config/types.js';
 import { Replies } from '../errors.js';
 import { identifyTenant } from '../tenancy/identify.js';
@@ -46,7 +47,7 @@ export function decide(envelope: Pick<Envelope, 'mailFrom'>, auth: AuthIdentity 
     mode: modeOf(tenant, config),
     rewrites: rewritesFor(tenant),
     dkim: dkimPlan(tenant, config),
-    ...(authTenant && config.inbound.checkHeaderFrom ? { headerFromOf: tenant } : {}),
+    headerFrom: { tenant, ownOnly: config.inbound.checkHeaderFrom, tenants },
     reason: `${describe(found.match)}; ${where}`,
   };
 }
@@ -62,15 +63,37 @@ function rewritesFor(tenant: Tenant): Rewrites {
   };
 }
 
-/** The tenant's own key if it has one, else the platform's; never when the tenant signs for itself. */
+/**
+ * The tenant's own key if it has one, else the platform's; never when the tenant signs for itself. A
+ * signature with d= the From domain (or the tenant's signingDomain) is made only for a From the tenant
+ * owns; mail of no tenant is signed only as the platform itself (its own dkim.signingDomain), never with
+ * the domain of its From.
+ */
 export function dkimPlan(tenant: Tenant | undefined, config: Config): DkimPlan {
   if (tenant?.dkim.disablePlatformDkim) return { kind: 'off', reason: `tenant ${tenant.id} signs with its own infrastructure` };
   const own = tenant?.dkim.privateKey;
   const key = own ?? config.dkim.privateKey;
   const selector = tenant?.dkim.selector ?? config.dkim.selector;
   if (!key || selector === undefined) return { kind: 'off', reason: 'no DKIM key configured' };
-  const signingDomain = tenant?.dkim.signingDomain ?? config.dkim.signingDomain;
-  return { kind: 'sign', selector, key, keyOwner: own ? 'tenant' : 'platform', ...(signingDomain !== undefined ? { signingDomain } : {}) };
+  const keyOwner = own ? 'tenant' : 'platform';
+  const platformDomain = config.dkim.signingDomain;
+  if (!tenant) {
+    if (platformDomain === undefined) return { kind: 'off', reason: "mail of no tenant is signed only as the platform (set dkim.signingDomain), never as its From's domain" };
+    return { kind: 'sign', selector, key, keyOwner, signingDomain: platformDomain, reason: `as the platform (d=${platformDomain}), for mail of no tenant` };
+  }
+  const tenantDomain = tenant.dkim.signingDomain;
+  if (tenantDomain === undefined && platformDomain !== undefined) {
+    return { kind: 'sign', selector, key, keyOwner, signingDomain: platformDomain, reason: `as the platform (d=${platformDomain}), whatever the From` };
+  }
+  return {
+    kind: 'sign',
+    selector,
+    key,
+    keyOwner,
+    ...(tenantDomain !== undefined ? { signingDomain: tenantDomain } : {}),
+    fromOwner: tenant,
+    reason: `only when the From is tenant ${tenant.id}'s own (${ownedSummary(tenant)}); any other From leaves unsigned`,
+  };
 }
 
 function describe(m: TenantMatch): string {

@@ -31,6 +31,11 @@ export const CLI_SOURCE = path.resolve('relay/cli.ts');
 /** This process's Node flags, with bare `--import=pkg` made absolute so a child in another folder finds them. */
 const nodeArgs = process.execArgv.map((a) => (/^--import=[^./]/.test(a) && !a.startsWith('--import=file:') ? `--import=${import.meta.resolve(a.slice('--import='.length))}` : a));
 
+/** The command line of `tenant-relay ARGS` as a real process: the program, then its arguments. */
+export function cliArgv(args: readonly string[]): [string, ...string[]] {
+  return [process.execPath, ...nodeArgs, CLI_SOURCE, ...args];
+}
+
 /** `tenant-relay ARGS` as a real process; `done` resolves with what it printed when it exits. */
 export function spawnCli(args: readonly string[], options: { cwd?: string; stdin?: string; env?: NodeJS.ProcessEnv } = {}): { child: ChildProcess; done: Promise<CliRun> } {
   const child = spawn(process.execPath, [...nodeArgs, CLI_SOURCE, ...args], { cwd: options.cwd ?? process.cwd(), stdio: 'pipe', ...(options.env ? { env: { ...process.env, ...options.env } } : {}) });

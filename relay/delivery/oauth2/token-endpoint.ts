@@ -52,10 +52,11 @@ export async function requestToken(grant: TokenGrant, options: TokenRequestOptio
   const { status, json } = await post(url, body, grant.ca, options);
   const answer = (json ?? {}) as Record<string, unknown>;
   if (status !== 200) {
-    const error = typeof answer.error === 'string' ? answer.error : `http-${status}`;
+    // The endpoint is often one a tenant typed in: its words are cleaned and bounded before they go anywhere.
+    const error = errorCodeOf(answer.error) ?? (typeof answer.error === 'string' ? 'unreadable-error' : `http-${status}`);
     // Entra puts its AADSTS code in the description: the part that tells "expired secret" from "wrong id".
-    const description = typeof answer.error_description === 'string' ? sanitizeUpstreamText(answer.error_description.split(/\r?\n/)[0] ?? '') : '';
-    const aadsts = /\bAADSTS\d+\b/.exec(description)?.[0];
+    const description = typeof answer.error_description === 'string' ? sanitizeUpstreamText(answer.error_description.slice(0, 4096).split(/\r?\n/)[0] ?? '') : '';
+    const aadsts = /\bAADSTS\d{1,12}\b/.exec(description)?.[0];
     throw new TokenError(aadsts ? `${error} ${aadsts}` : error, description, status === 400 || status === 401 || status === 403);
   }
   const accessToken = answer.access_token;
@@ -65,6 +66,39 @@ export async function requestToken(grant: TokenGrant, options: TokenRequestOptio
   }
   return { accessToken, expiresAt: started + expiresIn * 1000, ...(typeof answer.scope === 'string' ? { scope: answer.scope } : {}) };
 }
+
+/** An OAuth 2.0 error code as RFC 6749 5.2 shapes it, or undefined for anything else (it is shown and logged). */
+function errorCodeOf(value: unknown): string | undefined {
+  return typeof value === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(value) ? value : undefined;
+}
+
+/**
+ * A token failure's reason as a metric label: one of a fixed set, whatever the endpoint said, so an
+ * endpoint cannot add a series per word it makes up.
+ */
+export function tokenErrorLabel(reason: string): string {
+  const code = reason.split(' ')[0] ?? '';
+  if (KNOWN_ERRORS.has(code)) return code;
+  return /^http-\d{3}$/.test(code) ? `http-${code.slice(5, 6)}xx` : 'other';
+}
+
+const KNOWN_ERRORS = new Set([
+  // RFC 6749 5.2
+  'invalid_request',
+  'invalid_client',
+  'invalid_grant',
+  'unauthorized_client',
+  'unsupported_grant_type',
+  'invalid_scope',
+  'temporarily_unavailable',
+  'server_error',
+  // The relay's own
+  'unreachable',
+  'timeout',
+  'malformed',
+  'host-forbidden',
+  'unreadable-error',
+]);
 
 /** The form of the grant (RFC 6749 4.4; RFC 7523 for the JWT bearer and the client assertion). */
 function formOf(grant: TokenGrant, nowMs: number): Record<string, string> {

@@ -3,11 +3,12 @@
 // however many connections ask, and dropped when a server refuses one. Tokens live in memory only:
 // never logged, never written to the spool, never in check or explain output.
 import type { TokenGrant, UpstreamHostPolicy } from '../../../config/types.js';
+import { sanitizeUpstreamText } from '../../errors.js';
 import type { Logger } from '../../ops/log.js';
 import type { RelayMetrics } from '../../ops/metrics.js';
 import { checkUpstreamHost } from '../host-policy.js';
 import { jwtClaims } from './jwt.js';
-import { type IssuedToken, requestToken, TokenError } from './token-endpoint.js';
+import { type IssuedToken, requestToken, TokenError, tokenErrorLabel } from './token-endpoint.js';
 
 /** A token is refreshed this long before it expires (or at 90 % of a shorter life). */
 const REFRESH_BEFORE_MS = 5 * 60_000;
@@ -96,8 +97,8 @@ export class AccessTokens {
       logger.info({ event: 'oauth2-token', ...where, expiresInSeconds: Math.round(life / 1000) });
       return token;
     } catch (err) {
-      const failure = err instanceof TokenError ? err : new TokenError('unreachable', (err as Error).message, false);
-      metrics?.tokenRequests.inc({ ...labels, result: failure.refused ? 'refused' : 'failed', error: failure.reason });
+      const failure = err instanceof TokenError ? err : new TokenError('unreachable', sanitizeUpstreamText((err as Error).message), false);
+      metrics?.tokenRequests.inc({ ...labels, result: failure.refused ? 'refused' : 'failed', error: tokenErrorLabel(failure.reason) });
       logger.warn({ event: 'oauth2-token-failed', ...where, reason: failure.reason, err: failure.message }, 'no access token for the upstream; its mail is deferred');
       throw failure;
     }
