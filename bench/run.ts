@@ -14,6 +14,7 @@ import { loadConfigFile, parseConfig } from '../config/load.js';
 import { silentLogger } from '../relay/ops/log.js';
 import { PlatformTenants } from '../relay/tenancy/platform-tenants.js';
 import { backlogScenario } from './backlog.js';
+import { metricsScrape, type ScrapeResult } from './metrics-scrape.js';
 import { coldStart, median, writeTenantFiles } from './cold-start.js';
 import { runLoad, SmtpSession, type Workload } from './load.js';
 import { postfixInstalled, startPostfix } from './postfix.js';
@@ -31,7 +32,7 @@ const SETTLE_MS = 500;
 // BENCH_ONLY=queue,1,10 runs that mode, size and concurrency (and its baselines), for profiling with
 // BENCH_PROFILE=1; BENCH_ONLY=memory the 50 MB scenarios; BENCH_ONLY=backlog the backlog one;
 // BENCH_ONLY=cold the cold start; BENCH_ONLY=workers workers: 1 against workers: 2.
-const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
+const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers', 'metrics'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
 const SIZES_KB = ONLY ? [Number(ONLY[1])] : [1, 20, 200];
 const CONCURRENCY = ONLY ? [Number(ONLY[2])] : [1, 10, 50];
 const MODES = (ONLY ? [ONLY[0]] : ['passthrough', 'queue']) as ('passthrough' | 'queue')[];
@@ -270,6 +271,12 @@ async function backlog(tmp: string, sink: Sink) {
   return b;
 }
 
+function printScrape(r: ScrapeResult): void {
+  console.log(
+    `/metrics with ${r.tenants} tenants that have sent: ${fmt(r.bytes / 1024)} KB, ${r.series} series; a scrape takes ${fmt(median(r.scrapeMs), 1)} ms (median of ${r.scrapeMs.length}), twenty at once ${fmt(r.concurrentScrapeMs)} ms; an SMTP message ${fmt(r.smtpMsQuiet, 2)} ms quiet, ${fmt(r.smtpMsDuringScrapes, 2)} ms during them (goals: < 200 KB, < 50 ms, SMTP within 2x)`,
+  );
+}
+
 function printColdStart(c: Awaited<ReturnType<typeof coldStart>>): void {
   const list = (xs: number[]) => xs.map((x) => fmt(x)).join(', ');
   console.log(`cold start, ${c.tenants} tenant files, fresh processes: check ${fmt(median(c.checkMs))} ms (median of ${list(c.checkMs)}); serve to listening ${fmt(median(c.serveMs))} ms (${list(c.serveMs)})`);
@@ -301,6 +308,10 @@ async function main() {
       console.log(`\n${workersTable(await workersScaling(tmp, sink))}`);
       return;
     }
+    if (process.env.BENCH_ONLY === 'metrics') {
+      printScrape(await metricsScrape(tmp, sink));
+      return;
+    }
     const cold = await coldStart(tmp);
     printColdStart(cold);
     const directory = tenantDirectory(tmp);
@@ -317,7 +328,9 @@ async function main() {
     console.log(`\nidle connections: ${idle.connections} open, relay RSS ${fmt(idle.rssMb)} MB (${fmt(idle.rssBeforeMb)} MB before them)`);
     const big = [await bigMessage(tmp, sink, 'queue'), await bigMessage(tmp, sink, 'passthrough')];
     for (const b of big) console.log(`50 MB message, ${b.mode}: relay RSS ${fmt(b.rssBeforeMb)} MB before, peak ${fmt(b.peakMb)} MB (+${fmt(b.growthMb)} MB), ${fmt(b.seconds, 1)} s to the sink`);
-    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, coldStart: cold, tenantDirectory: directory, tenantSource: platform, throughput: rows, backlog: backlogResult, workers: workerRows, idleConnections: idle, bigMessage: big };
+    const scrape = await metricsScrape(tmp, sink);
+    printScrape(scrape);
+    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, coldStart: cold, tenantDirectory: directory, tenantSource: platform, throughput: rows, backlog: backlogResult, workers: workerRows, idleConnections: idle, bigMessage: big, metricsScrape: scrape };
     fs.mkdirSync('bench/results', { recursive: true });
     const out = path.join('bench/results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     fs.writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);

@@ -7,17 +7,19 @@ import { usableCores } from './cores.js';
 import { credentialId } from './credentials.js';
 import { ownsDomain } from './ownership.js';
 import { asciiDomain, TenantDirectory } from './directory.js';
-import { isHttpsOrLoopback } from './networks.js';
-import type { RawConfig, RawTenant, RawTenantSource, RawUpstream } from './schema.js';
-import type { Config, DeliveryPolicy, DkimPrivateKey, InboundUser, Tenant, TenantSourceSettings, TokenGrant, Upstream, UpstreamAuth, UpstreamHostPolicy } from './types.js';
+import { isHttpsOrLoopback, isLoopbackHost } from './networks.js';
+import { OPS_SCOPES, type RawConfig, type RawTenant, type RawTenantSource, type RawUpstream } from './schema.js';
+import type { Config, DeliveryPolicy, DkimPrivateKey, InboundUser, OpsToken, Tenant, TenantSourceSettings, TokenGrant, Upstream, UpstreamAuth, UpstreamHostPolicy } from './types.js';
 import type { PathIssue } from './validate.js';
 
 const DEFAULT_PORT = { implicit: 465, starttls: 587, none: 25 } as const;
 
-export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[]): Config {
+/** `firstFileTenant`: the index of the first tenant that came from a tenant file (the rest follow it). */
+export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[], firstFileTenant = raw.tenants.length): Config {
   const platformKey = buildKey(raw.dkim, ['dkim'], problems);
   const sharedKey = raw.limits.store?.redis?.signingKey;
-  const tenants = raw.tenants.map((t, i) => buildTenant(t, ['tenants', i], problems, { platformKey, sharedKey }));
+  const fileHosts = deepFreeze(raw.tenantFileUpstreamHosts);
+  const tenants = raw.tenants.map((t, i) => buildTenant(t, ['tenants', i], problems, { platformKey, sharedKey, ...(i >= firstFileTenant ? { hostPolicy: fileHosts } : {}) }));
   const users = new Map<string, InboundUser>(raw.inbound.users.map((u) => [u.username, Object.freeze({ ...u })]));
   const { idleTimeoutSeconds, progressTimeoutSeconds, dataTimeoutSeconds, authFailureDelaySeconds, greetingDelaySeconds, reverseLookupTimeoutSeconds, allowUnauthenticatedFrom, users: _users, ...limits } =
     raw.inbound;
@@ -30,14 +32,7 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
   return Object.freeze({
     source,
     hostname: raw.hostname,
-    ops: Object.freeze({
-      enabled: raw.ops.enabled,
-      host: raw.ops.host,
-      port: raw.ops.port,
-      shutdownGraceMs: raw.ops.shutdownGraceSeconds * 1000,
-      drainMs: raw.ops.drainSeconds * 1000,
-      ...(raw.ops.token !== undefined ? { token: raw.ops.token } : {}),
-    }),
+    ops: buildOps(raw.ops, problems),
     workers: raw.workers === 'auto' ? usableCores() : raw.workers,
     limits: buildLimitStore(raw.limits, problems, raw),
     listen: deepFreeze(listen),
@@ -68,6 +63,27 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
   });
 }
 
+function buildOps(o: RawConfig['ops'], problems: PathIssue[]): Config['ops'] {
+  const tokens: OpsToken[] = [...(o.token !== undefined ? [{ token: o.token, scopes: [...OPS_SCOPES] }] : []), ...o.tokens];
+  o.tokens.forEach((t, i) => {
+    // What a tenant's own staff may see: its traced mail. Metrics, preflight and drain are the platform's.
+    if (t.tenant !== undefined && t.scopes.some((s) => s !== 'trace')) problems.push({ path: ['ops', 'tokens', i, 'scopes'], message: 'a token with tenant may only have the trace scope' });
+  });
+  if (new Set(tokens.map((t) => t.token)).size !== tokens.length) problems.push({ path: ['ops', 'tokens'], message: 'the same token is listed twice' });
+  const openMetrics = o.openMetrics ?? (tokens.length === 0 && isLoopbackHost(o.host));
+  return deepFreeze({
+    enabled: o.enabled,
+    host: o.host,
+    port: o.port,
+    shutdownGraceMs: o.shutdownGraceSeconds * 1000,
+    drainMs: o.drainSeconds * 1000,
+    tokens,
+    openScopes: [...(openMetrics ? (['metrics'] as const) : []), ...(tokens.length === 0 && isLoopbackHost(o.host) ? (['send-test'] as const) : [])],
+    ...(o.tls ? { tls: { cert: path.resolve(o.tls.cert), key: path.resolve(o.tls.key) } } : {}),
+    tenantLabels: o.tenantLabels,
+  });
+}
+
 /** What a tenant is built with besides its own keys. */
 export interface TenantContext {
   readonly platformKey: DkimPrivateKey | undefined;
@@ -82,6 +98,7 @@ export function buildTenant(t: RawTenant, at: (string | number)[], problems: Pat
   const { platformKey, sharedKey, hostPolicy } = context;
   const { upstream, identity, dkim, delivery, events, ...rest } = t;
   const built = upstream && buildUpstream(upstream, t.id, 'tenant', [...at, 'upstream'], problems, sharedKey);
+  if (built?.kind === 'smtp' && hostPolicy) checkPort(built.port, hostPolicy, [...at, 'upstream', 'port'], problems);
   const ownKey = buildKey(dkim, [...at, 'dkim'], problems);
   if (!dkim.disablePlatformDkim && dkim.selector !== undefined && !ownKey && !platformKey) {
     problems.push({ path: [...at, 'dkim', 'selector'], message: 'there is no key to sign with: set privateKey here or under the top-level dkim' });
@@ -101,6 +118,14 @@ export function buildTenant(t: RawTenant, at: (string | number)[], problems: Pat
     delivery: {
       ...(delivery.mode !== undefined ? { mode: delivery.mode } : {}),
       ...(delivery.fallbackToSmarthostAfterMinutes !== undefined ? { fallbackToSmarthostAfterMs: delivery.fallbackToSmarthostAfterMinutes * 60_000 } : {}),
+      ...(delivery.spool
+        ? {
+            spool: {
+              ...(delivery.spool.maxMessages !== undefined ? { maxMessages: delivery.spool.maxMessages } : {}),
+              ...(delivery.spool.maxMegabytes !== undefined ? { maxBytes: Math.round(delivery.spool.maxMegabytes * 1024 * 1024) } : {}),
+            },
+          }
+        : {}),
     },
     ...(events?.webhook ? { webhook: buildWebhook(events.webhook, [...at, 'events', 'webhook'], problems) } : {}),
   });
@@ -126,6 +151,7 @@ function buildWebhook(w: RawWebhook, at: (string | number)[], problems: PathIssu
     types: [...w.types],
     timeoutMs: Math.round(w.timeoutSeconds * 1000),
     maxBatchEvents: w.maxBatchEvents,
+    maxBatchBytes: w.maxBatchKilobytes * 1024,
     maxBacklogEvents: w.maxBacklogEvents,
   });
 }
@@ -133,7 +159,13 @@ function buildWebhook(w: RawWebhook, at: (string | number)[], problems: PathIssu
 /** One tenant upstream on its own (a candidate the platform asks about), held to `hostPolicy`. */
 export function buildTenantUpstream(u: RawUpstream, name: string, problems: PathIssue[], hostPolicy: UpstreamHostPolicy): Upstream {
   const built = buildUpstream(u, name, 'tenant', [], problems, undefined);
+  if (built.kind === 'smtp') checkPort(built.port, hostPolicy, ['port'], problems);
   return built.kind === 'smtp' ? deepFreeze({ ...built, hostPolicy }) : built;
+}
+
+/** A tenant's side may name only the ports its host policy allows (mail's, unless widened). */
+function checkPort(port: number, policy: UpstreamHostPolicy, at: (string | number)[], problems: PathIssue[]): void {
+  if (policy.ports.length > 0 && !policy.ports.includes(port)) problems.push({ path: at, message: `${port} is not a port the upstream host policy allows (${policy.ports.join(', ')})` });
 }
 
 function buildTenantSource(s: RawTenantSource, problems: PathIssue[]): TenantSourceSettings {
@@ -153,6 +185,8 @@ function buildTenantSource(s: RawTenantSource, problems: PathIssue[]): TenantSou
     staleMs: Math.round(s.staleSeconds * 1000),
     notFoundMs: Math.round(s.notFoundCacheSeconds * 1000),
     maxEntries: s.maxEntries,
+    maxLookupsPerSession: s.maxLookupsPerSession,
+    maxLookupsPerClientPerMinute: s.maxLookupsPerClientPerMinute,
     upstreamHosts: s.upstreamHosts,
     ...(s.invalidationChannel !== undefined ? { invalidationChannel: s.invalidationChannel } : {}),
   });
@@ -176,7 +210,12 @@ function buildDelivery(d: RawConfig['delivery'], problems: PathIssue[]): Deliver
   if (retry.maxSeconds < retry.minSeconds) problems.push({ path: ['delivery', 'retry', 'maxSeconds'], message: 'must not be less than minSeconds' });
   return deepFreeze({
     mode: d.mode,
-    spool: { path: path.resolve(spool.path), fsync: spool.fsync, minFreeBytes: Math.round(spool.minFreeMegabytes * 1024 * 1024) },
+    spool: {
+      path: path.resolve(spool.path),
+      fsync: spool.fsync,
+      minFreeBytes: Math.round(spool.minFreeMegabytes * 1024 * 1024),
+      perTenant: { maxMessages: spool.perTenant.maxMessages, maxBytes: Math.round(spool.perTenant.maxMegabytes * 1024 * 1024) },
+    },
     retry: { minMs: retry.minSeconds * 1000, maxMs: retry.maxSeconds * 1000, jitter: retry.jitter, maxLifetimeMs: retry.maxLifetimeHours * 3_600_000 },
     maxConcurrentDeliveries: d.maxConcurrentDeliveries,
     scanMs: d.scanSeconds * 1000,

@@ -24,6 +24,11 @@ const domainPattern = z
   .string()
   .refine((d) => DOMAIN.test(asciiDomain(d.startsWith('*.') ? d.slice(2) : d)), 'must be a domain like example.com or *.example.com');
 const seconds = z.number().positive().max(86_400);
+const tenantId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'must be letters, digits, "-" or "_" (at most 63)');
+const opsToken = z.string().min(16, 'must be at least 16 characters');
+
+/** What an ops token may do (README: Operations). */
+export const OPS_SCOPES = ['metrics', 'send-test', 'preflight', 'trace', 'drain'] as const;
 
 export const TLS_MODES = ['implicit', 'starttls', 'none'] as const;
 
@@ -153,11 +158,20 @@ const dkimKey = {
 
 export const DELIVERY_MODES = ['queue', 'passthrough'] as const;
 
+// How much of the shared spool one tenant's waiting mail may take; past it, that tenant's clients get
+// 452 4.3.1 and nobody else does.
+const spoolQuota = {
+  maxMessages: z.int().min(1).max(100_000_000),
+  maxMegabytes: z.number().positive().max(100_000_000),
+};
+
 const tenantDelivery = z
   .strictObject({
     mode: z.enum(DELIVERY_MODES).optional(),
     // After temporary failures lasting this long, send through the global smarthost instead (never on a 5xx).
     fallbackToSmarthostAfterMinutes: z.number().positive().optional(),
+    // This tenant's share of the spool, in place of delivery.spool.perTenant.
+    spool: z.strictObject({ maxMessages: spoolQuota.maxMessages.optional(), maxMegabytes: spoolQuota.maxMegabytes.optional() }).optional(),
   })
   .default({});
 
@@ -182,12 +196,14 @@ const webhook = z.strictObject({
   timeoutSeconds: z.number().positive().max(120).default(10),
   // Events in one request, at most.
   maxBatchEvents: z.int().min(1).max(1000).default(100),
+  // A request's body, at most (one event may exceed it alone). A receiver answering 413 gets smaller ones.
+  maxBatchKilobytes: z.int().min(1).max(16_384).default(512),
   // Events kept for a webhook that does not answer; past it the oldest are dropped (counted, logged).
   maxBacklogEvents: z.int().min(10).max(10_000_000).default(100_000),
 });
 
 export const tenantSchema = z.strictObject({
-  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'must be letters, digits, "-" or "_" (at most 63)'),
+  id: tenantId,
   match: z
     .strictObject({
       authUsers: z.array(z.string().min(1)).default([]),
@@ -241,9 +257,16 @@ const delivery = z
         path: z.string().min(1).default('var/spool'),
         // Off only for throwaway test relays: a 250 then means "in the page cache", not "on disk".
         fsync: z.boolean().default(true),
+        // Free space kept on the spool's volume: under it, MAIL FROM (queue mode) gets 452 4.3.1, counting
+        // what the transactions being received may still write.
         minFreeMegabytes: z.number().min(0).default(100),
+        // Each tenant's waiting mail, at most (per tenant: tenants[].delivery.spool). Mail of no tenant
+        // counts as one more tenant.
+        perTenant: z
+          .strictObject({ maxMessages: spoolQuota.maxMessages.default(50_000), maxMegabytes: spoolQuota.maxMegabytes.default(2048) })
+          .default({ maxMessages: 50_000, maxMegabytes: 2048 }),
       })
-      .default({ path: 'var/spool', fsync: true, minFreeMegabytes: 100 }),
+      .default({ path: 'var/spool', fsync: true, minFreeMegabytes: 100, perTenant: { maxMessages: 50_000, maxMegabytes: 2048 } }),
     retry: z
       .strictObject({
         minSeconds: z.number().positive().default(300),
@@ -258,20 +281,33 @@ const delivery = z
   })
   .default({
     mode: 'queue',
-    spool: { path: 'var/spool', fsync: true, minFreeMegabytes: 100 },
+    spool: { path: 'var/spool', fsync: true, minFreeMegabytes: 100, perTenant: { maxMessages: 50_000, maxMegabytes: 2048 } },
     retry: { minSeconds: 300, maxSeconds: 3600, jitter: 0.2, maxLifetimeHours: 120 },
     maxConcurrentDeliveries: 100,
     scanSeconds: 5,
   });
 
 const hostPolicy = {
-  // Refuse hosts that resolve to loopback, link-local or cloud metadata addresses.
+  // Refuse hosts that resolve to loopback, link-local, cloud metadata and the other IANA special-purpose
+  // addresses, and IPv6 forms that wrap an IPv4 address (mapped, compatible, SIIT, NAT64, 6to4).
   denySpecialAddresses: z.boolean(),
   // Refuse private ranges too (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7).
   denyPrivateAddresses: z.boolean(),
   // Addresses or CIDR ranges allowed whatever the two above say.
   allow: z.array(z.string().min(1)).default([]),
+  // The ports such an upstream may use; [] allows any.
+  ports: z.array(port),
 };
+const MAIL_PORTS = [25, 465, 587, 2525];
+/** The policy for upstreams a tenant's side chose: internal addresses refused, mail ports only. */
+const tenantEnteredHosts = z
+  .strictObject({
+    denySpecialAddresses: hostPolicy.denySpecialAddresses.default(true),
+    denyPrivateAddresses: hostPolicy.denyPrivateAddresses.default(true),
+    allow: hostPolicy.allow,
+    ports: hostPolicy.ports.default(MAIL_PORTS),
+  })
+  .default({ denySpecialAddresses: true, denyPrivateAddresses: true, allow: [], ports: MAIL_PORTS });
 
 const tenantSource = z.strictObject({
   // GET {url}/tenants/lookup?auth=…|sender=…|id=… answers one tenant record (see the README's contract).
@@ -289,13 +325,16 @@ const tenantSource = z.strictObject({
   // How long "no such tenant" is remembered.
   notFoundCacheSeconds: z.number().min(0).max(86_400).default(30),
   maxEntries: z.int().min(1).max(10_000_000).default(10_000),
+  // Lookups that reach the platform (not answered from the cache), at most, per SMTP session and per
+  // client address a minute; past them: 451 4.7.1.
+  maxLookupsPerSession: z.int().min(1).max(10_000).default(20),
+  maxLookupsPerClientPerMinute: z.int().min(1).max(1_000_000).default(120),
   // A Redis channel (on limits.store.redis) where the platform publishes a tenant id, or *, when it changes
   // a tenant: every relay drops its cached record at once.
   invalidationChannel: z.string().min(1).max(200).optional(),
-  // Tenant admins type these upstreams in: internal addresses are refused unless allowed here.
-  upstreamHosts: z
-    .strictObject({ denySpecialAddresses: hostPolicy.denySpecialAddresses.default(true), denyPrivateAddresses: hostPolicy.denyPrivateAddresses.default(true), allow: hostPolicy.allow })
-    .default({ denySpecialAddresses: true, denyPrivateAddresses: true, allow: [] }),
+  // Tenant admins type these upstreams in: internal addresses and ports other than mail's are refused
+  // unless allowed here.
+  upstreamHosts: tenantEnteredHosts,
 });
 
 export const DKIM_FAILURE_POLICIES = ['send-unsigned', 'tempfail', 'reject'] as const;
@@ -316,6 +355,7 @@ const INBOUND_DEFAULTS = {
   maxRecipients: 100,
   maxConnections: 500,
   maxConnectionsPerIp: 20,
+  maxConnectionsPerTrustedIp: 100,
   greetingDelaySeconds: 0.1,
   reverseLookup: true,
   reverseLookupTimeoutSeconds: 1,
@@ -335,9 +375,11 @@ const inboundLimits = {
   bareLineEndings: z.enum(['reject', 'normalize']).default(INBOUND_DEFAULTS.bareLineEndings),
   maxRecipients: z.int().min(1).max(100_000).default(INBOUND_DEFAULTS.maxRecipients),
   maxConnections: z.int().min(1).max(1_000_000).default(INBOUND_DEFAULTS.maxConnections),
-  // Clients in allowUnauthenticatedFrom are exempt (as Postfix exempts $mynetworks): an app's pool of 50
-  // connections is one client; maxConnections still bounds them.
+  // Connections from one address outside allowUnauthenticatedFrom.
   maxConnectionsPerIp: z.int().min(1).max(1_000_000).default(INBOUND_DEFAULTS.maxConnectionsPerIp),
+  // Connections from one address inside allowUnauthenticatedFrom: larger (an app server's pool of 50
+  // connections is one client), but never every slot, so one app cannot lock the others out.
+  maxConnectionsPerTrustedIp: z.int().min(1).max(1_000_000).default(INBOUND_DEFAULTS.maxConnectionsPerTrustedIp),
   // Clients outside allowUnauthenticatedFrom wait this long for the greeting, and one that talks first is
   // refused (an early-talker check, like Postfix's postscreen greet pause). Trusted clients never wait.
   greetingDelaySeconds: z.number().min(0).max(30).default(INBOUND_DEFAULTS.greetingDelaySeconds),
@@ -368,11 +410,35 @@ export const configSchema = z.strictObject({
       // On SIGTERM with mail still queued: keep delivering (new mail refused, 421 4.3.2) up to this long
       // before stopping. 0: stop after shutdownGraceSeconds, the queue stays on disk for the next start.
       drainSeconds: z.number().min(0).max(86_400).default(0),
-      // Bearer token for the admin endpoints (POST /preflight, /drain, GET /trace); use ${ENV} or
-      // ${file:/path}. Without it they are off.
-      token: z.string().min(16, 'must be at least 16 characters').optional(),
+      // A bearer token with every scope below (the operator's); use ${ENV} or ${file:/path}.
+      token: opsToken.optional(),
+      // Bearer tokens with some scopes each: metrics (GET /metrics), send-test (GET /send-test/<token>),
+      // preflight (POST /preflight), trace (GET /trace), drain (POST /drain, /undrain). A token with
+      // `tenant` sees that tenant's mail only (trace). An endpoint whose scope no token has is off (404).
+      tokens: z
+        .array(
+          z.strictObject({
+            token: opsToken,
+            scopes: z
+              .array(z.enum(OPS_SCOPES))
+              .min(1)
+              .refine((s) => new Set(s).size === s.length, 'must not repeat an entry'),
+            tenant: tenantId.optional(),
+          }),
+        )
+        .default([]),
+      // GET /metrics without a token. Default: only on a loopback listener with no token configured.
+      openMetrics: z.boolean().optional(),
+      // Label values in /metrics for the first `max` tenants seen (and those in `always`); the rest are
+      // counted under "other", so a scrape stays small with thousands of tenants.
+      tenantLabels: z
+        .strictObject({ max: z.int().min(0).max(10_000).default(50), always: z.array(tenantId).default([]) })
+        .default({ max: 50, always: [] }),
+      // Serve the ops listener over TLS (PEM files, re-read when they change), so tokens, candidate
+      // credentials and traced addresses never cross the network in cleartext.
+      tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
     })
-    .default({ enabled: true, host: '127.0.0.1', port: 9025, shutdownGraceSeconds: 30, drainSeconds: 0 }),
+    .default({ enabled: true, host: '127.0.0.1', port: 9025, shutdownGraceSeconds: 30, drainSeconds: 0, tokens: [], tenantLabels: { max: 50, always: [] } }),
   // Processes that share the listeners, each with its own spool under delivery.spool.path: a number, or
   // auto (one per core).
   workers: z.union([z.int().min(1).max(256), z.literal('auto')]).default(1),
@@ -400,11 +466,19 @@ export const configSchema = z.strictObject({
     })
     .default({ order: [...IDENTIFIERS], conflict: 'refuse' }),
   smarthost: upstreamSchema,
-  // Checks on the hosts of tenants' own upstreams (not the smarthost), for platforms where tenant
-  // admins type them in.
+  // Checks on the hosts of the own upstreams of tenants in this file (not the smarthost). Off by default:
+  // the operator wrote them.
   upstreamHosts: z
-    .strictObject({ denySpecialAddresses: hostPolicy.denySpecialAddresses.default(false), denyPrivateAddresses: hostPolicy.denyPrivateAddresses.default(false), allow: hostPolicy.allow })
-    .default({ denySpecialAddresses: false, denyPrivateAddresses: false, allow: [] }),
+    .strictObject({
+      denySpecialAddresses: hostPolicy.denySpecialAddresses.default(false),
+      denyPrivateAddresses: hostPolicy.denyPrivateAddresses.default(false),
+      allow: hostPolicy.allow,
+      ports: hostPolicy.ports.default([]),
+    })
+    .default({ denySpecialAddresses: false, denyPrivateAddresses: false, allow: [], ports: [] }),
+  // The same checks for the tenants of tenantFiles: often written by automation from what tenant admins
+  // typed, so internal addresses and ports other than mail's are refused unless allowed here.
+  tenantFileUpstreamHosts: tenantEnteredHosts,
   delivery,
   // Where sending limits are counted. Without a store, in each process's memory.
   limits: z

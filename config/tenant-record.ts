@@ -30,6 +30,8 @@ export function parseTenantRecord(json: unknown, query: TenantQuery, config: Con
   if (raw.events !== undefined) issues.push({ path: ['events'], message: 'is only for tenants in the config files' });
   // Smarthost fallback sends a tenant's mail under the platform's identity: the operator's call, in the files.
   if (raw.delivery.fallbackToSmarthostAfterMinutes !== undefined) issues.push({ path: ['delivery', 'fallbackToSmarthostAfterMinutes'], message: 'is only for tenants in the config files' });
+  // Its share of the shared spool is the operator's to give.
+  if (raw.delivery.spool !== undefined) issues.push({ path: ['delivery', 'spool'], message: 'is only for tenants in the config files' });
   if (raw.upstream) checkUpstream(raw.upstream, ['upstream'], issues);
   if (config.directory.byId(raw.id)) issues.push({ path: ['id'], message: `"${raw.id}" is a tenant of the config files` });
   // What a record claims decides what the relay signs and sends as for it: never a key the files claim.

@@ -6,6 +6,8 @@ export interface UpstreamHostPolicy {
   readonly denySpecialAddresses: boolean;
   readonly denyPrivateAddresses: boolean;
   readonly allow: readonly string[];
+  /** The ports such an upstream may use; empty: any. */
+  readonly ports: readonly number[];
 }
 
 /** What may be sent in a time: a tenant's, or an upstream mailbox's shared by every tenant using it. */
@@ -140,6 +142,8 @@ export interface Tenant {
     /** Absent: the global mode. */
     readonly mode?: DeliveryMode;
     readonly fallbackToSmarthostAfterMs?: number;
+    /** Its share of the spool (absent: delivery.spool.perTenant). */
+    readonly spool?: Partial<SpoolQuota>;
   };
   /** The tenant's own webhook, told of its messages only (besides the platform's). */
   readonly webhook?: WebhookSettings;
@@ -159,6 +163,7 @@ export interface WebhookSettings {
   readonly types: readonly DeliveryEventType[];
   readonly timeoutMs: number;
   readonly maxBatchEvents: number;
+  readonly maxBatchBytes: number;
   readonly maxBacklogEvents: number;
 }
 
@@ -176,9 +181,15 @@ export interface RetryPolicy {
   readonly maxLifetimeMs: number;
 }
 
+/** How much waiting mail one tenant may keep in the spool. */
+export interface SpoolQuota {
+  readonly maxMessages: number;
+  readonly maxBytes: number;
+}
+
 export interface DeliveryPolicy {
   readonly mode: DeliveryMode;
-  readonly spool: { readonly path: string; readonly fsync: boolean; readonly minFreeBytes: number };
+  readonly spool: { readonly path: string; readonly fsync: boolean; readonly minFreeBytes: number; readonly perTenant: SpoolQuota };
   readonly retry: RetryPolicy;
   readonly maxConcurrentDeliveries: number;
   readonly scanMs: number;
@@ -206,8 +217,10 @@ export interface InboundPolicy {
   readonly bareLineEndings: 'reject' | 'normalize';
   readonly maxRecipients: number;
   readonly maxConnections: number;
-  /** Applies to clients outside allowUnauthenticatedFrom only. */
+  /** Connections from one address outside allowUnauthenticatedFrom. */
   readonly maxConnectionsPerIp: number;
+  /** Connections from one address inside allowUnauthenticatedFrom. */
+  readonly maxConnectionsPerTrustedIp: number;
   /** The wait before the greeting for clients outside allowUnauthenticatedFrom (an early-talker check). */
   readonly greetingDelayMs: number;
   readonly reverseLookup: boolean;
@@ -239,6 +252,15 @@ export interface TenantIndex extends TenantFinder {
   byId(id: string): Tenant | undefined;
 }
 
+export type OpsScope = 'metrics' | 'send-test' | 'preflight' | 'trace' | 'drain';
+
+export interface OpsToken {
+  readonly token: string;
+  readonly scopes: readonly OpsScope[];
+  /** The tenant whose mail alone it sees; absent: every tenant's. */
+  readonly tenant?: string;
+}
+
 export interface Config {
   /** The file this snapshot was read from, or "<built-in>". */
   readonly source: string;
@@ -250,8 +272,14 @@ export interface Config {
     readonly shutdownGraceMs: number;
     /** SIGTERM with mail queued: deliver for up to this long first (0: leave it on disk). */
     readonly drainMs: number;
-    /** Bearer token of the admin endpoints (POST /preflight, /drain, GET /trace); absent: they are off. */
-    readonly token?: string;
+    /** Bearer tokens and what each may do (ops.token is one with every scope). */
+    readonly tokens: readonly OpsToken[];
+    /** Scopes that need no token: metrics on a loopback listener with no token, or ops.openMetrics. */
+    readonly openScopes: readonly OpsScope[];
+    /** TLS for the ops listener: absolute paths of the PEM certificate chain and key. */
+    readonly tls?: { readonly cert: string; readonly key: string };
+    /** Tenants with label values of their own in /metrics: the first `max` seen, and `always`. */
+    readonly tenantLabels: { readonly max: number; readonly always: readonly string[] };
   };
   /** Processes sharing the listeners, each with its own spool (1: this process alone). */
   readonly workers: number;
@@ -309,6 +337,9 @@ export interface TenantSourceSettings {
   readonly staleMs: number;
   readonly notFoundMs: number;
   readonly maxEntries: number;
+  /** Lookups that reach the platform, at most, per SMTP session and per client address a minute. */
+  readonly maxLookupsPerSession: number;
+  readonly maxLookupsPerClientPerMinute: number;
   /** Applied to the upstreams of tenants from this source, whatever the global `upstreamHosts` says. */
   readonly upstreamHosts: UpstreamHostPolicy;
   /** The Redis channel on which the platform names tenants it changed. */

@@ -18,6 +18,9 @@ export function crossCheck(raw: RawConfig): PathIssue[] {
   raw.upstreamHosts.allow.forEach((cidr, i) => {
     if (!parseCidr(cidr)) issues.push({ path: ['upstreamHosts', 'allow', i], message: 'must be an address or CIDR range like 10.0.0.0/8' });
   });
+  raw.tenantFileUpstreamHosts.allow.forEach((cidr, i) => {
+    if (!parseCidr(cidr)) issues.push({ path: ['tenantFileUpstreamHosts', 'allow', i], message: 'must be an address or CIDR range like 10.0.0.0/8' });
+  });
   raw.tenantSource?.upstreamHosts.allow.forEach((cidr, i) => {
     if (!parseCidr(cidr)) issues.push({ path: ['tenantSource', 'upstreamHosts', 'allow', i], message: 'must be an address or CIDR range like 10.0.0.0/8' });
   });

@@ -75,11 +75,15 @@ export const Replies = {
   tenantRateExceeded: (tenant: string, waitSeconds: number) =>
     reply('tenant-rate-exceeded', 451, '4.7.1', `Tenant ${tenant} is over its sending rate; please try again in ${waitSeconds} seconds`),
   insufficientStorage: reply('insufficient-storage', 452, '4.3.1', 'Insufficient system storage; please try again later'),
+  // Only the tenant whose waiting mail fills its share hears it.
+  tenantSpoolFull: (tenant: string) => reply('tenant-spool-full', 452, '4.3.1', `Tenant ${tenant} has too much mail waiting to be delivered; please try again later`),
   headerTooLarge: reply('header-too-large', 552, '5.3.4', 'Message header section is larger than 1 MiB'),
   clientAborted: reply('client-aborted', 451, '4.3.0', 'Message data was not received completely; nothing was sent'),
   localError: reply('local-error', 451, '4.3.0', 'Local error in processing; please try again later'),
   // Never guessed: without the tenant's record, its mail could leave through the wrong upstream.
   tenantLookupUnavailable: reply('tenant-lookup-unavailable', 451, '4.3.0', 'Tenant settings are unavailable right now; please try again later'),
+  // A client trying sender after sender: the platform's tenant API is not a directory to walk.
+  tenantLookupsExceeded: reply('tenant-lookups-exceeded', 451, '4.7.1', 'Too many senders this relay had to look up; please try again later'),
   shuttingDown: reply('shutting-down', 421, '4.3.2', 'Service shutting down; please try again later'),
   // Queue mode: never sent through another upstream under the platform's identity; bounced at the end of its lifetime.
   tenantGone: (tenant: string) => reply('tenant-gone', 451, '4.3.0', `Tenant ${tenant} is not known now (its record is gone); the message is held until it is back`),

@@ -24,7 +24,7 @@ import { AccessTokens } from './delivery/oauth2/tokens.js';
 import { UpstreamPools } from './delivery/pools.js';
 import { preflightEndpoint } from './delivery/preflight.js';
 import { MessageEvents } from './events.js';
-import { watchCertificate } from './inbound/certificates.js';
+import { certificateFilesOf, readCertificate, watchCertificate } from './inbound/certificates.js';
 import { createInboundServer, type InboundServer } from './inbound/server.js';
 import { checkSmtpServerSeams } from './inbound/smtp-server-seams.js';
 import { Staging } from './inbound/staging.js';
@@ -32,7 +32,8 @@ import type { Limiter } from './limits/limiter.js';
 import { MemoryLimiter } from './limits/memory.js';
 import { RedisLimiter } from './limits/redis.js';
 import { checkDkimSigner } from './message/dkim.js';
-import { type Readiness, startOpsServer } from './ops/http.js';
+import { type DrainStatus, type OpsBackend, opsRoutes, renderedOnce } from './runtime/ops-routes.js';
+import { type OpsServer, type Readiness, startOpsServer } from './ops/http.js';
 import type { Logger } from './ops/log.js';
 import { RelayMetrics } from './ops/metrics.js';
 import { reloadFrom, watchFile, watchTenantFiles } from './ops/reload.js';
@@ -41,14 +42,15 @@ import { QueueRequests } from './queue/requests.js';
 import { Scheduler } from './queue/scheduler.js';
 import { Spool, type SpoolIo } from './queue/spool.js';
 import { PRIVATE_FILE } from './private-files.js';
+import { DiskSpace } from './disk-space.js';
 import { connectRedis } from './redis.js';
 import { InvalidationWindow } from './tenancy/invalidations.js';
 import { ThrottledLog } from './ops/throttled-log.js';
 import { sign, verify } from './signed.js';
 import { Reporter } from './reporting/reporter.js';
-import { traceAnswer } from './reporting/trace-query.js';
-import type { TraceQuery } from './reporting/trace-store.js';
 import { PlatformTenants } from './tenancy/platform-tenants.js';
+
+export type { DrainStatus } from './runtime/ops-routes.js';
 
 export interface RelayOptions {
   readonly logger: Logger;
@@ -73,13 +75,6 @@ export interface RelayOptions {
   readonly startEvent?: string;
 }
 
-export interface DrainStatus {
-  readonly draining: boolean;
-  /** Messages still in the spool, and attempts running now. */
-  readonly queued: number;
-  readonly inFlight: number;
-}
-
 export interface RunningRelay {
   /** Where each listener is bound (the real port when the config asked for port 0). */
   readonly addresses: readonly { readonly host: string; readonly port: number }[];
@@ -95,6 +90,8 @@ export interface RunningRelay {
   reload(why?: string): ReturnType<typeof reloadFrom>;
   /** Stops taking mail (421 4.3.2) and delivers what is queued now; resolves when the spool is empty or `deadlineMs` has passed. */
   drain(deadlineMs: number): Promise<DrainStatus>;
+  /** Takes mail again after a drain (a drain that was not followed by a stop). */
+  undrain(): DrainStatus;
   drainStatus(): DrainStatus;
   /** What /readyz says. */
   readiness(): Promise<Readiness>;
@@ -117,9 +114,13 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   const { logger } = options;
   let current = initial;
   let draining = false;
+  /** Stopping for good: an undrain cannot take mail again. */
+  let closing = false;
   const config = () => current;
   const spool = new Spool(options.spoolPath ?? initial.delivery.spool.path, { fsync: initial.delivery.spool.fsync, ...(options.spoolIo ? { io: options.spoolIo } : {}) });
   const events = new MessageEvents(logger);
+  // The spool's volume, as intake, the trace and the outboxes spend it.
+  const disk = new DiskSpace(spool.layout.root, () => current.delivery.spool.minFreeBytes);
   const sendTests = new SendTests(events);
   // The metrics read the scheduler, the pools and readiness, made below: the gauges look them up late.
   const late: { scheduler?: Scheduler; pools?: UpstreamPools; readiness?: () => Promise<Readiness>; reporter?: Reporter; shared?: SharedState } = {};
@@ -135,6 +136,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     spoolMinFreeBytes: () => current.delivery.spool.minFreeBytes,
     webhookBacklogs: () => late.reporter?.backlogs() ?? [],
     limitsShared: () => late.shared?.limitsShared(),
+    tenantLabels: () => current.ops.tenantLabels,
   });
   // What several relays share, in Redis when limits.store.redis says so: limits, send-test outcomes, and
   // tenant invalidations; else this process's memory.
@@ -143,7 +145,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   const limiter = shared.limiter;
   sendTests.shared = shared.outcomes;
   // Delivery events and the trace watch the path from the first message on, recovered ones included.
-  const reporter = new Reporter({ config, events, logger, metrics, eventsDir: (name) => spool.layout.eventsDir(name), traceFile: spool.layout.traceFile });
+  const reporter = new Reporter({ config, events, logger, metrics, disk, eventsDir: (name) => spool.layout.eventsDir(name), traceFile: spool.layout.traceFile });
   late.reporter = reporter;
   // Access tokens of OAuth2 upstreams, for every pool that needs one. A token endpoint a tenant typed in
   // is held to the host policy of that tenant's upstream, from the snapshot in force when it is asked.
@@ -164,14 +166,13 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   late.scheduler = scheduler;
   // The spool is read before the listeners open: what was accepted before a crash goes out first.
   await scheduler.start({ timers: options.schedulerTimers ?? true });
-  const spoolHasRoom = cachedFor(1000, async () => (await spool.freeBytes()) >= current.delivery.spool.minFreeBytes);
   const staging = new Staging(spool.layout.tmpDir);
-  const deps = { config, staging, spool, scheduler, edge, spoolHasRoom, limiter, metrics, events, draining: () => draining, logger, platform };
+  const deps = { config, staging, spool, scheduler, edge, disk, limiter, metrics, events, draining: () => draining, logger, platform };
 
   const inbound: InboundServer[] = [];
   const addresses: { host: string; port: number }[] = [];
   const stops: (() => void)[] = [];
-  let ops: Awaited<ReturnType<typeof startOpsServer>> | undefined;
+  let ops: OpsServer | undefined;
   const stopAll = async (graceMs: number) => {
     for (const stop of stops) stop();
     await Promise.all(inbound.map((s) => s.close(graceMs)));
@@ -180,6 +181,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     await ops?.close();
     pools.close();
     shared.close();
+    disk.close();
     await spool.close();
   };
   const drainStatus = (): DrainStatus => ({ draining, queued: scheduler.size, inFlight: scheduler.inFlight });
@@ -191,7 +193,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       logger.info({ event: 'draining', queued: scheduler.size }, 'refusing new mail (421 4.3.2) and delivering what is queued');
       const deadline = performance.now() + deadlineMs;
       let hurried = -Infinity;
-      while (scheduler.size > 0 && performance.now() < deadline) {
+      while (draining && scheduler.size > 0 && performance.now() < deadline) {
         // The last chance to deliver: what waits for a retry goes now, and again every 30 s.
         if (performance.now() - hurried >= 30_000) {
           scheduler.hurry();
@@ -200,43 +202,53 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
         await new Promise((r) => setTimeout(r, 100));
       }
       const status = drainStatus();
-      logger.info({ event: 'drained', queued: status.queued }, status.queued === 0 ? 'the spool is empty' : 'mail is left in the spool');
+      if (draining) logger.info({ event: 'drained', queued: status.queued }, status.queued === 0 ? 'the spool is empty' : 'mail is left in the spool');
       drained = undefined;
       return status;
     })();
     return drained;
   };
+  const undrain = (): DrainStatus => {
+    if (draining && !closing) {
+      draining = false;
+      logger.info({ event: 'undrained', queued: scheduler.size }, 'taking mail again');
+    }
+    return drainStatus();
+  };
   try {
     for (const listener of options.listen === false ? [] : initial.listen) {
       const server = createInboundServer(listener, deps);
       inbound.push(server);
-      stops.push(watchCertificate(listener, (material) => server.updateCertificate(material), logger));
+      stops.push(watchCertificate(certificateFilesOf(listener), (material) => server.updateCertificate(material), logger));
       addresses.push(await server.listen({ reusePort: options.reusePort ?? false }));
     }
     const spoolWritable = cachedFor(2000, () => probeWritable(spool.layout.temp(`.ready-${process.pid}`)));
+    // No file paths: /readyz is open to whoever reaches the listener.
     late.readiness = async () => {
-      const checks = { config: current.source, listening: inbound.every((s) => s.listening), spoolWritable: await spoolWritable(), draining };
+      const checks = { config: 'loaded', listening: inbound.every((s) => s.listening), spoolWritable: await spoolWritable(), draining };
       return { ready: checks.listening && checks.spoolWritable && !draining, checks };
     };
     const trace = reporter.trace;
-    const traceFind = trace && ((query: TraceQuery, limit: number) => trace.find(query, limit));
     if (initial.ops.enabled && options.ops !== false) {
-      ops = await startOpsServer(initial.ops.host, initial.ops.port, {
-        metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }),
+      const backend: OpsBackend = {
+        metrics: renderedOnce(async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() })),
         readiness: () => late.readiness?.() ?? Promise.resolve({ ready: false, checks: {} }),
         sendTest: (token) => sendTests.get(token),
-        adminToken: () => current.ops.token,
-        admin: {
-          // Candidate upstreams are typed by tenant admins: checked under the tenant-entered host policy.
-          '/preflight': (req) => preflightEndpoint(req, current, logger),
-          '/drain': async (req) => {
-            if (req.method === 'POST') void drain(Number(req.query.get('seconds') ?? 3600) * 1000);
-            return { status: 200, body: drainStatus() };
-          },
-          '/trace': async (req) => traceAnswer(traceFind, req),
-          '/trace/': async (req) => traceAnswer(traceFind, req),
+        // Candidate upstreams are typed by tenant admins: checked under the tenant-entered host policy.
+        preflight: (body) => preflightEndpoint({ method: 'POST', body }, current, logger),
+        drain: async (ms) => {
+          void drain(ms);
+          return drainStatus();
         },
-      });
+        undrain: async () => undrain(),
+        drainStatus: async () => drainStatus(),
+        trace: trace && ((query, limit, tenant) => trace.find(query, limit, tenant)),
+      };
+      const tlsFiles = initial.ops.tls && { ...initial.ops.tls, name: 'ops' };
+      const tls = readCertificate(tlsFiles);
+      ops = await startOpsServer({ host: initial.ops.host, port: initial.ops.port, ...(tls ? { tls: { key: tls.key, cert: tls.cert } } : {}) }, opsRoutes(backend), () => current.ops);
+      const opsServer = ops;
+      stops.push(watchCertificate(tlsFiles, (material) => opsServer.updateCertificate(material), logger));
     }
   } catch (err) {
     await stopAll(0);
@@ -284,11 +296,13 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     events,
     reload,
     drain,
+    undrain,
     drainStatus,
     sendTest: (token) => sendTests.get(token),
     readiness: () => late.readiness?.() ?? Promise.resolve({ ready: false, checks: {} }),
     trace: reporter.trace,
     async close(graceMs = current.ops.shutdownGraceMs) {
+      closing = true;
       draining = true;
       await waitForSessions(inbound, graceMs);
       // Scaling in: what is queued goes out now, for up to ops.drainSeconds, rather than wait on this disk.

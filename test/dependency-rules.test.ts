@@ -40,8 +40,10 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   inbound: ['inbound', 'queue', 'routing', 'tenancy', 'message', 'delivery', 'limits', 'relay', 'config', 'ops'],
   // Delivery events and the trace: beside the path like ops, fed by its events, never called by it.
   reporting: ['reporting', 'relay', 'config', 'ops'],
+  // The runtime shell: what a running relay (or a primary of workers) answers on its ops listener.
+  runtime: ['runtime', 'reporting', 'relay', 'config', 'ops'],
   // The primary of several workers: forks them, asks them over IPC, reads their spools' traces.
-  workers: ['workers', 'reporting', 'delivery', 'queue', 'relay', 'config', 'ops'],
+  workers: ['workers', 'runtime', 'reporting', 'delivery', 'queue', 'relay', 'config', 'ops'],
   commands: ['commands', 'workers', 'inbound', 'queue', 'routing', 'tenancy', 'message', 'delivery', 'limits', 'reporting', 'relay', 'config', 'ops'],
 };
 const WIRING = new Set(['relay/relay.ts', 'relay/cli.ts']);

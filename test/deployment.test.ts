@@ -16,8 +16,17 @@ t.test('the Kubernetes ConfigMap holds a valid relay.yaml, and the probes use th
   // The Secret's files, where the pod would see them.
   const text = String(configMap.data['relay.yaml']).replaceAll('/etc/tenant-relay/secrets', dir);
   for (const name of ['smarthost-password', 'acme-password']) fs.writeFileSync(path.join(dir, name), 'x');
+  fs.writeFileSync(path.join(dir, 'metrics-token'), 'a-metrics-token-of-16-or-more');
   const config = parseConfig(text, 'configmap relay.yaml', {});
   t.equal(config.tenants[0]?.id, 'acme');
+  t.same(config.ops.openScopes, [], 'the ops listener is on the pod address: nothing but the probes is open');
+  t.ok(config.ops.tokens.some((k) => k.scopes.includes('metrics')), 'Prometheus scrapes with a token');
+  const policy = docs.find((d) => d.kind === 'NetworkPolicy');
+  t.ok(policy, 'a NetworkPolicy for the pod');
+  t.ok(
+    policy.spec.ingress.some((r: { from?: { namespaceSelector?: unknown }[]; ports: { port: number }[] }) => r.from && r.ports.some((p) => p.port === 9025)),
+    'the ops port only from a named namespace',
+  );
   const relay = docs.find((d) => d.kind === 'Deployment').spec.template.spec.containers.find((c: { name: string }) => c.name === 'tenant-relay');
   t.equal(relay.readinessProbe.httpGet.path, '/readyz');
   t.equal(relay.livenessProbe.httpGet.path, '/healthz');
@@ -31,17 +40,31 @@ t.test('the fleet example: a valid relay.yaml sharing limits in Redis, a volume 
   t.teardown(() => fs.rmSync(dir, { recursive: true }));
   const secret = of('Secret')[0];
   for (const name of Object.keys(secret.stringData)) fs.writeFileSync(path.join(dir, name), secret.stringData[name]);
-  const text = String(of('ConfigMap')[0].data['relay.yaml']).replaceAll('/etc/tenant-relay/secrets', dir);
+  fs.writeFileSync(path.join(dir, 'ca.crt'), 'not read until a connection is made');
+  const text = String(of('ConfigMap')[0].data['relay.yaml']).replaceAll('/etc/tenant-relay/secrets', dir).replaceAll('/etc/tenant-relay/redis-tls', dir);
   const config = parseConfig(text, 'fleet relay.yaml', {});
   t.ok(config.limits.redis, 'limits are shared through Redis');
-  t.ok(config.ops.token, 'the drain endpoint is on (ops.token)');
+  const redisUrl = new URL(config.limits.redis?.url ?? 'redis://none');
+  t.equal(redisUrl.protocol, 'rediss:', 'over TLS, with a CA');
+  t.ok(config.limits.redis?.ca);
+  t.equal(redisUrl.username, 'tenant-relay', 'as its own ACL user');
+  const acl = String(of('Secret').find((x) => x.metadata.name === 'tenant-relay-redis-acl')?.stringData['users.acl']);
+  t.match(acl, /^user default off$/m, 'the default user is off');
+  t.match(acl, new RegExp(`^user tenant-relay on >${redisUrl.password} resetkeys ~tenant-relay:\\* resetchannels &tenant-relay:\\* -@all .*-@dangerous`, 'm'), 'the relay user: its key prefix and channels only, nothing dangerous');
+  t.equal(config.limits.redis?.keyPrefix, 'tenant-relay:');
+  const redisPolicy = of('NetworkPolicy').find((p) => p.spec.podSelector.matchLabels.app === 'tenant-relay-redis');
+  t.same(redisPolicy?.spec.ingress, [{ from: [{ podSelector: { matchLabels: { app: 'tenant-relay' } } }], ports: [{ port: 6379 }] }], 'only relay pods reach Redis');
+  t.ok(config.ops.tls, 'the ops listener speaks TLS');
+  t.same(config.ops.tokens.map((k) => k.scopes), [['metrics'], ['drain'], ['preflight', 'trace', 'send-test']], 'a token per caller, each with its scopes');
+  t.ok(config.ops.tokens.some((k) => k.scopes.includes('drain')), 'the drain endpoint is on (a token with the drain scope)');
+  t.equal(relayContainer(of).readinessProbe.httpGet.scheme, 'HTTPS', 'the probes speak TLS to it');
   t.notOk(config.inbound.allowUnauthenticatedFrom.some((n) => /\/0$/.test(String(n))), 'not an open relay');
   const redisHost = new URL(config.limits.redis?.url ?? 'redis://none').hostname.split('.')[0];
   t.ok(of('Service').some((s) => s.metadata.name === redisHost), `a Service named ${redisHost} for Redis`);
 
   const set = of('StatefulSet')[0];
   const pod = set.spec.template.spec;
-  const relay = pod.containers.find((c: { name: string }) => c.name === 'tenant-relay');
+  const relay = relayContainer(of);
   const spoolMount = relay.volumeMounts.find((m: { mountPath: string }) => m.mountPath === config.delivery.spool.path);
   t.ok(set.spec.volumeClaimTemplates.some((v: { metadata: { name: string } }) => v.metadata.name === spoolMount?.name), 'the spool is a volume per pod');
   const command: string[] = relay.lifecycle.preStop.exec.command;
@@ -75,3 +98,8 @@ t.test('the image runs the Node line the project brings for its scripts, within 
   const [, min = '0.0'] = /^>=(\d+\.\d+)/.exec(pkg.engines.node) ?? [];
   t.ok(Number(bundled.split('.')[0]) >= Number(min.split('.')[0]), `the bundled Node ${bundled} satisfies engines ${pkg.engines.node}`);
 });
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function relayContainer(of: (kind: string) => any[]) {
+  return of('StatefulSet')[0].spec.template.spec.containers.find((c: { name: string }) => c.name === 'tenant-relay');
+}

@@ -60,7 +60,7 @@ t.test('drain: what cannot be delivered by the deadline is reported, exit 1', as
   t.match(r.stdout, /not drained in 1\.5 s: 1 message\(s\) left in the spool/);
   const noToken = path.join(dir, 'no-token.yaml');
   fs.writeFileSync(noToken, `ops: { port: ${relay.relay.opsPort} }\nsmarthost: { host: 127.0.0.1, tls: none }\n`);
-  t.match((await runCli(['drain', '--config', noToken])).stderr, /needs the ops listener with ops\.token set/);
+  t.match((await runCli(['drain', '--config', noToken])).stderr, /needs a token with the drain scope in ops\.token or ops\.tokens/);
 });
 
 t.test('SIGTERM with ops.drainSeconds: the process delivers its queue before it exits 0', async (t) => {

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { Outbox } from '../relay/reporting/outbox.js';
+import { fairDrops, Outbox } from '../relay/reporting/outbox.js';
 
 const fresh = (t: Test) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-outbox-'));
@@ -45,17 +45,31 @@ t.test('a line a crash cut short is dropped at open; the events before it are ke
   reopened.close();
 });
 
-t.test('past the cap the oldest segments go, and their events are counted', async (t) => {
+t.test('past the cap single events go, oldest first, down to 90 % of it; they are counted', async (t) => {
   const dir = fresh(t);
-  const box = new Outbox(dir, 20); // segments of 2 events
+  const box = new Outbox(dir, 20);
   let dropped = 0;
   for (let i = 1; i <= 30; i++) dropped += box.append([ev(i)]);
-  t.equal(dropped, 10);
-  t.equal(box.backlog, 20);
+  t.equal(dropped + box.backlog, 30, 'every event is either kept or counted as dropped');
+  t.ok(box.backlog <= 20 && box.backlog >= 18, `the backlog is within the cap (${box.backlog})`);
   const batch = await box.read(100);
-  t.same(ids(batch?.events ?? []).slice(0, 2), ['e11', 'e12'], 'the oldest went first');
+  const kept = ids(batch?.events ?? []);
+  t.equal(kept.at(-1), 'e30', 'the newest is kept');
+  t.same(kept, [...kept].sort((a, b) => Number(a.slice(1)) - Number(b.slice(1))), 'in order');
+  t.equal(Number(kept[0]?.slice(1)), dropped + 1, 'the oldest went first');
   if (batch) box.ack(batch);
   t.equal(box.backlog, 0);
   t.ok(fs.readdirSync(dir).filter((f) => f.endsWith('.jsonl')).length <= 1, 'finished segments are deleted');
   box.close();
+});
+
+t.test('the drops fall on the tenants holding the most: water-filling, one event at a time', async (t) => {
+  const cases: [string[], number, Record<string, number>][] = [
+    [['a', 'a', 'a', 'a', 'b'], 2, { a: 2 }],
+    [['a', 'a', 'a', 'b', 'b', 'c'], 3, { a: 2, b: 1 }],
+    [['a', 'b', 'c'], 3, { a: 1, b: 1, c: 1 }],
+    [['a', 'a', 'b', 'b'], 1, { a: 1 }],
+    [['a', 'b'], 0, {}],
+  ];
+  for (const [tenants, count, want] of cases) t.same(Object.fromEntries(fairDrops(tenants, count)), want, `${tenants.join('')} less ${count}`);
 });

@@ -59,11 +59,14 @@ t.test('connections past maxConnectionsPerIp get 421 4.7.0, and a slot frees whe
   for (const s of [...open, again]) s.close();
 });
 
-t.test('trusted networks (allowUnauthenticatedFrom) are exempt from maxConnectionsPerIp, as Postfix exempts $mynetworks', async (t) => {
-  const relay = await relayWith('maxConnectionsPerIp: 3');
+t.test('trusted networks (allowUnauthenticatedFrom) have a larger share per address, maxConnectionsPerTrustedIp, never every slot', async (t) => {
+  const relay = await relayWith('maxConnectionsPerIp: 3, maxConnectionsPerTrustedIp: 10, maxConnections: 50');
   const open = await Promise.all(Array.from({ length: 10 }, () => openRawSession(relay.port)));
   for (const s of open) t.match(s.greeting, /^220 /);
-  for (const s of open) s.close();
+  // One app idling on its share: the eleventh from the same address is refused, so others still get in.
+  const more = await openRawSession(relay.port);
+  t.match(more.greeting, /^421 4\.7\.0 Too many connections from your address/);
+  for (const s of [...open, more]) s.close();
 });
 
 t.test('connections past maxConnections get 421 4.3.2, trusted or not', async (t) => {

@@ -32,7 +32,7 @@ t.test("queued mail of a platform tenant whose record is gone is held with the r
   const relay: TestRelay = await startTestRelay(
     `delivery: { mode: queue, spool: { path: \${SPOOL} }, retry: { minSeconds: 60, maxSeconds: 60, jitter: 0, maxLifetimeHours: 1 } }
 smarthost: { host: 127.0.0.1, port: ${smarthost.port}, tls: none }
-tenantSource: { url: "${platform.url}", token: t, cacheSeconds: 0.05, staleSeconds: 0, notFoundCacheSeconds: 0.05, upstreamHosts: { allow: [127.0.0.1/32] } }
+tenantSource: { url: "${platform.url}", token: t, cacheSeconds: 0.05, staleSeconds: 0, notFoundCacheSeconds: 0.05, upstreamHosts: { allow: [127.0.0.1/32], ports: [] } }
 `,
     {},
     { manualScheduler: true },

@@ -102,7 +102,7 @@ t.test('a send-test outcome in Redis that no relay signed is not believed', need
 t.test('a flood on the invalidation channel is taken at a bounded rate and logged once a second, not once a message', needRedis, async (t) => {
   const platform = await startPlatform(() => ({ status: 404 }));
   t.teardown(() => platform.close());
-  const { redis, upstream, relay } = await setup(t, { mode: 'passthrough', extra: `tenantSource: { url: "${platform.url}", invalidationChannel: "tenant-relay:tenants", upstreamHosts: { allow: [127.0.0.1/32] } }` });
+  const { redis, upstream, relay } = await setup(t, { mode: 'passthrough', extra: `tenantSource: { url: "${platform.url}", invalidationChannel: "tenant-relay:tenants", upstreamHosts: { allow: [127.0.0.1/32], ports: [] } }` });
   await new Promise((r) => setTimeout(r, 200)); // the subscription is up
   const pipeline = redis.client.pipeline();
   for (let i = 0; i < 5000; i++) pipeline.publish('tenant-relay:tenants', `tenant-${i}`);

@@ -105,7 +105,7 @@ t.test('a signingDomain or From that is not the tenant\'s own: refused in the co
   let record: unknown;
   const platform: Platform = await startPlatform(() => ({ body: record }));
   t.teardown(() => platform.close());
-  const relay = await relayWith(t, upstream, `tenantSource: { url: "${platform.url}", token: t, upstreamHosts: { allow: [127.0.0.1/32] } }`);
+  const relay = await relayWith(t, upstream, `tenantSource: { url: "${platform.url}", token: t, upstreamHosts: { allow: [127.0.0.1/32], ports: [] } }`);
   const evilRecord = (extra: Record<string, unknown>) => ({ id: 'evil', match: { domains: ['evil.test'] }, ...extra });
   for (const [what, extra] of [
     ['signingDomain', { dkim: { signingDomain: 'globex.test' } }],
@@ -129,7 +129,7 @@ t.test("a platform tenant's message wearing another platform tenant's From is re
   const upstream = await upstreamFor(t);
   const platform = await startPlatform((_by, value) => (value.endsWith('@evil.test') ? { body: { id: 'evil', match: { domains: ['evil.test'] } } } : value.endsWith('@victim.test') ? { body: { id: 'victim', match: { domains: ['victim.test'] } } } : { status: 404 }));
   t.teardown(() => platform.close());
-  const relay = await relayWith(t, upstream, `tenantSource: { url: "${platform.url}", token: t, upstreamHosts: { allow: [127.0.0.1/32] } }`);
+  const relay = await relayWith(t, upstream, `tenantSource: { url: "${platform.url}", token: t, upstreamHosts: { allow: [127.0.0.1/32], ports: [] } }`);
   t.match(await replyOf(sendThrough(relay.port, { from: 'app@evil.test', to: 'c@example.com', raw: mail('Victim <ceo@victim.test>') })), /^553 5\.7\.1 The From header is an address of another tenant; this message is sent as tenant evil/);
   t.same(platform.requests, ['sender=app@evil.test', 'sender=ceo@victim.test']);
   await sendThrough(relay.port, { from: 'app@evil.test', to: 'c@example.com', raw: mail('Evil <news@evil.test>') });

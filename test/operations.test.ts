@@ -118,7 +118,7 @@ t.test('/metrics is Prometheus text that counts real traffic', async (t) => {
   t.match(text, /tenant_relay_messages_accepted_total\{tenant="none",mode="passthrough"\} 1/);
   t.match(text, /tenant_relay_recipients_delivered_total\{tenant="none",upstream="smarthost"\} 2/);
   t.match(text, /tenant_relay_replies_refused_total\{reply="auth-failed",code="535 5\.7\.8"\} 1/);
-  t.match(text, /tenant_relay_upstream_send_seconds_count\{upstream="smarthost"\} 1/);
+  t.match(text, /tenant_relay_upstream_send_seconds_count\{via="smarthost"\} 1/);
   t.match(text, /# TYPE tenant_relay_queue_depth gauge\ntenant_relay_queue_depth 0/);
 });
 

@@ -153,7 +153,7 @@ t.test("the platform's invalidation channel drops a cached tenant on every relay
       : { status: 404 },
   );
   t.teardown(() => platform.close());
-  const extra = `tenantSource: { url: "${platform.url}", cacheSeconds: 3600, invalidationChannel: "tenant-relay:tenants", upstreamHosts: { allow: [127.0.0.1/32] } }`;
+  const extra = `tenantSource: { url: "${platform.url}", cacheSeconds: 3600, invalidationChannel: "tenant-relay:tenants", upstreamHosts: { allow: [127.0.0.1/32], ports: [] } }`;
   const relays = [await relayOn(t, redis, first, '', { mode: 'passthrough', extra }), await relayOn(t, redis, first, '', { mode: 'passthrough', extra })];
   for (const relay of relays) await sendThrough(relay.port, { from: 'app@globex.test', to: 'x@example.com' });
   t.equal(first.received.length, 2);

@@ -116,7 +116,10 @@ t.test('a running relay picks up a tenant file added to the directory, without a
   const upstream = await startUpstream();
   t.teardown(() => upstream.close());
   const { file, tenantsDir, dir } = layout(t, {});
-  fs.writeFileSync(file, `listen: [{ host: 127.0.0.1, port: 0 }]\nops: { enabled: false }\ndelivery: { mode: passthrough, spool: { path: ${dir}/spool } }\nsmarthost: { host: 127.0.0.1, port: 1, tls: none }\ntenantFiles: [${tenantsDir}]\n`);
+  fs.writeFileSync(
+    file,
+    `listen: [{ host: 127.0.0.1, port: 0 }]\nops: { enabled: false }\ndelivery: { mode: passthrough, spool: { path: ${dir}/spool } }\nsmarthost: { host: 127.0.0.1, port: 1, tls: none }\ntenantFiles: [${tenantsDir}]\ntenantFileUpstreamHosts: { allow: [127.0.0.1/32], ports: [] }\n`,
+  );
   const relay = await startRelay(loadConfigFile(file, {}), { logger: silentLogger, configFile: file, watchConfig: true });
   t.teardown(() => relay.close(0));
   fs.writeFileSync(path.join(tenantsDir, 'late.yaml'), `id: late\nmatch: { domains: [late.test] }\nupstream: { host: 127.0.0.1, port: ${upstream.port}, tls: none }\n`);
@@ -124,4 +127,14 @@ t.test('a running relay picks up a tenant file added to the directory, without a
   t.equal(relay.config().tenants[0]?.id, 'late');
   t.match((await sendThrough(relay.addresses[0]?.port ?? 0, { from: 'a@late.test', to: 'x@example.com' })).response, /^250 /);
   t.equal(upstream.received.length, 1);
+});
+
+t.test("tenant files are held to a safe host policy by default: no loopback, private or metadata host, mail's ports only", async (t) => {
+  const inside = layout(t, { 'inside.yaml': 'id: inside\nmatch: { domains: [inside.test] }\nupstream: { host: 169.254.169.254, port: 25, tls: none }\n' });
+  const upstream = loadConfigFile(inside.file, {}).directory.byId('inside')?.upstream;
+  t.match(upstream, { kind: 'smtp', hostPolicy: { denySpecialAddresses: true, denyPrivateAddresses: true, ports: [25, 465, 587, 2525] } }, 'the file tenant carries the policy delivery applies');
+  const redis = layout(t, { 'redis.yaml': 'id: redis\nmatch: { domains: [redis.test] }\nupstream: { host: smtp.redis.test, port: 6379, tls: starttls }\n' });
+  t.same(errorsOf(redis.file), [`${redis.tenantsDir}/redis.yaml:3:36: upstream.port: 6379 is not a port the upstream host policy allows (25, 465, 587, 2525)`]);
+  const widened = layout(t, { 'redis.yaml': 'id: redis\nmatch: { domains: [redis.test] }\nupstream: { host: smtp.redis.test, port: 6379, tls: starttls }\n' }, 'tenantFileUpstreamHosts: { ports: [] }\n');
+  t.same(errorsOf(widened.file), [], 'an operator may widen it');
 });

@@ -39,7 +39,7 @@ tenantSource:
   cacheSeconds: 60
   staleSeconds: 600
   notFoundCacheSeconds: 30
-  upstreamHosts: { allow: [127.0.0.1/32] }
+  upstreamHosts: { allow: [127.0.0.1/32], ports: [] }
   ${extra}`;
 
 /** A PlatformTenants on a fake clock (it must not start at 0: lru-cache reads that as "no TTL"). */
@@ -222,11 +222,16 @@ t.test('through the relay', async (t) => {
 t.test("safe hosts by default: a platform tenant's upstream on loopback is refused unless allowed", async (t) => {
   const platform = await startPlatform(records);
   t.teardown(() => platform.close());
-  const relay = await startTestRelay(sourceYaml(platform).replace('upstreamHosts: { allow: [127.0.0.1/32] }', ''));
+  const relay = await startTestRelay(sourceYaml(platform).replace('upstreamHosts: { allow: [127.0.0.1/32], ports: [] }', 'upstreamHosts: { ports: [] }'));
   t.teardown(() => relay.close());
   const before = tenantServer.received.length;
   t.match(await replyOf(sendThrough(relay.port, { from: 'alerts@globex.test', to: 'x@example.com' })), /^451 4\.4\.0 Upstream globex not used: 127\.0\.0\.1 resolves to 127\.0\.0\.1/);
   t.equal(tenantServer.received.length, before);
+  // And by default only mail's ports: a record naming another port is refused as a whole.
+  const mailPorts = await startTestRelay(sourceYaml(platform).replace('upstreamHosts: { allow: [127.0.0.1/32], ports: [] }', 'upstreamHosts: { allow: [127.0.0.1/32] }'));
+  t.teardown(() => mailPorts.close());
+  t.match(await replyOf(sendThrough(mailPorts.port, { from: 'alerts@globex.test', to: 'x@example.com' })), /^451 4\.3\.0 /);
+  t.match(mailPorts.logs.find((l) => l.event === 'tenant-lookup' && l.problems), { problems: [/^upstream\.port: \d+ is not a port the upstream host policy allows \(25, 465, 587, 2525\)$/] });
 });
 
 t.test('queue mode: queued mail of a platform tenant waits for its record rather than take another route', async (t) => {

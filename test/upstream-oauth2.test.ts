@@ -259,7 +259,7 @@ t.test('Microsoft 365 with basic authentication off (535 5.7.139): deferred with
   fs.writeFileSync(file, `smarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: starttls, ca: ${certs.caFile}, username: relay, password: right }\n`);
   const r = await runCli(['preflight', '--config', file]);
   t.equal(r.code, 1);
-  t.match(r.stdout, /auth \(password\) refused\n {6}basic authentication is disabled for this tenant: configure oauth2 \(Invalid login: 535 5\.7\.139 /);
+  t.match(r.stdout, /auth \(password\) refused\n {6}basic authentication is disabled for this tenant: configure oauth2\n {6}upstream said: 535 5\.7\.139 /);
 });
 
 t.test('550 5.7.30 (basic authentication not supported for client submission) is read the same way', async (t) => {
@@ -443,9 +443,12 @@ t.test('the ops endpoint POST /preflight checks a candidate upstream under the t
     fetch(`http://127.0.0.1:${relay.relay.opsPort}/preflight`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
   t.equal((await post(strict, { upstream: candidate }, null)).status, 401, 'no token: 401');
   t.equal((await post(strict, { upstream: candidate }, 'wrong-token-0123456789')).status, 401, 'a wrong token: 401');
-  const forbidden = await post(strict, { upstream: candidate });
+  const otherPort = await post(strict, { upstream: candidate });
+  t.equal(otherPort.status, 400);
+  t.match(await otherPort.json(), { ok: false, problems: [/^port: \d+ is not a port the upstream host policy allows \(25, 465, 587, 2525\)$/] }, 'only the ports mail uses');
+  const forbidden = await post(strict, { upstream: { ...candidate, port: 587 } });
   t.equal(forbidden.status, 200);
-  t.match(await forbidden.json(), { ok: false, reachable: false, error: /127\.0\.0\.1, which the upstream host policy forbids/ }, 'loopback is not a host a tenant may type in');
+  t.match(await forbidden.json(), { ok: false, reachable: false, category: 'host-forbidden', error: /127\.0\.0\.1, which the upstream host policy forbids/ }, 'loopback is not a host a tenant may type in');
   const bad = await post(strict, { upstream: { host: 'smtp.office365.com', tls: 'none', auth: candidate.auth } });
   t.equal(bad.status, 400);
   t.match(await bad.json(), { ok: false, problems: [/tls: OAuth2 access tokens would travel in cleartext/] });
@@ -455,7 +458,7 @@ t.test('the ops endpoint POST /preflight checks a candidate upstream under the t
   const file = path.join(dir, 'ops-preflight.yaml');
   fs.writeFileSync(
     file,
-    `listen: [{ host: 127.0.0.1, port: 0 }]\nops: { port: 0, token: ops-token-0123456789 }\ndelivery: { mode: passthrough }\nsmarthost: { host: 127.0.0.1, port: 9, tls: none }\ntenantSource: { url: "http://127.0.0.1:9/relay", token: t, upstreamHosts: { allow: [127.0.0.1/32] } }\n`,
+    `listen: [{ host: 127.0.0.1, port: 0 }]\nops: { port: 0, token: ops-token-0123456789 }\ndelivery: { mode: passthrough }\nsmarthost: { host: 127.0.0.1, port: 9, tls: none }\ntenantSource: { url: "http://127.0.0.1:9/relay", token: t, upstreamHosts: { allow: [127.0.0.1/32], ports: [] } }\n`,
   );
   const serve = spawnCli(['serve', '--config', file], { env: { NODE_EXTRA_CA_CERTS: certs.caFile } });
   t.teardown(() => {

@@ -51,7 +51,7 @@ t.test('two workers share a port (each its own socket, SO_REUSEPORT); one /metri
   const ready = await fetch(`http://127.0.0.1:${opsPort}/readyz`);
   t.equal(ready.status, 200);
   t.match(await ready.json(), { ready: true, checks: { workers: '2 of 2 ready' } });
-  const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+  const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`, { headers: { authorization: 'Bearer workers-test-ops-token' } })).text();
   t.match(metrics, /^tenant_relay_messages_accepted_total\{tenant="none",mode="queue"\} 20$/m, 'counted over both workers');
   t.match(metrics, /^tenant_relay_workers 2$/m);
   t.match(metrics, /^tenant_relay_ready 1$/m, 'ready is the least of the workers, not their sum');

@@ -25,6 +25,9 @@ Commands:
                                   (queue commands take --config too; they work on a live spool)
   drain [--timeout-seconds N]     tell the running relay to stop taking mail and deliver its queue;
                                   exit 0 once its spool is empty
+  undrain                         tell a drained relay to take mail again
+  webhooks [list | replay NAME]   each webhook's events waiting and dead-lettered; send the dead
+                                  letters of one again
   trace ID | --message-id ID | --rcpt ADDR | --tenant T [--limit N] [--json]
                                   what happened to recent messages: accepted, each attempt with the
                                   upstream's reply, delivered, deferred, bounced, expired
@@ -66,10 +69,21 @@ Works on the spool of a live relay: list and show read it; retry and delete leav
 applies within delivery.scanSeconds. Exit 1 for an unknown id.`,
   drain: `drain [--config FILE] [--timeout-seconds N] [--json]
 
-Asks the running relay, through its ops listener (ops.token is required), to stop taking mail (new
-sessions and transactions get 421 4.3.2, /readyz turns 503) and to deliver what is queued now, retries
-included. Prints progress, and exits 0 once the spool is empty, or 1 with what is left after
---timeout-seconds (300). The relay keeps refusing mail until it is stopped (SIGTERM).`,
+Asks the running relay, through its ops listener (a token with the drain scope is required), to stop
+taking mail (new sessions and transactions get 421 4.3.2, /readyz turns 503) and to deliver what is
+queued now, retries included. Prints progress, and exits 0 once the spool is empty, or 1 with what is
+left after --timeout-seconds (300, at most 86400). The relay refuses mail until it is stopped (SIGTERM)
+or told to take it again (tenant-relay undrain).`,
+  webhooks: `webhooks [list | replay NAME] [--config FILE] [--json]
+
+list (the default): for each webhook's outbox in the spool (platform, tenant-<id>; per worker), the
+delivery events waiting and those dead-lettered (refused for good by the receiver: a 4xx five times in a
+row, or a 413 for a single event). replay NAME: hands that webhook's dead letters back to its sender,
+which sends them again at its next look (within a minute; a stopped relay at its next start).`,
+  undrain: `undrain [--config FILE] [--json]
+
+Tells a drained relay (tenant-relay drain, POST /drain) to take mail again: sessions are accepted and
+/readyz turns 200. Exit 0 once it does, 1 if it is stopping or cannot be reached.`,
   trace: `trace [--config FILE] QUEUE-ID | --message-id ID | --rcpt ADDRESS | --tenant T [--limit N] [--json]
 
 Reads the trace the relay keeps beside its spool (trace.db, trace.retentionDays): for each message found
@@ -99,6 +113,8 @@ const commands: Record<string, () => Promise<Command>> = {
   'send-test': async () => (await import('./send-test.js')).sendTestCommand,
   trace: async () => (await import('./trace.js')).traceCommand,
   drain: async () => (await import('./drain.js')).drainCommand,
+  undrain: async () => (await import('./drain.js')).undrainCommand,
+  webhooks: async () => (await import('./webhooks.js')).webhooksCommand,
   schema: async () => {
     const { configJsonSchemaText } = await import('../../config/json-schema.js');
     const { deliveryEventsJsonSchemaText } = await import('../reporting/event-schema.js');

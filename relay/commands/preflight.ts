@@ -29,7 +29,7 @@ export async function preflightCommand(args: string[], io: CommandIo): Promise<n
       reports.push({ upstream: upstream.name, tenants: ids, address: `maildir ${upstream.path}`, ok: true });
       continue;
     }
-    reports.push({ ...(await preflight(upstream, { heloName: config.hostname, tokens, hostPolicy: config.upstreamHosts })), tenants: ids });
+    reports.push({ ...(await preflight(upstream, { heloName: config.hostname, tokens, hostPolicy: upstream.hostPolicy ?? config.upstreamHosts, operator: true })), tenants: ids });
   }
   if (values.json) io.out(JSON.stringify(reports, null, 2));
   else {
@@ -37,14 +37,15 @@ export async function preflightCommand(args: string[], io: CommandIo): Promise<n
       const facts =
         'reachable' in r
           ? [
-              r.reachable ? 'reachable' : 'UNREACHABLE',
+              r.reachable ? 'reachable' : r.category.toUpperCase(),
               r.tlsVersion,
               r.certificateDaysLeft !== undefined ? `certificate expires in ${r.certificateDaysLeft} days (${r.certificateExpires})` : undefined,
-              r.token ? `oauth2 token until ${r.token.expires}${r.token.scopes.length ? ` for ${r.token.scopes.join(' ')}` : ''}` : undefined,
+              r.token ? `oauth2 token until ${r.token.expires}${r.token.scopes.length ? ` for ${r.token.scopes.join(' ')}` : r.token.requested ? ` (scopes not stated by the endpoint; asked for ${r.token.requested})` : ''}` : undefined,
               `auth ${r.authKind === 'none' ? '' : `(${r.authKind}) `}${r.auth}`,
             ]
           : ['local'];
-      io.out(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.upstream} (${r.address}) for ${r.tenants.join(', ')}: ${facts.filter(Boolean).join(', ')}${'error' in r && r.error ? `\n      ${r.error}` : ''}`);
+      const more = 'error' in r ? [r.error, r.upstreamReply && `upstream said: ${r.upstreamReply}`].filter(Boolean) : [];
+      io.out(`${r.ok ? 'ok  ' : 'FAIL'}  ${r.upstream} (${r.address}) for ${r.tenants.join(', ')}: ${facts.filter(Boolean).join(', ')}${more.map((m) => `\n      ${m}`).join('')}`);
     }
   }
   return reports.every((r) => r.ok) ? 0 : 1;

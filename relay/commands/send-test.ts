@@ -7,6 +7,7 @@ import { SEND_TEST_HEADER, type SendTestRecord } from '../ops/send-tests.js';
 import { decide } from '../routing/decide.js';
 import { loadFrom } from './config-file.js';
 import type { CommandIo } from './io.js';
+import { askRelay } from './ops-client.js';
 
 export async function sendTestCommand(args: string[], io: CommandIo): Promise<number> {
   const { values } = parseArgs({
@@ -67,9 +68,9 @@ export async function sendTestCommand(args: string[], io: CommandIo): Promise<nu
   const deadline = Date.now() + Number(values['timeout-seconds']) * 1000;
   let record: SendTestRecord | undefined;
   while (Date.now() < deadline) {
-    const res = await fetch(`http://${config.ops.host === '0.0.0.0' ? '127.0.0.1' : config.ops.host}:${config.ops.port}/send-test/${token}`).catch(() => undefined);
-    if (res?.ok) {
-      record = (await res.json()) as SendTestRecord;
+    const res = await askRelay(config, 'send-test', 'GET', `/send-test/${token}`).catch(() => undefined);
+    if (res?.status === 200) {
+      record = res.json as SendTestRecord;
       if (record.final) break;
     }
     await new Promise((r) => setTimeout(r, 250));

@@ -5,7 +5,7 @@ import { Replies, type SmtpReply } from '../errors.js';
 import type { UpstreamCapabilities } from './capabilities.js';
 import { replyForError } from './classify.js';
 import type { DeliveryResult, Envelope, MessageSource } from '../types.js';
-import { checkUpstreamHost, pinnedTo } from './host-policy.js';
+import { checkUpstreamHost, pinnedTo, policyApplies } from './host-policy.js';
 import { deliverToMaildir } from './maildir.js';
 import type { UpstreamPools } from './pools.js';
 import { sendViaSmtp } from './smtp.js';
@@ -36,8 +36,8 @@ export async function deliver(
   });
   let target = upstream;
   const policy = upstream.hostPolicy ?? hostPolicy;
-  if (upstream.owner === 'tenant' && (policy.denySpecialAddresses || policy.denyPrivateAddresses)) {
-    const checked = await checkUpstreamHost(upstream.host, policy);
+  if (upstream.owner === 'tenant' && policyApplies(policy)) {
+    const checked = await checkUpstreamHost(upstream.host, policy, upstream.port);
     if (!checked.ok) return all(Replies.upstreamHostForbidden(upstream.name, checked.reason), 'temp');
     target = pinnedTo(upstream, checked.address);
   }

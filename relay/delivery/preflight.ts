@@ -1,30 +1,53 @@
 // `tenant-relay preflight` (and the ops listener's /preflight): for an upstream, connect, negotiate TLS as
 // configured, log in (no mail is sent), and report what an admin needs before going live: reachable, TLS
 // version, certificate expiry, AUTH accepted; for an OAuth2 upstream, the token's expiry and scopes too
-// (never the token).
+// (never the token). A failure is reported as a category with the relay's own words for it and the fix;
+// of what the far side sent, only an SMTP reply is ever shown (a candidate a tenant typed in may point at
+// any service, and the preflight must not read its banner back to them, nor tell open from closed ports
+// beyond "not SMTP").
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import { parseUpstreamRecord } from '../../config/tenant-record.js';
 import type { Config, SmtpUpstream, UpstreamHostPolicy } from '../../config/types.js';
+import { formatUpstreamReply } from '../errors.js';
 import type { Logger } from '../ops/log.js';
-import { checkUpstreamHost, pinnedTo } from './host-policy.js';
+import { checkUpstreamHost, MAIL_PORTS, pinnedTo, policyApplies } from './host-policy.js';
 import { tlsSocketOf } from './nodemailer-seams.js';
 import { AccessTokens } from './oauth2/tokens.js';
 import { transportOptions } from './pools.js';
+import { parseUpstreamReply } from './upstream-reply.js';
+
+/** What went wrong, as a word a script can act on. */
+export type PreflightCategory =
+  | 'ok'
+  | 'host-forbidden'
+  | 'unresolvable'
+  | 'refused'
+  | 'timeout'
+  | 'closed'
+  | 'not-smtp'
+  | 'smtp-refused'
+  | 'tls-failed'
+  | 'no-token'
+  | 'auth-refused';
 
 export interface PreflightReport {
   readonly upstream: string;
   readonly address: string;
   readonly tls: SmtpUpstream['tls'];
   readonly authKind: 'password' | 'oauth2' | 'none';
+  readonly category: PreflightCategory;
   readonly reachable: boolean;
   readonly tlsVersion?: string;
   readonly certificateExpires?: string;
   readonly certificateDaysLeft?: number;
   /** An OAuth2 upstream: the access token the relay got (its expiry and scopes, not the token). */
-  readonly token?: { readonly expires: string; readonly scopes: readonly string[] };
+  readonly token?: { readonly expires: string; readonly scopes: readonly string[]; readonly requested?: string };
   readonly auth: 'ok' | 'refused' | 'no token' | 'not configured' | 'not tried';
+  /** The relay's words for what failed, and what to do. */
   readonly error?: string;
+  /** What the upstream answered, when it was an SMTP reply. */
+  readonly upstreamReply?: string;
   readonly ok: boolean;
 }
 
@@ -33,22 +56,29 @@ export interface PreflightOptions {
   readonly tokens: AccessTokens;
   /** Applied to a tenant's upstream and token endpoint, as in delivery. */
   readonly hostPolicy?: UpstreamHostPolicy;
+  /** The operator's own check (the command): token endpoints' descriptions are shown too. */
+  readonly operator?: boolean;
   readonly now?: number;
 }
+
+/** No preflight waits longer than this for any one step, whatever the upstream's timeouts say. */
+export const PREFLIGHT_TIMEOUT_MS = 30_000;
 
 export async function preflight(upstream: SmtpUpstream, options: PreflightOptions): Promise<PreflightReport> {
   const now = options.now ?? Date.now();
   const authKind = upstream.auth?.kind ?? 'none';
   const base = { upstream: upstream.name, address: `${upstream.host}:${upstream.port}`, tls: upstream.tls, authKind } as const;
+  const failed = (category: PreflightCategory, error: string, extra: Partial<PreflightReport> = {}): PreflightReport => ({ ...base, category, reachable: false, auth: 'not tried', error, ...extra, ok: false });
   const policy = upstream.hostPolicy ?? options.hostPolicy;
   let target = upstream;
-  if (upstream.owner === 'tenant' && policy && (policy.denySpecialAddresses || policy.denyPrivateAddresses)) {
-    const checked = await checkUpstreamHost(upstream.host, policy);
-    if (!checked.ok) return { ...base, reachable: false, auth: 'not tried', error: checked.reason, ok: false };
+  if (upstream.owner === 'tenant' && policy && policyApplies(policy)) {
+    const checked = await checkUpstreamHost(upstream.host, policy, upstream.port);
+    if (!checked.ok) return failed(/cannot resolve|has no address/.test(checked.reason) ? 'unresolvable' : 'host-forbidden', checked.reason);
     target = pinnedTo(upstream, checked.address);
   }
   const { pool: _pool, maxConnections: _max, maxMessages: _msgs, auth: _auth, ...connectionOptions } = transportOptions(target, options.heloName);
-  const connection = new SMTPConnection(connectionOptions);
+  const cap = (ms: number | undefined) => Math.min(ms ?? PREFLIGHT_TIMEOUT_MS, PREFLIGHT_TIMEOUT_MS);
+  const connection = new SMTPConnection({ ...connectionOptions, connectionTimeout: cap(connectionOptions.connectionTimeout), greetingTimeout: cap(connectionOptions.greetingTimeout), socketTimeout: cap(connectionOptions.socketTimeout) });
   try {
     await new Promise<void>((resolve, reject) => {
       connection.once('error', reject);
@@ -56,7 +86,9 @@ export async function preflight(upstream: SmtpUpstream, options: PreflightOption
     });
   } catch (err) {
     connection.close();
-    return { ...base, reachable: false, auth: 'not tried', error: (err as Error).message, ok: false };
+    const said = smtpReplyOf(err);
+    const category = categoryOf(err as UpstreamError);
+    return failed(category, advice(category, err as UpstreamError, upstream), { ...(said ? { upstreamReply: said } : {}), reachable: category === 'tls-failed' || category === 'smtp-refused' });
   }
   const socket = tlsSocketOf(connection);
   const protocol = socket?.getProtocol?.() ?? undefined;
@@ -71,7 +103,7 @@ export async function preflight(upstream: SmtpUpstream, options: PreflightOption
   const auth = upstream.auth;
   if (!auth) {
     connection.quit();
-    return { ...facts, auth: 'not configured', ok: true };
+    return { ...facts, category: 'ok', auth: 'not configured', ok: true };
   }
   let login: Parameters<SMTPConnection['login']>[0];
   let token: PreflightReport['token'];
@@ -80,23 +112,95 @@ export async function preflight(upstream: SmtpUpstream, options: PreflightOption
     try {
       const issued = await options.tokens.get(auth.grant, { upstream: upstream.name, ...(policy ? { hostPolicy: policy } : {}) });
       const held = options.tokens.facts(auth.grant);
-      token = { expires: new Date(issued.expiresAt).toISOString(), scopes: held?.scopes ?? [] };
+      // Google's token answer names no scopes: say what was asked for instead of nothing.
+      token = { expires: new Date(issued.expiresAt).toISOString(), scopes: held?.scopes ?? [], ...(auth.grant.scope ? { requested: auth.grant.scope } : {}) };
       login = { type: 'OAuth2', user: auth.user, method: 'XOAUTH2', oauth2: new XOAuth2({ user: auth.user, accessToken: issued.accessToken, expires: issued.expiresAt }) } as Parameters<SMTPConnection['login']>[0];
     } catch (err) {
       connection.quit();
-      return { ...facts, auth: 'no token', error: (err as Error).message, ok: false };
+      const e = err as Error & { reason?: string };
+      return { ...facts, category: 'no-token', auth: 'no token', error: options.operator ? e.message : `token endpoint: ${e.reason ?? 'failed'}`, ok: false };
     }
   }
-  const error = await new Promise<string | undefined>((resolve) => {
-    connection.login(login, (err) => resolve(err ? err.message : undefined));
+  const refused = await new Promise<UpstreamError | undefined>((resolve) => {
+    connection.login(login, (err) => resolve(err ?? undefined));
   });
   connection.quit();
-  const explained = error && /\b5\.7\.(139|30)\b/.test(error) ? `basic authentication is disabled for this tenant: configure oauth2 (${error})` : error;
-  return { ...facts, ...(token ? { token } : {}), auth: error ? 'refused' : 'ok', ...(explained ? { error: explained } : {}), ok: !error };
+  if (!refused) return { ...facts, ...(token ? { token } : {}), category: 'ok', auth: 'ok', ok: true };
+  const said = smtpReplyOf(refused);
+  return { ...facts, ...(token ? { token } : {}), category: 'auth-refused', auth: 'refused', error: authAdvice(said), ...(said ? { upstreamReply: said } : {}), ok: false };
+}
+
+interface UpstreamError extends Error {
+  code?: string;
+  originalCode?: string;
+  response?: string;
+}
+
+/** The far side's words, only when they are an SMTP reply. */
+function smtpReplyOf(err: unknown): string | undefined {
+  const reply = parseUpstreamReply((err as UpstreamError).response);
+  return reply ? formatUpstreamReply(reply) : undefined;
+}
+
+function categoryOf(err: UpstreamError): PreflightCategory {
+  const system = err.originalCode ?? '';
+  if (err.code === 'ETLS' || TLS_CODES.test(system) || (err.code === 'ESOCKET' && /certificate|self[- ]signed|TLS|SSL|handshake|wrong version/i.test(err.message))) return 'tls-failed';
+  if (err.code === 'EDNS' || /^(ENOTFOUND|EAI_AGAIN|EAI_NONAME)$/.test(system)) return 'unresolvable';
+  if (system === 'ECONNREFUSED') return 'refused';
+  if (err.code === 'ETIMEDOUT' || system === 'ETIMEDOUT') return 'timeout';
+  if (err.code === 'EPROTOCOL') return parseUpstreamReply(err.response) ? 'smtp-refused' : 'not-smtp';
+  if (system === 'EHOSTUNREACH' || system === 'ENETUNREACH') return 'refused';
+  return 'closed';
+}
+
+const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_TLS|ERR_SSL|EPROTO/;
+
+/** The relay's own words for a failure to connect, with what to do about it. */
+function advice(category: PreflightCategory, err: UpstreamError, upstream: SmtpUpstream): string {
+  switch (category) {
+    case 'tls-failed':
+      return tlsAdvice(err, upstream);
+    case 'unresolvable':
+      return `the name ${upstream.host} does not resolve`;
+    case 'refused':
+      return `nothing accepts connections on ${upstream.host}:${upstream.port}`;
+    case 'timeout':
+      return `no answer from ${upstream.host}:${upstream.port} in time`;
+    case 'not-smtp':
+      return `${upstream.host}:${upstream.port} does not answer like an SMTP server`;
+    case 'smtp-refused':
+      return 'the server refused the connection with an SMTP reply';
+    default:
+      return 'the connection closed before the server said anything';
+  }
+}
+
+function tlsAdvice(err: UpstreamError, upstream: SmtpUpstream): string {
+  const system = err.originalCode ?? '';
+  const text = `${system} ${err.message}`;
+  if (/STARTTLS/i.test(text) || (err.code === 'ETLS' && err.response)) return 'TLS failed: the server did not offer STARTTLS (use tls: implicit if it speaks TLS from the first byte, usually port 465)';
+  if (/ALTNAME|Hostname\/IP does not match/i.test(text)) return `TLS failed: the certificate is not valid for ${upstream.servername ?? upstream.host} (connect by a name it is issued for, or set upstream.servername)`;
+  if (/EXPIRED/i.test(text)) return "TLS failed: the server's certificate has expired";
+  if (/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|self[- ]signed|unable to verify/i.test(text)) {
+    return "TLS failed: the server's certificate is not signed by a CA the relay trusts (set upstream.ca to the PEM file of the CA that signed it, or have the server send its whole chain)";
+  }
+  if (/wrong version|EPROTO|handshake/i.test(text)) return `TLS failed: no TLS handshake with ${upstream.host}:${upstream.port} (with tls: ${upstream.tls}; the server may expect ${upstream.tls === 'implicit' ? 'STARTTLS (tls: starttls, usually port 587)' : 'TLS from the first byte (tls: implicit, usually port 465)'})`;
+  return 'TLS failed';
+}
+
+/** Microsoft 365's two 5.7.139 answers want different fixes (see delivery/classify.ts). */
+function authAdvice(said: string | undefined): string {
+  if (said && /\b5\.7\.139\b/.test(said) && /SmtpClientAuthentication is disabled/i.test(said)) return 'SMTP AUTH is disabled for the Microsoft 365 tenant or mailbox: turn it on (Set-CASMailbox -SmtpClientAuthenticationDisabled $false); OAuth2 needs it too';
+  if (said && /\b5\.7\.(139|30)\b/.test(said)) return 'basic authentication is disabled for this tenant: configure oauth2';
+  return 'the upstream refused the credentials';
 }
 
 /** The host policy for upstreams a tenant admin types in, when no tenant source says otherwise. */
-const TENANT_ENTERED_HOSTS: UpstreamHostPolicy = Object.freeze({ denySpecialAddresses: true, denyPrivateAddresses: true, allow: Object.freeze([]) });
+const TENANT_ENTERED_HOSTS: UpstreamHostPolicy = Object.freeze({ denySpecialAddresses: true, denyPrivateAddresses: true, allow: Object.freeze([]), ports: MAIL_PORTS });
+
+/** Candidates checked at once, at most: each holds a connection out for up to PREFLIGHT_TIMEOUT_MS. */
+const MAX_CONCURRENT_CANDIDATES = 4;
+let candidatesRunning = 0;
 
 /** POST /preflight on the ops listener (a relay's, or the primary's with workers). */
 export function preflightEndpoint(req: { readonly method: string; readonly body: unknown }, config: Config, logger: Logger): Promise<{ status: number; body: unknown }> {
@@ -114,6 +218,12 @@ export async function preflightCandidate(body: unknown, options: { heloName: str
   const name = typeof candidate.name === 'string' && /^[A-Za-z0-9_-]{1,63}$/.test(candidate.name) ? candidate.name : 'candidate';
   const checked = parseUpstreamRecord(candidate.upstream, name, options.hostPolicy);
   if (!checked.ok) return { status: 400, body: { ok: false, problems: checked.problems } };
-  const report = await preflight(checked.upstream, { heloName: options.heloName, tokens: new AccessTokens({ logger: options.logger }), hostPolicy: options.hostPolicy });
-  return { status: 200, body: report };
+  if (candidatesRunning >= MAX_CONCURRENT_CANDIDATES) return { status: 429, body: { ok: false, error: `${MAX_CONCURRENT_CANDIDATES} preflights are running; try again in a moment` } };
+  candidatesRunning++;
+  try {
+    const report = await preflight(checked.upstream, { heloName: options.heloName, tokens: new AccessTokens({ logger: options.logger }), hostPolicy: options.hostPolicy });
+    return { status: 200, body: report };
+  } finally {
+    candidatesRunning--;
+  }
 }

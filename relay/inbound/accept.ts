@@ -1,6 +1,7 @@
 // Queue mode, after the intake: the message is committed to the spool (fsynced) before the client hears
 // 250, then handed to the scheduler. Any failure on that path: 451, nothing queued.
 import type { Readable } from 'node:stream';
+import type { DiskSpace } from '../disk-space.js';
 import { Replies, type SmtpReply } from '../errors.js';
 import { type MessageEvents, messageIdOf } from '../events.js';
 import type { Scheduler } from '../queue/scheduler.js';
@@ -11,6 +12,8 @@ import type { Staging } from './staging.js';
 
 export interface QueueIntakeDeps {
   readonly staging: Staging;
+  /** Told what was written, so intake stops before the volume is full. */
+  readonly disk: DiskSpace;
   readonly spool: Spool;
   readonly scheduler: Scheduler;
   readonly events: MessageEvents;
@@ -47,6 +50,8 @@ export async function acceptToQueue(data: Readable, tx: Transaction, deps: Queue
       // In memory: the journal, sharing its fsync with those that arrive with it; else files of its own.
       message.bytes ?? message.parts,
     );
+    deps.disk.written(entry.size);
+    deps.disk.accepted(entry.size, entry.recipients.length);
     // Its first attempt sends these same bytes without reading them back.
     deps.scheduler.add(entry, message.bytes);
     deps.events.accepted({ id: tx.id, at: now, tenant: entry.tenant, mode: 'queue', envelope: tx.envelope, header: message.head, size: entry.size, ...messageIdOf(message) });

@@ -14,7 +14,7 @@ export class SessionGuards {
   readonly #line: SessionLine;
   readonly #policy: () => InboundPolicy;
   readonly #perIp = new Map<string, number>();
-  /** Sessions counted against their address (clients exempt from the per-address limit are not). */
+  /** Sessions counted against their address. */
   readonly #counted = new Set<string>();
   readonly #progress = new Map<string, NodeJS.Timeout>();
   readonly #authFailures = new Map<string, number>();
@@ -25,14 +25,16 @@ export class SessionGuards {
     this.#policy = policy;
   }
 
-  /** False when this address already has its share of connections; `exempt` clients are not counted. */
-  admit(session: SMTPServerSession, exempt = false): boolean {
-    if (!exempt) {
-      const n = this.#perIp.get(session.remoteAddress) ?? 0;
-      if (n >= this.#policy().maxConnectionsPerIp) return false;
-      this.#perIp.set(session.remoteAddress, n + 1);
-      this.#counted.add(session.id);
-    }
+  /**
+   * False when this address already has its share of connections: the apps' own networks (`trusted`) get
+   * a larger share (an app server's pool comes from one address), never all of them.
+   */
+  admit(session: SMTPServerSession, trusted = false): boolean {
+    const policy = this.#policy();
+    const n = this.#perIp.get(session.remoteAddress) ?? 0;
+    if (n >= (trusted ? policy.maxConnectionsPerTrustedIp : policy.maxConnectionsPerIp)) return false;
+    this.#perIp.set(session.remoteAddress, n + 1);
+    this.#counted.add(session.id);
     this.progressed(session);
     return true;
   }

@@ -13,6 +13,7 @@ import type { MessageEvents } from '../events.js';
 import { newMessageId } from '../ids.js';
 import { outboundEnvelope } from '../message/envelope.js';
 import type { Logger } from '../ops/log.js';
+import { ThrottledLog } from '../ops/throttled-log.js';
 import { budgetsFor } from '../limits/budgets.js';
 import type { Limiter } from '../limits/limiter.js';
 import type { RelayMetrics } from '../ops/metrics.js';
@@ -22,10 +23,12 @@ import { decide } from '../routing/decide.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
 import { resolveTenants } from '../tenancy/resolve.js';
 import type { AuthIdentity, RouteDecision } from '../types.js';
+import type { DiskSpace } from '../disk-space.js';
 import { acceptToQueue } from './accept.js';
 import { isAcceptableAddress } from './addresses.js';
-import { readCertificate } from './certificates.js';
+import { certificateFilesOf, readCertificate } from './certificates.js';
 import { SessionGuards } from './guards.js';
+import { LookupBudgets } from './lookup-budgets.js';
 import type { Transaction } from './intake.js';
 import { forwardInSession } from './passthrough.js';
 import { verifyPassword } from './passwords.js';
@@ -39,8 +42,8 @@ export interface InboundDeps {
   readonly spool: Spool;
   readonly scheduler: Scheduler;
   readonly edge: DeliveryEdge;
-  /** Whether the spool has the configured free space (checked at most once a second). */
-  readonly spoolHasRoom: () => Promise<boolean>;
+  /** The spool's volume: room for what a transaction may write, above delivery.spool.minFreeMegabytes. */
+  readonly disk: DiskSpace;
   readonly limiter: Limiter;
   readonly metrics: RelayMetrics;
   readonly events: MessageEvents;
@@ -76,6 +79,14 @@ interface Pending {
   readonly decision: RouteDecision;
   /** Pass-through: the message's place in its sending budgets, settled with what was sent. */
   readonly settle?: (sentRecipients: number) => void;
+  /** Queue mode: the room held on the spool's volume while the message is received. */
+  readonly room?: { readonly release: () => void };
+}
+
+/** A transaction ends (its dot, a new MAIL FROM, RSET, the client gone): what it held is given back. */
+function endPending(p: Pending | undefined, sent = 0): void {
+  p?.settle?.(sent);
+  p?.room?.release();
 }
 
 export function createInboundServer(listener: Listener, deps: InboundDeps): InboundServer {
@@ -86,6 +97,9 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
     return new SmtpReplyError(reply);
   };
   const trusted = trustedNetworks();
+  const lookups = new LookupBudgets();
+  // A failure that repeats for every message (a full disk) is one line a minute, with a count.
+  const warnings = new ThrottledLog(deps.logger);
   const startConfig = deps.config();
   // A password may cross only TLS or loopback. A plain listener on a network address offers no AUTH at
   // all (smtp-server would allow it in cleartext once STARTTLS is off); a STARTTLS one says 538 until TLS.
@@ -98,7 +112,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
       banner: 'tenant-relay',
       hideENHANCEDSTATUSCODES: false,
       secure: listener.tls === 'implicit',
-      ...readCertificate(listener),
+      ...readCertificate(certificateFilesOf(listener)),
       minVersion: 'TLSv1.2',
       disabledCommands: disabled,
       authMethods: ['PLAIN', 'LOGIN'],
@@ -114,7 +128,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
 
       onConnect(session, callback) {
         if (deps.draining()) return callback(fail(Replies.shuttingDown));
-        // The apps' own networks are exempt from the per-address limit, as Postfix exempts $mynetworks.
+        // The apps' own networks have a larger share per address (an app's pool is one client), not all of it.
         if (!guards.admit(session, isTrusted(session.remoteAddress))) return callback(fail(Replies.tooManyConnectionsFromIp));
         connectedAt.set(session, performance.now());
         callback();
@@ -122,8 +136,9 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
 
       onClose(session) {
         guards.closed(session);
+        lookups.ended(session.id);
         // A transaction that never reached its dot sent nothing.
-        pending.get(session)?.settle?.(0);
+        endPending(pending.get(session));
         pending.delete(session);
         const started = connectedAt.get(session);
         if (started === undefined) return;
@@ -157,7 +172,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
 
       onMailFrom(address: SMTPServerAddress, session, callback) {
         guards.progressed(session);
-        decideAtMailFrom(address.address, session).then(
+        decideAtMailFrom(address.address, declaredSize(address), session).then(
           (refusal) => callback(refusal ? fail(refusal) : null),
           () => callback(fail(Replies.localError)),
         );
@@ -175,7 +190,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
           .then(
             (reply) => (reply.code === 250 ? callback(null, `${reply.enhanced} ${reply.text}`) : callback(fail(reply))),
             (err) => {
-              deps.logger.error({ event: 'data-failed', session: session.id, err });
+              warnings.warn({ event: 'data-failed', session: session.id, err: (err as Error).message }, 'a message could not be taken in (451 4.3.0)');
               callback(fail(Replies.localError));
             },
           )
@@ -191,16 +206,18 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
   server.on('error', (err) => deps.logger.debug({ event: 'client-error', err: err.message }));
 
   /** Who sends, as whom, and where it goes: the reply that refuses it, or undefined (and the decision kept). */
-  async function decideAtMailFrom(mailFrom: string, session: SMTPServerSession): Promise<SmtpReply | undefined> {
+  async function decideAtMailFrom(mailFrom: string, declared: number | undefined, session: SMTPServerSession): Promise<SmtpReply | undefined> {
     if (deps.draining()) return Replies.shuttingDown;
     const config = deps.config();
     const auth = session.user as AuthIdentity | undefined;
     if (!auth && !isTrusted(session.remoteAddress)) return Replies.authRequired;
     if (mailFrom !== '' && !isAcceptableAddress(mailFrom)) return Replies.badSenderAddress;
-    const found = await resolveTenants(mailFrom, auth, config, deps.platform());
+    const platform = deps.platform();
+    const budget = platform && lookups.of(session.id, session.remoteAddress, platform.settings);
+    const found = await resolveTenants(mailFrom, auth, config, platform, budget);
     if (!found.ok) {
       deps.logger.warn({ event: 'refused', session: session.id, from: mailFrom, reason: found.reason });
-      return Replies.tenantLookupUnavailable;
+      return 'overBudget' in found ? Replies.tenantLookupsExceeded : Replies.tenantLookupUnavailable;
     }
     const decision = decide({ mailFrom }, auth, config, found.tenants);
     if (decision.kind === 'refuse') {
@@ -208,11 +225,14 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
       return decision.reply;
     }
     // A new MAIL FROM after RSET: the previous transaction sent nothing.
-    pending.get(session)?.settle?.(0);
+    endPending(pending.get(session));
     pending.delete(session);
     if (decision.mode === 'queue') {
-      if (!(await deps.spoolHasRoom())) return Replies.insufficientStorage;
-      pending.set(session, { config, decision });
+      const full = spoolQuotaReached(decision, config);
+      if (full) return full;
+      const room = await deps.disk.reserve(declared, config.maxMessageSizeBytes);
+      if (!room) return Replies.insufficientStorage;
+      pending.set(session, { config, decision, room });
       return undefined;
     }
     // Pass-through has no later moment to slow down at: past a budget, the client must wait, and is told how long.
@@ -221,6 +241,15 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
     if (!reserved.ok) return Replies.tenantRateExceeded(decision.tenant?.id ?? decision.route.upstream.name, Math.min(86_400, Math.max(1, Math.ceil((reserved.retryAt - now) / 1000))));
     pending.set(session, { config, decision, settle: reserved.settle });
     return undefined;
+  }
+
+  /** The tenant's waiting mail at its share of the spool (a worker's part of it, with workers): its reply. */
+  function spoolQuotaReached(decision: RouteDecision, config: Config): SmtpReply | undefined {
+    const quota = { ...config.delivery.spool.perTenant, ...decision.tenant?.delivery.spool };
+    const used = deps.scheduler.usageOf(decision.tenant?.id ?? null);
+    const share = 1 / Math.max(1, config.workers);
+    if (used.messages < Math.ceil(quota.maxMessages * share) && used.bytes < quota.maxBytes * share) return undefined;
+    return Replies.tenantSpoolFull(decision.tenant?.id ?? 'none');
   }
 
   /** The final dot: the message goes through the intake of its mode; the reply is what the client hears. */
@@ -232,10 +261,11 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
     }
     const tx = transactionOf(session, decided);
     if (decided.decision.mode === 'queue') {
-      const accepted = await acceptToQueue(stream, tx, deps);
+      const accepted = await acceptToQueue(stream, tx, deps).finally(() => decided.room?.release());
+      pending.delete(session);
       for (const warning of accepted.warnings) deps.logger.warn({ event: 'message-warning', ...tx.log, warning });
       const queued = accepted.reply.code === 250;
-      if (queued) deps.metrics.accepted.inc({ tenant: tx.decision.tenant?.id ?? 'none', mode: 'queue' });
+      if (queued) deps.metrics.accepted.inc({ tenant: deps.metrics.tenant(tx.decision.tenant?.id ?? null), mode: 'queue' });
       deps.logger.info({ event: queued ? 'queued' : 'refused', ...tx.log, reason: accepted.reason, reply: formatReply(accepted.reply), replyId: accepted.reply.id, ms: msSince(tx) });
       return accepted.reply;
     }
@@ -248,7 +278,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
     }
     const { reply, result } = forwarded;
     for (const warning of forwarded.warnings) deps.logger.warn({ event: 'message-warning', ...tx.log, warning });
-    if (reply.code === 250) deps.metrics.accepted.inc({ tenant: tx.decision.tenant?.id ?? 'none', mode: 'passthrough' });
+    if (reply.code === 250) deps.metrics.accepted.inc({ tenant: deps.metrics.tenant(tx.decision.tenant?.id ?? null), mode: 'passthrough' });
     deps.logger.info({
       event: 'message',
       ...tx.log,
@@ -354,4 +384,10 @@ function trustedNetworks() {
     if (built.config !== config) built = { config, list: networkList(config.inbound.allowUnauthenticatedFrom) };
     return built.list;
   };
+}
+
+/** SIZE= from MAIL FROM (RFC 1870), when the client declared one. */
+function declaredSize(address: SMTPServerAddress): number | undefined {
+  const size = Number((address.args as Record<string, unknown> | false | undefined) ? (address.args as Record<string, string>).SIZE : undefined);
+  return Number.isInteger(size) && size > 0 ? size : undefined;
 }

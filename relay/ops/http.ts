@@ -1,103 +1,99 @@
-// The ops listener, apart from SMTP: Prometheus text at /metrics, liveness at /healthz, readiness at
-// /readyz (config loaded, every listener up, spool writable, not shutting down), send-test outcomes, and
-// the admin endpoints the platform's own pages call, behind `ops.token` (off without one).
+// The ops listener, apart from SMTP: an HTTP(S) server over a table of routes, each with the scope a bearer
+// token must carry to reach it (ops.token has them all, ops.tokens some each, a tenant's token sees its
+// own mail only). Liveness and readiness are open (probes); /metrics is open only where the config says
+// so (a loopback listener with no token, or ops.openMetrics). A scope no token carries is off: 404.
 import { timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { SendTestRecord } from './send-tests.js';
+import type { OpsScope, OpsToken } from '../../config/types.js';
 
 export interface Readiness {
   readonly ready: boolean;
   readonly checks: Record<string, boolean | string>;
 }
 
-/** An admin endpoint's answer, sent as JSON. */
-export interface AdminAnswer {
-  readonly status: number;
-  readonly body: unknown;
+/** What a request may see: every tenant's mail, or one tenant's. */
+export interface OpsAccess {
+  readonly tenant?: string;
 }
 
-export interface AdminRequest {
+export interface OpsRequest {
   readonly method: string;
   readonly path: string;
   readonly query: URLSearchParams;
   /** The JSON body of a POST (undefined otherwise). */
   readonly body: unknown;
+  readonly access: OpsAccess;
 }
 
-export interface OpsEndpoints {
-  /** Prometheus text: this relay's, or every worker's aggregated. */
-  readonly metrics: () => Promise<{ readonly contentType: string; readonly text: string }>;
-  readonly readiness: () => Promise<Readiness>;
-  /** A send-test outcome by its token (this relay's, or one shared through Redis or the workers). */
-  readonly sendTest: (token: string) => Promise<SendTestRecord | undefined>;
-  /** The bearer token the admin endpoints want, from the snapshot in force (undefined: they are off). */
-  readonly adminToken: () => string | undefined;
-  /** Admin endpoints by path prefix ("/preflight", "/trace/"); each answers JSON. */
-  readonly admin: Readonly<Record<string, (req: AdminRequest) => Promise<AdminAnswer>>>;
+/** JSON, or text with its content type (metrics), with a status. */
+export type OpsAnswer = { readonly status: number; readonly body: unknown } | { readonly status: number; readonly text: string; readonly contentType: string };
+
+export interface OpsRoute {
+  /** "/metrics", or a prefix ending in "/" ("/trace/"). */
+  readonly path: string;
+  /** Undefined: open to anyone who reaches the listener. */
+  readonly scope?: OpsScope;
+  /** Methods it answers; others get 405. */
+  readonly methods: readonly string[];
+  handle(req: OpsRequest): Promise<OpsAnswer>;
 }
 
-/** An admin request's JSON body is small: a candidate upstream, a query. */
+/** Who may do what, from the snapshot in force (tokens can change on reload). */
+export interface OpsAccessPolicy {
+  readonly tokens: readonly OpsToken[];
+  readonly openScopes: readonly OpsScope[];
+}
+
+export interface OpsServer {
+  readonly port: number;
+  /** Serves a renewed certificate to new TLS connections (ops.tls). */
+  updateCertificate(material: { key: Buffer; cert: Buffer }): void;
+  close(): Promise<void>;
+}
+
+/** A request's JSON body is small: a candidate upstream, a query. */
 const MAX_BODY_BYTES = 64 * 1024;
 
-export async function startOpsServer(host: string, port: number, ops: OpsEndpoints): Promise<{ port: number; close(): Promise<void> }> {
-  const server = http.createServer((req, res) => {
-    const reply = (status: number, type: string, body: string) => {
-      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
-      res.end(body);
+export async function startOpsServer(
+  listen: { readonly host: string; readonly port: number; readonly tls?: { readonly key: Buffer; readonly cert: Buffer } },
+  routes: readonly OpsRoute[],
+  policy: () => OpsAccessPolicy,
+): Promise<OpsServer> {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const send = (answer: OpsAnswer) => {
+      const text = 'text' in answer ? answer.text : `${JSON.stringify(answer.body)}\n`;
+      res.writeHead(answer.status, { 'content-type': 'text' in answer ? answer.contentType : 'application/json', 'cache-control': 'no-store' });
+      res.end(text);
     };
-    const json = (status: number, body: unknown) => reply(status, 'application/json', `${JSON.stringify(body)}\n`);
     const url = new URL(req.url ?? '/', 'http://ops.invalid');
     const path = url.pathname;
-    const admin = Object.entries(ops.admin).find(([prefix]) => path === prefix || (prefix.endsWith('/') && path.startsWith(prefix)));
-    if (admin) {
-      const token = ops.adminToken();
-      if (token === undefined) return json(404, { error: 'admin endpoints are off: set ops.token' });
-      if (!bearerMatches(req.headers.authorization, token)) {
-        res.setHeader('www-authenticate', 'Bearer');
-        return json(401, { error: 'a valid Authorization: Bearer token is required' });
-      }
-      readBody(req).then(
-        (body) => admin[1]({ method: req.method ?? 'GET', path, query: url.searchParams, body }),
-        (err: Error) => Promise.resolve({ status: 400, body: { error: err.message } }),
-      ).then(
-        (answer) => json(answer.status, answer.body),
-        (err: Error) => json(500, { error: err.message }),
-      );
-      return;
+    const route = routes.find((r) => path === r.path || (r.path.endsWith('/') && path.startsWith(r.path)));
+    if (!route) return send({ status: 404, body: { error: `not found: ${routes.map((r) => r.path).join(', ')}` } });
+    const access = authorize(route.scope, req.headers.authorization, policy());
+    if (access.kind !== 'ok') {
+      if (access.status === 401) res.setHeader('www-authenticate', 'Bearer');
+      return send({ status: access.status, body: { error: access.error } });
     }
-    if (req.method !== 'GET') return reply(405, 'text/plain', 'GET only\n');
-    if (path === '/healthz') return reply(200, 'text/plain', 'ok\n');
-    if (path === '/readyz') {
-      ops.readiness().then(
-        (r) => json(r.ready ? 200 : 503, r),
-        (err: Error) => json(503, { ready: false, checks: { error: err.message } }),
-      );
-      return;
-    }
-    if (path === '/metrics') {
-      ops.metrics().then(
-        ({ contentType, text }) => reply(200, contentType, text),
-        (err: Error) => reply(500, 'text/plain', `${err.message}\n`),
-      );
-      return;
-    }
-    const token = /^\/send-test\/([A-Za-z0-9-]{8,64})$/.exec(path)?.[1];
-    if (token) {
-      ops.sendTest(token).then(
-        (found) => (found ? json(200, found) : json(404, { pending: true })),
-        () => json(404, { pending: true }),
-      );
-      return;
-    }
-    reply(404, 'text/plain', `not found: /metrics, /healthz, /readyz, /send-test/<token>, ${Object.keys(ops.admin).join(', ')}\n`);
-  });
+    if (!route.methods.includes(req.method ?? 'GET')) return send({ status: 405, body: { error: `${route.methods.join(' or ')} only` } });
+    readBody(req)
+      .then(
+        (body) => route.handle({ method: req.method ?? 'GET', path, query: url.searchParams, body, access: access.access }),
+        (err: Error) => ({ status: 400, body: { error: err.message } }),
+      )
+      .then(send, (err: Error) => send({ status: 500, body: { error: err.message } }));
+  };
+  const server = listen.tls ? https.createServer({ key: listen.tls.key, cert: listen.tls.cert, minVersion: 'TLSv1.2' }, handler) : http.createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve());
+    server.listen(listen.port, listen.host, () => resolve());
   });
   return {
     port: (server.address() as AddressInfo).port,
+    updateCertificate: (material) => {
+      if (server instanceof https.Server) server.setSecureContext({ key: material.key, cert: material.cert, minVersion: 'TLSv1.2' });
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -106,10 +102,22 @@ export async function startOpsServer(host: string, port: number, ops: OpsEndpoin
   };
 }
 
-function bearerMatches(header: string | undefined, token: string): boolean {
+type Authorized = { readonly kind: 'ok'; readonly access: OpsAccess } | { readonly kind: 'refused'; readonly status: number; readonly error: string };
+
+function authorize(scope: OpsScope | undefined, header: string | undefined, policy: OpsAccessPolicy): Authorized {
+  if (scope === undefined || policy.openScopes.includes(scope)) return { kind: 'ok', access: {} };
+  const holders = policy.tokens.filter((t) => t.scopes.includes(scope));
+  if (holders.length === 0) return { kind: 'refused', status: 404, error: `off: no token in ops.token or ops.tokens has the ${scope} scope` };
   const given = Buffer.from(/^Bearer (.+)$/i.exec(header ?? '')?.[1] ?? '');
-  const wanted = Buffer.from(token);
-  return given.length === wanted.length && timingSafeEqual(given, wanted);
+  // Every token is compared, whatever matched: how long the check takes says nothing about which did.
+  let found: OpsToken | undefined;
+  for (const t of policy.tokens) {
+    const wanted = Buffer.from(t.token);
+    if (given.length === wanted.length && timingSafeEqual(given, wanted)) found = t;
+  }
+  if (!found) return { kind: 'refused', status: 401, error: 'a valid Authorization: Bearer token is required' };
+  if (!found.scopes.includes(scope)) return { kind: 'refused', status: 403, error: `this token does not have the ${scope} scope` };
+  return { kind: 'ok', access: found.tenant !== undefined ? { tenant: found.tenant } : {} };
 }
 
 function readBody(req: http.IncomingMessage): Promise<unknown> {

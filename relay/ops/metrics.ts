@@ -18,6 +18,29 @@ export interface MetricSources {
   webhookBacklogs?(): Iterable<readonly [string, number]>;
   /** 1 while limits are counted in the shared store, 0 while counted locally for want of it; absent without one. */
   limitsShared?(): number | undefined;
+  /** How many tenants get label values of their own, and which always do (ops.tenantLabels). */
+  tenantLabels?(): { readonly max: number; readonly always: readonly string[] };
+}
+
+/**
+ * Label values for tenants: the first `max` tenants seen since the start keep their own (and those listed
+ * in `always`), every later one is counted as "other". A relay of 10,000 tenants must not export a series
+ * per tenant per metric: a scrape would be megabytes, and cost the event loop that SMTP runs on.
+ */
+class TenantLabels {
+  readonly #own = new Set<string>();
+  constructor(private readonly settings: () => { readonly max: number; readonly always: readonly string[] }) {}
+
+  of(tenant: string | null): string {
+    if (tenant === null) return 'none';
+    if (this.#own.has(tenant)) return tenant;
+    const { max, always } = this.settings();
+    if (always.includes(tenant) || this.#own.size < max) {
+      this.#own.add(tenant);
+      return tenant;
+    }
+    return 'other';
+  }
 }
 
 export class RelayMetrics {
@@ -33,14 +56,18 @@ export class RelayMetrics {
   readonly webhookEventsSent: client.Counter<'webhook'>;
   readonly webhookEventsRetried: client.Counter<'webhook'>;
   readonly webhookEventsDropped: client.Counter<'webhook'>;
+  readonly webhookEventsDeadLettered: client.Counter<'webhook'>;
   readonly limitStoreErrors: client.Counter;
-  readonly upstreamSeconds: client.Histogram<'upstream'>;
+  readonly upstreamSeconds: client.Histogram<'via'>;
   readonly reloads: client.Counter<'result'>;
   readonly tenantLookups: client.Counter<'result'>;
   readonly tenantSourceRequests: client.Counter<'result'>;
   readonly tenantSourceSeconds: client.Histogram;
 
+  readonly #labels: TenantLabels;
+
   constructor(sources: MetricSources) {
+    this.#labels = new TenantLabels(sources.tenantLabels ?? (() => ({ max: 50, always: [] })));
     const registers = [this.registry];
     const counter = <L extends string>(name: string, help: string, labelNames: L[]) => new client.Counter<L>({ name, help, labelNames, registers });
     this.accepted = counter('tenant_relay_messages_accepted_total', 'Messages accepted from clients (250)', ['tenant', 'mode']);
@@ -61,7 +88,8 @@ export class RelayMetrics {
     );
     this.webhookEventsSent = counter('tenant_relay_webhook_events_sent_total', 'Delivery events the webhook took (a 2xx), by webhook (platform, tenant-<id>)', ['webhook']);
     this.webhookEventsRetried = counter('tenant_relay_webhook_events_retried_total', 'Delivery events in requests the webhook did not take, kept and sent again', ['webhook']);
-    this.webhookEventsDropped = counter('tenant_relay_webhook_events_dropped_total', "Delivery events dropped, oldest first, because the webhook's backlog passed maxBacklogEvents", ['webhook']);
+    this.webhookEventsDropped = counter('tenant_relay_webhook_events_dropped_total', "Delivery events dropped (single events, oldest first, from the tenants holding the most of the backlog) because the webhook's backlog passed maxBacklogEvents", ['webhook']);
+    this.webhookEventsDeadLettered = counter('tenant_relay_webhook_events_dead_lettered_total', 'Delivery events the webhook refused for good (a 4xx five times, or a 413 for one event): kept in dead.jsonl, replayable', ['webhook']);
     this.limitStoreErrors = new client.Counter({ name: 'tenant_relay_limit_store_errors_total', help: 'Calls to the shared limit store (Redis) that failed or passed their deadline; limits were counted locally', registers });
     this.reloads = counter('tenant_relay_config_reloads_total', 'Configuration reloads, by result', ['result']);
     this.tenantLookups = counter(
@@ -76,10 +104,11 @@ export class RelayMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
+    // No tenant or upstream label on a histogram: a dozen series per label value.
     this.upstreamSeconds = new client.Histogram({
       name: 'tenant_relay_upstream_send_seconds',
-      help: 'Time to hand one message to an upstream',
-      labelNames: ['upstream'],
+      help: "Time to hand one message to an upstream: a tenant's own (via=tenant) or the smarthost",
+      labelNames: ['via'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
@@ -121,6 +150,7 @@ export class RelayMetrics {
         else this.set(shared);
       },
     });
+    const webhookLabel = (name: string) => this.webhook(name);
     new client.Gauge({
       name: 'tenant_relay_webhook_backlog_events',
       help: 'Delivery events written and not yet taken by the webhook, by webhook',
@@ -128,20 +158,38 @@ export class RelayMetrics {
       registers,
       collect() {
         this.reset();
-        for (const [webhook, n] of sources.webhookBacklogs?.() ?? []) this.set({ webhook }, n);
+        const byLabel = new Map<string, number>();
+        for (const [webhook, n] of sources.webhookBacklogs?.() ?? []) byLabel.set(webhookLabel(webhook), (byLabel.get(webhookLabel(webhook)) ?? 0) + n);
+        for (const [webhook, n] of byLabel) this.set({ webhook }, n);
       },
     });
     client.collectDefaultMetrics({ register: this.registry, prefix: 'tenant_relay_' });
   }
 
+  /** A tenant's label value: its id, or "other" past ops.tenantLabels.max, or "none" for no tenant. */
+  tenant(id: string | null): string {
+    return this.#labels.of(id);
+  }
+
+  /** An upstream's label value: "smarthost", or its tenant's label (tenants' upstreams are named by tenant). */
+  upstream(name: string): string {
+    return name === 'smarthost' ? name : this.#labels.of(name);
+  }
+
+  /** A webhook's label value: "platform", or "tenant-" and its tenant's label. */
+  webhook(name: string): string {
+    return name.startsWith('tenant-') ? `tenant-${this.#labels.of(name.slice('tenant-'.length))}` : name;
+  }
+
   /** Counts each recipient's outcome of one delivery, and the time it took. */
   recordDelivery(tenant: string | null, result: DeliveryResult, seconds: number): void {
-    const labels = { tenant: tenant ?? 'none', upstream: result.upstream };
+    const upstream = this.upstream(result.upstream);
+    const labels = { tenant: this.tenant(tenant), upstream };
     for (const o of result.outcomes) {
       (o.status === 'sent' ? this.delivered : o.status === 'temp' ? this.deferred : this.bounced).inc(labels);
-      if (o.status !== 'sent') this.upstreamErrors.inc({ upstream: result.upstream, reason: o.reply.id });
+      if (o.status !== 'sent') this.upstreamErrors.inc({ upstream, reason: o.reply.id });
     }
-    this.upstreamSeconds.observe({ upstream: result.upstream }, seconds);
+    this.upstreamSeconds.observe({ via: result.upstream === 'smarthost' ? 'smarthost' : 'tenant' }, seconds);
   }
 
   refused(reply: SmtpReply): void {

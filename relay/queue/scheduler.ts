@@ -8,6 +8,7 @@ import type { DeliveryEdge } from '../delivery/deliver.js';
 import type { MessageEvents } from '../events.js';
 import type { Logger } from '../ops/log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
+import { ThrottledLog } from '../ops/throttled-log.js';
 import { routeOf, upstreamForAttempt } from '../routing/route.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
 import { tenantOfQueued } from '../tenancy/queued-tenant.js';
@@ -51,6 +52,7 @@ const AFTER_FAILED_ATTEMPT_MS = 1000;
 
 export class Scheduler {
   readonly #deps: SchedulerDeps;
+  readonly #warnings: ThrottledLog;
   readonly #clock: () => number;
   /** Every queued message this process knows, by id, as its state is on disk. */
   readonly #entries = new Map<string, QueuedMessage>();
@@ -63,6 +65,8 @@ export class Scheduler {
   readonly #busyByUpstream = new Map<string, number>();
   /** Budgets known to be spent until then: their mail waits without asking the limiter each time. */
   readonly #heldUntil = new Map<string, number>();
+  /** Messages and bytes waiting, by tenant id ('' for mail of no tenant): what spool quotas count. */
+  readonly #usage = new Map<string, { messages: number; bytes: number }>();
   #timers: NodeJS.Timeout[] = [];
   #stopped = false;
   #kicked = false;
@@ -72,6 +76,7 @@ export class Scheduler {
 
   constructor(deps: SchedulerDeps) {
     this.#deps = deps;
+    this.#warnings = new ThrottledLog(deps.logger);
     this.#clock = deps.clock ?? Date.now;
   }
 
@@ -204,13 +209,30 @@ export class Scheduler {
     clearTimeout(timer);
   }
 
+  /** The mail a tenant (null: no tenant) has waiting in this process's spool. */
+  usageOf(tenant: string | null): { readonly messages: number; readonly bytes: number } {
+    return this.#usage.get(tenant ?? '') ?? { messages: 0, bytes: 0 };
+  }
+
   #schedule(entry: QueuedMessage): void {
+    if (!this.#entries.has(entry.id)) this.#count(entry, 1);
     this.#entries.set(entry.id, entry);
     this.#inLine.delete(entry.id);
     this.#due.set(entry.id, entry.nextAttemptAt);
   }
 
+  #count(entry: QueuedMessage, sign: 1 | -1): void {
+    const key = entry.tenant ?? '';
+    const u = this.#usage.get(key) ?? { messages: 0, bytes: 0 };
+    u.messages += sign;
+    u.bytes += sign * entry.size;
+    if (u.messages <= 0) this.#usage.delete(key);
+    else this.#usage.set(key, u);
+  }
+
   #forget(id: string): void {
+    const entry = this.#entries.get(id);
+    if (entry) this.#count(entry, -1);
     this.#entries.delete(id);
     this.#due.delete(id);
     this.#inLine.delete(id);
@@ -245,7 +267,7 @@ export class Scheduler {
     // A budget spent moments ago: its mail waits its turn instead of being refused (smoothing).
     const heldUntil = Math.max(0, ...budgets.map((b) => this.#heldUntil.get(b.key) ?? 0));
     if (heldUntil > now) {
-      this.#deps.metrics.rateHeld.inc({ tenant: tenant?.id ?? 'none' });
+      this.#deps.metrics.rateHeld.inc({ tenant: this.#deps.metrics.tenant(tenant?.id ?? null) });
       return { kind: 'later', at: heldUntil };
     }
     return { kind: 'line', line: upstream.name, target: { kind: 'deliver', upstream }, budgets };
@@ -261,7 +283,7 @@ export class Scheduler {
       if (!reserved.ok) {
         const until = holdUntil(reserved.retryAt, now);
         for (const b of budgets) this.#heldUntil.set(b.key, Math.max(this.#heldUntil.get(b.key) ?? 0, until));
-        this.#deps.metrics.rateHeld.inc({ tenant: entry.tenant ?? 'none' });
+        this.#deps.metrics.rateHeld.inc({ tenant: this.#deps.metrics.tenant(entry.tenant) });
         this.#due.set(id, until);
         return;
       }
@@ -277,7 +299,8 @@ export class Scheduler {
       if (outcome.dsn) this.add(outcome.dsn.entry, outcome.dsn.bytes);
     })()
       .catch((err: unknown) => {
-        this.#deps.logger.error({ event: 'queue-attempt-failed', id, err }, 'attempt failed; it will be retried');
+        // Once a minute at most (a full disk fails every attempt): the count says how many since.
+        this.#warnings.warn({ event: 'queue-attempt-failed', id, err: (err as Error).message }, 'attempt failed inside the relay; it will be retried');
         // Its state on disk is as before the attempt: it is due again.
         if (this.#entries.has(id)) this.#due.set(id, now + AFTER_FAILED_ATTEMPT_MS);
       })

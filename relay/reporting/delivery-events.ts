@@ -4,6 +4,7 @@
 // the sender) or `expired` (still failing at delivery.retry.maxLifetimeHours). Pass-through: one event per
 // recipient with what the upstream said while the client waited (`deferred` there means the client was
 // told to try again; the relay keeps nothing).
+import { randomBytes } from 'node:crypto';
 import type { DeliveryEventType } from '../../config/types.js';
 import { formatReply, Replies } from '../errors.js';
 import type { AcceptedEvent, AttemptEvent } from '../events.js';
@@ -64,10 +65,15 @@ export function acceptedEvents(e: AcceptedEvent): DeliveryEvent[] {
   }));
 }
 
-/** One per recipient the attempt was for. */
+/**
+ * One per recipient the attempt was for. Each id carries a nonce of this attempt's: a relay killed after
+ * telling of an attempt but before recording it makes the same attempt again, and its events must not
+ * reuse the ids of the ones already told (a platform that drops duplicates by id would drop them).
+ */
 export function attemptEvents(e: AttemptEvent): DeliveryEvent[] {
+  const nonce = randomBytes(4).toString('hex');
   return e.outcomes.map((o, i) => ({
-    id: `${e.id}.${e.attempt}.${i}`,
+    id: `${e.id}.${e.attempt}.${nonce}.${i}`,
     type: typeOf(o, e.expired),
     time: iso(e.at),
     queueId: e.id,

@@ -3,7 +3,10 @@
 // (<seq>.jsonl) and a cursor (the first event not yet taken). Appends are synchronous writes, made before
 // the client hears 250 (a killed process loses none), and a batch is fsynced before it is sent, so what
 // the platform was told is on disk. A receiver that is down for long fills it up to maxBacklogEvents;
-// past that the oldest segment goes, counted and logged by the caller.
+// past that the outbox is compacted: single events are dropped, oldest first, from the tenants that hold
+// the most of the backlog (so one chatty tenant loses its own, not everyone's), down to 90 % of the cap.
+// Events the webhook refused for good are dead-lettered (dead.jsonl, kept, counted); a replay file the
+// command leaves (replay-*.jsonl) is appended back by the sender.
 import { closeSync, fdatasync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
@@ -26,6 +29,8 @@ interface Cursor {
 export interface Batch {
   /** The events, each a JSON text. */
   readonly events: readonly string[];
+  /** Their size in bytes (UTF-8), the commas between them not counted. */
+  readonly bytes: number;
   /** Where the cursor goes once the webhook has taken them. */
   readonly next: Cursor;
   /** Events skipped while reading: lines a crash left unreadable. */
@@ -91,10 +96,11 @@ export class Outbox {
   }
 
   /**
-   * Up to `max` events from the cursor, fsynced first; undefined when there are none. The batch counts as
-   * taken only when ack() says so: a batch read again after a failure is the same events.
+   * Up to `max` events and about `maxBytes` (never fewer than one event) from the cursor, fsynced first;
+   * undefined when there are none. The batch counts as taken only when ack() says so: a batch read again
+   * after a failure is the same events.
    */
-  async read(max: number): Promise<Batch | undefined> {
+  async read(max: number, maxBytes = Number.POSITIVE_INFINITY): Promise<Batch | undefined> {
     if (this.#backlog === 0) return undefined;
     if (this.#unsynced && this.#fd !== undefined) {
       this.#unsynced = false;
@@ -102,9 +108,10 @@ export class Outbox {
       await new Promise<void>((resolve) => fdatasync(fd, () => resolve()));
     }
     const events: string[] = [];
+    let bytes = 0;
     let unreadable = 0;
     let { seq, offset, line } = this.#cursor;
-    while (events.length < max) {
+    while (events.length < max && bytes < maxBytes) {
       const segment = this.#segments.find((s) => s.seq === seq);
       if (!segment) break;
       if (line >= segment.lines) {
@@ -119,17 +126,52 @@ export class Outbox {
       while (events.length < max && line < segment.lines) {
         const end = chunk.indexOf(10, start);
         if (end === -1) break;
+        if (events.length > 0 && bytes + (end - start) > maxBytes) break;
         const text = chunk.toString('utf8', start, end);
-        if (isJsonObject(text)) events.push(text);
-        else unreadable++;
+        if (isJsonObject(text)) {
+          events.push(text);
+          bytes += end - start;
+        } else unreadable++;
         offset += end - start + 1;
         start = end + 1;
         line++;
       }
-      if (start === 0) break; // a line longer than a chunk: never written by append()
+      if (start === 0) break; // a line longer than a chunk (never written by append()), or the byte cap
     }
     if (events.length === 0 && unreadable === 0) return undefined;
-    return { events, next: { seq, offset, line }, unreadable };
+    return { events, bytes, next: { seq, offset, line }, unreadable };
+  }
+
+  /** Events the webhook refused for good: kept in dead.jsonl (until replayed), out of the backlog. */
+  deadLetter(events: readonly string[]): void {
+    if (events.length === 0) return;
+    const fd = openSync(path.join(this.dir, DEAD), 'a', PRIVATE_FILE);
+    try {
+      writeSync(fd, `${events.join('\n')}\n`);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Events in dead.jsonl. */
+  get deadLettered(): number {
+    return countLines(path.join(this.dir, DEAD));
+  }
+
+  /**
+   * Appends the events of the replay files `tenant-relay webhooks replay` left (dead letters sent again),
+   * and removes the files. Returns how many were appended.
+   */
+  takeReplays(): number {
+    let taken = 0;
+    for (const file of readdirSync(this.dir).filter((f) => /^replay-[\w.-]+\.jsonl$/.test(f)).sort()) {
+      const full = path.join(this.dir, file);
+      const events = readFileSync(full, 'utf8').split('\n').filter(isJsonObject);
+      this.append(events);
+      rmSync(full, { force: true });
+      taken += events.length;
+    }
+    return taken;
   }
 
   /** The webhook took `batch`: move past it, and delete the segments it finished. */
@@ -150,20 +192,52 @@ export class Outbox {
     this.#fd = undefined;
   }
 
-  /** Drops the oldest segments while the backlog is over the cap; returns how many events went. */
+  /**
+   * Past the cap, the unsent events are written again without the ones to drop: single events, oldest
+   * first, from the tenants holding the most of the backlog, down to 90 % of the cap (so the rewrite is
+   * paid once per tenth of the cap, not per event). A batch out at the time is sent again (at least once).
+   */
   #trim(): number {
-    let dropped = 0;
-    while (this.#backlog > this.#maxBacklog && this.#segments.length > 1) {
-      const first = this.#segments[0] as Segment;
-      const left = first.lines - (first.seq === this.#cursor.seq ? this.#cursor.line : 0);
-      dropped += left;
-      this.#backlog -= left;
-      const next = this.#segments[1] as Segment;
-      this.#cursor = { seq: next.seq, offset: 0, line: 0 };
-      this.#removeFirst();
+    if (this.#backlog <= this.#maxBacklog) return 0;
+    const unsent: { text: string; tenant: string }[] = [];
+    for (const segment of this.#segments) {
+      const bytes = readFileSync(this.#file(segment.seq));
+      let start = segment.seq === this.#cursor.seq ? this.#cursor.offset : 0;
+      for (let end = bytes.indexOf(10, start); end !== -1; end = bytes.indexOf(10, start)) {
+        const text = bytes.toString('utf8', start, end);
+        start = end + 1;
+        const tenant = tenantOf(text);
+        if (tenant !== undefined) unsent.push({ text, tenant });
+      }
     }
-    if (dropped > 0) this.#writeCursor();
-    return dropped;
+    const keep = Math.floor(this.#maxBacklog * 0.9);
+    const drops = fairDrops(unsent.map((e) => e.tenant), Math.max(0, unsent.length - keep));
+    const kept = unsent.filter((e) => {
+      const owed = drops.get(e.tenant) ?? 0;
+      if (owed === 0) return true;
+      drops.set(e.tenant, owed - 1);
+      return false;
+    });
+    // The survivors in new segments, then the cursor at the first of them, then the old ones removed.
+    const old = this.#segments.splice(0);
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+    const firstNew = (old.at(-1)?.seq ?? this.#cursor.seq) + 1;
+    this.#cursor = { seq: firstNew, offset: 0, line: 0 };
+    this.#backlog = 0;
+    for (let i = 0; i < kept.length; i += this.#segmentLines) this.#writeSegment(kept.slice(i, i + this.#segmentLines).map((e) => e.text));
+    this.#writeCursor();
+    for (const s of old) rmSync(this.#file(s.seq), { force: true });
+    return unsent.length - kept.length;
+  }
+
+  #writeSegment(events: readonly string[]): void {
+    const segment = this.#rotate();
+    const text = `${events.join('\n')}\n`;
+    segment.bytes += writeSync(this.#fd as number, text);
+    segment.lines += events.length;
+    this.#backlog += events.length;
+    this.#unsynced = true;
   }
 
   #between(from: Cursor, to: Cursor): number {
@@ -243,6 +317,95 @@ async function readAt(file: string, offset: number, length: number): Promise<Buf
   } finally {
     await handle.close();
   }
+}
+
+const DEAD = 'dead.jsonl';
+
+/**
+ * An outbox as the commands see it, read without writing (a live relay owns it): events waiting, and
+ * events dead-lettered.
+ */
+export function outboxState(dir: string): { readonly backlog: number; readonly deadLettered: number } {
+  let cursor = { seq: 0, line: 0 };
+  try {
+    cursor = JSON.parse(readFileSync(path.join(dir, 'cursor'), 'utf8')) as { seq: number; line: number };
+  } catch {
+    // No cursor: from the oldest segment.
+  }
+  let backlog = 0;
+  for (const f of readdirSync(dir)) {
+    const seq = Number(/^(\d{12})\.jsonl$/.exec(f)?.[1] ?? Number.NaN);
+    if (!(seq >= cursor.seq)) continue;
+    backlog += countLines(path.join(dir, f)) - (seq === cursor.seq ? cursor.line : 0);
+  }
+  return { backlog: Math.max(0, backlog), deadLettered: countLines(path.join(dir, DEAD)) };
+}
+
+/** Hands the dead letters to the sender to send again (it appends them at its next look). Returns how many. */
+export function replayDeadLetters(dir: string, now = Date.now()): number {
+  const dead = path.join(dir, DEAD);
+  const count = countLines(dead);
+  if (count > 0) renameSync(dead, path.join(dir, `replay-${now}.jsonl`));
+  return count;
+}
+
+function countLines(file: string): number {
+  try {
+    const bytes = readFileSync(file);
+    let n = 0;
+    for (let i = bytes.indexOf(10); i !== -1; i = bytes.indexOf(10, i + 1)) n++;
+    return n;
+  } catch {
+    return 0;
+  }
+}
+
+/** The tenant an event is about ("" for mail of no tenant), or undefined for a line that is not an event. */
+function tenantOf(text: string): string | undefined {
+  try {
+    const value = JSON.parse(text) as { tenant?: unknown };
+    return value && typeof value === 'object' ? (typeof value.tenant === 'string' ? value.tenant : '') : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * How many events each tenant gives up so that `count` go in all: always from the tenant holding the most
+ * (water-filling), so the backlog's largest holders are cut down to the others' level first.
+ */
+export function fairDrops(tenants: readonly string[], count: number): Map<string, number> {
+  const held = new Map<string, number>();
+  for (const t of tenants) held.set(t, (held.get(t) ?? 0) + 1);
+  const drops = new Map<string, number>();
+  if (count <= 0) return drops;
+  const sorted = [...held].sort((a, b) => b[1] - a[1]);
+  let left = Math.min(count, tenants.length);
+  // Lower the level step by step: every tenant above the next level down gives up what is above it.
+  for (let i = 0; i < sorted.length && left > 0; i++) {
+    const level = sorted[i + 1]?.[1] ?? 0;
+    const above = sorted.slice(0, i + 1);
+    const room = above.reduce((n, [, c]) => n + (c - level), 0);
+    if (room < left) {
+      for (const entry of above) entry[1] = level;
+      left -= room;
+      continue;
+    }
+    // The last step: take what is left evenly from those above, the largest first for the remainder.
+    const each = Math.floor(left / above.length);
+    let extra = left - each * above.length;
+    for (const entry of above) {
+      const from = entry[1];
+      entry[1] = Math.max(level, from - each - (extra > 0 ? 1 : 0));
+      if (extra > 0) extra--;
+    }
+    left = 0;
+  }
+  for (const [tenant, now] of sorted) {
+    const gone = (held.get(tenant) ?? 0) - now;
+    if (gone > 0) drops.set(tenant, gone);
+  }
+  return drops;
 }
 
 function isJsonObject(text: string): boolean {

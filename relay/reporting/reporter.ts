@@ -7,6 +7,8 @@ import type { MessageEvents } from '../events.js';
 import type { Logger } from '../ops/log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
 import { acceptedEvents, attemptEvents, type DeliveryEvent } from './delivery-events.js';
+import type { DiskSpace } from '../disk-space.js';
+import { ThrottledLog } from '../ops/throttled-log.js';
 import { Outbox } from './outbox.js';
 import { TraceStore } from './trace-store.js';
 import { WebhookSender } from './webhook.js';
@@ -19,6 +21,8 @@ export interface ReporterDeps {
   /** The outbox folder of a webhook, by name; and the trace store's file. */
   readonly eventsDir: (webhook: string) => string;
   readonly traceFile: string;
+  /** Under the spool volume's floor the trace and the outboxes write nothing (mail keeps the room). */
+  readonly disk?: DiskSpace;
   readonly now?: () => number;
 }
 
@@ -33,11 +37,15 @@ export class Reporter {
   readonly trace: TraceStore | undefined;
   readonly #deps: ReporterDeps;
   readonly #webhooks = new Map<string, Webhook>();
+  readonly #warnings: ThrottledLog;
 
   constructor(deps: ReporterDeps) {
     this.#deps = deps;
     const { trace } = deps.config();
-    this.trace = trace.enabled ? new TraceStore(deps.traceFile, { retentionMs: trace.retentionMs, maxBytes: trace.maxBytes, ...(deps.now ? { now: deps.now } : {}) }) : undefined;
+    this.trace = trace.enabled
+      ? new TraceStore(deps.traceFile, { retentionMs: trace.retentionMs, maxBytes: trace.maxBytes, ...(deps.now ? { now: deps.now } : {}), ...(deps.disk ? { disk: deps.disk } : {}) })
+      : undefined;
+    this.#warnings = new ThrottledLog(deps.logger);
     this.configure(deps.config());
     deps.events.onAccepted((e) => {
       this.trace?.accepted({ queueId: e.id, ...(e.messageId ? { messageId: e.messageId } : {}), tenant: e.tenant, mode: e.mode, from: e.envelope.mailFrom, size: e.size, acceptedAt: e.at });
@@ -95,9 +103,15 @@ export class Reporter {
         return (webhook.tenant === undefined || e.tenant === webhook.tenant) && (!types || types.includes(e.type));
       });
       if (wanted.length === 0) continue;
+      if (this.#deps.disk?.belowFloor) {
+        this.#deps.metrics.webhookEventsDropped.inc({ webhook: this.#deps.metrics.webhook(name) }, wanted.length);
+        this.#warnings.warn({ event: 'webhook-events-not-written', webhook: name, events: wanted.length }, "the spool's volume is under its floor (delivery.spool.minFreeMegabytes): delivery events are not written until it has room");
+        continue;
+      }
+      this.#deps.disk?.written(wanted.reduce((n, e) => n + e.length + 1, 0));
       const dropped = webhook.outbox.append(wanted);
       if (dropped > 0) {
-        this.#deps.metrics.webhookEventsDropped.inc({ webhook: name }, dropped);
+        this.#deps.metrics.webhookEventsDropped.inc({ webhook: this.#deps.metrics.webhook(name) }, dropped);
         this.#deps.logger.warn({ event: 'webhook-events-dropped', webhook: name, dropped, backlog: webhook.outbox.backlog }, 'the backlog passed maxBacklogEvents: the oldest events were dropped');
       }
       webhook.sender.poke();

@@ -21,11 +21,17 @@ export function traceQueryOf(get: (key: (typeof TRACE_KEYS)[number]) => string |
  * GET /trace and /trace/<queue id> on the ops listener: `find` searches this relay's trace (or, with
  * workers, every worker's); undefined when the trace is off.
  */
-export function traceAnswer(find: ((query: TraceQuery, limit: number) => TracedMessage[]) | undefined, req: { path: string; query: URLSearchParams }): { status: number; body: unknown } {
+export async function traceAnswer(
+  find: ((query: TraceQuery, limit: number, tenant?: string) => Promise<TracedMessage[]> | TracedMessage[]) | undefined,
+  req: { path: string; query: URLSearchParams; access?: { tenant?: string } },
+): Promise<{ status: number; body: unknown }> {
   if (!find) return { status: 404, body: { error: 'the trace is off (trace.enabled: false)' } };
   const params = req.path.startsWith('/trace/') ? new URLSearchParams({ 'queue-id': decodeURIComponent(req.path.slice('/trace/'.length)) }) : req.query;
   const query = traceQueryOf((key) => params.get(key) ?? undefined);
   if (!query) return { status: 400, body: { error: `ask by one of: ${TRACE_KEYS.join(', ')} (e.g. /trace?rcpt=someone@example.com, /trace/<queue id>)` } };
   const limit = Math.min(500, Math.max(1, Number(params.get('limit') ?? 50) || 50));
-  return { status: 200, body: { messages: find(query, limit) } };
+  // A tenant's token finds its own tenant's mail and nothing else, whatever it asks by.
+  const tenant = req.access?.tenant;
+  if (tenant !== undefined && 'tenant' in query && query.tenant !== tenant) return { status: 403, body: { error: `this token sees tenant ${tenant}'s mail only` } };
+  return { status: 200, body: { messages: await find(query, limit, tenant) } };
 }

@@ -5,11 +5,12 @@
 // recipient, tenant), and WAL, so the command reads while the relay writes. Rows are written in one
 // transaction per 250 ms (a trace is for people: a crash may lose that much of it, never mail). Bounded:
 // what is older than the retention goes, and the oldest messages go first past the size cap.
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { formatUpstreamReply, sanitizeUpstreamText } from '../errors.js';
+import type { DiskSpace } from '../disk-space.js';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../private-files.js';
 import type { DeliveryMode } from '../types.js';
 import type { DeliveryEvent } from './delivery-events.js';
@@ -62,6 +63,8 @@ function clean<T extends string | null>(text: T, max: number): T {
 }
 
 const FLUSH_MS = 250;
+/** What a row costs on disk, about (the row, its indexes), for the volume's accounting. */
+const ROW_BYTES = 400;
 const FLUSH_ROWS = 2000;
 const MAINTAIN_MS = 3_600_000;
 
@@ -112,16 +115,22 @@ export class TraceStore {
   readonly #maintainTimer: NodeJS.Timeout | undefined;
   readonly #insertMessage: StatementSync;
   readonly #insertEvent: StatementSync;
+  readonly #disk: DiskSpace | undefined;
+  readonly #file: string;
 
   /** Opens (or creates) the store the relay writes. */
-  constructor(file: string, options: { retentionMs: number; maxBytes: number; now?: () => number; maintainEveryMs?: number }) {
+  constructor(file: string, options: { retentionMs: number; maxBytes: number; now?: () => number; maintainEveryMs?: number; disk?: DiskSpace }) {
     const { DatabaseSync } = sqlite();
     mkdirSync(path.dirname(file), { recursive: true, mode: PRIVATE_DIR });
     // Created private before SQLite opens it: its -wal and -shm files take the database file's mode.
     closeSync(openSync(file, 'a', PRIVATE_FILE));
     this.#db = new DatabaseSync(file);
-    // Before the first table: lets deleted rows give their pages back to the file system.
-    this.#db.exec('PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = 67108864;');
+    // Before the first table: lets deleted rows give their pages back to the file system. The WAL is
+    // checkpointed and cut back often enough that it stays a small part of the cap.
+    const walBytes = Math.max(256 * 1024, Math.floor(options.maxBytes / 20));
+    this.#db.exec(`PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = ${walBytes}; PRAGMA wal_autocheckpoint = ${Math.max(16, Math.floor(walBytes / 4096))};`);
+    this.#file = file;
+    this.#disk = options.disk;
     this.#db.exec(SCHEMA);
     this.#now = options.now ?? Date.now;
     this.#retentionMs = options.retentionMs;
@@ -154,6 +163,7 @@ export class TraceStore {
     this.#flushTimer = undefined;
     if (this.#queue.length === 0) return;
     const rows = this.#queue.splice(0);
+    this.#disk?.written(rows.length * ROW_BYTES);
     this.#db.exec('BEGIN');
     try {
       for (const row of rows) {
@@ -185,6 +195,8 @@ export class TraceStore {
       this.#db.exec('ROLLBACK');
       throw err;
     }
+    // The cap holds as the store grows, not only at the hourly look.
+    if (this.#usedBytes() > this.#maxBytes) this.#shrink();
   }
 
   /** Forgets what is older than the retention, then the oldest messages while the store is over its size. */
@@ -192,18 +204,25 @@ export class TraceStore {
     this.flush();
     const cutoff = this.#now() - this.#retentionMs;
     this.#deleteWhere('updated_at < ?', cutoff);
-    for (let round = 0; round < 20 && this.#usedBytes() > this.#maxBytes; round++) {
+    if (this.#usedBytes() > this.#maxBytes) this.#shrink();
+    this.#db.exec('PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);');
+  }
+
+  /** The oldest messages go, a tenth at a time, until the store (and its WAL) is under 85 % of its cap. */
+  #shrink(): void {
+    for (let round = 0; round < 20 && this.#usedBytes() > this.#maxBytes * 0.85; round++) {
       const count = Number((this.#db.prepare('SELECT count(*) AS n FROM messages').get() as Row).n);
       if (count === 0) break;
       const oldest = this.#db.prepare('SELECT updated_at FROM messages ORDER BY updated_at LIMIT 1 OFFSET ?').get(Math.max(0, Math.ceil(count / 10) - 1)) as Row | undefined;
       this.#deleteWhere('updated_at <= ?', Number(oldest?.updated_at ?? Number.MAX_SAFE_INTEGER));
+      this.#db.exec('PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);');
     }
-    this.#db.exec('PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);');
   }
 
-  find(query: TraceQuery, limit = 50): TracedMessage[] {
+  /** Newest first; with `tenant`, that tenant's messages only. */
+  find(query: TraceQuery, limit = 50, tenant?: string): TracedMessage[] {
     this.flush();
-    return findIn(this.#db, query, limit);
+    return findIn(this.#db, query, limit, tenant);
   }
 
   close(): void {
@@ -214,7 +233,8 @@ export class TraceStore {
   }
 
   #push(row: { kind: 'message'; facts: AcceptedFacts } | { kind: 'event'; event: DeliveryEvent }): void {
-    if (!this.#db.isOpen) return;
+    // Under the volume's floor the room is mail's: the trace is for people, and can do without.
+    if (!this.#db.isOpen || this.#disk?.belowFloor) return;
     this.#queue.push(row);
     if (this.#queue.length >= FLUSH_ROWS) this.flush();
     else this.#flushTimer ??= setTimeout(() => this.#safeFlush(), FLUSH_MS);
@@ -234,20 +254,27 @@ export class TraceStore {
     this.#db.prepare(`DELETE FROM messages WHERE ${condition}`).run(value);
   }
 
+  /** What the store takes on disk: its pages in use and its write-ahead log. */
   #usedBytes(): number {
     const pragma = (name: string) => Number(Object.values(this.#db.prepare(`PRAGMA ${name}`).get() as Row)[0]);
-    return (pragma('page_count') - pragma('freelist_count')) * pragma('page_size');
+    let wal = 0;
+    try {
+      wal = statSync(`${this.#file}-wal`).size;
+    } catch {
+      // No WAL right now.
+    }
+    return (pragma('page_count') - pragma('freelist_count')) * pragma('page_size') + wal;
   }
 }
 
 /** Reads the stores the relay keeps (one per worker), without writing to them: newest messages first. */
-export function findInTraces(files: readonly string[], query: TraceQuery, limit = 50): TracedMessage[] {
+export function findInTraces(files: readonly string[], query: TraceQuery, limit = 50, tenant?: string): TracedMessage[] {
   const { DatabaseSync } = sqlite();
   const found: TracedMessage[] = [];
   for (const file of files) {
     const db = new DatabaseSync(file, { readOnly: true });
     try {
-      found.push(...findIn(db, query, limit));
+      found.push(...findIn(db, query, limit, tenant));
     } finally {
       db.close();
     }
@@ -255,8 +282,8 @@ export function findInTraces(files: readonly string[], query: TraceQuery, limit 
   return found.sort((a, b) => (a.acceptedAt < b.acceptedAt ? 1 : a.acceptedAt > b.acceptedAt ? -1 : 0)).slice(0, limit);
 }
 
-function findIn(db: DatabaseSync, query: TraceQuery, limit: number): TracedMessage[] {
-  const [where, value] =
+function findIn(db: DatabaseSync, query: TraceQuery, limit: number, tenant?: string): TracedMessage[] {
+  const [asked, value] =
     'queueId' in query
       ? ['m.queue_id = ?', query.queueId]
       : 'messageId' in query
@@ -264,7 +291,9 @@ function findIn(db: DatabaseSync, query: TraceQuery, limit: number): TracedMessa
         : 'tenant' in query
           ? ['m.tenant = ?', query.tenant]
           : ['m.queue_id IN (SELECT queue_id FROM events WHERE recipient = ?)', query.recipient];
-  const messages = db.prepare(`SELECT * FROM messages m WHERE ${where} ORDER BY m.accepted_at DESC LIMIT ?`).all(value, limit) as Row[];
+  const where = tenant === undefined ? asked : `(${asked}) AND m.tenant = ?`;
+  const values = tenant === undefined ? [value, limit] : [value, tenant, limit];
+  const messages = db.prepare(`SELECT * FROM messages m WHERE ${where} ORDER BY m.accepted_at DESC LIMIT ?`).all(...values) as Row[];
   const events = db.prepare('SELECT * FROM events WHERE queue_id = ? ORDER BY at, attempt, rowid');
   return messages.map((m) => ({
     queueId: String(m.queue_id),

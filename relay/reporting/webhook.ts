@@ -14,6 +14,12 @@ import type { Batch, Outbox } from './outbox.js';
 
 const MIN_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 5 * 60_000;
+/** A batch the webhook refuses this many times in a row with a 4xx that retrying cannot fix is dead-lettered. */
+const MAX_REFUSALS = 5;
+const REFUSAL_PAUSE_MS = 500;
+
+/** What became of one request. */
+type Posted = { readonly kind: 'ok' } | { readonly kind: 'too-large' } | { readonly kind: 'refused'; readonly reason: string } | { readonly kind: 'failed'; readonly reason: string };
 
 export interface WebhookSenderDeps {
   readonly logger: Logger;
@@ -58,9 +64,12 @@ export class WebhookSender {
   async #loop(): Promise<void> {
     let backoff = 0;
     let emptyReads = 0;
+    let refusals = 0;
+    let limit = Number.POSITIVE_INFINITY;
     while (!this.#stopped) {
       const settings = this.#deps.settings();
-      const batch = settings ? await this.#outbox.read(settings.maxBatchEvents).catch(() => undefined) : undefined;
+      if (settings) this.#takeReplays();
+      const batch = settings ? await this.#outbox.read(Math.min(limit, settings.maxBatchEvents), settings.maxBatchBytes).catch(() => undefined) : undefined;
       if (!settings || !batch) {
         // Appended while the read was finishing, so no poke reached a sleeper: look again, soon.
         if (settings && this.#outbox.backlog > 0 && emptyReads++ < 3) {
@@ -75,30 +84,70 @@ export class WebhookSender {
       }
       emptyReads = 0;
       if (batch.unreadable > 0) this.#deps.logger.warn({ event: 'webhook-events-unreadable', webhook: this.name, count: batch.unreadable }, 'outbox lines a crash left unreadable were skipped');
-      const outcome = batch.events.length === 0 ? 'ok' : await this.#post(settings, batch);
+      const posted: Posted = batch.events.length === 0 ? { kind: 'ok' } : await this.#post(settings, batch);
       if (this.#stopped) return;
-      if (outcome === 'ok') {
+      if (posted.kind === 'ok') {
         this.#outbox.ack(batch);
-        this.#deps.metrics.webhookEventsSent.inc({ webhook: this.name }, batch.events.length);
+        this.#deps.metrics.webhookEventsSent.inc({ webhook: this.#deps.metrics.webhook(this.name) }, batch.events.length);
         if (this.#failingSince !== undefined) {
           this.#deps.logger.info({ event: 'webhook-recovered', webhook: this.name, failedForSeconds: Math.round((Date.now() - this.#failingSince) / 1000) });
           this.#failingSince = undefined;
         }
         backoff = 0;
+        refusals = 0;
+        limit = Math.min(settings.maxBatchEvents, limit * 2);
         continue;
       }
-      this.#deps.metrics.webhookEventsRetried.inc({ webhook: this.name }, batch.events.length);
+      // 413: the receiver takes smaller requests. Halve the batch at once; a single event too large for
+      // it is dead-lettered, so one large event never holds the others back.
+      if (posted.kind === 'too-large') {
+        if (batch.events.length > 1) {
+          limit = Math.max(1, Math.floor(batch.events.length / 2));
+          continue;
+        }
+        this.#deadLetter(batch, 'http-413 for a single event');
+        continue;
+      }
+      this.#deps.metrics.webhookEventsRetried.inc({ webhook: this.#deps.metrics.webhook(this.name) }, batch.events.length);
       if (this.#failingSince === undefined) {
         this.#failingSince = Date.now();
-        this.#deps.logger.warn({ event: 'webhook-failing', webhook: this.name, url: redactedUrl(settings.url), reason: outcome, backlog: this.#outbox.backlog }, 'the webhook did not take a batch of events; they are kept and retried, mail is not affected');
+        this.#deps.logger.warn({ event: 'webhook-failing', webhook: this.name, url: redactedUrl(settings.url), reason: posted.reason, backlog: this.#outbox.backlog }, 'the webhook did not take a batch of events; they are kept and retried, mail is not affected');
+      }
+      // A 4xx a retry cannot fix (a payload it will not take): after a few quick tries, set aside so the
+      // rest moves on. (The receiver is up: waiting longer between them would only hold everyone back.)
+      if (posted.kind === 'refused') {
+        if (++refusals >= MAX_REFUSALS) {
+          refusals = 0;
+          this.#deadLetter(batch, posted.reason);
+        } else await this.#sleep(REFUSAL_PAUSE_MS);
+        continue;
       }
       backoff = Math.min(MAX_BACKOFF_MS, backoff === 0 ? MIN_BACKOFF_MS : backoff * 2);
       await this.#sleep(backoff * (0.8 + Math.random() * 0.4));
     }
   }
 
-  /** 'ok' for a 2xx; else why not (http-503, timeout, unreachable: ECONNREFUSED, ...). */
-  async #post(settings: WebhookSettings, batch: Batch): Promise<string> {
+  #deadLetter(batch: Batch, reason: string): void {
+    this.#outbox.deadLetter(batch.events);
+    this.#outbox.ack(batch);
+    this.#deps.metrics.webhookEventsDeadLettered.inc({ webhook: this.#deps.metrics.webhook(this.name) }, batch.events.length);
+    this.#deps.logger.error(
+      { event: 'webhook-events-dead-lettered', webhook: this.name, events: batch.events.length, reason, deadLettered: this.#outbox.deadLettered },
+      'the webhook refused these events for good: kept in the outbox folder (dead.jsonl), the rest go on; `tenant-relay webhooks replay` sends them again',
+    );
+  }
+
+  #takeReplays(): void {
+    try {
+      const taken = this.#outbox.takeReplays();
+      if (taken > 0) this.#deps.logger.info({ event: 'webhook-events-replayed', webhook: this.name, events: taken });
+    } catch (err) {
+      this.#deps.logger.warn({ event: 'webhook-replay-failed', webhook: this.name, err: (err as Error).message });
+    }
+  }
+
+  /** What the webhook did with a batch: took it (2xx), found it too large (413), refused it (4xx), or failed. */
+  async #post(settings: WebhookSettings, batch: Batch): Promise<Posted> {
     const body = `{"events":[${batch.events.join(',')}]}`;
     const id = `msg_${idOf(batch.events[0])}_${idOf(batch.events.at(-1))}`;
     const timestamp = Math.floor(Date.now() / 1000);
@@ -107,7 +156,7 @@ export class WebhookSender {
     this.#inFlight = controller;
     const timer = setTimeout(() => controller.abort(), settings.timeoutMs);
     try {
-      return await new Promise<string>((resolve) => {
+      return await new Promise<Posted>((resolve) => {
         const request = (url.protocol === 'https:' ? https : http).request(
           url,
           {
@@ -126,11 +175,11 @@ export class WebhookSender {
           },
           (response) => {
             response.resume();
-            response.on('error', () => resolve('connection-lost'));
-            response.on('end', () => resolve(response.statusCode && response.statusCode >= 200 && response.statusCode < 300 ? 'ok' : `http-${response.statusCode}`));
+            response.on('error', () => resolve({ kind: 'failed', reason: 'connection-lost' }));
+            response.on('end', () => resolve(postedOf(response.statusCode ?? 0)));
           },
         );
-        request.on('error', (err: NodeJS.ErrnoException) => resolve(controller.signal.aborted ? 'timeout' : `unreachable: ${err.code ?? err.message}`));
+        request.on('error', (err: NodeJS.ErrnoException) => resolve({ kind: 'failed', reason: controller.signal.aborted ? 'timeout' : `unreachable: ${err.code ?? 'error'}` }));
         request.end(body);
       });
     } finally {
@@ -152,6 +201,14 @@ export class WebhookSender {
       };
     });
   }
+}
+
+/** 408 (timeout) and 429 (slow down) are worth retrying; other 4xx say the request itself is not wanted. */
+function postedOf(status: number): Posted {
+  if (status >= 200 && status < 300) return { kind: 'ok' };
+  if (status === 413) return { kind: 'too-large' };
+  if (status >= 400 && status < 500 && status !== 408 && status !== 429) return { kind: 'refused', reason: `http-${status}` };
+  return { kind: 'failed', reason: `http-${status}` };
 }
 
 /** Standard Webhooks' v1 signature: HMAC-SHA256 over "id.timestamp.body", keyed with the secret's bytes. */

@@ -10,7 +10,8 @@ const MAX_BODY_BYTES = 256 * 1024;
 
 export type FetchedRecord =
   | { readonly kind: 'record'; readonly json: unknown }
-  | { readonly kind: 'not-found' }
+  /** `domainUnclaimed`: the platform said no tenant has any address at the sender's domain. */
+  | { readonly kind: 'not-found'; readonly domainUnclaimed?: boolean }
   | { readonly kind: 'failed'; readonly reason: string; readonly timeout?: boolean };
 
 export function lookupUrl(settings: TenantSourceSettings, query: TenantQuery): URL {
@@ -37,8 +38,24 @@ export function fetchRecord(settings: TenantSourceSettings, query: TenantQuery, 
       (response) => {
         const status = response.statusCode ?? 0;
         if (status === 404) {
-          response.resume();
-          return resolve({ kind: 'not-found' });
+          // The body may say the whole domain is nobody's: { "domainClaimed": false } (small, or ignored).
+          const chunks: Buffer[] = [];
+          let size = 0;
+          response.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size <= 1024) chunks.push(chunk);
+          });
+          response.on('error', () => resolve({ kind: 'not-found' }));
+          response.on('end', () => {
+            let unclaimed = false;
+            try {
+              unclaimed = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { domainClaimed?: unknown }).domainClaimed === false;
+            } catch {
+              // An empty or other body: a 404 for this key only.
+            }
+            resolve({ kind: 'not-found', ...(unclaimed && query.by === 'sender' ? { domainUnclaimed: true } : {}) });
+          });
+          return;
         }
         if (status !== 200) {
           response.resume();

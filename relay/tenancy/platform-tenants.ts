@@ -4,6 +4,7 @@
 // many sessions ask at once. Past the stale window a failed lookup is "unavailable", never a guess.
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
+import { domainOf } from '../../config/directory.js';
 import { parseTenantRecord, type TenantQuery } from '../../config/tenant-record.js';
 import type { Config, Tenant, TenantSourceSettings } from '../../config/types.js';
 import type { Logger } from '../ops/log.js';
@@ -20,6 +21,8 @@ interface Answer {
   readonly fetchedAt: number;
   /** How long this answer is fresh: negative answers have their own. */
   readonly ttl: number;
+  /** A 404 that said no tenant has any address at the sender's domain. */
+  readonly domainUnclaimed?: boolean;
 }
 
 export interface PlatformTenantsDeps {
@@ -34,6 +37,12 @@ export interface PlatformTenantsDeps {
 export class PlatformTenants {
   readonly settings: TenantSourceSettings;
   readonly #cache: LRUCache<string, Answer, TenantQuery>;
+  /**
+   * "No such tenant", kept apart: random senders (a client trying address after address) fill this one,
+   * and never push the records of real tenants out of the other. By key, and by domain where the
+   * platform said no tenant has any address there.
+   */
+  readonly #notFound: LRUCache<string, true>;
   readonly #deps: PlatformTenantsDeps;
   readonly #now: () => number;
 
@@ -53,10 +62,28 @@ export class PlatformTenants {
       allowStaleOnFetchAbort: true,
       fetchMethod: (_key, _stale, { signal, options, context }) => this.#fetch(context, signal, options),
     });
+    this.#notFound = new LRUCache<string, true>({ max: Math.max(100, settings.maxEntries), ttl: Math.max(1, settings.notFoundMs), ttlResolution: 0, perf: { now: this.#now } });
+  }
+
+  /** The answer is at hand, fresh: a lookup makes no request. */
+  isFresh(query: TenantQuery): boolean {
+    const key = keyOf(query);
+    if (this.#knownAbsent(query)) return true;
+    const held = this.#cache.get(key, { allowStale: true, noDeleteOnStaleGet: true });
+    return held !== undefined && this.#now() - held.fetchedAt <= held.ttl;
+  }
+
+  #knownAbsent(query: TenantQuery): boolean {
+    if (this.settings.notFoundMs <= 0) return false;
+    return this.#notFound.has(keyOf(query)) || (query.by === 'sender' && this.#notFound.has(`domain:${domainOf(query.value)}`));
   }
 
   /** The tenant the platform says owns this AUTH user, sender address or id. */
   async lookup(query: TenantQuery): Promise<Lookup> {
+    if (this.#knownAbsent(query)) {
+      this.#count('hit');
+      return { kind: 'none' };
+    }
     const key = keyOf(query);
     const held = this.#cache.get(key, { allowStale: true, noDeleteOnStaleGet: true });
     const usable = held !== undefined && this.#usable(held);
@@ -80,7 +107,15 @@ export class PlatformTenants {
       return { kind: 'unavailable', reason: status.fetchError instanceof Error ? status.fetchError.message : 'no fresh answer, and the cached one is past staleSeconds' };
     }
     this.#count(status.returnedStale ? 'stale' : status.fetch === 'hit' ? 'hit' : status.fetch === 'inflight' ? 'joined' : 'miss');
-    if (!answer.tenant) return { kind: 'none' };
+    if (!answer.tenant) {
+      // Moved to the cache of negatives (see #notFound).
+      if (this.#cache.get(key, { allowStale: true }) === answer) this.#cache.delete(key);
+      if (this.settings.notFoundMs > 0) {
+        this.#notFound.set(key, true);
+        if (answer.domainUnclaimed && query.by === 'sender') this.#notFound.set(`domain:${domainOf(query.value)}`, true);
+      }
+      return { kind: 'none' };
+    }
     return { kind: 'found', tenant: answer.tenant };
   }
 
@@ -90,6 +125,7 @@ export class PlatformTenants {
    */
   peekById(id: string): Tenant | null | undefined {
     const key = keyOf({ by: 'id', value: id });
+    if (this.#knownAbsent({ by: 'id', value: id })) return null;
     const held = this.#cache.get(key, { allowStale: true, noDeleteOnStaleGet: true });
     if (held && this.#now() - held.fetchedAt <= held.ttl) return held.tenant;
     // Stale or unknown: one lookup (joined if one is already running) refreshes it for the next round.
@@ -103,10 +139,13 @@ export class PlatformTenants {
    */
   invalidate(id: string): number {
     if (id === '*') {
-      const n = this.#cache.size;
+      const n = this.#cache.size + this.#notFound.size;
       this.#cache.clear();
+      this.#notFound.clear();
       return n;
     }
+    // A tenant that appeared may claim what was "no such tenant" a moment ago.
+    this.#notFound.clear();
     let dropped = 0;
     for (const [key, answer] of this.#cache.entries()) {
       if (answer.tenant === null || answer.tenant.id === id) {
@@ -138,8 +177,8 @@ export class PlatformTenants {
     }
     if (fetched.kind === 'not-found') {
       metrics?.tenantSourceRequests.inc({ result: 'not-found' });
-      options.ttl = this.settings.notFoundMs;
-      return { tenant: null, fetchedAt: this.#now(), ttl: this.settings.notFoundMs };
+      options.ttl = Math.max(1, this.settings.notFoundMs);
+      return { tenant: null, fetchedAt: this.#now(), ttl: this.settings.notFoundMs, ...(fetched.domainUnclaimed ? { domainUnclaimed: true } : {}) };
     }
     const checked = parseTenantRecord(fetched.json, query, this.#deps.config(), this.settings.upstreamHosts);
     if (!checked.ok) {

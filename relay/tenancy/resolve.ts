@@ -7,9 +7,18 @@ import type { Config, Tenant } from '../../config/types.js';
 import type { AuthIdentity, TenantFinder } from '../types.js';
 import type { PlatformTenants } from './platform-tenants.js';
 
-export type Resolution = { readonly ok: true; readonly tenants: TenantFinder } | { readonly ok: false; readonly reason: string };
+export type Resolution =
+  | { readonly ok: true; readonly tenants: TenantFinder }
+  | { readonly ok: false; readonly reason: string }
+  /** The client has asked about too many unknown senders: the platform is not asked. */
+  | { readonly ok: false; readonly reason: string; readonly overBudget: true };
 
-export async function resolveTenants(mailFrom: string, auth: AuthIdentity | undefined, config: Config, platform: PlatformTenants | undefined): Promise<Resolution> {
+/** Lookups that would reach the platform are taken from a budget (per session, per client address). */
+export interface LookupBudget {
+  take(): boolean;
+}
+
+export async function resolveTenants(mailFrom: string, auth: AuthIdentity | undefined, config: Config, platform: PlatformTenants | undefined, budget?: LookupBudget): Promise<Resolution> {
   const yaml = config.directory;
   if (!platform) return { ok: true, tenants: yaml };
   const order = new Set(config.identification.order);
@@ -18,6 +27,10 @@ export async function resolveTenants(mailFrom: string, auth: AuthIdentity | unde
   const senderUsed = order.has('address') || order.has('domain');
   if (mailFrom !== '' && senderUsed && !yaml.byAddress(mailFrom) && !yaml.byDomain(domainOf(mailFrom))) queries.push({ by: 'sender', value: mailFrom });
   if (queries.length === 0) return { ok: true, tenants: yaml };
+  const asking = queries.filter((q) => !platform.isFresh(q)).length;
+  for (let i = 0; i < asking; i++) {
+    if (budget && !budget.take()) return { ok: false, reason: 'too many lookups of unknown senders from this session or address', overBudget: true };
+  }
 
   const answers = await Promise.all(queries.map((q) => platform.lookup(q)));
   const found: Tenant[] = [];

@@ -7,6 +7,7 @@ export type Question =
   | { readonly what: 'ready' }
   | { readonly what: 'send-test'; readonly token: string }
   | { readonly what: 'drain'; readonly seconds: number }
+  | { readonly what: 'undrain' }
   | { readonly what: 'drain-status' };
 
 export type ToWorker = { readonly tr: 'ask'; readonly id: number; readonly question: Question } | { readonly tr: 'stop' };

@@ -16,20 +16,14 @@ import fs from 'node:fs';
 import prometheus from 'prom-client';
 import { loadConfigFile } from '../../config/load.js';
 import type { Config } from '../../config/types.js';
+import { type DrainStatus, type OpsBackend, opsRoutes, renderedOnce } from '../runtime/ops-routes.js';
 import { startOpsServer } from '../ops/http.js';
 import type { Logger } from '../ops/log.js';
 import type { SendTestRecord } from '../ops/send-tests.js';
 import { watchFile } from '../ops/reload.js';
 import { SpoolLayout } from '../queue/spool-layout.js';
-import { traceAnswer } from '../reporting/trace-query.js';
 import type { TraceQuery } from '../reporting/trace-store.js';
-import { ask, answerArrived, isFromWorker } from './ipc.js';
-
-interface DrainStatus {
-  readonly draining: boolean;
-  readonly queued: number;
-  readonly inFlight: number;
-}
+import { ask, answerArrived, isFromWorker, type Question } from './ipc.js';
 
 /** A worker that dies this soon after it started waits longer before the next start (a crash loop). */
 const QUICK_DEATH_MS = 10_000;
@@ -56,31 +50,28 @@ export async function runPrimary(file: string, initial: Config, logger: Logger):
     },
   });
 
-  const ops = initial.ops.enabled
-    ? await startOpsServer(initial.ops.host, initial.ops.port, {
-        metrics: async () => ({ contentType: registry.contentType, text: `${await aggregator.clusterMetrics()}\n${await registry.metrics()}` }),
-        readiness: async () => {
-          const answers = (await ask([...workers.values()], { what: 'ready' })) as { ready: boolean }[];
-          const ready = answers.filter((a) => a?.ready).length;
-          return { ready: ready >= count && !stopping, checks: { config: config.source, workers: `${ready} of ${count} ready`, stopping } };
-        },
-        sendTest: async (token) => {
-          const answers = await ask([...workers.values()], { what: 'send-test', token });
-          return (answers.find((a) => a !== null) as SendTestRecord | undefined) ?? undefined;
-        },
-        adminToken: () => config.ops.token,
-        admin: {
-          '/preflight': async (req) => (await import('../delivery/preflight.js')).preflightEndpoint(req, config, logger),
-          '/drain': async (req) => {
-            const question = req.method === 'POST' ? ({ what: 'drain', seconds: Number(req.query.get('seconds') ?? 3600) } as const) : ({ what: 'drain-status' } as const);
-            const answers = (await ask([...workers.values()], question)) as DrainStatus[];
-            return { status: 200, body: { draining: answers.every((a) => a.draining), queued: sum(answers, 'queued'), inFlight: sum(answers, 'inFlight'), workers: answers.length } };
-          },
-          '/trace': async (req) => traceAnswer(config.trace.enabled ? await allTraces(root) : undefined, req),
-          '/trace/': async (req) => traceAnswer(config.trace.enabled ? await allTraces(root) : undefined, req),
-        },
-      })
-    : undefined;
+  const drainAnswer = (answers: readonly DrainStatus[]) => ({ draining: answers.length > 0 && answers.every((a) => a.draining), queued: sum(answers, 'queued'), inFlight: sum(answers, 'inFlight'), workers: answers.length });
+  const everyWorker = async (question: Question) => (await ask([...workers.values()], question)) as DrainStatus[];
+  const backend: OpsBackend = {
+    metrics: renderedOnce(async () => ({ contentType: registry.contentType, text: `${await aggregator.clusterMetrics()}\n${await registry.metrics()}` })),
+    readiness: async () => {
+      const answers = (await ask([...workers.values()], { what: 'ready' })) as { ready: boolean }[];
+      const ready = answers.filter((a) => a?.ready).length;
+      return { ready: ready >= count && !stopping, checks: { config: 'loaded', workers: `${ready} of ${count} ready`, stopping } };
+    },
+    sendTest: async (token) => {
+      const answers = await ask([...workers.values()], { what: 'send-test', token });
+      return (answers.find((a) => a !== null) as SendTestRecord | undefined) ?? undefined;
+    },
+    preflight: async (body) => (await import('../delivery/preflight.js')).preflightEndpoint({ method: 'POST', body }, config, logger),
+    drain: async (ms) => drainAnswer(await everyWorker({ what: 'drain', seconds: ms / 1000 })),
+    undrain: async () => drainAnswer(await everyWorker({ what: 'undrain' })),
+    drainStatus: async () => drainAnswer(await everyWorker({ what: 'drain-status' })),
+    trace: config.trace.enabled ? async (query, limit, tenant) => (await allTraces(root))(query, limit, tenant) : undefined,
+  };
+  const tlsFiles = initial.ops.tls && { ...initial.ops.tls, name: 'ops' };
+  const material = tlsFiles && { key: fs.readFileSync(tlsFiles.key), cert: fs.readFileSync(tlsFiles.cert) };
+  const ops = initial.ops.enabled ? await startOpsServer({ host: initial.ops.host, port: initial.ops.port, ...(material ? { tls: material } : {}) }, opsRoutes(backend), () => config.ops) : undefined;
 
   const fork = (index: number, orphan: boolean) => {
     const started = Date.now();
@@ -126,7 +117,7 @@ export async function runPrimary(file: string, initial: Config, logger: Logger):
     for (const w of workers.values()) w.process.kill('SIGHUP');
   };
   process.on('SIGHUP', () => reload('SIGHUP'));
-  // Each worker watches the file itself; the primary follows for its own settings (ops.token).
+  // Each worker watches the file itself; the primary follows for its own settings (ops tokens).
   const unwatch = watchFile(file, () => {
     try {
       config = loadConfigFile(file);
@@ -175,5 +166,5 @@ async function allTraces(root: string) {
   const files = SpoolLayout.spoolsUnder(root)
     .map((s) => new SpoolLayout(s.path).traceFile)
     .filter((f) => fs.existsSync(f));
-  return (query: TraceQuery, limit: number) => findInTraces(files, query, limit);
+  return (query: TraceQuery, limit: number, tenant?: string) => findInTraces(files, query, limit, tenant);
 }

@@ -27,6 +27,8 @@ async function answer(relay: RunningRelay, q: Question): Promise<unknown> {
     case 'drain':
       void relay.drain(q.seconds * 1000);
       return relay.drainStatus();
+    case 'undrain':
+      return relay.undrain();
     case 'drain-status':
       return relay.drainStatus();
   }

@@ -79,7 +79,7 @@ export class AccessTokens {
 
   async #request(grant: TokenGrant, who: { upstream: string; hostPolicy?: UpstreamHostPolicy }): Promise<IssuedToken> {
     const { logger, metrics } = this.#deps;
-    const labels = { upstream: who.upstream, provider: grant.provider };
+    const labels = { upstream: metrics?.upstream(who.upstream) ?? who.upstream, provider: grant.provider };
     const where = { upstream: who.upstream, provider: grant.provider, endpoint: new URL(grant.tokenUrl).host };
     try {
       // A tenant typed this endpoint in: it is held to the same host policy as its upstream.
