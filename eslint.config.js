@@ -18,6 +18,8 @@ export default tseslint.config(
       'no-control-regex': 'off',
     },
   },
+  // The launcher's helpers are plain JavaScript that any Node runs.
+  { files: ['bin/**/*.js'], languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly' } } },
   // tap queues top-level t.test() calls itself; awaiting each would only serialise the file's setup.
   { files: ['test/**/*.ts'], rules: { '@typescript-eslint/no-floating-promises': 'off' } },
 );

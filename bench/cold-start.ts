@@ -27,7 +27,7 @@ export function writeTenantFiles(dir: string, count: number): string {
 function timeProcess(args: string[], done?: (stderr: string) => boolean): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, [path.resolve('dist/relay/cli.js'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(path.resolve('bin/tenant-relay'), args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     child.stderr.on('data', (d) => {

@@ -46,10 +46,11 @@ export async function startRelayProcess(dir: string, yaml: (port: number) => str
   fs.writeFileSync(file, yaml(port));
   // Logs go to a file, as they would to a collector: the relay pays for them, the load generator does not.
   const log = fs.openSync(path.join(dir, 'relay.log'), 'w');
-  const cli = path.resolve('dist/relay/cli.js');
-  const child = spawn(process.execPath, [...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve('bench/results/profiles')}`] : []), cli, 'serve', '--config', file], {
+  // As operators run it: through the launcher, with its Node and its flags (it execs: the pid is the relay's).
+  const profile = process.env.BENCH_PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.resolve('bench/results/profiles')}` } : {};
+  const child = spawn(path.resolve('bin/tenant-relay'), ['serve', '--config', file], {
     stdio: ['ignore', log, log],
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...profile, ...env },
   });
   fs.closeSync(log);
   await waitForPort(port, child, startTimeoutMs);

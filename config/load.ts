@@ -13,6 +13,7 @@ import type { LineCounter, Node } from 'yaml';
 import { buildConfig } from './build.js';
 import { configSchema } from './schema.js';
 import { substituteSecrets } from './secrets.js';
+import { knownKeysAt, nearestKey } from './suggest.js';
 import type { Config } from './types.js';
 import { crossCheck, type PathIssue } from './validate.js';
 
@@ -105,20 +106,31 @@ function parseSources(main: YamlSource, env: NodeJS.ProcessEnv, read: (file: str
 
   const secretIssues: PathIssue[] = [];
   const substituted = substituteSecrets(merged, env, secretIssues);
+  // A value whose ${...} could not be read is reported once, as that: not again as a value the schema
+  // or a later check refuses (the unread reference is still in its place). Every such value at once.
+  const unread = (p: readonly (string | number)[]) => secretIssues.some((s) => s.path.length <= p.length && s.path.every((k, i) => k === p[i]));
   const parsed = configSchema.safeParse(substituted);
   if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.flatMap((issue) => {
-        const p = issue.path.map((s) => (typeof s === 'symbol' ? String(s) : s));
-        if (issue.code === 'unrecognized_keys') return issue.keys.map((k) => at([...p, k], 'unknown key'));
-        return [at(p, issue.code === 'invalid_type' && /received undefined$/.test(issue.message) ? 'is required' : issue.message)];
-      }),
-    );
+    const schemaIssues = parsed.error.issues.flatMap((issue) => {
+      const p = issue.path.map((s) => (typeof s === 'symbol' ? String(s) : s));
+      if (issue.code === 'unrecognized_keys') return issue.keys.map((k) => at([...p, k], unknownKey(k, p)));
+      if (unread(p)) return [];
+      return [at(p, issue.code === 'invalid_type' && /received undefined$/.test(issue.message) ? 'is required' : issue.message)];
+    });
+    throw new ConfigError([...secretIssues.map((i) => at(i.path, i.message)), ...schemaIssues]);
   }
   const problems = [...secretIssues, ...crossCheck(parsed.data)];
-  const config = buildConfig(parsed.data, path.resolve(file), problems);
-  if (problems.length > 0) throw new ConfigError(problems.map((p) => at(p.path, p.message)));
+  // The tenants after the main file's own came from tenant files: held to tenantFileUpstreamHosts.
+  const config = buildConfig(parsed.data, path.resolve(file), problems, own.length);
+  const reported = problems.filter((p) => secretIssues.includes(p) || !unread(p.path));
+  if (reported.length > 0) throw new ConfigError(reported.map((p) => at(p.path, p.message)));
   return config;
+}
+
+/** "unknown key", and the key that was probably meant. */
+function unknownKey(key: string, at: readonly (string | number)[]): string {
+  const meant = nearestKey(key, knownKeysAt(configSchema, at));
+  return meant ? `unknown key (did you mean ${meant}?)` : 'unknown key';
 }
 
 /**

@@ -175,7 +175,7 @@ const tenantDelivery = z
   })
   .default({});
 
-export const DELIVERY_EVENT_TYPES = ['accepted', 'delivered', 'deferred', 'bounced', 'expired'] as const;
+export const DELIVERY_EVENT_TYPES = ['accepted', 'held', 'delivered', 'deferred', 'bounced', 'expired'] as const;
 
 // Where delivery events go: the platform's HTTP endpoint, each request signed the Standard Webhooks way.
 const webhook = z.strictObject({

@@ -151,7 +151,7 @@ export interface Tenant {
 
 export type DeliveryMode = 'queue' | 'passthrough';
 
-export type DeliveryEventType = 'accepted' | 'delivered' | 'deferred' | 'bounced' | 'expired';
+export type DeliveryEventType = 'accepted' | 'held' | 'delivered' | 'deferred' | 'bounced' | 'expired';
 
 /** A platform endpoint that receives delivery events, signed the Standard Webhooks way. */
 export interface WebhookSettings {

@@ -86,6 +86,8 @@ export const Replies = {
   tenantLookupsExceeded: reply('tenant-lookups-exceeded', 451, '4.7.1', 'Too many senders this relay had to look up; please try again later'),
   shuttingDown: reply('shutting-down', 421, '4.3.2', 'Service shutting down; please try again later'),
   // Queue mode: never sent through another upstream under the platform's identity; bounced at the end of its lifetime.
+  // Queue mode, what a held message's record says (no client hears it: the message was accepted).
+  heldByLimit: (reason: string) => reply('held-by-limit', 451, '4.7.1', `Held: ${reason}; it goes when the limit allows`),
   tenantGone: (tenant: string) => reply('tenant-gone', 451, '4.3.0', `Tenant ${tenant} is not known now (its record is gone); the message is held until it is back`),
 
   queued: (id: string) => reply('queued', 250, '2.0.0', `Ok: queued as ${id}`),
@@ -108,6 +110,8 @@ export const Replies = {
     reply('upstream-token-failed', 451, '4.7.0', `Upstream ${upstream}: no OAuth2 access token (${reason}); please try again later`),
   upstreamBasicAuthDisabled: (upstream: string) =>
     reply('upstream-basic-auth-disabled', 451, '4.7.0', `Upstream ${upstream}: basic authentication is disabled for this tenant: configure oauth2`),
+  upstreamSmtpAuthDisabled: (upstream: string) =>
+    reply('upstream-smtp-auth-disabled', 451, '4.7.0', `Upstream ${upstream}: SMTP AUTH is disabled for the Microsoft 365 tenant or mailbox: turn it on (Set-CASMailbox -SmtpClientAuthenticationDisabled $false)`),
   upstreamQuotaExceeded: (upstream: string, said: string) =>
     reply('upstream-quota-exceeded', 451, '4.2.0', `Upstream ${upstream}: the mailbox's sending quota is used up; retried when it frees: ${said}`),
   upstreamTempFail: (upstream: string, said: string) => reply('upstream-temp-fail', 451, '4.4.0', `Upstream ${upstream} deferred the message: ${said}`),

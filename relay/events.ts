@@ -51,17 +51,30 @@ export interface AttemptEvent {
   readonly nextAttemptAt?: number;
 }
 
+/** A queued message waits for a sending limit: why, and until when it is looked at again. */
+export interface HeldEvent {
+  readonly id: string;
+  readonly at: number;
+  readonly tenant: string | null;
+  readonly message: MessageFacts;
+  /** The recipients still to deliver. */
+  readonly recipients: readonly string[];
+  readonly reason: string;
+  readonly until: number;
+}
+
 /** `{ messageId }` when there is one: for spreading into an event. */
 export const messageIdOf = (m: { readonly messageId?: string }) => (m.messageId ? { messageId: m.messageId } : {});
 
 interface Observers {
   accepted: ((e: AcceptedEvent) => void)[];
   attempted: ((e: AttemptEvent) => void)[];
+  held: ((e: HeldEvent) => void)[];
 }
 
 export class MessageEvents {
   readonly #logger: Logger;
-  readonly #observers: Observers = { accepted: [], attempted: [] };
+  readonly #observers: Observers = { accepted: [], attempted: [], held: [] };
 
   constructor(logger: Logger) {
     this.#logger = logger;
@@ -75,8 +88,16 @@ export class MessageEvents {
     this.#observers.attempted.push(observer);
   }
 
+  onHeld(observer: (e: HeldEvent) => void): void {
+    this.#observers.held.push(observer);
+  }
+
   accepted(e: AcceptedEvent): void {
     this.#tell('accepted', e);
+  }
+
+  held(e: HeldEvent): void {
+    this.#tell('held', e);
   }
 
   attempted(e: AttemptEvent): void {

@@ -33,6 +33,7 @@ import { MemoryLimiter } from './limits/memory.js';
 import { RedisLimiter } from './limits/redis.js';
 import { checkDkimSigner } from './message/dkim.js';
 import { type DrainStatus, type OpsBackend, opsRoutes, renderedOnce } from './runtime/ops-routes.js';
+import { checkSpoolRoot, listenFailed, spoolFailed } from './startup-error.js';
 import { type OpsServer, type Readiness, startOpsServer } from './ops/http.js';
 import type { Logger } from './ops/log.js';
 import { RelayMetrics } from './ops/metrics.js';
@@ -117,6 +118,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   /** Stopping for good: an undrain cannot take mail again. */
   let closing = false;
   const config = () => current;
+  checkSpoolRoot(options.spoolPath ?? initial.delivery.spool.path);
   const spool = new Spool(options.spoolPath ?? initial.delivery.spool.path, { fsync: initial.delivery.spool.fsync, ...(options.spoolIo ? { io: options.spoolIo } : {}) });
   const events = new MessageEvents(logger);
   // The spool's volume, as intake, the trace and the outboxes spend it.
@@ -135,12 +137,12 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     spoolFreeBytes: () => spool.freeBytes(),
     spoolMinFreeBytes: () => current.delivery.spool.minFreeBytes,
     webhookBacklogs: () => late.reporter?.backlogs() ?? [],
-    limitsShared: () => late.shared?.limitsShared(),
+    ...(initial.limits.redis ? { limitsShared: () => late.shared?.limitsShared() } : {}),
     tenantLabels: () => current.ops.tenantLabels,
   });
   // What several relays share, in Redis when limits.store.redis says so: limits, send-test outcomes, and
   // tenant invalidations; else this process's memory.
-  const shared = sharedState(initial, { logger, metrics, config, platform: () => platformTenants, limitShare: options.limitShare ?? 1 });
+  const shared = sharedState(initial, { logger, metrics, config, platform: () => platformTenants, limitShare: options.limitShare ?? 1, stateFile: spool.layout.relaysSeenFile });
   late.shared = shared;
   const limiter = shared.limiter;
   sendTests.shared = shared.outcomes;
@@ -165,7 +167,9 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   const scheduler = new Scheduler({ spool, requests, config, edge, limiter, metrics, events, logger, platform });
   late.scheduler = scheduler;
   // The spool is read before the listeners open: what was accepted before a crash goes out first.
-  await scheduler.start({ timers: options.schedulerTimers ?? true });
+  await scheduler.start({ timers: options.schedulerTimers ?? true }).catch((err: unknown) => {
+    throw spoolFailed(err, spool.layout.root);
+  });
   const staging = new Staging(spool.layout.tmpDir);
   const deps = { config, staging, spool, scheduler, edge, disk, limiter, metrics, events, draining: () => draining, logger, platform };
 
@@ -202,7 +206,9 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
         await new Promise((r) => setTimeout(r, 100));
       }
       const status = drainStatus();
-      if (draining) logger.info({ event: 'drained', queued: status.queued }, status.queued === 0 ? 'the spool is empty' : 'mail is left in the spool');
+      // What is left, and why: held by a limit (and which), or waiting for a retry.
+      const held = scheduler.holds.reasons();
+      if (draining) logger.info({ event: 'drained', queued: status.queued, ...(Object.keys(held).length ? { held } : {}) }, status.queued === 0 ? 'the spool is empty' : 'mail is left in the spool');
       drained = undefined;
       return status;
     })();
@@ -216,11 +222,15 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     return drainStatus();
   };
   try {
-    for (const listener of options.listen === false ? [] : initial.listen) {
+    for (const [i, listener] of (options.listen === false ? [] : initial.listen).entries()) {
       const server = createInboundServer(listener, deps);
       inbound.push(server);
       stops.push(watchCertificate(certificateFilesOf(listener), (material) => server.updateCertificate(material), logger));
-      addresses.push(await server.listen({ reusePort: options.reusePort ?? false }));
+      addresses.push(
+        await server.listen({ reusePort: options.reusePort ?? false }).catch((err: unknown) => {
+          throw listenFailed(err, `listen[${i}]`, listener.host, listener.port);
+        }),
+      );
     }
     const spoolWritable = cachedFor(2000, () => probeWritable(spool.layout.temp(`.ready-${process.pid}`)));
     // No file paths: /readyz is open to whoever reaches the listener.
@@ -246,7 +256,9 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       };
       const tlsFiles = initial.ops.tls && { ...initial.ops.tls, name: 'ops' };
       const tls = readCertificate(tlsFiles);
-      ops = await startOpsServer({ host: initial.ops.host, port: initial.ops.port, ...(tls ? { tls: { key: tls.key, cert: tls.cert } } : {}) }, opsRoutes(backend), () => current.ops);
+      ops = await startOpsServer({ host: initial.ops.host, port: initial.ops.port, ...(tls ? { tls: { key: tls.key, cert: tls.cert } } : {}) }, opsRoutes(backend), () => current.ops).catch((err: unknown) => {
+        throw listenFailed(err, 'ops.port', initial.ops.host, initial.ops.port);
+      });
       const opsServer = ops;
       stops.push(watchCertificate(tlsFiles, (material) => opsServer.updateCertificate(material), logger));
     }
@@ -323,7 +335,7 @@ interface SharedState {
  * Limits, send-test outcomes and tenant invalidations: through Redis when limits.store.redis is set (one
  * connection, and one more to listen on the invalidation channel), else in this process.
  */
-function sharedState(config: Config, deps: { logger: Logger; metrics: RelayMetrics; config: () => Config; platform: () => PlatformTenants | undefined; limitShare: number }): SharedState {
+function sharedState(config: Config, deps: { logger: Logger; metrics: RelayMetrics; config: () => Config; platform: () => PlatformTenants | undefined; limitShare: number; stateFile: string }): SharedState {
   const settings = config.limits.redis;
   if (!settings) {
     if (deps.limitShare < 1) deps.logger.info({ event: 'limits-per-worker', share: deps.limitShare }, 'no limits.store: each worker counts its share of every limit in its own memory');
@@ -332,7 +344,7 @@ function sharedState(config: Config, deps: { logger: Logger; metrics: RelayMetri
   const { logger } = deps;
   const { signingKey } = settings;
   const redis = connectRedis(settings, logger, 'limits');
-  const limiter = new RedisLimiter(redis, settings.keyPrefix, { logger, metrics: deps.metrics, settings: () => deps.config().limits, signingKey });
+  const limiter = new RedisLimiter(redis, settings.keyPrefix, { logger, metrics: deps.metrics, settings: () => deps.config().limits, signingKey, stateFile: deps.stateFile });
   const warnings = new ThrottledLog(logger);
   // Read back only when signed by a relay: anyone else who can write to Redis cannot forge an outcome.
   const outcomes: SharedOutcomes = {

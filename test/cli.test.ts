@@ -1,12 +1,14 @@
 // The `tenant-relay` command as an admin runs it. serve runs as a real child process (the `npm start`
 // config, signals); every other command runs in-process through the same dispatcher, with one real
 // process to show the installed command works the same way.
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { verifyPassword } from '../relay/inbound/passwords.js';
-import { listeningPort, runCli, spawnCli } from './helpers/cli.js';
+import { cliArgv, listeningPort, runCli, spawnCli } from './helpers/cli.js';
 import { sendThrough } from './helpers/relay.js';
 import { openDataSession } from './helpers/smtp-client.js';
 
@@ -113,9 +115,20 @@ tenants:
   );
   const acme = await runCli(['explain', '--config', file, '--from', 'a@acme.test']);
   t.match(acme.stdout, /\nupstream: acme \(smtp\.acme\.test:465 tls=implicit auth=none\)\nmode: {5}queue .*\nfallback: smarthost \(smarthost\.test:587 tls=starttls auth=none\) after 30 minute\(s\) of temporary failures\n/);
+  t.match(acme.stdout, /\nfailure: {2}a temporary failure \(4xx, no answer\) is retried for 120 h \(delivery\.retry\.maxLifetimeHours\), through the fallback once it applies, then bounced; a permanent one \(5xx\) is bounced at once; a bounce is a DSN to the envelope sender\n/);
   const live = await runCli(['explain', '--config', file, '--from', 'a@live.test']);
   t.match(live.stdout, /\nmode: {5}passthrough \(forwarded while the client waits\)\n/);
+  t.match(live.stdout, /\nfailure: {2}the upstream's refusal is the client's answer/);
   t.notMatch(live.stdout, /fallback:/);
+  const other = await runCli(['explain', '--config', file, '--from', 'a@other.test']);
+  t.match(other.stdout, /\nfailure: {2}a temporary failure .* is retried for 120 h .*, then bounced; .*; no fallback upstream\n/, 'no fallback: said so');
+});
+
+t.test('explain --header-from shows the configured route header too', async (t) => {
+  const file = path.join(tmpdir(), 'route-header.yaml');
+  fs.writeFileSync(file, 'smarthost: { host: smarthost.test, tls: starttls }\nmessage: { traceHeader: X-Relay-Route }\ntenants: [{ id: acme, match: { domains: [acme.test] } }]\n');
+  const r = await runCli(['explain', '--config', file, '--from', 'app@acme.test', '--header-from', 'app@acme.test']);
+  t.match(r.stdout, /\nheader: {3}X-Relay-Route: tenant=acme; upstream=smarthost\n/);
 });
 
 t.test('explain --header-from shows the headers the message would leave with', async (t) => {
@@ -123,6 +136,85 @@ t.test('explain --header-from shows the headers the message would leave with', a
   t.equal(r.code, 0);
   t.match(r.stdout, /\nheader: {3}From: Acme Notifications <notifications@acme\.test>\n/);
   t.match(r.stdout, /\nheader: {3}Reply-To: support@acme\.test\n/);
+});
+
+/** A loopback port another server (the test's) listens on, closed at the end of the test. */
+async function takenPort(t: Test): Promise<number> {
+  const holder = net.createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  t.teardown(() => holder.close());
+  return (holder.address() as net.AddressInfo).port;
+}
+
+t.test('serve: a port another process holds is one log line naming listen[0], and exit 3', async (t) => {
+  const dir = tmpdir();
+  const taken = await takenPort(t);
+  const config = path.join(dir, 'relay.yaml');
+  fs.writeFileSync(config, `listen: [{ host: 127.0.0.1, port: ${taken} }]\nops: { port: 0 }\nsmarthost: { host: 127.0.0.1, tls: none }\ndelivery: { spool: { path: ${dir}/spool } }\n`);
+  const r = await spawnCli(['serve', '--config', config], { cwd: dir }).done;
+  t.equal(r.code, 3);
+  const lines = r.stderr.trim().split('\n');
+  t.ok(lines.every((l) => l.startsWith('{')), 'only log lines: no stack trace');
+  const failed = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === 'start-failed');
+  t.equal(failed.length, 1);
+  t.match(failed[0], { level: 60, key: 'listen[0]', msg: `cannot listen on 127.0.0.1:${taken} (listen[0]): another process listens there already` });
+});
+
+t.test('serve: an ops port in use names ops.port; a spool path it cannot make names delivery.spool.path', async (t) => {
+  const dir = tmpdir();
+  const taken = await takenPort(t);
+  const config = path.join(dir, 'relay.yaml');
+  fs.writeFileSync(config, `listen: [{ host: 127.0.0.1, port: 0 }]\nops: { host: 127.0.0.1, port: ${taken} }\nsmarthost: { host: 127.0.0.1, tls: none }\ndelivery: { spool: { path: ${dir}/spool } }\n`);
+  const ops = await spawnCli(['serve', '--config', config], { cwd: dir }).done;
+  t.equal(ops.code, 3);
+  t.match(ops.stderr, /"event":"start-failed","key":"ops\.port","msg":"cannot listen on 127\.0\.0\.1:\d+ \(ops\.port\): another process listens there already"/);
+  fs.writeFileSync(path.join(dir, 'a-file'), '');
+  fs.writeFileSync(config, `listen: [{ host: 127.0.0.1, port: 0 }]\nops: { port: 0 }\nsmarthost: { host: 127.0.0.1, tls: none }\ndelivery: { spool: { path: ${dir}/a-file/spool } }\n`);
+  const spool = await spawnCli(['serve', '--config', config], { cwd: dir }).done;
+  t.equal(spool.code, 3);
+  t.match(spool.stderr, /"event":"start-failed","key":"delivery\.spool\.path","msg":"cannot use the spool folder .*a-file\/spool \(delivery\.spool\.path\): a part of the path is a file, not a folder"/);
+});
+
+t.test('bin/tenant-relay runs the commands on the Node the project brings, whatever Node is first on PATH', async (t) => {
+  const launcher = path.resolve('bin/tenant-relay');
+  t.ok(fs.existsSync('dist/relay/cli.js'), 'dist is built (npm ci)');
+  // The machine's own directories only: its node (if any) may be older than the project supports.
+  const r = spawnSync(launcher, ['check', '--config', DEFAULT_CONFIG], { env: { PATH: '/usr/bin:/bin' }, encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /default\.yaml: ok, 2 tenant\(s\)/);
+  // Where the project brought none (the image: optional dependencies left out), the node on PATH.
+  const root = tmpdir();
+  fs.mkdirSync(path.join(root, 'bin'));
+  fs.copyFileSync(launcher, path.join(root, 'bin', 'tenant-relay'));
+  fs.chmodSync(path.join(root, 'bin', 'tenant-relay'), 0o755);
+  fs.symlinkSync(path.resolve('dist'), path.join(root, 'dist'));
+  const image = spawnSync(path.join(root, 'bin', 'tenant-relay'), ['--help'], { env: { PATH: `${path.dirname(process.execPath)}:/usr/bin:/bin` }, encoding: 'utf8' });
+  t.equal(image.status, 0, image.stderr);
+  t.match(image.stdout, /Exit codes: 0 ok, 1 a failed check/);
+  const unbuilt = tmpdir();
+  fs.mkdirSync(path.join(unbuilt, 'bin'));
+  fs.copyFileSync(launcher, path.join(unbuilt, 'bin', 'tenant-relay'));
+  fs.chmodSync(path.join(unbuilt, 'bin', 'tenant-relay'), 0o755);
+  const none = spawnSync(path.join(unbuilt, 'bin', 'tenant-relay'), ['check'], { encoding: 'utf8' });
+  t.equal(none.status, 3);
+  t.match(none.stderr, /dist is not built; run npm ci/);
+});
+
+t.test('hash-password at a terminal asks twice and shows nothing of the password', async (t) => {
+  const command = cliArgv(['hash-password']).map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
+  const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: 'pipe' });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d;
+    if (/Password \(not shown\): $/.test(out) || /Again, to be sure: $/.test(out)) child.stdin.write('s3cret-typed\r');
+  });
+  const timer = setTimeout(() => child.kill(), 20_000);
+  const code = await new Promise((r) => child.on('close', r));
+  clearTimeout(timer);
+  t.equal(code, 0, out);
+  t.notMatch(out, /s3cret/, 'not echoed');
+  const hash = /scrypt\S+/.exec(out)?.[0] ?? '';
+  t.ok(await verifyPassword('s3cret-typed', hash));
 });
 
 t.test('hash-password makes a hash that verifies', async (t) => {

@@ -64,7 +64,7 @@ t.test('the snapshot is frozen', async (t) => {
 
 t.test('an unknown key is refused with its line and full key path', async (t) => {
   const errors = errorsOf(`${SMARTHOST}tenants:\n  - id: a\n    upstream:\n      host: x.test\n      tls: none\n      prot: 25\n`);
-  t.same(errors, ['relay.yaml:7:7: tenants[0].upstream.prot: unknown key']);
+  t.same(errors, ['relay.yaml:7:7: tenants[0].upstream.prot: unknown key (did you mean port?)']);
 });
 
 t.test('a wrong type is refused', async (t) => {
@@ -128,6 +128,33 @@ t.test('${ENV} and ${file:...} supply secrets; a missing one is an error naming 
   t.same(errorsOf(text('${SMTP_PASSWORD}'), { SMTP_USER: 'relay' }), ['relay.yaml:1:69: smarthost.password: environment variable SMTP_PASSWORD is not set']);
   t.same(errorsOf(text(`\${file:${dir}/nope}`), { SMTP_USER: 'relay' }), [`relay.yaml:1:69: smarthost.password: cannot read secret file ${dir}/nope: ENOENT`]);
   t.match(parseConfig(text('pa$${x}'), 'relay.yaml', { SMTP_USER: 'u' }).smarthost, { auth: { pass: 'pa${x}' } });
+});
+
+t.test('a copied relay.example.yaml with no variables set names every missing variable at once, and nothing else', async (t) => {
+  const errors = errorsOf(fs.readFileSync('relay.example.yaml', 'utf8'));
+  const named = errors.map((e) => /environment variable (\w+) is not set/.exec(e)?.[1]);
+  t.same(named.sort(), ['ACME_APP_PASSWORD_HASH', 'ACME_SMTP_PASSWORD', 'PLATFORM_DKIM_KEY', 'SMARTHOST_PASSWORD'], errors.join('\n'));
+  t.notMatch(errors.join('\n'), /must be a hash made by|PEM|is required/, 'no second complaint about a value that was never read');
+});
+
+t.test('one missing secret file is one error, however many checks would read its value', async (t) => {
+  const errors = errorsOf(`inbound: { users: [{ username: app, passwordHash: "\${file:/nonexistent/hash}" }] }
+smarthost: { host: a.test, tls: starttls, username: u, password: "\${file:/nonexistent/pw}" }
+dkim: { selector: s, privateKey: "\${file:/nonexistent/key}" }
+`);
+  t.same(errors, [
+    'relay.yaml:1:37: inbound.users[0].passwordHash: cannot read secret file /nonexistent/hash: ENOENT',
+    'relay.yaml:2:56: smarthost.password: cannot read secret file /nonexistent/pw: ENOENT',
+    'relay.yaml:3:22: dkim.privateKey: cannot read secret file /nonexistent/key: ENOENT',
+  ]);
+});
+
+t.test('an unknown key that is a typo or a different case of a known one says which was meant', async (t) => {
+  t.same(errorsOf(`${SMARTHOST}tenants:\n  - id: a\n    identity: { from: a@a.test, displayname: A }\n`), [
+    'relay.yaml:4:33: tenants[0].identity.displayname: unknown key (did you mean displayName?)',
+  ]);
+  t.same(errorsOf('smarthost: { host: a.test, tls: none, prot: 25 }\n'), ['relay.yaml:1:39: smarthost.prot: unknown key (did you mean port?)']);
+  t.same(errorsOf(`${SMARTHOST}frobnicate: 1\n`), ['relay.yaml:2:1: frobnicate: unknown key'], 'nothing near: no guess');
 });
 
 t.test('YAML syntax errors and duplicate keys are reported with their line', async (t) => {

@@ -68,7 +68,7 @@ t.test('the fleet example: a valid relay.yaml sharing limits in Redis, a volume 
   const spoolMount = relay.volumeMounts.find((m: { mountPath: string }) => m.mountPath === config.delivery.spool.path);
   t.ok(set.spec.volumeClaimTemplates.some((v: { metadata: { name: string } }) => v.metadata.name === spoolMount?.name), 'the spool is a volume per pod');
   const command: string[] = relay.lifecycle.preStop.exec.command;
-  t.same(command.slice(0, 3), ['node', 'dist/relay/cli.js', 'drain']);
+  t.same(command.slice(0, 2), ['tenant-relay', 'drain'], 'the launcher on the PATH of the image');
   const drainSeconds = Number(command[command.indexOf('--timeout-seconds') + 1]);
   const needed = drainSeconds + config.ops.drainMs / 1000 + config.ops.shutdownGraceMs / 1000;
   t.ok(pod.terminationGracePeriodSeconds >= needed, `terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} >= ${needed}`);
@@ -78,15 +78,19 @@ t.test('the fleet example: a valid relay.yaml sharing limits in Redis, a volume 
   t.same(smtp.spec.selector, set.spec.template.metadata.labels, 'the Service sends sessions to the relay pods');
 });
 
-t.test('the Dockerfile runs the built CLI as a non-root user, with a HEALTHCHECK on /readyz', async (t) => {
+t.test('the Dockerfile runs the built CLI through the launcher as a non-root user, with a HEALTHCHECK on /readyz', async (t) => {
   const dockerfile = fs.readFileSync('Dockerfile', 'utf8');
   t.match(dockerfile, /^USER node$/m);
   t.match(dockerfile, /^HEALTHCHECK .*\n.*\/readyz/m);
-  t.match(dockerfile, /^CMD \["node", "dist\/relay\/cli\.js", "serve"\]$/m);
+  t.match(dockerfile, /^CMD \["tenant-relay", "serve"\]$/m);
+  t.match(dockerfile, /ln -s \/app\/bin\/tenant-relay \/usr\/local\/bin\/tenant-relay/, 'tenant-relay is on the PATH of docker exec');
+  t.ok(dockerfile.indexOf('COPY bin ./bin') < dockerfile.indexOf('RUN npm ci'), 'bin/ (the build script) is copied before npm ci');
+  t.match(dockerfile, /127\.0\.0\.1 for a\n# sidecar/, 'the comment says where a sidecar listens');
   // npm ci applies the library patches: they must be in the build stage before it runs.
   t.ok(dockerfile.indexOf('COPY patches ./patches') !== -1 && dockerfile.indexOf('COPY patches ./patches') < dockerfile.indexOf('RUN npm ci'), 'patches/ is copied before npm ci');
   const pkg = JSON.parse(fs.readFileSync('package.json', 'utf8'));
-  t.equal(pkg.bin['tenant-relay'], 'dist/relay/cli.js');
+  t.equal(pkg.bin['tenant-relay'], 'bin/tenant-relay');
+  t.equal(pkg.scripts.start, 'bin/tenant-relay serve', 'npm start runs what the image runs');
 });
 
 t.test('the image runs the Node line the project brings for its scripts, within what engines declares', async (t) => {

@@ -16,7 +16,8 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-fleet-'));
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const PER_MINUTE = 60;
-const PER_RELAY = 22; // 66 in all: the minute's 60 at once, the other 6 at one a second
+// 66 in all: the minute's 60 at once, the other 6 once the first leave the 60 s window (no 60 s holds more).
+const PER_RELAY = 22;
 
 const message = (i: number) => `From: <app@acme.test>\r\nTo: x@example.com\r\nSubject: msg-${i}\r\n\r\nHello ${i}.\r\n`;
 const subjects = (received: readonly Received[]) => new Set(received.map((r) => /Subject: (msg-\d+)/.exec(r.raw.toString())?.[1]));
@@ -58,8 +59,7 @@ tenants:
   }
   t.equal(accepted.length, 3 * PER_RELAY, 'all accepted: the limit holds mail in the spools, it refuses nothing');
   t.ok(await until(() => upstream.received.length >= PER_MINUTE, 10_000), "the minute's budget went out");
-  const paced = PER_MINUTE + Math.ceil((Date.now() - began) / 1000) + 1;
-  t.ok(upstream.received.length <= paced, `${upstream.received.length} delivered by three relays, no more than one budget allows (${paced})`);
+  t.ok(Date.now() - began < 55_000 && upstream.received.length <= PER_MINUTE, `${upstream.received.length} delivered by three relays in the first minute, no more than the one budget`);
 
   await redis.kill();
   const victim = relays[1];
@@ -67,7 +67,7 @@ tenants:
   await victim?.serve.done;
   const second = await start(1);
 
-  t.ok(await until(() => accepted.every((i) => subjects(upstream.received).has(`msg-${i}`)), 30_000), 'every accepted message arrived, with Redis gone and a relay killed');
+  t.ok(await until(() => accepted.every((i) => subjects(upstream.received).has(`msg-${i}`)), 100_000), 'every accepted message arrived, with Redis gone and a relay killed');
   for (const relay of [first, second, third]) {
     if (!relay) continue;
     relay.serve.child.kill('SIGTERM');

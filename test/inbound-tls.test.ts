@@ -37,16 +37,19 @@ t.teardown(async () => {
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-t.test('AUTH before STARTTLS is refused with 538; after STARTTLS it works', async (t) => {
+t.test('a STARTTLS listener offers AUTH only after TLS; AUTH before STARTTLS is refused with 538; after STARTTLS it works', async (t) => {
   const plain = await openRawSession(starttlsPort ?? 0);
   t.teardown(() => plain.close());
   const ehlo = await plain.send('EHLO client.test\r\n');
-  t.match(ehlo, /250-STARTTLS/);
+  t.match(ehlo, /250[- ]STARTTLS/);
+  t.notMatch(ehlo, /AUTH/, 'no AUTH offered in cleartext (as Postfix with smtpd_tls_auth_only)');
   t.match(await plain.send(`AUTH PLAIN ${b64('\0app\0pw')}\r\n`), /^538 5\.7\.0 /);
 
   const secure = await openRawSession(starttlsPort ?? 0, { starttlsCa: certs.ca });
   t.teardown(() => secure.close());
-  await secure.send('EHLO client.test\r\n');
+  const overTls = await secure.send('EHLO client.test\r\n');
+  t.match(overTls, /250[- ]AUTH PLAIN LOGIN/);
+  t.notMatch(overTls, /STARTTLS/);
   t.match(await secure.send(`AUTH PLAIN ${b64('\0app\0pw')}\r\n`), /^235 /);
 });
 

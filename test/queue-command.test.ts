@@ -5,16 +5,15 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { runCli, spawnCli } from './helpers/cli.js';
-import { sendThrough, startTestRelay } from './helpers/relay.js';
+import { sendThrough, startFileRelay } from './helpers/relay.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const refusal: { reply?: [number, string] } = { reply: [451, '4.3.0 greylisted'] };
 const upstream = await startUpstream({ rcpt: () => refusal.reply });
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-queue-cmd-'));
 const yaml = `delivery: { mode: queue, spool: { path: ${dir} }, retry: { minSeconds: 300, jitter: 0 } }\nsmarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }\n`;
-const configFile = path.join(dir, 'relay.yaml');
-fs.writeFileSync(configFile, yaml);
-const relay = await startTestRelay(yaml, {}, { manualScheduler: true });
+const relay = await startFileRelay(dir, yaml);
+const { configFile } = relay;
 t.teardown(async () => {
   await relay.close();
   await upstream.close();
@@ -72,4 +71,20 @@ t.test('delete removes a message without delivering it', async (t) => {
 t.test('retry --all and unknown actions', async (t) => {
   t.match((await queue('retry', '--all')).stdout, /retry requested for 0 message/);
   t.equal((await queue('frobnicate')).code, 2);
+});
+
+t.test('a message that bounced after a deferral shows how it failed, not the earlier deferral', async (t) => {
+  refusal.reply = [450, '4.3.0 try later'];
+  const id = /queued as (\w+)/.exec((await sendThrough(relay.port, { from: 'app@example.com', to: 'gone@example.com' })).response)?.[1] ?? '';
+  await relay.relay.scheduler.runDue();
+  t.match((await queue('list')).stdout, new RegExp(`^${id} .*\\n    last: 451 4\\.4\\.0 .*450 4\\.3\\.0`, 'm'));
+  refusal.reply = [550, '5.1.1 User unknown'];
+  await queue('retry', id);
+  await relay.relay.scheduler.applyRequests();
+  await relay.relay.scheduler.runDue();
+  const failed = (await queue('list', '--failed')).stdout;
+  t.match(failed, new RegExp(`^${id} .*failed=1 .*failed\\n    last: 550 5\\.1\\.1 User unknown`, 'm'));
+  t.notMatch(failed, /4\.3\.0/);
+  t.match((await queue('show', id)).stdout, /last: 550 5\.1\.1 User unknown/);
+  refusal.reply = undefined;
 });

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import t, { type Test } from 'tap';
 import { retryDelay } from '../relay/queue/backoff.js';
+import { makeDkimKey, verifyWithMailauth } from './helpers/dkim.js';
 import { sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { closedPort, startDotFaultServer, startSilentServer, startUpstream, type Upstream } from './helpers/upstream.js';
 
@@ -271,4 +272,31 @@ t.test('a message file that cannot be read fails the attempt with the read error
   const state = await stateOf(s, id);
   t.match(state, { attempts: 1, recipients: [{ status: 'pending', reply: /^4\d\d / }] });
   t.notMatch(state?.recipients[0]?.reply, /no answer within/, 'the read error ended the attempt, not the deadline');
+});
+
+t.test('a DSN is DKIM-signed as the platform (dkim.signingDomain), and the signature verifies', async (t) => {
+  const key = makeDkimKey('ed25519');
+  const upstream = await startUpstream({ rcpt: (a) => (a.startsWith('gone') ? [550, '5.1.1 no such user'] : undefined) });
+  const relay = await startTestRelay(
+    `hostname: relay.platform.test
+delivery: { mode: queue, spool: { path: \${SPOOL} } }
+dkim: { selector: relay, signingDomain: platform.test, privateKey: "\${KEY}" }
+smarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }
+tenants: [{ id: acme, match: { domains: [acme.test] }, dkim: { disablePlatformDkim: true } }]
+`,
+    { KEY: key.privateKeyPem },
+    { manualScheduler: true },
+  );
+  t.teardown(async () => {
+    await relay.close();
+    await upstream.close();
+  });
+  await sendThrough(relay.port, { from: 'app@acme.test', to: 'gone@example.com' });
+  await relay.relay.scheduler.runDue();
+  await relay.relay.scheduler.runDue();
+  const dsn = upstream.received.find((m) => m.mailFrom === '');
+  t.ok(dsn, 'the DSN went out');
+  const verdicts = await verifyWithMailauth(dsn?.raw ?? Buffer.alloc(0), { 'relay._domainkey.platform.test': key.record });
+  t.match(verdicts, [{ result: 'pass', domain: 'platform.test', selector: 'relay' }]);
+  t.match(dsn?.raw.toString() ?? '', /\r\nFrom: Mail Delivery System <MAILER-DAEMON@relay\.platform\.test>\r\n/, 'its From is under the signing domain: aligned');
 });

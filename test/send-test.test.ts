@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { loadConfigFile } from '../config/load.js';
+import { hashPassword } from '../relay/inbound/passwords.js';
 import { silentLogger } from '../relay/ops/log.js';
 import { startRelay } from '../relay/relay.js';
 import { runCli, spawnCli } from './helpers/cli.js';
@@ -20,13 +21,14 @@ const file = path.join(dir, 'relay.yaml');
 fs.writeFileSync(
   file,
   `listen: [{ host: 127.0.0.1, port: ${await closedPort()} }]
+inbound: { users: [{ username: app, passwordHash: "${await hashPassword('app-password')}" }] }
 ops: { port: ${await closedPort()} }
 delivery: { spool: { path: ${dir}/spool } }
 dkim: { selector: platform, privateKey: "\${file:${dir}/dkim.pem}" }
 smarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }
 tenants:
   - id: acme
-    match: { domains: [acme.test] }
+    match: { domains: [acme.test], authUsers: [app] }
     identity: { from: notifications@acme.test, displayName: Acme, replyTo: support@acme.test }
 `,
 );
@@ -68,7 +70,26 @@ t.test('as a real process: the same lines and exit code', async (t) => {
   t.match(r.stdout, /^upstream: smarthost <customer@example\.com> sent: 250 2\.0\.0 Ok: queued as (4Tq\d{6}Z) \(the upstream's queue id: \1\)$/m, "the upstream's own reply, with its queue id");
 });
 
-t.test('usage errors exit 2', async (t) => {
-  t.equal((await sendTest('--tenant', 'nobody', '--to', 'x@example.com')).code, 2);
-  t.equal((await sendTest('--tenant', 'acme', '--to', 'x@example.com', '--kind', 'spam')).code, 2);
+t.test('usage errors exit 2 and name what is missing; an unknown tenant is named, exit 1', async (t) => {
+  const nobody = await sendTest('--tenant', 'nobody', '--to', 'x@example.com');
+  t.equal(nobody.code, 1);
+  t.match(nobody.stdout, /^tenant-relay send-test: no tenant "nobody" in .*relay\.yaml \(its tenants: acme\)$/m);
+  t.notMatch(nobody.stdout, /required/, 'the options given are not called missing');
+  const noTo = await sendTest('--tenant', 'acme');
+  t.equal(noTo.code, 2);
+  t.match(noTo.stdout, /^tenant-relay send-test: --to ADDRESS is required$/m);
+  const kind = await sendTest('--tenant', 'acme', '--to', 'x@example.com', '--kind', 'spam');
+  t.equal(kind.code, 2);
+  t.match(kind.stdout, /--kind spam is not a sample; one of: password-reset, reminder, form-submission/);
+});
+
+t.test('with --auth the password comes from TENANT_RELAY_PASSWORD or standard input, never the command line', async (t) => {
+  const fromStdin = await spawnCli(['send-test', '--config', file, '--tenant', 'acme', '--to', 'x@example.com', '--auth', 'app'], { stdin: 'app-password\n' }).done;
+  t.equal(fromStdin.code, 0, fromStdin.stdout + fromStdin.stderr);
+  const fromEnv = await spawnCli(['send-test', '--config', file, '--tenant', 'acme', '--to', 'x@example.com', '--auth', 'app'], { env: { TENANT_RELAY_PASSWORD: 'app-password' } }).done;
+  t.equal(fromEnv.code, 0, fromEnv.stdout + fromEnv.stderr);
+  const wrong = await spawnCli(['send-test', '--config', file, '--tenant', 'acme', '--to', 'x@example.com', '--auth', 'app'], { stdin: 'nope\n' }).done;
+  t.equal(wrong.code, 1);
+  t.match(wrong.stdout, /^relay: {4}535 /m);
+  t.equal((await sendTest('--tenant', 'acme', '--to', 'x@example.com', '--auth', 'app', '--password', 'app-password')).code, 2, '--password is not an option');
 });

@@ -61,7 +61,7 @@ t.test('an error in a tenant file names that file, the line and the key within i
   });
   t.same(errorsOf(file), [
     `${tenantsDir}/acme.yaml:5:3: upstream.port: must be between 1 and 65535`,
-    `${tenantsDir}/list.yaml:3:12: [1].match.domainz: unknown key`,
+    `${tenantsDir}/list.yaml:3:12: [1].match.domainz: unknown key (did you mean domains?)`,
   ]);
 });
 

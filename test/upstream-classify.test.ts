@@ -22,6 +22,14 @@ const cases: [string, Record<string, unknown>, string, number, string][] = [
   ['connection refused', { code: 'ESOCKET', originalCode: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:1' }, 'upstream-unreachable', 451, '4.4.1'],
   ['an unknown host', { code: 'EDNS', message: 'getaddrinfo ENOTFOUND smtp.gone.test' }, 'upstream-unreachable', 451, '4.4.1'],
   ['a dropped connection', { code: 'ECONNECTION', message: 'Connection closed unexpectedly' }, 'upstream-connection-lost', 451, '4.4.2'],
+  // Microsoft 365's 5.7.139 has several causes, each with its own fix; all deferred, none bounced.
+  ['M365: basic authentication disabled', { code: 'EAUTH', responseCode: 535, response: '535 5.7.139 Authentication unsuccessful, basic authentication is disabled. [SN4PR0501CA0054.namprd05.prod.outlook.com]' }, 'upstream-basic-auth-disabled', 451, '4.7.0'],
+  ['M365: SMTP AUTH disabled for the tenant or mailbox', { code: 'EAUTH', responseCode: 535, response: '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information.' }, 'upstream-smtp-auth-disabled', 451, '4.7.0'],
+  ['M365: security defaults block it', { code: 'EAUTH', responseCode: 535, response: "535 5.7.139 Authentication unsuccessful, user is locked by your organization's security defaults policy. Contact your administrator." }, 'upstream-basic-auth-disabled', 451, '4.7.0'],
+  ['M365: Conditional Access', { code: 'EAUTH', responseCode: 535, response: '535 5.7.139 Authentication unsuccessful, the request did not meet the criteria to be authenticated successfully. Contact your administrator.' }, 'upstream-basic-auth-disabled', 451, '4.7.0'],
+  ['M365: wrong credentials are the credentials', { code: 'EAUTH', responseCode: 535, response: '535 5.7.139 Authentication unsuccessful, the user credentials were incorrect.' }, 'upstream-auth', 451, '4.4.0'],
+  ['M365: an account locked by failed attempts', { code: 'EAUTH', responseCode: 535, response: '535 5.7.139 Authentication unsuccessful, account locked due to too many failed attempts.' }, 'upstream-auth', 451, '4.4.0'],
+  ['M365: client submission off (550 5.7.30)', { responseCode: 550, response: '550 5.7.30 Basic authentication is not supported for Client Submission.' }, 'upstream-basic-auth-disabled', 451, '4.7.0'],
 ];
 
 for (const [name, fields, id, code, enhanced] of cases) {

@@ -259,7 +259,7 @@ t.test('Microsoft 365 with basic authentication off (535 5.7.139): deferred with
   fs.writeFileSync(file, `smarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: starttls, ca: ${certs.caFile}, username: relay, password: right }\n`);
   const r = await runCli(['preflight', '--config', file]);
   t.equal(r.code, 1);
-  t.match(r.stdout, /auth \(password\) refused\n {6}basic authentication is disabled for this tenant: configure oauth2\n {6}upstream said: 535 5\.7\.139 /);
+  t.match(r.stdout, /auth \(password\) refused\n {6}basic authentication is disabled for this tenant \(or security defaults or a Conditional Access policy block it\): configure oauth2\n {6}upstream said: 535 5\.7\.139 /);
 });
 
 t.test('550 5.7.30 (basic authentication not supported for client submission) is read the same way', async (t) => {

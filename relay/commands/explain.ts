@@ -57,6 +57,7 @@ export async function explain(args: string[], io: CommandIo): Promise<number> {
     const after = route.fallback.afterMs / 60_000;
     io.out(`fallback: ${describeUpstream(route.fallback.upstream)} after ${after} minute(s) of temporary failures${decision.mode === 'queue' ? '' : ' (queue mode only)'}`);
   }
+  io.out(`failure:  ${onFailure(decision.mode, route.fallback !== undefined, config.delivery.retry.maxLifetimeMs)}`);
   io.out(`rewrites: ${rewrites.length ? rewrites.join('; ') : 'none'}`);
   io.out(`dkim:     ${dkim.kind === 'sign' ? `sign with the ${dkim.keyOwner} key (${dkim.key.algorithm}), s=${dkim.selector}, d=${dkim.signingDomain ?? 'the From domain'}, ${dkim.reason}` : `off: ${dkim.reason}`}`);
   if (decision.headerFrom) {
@@ -73,10 +74,19 @@ export async function explain(args: string[], io: CommandIo): Promise<number> {
     return 1;
   }
   const text = out.bytes.toString('latin1');
-  for (const name of ['DKIM-Signature', 'From', 'Reply-To', ...(config.message.originalFromHeader ? [config.message.originalFromHeader] : [])]) {
+  const own = [config.message.originalFromHeader, config.message.traceHeader].filter((h): h is string => h !== undefined);
+  for (const name of ['DKIM-Signature', 'From', 'Reply-To', ...own]) {
     const line = new RegExp(`^${name}:.*(?:\\r\\n[ \\t].*)*`, 'mi').exec(text)?.[0].replace(/\r\n[ \t]+/g, ' ');
     if (line) io.out(`header:   ${name === 'DKIM-Signature' ? line.replace(/ b=.*$/, ' b=…') : line}`);
   }
   for (const w of out.warnings) io.out(`warning:  ${w}`);
   return 0;
+}
+
+/** What becomes of a message the upstream does not take, in the operator's words. */
+function onFailure(mode: 'queue' | 'passthrough', fallback: boolean, lifetimeMs: number): string {
+  if (mode === 'passthrough') return "the upstream's refusal is the client's answer (4xx: the app may retry; 5xx: it should not); the relay keeps nothing";
+  const hours = Math.round((lifetimeMs / 3_600_000) * 10) / 10;
+  const retried = `a temporary failure (4xx, no answer) is retried for ${hours} h (delivery.retry.maxLifetimeHours)${fallback ? ', through the fallback once it applies' : ''}, then bounced`;
+  return `${retried}; a permanent one (5xx) is bounced at once; a bounce is a DSN to the envelope sender${fallback ? '' : '; no fallback upstream'}`;
 }

@@ -1,5 +1,6 @@
 // The `tenant-relay` commands: finds the subcommand and its --help, and runs it with the given streams
-// (relay/cli.ts gives it the process's). Exit codes: 0 ok, 1 a failed check, 2 bad usage.
+// (relay/cli.ts gives it the process's). Exit codes: 0 ok, 1 a failed check, 2 bad usage, 3 cannot run
+// here (serve could not start: a port in use, a spool it cannot write; or this Node is too old).
 import { ConfigError } from '../../config/load.js';
 import type { CommandIo } from './io.js';
 
@@ -10,10 +11,11 @@ Commands:
   check [--config FILE]           validate the config and print the routing table
   explain [--config FILE] --from ADDR [--auth USER]
                                   print the routing decision a message would get
-  hash-password                   read a password on stdin, print a hash for inbound.users
+  hash-password                   ask for a password (or read it on stdin), print a hash for
+                                  inbound.users
   preflight [--tenant T] [--json] connect to each upstream, negotiate TLS, try AUTH (no mail sent)
   send-test --tenant T --to ADDR --kind password-reset|reminder|form-submission [--from ADDR]
-            [--auth USER --password PW]
+            [--auth USER]         (the password: asked for, or TENANT_RELAY_PASSWORD, or stdin)
                                   send a sample through the running relay; print the route, the
                                   upstream's reply and the headers as sent
   schema [--events]               print the JSON Schema of the config file (config/relay.schema.json),
@@ -32,7 +34,9 @@ Commands:
                                   what happened to recent messages: accepted, each attempt with the
                                   upstream's reply, delivered, deferred, bounced, expired
 
-Exit codes: 0 ok, 1 invalid config or refused decision, 2 usage error.
+Exit codes: 0 ok, 1 a failed check (invalid config, refused decision, failing upstream, unknown id),
+2 usage error, 3 cannot run here (serve could not start: a port in use, a spool it cannot write; or
+this Node is older than 22.19).
 The config file can also be named by TENANT_RELAY_CONFIG.`;
 
 /** `tenant-relay <command> --help`: usage, then what it does and how it exits. */
@@ -58,11 +62,13 @@ For each upstream: connects, negotiates TLS as configured, tries AUTH (no mail i
 reachable, TLS version, certificate expiry and AUTH per upstream and the tenants using it. Exit 1 if
 any upstream fails.`,
   'send-test': `send-test [--config FILE] --tenant T --to ADDR [--kind password-reset|reminder|form-submission]
-          [--from ADDR] [--auth USER --password PW] [--timeout-seconds N]
+          [--from ADDR] [--auth USER] [--timeout-seconds N]
 
 Sends a realistic sample through the running relay (its first listener), then prints the route, the
 relay's reply, the upstream's reply and the headers as sent (read from the relay's ops listener).
-Exit 0 when the upstream accepted it, 1 otherwise.`,
+With --auth, the password is TENANT_RELAY_PASSWORD when set, else asked for at a terminal (not shown),
+else the first line of standard input; never on the command line, where ps and shell history show it.
+Exit 0 when the upstream accepted it, 1 otherwise (an unknown tenant too), 2 for missing options.`,
   queue: `queue list [--failed] [--json] | show ID [--json] | retry ID | retry --all | delete ID   [--config FILE]
 
 Works on the spool of a live relay: list and show read it; retry and delete leave requests the relay
@@ -92,7 +98,8 @@ Message-ID, and every event: accepted, each attempt with its upstream and what t
 (with its queue id), delivered, deferred, bounced, expired. Exit 1 when nothing is found.`,
   'hash-password': `hash-password
 
-Reads a password on standard input and prints an scrypt hash for inbound.users[].passwordHash.`,
+At a terminal, asks for the password twice (not shown); else reads the first line of standard input
+(echo -n PW | tenant-relay hash-password). Prints an scrypt hash for inbound.users[].passwordHash.`,
   schema: `schema [--events]
 
 Prints the JSON Schema of the config file (what config/relay.schema.json holds); with --events, that

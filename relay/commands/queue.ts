@@ -2,6 +2,7 @@
 // and leaves retry/delete requests beside the entries, which the running relay applies at its next scan.
 import { parseArgs } from 'node:util';
 import type { QueuedMessage } from '../queue/entry.js';
+import { type Hold, readHolds } from '../queue/holds.js';
 import { QueueRequests } from '../queue/requests.js';
 import { SpoolLayout } from '../queue/spool-layout.js';
 import { type QueueListing, Spool } from '../queue/spool.js';
@@ -25,21 +26,22 @@ export async function queueCommand(args: string[], io: CommandIo): Promise<numbe
   };
   switch (action) {
     case 'list': {
-      const listing = (await Promise.all(spools.map((spool) => spool.list(values.failed ? 'failed' : 'queue')))).flat();
+      const listing = (await Promise.all(spools.map(async (spool) => withHolds(spool, await spool.list(values.failed ? 'failed' : 'queue'))))).flat();
       print(
-        listing.map((l) => l.entry),
+        listing.map((l) => ({ ...l.entry, ...(l.hold ? { hold: l.hold } : {}) })),
         listing.length ? listing.map((l) => describeEntry(l, now)).join('\n') : `${values.failed ? 'no failed messages' : 'the queue is empty'}`,
       );
       return 0;
     }
     case 'show': {
-      const found = id ? await findEntry(spools, id) : undefined;
-      if (!found) return notFound(id);
+      const listed = id ? await findEntry(spools, id) : undefined;
+      if (!listed) return notFound(id);
+      const [found = { ...listed, hold: undefined }] = withHolds(listed.spool, [listed]).map((l) => ({ ...l, spool: listed.spool }));
       const header = (await found.spool.headerOf(found)).toString('latin1');
       const recipients = found.entry.recipients
         .map((r) => `  ${r.status.padEnd(7)} <${r.address}>${r.reply ? `  ${r.reply}` : ''}${r.upstreamReply ? `\n          upstream said: ${r.upstreamReply}` : ''}`)
         .join('\n');
-      print({ ...found.entry, area: found.area, header }, `${describeEntry(found, now)}\nrecipients:\n${recipients}\n\n${header.trimEnd()}`);
+      print({ ...found.entry, area: found.area, ...(found.hold ? { hold: found.hold } : {}), header }, `${describeEntry(found, now)}\nrecipients:\n${recipients}\n\n${header.trimEnd()}`);
       return 0;
     }
     case 'retry':
@@ -71,12 +73,29 @@ async function findEntry(spools: readonly Spool[], id: string): Promise<(QueueLi
   return undefined;
 }
 
-export function describeEntry(l: QueueListing, now: number): string {
+/** Each entry with the hold its relay wrote for it (held by a limit: why, until when), if any. */
+function withHolds<L extends QueueListing>(spool: Spool, listing: readonly L[]): (L & { hold?: Hold })[] {
+  const holds = readHolds(spool.layout.holdsFile);
+  return listing.map((l) => {
+    const hold = holds.get(l.id);
+    return hold ? { ...l, hold } : l;
+  });
+}
+
+export function describeEntry(l: QueueListing & { hold?: Hold }, now: number): string {
   const e: QueuedMessage = l.entry;
   const count = (s: string) => e.recipients.filter((r) => r.status === s).length;
   const age = humanDuration(now - e.createdAt);
-  const next = l.area === 'failed' ? 'failed' : e.nextAttemptAt <= now ? 'due now' : `next try in ${humanDuration(e.nextAttemptAt - now)}`;
-  return `${e.id}  ${age.padStart(6)}  ${String(e.size).padStart(8)} B  <${e.mailFrom}>  tenant=${e.tenant ?? '-'}  pending=${count('pending')} sent=${count('sent')} failed=${count('failed')}  attempts=${e.attempts}  ${next}${e.lastError ? `\n    last: ${e.lastError}` : ''}`;
+  const next =
+    l.area === 'failed'
+      ? 'failed'
+      : l.hold && l.hold.until > now
+        ? `held for ${humanDuration(now - l.hold.since)}, looked at again in ${humanDuration(l.hold.until - now)}`
+        : e.nextAttemptAt <= now
+          ? 'due now'
+          : `next try in ${humanDuration(e.nextAttemptAt - now)}`;
+  const why = l.hold && l.area !== 'failed' && l.hold.until > now ? `\n    held: ${l.hold.reason} (until ${new Date(l.hold.until).toISOString()})` : '';
+  return `${e.id}  ${age.padStart(6)}  ${String(e.size).padStart(8)} B  <${e.mailFrom}>  tenant=${e.tenant ?? '-'}  pending=${count('pending')} sent=${count('sent')} failed=${count('failed')}  attempts=${e.attempts}  ${next}${why}${e.lastError ? `\n    last: ${e.lastError}` : ''}`;
 }
 
 function humanDuration(ms: number): string {

@@ -19,15 +19,24 @@ export async function sendTestCommand(args: string[], io: CommandIo): Promise<nu
       kind: { type: 'string', default: 'password-reset' },
       from: { type: 'string' },
       auth: { type: 'string' },
-      password: { type: 'string' },
       'timeout-seconds': { type: 'string', default: '30' },
     },
   });
   const config = loadFrom(values);
-  const tenant = config.directory.byId(values.tenant ?? '');
-  if (!tenant || !values.to || !SAMPLE_KINDS.includes(values.kind as SampleKind)) {
-    io.err(`tenant-relay send-test: --tenant (one of: ${config.tenants.map((t) => t.id).join(', ')}), --to and --kind (${SAMPLE_KINDS.join(', ')}) are required`);
+  const known = config.tenants.map((t) => t.id).join(', ') || 'none';
+  const missing = [!values.tenant && `--tenant (one of: ${known})`, !values.to && '--to ADDRESS'].filter(Boolean);
+  if (missing.length > 0) {
+    io.err(`tenant-relay send-test: ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} required`);
     return 2;
+  }
+  if (!SAMPLE_KINDS.includes(values.kind as SampleKind)) {
+    io.err(`tenant-relay send-test: --kind ${values.kind} is not a sample; one of: ${SAMPLE_KINDS.join(', ')}`);
+    return 2;
+  }
+  const tenant = config.directory.byId(values.tenant ?? '');
+  if (!tenant) {
+    io.err(`tenant-relay send-test: no tenant "${values.tenant}" in ${config.source} (its tenants: ${known})`);
+    return 1;
   }
   const domain = tenant.match.domains.find((d) => !d.startsWith('*.'));
   const from = values.from ?? tenant.match.addresses[0] ?? (domain ? `noreply@${domain}` : undefined);
@@ -50,7 +59,7 @@ export async function sendTestCommand(args: string[], io: CommandIo): Promise<nu
     secure: listener.tls === 'implicit',
     requireTLS: listener.tls === 'starttls',
     ignoreTLS: listener.tls === 'none',
-    ...(values.auth ? { auth: { user: values.auth, pass: values.password ?? '' } } : {}),
+    ...(values.auth ? { auth: { user: values.auth, pass: process.env.TENANT_RELAY_PASSWORD ?? (await io.secret(`Password for ${values.auth} (not shown): `)) } } : {}),
   });
   let relayReply: string;
   try {

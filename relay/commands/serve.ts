@@ -7,6 +7,7 @@ import { loadConfigFile } from '../../config/load.js';
 import { createLogger, type Logger } from '../ops/log.js';
 import { SpoolLayout } from '../queue/spool-layout.js';
 import { type RunningRelay, startRelay } from '../relay.js';
+import { StartupError } from '../startup-error.js';
 import { isStop } from '../workers/ipc.js';
 import { configFileFrom } from './config-file.js';
 
@@ -16,17 +17,23 @@ export async function serve(args: string[]): Promise<number> {
   const config = loadConfigFile(file);
   if (cluster.isPrimary && config.workers > 1) {
     const { runPrimary } = await import('../workers/primary.js');
-    return runPrimary(file, config, createLogger());
+    const logger = createLogger();
+    return runPrimary(file, config, logger).catch((err: unknown) => startFailed(err, logger));
   }
   const index = cluster.isWorker ? Number(process.env.TENANT_RELAY_WORKER ?? cluster.worker?.id ?? 0) : 0;
   const logger = cluster.isWorker ? createLogger().child({ worker: index }) : createLogger();
   if (cluster.isWorker && process.env.TENANT_RELAY_DRAIN_ONLY) return leaveThePrimary(await deliverLeftovers(file, index, logger));
-  const relay = await startRelay(config, {
-    logger,
-    configFile: file,
-    watchConfig: true,
-    ...(cluster.isWorker ? { spoolPath: SpoolLayout.ofWorker(config.delivery.spool.path, index), reusePort: true, limitShare: 1 / config.workers, ops: false, startEvent: 'worker-listening' } : {}),
-  });
+  let relay: RunningRelay;
+  try {
+    relay = await startRelay(config, {
+      logger,
+      configFile: file,
+      watchConfig: true,
+      ...(cluster.isWorker ? { spoolPath: SpoolLayout.ofWorker(config.delivery.spool.path, index), reusePort: true, limitShare: 1 / config.workers, ops: false, startEvent: 'worker-listening' } : {}),
+    });
+  } catch (err) {
+    return leaveThePrimary(startFailed(err, logger));
+  }
   // One process now, where there were workers before: what they left in their spools is delivered here.
   const leftovers = cluster.isWorker ? undefined : deliverLeftoversInProcess(file, config.delivery.spool.path, logger);
   if (cluster.isWorker) {
@@ -38,6 +45,17 @@ export async function serve(args: string[]): Promise<number> {
   process.on('SIGHUP', () => relay.reload('SIGHUP'));
   await stopOnSignal(relay, logger, cluster.isWorker ? ['SIGTERM'] : ['SIGTERM', 'SIGINT'], () => leftovers?.close());
   return leaveThePrimary(0);
+}
+
+/**
+ * A relay that cannot start says why in one log line, naming the setting at fault when one is (a port in
+ * use: listen[0]), and exits 3. Anything else is logged with its stack, on the same one line.
+ */
+function startFailed(err: unknown, logger: Logger): number {
+  if (err instanceof StartupError) logger.fatal({ event: 'start-failed', key: err.key }, err.message);
+  else logger.fatal({ event: 'start-failed', err: String((err as Error)?.message ?? err), stack: (err as Error)?.stack }, 'the relay could not start');
+  logger.flush();
+  return 3;
 }
 
 /** A worker's channel to the primary keeps it alive: closed when its relay has stopped, so it can exit. */

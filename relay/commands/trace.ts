@@ -49,6 +49,7 @@ function describe(m: TracedMessage): string {
 
 function detail(e: TracedEvent): string {
   if (e.type === 'accepted') return `  ${e.reply}`;
+  if (e.type === 'held') return `  ${e.reply}${e.nextAttemptAt ? `; looked at again ${e.nextAttemptAt}` : ''}`;
   const said = e.upstreamReply ? `  upstream said: ${e.upstreamReply}${e.upstreamQueueId ? ` (its queue id ${e.upstreamQueueId})` : ''}` : `  ${e.reply}`;
   return `  via ${e.upstream ?? '?'}, attempt ${e.attempt}${said}${e.nextAttemptAt ? `; next attempt ${e.nextAttemptAt}` : ''}`;
 }

@@ -65,9 +65,12 @@ function replyFor(upstream: string, err: UpstreamError): SmtpReply {
   const said = sanitizeUpstreamText(err.response ?? err.message);
   // No access token (the endpoint refused the client, or is down): the tenant's setup, not the message.
   if (err.code === 'ETOKEN' || err.originalCode === 'ETOKEN') return Replies.upstreamTokenFailed(upstream, (err as { reason?: string }).reason ?? said);
-  // Microsoft 365 once basic authentication is off for the tenant: 535 5.7.139 at AUTH, or 550 5.7.30.
-  // Not the message's fault, and fixed by configuring OAuth2: deferred, never bounced.
-  if (code !== undefined && BASIC_AUTH_DISABLED.test(said)) return Replies.upstreamBasicAuthDisabled(upstream);
+  // Microsoft 365's AUTH refusals (535 5.7.139, 550 5.7.30) each want their own fix; none is the
+  // message's fault: deferred, never bounced.
+  const microsoft = code !== undefined ? microsoftAuthRefusal(said) : undefined;
+  if (microsoft === 'smtp-auth-disabled') return Replies.upstreamSmtpAuthDisabled(upstream);
+  if (microsoft === 'basic-auth-disabled') return Replies.upstreamBasicAuthDisabled(upstream);
+  if (microsoft === 'credentials') return Replies.upstreamAuth(upstream);
   // Microsoft 365's daily limit (554 5.2.0 ...SubmissionQuotaExceededException): a quota, not a bad
   // recipient; deferred until it frees.
   if (QUOTA_EXCEEDED.test(said)) return Replies.upstreamQuotaExceeded(upstream, said);
@@ -88,7 +91,19 @@ function replyFor(upstream: string, err: UpstreamError): SmtpReply {
   return Replies.upstreamConnectionLost(upstream);
 }
 
-const BASIC_AUTH_DISABLED = /\b5\.7\.(139|30)\b/;
+/**
+ * What a Microsoft 365 AUTH refusal means, from its text (one code, 5.7.139, has several causes):
+ * "SmtpClientAuthentication is disabled for the Tenant/Mailbox" (SMTP AUTH off: turn it on, OAuth2 needs
+ * it too); "the user credentials were incorrect" or "account locked" (the credentials); "basic
+ * authentication is disabled", security defaults or a Conditional Access policy ("did not meet the
+ * criteria"), 550 5.7.30, or 5.7.139 with no more said (basic authentication refused: configure oauth2).
+ */
+export function microsoftAuthRefusal(said: string): 'smtp-auth-disabled' | 'basic-auth-disabled' | 'credentials' | undefined {
+  if (!/\b5\.7\.(139|30)\b/.test(said)) return undefined;
+  if (/SmtpClientAuthentication is disabled/i.test(said)) return 'smtp-auth-disabled';
+  if (/credentials were incorrect|account (is )?locked|locked (out|due)/i.test(said)) return 'credentials';
+  return 'basic-auth-disabled';
+}
 const QUOTA_EXCEEDED = /SubmissionQuotaExceeded/i;
 
 function isTlsFailure(err: UpstreamError): boolean {

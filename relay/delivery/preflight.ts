@@ -15,6 +15,7 @@ import { checkUpstreamHost, MAIL_PORTS, pinnedTo, policyApplies } from './host-p
 import { tlsSocketOf } from './nodemailer-seams.js';
 import { AccessTokens } from './oauth2/tokens.js';
 import { transportOptions } from './pools.js';
+import { microsoftAuthRefusal } from './classify.js';
 import { parseUpstreamReply } from './upstream-reply.js';
 
 /** What went wrong, as a word a script can act on. */
@@ -188,11 +189,16 @@ function tlsAdvice(err: UpstreamError, upstream: SmtpUpstream): string {
   return 'TLS failed';
 }
 
-/** Microsoft 365's two 5.7.139 answers want different fixes (see delivery/classify.ts). */
+/** Microsoft 365's 5.7.139 answers want different fixes (microsoftAuthRefusal in delivery/classify.ts). */
 function authAdvice(said: string | undefined): string {
-  if (said && /\b5\.7\.139\b/.test(said) && /SmtpClientAuthentication is disabled/i.test(said)) return 'SMTP AUTH is disabled for the Microsoft 365 tenant or mailbox: turn it on (Set-CASMailbox -SmtpClientAuthenticationDisabled $false); OAuth2 needs it too';
-  if (said && /\b5\.7\.(139|30)\b/.test(said)) return 'basic authentication is disabled for this tenant: configure oauth2';
-  return 'the upstream refused the credentials';
+  switch (said === undefined ? undefined : microsoftAuthRefusal(said)) {
+    case 'smtp-auth-disabled':
+      return 'SMTP AUTH is disabled for the Microsoft 365 tenant or mailbox: turn it on (Set-CASMailbox -SmtpClientAuthenticationDisabled $false); OAuth2 needs it too';
+    case 'basic-auth-disabled':
+      return 'basic authentication is disabled for this tenant (or security defaults or a Conditional Access policy block it): configure oauth2';
+    default:
+      return 'the upstream refused the credentials';
+  }
 }
 
 /** The host policy for upstreams a tenant admin types in, when no tenant source says otherwise. */

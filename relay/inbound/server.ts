@@ -198,7 +198,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
       },
     },
     // Trusted clients (apps, sidecars) are greeted at once; others wait for the early-talker check.
-    { greetingDelayMs: (ip) => (isTrusted(ip) ? 0 : deps.config().inbound.greetingDelayMs) },
+    { greetingDelayMs: (ip) => (isTrusted(ip) ? 0 : deps.config().inbound.greetingDelayMs), authOnlyOverTls: listener.tls === 'starttls' },
   );
   const isTrusted = (ip: string) => isInNetworks(trusted(deps.config()), ip);
   const guards = new SessionGuards(server, () => deps.config().inbound);

@@ -10,7 +10,9 @@
 //   check); an app that opens a connection per message paid it on every message. The wait is the
 //   relay's choice per client (none for trusted networks), and "too many clients" is said from our table.
 // - send: our replies carry their own enhanced code (smtp-server derives one from the number alone, so
-//   "553 5.7.1" could not be said); an over-long line gets RFC 5321's 500, not smtp-server's 421; and a
+//   "553 5.7.1" could not be said); an over-long line gets RFC 5321's 500, not smtp-server's 421; the EHLO
+//   of a STARTTLS listener offers AUTH only after TLS (Postfix's smtpd_tls_auth_only: a client that sees
+//   no AUTH in cleartext never tries it there; smtp-server offers it and then refuses it); and a
 //   354 whose message content already arrived (RFC 2920: DATA ends a pipelined group; what smuggling and
 //   spam tools do, what Postfix refuses with smtpd_forbid_unauth_pipelining) is refused and closed.
 // - _onCommand: source routes (<@relay:user@host>) are refused before smtp-server strips them, as RFC
@@ -31,6 +33,8 @@ export const SMTP_SERVER_VERSION = '3.21.6';
 export interface SeamPolicy {
   /** Milliseconds to wait before the 220 greeting for a client at this address (0: greet at once). */
   greetingDelayMs(remoteAddress: string): number;
+  /** Offer AUTH in EHLO only once the session is encrypted (a STARTTLS listener: the password waits for TLS). */
+  readonly authOnlyOverTls?: boolean;
 }
 
 /** The limits of a running server that a new config snapshot may change. */
@@ -142,7 +146,9 @@ export class RelaySmtpServer extends SMTPServer {
       if (code === 421 && data === 'Error: Command line too long') return sayAndClose(this, Replies.lineTooLong, stockSend);
       if (code === 354 && sentBeforeDataReply(this)) return sayAndClose(this, Replies.improperPipelining, stockSend);
       const ownCode = typeof data === 'string' && ENHANCED_PREFIX.test(data);
-      stockSend.call(this, code, data, ownCode ? false : context);
+      // The EHLO reply is the one 250 said as several lines: its first is the greeting, the rest features.
+      const features = code === 250 && Array.isArray(data) && policy.authOnlyOverTls && !this.secure ? data.filter((line, i) => i === 0 || !/^AUTH\b/i.test(line)) : data;
+      stockSend.call(this, code, features, ownCode ? false : context);
     };
 
     connection._onCommand = function (this: SMTPConnection, command, callback) {

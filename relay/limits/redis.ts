@@ -1,21 +1,28 @@
 // Limits shared through Redis: every process and replica draws on the same budgets, with the same windows
-// as the memory store (a minute's worth at once, then an even pace; messages and recipients in a sliding
-// 24 hours in 5-minute steps). Two short Lua scripts make each reservation and each settlement atomic
-// across all the budgets of a message. A library would fit badly: rate-limiter-flexible's "day" is a
-// fixed window from the first message, and it counts refused attempts; here only what was sent counts.
+// as the memory store (messages per minute in a sliding window: no 60 seconds hold more than the limit;
+// messages and recipients in a sliding 24 hours in 5-minute steps). Short Lua scripts make each
+// reservation and each settlement atomic across all the budgets of a message. A library would fit badly:
+// rate-limiter-flexible's "day" is a fixed window from the first message, and it counts refused attempts;
+// here only what was sent counts.
 //
-// While Redis is down or slow (every call has a deadline), limits are counted in this process's memory,
-// each budget cut to this process's share (localShare, else 1 / the relays seen in the last 30 s), and a
-// metric and a log line say so; shared counting resumes by itself when Redis answers again.
+// While Redis is down or slow (every call has a deadline), limits are counted in this process's memory at
+// its share of each budget (localShare, else 1 / the relays seen lately, remembered across a restart). Its
+// share of a minute window is what the fleet left of it: what the fleet had sent by the last answer, plus
+// as much as it could have sent since, as late as it could have (the others' last messages are unknown),
+// so no window holds more than the limit. What it sent alone is told to Redis when Redis is back. A metric
+// and a log line say when it counts alone; shared counting resumes by itself.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
 import type { LimitStoreSettings } from '../../config/types.js';
 import type { Logger } from '../ops/log.js';
 import { ThrottledLog } from '../ops/throttled-log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
+import { PRIVATE_FILE } from '../private-files.js';
 import type { Redis } from '../redis.js';
 import { sign, verify } from '../signed.js';
 import type { Budget } from './budgets.js';
-import { DAY_MS, type Limiter, type Reservation, shareOf, STEP_MS, STEPS } from './limiter.js';
+import { DAY_MS, type LimitName, type Limiter, minuteWindow, type Reservation, STEP_MS, STEPS } from './limiter.js';
 import { MemoryLimiter } from './memory.js';
 
 // Every number the scripts read back is checked before it steers anything: the store is shared, and a
@@ -30,21 +37,25 @@ local function valid(v, lo, hi)
 end
 `;
 
-// KEYS: one hash per budget. ARGV: now, recipients, then per budget: per minute, per day, recipients per
-// day (0: none). Returns {1, step, resets} when taken from every budget, or {0, retryAt, resets}.
+// KEYS: per budget, its hash (day counts) and its minute window (a sorted set of reservation times).
+// ARGV: now, recipients, this reservation's member name, then per budget: the window's message count
+// and length (0: none), per day, recipients per day (0: none). Returns {1, step, resets, counts...}
+// when taken from every budget, or {0, retryAt, resets, blocking budget, which limit (1 minute, 2 day
+// messages, 3 day recipients), counts...}; counts: each window's messages, this one included if taken.
 const RESERVE = `${VALID}
 local now = tonumber(ARGV[1])
 local rcpts = tonumber(ARGV[2])
+local member = ARGV[3]
 local STEP, STEPS, DAY, MAXCOUNT = ${STEP_MS}, ${STEPS}, ${DAY_MS}, 1e12
 local step = math.floor(now / STEP)
 local resets = 0
+local budgets = #KEYS / 2
 
 local function sane(key)
   local first = redis.call('HGET', key, 'first')
   local mt = redis.call('HGET', key, 'mt')
   local rt = redis.call('HGET', key, 'rt')
-  local tat = redis.call('HGET', key, 'tat')
-  if (first and not valid(first, step - 2 * STEPS, step)) or (mt and not valid(mt, 0, MAXCOUNT)) or (rt and not valid(rt, 0, MAXCOUNT)) or (tat and not valid(tat, now - DAY, now + DAY)) then
+  if (first and not valid(first, step - 2 * STEPS, step)) or (mt and not valid(mt, 0, MAXCOUNT)) or (rt and not valid(rt, 0, MAXCOUNT)) then
     redis.call('DEL', key)
     resets = resets + 1
   end
@@ -87,41 +98,73 @@ local function whenFits(key, kind, max, add)
   return now + DAY
 end
 
-local retryAt = now
-for i, key in ipairs(KEYS) do
-  local perMinute, perDay, rcptsPerDay = tonumber(ARGV[i * 3]), tonumber(ARGV[i * 3 + 1]), tonumber(ARGV[i * 3 + 2])
+-- The minute window: entries older than it leave; entries from the future (no relay writes those) are
+-- dropped; a set grown far past its limit is cut to it. Returns how many remain, and when the oldest of
+-- the last 'limit' of them leaves (the moment one more fits), when the window is full.
+local function window(wkey, limit, length)
+  redis.call('ZREMRANGEBYSCORE', wkey, '-inf', now - length)
+  redis.call('ZREMRANGEBYSCORE', wkey, '(' .. (now + 1000), '+inf')
+  local n = redis.call('ZCARD', wkey)
+  if n > 4 * limit + 100 then
+    redis.call('ZREMRANGEBYRANK', wkey, 0, n - limit - 1)
+    n = limit
+    resets = resets + 1
+  end
+  if n < limit then return n, now end
+  local oldest = redis.call('ZRANGE', wkey, n - limit, n - limit, 'WITHSCORES')
+  return n, (tonumber(oldest[2]) or now) + length
+end
+
+local retryAt, blocking, which = now, 0, 0
+local counts = {}
+local function later(at, i, w)
+  if at > retryAt then retryAt, blocking, which = at, i, w end
+end
+for i = 1, budgets do
+  local key, wkey = KEYS[2 * i - 1], KEYS[2 * i]
+  local limit, length, perDay, rcptsPerDay = tonumber(ARGV[4 * i]), tonumber(ARGV[4 * i + 1]), tonumber(ARGV[4 * i + 2]), tonumber(ARGV[4 * i + 3])
   sane(key)
   evict(key)
-  if perMinute > 0 then
-    local interval = math.min(60000 / perMinute, DAY)
-    local tat = math.max(tonumber(redis.call('HGET', key, 'tat')) or now, now)
-    if tat - now > 60000 - interval + 0.001 then retryAt = math.max(retryAt, math.ceil(tat - 60000 + interval)) end
+  counts[i] = 0
+  if limit > 0 then
+    local n, at = window(wkey, limit, length)
+    counts[i] = n
+    later(at, i, 1)
   end
-  if perDay > 0 then retryAt = math.max(retryAt, whenFits(key, 'm', perDay, 1)) end
-  if rcptsPerDay > 0 then retryAt = math.max(retryAt, whenFits(key, 'r', rcptsPerDay, math.min(rcpts, rcptsPerDay))) end
+  if perDay > 0 then later(whenFits(key, 'm', perDay, 1), i, 2) end
+  if rcptsPerDay > 0 then later(whenFits(key, 'r', rcptsPerDay, math.min(rcpts, rcptsPerDay)), i, 3) end
 end
-if retryAt > now then return {0, math.min(retryAt, now + DAY), resets} end
+if retryAt > now then
+  local answer = {0, math.min(retryAt, now + DAY), resets, blocking, which}
+  for i = 1, budgets do answer[5 + i] = counts[i] end
+  return answer
+end
 
-for i, key in ipairs(KEYS) do
-  local perMinute = tonumber(ARGV[i * 3])
-  if perMinute > 0 then
-    local tat = math.max(tonumber(redis.call('HGET', key, 'tat')) or now, now)
-    redis.call('HSET', key, 'tat', tostring(tat + math.min(60000 / perMinute, DAY)))
+for i = 1, budgets do
+  local key, wkey = KEYS[2 * i - 1], KEYS[2 * i]
+  local limit, length = tonumber(ARGV[4 * i]), tonumber(ARGV[4 * i + 1])
+  if limit > 0 then
+    redis.call('ZADD', wkey, now, member)
+    redis.call('PEXPIRE', wkey, 2 * length)
+    counts[i] = counts[i] + 1
   end
   redis.call('HSET', key, 'm:' .. step, count(key, 'm:' .. step) + 1, 'r:' .. step, count(key, 'r:' .. step) + rcpts)
   redis.call('HSET', key, 'mt', count(key, 'mt') + 1, 'rt', count(key, 'rt') + rcpts)
   redis.call('HSETNX', key, 'first', step)
   redis.call('PEXPIRE', key, DAY + 2 * STEP)
 end
-return {1, step, resets}
+local answer = {1, step, resets}
+for i = 1, budgets do answer[3 + i] = counts[i] end
+return answer
 `;
 
-// KEYS: the budgets of a reservation. ARGV: its step, recipients, recipients sent, now, then per budget its
-// per-minute limit. What was not sent goes back, to its own step if that is still in the window.
+// KEYS: the budgets of a reservation, hash and window each. ARGV: its step, recipients, recipients sent,
+// its member name. What was not sent goes back, to its own step if that is still in the window.
 const SETTLE = `${VALID}
-local step, rcpts, sent, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local DAY, MAXCOUNT = ${DAY_MS}, 1e12
-for i, key in ipairs(KEYS) do
+local step, rcpts, sent, member = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local MAXCOUNT = 1e12
+for i = 1, #KEYS / 2 do
+  local key, wkey = KEYS[2 * i - 1], KEYS[2 * i]
   local m = valid(redis.call('HGET', key, 'm:' .. step), 0, MAXCOUNT)
   if m then
     local r = valid(redis.call('HGET', key, 'r:' .. step), 0, MAXCOUNT) or 0
@@ -132,12 +175,16 @@ for i, key in ipairs(KEYS) do
     redis.call('HSET', key, 'r:' .. step, r + change, 'rt', math.max(0, rt + change))
     if sent == 0 then redis.call('HSET', key, 'm:' .. step, math.max(0, m - 1), 'mt', math.max(0, mt - 1)) end
   end
-  local perMinute = tonumber(ARGV[4 + i])
-  if sent == 0 and perMinute > 0 then
-    local tat = valid(redis.call('HGET', key, 'tat'), now - DAY, now + DAY)
-    if tat then redis.call('HSET', key, 'tat', tostring(tat - math.min(60000 / perMinute, DAY))) end
-  end
+  if sent == 0 then redis.call('ZREM', wkey, member) end
 end
+return 1
+`;
+
+// KEYS: one minute window. ARGV: its length, then times of messages a relay sent while it counted alone.
+const BACKFILL = `
+local length = tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], tonumber(ARGV[i]), 'alone-' .. ARGV[i] .. '-' .. i) end
+redis.call('PEXPIRE', KEYS[1], 2 * length)
 return 1
 `;
 
@@ -153,8 +200,9 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], now - 30000, now + 30000, 'LIMIT', 0
 `;
 
 type Scripted = Redis & {
-  trReserve(...args: (string | number)[]): Promise<[number, number, number]>;
+  trReserve(...args: (string | number)[]): Promise<number[]>;
   trSettle(...args: (string | number)[]): Promise<number>;
+  trBackfill(...args: (string | number)[]): Promise<number>;
   trHeartbeat(key: string, now: number, entry: string, most: number): Promise<string[]>;
 };
 
@@ -165,6 +213,11 @@ const HEARTBEAT_MS = 10_000;
 export const MAX_RELAYS = 256;
 /** An answer from Redis that is not a time to wait for: the message asks again this much later. */
 const BAD_ANSWER_BACKOFF_MS = 30_000;
+/** An answer this recent tells what the fleet's window held when this process began counting alone. */
+const FRESH_ANSWER_MS = 1000;
+/** How long a count of relays remembered from before a restart is believed. */
+const REMEMBER_RELAYS_MS = 10 * 60_000;
+const LIMITS: readonly LimitName[] = ['messagesPerMinute', 'messagesPerDay', 'recipientsPerDay'];
 
 export interface RedisLimiterDeps {
   readonly logger: Logger;
@@ -172,30 +225,51 @@ export interface RedisLimiterDeps {
   readonly settings: () => LimitStoreSettings;
   /** The relays' shared signing key: heartbeats are signed with it, and only signed ones counted. */
   readonly signingKey: string;
+  /** Where the count of relays is remembered across a restart (a file beside the spool). */
+  readonly stateFile?: string;
+}
+
+/** What the fleet had sent in a budget's minute window at this process's last answer from Redis. */
+interface Seen {
+  readonly count: number;
+  readonly limit: number;
+  readonly windowMs: number;
+  readonly at: number;
 }
 
 export class RedisLimiter implements Limiter {
   readonly #redis: Scripted;
   readonly #prefix: string;
   readonly #deps: RedisLimiterDeps;
-  readonly #local = new MemoryLimiter();
-  readonly #id = `${os.hostname()}:${process.pid}`;
+  readonly #local: MemoryLimiter;
+  /** Unique per limiter: two relays in one process (or a pid reused after a restart) are two members. */
+  readonly #id = `${os.hostname()}:${process.pid}:${crypto.randomBytes(4).toString('hex')}`;
   readonly #heartbeat: NodeJS.Timeout;
   readonly #warnings: ThrottledLog;
+  readonly #seen = new Map<string, Seen>();
+  /** Budgets seeded since this process began counting alone. */
+  readonly #seeded = new Set<string>();
   /** Heartbeat entries this process wrote lately (removed when it closes). */
   #written: string[] = [];
   #processes = 1;
   #shared = true;
   #askAgainAt = 0;
+  /** When this process began counting alone (its first reservation since), on the limiter's clock. */
+  #aloneSince: number | undefined;
+  /** When this process first found Redis away (Date.now()), by a reservation or a heartbeat. */
+  #downAt = 0;
 
   constructor(redis: Redis, prefix: string, deps: RedisLimiterDeps) {
     redis.defineCommand('trReserve', { lua: RESERVE });
     redis.defineCommand('trSettle', { lua: SETTLE });
+    redis.defineCommand('trBackfill', { numberOfKeys: 1, lua: BACKFILL });
     redis.defineCommand('trHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT });
     this.#redis = redis as Scripted;
     this.#prefix = prefix;
     this.#deps = deps;
     this.#warnings = new ThrottledLog(deps.logger);
+    this.#local = new MemoryLimiter(() => this.#localShare());
+    this.#processes = rememberedRelays(deps.stateFile) ?? 1;
     redis.on('ready', () => {
       this.#askAgainAt = 0;
       void this.#beat();
@@ -217,38 +291,56 @@ export class RedisLimiter implements Limiter {
   async reserve(budgets: readonly Budget[], recipients: number, now: number): Promise<Reservation> {
     if (budgets.length === 0) return { ok: true, settle: () => {} };
     if (Date.now() >= this.#askAgainAt) {
-      const keys = budgets.map((b) => this.#key(b));
+      const keys = budgets.flatMap((b) => [this.#key(b), `${this.#key(b)}:w`]);
+      const windows = budgets.map((b) => (b.limits.messagesPerMinute !== undefined ? minuteWindow(b.limits.messagesPerMinute) : undefined));
+      const member = `${now}-${Math.random().toString(36).slice(2, 10)}`;
       try {
-        const args = budgets.flatMap((b) => [b.limits.messagesPerMinute ?? 0, b.limits.messagesPerDay ?? 0, b.limits.recipientsPerDay ?? 0]);
-        const [ok, value, resets] = await this.#redis.trReserve(keys.length, ...keys, now, recipients, ...args);
-        this.#up();
-        if (Number(resets) > 0) {
+        const args = budgets.flatMap((b, i) => [windows[i]?.count ?? 0, windows[i]?.windowMs ?? 0, b.limits.messagesPerDay ?? 0, b.limits.recipientsPerDay ?? 0]);
+        const answer = (await this.#redis.trReserve(keys.length, ...keys, now, recipients, member, ...args)).map(Number);
+        const [ok = 0, value = Number.NaN, resets = 0] = answer;
+        await this.#up();
+        if (resets > 0) {
           this.#deps.metrics.limitStoreErrors.inc();
           this.#warnings.warn({ event: 'limit-store-values-reset', budgets: budgets.map((b) => b.key) }, 'a budget in Redis held values that were not valid (not numbers, or out of range): it was started again');
         }
+        const counts = ok === 1 ? answer.slice(3) : answer.slice(5);
+        budgets.forEach((b, i) => {
+          const w = windows[i];
+          if (w) this.#seen.set(b.key, { count: counts[i] ?? w.count, limit: w.count, windowMs: w.windowMs, at: now });
+        });
         if (ok !== 1) {
-          const retryAt = Number(value);
+          const retryAt = value;
           // Never a time at or before now (the message would be asked about again at once, for ever) nor past a day.
-          if (Number.isFinite(retryAt) && retryAt > now && retryAt <= now + DAY_MS + STEP_MS) return { ok: false, retryAt };
+          if (Number.isFinite(retryAt) && retryAt > now && retryAt <= now + DAY_MS + STEP_MS) {
+            const blocking = budgets[(answer[3] ?? 0) - 1];
+            const limit = LIMITS[(answer[4] ?? 0) - 1];
+            return { ok: false, retryAt, ...(blocking ? { budget: blocking.key } : {}), ...(limit ? { limit } : {}) };
+          }
           this.#deps.metrics.limitStoreErrors.inc();
           this.#warnings.warn({ event: 'limit-store-bad-answer', answer: String(value).slice(0, 40) }, 'Redis answered a time to wait that is not one; the message asks again later');
           return { ok: false, retryAt: now + BAD_ANSWER_BACKOFF_MS };
         }
-        const perMinute = budgets.map((b) => b.limits.messagesPerMinute ?? 0);
+        // What this process sent is known to it too: if it must count alone, its windows are right.
+        const settleLocal = this.#local.record(budgets, recipients, now);
         let settled = false;
         return {
           ok: true,
           settle: (sent) => {
             if (settled) return;
             settled = true;
-            this.#redis.trSettle(keys.length, ...keys, Number(value), recipients, sent, Date.now(), ...perMinute).catch((err: Error) => this.#down(err));
+            settleLocal(sent);
+            this.#redis.trSettle(keys.length, ...keys, value, recipients, sent, member).catch((err: Error) => this.#down(err));
           },
         };
       } catch (err) {
         this.#down(err as Error);
       }
     }
-    return this.#local.reserveNow(budgets.map((b) => this.#localShareOf(b)), recipients, now);
+    // Alone since Redis was first found away (a heartbeat may have found it before any reservation did),
+    // on the limiter's clock: what the fleet sent through Redis was sent before then.
+    this.#aloneSince ??= now - Math.max(0, Date.now() - this.#downAt);
+    for (const b of budgets) this.#seedAlone(b, this.#aloneSince);
+    return this.#local.reserveNow(budgets, recipients, now);
   }
 
   close(): void {
@@ -260,9 +352,26 @@ export class RedisLimiter implements Limiter {
     return `${this.#prefix}limit:${b.key}`;
   }
 
-  /** This process's part of a budget while it counts alone. */
-  #localShareOf(b: Budget): Budget {
-    return shareOf(b, this.#deps.settings().localShare ?? 1 / Math.max(1, this.#processes));
+  /** This process's part of every budget while it counts alone. */
+  #localShare(): number {
+    return this.#deps.settings().localShare ?? 1 / Math.max(1, this.#processes);
+  }
+
+  /**
+   * Counting alone: what the fleet sent in this budget's minute window is taken as its count at this
+   * process's last answer, plus as much as the fleet could have sent since, all as late as the moment it
+   * began counting alone (what the others sent last is unknown). A budget it never asked Redis about: full.
+   */
+  #seedAlone(b: Budget, since: number): void {
+    if (b.limits.messagesPerMinute === undefined || this.#seeded.has(b.key)) return;
+    this.#seeded.add(b.key);
+    const { count, windowMs } = minuteWindow(b.limits.messagesPerMinute);
+    const seen = this.#seen.get(b.key);
+    // Known lately: what the window held then, and the fleet's whole rate over the time since. Not known
+    // lately (or never): the window may be full.
+    const gap = seen ? since - seen.at : Number.POSITIVE_INFINITY;
+    const fleet = seen && gap <= FRESH_ANSWER_MS ? Math.min(count, seen.count + Math.ceil((count * Math.max(0, gap)) / windowMs)) : count;
+    this.#local.seed(b.key, fleet, since);
   }
 
   /**
@@ -284,14 +393,29 @@ export class RedisLimiter implements Limiter {
         relays.add(value.slice(0, bar));
       }
       this.#processes = Math.min(MAX_RELAYS, Math.max(1, relays.size));
-    } catch {
-      // The count seen last stays: it is what a local share is cut by while Redis is away.
+      rememberRelays(this.#deps.stateFile, this.#processes, now);
+      // Redis answers: an idle relay counts in it again too (no reservation needed to notice).
+      await this.#up();
+    } catch (err) {
+      // The count seen last stays: it is what a local share is cut by while Redis is away. Found away
+      // here first, counting alone starts now, not at the next reservation (which may come much later).
+      this.#down(err as Error);
     }
   }
 
-  #up(): void {
+  /** Redis answers: counting is shared again, and what this process sent alone is told to it first. */
+  async #up(): Promise<void> {
     if (this.#shared) return;
     this.#shared = true;
+    const since = this.#aloneSince ?? Number.POSITIVE_INFINITY;
+    this.#aloneSince = undefined;
+    this.#seeded.clear();
+    for (const key of this.#local.keys()) {
+      const sent = this.#local.sendsSince(key, since);
+      const seen = this.#seen.get(key);
+      if (sent.length === 0) continue;
+      await this.#redis.trBackfill(`${this.#prefix}limit:${key}:w`, seen?.windowMs ?? 60_000, ...sent).catch(() => undefined);
+    }
     this.#deps.logger.info({ event: 'limits-shared' }, 'Redis answers again: limits are counted in the shared store');
   }
 
@@ -300,11 +424,36 @@ export class RedisLimiter implements Limiter {
     this.#deps.metrics.limitStoreErrors.inc();
     if (!this.#shared) return;
     this.#shared = false;
-    const share = this.#deps.settings().localShare ?? 1 / Math.max(1, this.#processes);
+    this.#downAt = Date.now();
+    this.#aloneSince = undefined;
+    this.#seeded.clear();
+    const share = this.#localShare();
     this.#deps.logger.warn(
       { event: 'limits-local', reason: reasonOf(err), share, relaysSeen: this.#processes },
       'Redis does not answer: limits are counted in this process, at its share of each budget, until it does; mail keeps flowing',
     );
+  }
+}
+
+/** The count of relays this process saw last, if it saw it lately (it may have been restarted since). */
+function rememberedRelays(file: string | undefined): number | undefined {
+  if (!file) return undefined;
+  try {
+    const { relays, at } = JSON.parse(fs.readFileSync(file, 'utf8')) as { relays: unknown; at: unknown };
+    if (typeof relays !== 'number' || typeof at !== 'number' || !Number.isInteger(relays) || relays < 1 || Date.now() - at > REMEMBER_RELAYS_MS) return undefined;
+    return Math.min(MAX_RELAYS, relays);
+  } catch {
+    return undefined;
+  }
+}
+
+function rememberRelays(file: string | undefined, relays: number, at: number): void {
+  if (!file) return;
+  try {
+    fs.writeFileSync(`${file}.new`, JSON.stringify({ relays, at }), { mode: PRIVATE_FILE });
+    fs.renameSync(`${file}.new`, file);
+  } catch {
+    // A spool not writable now: the count is only a help after a restart.
   }
 }
 

@@ -16,7 +16,7 @@ export interface MetricSources {
   spoolMinFreeBytes(): number;
   /** Events waiting per webhook. */
   webhookBacklogs?(): Iterable<readonly [string, number]>;
-  /** 1 while limits are counted in the shared store, 0 while counted locally for want of it; absent without one. */
+  /** With a shared store only: 1 while limits are counted in it, 0 while counted locally for want of it. */
   limitsShared?(): number | undefined;
   /** How many tenants get label values of their own, and which always do (ops.tenantLabels). */
   tenantLabels?(): { readonly max: number; readonly always: readonly string[] };
@@ -139,17 +139,20 @@ export class RelayMetrics {
     gauge('tenant_relay_spool_min_free_bytes', 'delivery.spool.minFreeMegabytes, in bytes: under it, MAIL FROM gets 452 4.3.1', () => sources.spoolMinFreeBytes(), 'max');
     gauge('tenant_relay_queue_oldest_seconds', 'Age of the oldest queued message', () => sources.oldestQueuedSeconds(), 'max');
     gauge('tenant_relay_upstream_pools', 'Open upstream connection pools', () => sources.pools());
-    new client.Gauge({
-      name: 'tenant_relay_limits_shared',
-      help: 'With limits.store.redis: 1 while limits are counted in Redis, 0 while this process counts alone (Redis down or slow)',
-      registers,
-      aggregator: 'min',
-      collect() {
-        const shared = sources.limitsShared?.();
-        if (shared === undefined) this.reset();
-        else this.set(shared);
-      },
-    });
+    // Only on a relay with a store: a series of 0 on one without would say "counting alone" for ever (and
+    // prom-client's reset() leaves an unlabelled series at 0), firing TenantRelayLimitsNotShared.
+    const limitsShared = sources.limitsShared;
+    if (limitsShared) {
+      new client.Gauge({
+        name: 'tenant_relay_limits_shared',
+        help: 'With limits.store.redis: 1 while limits are counted in Redis, 0 while this process counts alone (Redis down or slow)',
+        registers,
+        aggregator: 'min',
+        collect() {
+          this.set(limitsShared() ?? 1);
+        },
+      });
+    }
     const webhookLabel = (name: string) => this.webhook(name);
     new client.Gauge({
       name: 'tenant_relay_webhook_backlog_events',

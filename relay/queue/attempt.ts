@@ -11,6 +11,8 @@ import type { Logger } from '../ops/log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
 import type { DeliveryResult, MessageSource, RecipientOutcome, Upstream } from '../types.js';
 import { retryDelay } from './backoff.js';
+import { signDkim } from '../message/dkim.js';
+import { dkimPlan } from '../routing/decide.js';
 import { buildDsn } from './dsn.js';
 import { pendingRecipients, type QueuedMessage, type QueuedRecipient } from './entry.js';
 import type { Spool } from './spool.js';
@@ -115,18 +117,33 @@ async function finish(entry: QueuedMessage, config: Config, now: number, deps: A
     return {};
   }
   // With failures, the outcome is written before the DSN, and the DSN is queued before the message moves.
+  // Its last word is how it failed, not an earlier deferral.
+  entry = { ...entry, lastError: failed[0]?.upstreamReply ?? failed[0]?.reply ?? entry.lastError };
   await spool.update(entry);
   const bounce = entry.mailFrom !== '' && !entry.dsn;
-  const dsn = bounce ? await queueDsn(entry, failed, config, now, spool) : undefined;
+  const dsn = bounce ? await queueDsn(entry, failed, config, now, spool, logger) : undefined;
   await spool.fail(entry);
   for (const r of failed) logger.warn({ event: 'bounced', id: entry.id, tenant: entry.tenant, rcpt: r.address, reply: r.reply, dsn: bounce });
   return dsn ? { dsn } : {};
 }
 
-/** The DSN is a message of its own, as durable as any other and retried the same way. */
-async function queueDsn(entry: QueuedMessage, failed: readonly QueuedRecipient[], config: Config, now: number, spool: Spool) {
+/**
+ * The DSN is a message of its own, as durable as any other and retried the same way. It is the platform's
+ * own mail: signed as the platform (dkim.signingDomain) when it has a key, so receivers that weigh DKIM
+ * do not file it as a forgery. A key that fails to sign leaves it unsigned rather than lost.
+ */
+async function queueDsn(entry: QueuedMessage, failed: readonly QueuedRecipient[], config: Config, now: number, spool: Spool, logger: Logger) {
   const originalHeader = await spool.headerBlock(entry.id);
-  const bytes = buildDsn({ original: entry, failed, originalHeader, reportingHost: config.hostname, now: new Date(now) });
+  const unsigned = buildDsn({ original: entry, failed, originalHeader, reportingHost: config.hostname, now: new Date(now) });
+  const plan = dkimPlan(undefined, config);
+  let bytes = unsigned;
+  if (plan.kind === 'sign' && plan.signingDomain !== undefined) {
+    try {
+      bytes = Buffer.concat([Buffer.from((await signDkim(unsigned, plan.signingDomain, plan.selector, plan.key)).header, 'latin1'), unsigned]);
+    } catch (err) {
+      logger.warn({ event: 'dsn-unsigned', id: entry.id, err: (err as Error).message }, 'the DSN could not be DKIM-signed; it goes unsigned');
+    }
+  }
   const dsn = await spool.commit(
     { v: 1, id: newMessageId(), createdAt: now, mailFrom: '', tenant: null, recipients: [{ address: entry.mailFrom, status: 'pending' }], attempts: 0, nextAttemptAt: now, dsn: true },
     bytes,

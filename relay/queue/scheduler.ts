@@ -15,7 +15,9 @@ import { tenantOfQueued } from '../tenancy/queued-tenant.js';
 import { type Budget, budgetsFor } from '../limits/budgets.js';
 import type { Limiter } from '../limits/limiter.js';
 import { Replies } from '../errors.js';
+import { messageIdOf } from '../events.js';
 import { type AttemptTarget, attemptDelivery, HELD } from './attempt.js';
+import { budgetInWords, Holds } from './holds.js';
 import { DueTimes } from './due-times.js';
 import { pendingRecipients, type QueuedMessage } from './entry.js';
 import type { QueueRequests } from './requests.js';
@@ -43,6 +45,9 @@ const IN_MEMORY_BUDGET_BYTES = 32 * 1024 * 1024;
 /** How long queued mail of a platform tenant waits for the platform's answer before it is looked at again. */
 const PLATFORM_WAIT_MS = 1000;
 
+/** A message held for long is told about again this often, not at every look. */
+const TELL_HELD_EVERY_MS = 3_600_000;
+
 /** Bounds on one hold of a message over its budget (see holdUntil). */
 const MIN_HOLD_MS = 250;
 const MAX_HOLD_MS = 60_000;
@@ -64,7 +69,11 @@ export class Scheduler {
   readonly #inFlight = new Map<string, Promise<void>>();
   readonly #busyByUpstream = new Map<string, number>();
   /** Budgets known to be spent until then: their mail waits without asking the limiter each time. */
-  readonly #heldUntil = new Map<string, number>();
+  readonly #heldUntil = new Map<string, { readonly until: number; readonly reason: string }>();
+  /** Messages held by a limit, and why: for queue list, the trace, events and the drain's last word. */
+  readonly holds: Holds;
+  /** When each held message's hold was last told (a long hold is told again once an hour, not each look). */
+  readonly #told = new Map<string, number>();
   /** Messages and bytes waiting, by tenant id ('' for mail of no tenant): what spool quotas count. */
   readonly #usage = new Map<string, { messages: number; bytes: number }>();
   #timers: NodeJS.Timeout[] = [];
@@ -76,6 +85,7 @@ export class Scheduler {
 
   constructor(deps: SchedulerDeps) {
     this.#deps = deps;
+    this.holds = new Holds(deps.spool.layout.holdsFile);
     this.#warnings = new ThrottledLog(deps.logger);
     this.#clock = deps.clock ?? Date.now;
   }
@@ -199,6 +209,7 @@ export class Scheduler {
   /** Stops starting attempts; waits up to `graceMs` for those in flight (their state is on disk either way). */
   async stop(graceMs = 30_000): Promise<void> {
     this.#stopped = true;
+    this.holds.flush();
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     let timer: NodeJS.Timeout | undefined;
@@ -233,6 +244,8 @@ export class Scheduler {
   #forget(id: string): void {
     const entry = this.#entries.get(id);
     if (entry) this.#count(entry, -1);
+    this.holds.clear(id);
+    this.#told.delete(id);
     this.#entries.delete(id);
     this.#due.delete(id);
     this.#inLine.delete(id);
@@ -265,12 +278,30 @@ export class Scheduler {
     const upstream = upstreamForAttempt(routeOf(tenant, config), entry.firstTempFailureAt, now);
     const budgets = budgetsFor(tenant, upstream);
     // A budget spent moments ago: its mail waits its turn instead of being refused (smoothing).
-    const heldUntil = Math.max(0, ...budgets.map((b) => this.#heldUntil.get(b.key) ?? 0));
-    if (heldUntil > now) {
+    const held = budgets.map((b) => this.#heldUntil.get(b.key)).reduce<{ until: number; reason: string } | undefined>((a, h) => (h && (!a || h.until > a.until) ? h : a), undefined);
+    if (held && held.until > now) {
       this.#deps.metrics.rateHeld.inc({ tenant: this.#deps.metrics.tenant(tenant?.id ?? null) });
-      return { kind: 'later', at: heldUntil };
+      this.#hold(entry, held.reason, held.until, now);
+      return { kind: 'later', at: held.until };
     }
     return { kind: 'line', line: upstream.name, target: { kind: 'deliver', upstream }, budgets };
+  }
+
+  /** Records why a message waits; tells observers when the hold is new, its reason changed, or an hour on. */
+  #hold(entry: QueuedMessage, reason: string, until: number, now: number): void {
+    const changed = this.holds.set(entry.id, reason, until, now);
+    const told = this.#told.get(entry.id);
+    if (!changed && told !== undefined && now - told < TELL_HELD_EVERY_MS) return;
+    this.#told.set(entry.id, now);
+    this.#deps.events.held({
+      id: entry.id,
+      at: now,
+      tenant: entry.tenant,
+      message: { mode: 'queue', mailFrom: entry.mailFrom, acceptedAt: entry.createdAt, ...messageIdOf(entry), ...(entry.dsn ? { dsn: true } : {}) },
+      recipients: pendingRecipients(entry),
+      reason,
+      until,
+    });
   }
 
   #start(entry: QueuedMessage, { line, target, budgets }: Extract<Place, { kind: 'line' }>, config: Config, now: number): Promise<void> {
@@ -282,11 +313,14 @@ export class Scheduler {
       const reserved = await this.#deps.limiter.reserve(budgets, pendingRecipients(entry).length, now);
       if (!reserved.ok) {
         const until = holdUntil(reserved.retryAt, now);
-        for (const b of budgets) this.#heldUntil.set(b.key, Math.max(this.#heldUntil.get(b.key) ?? 0, until));
+        const reason = reserved.budget ? `${budgetInWords(reserved.budget)} is at its ${reserved.limit ?? 'sending'} limit` : 'a sending limit';
+        for (const b of budgets) if ((this.#heldUntil.get(b.key)?.until ?? 0) < until) this.#heldUntil.set(b.key, { until, reason });
         this.#deps.metrics.rateHeld.inc({ tenant: this.#deps.metrics.tenant(entry.tenant) });
+        this.#hold(entry, reason, until, now);
         this.#due.set(id, until);
         return;
       }
+      this.holds.clear(id);
       // Only what the upstream took counts against the budgets; an attempt that failed outright took nothing.
       const outcome = await attemptDelivery(entry, target, this.#takeBody(id), config, now, deps).catch((err: unknown) => {
         reserved.settle(0);

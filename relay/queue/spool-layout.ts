@@ -9,6 +9,7 @@
 //   corrupt/  entries found unreadable at start, moved aside
 //   events/   delivery events waiting for a webhook: events/<webhook>/<seq>.jsonl and a cursor
 //   trace.db  the message trace (SQLite), recent messages and their attempts
+//   holds.json  why held messages wait and until when; relays-seen.json  the fleet's size, last seen
 //   worker-<n>/  with several workers, the spool of worker n (worker 0's is the root itself, so the
 //             layout of one process is unchanged and a relay that grows workers keeps its queue)
 import fs from 'node:fs';
@@ -40,6 +41,16 @@ export class SpoolLayout {
 
   get traceFile(): string {
     return path.join(this.root, 'trace.db');
+  }
+
+  /** How many relays shared the limits when this one last saw Redis (for its share after a restart). */
+  get relaysSeenFile(): string {
+    return path.join(this.root, 'relays-seen.json');
+  }
+
+  /** Why each held message waits, and until when (for `tenant-relay queue`, which runs apart). */
+  get holdsFile(): string {
+    return path.join(this.root, 'holds.json');
   }
 
   /** Every folder, for creating them at start. */

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DeliveryEventType } from '../../config/types.js';
 import { formatReply, Replies } from '../errors.js';
-import type { AcceptedEvent, AttemptEvent } from '../events.js';
+import type { AcceptedEvent, AttemptEvent, HeldEvent } from '../events.js';
 import type { DeliveryMode, RecipientOutcome, UpstreamReply } from '../types.js';
 
 export interface DeliveryEvent {
@@ -34,7 +34,7 @@ export interface DeliveryEvent {
   readonly reply: string;
   /** What the upstream itself answered, when it answered (with its queue id when it named one). */
   readonly upstreamReply: UpstreamReply | null;
-  /** `deferred` in queue mode: when the next attempt is due. */
+  /** `deferred` (and `held`) in queue mode: when the next attempt is due. */
   readonly nextAttemptAt: string | null;
   /** The message is a delivery status notification the relay made (to a sender of a bounced message). */
   readonly dsn: boolean;
@@ -65,6 +65,22 @@ export function acceptedEvents(e: AcceptedEvent): DeliveryEvent[] {
   }));
 }
 
+/** `held`, one per recipient still to deliver: the message waits for a sending limit, until `nextAttemptAt`. */
+export function heldEvents(e: HeldEvent): DeliveryEvent[] {
+  const nonce = randomBytes(4).toString('hex');
+  return e.recipients.map((recipient, i) => ({
+    id: `${e.id}.h.${nonce}.${i}`,
+    type: 'held',
+    ...ofMessage(e),
+    recipient,
+    upstream: null,
+    attempt: 0,
+    reply: formatReply(Replies.heldByLimit(e.reason)),
+    upstreamReply: null,
+    nextAttemptAt: iso(e.until),
+  }));
+}
+
 /**
  * One per recipient the attempt was for. Each id carries a nonce of this attempt's: a relay killed after
  * telling of an attempt but before recording it makes the same attempt again, and its events must not
@@ -75,21 +91,28 @@ export function attemptEvents(e: AttemptEvent): DeliveryEvent[] {
   return e.outcomes.map((o, i) => ({
     id: `${e.id}.${e.attempt}.${nonce}.${i}`,
     type: typeOf(o, e.expired),
+    ...ofMessage(e),
+    recipient: o.recipient,
+    upstream: e.upstream,
+    attempt: e.attempt,
+    reply: formatReply(o.reply),
+    upstreamReply: o.upstreamReply ?? null,
+    nextAttemptAt: o.status === 'temp' && e.nextAttemptAt !== undefined ? iso(e.nextAttemptAt) : null,
+  }));
+}
+
+/** What every event of a queued message's life says about the message itself. */
+function ofMessage(e: HeldEvent | AttemptEvent) {
+  return {
     time: iso(e.at),
     queueId: e.id,
     messageId: e.message.messageId ?? null,
     tenant: e.tenant,
     mode: e.message.mode,
     from: e.message.mailFrom,
-    recipient: o.recipient,
-    upstream: e.upstream,
-    attempt: e.attempt,
     acceptedAt: iso(e.message.acceptedAt),
-    reply: formatReply(o.reply),
-    upstreamReply: o.upstreamReply ?? null,
-    nextAttemptAt: o.status === 'temp' && e.nextAttemptAt !== undefined ? iso(e.nextAttemptAt) : null,
     dsn: e.message.dsn === true,
-  }));
+  };
 }
 
 function typeOf(o: RecipientOutcome, expired: boolean): DeliveryEventType {

@@ -6,7 +6,7 @@ import type { Config, WebhookSettings } from '../../config/types.js';
 import type { MessageEvents } from '../events.js';
 import type { Logger } from '../ops/log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
-import { acceptedEvents, attemptEvents, type DeliveryEvent } from './delivery-events.js';
+import { acceptedEvents, attemptEvents, type DeliveryEvent, heldEvents } from './delivery-events.js';
 import type { DiskSpace } from '../disk-space.js';
 import { ThrottledLog } from '../ops/throttled-log.js';
 import { Outbox } from './outbox.js';
@@ -52,6 +52,7 @@ export class Reporter {
       this.#report(acceptedEvents(e));
     });
     deps.events.onAttempted((e) => this.#report(attemptEvents(e)));
+    deps.events.onHeld((e) => this.#report(heldEvents(e)));
   }
 
   /** Starts, keeps or stops webhooks as `config` lists them. A stopped one keeps its outbox on disk. */

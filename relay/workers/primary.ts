@@ -18,6 +18,7 @@ import { loadConfigFile } from '../../config/load.js';
 import type { Config } from '../../config/types.js';
 import { type DrainStatus, type OpsBackend, opsRoutes, renderedOnce } from '../runtime/ops-routes.js';
 import { startOpsServer } from '../ops/http.js';
+import { listenFailed } from '../startup-error.js';
 import type { Logger } from '../ops/log.js';
 import type { SendTestRecord } from '../ops/send-tests.js';
 import { watchFile } from '../ops/reload.js';
@@ -71,7 +72,11 @@ export async function runPrimary(file: string, initial: Config, logger: Logger):
   };
   const tlsFiles = initial.ops.tls && { ...initial.ops.tls, name: 'ops' };
   const material = tlsFiles && { key: fs.readFileSync(tlsFiles.key), cert: fs.readFileSync(tlsFiles.cert) };
-  const ops = initial.ops.enabled ? await startOpsServer({ host: initial.ops.host, port: initial.ops.port, ...(material ? { tls: material } : {}) }, opsRoutes(backend), () => config.ops) : undefined;
+  const ops = initial.ops.enabled
+    ? await startOpsServer({ host: initial.ops.host, port: initial.ops.port, ...(material ? { tls: material } : {}) }, opsRoutes(backend), () => config.ops).catch((err: unknown) => {
+        throw listenFailed(err, 'ops.port', initial.ops.host, initial.ops.port);
+      })
+    : undefined;
 
   const fork = (index: number, orphan: boolean) => {
     const started = Date.now();

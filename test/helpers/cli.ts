@@ -2,8 +2,10 @@
 // return an exit code and write through an io object), or, for one smoke test per command group, as a
 // real child process from source with the same loader as this test.
 import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { runCommand } from '../../relay/commands/index.js';
+import { firstLine } from '../../relay/commands/io.js';
 
 export interface CliRun {
   readonly code: number | null;
@@ -22,6 +24,7 @@ export async function runCli(args: readonly string[], stdin = ''): Promise<CliRu
       stderr += `${text}\n`;
     },
     stdin: () => stdin,
+    secret: async () => firstLine(stdin),
   });
   return { code, stdout, stderr };
 }
@@ -36,9 +39,12 @@ export function cliArgv(args: readonly string[]): [string, ...string[]] {
   return [process.execPath, ...nodeArgs, CLI_SOURCE, ...args];
 }
 
+/** The Node flags bin/tenant-relay runs the relay with (read from it, so a test runs what production runs). */
+export const LAUNCHER_NODE_FLAGS: readonly string[] = /^\s*\*\) flags=(.*) ;;$/m.exec(fs.readFileSync(path.resolve('bin/tenant-relay'), 'utf8'))?.[1]?.split(' ') ?? [];
+
 /** `tenant-relay ARGS` as a real process; `done` resolves with what it printed when it exits. */
-export function spawnCli(args: readonly string[], options: { cwd?: string; stdin?: string; env?: NodeJS.ProcessEnv } = {}): { child: ChildProcess; done: Promise<CliRun> } {
-  const child = spawn(process.execPath, [...nodeArgs, CLI_SOURCE, ...args], { cwd: options.cwd ?? process.cwd(), stdio: 'pipe', ...(options.env ? { env: { ...process.env, ...options.env } } : {}) });
+export function spawnCli(args: readonly string[], options: { cwd?: string; stdin?: string; env?: NodeJS.ProcessEnv; nodeFlags?: readonly string[] } = {}): { child: ChildProcess; done: Promise<CliRun> } {
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), ...nodeArgs, CLI_SOURCE, ...args], { cwd: options.cwd ?? process.cwd(), stdio: 'pipe', ...(options.env ? { env: { ...process.env, ...options.env } } : {}) });
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d) => {

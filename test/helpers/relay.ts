@@ -95,3 +95,10 @@ export async function replyOf(p: Promise<unknown>): Promise<string> {
     return e.response ?? e.message;
   }
 }
+
+/** A relay (scheduler by hand) whose YAML is also written to `dir`/relay.yaml, for the commands that read the config. */
+export async function startFileRelay(dir: string, yaml: string): Promise<TestRelay & { readonly configFile: string }> {
+  const configFile = path.join(dir, 'relay.yaml');
+  fs.writeFileSync(configFile, yaml);
+  return { ...(await startTestRelay(yaml, {}, { manualScheduler: true })), configFile };
+}
