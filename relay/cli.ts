@@ -9,6 +9,14 @@ if (major < 22 || (major === 22 && minor < 19)) {
   console.error(`tenant-relay needs Node.js 22.19 or later; this is ${process.version}. Run it as bin/tenant-relay (or npx tenant-relay), which uses the Node the project installs (node_modules/.bin/node).`);
   process.exit(3);
 }
+// Node 22 calls node:sqlite (the message trace) experimental and says so on stderr, among the relay's
+// JSON log lines: a line a log collector cannot parse, about nothing an operator can act on. That warning
+// is dropped; every other one is printed as Node prints it.
+process.removeAllListeners('warning');
+process.on('warning', (w) => {
+  if (w.name === 'ExperimentalWarning' && /SQLite/i.test(w.message)) return;
+  console.error(`(node:${process.pid}) ${w.name}: ${w.message}`);
+});
 // V8 keeps the compiled code of our modules and their dependencies on disk (in the system's temp folder):
 // a process started again, by a deploy or after a config error, skips most of the compiling.
 module.enableCompileCache?.();
