@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadConfigFile, parseConfig } from '../config/load.js';
-import { silentLogger } from '../relay/ops/log.js';
+import { silentLogger } from '../relay/log.js';
 import { PlatformTenants } from '../relay/tenancy/platform-tenants.js';
 import { backlogScenario } from './backlog.js';
 import { metricsScrape, type ScrapeResult } from './metrics-scrape.js';

@@ -3,7 +3,7 @@
 // its caller falls back, so Redis being down or slow never holds mail. It reconnects by itself.
 import { Redis } from 'ioredis';
 import type { RedisSettings } from '../config/types.js';
-import type { Logger } from './ops/log.js';
+import type { Logger } from './log.js';
 
 export type { Redis } from 'ioredis';
 

@@ -10,7 +10,7 @@ import t, { type Test } from 'tap';
 import { loadConfigFile } from '../config/load.js';
 import { hashPassword } from '../relay/inbound/passwords.js';
 import { Spool } from '../relay/queue/spool.js';
-import { startRelay } from '../relay/relay.js';
+import { startRelay } from '../relay/runtime/start-relay.js';
 import { replyOf, sendThrough } from './helpers/relay.js';
 import { openDataSession } from './helpers/smtp-client.js';
 import { startUpstream } from './helpers/upstream.js';

@@ -50,7 +50,7 @@ async function cacheOn(t: Test, answer: Platform['answer'], extra = '') {
   const clock = { now: 1_000_000 };
   const lines: Record<string, unknown>[] = [];
   const logger = pino({ level: 'debug' }, new Writable({ write: (c, _e, done) => (lines.push(...String(c).split('\n').filter(Boolean).map((l) => JSON.parse(l))), done()) }));
-  const metrics = new RelayMetrics({ queueDepth: () => 0, oldestQueuedSeconds: () => 0, pools: () => 0, ready: async () => 1, spoolFreeBytes: async () => 0, spoolMinFreeBytes: () => 0 });
+  const metrics = new RelayMetrics();
   if (!config.tenantSource) throw new Error('the test config names a tenant source');
   const cache = new PlatformTenants(config.tenantSource, { logger, metrics, config: () => config, now: () => clock.now });
   return { platform, cache, clock, lines, metrics };

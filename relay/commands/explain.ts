@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { formatReply, Replies } from '../errors.js';
 import { transformMessage } from '../message/transform.js';
-import { createLogger } from '../ops/log.js';
+import { createLogger } from '../log.js';
 import { decide } from '../routing/decide.js';
 import { PlatformTenants } from '../tenancy/platform-tenants.js';
 import { resolveTenants } from '../tenancy/resolve.js';

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import type { Upstream } from '../../config/types.js';
 import { AccessTokens } from '../delivery/oauth2/tokens.js';
 import { preflight } from '../delivery/preflight.js';
-import { createLogger } from '../ops/log.js';
+import { createLogger } from '../log.js';
 import { loadFrom } from './config-file.js';
 import type { CommandIo } from './io.js';
 

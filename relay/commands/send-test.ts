@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import nodemailer from 'nodemailer';
 import { SAMPLE_KINDS, type SampleKind, sample } from '../ops/samples.js';
-import { SEND_TEST_HEADER, type SendTestRecord } from '../ops/send-tests.js';
+import { SEND_TEST_HEADER, type SendTestRecord } from '../observe/send-tests.js';
 import { decide } from '../routing/decide.js';
 import { loadFrom } from './config-file.js';
 import type { CommandIo } from './io.js';

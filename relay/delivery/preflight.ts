@@ -10,7 +10,7 @@ import XOAuth2 from 'nodemailer/lib/xoauth2';
 import { parseUpstreamRecord } from '../../config/tenant-record.js';
 import type { Config, SmtpUpstream, UpstreamHostPolicy } from '../../config/types.js';
 import { formatUpstreamReply } from '../errors.js';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../log.js';
 import { checkUpstreamHost, MAIL_PORTS, pinnedTo, policyApplies } from './host-policy.js';
 import { tlsSocketOf } from './nodemailer-seams.js';
 import { AccessTokens } from './oauth2/tokens.js';

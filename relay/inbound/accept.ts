@@ -3,7 +3,7 @@
 import type { Readable } from 'node:stream';
 import type { DiskSpace } from '../disk-space.js';
 import { Replies, type SmtpReply } from '../errors.js';
-import { type MessageEvents, messageIdOf } from '../events.js';
+import { messageIdOf, type Outcomes } from '../observe/outcomes.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import type { Spool } from '../queue/spool.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
@@ -16,19 +16,20 @@ export interface QueueIntakeDeps {
   readonly disk: DiskSpace;
   readonly spool: Spool;
   readonly scheduler: Scheduler;
-  readonly events: MessageEvents;
+  readonly outcomes: Outcomes;
   /** The platform's tenants: the owner of a header From only they know. */
   readonly platform?: () => PlatformTenants | undefined;
 }
 
-export interface Accepted {
+/** What the client hears, and what the log is told. */
+export interface QueueAnswer {
   readonly reply: SmtpReply;
   /** Why it was refused, for the log; absent when queued. */
   readonly reason?: string;
   readonly warnings: readonly string[];
 }
 
-export async function acceptToQueue(data: Readable, tx: Transaction, deps: QueueIntakeDeps): Promise<Accepted> {
+export async function acceptToQueue(data: Readable, tx: Transaction, deps: QueueIntakeDeps): Promise<QueueAnswer> {
   const taken = await intake(data, tx, deps.staging, deps.platform?.());
   if (taken.kind === 'refused') return { reply: taken.reply, reason: taken.reason, warnings: [] };
   const { message } = taken;
@@ -54,7 +55,12 @@ export async function acceptToQueue(data: Readable, tx: Transaction, deps: Queue
     deps.disk.accepted(entry.size, entry.recipients.length);
     // Its first attempt sends these same bytes without reading them back.
     deps.scheduler.add(entry, message.bytes);
-    deps.events.accepted({ id: tx.id, at: now, tenant: entry.tenant, mode: 'queue', envelope: tx.envelope, header: message.head, size: entry.size, ...messageIdOf(message) });
+    deps.outcomes.emit('accepted', {
+      message: { id: tx.id, tenant: entry.tenant, mode: 'queue', mailFrom: tx.envelope.mailFrom, acceptedAt: now, ...messageIdOf(message) },
+      envelope: tx.envelope,
+      header: message.head,
+      size: entry.size,
+    });
     return { reply: Replies.queued(tx.id), warnings: message.warnings };
   } catch (err) {
     return { reply: Replies.localError, reason: `spool: ${(err as Error).message}`, warnings: [] };

@@ -2,7 +2,7 @@
 // either file changes, so a renewed certificate (certbot, cert-manager) is served without a restart.
 import fs from 'node:fs';
 import type { Listener } from '../../config/types.js';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../log.js';
 
 export interface CertificateFiles {
   readonly cert: string;

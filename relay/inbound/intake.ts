@@ -13,6 +13,7 @@ import type { Readable } from 'node:stream';
 import type { Config } from '../../config/types.js';
 import { Replies, type SmtpReply } from '../errors.js';
 import type { Part } from '../files.js';
+import type { TransactionFacts } from '../observe/outcomes.js';
 import type { TraceInfo } from '../message/trace.js';
 import { prepareMessage } from '../message/transform.js';
 import type { Envelope, RouteDecision } from '../types.js';
@@ -33,7 +34,7 @@ export interface Transaction {
   readonly envelope: Envelope;
   readonly trace: TraceInfo;
   /** The fields every log line about this message carries. */
-  readonly log: Readonly<Record<string, unknown>>;
+  readonly log: TransactionFacts;
   /** performance.now() when DATA began. */
   readonly startedAt: number;
 }

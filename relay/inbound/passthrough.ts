@@ -5,8 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { type DeliveryEdge, deliver } from '../delivery/deliver.js';
 import type { SmtpReply } from '../errors.js';
-import { type MessageEvents, messageIdOf } from '../events.js';
-import type { RelayMetrics } from '../ops/metrics.js';
+import { type MessageFacts, messageIdOf, type Outcomes } from '../observe/outcomes.js';
 import type { DeliveryResult, MessageSource } from '../types.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
 import { intake, type Transaction } from './intake.js';
@@ -16,8 +15,7 @@ import type { Staging } from './staging.js';
 export interface PassthroughDeps {
   readonly staging: Staging;
   readonly edge: DeliveryEdge;
-  readonly metrics: RelayMetrics;
-  readonly events: MessageEvents;
+  readonly outcomes: Outcomes;
   /** The platform's tenants: the owner of a header From only they know. */
   readonly platform?: () => PlatformTenants | undefined;
 }
@@ -45,24 +43,12 @@ export async function forwardInSession(data: Readable, tx: Transaction, deps: Pa
       source = { path: written.path };
       bytes = written.size;
     }
-    const acceptedAt = Date.now();
-    deps.events.accepted({ id: tx.id, at: acceptedAt, tenant, mode: 'passthrough', envelope: tx.envelope, header: message.head, size: bytes, ...messageIdOf(message) });
+    const facts: MessageFacts = { id: tx.id, tenant, mode: 'passthrough', mailFrom: tx.envelope.mailFrom, acceptedAt: Date.now(), ...messageIdOf(message) };
+    deps.outcomes.emit('accepted', { message: facts, envelope: tx.envelope, header: message.head, size: bytes });
     const sendStarted = performance.now();
     const result = await deliver(deps.edge, tx.decision.route.upstream, tx.envelope, { source, eightBit: message.eightBit }, tx.config.upstreamHosts);
     const ms = performance.now() - sendStarted;
-    deps.metrics.recordDelivery(tenant, result, ms / 1000);
-    deps.events.attempted({
-      id: tx.id,
-      at: Date.now(),
-      tenant,
-      message: { mode: 'passthrough', mailFrom: tx.envelope.mailFrom, acceptedAt, ...messageIdOf(message) },
-      upstream: result.upstream,
-      attempt: 1,
-      ms,
-      outcomes: result.outcomes,
-      final: true,
-      expired: false,
-    });
+    deps.outcomes.emit('attempted', { message: facts, at: Date.now(), upstream: result.upstream, tried: true, attempt: 1, ms, outcomes: result.outcomes, final: true, expired: false });
     return { kind: 'forwarded', reply: passthroughReply(result), result, bytes, warnings: message.warnings };
   } finally {
     await deps.staging.discard(staged);

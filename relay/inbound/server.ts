@@ -7,16 +7,14 @@ import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 
 import { isInNetworks, isLoopbackHost, networkList } from '../../config/networks.js';
 import type { Config, Listener } from '../../config/types.js';
 import type { DeliveryEdge } from '../delivery/deliver.js';
-import { outcomeLog } from '../delivery/upstream-reply.js';
-import { formatReply, Replies, type SmtpReply, SmtpReplyError } from '../errors.js';
-import type { MessageEvents } from '../events.js';
+import { Replies, type SmtpReply, SmtpReplyError } from '../errors.js';
 import { newMessageId } from '../ids.js';
 import { outboundEnvelope } from '../message/envelope.js';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../log.js';
 import { ThrottledLog } from '../ops/throttled-log.js';
 import { budgetsFor } from '../limits/budgets.js';
 import type { Limiter } from '../limits/limiter.js';
-import type { RelayMetrics } from '../ops/metrics.js';
+import type { Outcomes } from '../observe/outcomes.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import type { Spool } from '../queue/spool.js';
 import { decide } from '../routing/decide.js';
@@ -45,8 +43,7 @@ export interface InboundDeps {
   /** The spool's volume: room for what a transaction may write, above delivery.spool.minFreeMegabytes. */
   readonly disk: DiskSpace;
   readonly limiter: Limiter;
-  readonly metrics: RelayMetrics;
-  readonly events: MessageEvents;
+  readonly outcomes: Outcomes;
   /** True once shutdown has begun: new connections and new transactions get 421. */
   readonly draining: () => boolean;
   readonly logger: Logger;
@@ -93,7 +90,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
   const pending = new WeakMap<SMTPServerSession, Pending>();
   const connectedAt = new WeakMap<SMTPServerSession, number>();
   const fail = (reply: SmtpReply) => {
-    deps.metrics.refused(reply);
+    deps.outcomes.emit('refusal', reply);
     return new SmtpReplyError(reply);
   };
   const trusted = trustedNetworks();
@@ -216,12 +213,13 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
     const budget = platform && lookups.of(session.id, session.remoteAddress, platform.settings);
     const found = await resolveTenants(mailFrom, auth, config, platform, budget);
     if (!found.ok) {
-      deps.logger.warn({ event: 'refused', session: session.id, from: mailFrom, reason: found.reason });
-      return 'overBudget' in found ? Replies.tenantLookupsExceeded : Replies.tenantLookupUnavailable;
+      const reply = 'overBudget' in found ? Replies.tenantLookupsExceeded : Replies.tenantLookupUnavailable;
+      deps.outcomes.emit('senderRefused', { session: session.id, from: mailFrom, reason: found.reason, reply });
+      return reply;
     }
     const decision = decide({ mailFrom }, auth, config, found.tenants);
     if (decision.kind === 'refuse') {
-      deps.logger.info({ event: 'refused', session: session.id, from: mailFrom, reason: decision.reason, reply: decision.reply.id });
+      deps.outcomes.emit('senderRefused', { session: session.id, from: mailFrom, reason: decision.reason, reply: decision.reply });
       return decision.reply;
     }
     // A new MAIL FROM after RSET: the previous transaction sent nothing.
@@ -261,35 +259,32 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
     }
     const tx = transactionOf(session, decided);
     if (decided.decision.mode === 'queue') {
-      const accepted = await acceptToQueue(stream, tx, deps).finally(() => decided.room?.release());
+      const answer = await acceptToQueue(stream, tx, deps).finally(() => decided.room?.release());
       pending.delete(session);
-      for (const warning of accepted.warnings) deps.logger.warn({ event: 'message-warning', ...tx.log, warning });
-      const queued = accepted.reply.code === 250;
-      if (queued) deps.metrics.accepted.inc({ tenant: deps.metrics.tenant(tx.decision.tenant?.id ?? null), mode: 'queue' });
-      deps.logger.info({ event: queued ? 'queued' : 'refused', ...tx.log, reason: accepted.reason, reply: formatReply(accepted.reply), replyId: accepted.reply.id, ms: msSince(tx) });
-      return accepted.reply;
+      deps.outcomes.emit('answered', { tx: tx.log, mode: 'queue', reply: answer.reply, ...(answer.reason ? { reason: answer.reason } : {}), ms: msSince(tx), warnings: answer.warnings });
+      return answer.reply;
     }
     const forwarded = await forwardInSession(stream, tx, deps);
     decided.settle?.(forwarded.kind === 'forwarded' ? forwarded.result.outcomes.filter((o) => o.status === 'sent').length : 0);
     pending.delete(session);
     if (forwarded.kind === 'refused') {
-      deps.logger.info({ event: 'refused', ...tx.log, reason: forwarded.reason, reply: formatReply(forwarded.reply), replyId: forwarded.reply.id, ms: msSince(tx) });
+      deps.outcomes.emit('answered', { tx: tx.log, mode: 'passthrough', reply: forwarded.reply, reason: forwarded.reason, ms: msSince(tx), warnings: [] });
       return forwarded.reply;
     }
     const { reply, result } = forwarded;
-    for (const warning of forwarded.warnings) deps.logger.warn({ event: 'message-warning', ...tx.log, warning });
-    if (reply.code === 250) deps.metrics.accepted.inc({ tenant: deps.metrics.tenant(tx.decision.tenant?.id ?? null), mode: 'passthrough' });
-    deps.logger.info({
-      event: 'message',
-      ...tx.log,
-      envelopeFrom: tx.envelope.mailFrom,
-      upstream: result.upstream,
-      dkim: tx.decision.dkim.kind === 'sign' && forwarded.warnings.length === 0,
-      recipients: result.outcomes.map(outcomeLog),
-      bytes: forwarded.bytes,
-      reply: formatReply(reply),
-      replyId: reply.id,
+    deps.outcomes.emit('answered', {
+      tx: tx.log,
+      mode: 'passthrough',
+      reply,
       ms: msSince(tx),
+      warnings: forwarded.warnings,
+      forwarded: {
+        envelopeFrom: tx.envelope.mailFrom,
+        upstream: result.upstream,
+        signed: tx.decision.dkim.kind === 'sign' && forwarded.warnings.length === 0,
+        outcomes: result.outcomes,
+        bytes: forwarded.bytes,
+      },
     });
     return reply;
   }

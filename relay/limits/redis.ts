@@ -15,7 +15,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import type { LimitStoreSettings } from '../../config/types.js';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../log.js';
 import { ThrottledLog } from '../ops/throttled-log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
 import { PRIVATE_FILE } from '../private-files.js';

@@ -4,6 +4,7 @@ import client from 'prom-client';
 import type { SmtpReply } from '../errors.js';
 import type { DeliveryResult } from '../types.js';
 
+/** What the gauges read, given once the relay's parts exist (RelayMetrics.watch). */
 export interface MetricSources {
   queueDepth(): number;
   /** Age of the oldest queued message, in seconds (0 when empty). */
@@ -18,9 +19,10 @@ export interface MetricSources {
   webhookBacklogs?(): Iterable<readonly [string, number]>;
   /** With a shared store only: 1 while limits are counted in it, 0 while counted locally for want of it. */
   limitsShared?(): number | undefined;
-  /** How many tenants get label values of their own, and which always do (ops.tenantLabels). */
-  tenantLabels?(): { readonly max: number; readonly always: readonly string[] };
 }
+
+/** How many tenants get label values of their own, and which always do (ops.tenantLabels). */
+export type TenantLabelSettings = () => { readonly max: number; readonly always: readonly string[] };
 
 /**
  * Label values for tenants: the first `max` tenants seen since the start keep their own (and those listed
@@ -49,7 +51,7 @@ export class RelayMetrics {
   readonly delivered: client.Counter<'tenant' | 'upstream'>;
   readonly deferred: client.Counter<'tenant' | 'upstream'>;
   readonly bounced: client.Counter<'tenant' | 'upstream'>;
-  readonly rejected: client.Counter<'reply' | 'code'>;
+  readonly refused: client.Counter<'reply' | 'code'>;
   readonly upstreamErrors: client.Counter<'upstream' | 'reason'>;
   readonly rateHeld: client.Counter<'tenant'>;
   readonly tokenRequests: client.Counter<'upstream' | 'provider' | 'result' | 'error'>;
@@ -66,15 +68,15 @@ export class RelayMetrics {
 
   readonly #labels: TenantLabels;
 
-  constructor(sources: MetricSources) {
-    this.#labels = new TenantLabels(sources.tenantLabels ?? (() => ({ max: 50, always: [] })));
+  constructor(tenantLabels: TenantLabelSettings = () => ({ max: 50, always: [] })) {
+    this.#labels = new TenantLabels(tenantLabels);
     const registers = [this.registry];
     const counter = <L extends string>(name: string, help: string, labelNames: L[]) => new client.Counter<L>({ name, help, labelNames, registers });
     this.accepted = counter('tenant_relay_messages_accepted_total', 'Messages accepted from clients (250)', ['tenant', 'mode']);
     this.delivered = counter('tenant_relay_recipients_delivered_total', 'Recipients an upstream accepted', ['tenant', 'upstream']);
     this.deferred = counter('tenant_relay_recipients_deferred_total', 'Recipients that failed temporarily (retried in queue mode)', ['tenant', 'upstream']);
     this.bounced = counter('tenant_relay_recipients_failed_total', 'Recipients that failed permanently', ['tenant', 'upstream']);
-    this.rejected = counter('tenant_relay_replies_refused_total', 'Commands or messages refused, by reply id (README: What the client hears) and code', ['reply', 'code']);
+    this.refused = counter('tenant_relay_replies_refused_total', 'Commands or messages refused, by reply id (README: What the client hears) and code', ['reply', 'code']);
     this.upstreamErrors = counter(
       'tenant_relay_upstream_errors_total',
       'Recipients an upstream did not take, by the reply id that says why (upstream-auth, upstream-tls, upstream-unreachable, upstream-timeout, upstream-temp-fail, upstream-rejected, ...)',
@@ -112,6 +114,12 @@ export class RelayMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'tenant_relay_' });
+  }
+
+  /** The gauges, reading the relay's parts at each scrape. */
+  watch(sources: MetricSources): void {
+    const registers = [this.registry];
     // `aggregator`: how the primary of several workers combines their values into its one /metrics.
     const gauge = (name: string, help: string, read: () => number, aggregator: client.Aggregator = 'sum') =>
       new client.Gauge({
@@ -166,7 +174,6 @@ export class RelayMetrics {
         for (const [webhook, n] of byLabel) this.set({ webhook }, n);
       },
     });
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'tenant_relay_' });
   }
 
   /** A tenant's label value: its id, or "other" past ops.tenantLabels.max, or "none" for no tenant. */
@@ -195,7 +202,8 @@ export class RelayMetrics {
     this.upstreamSeconds.observe({ via: result.upstream === 'smarthost' ? 'smarthost' : 'tenant' }, seconds);
   }
 
-  refused(reply: SmtpReply): void {
-    this.rejected.inc({ reply: reply.id, code: `${reply.code} ${reply.enhanced}` });
+  /** Counts a refusal the SMTP server said, by its reply's id and code. */
+  countRefusal(reply: SmtpReply): void {
+    this.refused.inc({ reply: reply.id, code: `${reply.code} ${reply.enhanced}` });
   }
 }

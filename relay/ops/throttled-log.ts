@@ -1,7 +1,7 @@
 // One log line per interval for something that can repeat many times a second (a full disk, a poisoned
 // store, a flood of messages on a channel): the first occurrence is logged at once, the rest are counted
 // and said with the next line, so the log stays readable and cannot be made to grow by whoever repeats it.
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 
 export class ThrottledLog {
   readonly #logger: Logger;

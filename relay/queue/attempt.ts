@@ -3,26 +3,21 @@
 // or failed with a DSN), retry it later, or expire it. When an attempt runs is the scheduler's business.
 import type { Config } from '../../config/types.js';
 import { type DeliveryEdge, deliver } from '../delivery/deliver.js';
-import { outcomeLog } from '../delivery/upstream-reply.js';
 import { formatReply, formatUpstreamReply, Replies, type SmtpReply } from '../errors.js';
-import { type MessageEvents, messageIdOf } from '../events.js';
+import type { Outcomes } from '../observe/outcomes.js';
 import { newMessageId } from '../ids.js';
-import type { Logger } from '../ops/log.js';
-import type { RelayMetrics } from '../ops/metrics.js';
 import type { DeliveryResult, MessageSource, RecipientOutcome, Upstream } from '../types.js';
 import { retryDelay } from './backoff.js';
 import { signDkim } from '../message/dkim.js';
 import { dkimPlan } from '../routing/decide.js';
 import { buildDsn } from './dsn.js';
-import { pendingRecipients, type QueuedMessage, type QueuedRecipient } from './entry.js';
+import { factsOf, pendingRecipients, type QueuedMessage, type QueuedRecipient } from './entry.js';
 import type { Spool } from './spool.js';
 
 export interface AttemptDeps {
   readonly spool: Spool;
   readonly edge: DeliveryEdge;
-  readonly metrics: RelayMetrics;
-  readonly events: MessageEvents;
-  readonly logger: Logger;
+  readonly outcomes: Outcomes;
   /** Milliseconds since the epoch; tests pass a fake clock. */
   readonly clock: () => number;
   readonly random?: () => number;
@@ -50,7 +45,7 @@ export async function attemptDelivery(
   now: number,
   deps: AttemptDeps,
 ): Promise<AttemptOutcome> {
-  const { spool, logger } = deps;
+  const { spool } = deps;
   const started = deps.clock();
   const rcptTo = pendingRecipients(entry);
   let result: DeliveryResult;
@@ -64,23 +59,17 @@ export async function attemptDelivery(
   const recipients = entry.recipients.map((r) => (r.status === 'pending' ? applyOutcome(r, outcomes.get(r.address)) : r));
   const ms = deps.clock() - started;
   const attempt = entry.attempts + 1;
-  if (target.kind === 'deliver') deps.metrics.recordDelivery(entry.tenant, result, ms / 1000);
-  const log = { id: entry.id, tenant: entry.tenant, upstream: result.upstream, attempt, ms: Math.round(ms) };
-  logger.info({ event: target.kind === 'deliver' ? 'delivery-attempt' : 'held', ...log, recipients: result.outcomes.map(outcomeLog) });
-  if (result.outcomes.some((o) => o.mayHaveArrived)) {
-    logger.warn({ event: 'possible-duplicate', ...log }, 'connection lost or timed out after the message went out; the retry may deliver twice');
-  }
+  const message = factsOf(entry);
 
   const sent = result.outcomes.filter((o) => o.status === 'sent').length;
   const stillPending = recipients.filter((r) => r.status === 'pending');
   const expired = stillPending.length > 0 && now - entry.createdAt >= config.delivery.retry.maxLifetimeMs;
   const nextAttemptAt = stillPending.length > 0 && !expired ? now + retryDelay(attempt, config.delivery.retry, deps.random) : undefined;
-  deps.events.attempted({
-    id: entry.id,
+  deps.outcomes.emit('attempted', {
+    message,
     at: deps.clock(),
-    tenant: entry.tenant,
-    message: { mode: 'queue', mailFrom: entry.mailFrom, acceptedAt: entry.createdAt, ...messageIdOf(entry), ...(entry.dsn ? { dsn: true } : {}) },
     upstream: result.upstream,
+    tried: target.kind === 'deliver',
     attempt,
     ms,
     outcomes: result.outcomes,
@@ -102,18 +91,18 @@ export async function attemptDelivery(
     lastError: stillPending[0]?.reply ?? 'unknown',
   };
   await spool.update(next);
-  logger.info({ event: 'deferred', ...log, pending: stillPending.length, nextAttemptAt: new Date(next.nextAttemptAt).toISOString() });
+  deps.outcomes.emit('settled', { message, attempt, state: 'deferred', upstream: result.upstream, ms, pending: stillPending.length, nextAttemptAt });
   return { sent, retry: next };
 }
 
 /** Every recipient has a final status: record it, bounce what failed, and take the message out of the queue. */
 async function finish(entry: QueuedMessage, config: Config, now: number, deps: AttemptDeps): Promise<Omit<AttemptOutcome, 'sent'>> {
-  const { spool, logger } = deps;
+  const { spool } = deps;
   const failed = entry.recipients.filter((r) => r.status === 'failed');
   if (failed.length === 0) {
     // Delivered to all: removing it is the record.
     await spool.remove(entry.id);
-    logger.info({ event: 'delivered', id: entry.id, tenant: entry.tenant, recipients: entry.recipients.length, attempts: entry.attempts });
+    deps.outcomes.emit('settled', { message: factsOf(entry), attempt: entry.attempts, state: 'delivered', recipients: entry.recipients.length });
     return {};
   }
   // With failures, the outcome is written before the DSN, and the DSN is queued before the message moves.
@@ -121,10 +110,17 @@ async function finish(entry: QueuedMessage, config: Config, now: number, deps: A
   entry = { ...entry, lastError: failed[0]?.upstreamReply ?? failed[0]?.reply ?? entry.lastError };
   await spool.update(entry);
   const bounce = entry.mailFrom !== '' && !entry.dsn;
-  const dsn = bounce ? await queueDsn(entry, failed, config, now, spool, logger) : undefined;
+  const dsn = bounce ? await queueDsn(entry, failed, config, now, spool) : undefined;
   await spool.fail(entry);
-  for (const r of failed) logger.warn({ event: 'bounced', id: entry.id, tenant: entry.tenant, rcpt: r.address, reply: r.reply, dsn: bounce });
-  return dsn ? { dsn } : {};
+  deps.outcomes.emit('settled', {
+    message: factsOf(entry),
+    attempt: entry.attempts,
+    state: 'failed',
+    failed: failed.map((r) => ({ address: r.address, ...(r.reply ? { reply: r.reply } : {}) })),
+    bounced: bounce,
+    ...(dsn?.unsigned !== undefined ? { dsnUnsigned: dsn.unsigned } : {}),
+  });
+  return dsn ? { dsn: { entry: dsn.entry, bytes: dsn.bytes } } : {};
 }
 
 /**
@@ -132,23 +128,24 @@ async function finish(entry: QueuedMessage, config: Config, now: number, deps: A
  * own mail: signed as the platform (dkim.signingDomain) when it has a key, so receivers that weigh DKIM
  * do not file it as a forgery. A key that fails to sign leaves it unsigned rather than lost.
  */
-async function queueDsn(entry: QueuedMessage, failed: readonly QueuedRecipient[], config: Config, now: number, spool: Spool, logger: Logger) {
+async function queueDsn(entry: QueuedMessage, failed: readonly QueuedRecipient[], config: Config, now: number, spool: Spool) {
   const originalHeader = await spool.headerBlock(entry.id);
   const unsigned = buildDsn({ original: entry, failed, originalHeader, reportingHost: config.hostname, now: new Date(now) });
   const plan = dkimPlan(undefined, config);
   let bytes = unsigned;
+  let notSigned: string | undefined;
   if (plan.kind === 'sign' && plan.signingDomain !== undefined) {
     try {
       bytes = Buffer.concat([Buffer.from((await signDkim(unsigned, plan.signingDomain, plan.selector, plan.key)).header, 'latin1'), unsigned]);
     } catch (err) {
-      logger.warn({ event: 'dsn-unsigned', id: entry.id, err: (err as Error).message }, 'the DSN could not be DKIM-signed; it goes unsigned');
+      notSigned = (err as Error).message;
     }
   }
   const dsn = await spool.commit(
     { v: 1, id: newMessageId(), createdAt: now, mailFrom: '', tenant: null, recipients: [{ address: entry.mailFrom, status: 'pending' }], attempts: 0, nextAttemptAt: now, dsn: true },
     bytes,
   );
-  return { entry: dsn, bytes };
+  return { entry: dsn, bytes, ...(notSigned !== undefined ? { unsigned: notSigned } : {}) };
 }
 
 function applyOutcome(r: QueuedRecipient, outcome: RecipientOutcome | undefined): QueuedRecipient {

@@ -1,4 +1,5 @@
 // What the spool records of a queued message, besides its bytes. Version 1.
+import { type MessageFacts, messageIdOf } from '../observe/outcomes.js';
 
 export type RecipientState = 'pending' | 'sent' | 'failed';
 
@@ -61,3 +62,8 @@ export function isQueuedMessage(value: unknown): value is QueuedMessage {
 }
 
 export const pendingRecipients = (e: QueuedMessage) => e.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
+
+/** The message, as its outcomes name it. */
+export function factsOf(entry: QueuedMessage): MessageFacts {
+  return { id: entry.id, tenant: entry.tenant, mode: 'queue', mailFrom: entry.mailFrom, acceptedAt: entry.createdAt, ...messageIdOf(entry), ...(entry.dsn ? { dsn: true } : {}) };
+}

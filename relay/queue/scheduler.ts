@@ -5,9 +5,8 @@
 // attempt does: attempt.ts.
 import type { Config } from '../../config/types.js';
 import type { DeliveryEdge } from '../delivery/deliver.js';
-import type { MessageEvents } from '../events.js';
-import type { Logger } from '../ops/log.js';
-import type { RelayMetrics } from '../ops/metrics.js';
+import type { Outcomes } from '../observe/outcomes.js';
+import type { Logger } from '../log.js';
 import { ThrottledLog } from '../ops/throttled-log.js';
 import { routeOf, upstreamForAttempt } from '../routing/route.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
@@ -15,11 +14,10 @@ import { tenantOfQueued } from '../tenancy/queued-tenant.js';
 import { type Budget, budgetsFor } from '../limits/budgets.js';
 import type { Limiter } from '../limits/limiter.js';
 import { Replies } from '../errors.js';
-import { messageIdOf } from '../events.js';
 import { type AttemptTarget, attemptDelivery, HELD } from './attempt.js';
 import { budgetInWords, Holds } from './holds.js';
 import { DueTimes } from './due-times.js';
-import { pendingRecipients, type QueuedMessage } from './entry.js';
+import { factsOf, pendingRecipients, type QueuedMessage } from './entry.js';
 import type { QueueRequests } from './requests.js';
 import type { Spool } from './spool.js';
 
@@ -29,8 +27,7 @@ export interface SchedulerDeps {
   readonly config: () => Config;
   readonly edge: DeliveryEdge;
   readonly limiter: Limiter;
-  readonly metrics: RelayMetrics;
-  readonly events: MessageEvents;
+  readonly outcomes: Outcomes;
   readonly logger: Logger;
   /** The platform's tenants, for queued mail of a tenant the config files do not list. */
   readonly platform?: () => PlatformTenants | undefined;
@@ -280,28 +277,19 @@ export class Scheduler {
     // A budget spent moments ago: its mail waits its turn instead of being refused (smoothing).
     const held = budgets.map((b) => this.#heldUntil.get(b.key)).reduce<{ until: number; reason: string } | undefined>((a, h) => (h && (!a || h.until > a.until) ? h : a), undefined);
     if (held && held.until > now) {
-      this.#deps.metrics.rateHeld.inc({ tenant: this.#deps.metrics.tenant(tenant?.id ?? null) });
       this.#hold(entry, held.reason, held.until, now);
       return { kind: 'later', at: held.until };
     }
     return { kind: 'line', line: upstream.name, target: { kind: 'deliver', upstream }, budgets };
   }
 
-  /** Records why a message waits; tells observers when the hold is new, its reason changed, or an hour on. */
+  /** Records why a message waits; it is news when the hold is new, its reason changed, or an hour on. */
   #hold(entry: QueuedMessage, reason: string, until: number, now: number): void {
     const changed = this.holds.set(entry.id, reason, until, now);
     const told = this.#told.get(entry.id);
-    if (!changed && told !== undefined && now - told < TELL_HELD_EVERY_MS) return;
-    this.#told.set(entry.id, now);
-    this.#deps.events.held({
-      id: entry.id,
-      at: now,
-      tenant: entry.tenant,
-      message: { mode: 'queue', mailFrom: entry.mailFrom, acceptedAt: entry.createdAt, ...messageIdOf(entry), ...(entry.dsn ? { dsn: true } : {}) },
-      recipients: pendingRecipients(entry),
-      reason,
-      until,
-    });
+    const news = changed || told === undefined || now - told >= TELL_HELD_EVERY_MS;
+    if (news) this.#told.set(entry.id, now);
+    this.#deps.outcomes.emit('held', { message: factsOf(entry), at: now, recipients: pendingRecipients(entry), reason, until, news });
   }
 
   #start(entry: QueuedMessage, { line, target, budgets }: Extract<Place, { kind: 'line' }>, config: Config, now: number): Promise<void> {
@@ -315,7 +303,6 @@ export class Scheduler {
         const until = holdUntil(reserved.retryAt, now);
         const reason = reserved.budget ? `${budgetInWords(reserved.budget)} is at its ${reserved.limit ?? 'sending'} limit` : 'a sending limit';
         for (const b of budgets) if ((this.#heldUntil.get(b.key)?.until ?? 0) < until) this.#heldUntil.set(b.key, { until, reason });
-        this.#deps.metrics.rateHeld.inc({ tenant: this.#deps.metrics.tenant(entry.tenant) });
         this.#hold(entry, reason, until, now);
         this.#due.set(id, until);
         return;

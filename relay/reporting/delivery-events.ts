@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DeliveryEventType } from '../../config/types.js';
 import { formatReply, Replies } from '../errors.js';
-import type { AcceptedEvent, AttemptEvent, HeldEvent } from '../events.js';
+import type { Accepted, Attempted, Held, MessageFacts } from '../observe/outcomes.js';
 import type { DeliveryMode, RecipientOutcome, UpstreamReply } from '../types.js';
 
 export interface DeliveryEvent {
@@ -43,35 +43,28 @@ export interface DeliveryEvent {
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** `accepted`, one per recipient: queue mode only (pass-through has accepted nothing until the upstream has). */
-export function acceptedEvents(e: AcceptedEvent): DeliveryEvent[] {
-  if (e.mode !== 'queue') return [];
+export function acceptedEvents(e: Accepted): DeliveryEvent[] {
+  if (e.message.mode !== 'queue') return [];
   return e.envelope.rcptTo.map((recipient, i) => ({
-    id: `${e.id}.0.${i}`,
+    id: `${e.message.id}.0.${i}`,
     type: 'accepted',
-    time: iso(e.at),
-    queueId: e.id,
-    messageId: e.messageId ?? null,
-    tenant: e.tenant,
-    mode: e.mode,
-    from: e.envelope.mailFrom,
+    ...ofMessage(e.message, e.message.acceptedAt),
     recipient,
     upstream: null,
     attempt: 0,
-    acceptedAt: iso(e.at),
-    reply: formatReply(Replies.queued(e.id)),
+    reply: formatReply(Replies.queued(e.message.id)),
     upstreamReply: null,
     nextAttemptAt: null,
-    dsn: false,
   }));
 }
 
 /** `held`, one per recipient still to deliver: the message waits for a sending limit, until `nextAttemptAt`. */
-export function heldEvents(e: HeldEvent): DeliveryEvent[] {
+export function heldEvents(e: Held): DeliveryEvent[] {
   const nonce = randomBytes(4).toString('hex');
   return e.recipients.map((recipient, i) => ({
-    id: `${e.id}.h.${nonce}.${i}`,
+    id: `${e.message.id}.h.${nonce}.${i}`,
     type: 'held',
-    ...ofMessage(e),
+    ...ofMessage(e.message, e.at),
     recipient,
     upstream: null,
     attempt: 0,
@@ -86,12 +79,12 @@ export function heldEvents(e: HeldEvent): DeliveryEvent[] {
  * telling of an attempt but before recording it makes the same attempt again, and its events must not
  * reuse the ids of the ones already told (a platform that drops duplicates by id would drop them).
  */
-export function attemptEvents(e: AttemptEvent): DeliveryEvent[] {
+export function attemptEvents(e: Attempted): DeliveryEvent[] {
   const nonce = randomBytes(4).toString('hex');
   return e.outcomes.map((o, i) => ({
-    id: `${e.id}.${e.attempt}.${nonce}.${i}`,
+    id: `${e.message.id}.${e.attempt}.${nonce}.${i}`,
     type: typeOf(o, e.expired),
-    ...ofMessage(e),
+    ...ofMessage(e.message, e.at),
     recipient: o.recipient,
     upstream: e.upstream,
     attempt: e.attempt,
@@ -101,17 +94,17 @@ export function attemptEvents(e: AttemptEvent): DeliveryEvent[] {
   }));
 }
 
-/** What every event of a queued message's life says about the message itself. */
-function ofMessage(e: HeldEvent | AttemptEvent) {
+/** What every event of a message's life says about the message itself, at `at`. */
+function ofMessage(m: MessageFacts, at: number) {
   return {
-    time: iso(e.at),
-    queueId: e.id,
-    messageId: e.message.messageId ?? null,
-    tenant: e.tenant,
-    mode: e.message.mode,
-    from: e.message.mailFrom,
-    acceptedAt: iso(e.message.acceptedAt),
-    dsn: e.message.dsn === true,
+    time: iso(at),
+    queueId: m.id,
+    messageId: m.messageId ?? null,
+    tenant: m.tenant,
+    mode: m.mode,
+    from: m.mailFrom,
+    acceptedAt: iso(m.acceptedAt),
+    dsn: m.dsn === true,
   };
 }
 

@@ -3,8 +3,8 @@
 // messages) and to the trace. The path never waits for it; what it writes before the client hears 250 is
 // a synchronous append. Webhooks come and go with the config snapshot.
 import type { Config, WebhookSettings } from '../../config/types.js';
-import type { MessageEvents } from '../events.js';
-import type { Logger } from '../ops/log.js';
+import type { Outcomes } from '../observe/outcomes.js';
+import type { Logger } from '../log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
 import { acceptedEvents, attemptEvents, type DeliveryEvent, heldEvents } from './delivery-events.js';
 import type { DiskSpace } from '../disk-space.js';
@@ -15,7 +15,7 @@ import { WebhookSender } from './webhook.js';
 
 export interface ReporterDeps {
   readonly config: () => Config;
-  readonly events: MessageEvents;
+  readonly outcomes: Outcomes;
   readonly logger: Logger;
   readonly metrics: RelayMetrics;
   /** The outbox folder of a webhook, by name; and the trace store's file. */
@@ -47,12 +47,15 @@ export class Reporter {
       : undefined;
     this.#warnings = new ThrottledLog(deps.logger);
     this.configure(deps.config());
-    deps.events.onAccepted((e) => {
-      this.trace?.accepted({ queueId: e.id, ...(e.messageId ? { messageId: e.messageId } : {}), tenant: e.tenant, mode: e.mode, from: e.envelope.mailFrom, size: e.size, acceptedAt: e.at });
+    deps.outcomes.on('accepted', (e) => {
+      this.trace?.accepted(e.message, e.size);
       this.#report(acceptedEvents(e));
     });
-    deps.events.onAttempted((e) => this.#report(attemptEvents(e)));
-    deps.events.onHeld((e) => this.#report(heldEvents(e)));
+    deps.outcomes.on('attempted', (e) => this.#report(attemptEvents(e)));
+    // A long hold is told once, and again each hour, not at every look.
+    deps.outcomes.on('held', (e) => {
+      if (e.news) this.#report(heldEvents(e));
+    });
   }
 
   /** Starts, keeps or stops webhooks as `config` lists them. A stopped one keeps its outbox on disk. */

@@ -13,6 +13,7 @@ import { formatUpstreamReply, sanitizeUpstreamText } from '../errors.js';
 import type { DiskSpace } from '../disk-space.js';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../private-files.js';
 import type { DeliveryMode } from '../types.js';
+import type { MessageFacts } from '../observe/outcomes.js';
 import type { DeliveryEvent } from './delivery-events.js';
 
 export interface TracedEvent {
@@ -39,17 +40,6 @@ export interface TracedMessage {
 }
 
 export type TraceQuery = { readonly queueId: string } | { readonly messageId: string } | { readonly recipient: string } | { readonly tenant: string };
-
-/** The facts of a message when it is accepted (both modes). */
-export interface AcceptedFacts {
-  readonly queueId: string;
-  readonly messageId?: string;
-  readonly tenant: string | null;
-  readonly mode: DeliveryMode;
-  readonly from: string;
-  readonly size: number;
-  readonly acceptedAt: number;
-}
 
 /** A reply kept in the trace: the relay's or the upstream's, one line. */
 const MAX_TEXT = 1000;
@@ -110,7 +100,7 @@ export class TraceStore {
   readonly #now: () => number;
   readonly #retentionMs: number;
   readonly #maxBytes: number;
-  readonly #queue: ({ kind: 'message'; facts: AcceptedFacts } | { kind: 'event'; event: DeliveryEvent })[] = [];
+  readonly #queue: ({ kind: 'message'; message: MessageFacts; size: number } | { kind: 'event'; event: DeliveryEvent })[] = [];
   #flushTimer: NodeJS.Timeout | undefined;
   readonly #maintainTimer: NodeJS.Timeout | undefined;
   readonly #insertMessage: StatementSync;
@@ -149,8 +139,9 @@ export class TraceStore {
     }
   }
 
-  accepted(facts: AcceptedFacts): void {
-    this.#push({ kind: 'message', facts });
+  /** A message accepted (both modes), with its size as it goes out. */
+  accepted(message: MessageFacts, size: number): void {
+    this.#push({ kind: 'message', message, size });
   }
 
   events(events: readonly DeliveryEvent[]): void {
@@ -168,8 +159,8 @@ export class TraceStore {
     try {
       for (const row of rows) {
         if (row.kind === 'message') {
-          const f = row.facts;
-          this.#insertMessage.run(f.queueId, clean(f.messageId ?? null, 998), f.tenant, f.mode, clean(f.from, 320), f.size, f.acceptedAt, f.acceptedAt);
+          const m = row.message;
+          this.#insertMessage.run(m.id, clean(m.messageId ?? null, 998), m.tenant, m.mode, clean(m.mailFrom, 320), row.size, m.acceptedAt, m.acceptedAt);
           continue;
         }
         const e = row.event;
@@ -232,7 +223,7 @@ export class TraceStore {
     this.#db.close();
   }
 
-  #push(row: { kind: 'message'; facts: AcceptedFacts } | { kind: 'event'; event: DeliveryEvent }): void {
+  #push(row: { kind: 'message'; message: MessageFacts; size: number } | { kind: 'event'; event: DeliveryEvent }): void {
     // Under the volume's floor the room is mail's: the trace is for people, and can do without.
     if (!this.#db.isOpen || this.#disk?.belowFloor) return;
     this.#queue.push(row);

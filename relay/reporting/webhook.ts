@@ -8,7 +8,7 @@ import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { WebhookSettings } from '../../config/types.js';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
 import type { Batch, Outbox } from './outbox.js';
 

@@ -4,14 +4,8 @@
 import type { TracedMessage, TraceQuery } from '../reporting/trace-store.js';
 import { traceAnswer } from '../reporting/trace-query.js';
 import type { OpsRoute, Readiness } from '../ops/http.js';
-import type { SendTestRecord } from '../ops/send-tests.js';
-
-export interface DrainStatus {
-  readonly draining: boolean;
-  /** Messages still in the spool, and attempts running now. */
-  readonly queued: number;
-  readonly inFlight: number;
-}
+import type { SendTestRecord } from '../observe/send-tests.js';
+import type { DrainStatus } from './drain.js';
 
 export interface OpsBackend {
   metrics(): Promise<{ readonly contentType: string; readonly text: string }>;

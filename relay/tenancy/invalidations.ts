@@ -3,7 +3,7 @@
 // second are dropped one by one; past that, the rest of the window is answered by dropping the whole cache
 // once at its end (every tenant is asked again: slower for a moment, never stale). One log line per
 // window says what happened, so a flood cannot flood the log either.
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../log.js';
 
 const WINDOW_MS = 1000;
 const MAX_PER_WINDOW = 100;

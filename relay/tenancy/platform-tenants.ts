@@ -7,7 +7,7 @@ import { LRUCache } from 'lru-cache';
 import { domainOf } from '../../config/directory.js';
 import { parseTenantRecord, type TenantQuery } from '../../config/tenant-record.js';
 import type { Config, Tenant, TenantSourceSettings } from '../../config/types.js';
-import type { Logger } from '../ops/log.js';
+import type { Logger } from '../log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
 import { fetchRecord } from './fetch-record.js';
 

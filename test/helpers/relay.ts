@@ -8,7 +8,7 @@ import nodemailer from 'nodemailer';
 import pino from 'pino';
 import { parseConfig } from '../../config/load.js';
 import type { SpoolIo } from '../../relay/queue/spool.js';
-import { type RunningRelay, startRelay } from '../../relay/relay.js';
+import { type RunningRelay, startRelay } from '../../relay/runtime/start-relay.js';
 
 export interface TestRelay {
   readonly port: number;

@@ -4,7 +4,7 @@
 // never logged, never written to the spool, never in check or explain output.
 import type { TokenGrant, UpstreamHostPolicy } from '../../../config/types.js';
 import { sanitizeUpstreamText } from '../../errors.js';
-import type { Logger } from '../../ops/log.js';
+import type { Logger } from '../../log.js';
 import type { RelayMetrics } from '../../ops/metrics.js';
 import { checkUpstreamHost } from '../host-policy.js';
 import { jwtClaims } from './jwt.js';

@@ -2,8 +2,8 @@
 // whole relay with its own journal and spool (worker 0 in delivery.spool.path, worker n in worker-<n>/
 // under it). The primary takes no mail: it restarts a worker that dies (the new one delivers what the old
 // one accepted, from the same spool), delivers spools left by workers that are no longer configured,
-// forwards SIGHUP and SIGTERM, and runs the one ops listener: /metrics summed over the workers
-// (prom-client's cluster aggregation), /readyz when every worker is ready, and the admin endpoints.
+// forwards SIGHUP and SIGTERM, and runs the one ops listener over workers-backend.ts (which asks the
+// workers over IPC).
 //
 // The SMTP connections do not pass through the primary: each worker binds the listen ports itself with
 // SO_REUSEPORT and the kernel spreads new connections over them (by a hash of the client's address and
@@ -16,15 +16,15 @@ import fs from 'node:fs';
 import prometheus from 'prom-client';
 import { loadConfigFile } from '../../config/load.js';
 import type { Config } from '../../config/types.js';
-import { type DrainStatus, type OpsBackend, opsRoutes, renderedOnce } from '../runtime/ops-routes.js';
+import type { Logger } from '../log.js';
 import { startOpsServer } from '../ops/http.js';
-import { listenFailed } from '../startup-error.js';
-import type { Logger } from '../ops/log.js';
-import type { SendTestRecord } from '../ops/send-tests.js';
-import { watchFile } from '../ops/reload.js';
 import { SpoolLayout } from '../queue/spool-layout.js';
-import type { TraceQuery } from '../reporting/trace-store.js';
-import { ask, answerArrived, isFromWorker, type Question } from './ipc.js';
+import { listenFailed } from '../startup-error.js';
+import { answerArrived, isFromWorker } from './ipc.js';
+import { opsRoutes } from './ops-routes.js';
+import { watchFile } from './reload.js';
+import { untilStopped } from './signals.js';
+import { workersBackend } from './workers-backend.js';
 
 /** A worker that dies this soon after it started waits longer before the next start (a crash loop). */
 const QUICK_DEATH_MS = 10_000;
@@ -32,7 +32,6 @@ const QUICK_DEATH_MS = 10_000;
 export async function runPrimary(file: string, initial: Config, logger: Logger): Promise<number> {
   let config = initial;
   const count = initial.workers;
-  const root = initial.delivery.spool.path;
   const workers = new Map<number, Worker>();
   const listening = new Map<number, readonly { host: string; port: number }[]>();
   const delays = new Map<number, number>();
@@ -40,7 +39,6 @@ export async function runPrimary(file: string, initial: Config, logger: Logger):
   let announced = false;
 
   const registry = new prometheus.Registry();
-  const aggregator = new prometheus.AggregatorRegistry();
   const restarts = new prometheus.Counter({ name: 'tenant_relay_worker_restarts_total', help: 'Workers that died and were started again', registers: [registry] });
   new prometheus.Gauge({
     name: 'tenant_relay_workers',
@@ -50,26 +48,7 @@ export async function runPrimary(file: string, initial: Config, logger: Logger):
       this.set([...workers.keys()].filter((i) => i < count).length);
     },
   });
-
-  const drainAnswer = (answers: readonly DrainStatus[]) => ({ draining: answers.length > 0 && answers.every((a) => a.draining), queued: sum(answers, 'queued'), inFlight: sum(answers, 'inFlight'), workers: answers.length });
-  const everyWorker = async (question: Question) => (await ask([...workers.values()], question)) as DrainStatus[];
-  const backend: OpsBackend = {
-    metrics: renderedOnce(async () => ({ contentType: registry.contentType, text: `${await aggregator.clusterMetrics()}\n${await registry.metrics()}` })),
-    readiness: async () => {
-      const answers = (await ask([...workers.values()], { what: 'ready' })) as { ready: boolean }[];
-      const ready = answers.filter((a) => a?.ready).length;
-      return { ready: ready >= count && !stopping, checks: { config: 'loaded', workers: `${ready} of ${count} ready`, stopping } };
-    },
-    sendTest: async (token) => {
-      const answers = await ask([...workers.values()], { what: 'send-test', token });
-      return (answers.find((a) => a !== null) as SendTestRecord | undefined) ?? undefined;
-    },
-    preflight: async (body) => (await import('../delivery/preflight.js')).preflightEndpoint({ method: 'POST', body }, config, logger),
-    drain: async (ms) => drainAnswer(await everyWorker({ what: 'drain', seconds: ms / 1000 })),
-    undrain: async () => drainAnswer(await everyWorker({ what: 'undrain' })),
-    drainStatus: async () => drainAnswer(await everyWorker({ what: 'drain-status' })),
-    trace: config.trace.enabled ? async (query, limit, tenant) => (await allTraces(root))(query, limit, tenant) : undefined,
-  };
+  const backend = workersBackend({ workers: () => [...workers.values()], count, stopping: () => stopping, config: () => config, logger, registry });
   const tlsFiles = initial.ops.tls && { ...initial.ops.tls, name: 'ops' };
   const material = tlsFiles && { key: fs.readFileSync(tlsFiles.key), cert: fs.readFileSync(tlsFiles.cert) };
   const ops = initial.ops.enabled
@@ -111,17 +90,16 @@ export async function runPrimary(file: string, initial: Config, logger: Logger):
   };
   for (let i = 0; i < count; i++) fork(i, false);
   // Spools of workers beyond the count (the relay ran with more before): delivered, then those workers end.
-  for (const spool of SpoolLayout.spoolsUnder(root)) if (spool.index >= count && SpoolLayout.holdsMail(spool.path)) fork(spool.index, true);
+  for (const spool of SpoolLayout.spoolsUnder(initial.delivery.spool.path)) if (spool.index >= count && SpoolLayout.holdsMail(spool.path)) fork(spool.index, true);
 
-  const reload = (why: string) => {
+  process.on('SIGHUP', () => {
     try {
       config = loadConfigFile(file);
     } catch (err) {
-      logger.error({ event: 'config-reload-failed', why, err: (err as Error).message });
+      logger.error({ event: 'config-reload-failed', why: 'SIGHUP', err: (err as Error).message });
     }
     for (const w of workers.values()) w.process.kill('SIGHUP');
-  };
-  process.on('SIGHUP', () => reload('SIGHUP'));
+  });
   // Each worker watches the file itself; the primary follows for its own settings (ops tokens).
   const unwatch = watchFile(file, () => {
     try {
@@ -131,45 +109,25 @@ export async function runPrimary(file: string, initial: Config, logger: Logger):
     }
   });
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      if (stopping) {
-        // A second signal: out now. Each worker's queue is on its disk.
-        for (const w of workers.values()) w.process.kill('SIGTERM');
-        return;
-      }
+  await untilStopped({
+    signals: ['SIGTERM', 'SIGINT'],
+    stop: async (signal) => {
       stopping = true;
       logger.info({ event: 'stopping', signal, workers: workers.size });
       for (const w of workers.values()) {
         if (w.isConnected()) w.send({ tr: 'stop' });
         else w.process.kill('SIGTERM');
       }
-      const check = setInterval(() => {
-        if (workers.size === 0 || [...workers.values()].every((w) => w.isDead())) {
-          clearInterval(check);
-          resolve();
-        }
-      }, 50);
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+      while (workers.size > 0 && ![...workers.values()].every((w) => w.isDead())) await new Promise((r) => setTimeout(r, 50));
+    },
+    // A second signal: out now. Each worker's queue is on its disk.
+    hurry: () => {
+      for (const w of workers.values()) w.process.kill('SIGTERM');
+    },
   });
   unwatch();
   await ops?.close();
   logger.info({ event: 'stopped' });
   logger.flush();
   return 0;
-}
-
-function sum(answers: readonly DrainStatus[], key: 'queued' | 'inFlight'): number {
-  return answers.reduce((n, a) => n + (a?.[key] ?? 0), 0);
-}
-
-/** A search over every worker's trace file under the spool root. */
-async function allTraces(root: string) {
-  const { findInTraces } = await import('../reporting/trace-store.js');
-  const files = SpoolLayout.spoolsUnder(root)
-    .map((s) => new SpoolLayout(s.path).traceFile)
-    .filter((f) => fs.existsSync(f));
-  return (query: TraceQuery, limit: number, tenant?: string) => findInTraces(files, query, limit, tenant);
 }

@@ -4,9 +4,21 @@
 import fs from 'node:fs';
 import { ConfigError, formatIssue, loadConfigFile } from '../../config/load.js';
 import type { Config } from '../../config/types.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 
 export type ReloadResult = { readonly ok: true; readonly config: Config; readonly restartNeeded: readonly string[] } | { readonly ok: false; readonly errors: readonly string[] };
+
+/** The settings a running relay keeps until it restarts: those of `next` that differ from what it started with. */
+export function restartNeeded(started: Config, next: Config): string[] {
+  return [
+    JSON.stringify(next.listen) !== JSON.stringify(started.listen) && 'listen',
+    next.delivery.spool.path !== started.delivery.spool.path && 'delivery.spool.path',
+    JSON.stringify(next.ops) !== JSON.stringify(started.ops) && 'ops',
+    next.hostname !== started.hostname && 'hostname',
+    JSON.stringify(next.limits) !== JSON.stringify(started.limits) && 'limits',
+    next.workers !== started.workers && 'workers',
+  ].filter((s): s is string => typeof s === 'string');
+}
 
 export function reloadFrom(file: string, apply: (next: Config) => readonly string[], logger: Logger, why: string): ReloadResult {
   let next: Config;

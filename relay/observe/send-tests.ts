@@ -1,10 +1,10 @@
 // Outcomes of `tenant-relay send-test` messages, for the command to read back from /send-test/<token>:
-// the upstream's reply per recipient and the headers as sent. An observer of message events: it notes
+// the upstream's reply per recipient and the headers as sent. A subscriber of the outcomes: it notes
 // the messages that carry the test header when they are accepted, and records their attempts. Only those
 // are kept (their headers may be sensitive), the last 100, in memory: a restart forgets them, and the
 // command then says to look at the queue.
 import { formatReply, formatUpstreamReply } from '../errors.js';
-import type { MessageEvents } from '../events.js';
+import type { Outcomes } from './outcomes.js';
 
 export const SEND_TEST_HEADER = 'X-Tenant-Relay-Send-Test';
 const KEEP = 100;
@@ -37,18 +37,18 @@ export class SendTests {
   /** Accepted test messages not yet attempted: their token and headers, by message id. */
   readonly #watched = new Map<string, { readonly token: string; readonly headers: string }>();
 
-  /** Watches `events` for send-test messages. */
-  constructor(events: MessageEvents) {
-    events.onAccepted((e) => {
+  /** Watches `outcomes` for send-test messages. */
+  constructor(outcomes: Outcomes) {
+    outcomes.on('accepted', (e) => {
       const token = sendTestToken(e.header);
-      if (token) remember(this.#watched, e.id, { token, headers: e.header.toString('latin1') });
+      if (token) remember(this.#watched, e.message.id, { token, headers: e.header.toString('latin1') });
     });
-    events.onAttempted((e) => {
-      const watched = this.#watched.get(e.id);
+    outcomes.on('attempted', (e) => {
+      const watched = this.#watched.get(e.message.id);
       if (!watched) return;
-      if (e.final) this.#watched.delete(e.id);
+      if (e.final) this.#watched.delete(e.message.id);
       const record: SendTestRecord = {
-        tenant: e.tenant,
+        tenant: e.message.tenant,
         upstream: e.upstream,
         recipients: e.outcomes.map((o) => ({
           rcpt: o.recipient,
@@ -75,7 +75,6 @@ export function sendTestToken(header: Buffer | string): string | undefined {
   const text = typeof header === 'string' ? header : header.toString('latin1');
   return TOKEN.exec(text)?.[1];
 }
-
 
 /** The newest `KEEP` entries, the latest last. */
 function remember<V>(map: Map<string, V>, key: string, value: V): void {

@@ -1,0 +1,55 @@
+// The per-message log lines, one subscriber of the outcomes: `refused` at MAIL FROM; at the end of DATA
+// `queued`, `refused` or (pass-through) `message`, with any `message-warning`; per queued attempt
+// `delivery-attempt` (or `held` when no upstream was asked) and `possible-duplicate`; then `deferred`,
+// `delivered`, or `dsn-unsigned` and `bounced`. The README's Logs section lists them.
+import { outcomeLog } from '../delivery/upstream-reply.js';
+import { formatReply } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Outcomes } from './outcomes.js';
+
+export function writeLogLines(outcomes: Outcomes, logger: Logger): void {
+  outcomes.on('senderRefused', (e) => {
+    const line = { event: 'refused', session: e.session, from: e.from, reason: e.reason, reply: formatReply(e.reply), replyId: e.reply.id };
+    // The relay's own trouble (the tenant API, lookups over budget) is a warning; a decision is not.
+    if (e.reply.code < 500) logger.warn(line);
+    else logger.info(line);
+  });
+
+  outcomes.on('answered', (e) => {
+    const reply = { reply: formatReply(e.reply), replyId: e.reply.id };
+    if (e.mode === 'passthrough' && !e.forwarded) {
+      logger.info({ event: 'refused', ...e.tx, reason: e.reason, ...reply, ms: e.ms });
+      return;
+    }
+    for (const warning of e.warnings) logger.warn({ event: 'message-warning', ...e.tx, warning });
+    const f = e.forwarded;
+    if (f) {
+      logger.info({ event: 'message', ...e.tx, envelopeFrom: f.envelopeFrom, upstream: f.upstream, dkim: f.signed, recipients: f.outcomes.map(outcomeLog), bytes: f.bytes, ...reply, ms: e.ms });
+      return;
+    }
+    logger.info({ event: e.reply.code === 250 ? 'queued' : 'refused', ...e.tx, reason: e.reason, ...reply, ms: e.ms });
+  });
+
+  outcomes.on('attempted', (e) => {
+    // A pass-through attempt is in its `message` line.
+    if (e.message.mode !== 'queue') return;
+    const line = { id: e.message.id, tenant: e.message.tenant, upstream: e.upstream, attempt: e.attempt, ms: Math.round(e.ms) };
+    logger.info({ event: e.tried ? 'delivery-attempt' : 'held', ...line, recipients: e.outcomes.map(outcomeLog) });
+    if (e.outcomes.some((o) => o.mayHaveArrived)) logger.warn({ event: 'possible-duplicate', ...line }, 'connection lost or timed out after the message went out; the retry may deliver twice');
+  });
+
+  outcomes.on('settled', (e) => {
+    const { id, tenant } = e.message;
+    switch (e.state) {
+      case 'deferred':
+        logger.info({ event: 'deferred', id, tenant, upstream: e.upstream, attempt: e.attempt, ms: Math.round(e.ms), pending: e.pending, nextAttemptAt: new Date(e.nextAttemptAt).toISOString() });
+        return;
+      case 'delivered':
+        logger.info({ event: 'delivered', id, tenant, recipients: e.recipients, attempts: e.attempt });
+        return;
+      case 'failed':
+        if (e.dsnUnsigned !== undefined) logger.warn({ event: 'dsn-unsigned', id, err: e.dsnUnsigned }, 'the DSN could not be DKIM-signed; it goes unsigned');
+        for (const r of e.failed) logger.warn({ event: 'bounced', id, tenant, rcpt: r.address, reply: r.reply, dsn: e.bounced });
+    }
+  });
+}

@@ -1,0 +1,39 @@
+// The ops listener's backend in a relay that takes mail itself: its metrics, readiness, send-test
+// outcomes, drain and trace. (The primary of workers has workers-backend.ts, which asks them over IPC.)
+import type { Config } from '../../config/types.js';
+import { preflightEndpoint } from '../delivery/preflight.js';
+import type { Logger } from '../log.js';
+import type { SendTests } from '../observe/send-tests.js';
+import type { Readiness } from '../ops/http.js';
+import type { RelayMetrics } from '../ops/metrics.js';
+import type { TraceStore } from '../reporting/trace-store.js';
+import type { Drain } from './drain.js';
+import { type OpsBackend, renderedOnce } from './ops-routes.js';
+
+export interface LocalParts {
+  readonly metrics: RelayMetrics;
+  readonly readiness: () => Promise<Readiness>;
+  readonly sendTests: SendTests;
+  readonly drain: Drain;
+  readonly config: () => Config;
+  readonly logger: Logger;
+  readonly trace: TraceStore | undefined;
+}
+
+export function localBackend(p: LocalParts): OpsBackend {
+  const { trace } = p;
+  return {
+    metrics: renderedOnce(async () => ({ contentType: p.metrics.registry.contentType, text: await p.metrics.registry.metrics() })),
+    readiness: p.readiness,
+    sendTest: (token) => p.sendTests.get(token),
+    // Candidate upstreams are typed by tenant admins: checked under the tenant-entered host policy.
+    preflight: (body) => preflightEndpoint({ method: 'POST', body }, p.config(), p.logger),
+    drain: async (ms) => {
+      void p.drain.start(ms);
+      return p.drain.status();
+    },
+    undrain: async () => p.drain.undrain(),
+    drainStatus: async () => p.drain.status(),
+    trace: trace && ((query, limit, tenant) => trace.find(query, limit, tenant)),
+  };
+}

@@ -1,0 +1,75 @@
+// What several relays share: sending limits, send-test outcomes and tenant invalidations. Through Redis
+// when limits.store.redis is set (one connection, and one more to listen on the invalidation channel),
+// else in this process (a worker among N counts its share of every limit).
+import type { Config } from '../../config/types.js';
+import type { Limiter } from '../limits/limiter.js';
+import { MemoryLimiter } from '../limits/memory.js';
+import { RedisLimiter } from '../limits/redis.js';
+import type { Logger } from '../log.js';
+import type { SendTestRecord, SharedOutcomes } from '../observe/send-tests.js';
+import type { RelayMetrics } from '../ops/metrics.js';
+import { ThrottledLog } from '../ops/throttled-log.js';
+import { connectRedis } from '../redis.js';
+import { sign, verify } from '../signed.js';
+import { InvalidationWindow } from '../tenancy/invalidations.js';
+import type { PlatformTenants } from '../tenancy/platform-tenants.js';
+
+export interface SharedState {
+  readonly limiter: Limiter;
+  readonly outcomes?: SharedOutcomes;
+  /** 1 while limits are counted in Redis, 0 while this process counts alone; undefined without a store. */
+  limitsShared(): number | undefined;
+  close(): void;
+}
+
+export interface SharedStateDeps {
+  readonly logger: Logger;
+  readonly metrics: RelayMetrics;
+  readonly config: () => Config;
+  readonly platform: () => PlatformTenants | undefined;
+  /** Without a store: this process's part of every limit (1 / workers). */
+  readonly limitShare: number;
+  /** Where the count of relays is remembered across a restart. */
+  readonly stateFile: string;
+}
+
+export function sharedState(config: Config, deps: SharedStateDeps): SharedState {
+  const settings = config.limits.redis;
+  if (!settings) {
+    if (deps.limitShare < 1) deps.logger.info({ event: 'limits-per-worker', share: deps.limitShare }, 'no limits.store: each worker counts its share of every limit in its own memory');
+    return { limiter: new MemoryLimiter(deps.limitShare), limitsShared: () => undefined, close: () => {} };
+  }
+  const { logger } = deps;
+  const { signingKey } = settings;
+  const redis = connectRedis(settings, logger, 'limits');
+  const limiter = new RedisLimiter(redis, settings.keyPrefix, { logger, metrics: deps.metrics, settings: () => deps.config().limits, signingKey, stateFile: deps.stateFile });
+  const warnings = new ThrottledLog(logger);
+  // Read back only when signed by a relay: anyone else who can write to Redis cannot forge an outcome.
+  const outcomes: SharedOutcomes = {
+    put: (token, record) => void redis.set(`${settings.keyPrefix}send-test:${token}`, sign(signingKey, `send-test:${token}`, JSON.stringify(record)), 'PX', 3_600_000).catch(() => undefined),
+    get: async (token) => {
+      const text = await redis.get(`${settings.keyPrefix}send-test:${token}`);
+      if (!text) return undefined;
+      const value = verify(signingKey, `send-test:${token}`, text);
+      if (value === undefined) warnings.warn({ event: 'send-test-outcome-unsigned', token }, 'a send-test outcome in Redis is not signed with limits.store.redis.signingKey: ignored');
+      return value === undefined ? undefined : (JSON.parse(value) as SendTestRecord);
+    },
+  };
+  const channel = config.tenantSource?.invalidationChannel;
+  const subscriber = channel ? connectRedis(settings, logger, 'subscriber') : undefined;
+  if (subscriber && channel) {
+    subscriber.subscribe(channel).catch((err: Error) => logger.warn({ event: 'invalidation-subscribe-failed', channel, err: err.message }));
+    const invalidations = new InvalidationWindow((ids) => deps.platform()?.invalidate(ids) ?? 0, logger);
+    subscriber.on('message', (_channel: string, message: string) => invalidations.take(message));
+  }
+  return {
+    limiter,
+    outcomes,
+    limitsShared: () => (limiter.shared ? 1 : 0),
+    close: () => {
+      limiter.close();
+      redis.disconnect();
+      subscriber?.disconnect();
+    },
+  };
+}

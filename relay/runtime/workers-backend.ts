@@ -1,0 +1,64 @@
+// The ops listener's backend in the primary of workers: /metrics summed over the workers (prom-client's
+// cluster aggregation) and the primary's own, /readyz when every worker is ready, send-test outcomes
+// from whichever worker holds them, drain and undrain of every worker, the trace of every worker's spool.
+import type { Worker } from 'node:cluster';
+import fs from 'node:fs';
+import prometheus from 'prom-client';
+import type { Config } from '../../config/types.js';
+import type { Logger } from '../log.js';
+import type { SendTestRecord } from '../observe/send-tests.js';
+import { SpoolLayout } from '../queue/spool-layout.js';
+import type { TraceQuery } from '../reporting/trace-store.js';
+import type { DrainStatus } from './drain.js';
+import { ask, type Question } from './ipc.js';
+import { type OpsBackend, renderedOnce } from './ops-routes.js';
+
+export interface WorkersView {
+  /** The workers running now. */
+  workers(): readonly Worker[];
+  /** How many workers the config asks for. */
+  readonly count: number;
+  stopping(): boolean;
+  config(): Config;
+  readonly logger: Logger;
+  /** The primary's own metrics (restarts, workers running). */
+  readonly registry: prometheus.Registry;
+}
+
+export function workersBackend(view: WorkersView): OpsBackend {
+  const aggregator = new prometheus.AggregatorRegistry();
+  const root = view.config().delivery.spool.path;
+  const everyWorker = async (question: Question) => (await ask(view.workers(), question)) as DrainStatus[];
+  return {
+    metrics: renderedOnce(async () => ({ contentType: view.registry.contentType, text: `${await aggregator.clusterMetrics()}\n${await view.registry.metrics()}` })),
+    readiness: async () => {
+      const answers = (await ask(view.workers(), { what: 'ready' })) as { ready: boolean }[];
+      const ready = answers.filter((a) => a?.ready).length;
+      return { ready: ready >= view.count && !view.stopping(), checks: { config: 'loaded', workers: `${ready} of ${view.count} ready`, stopping: view.stopping() } };
+    },
+    sendTest: async (token) => {
+      const answers = await ask(view.workers(), { what: 'send-test', token });
+      return (answers.find((a) => a !== null) as SendTestRecord | undefined) ?? undefined;
+    },
+    preflight: async (body) => (await import('../delivery/preflight.js')).preflightEndpoint({ method: 'POST', body }, view.config(), view.logger),
+    drain: async (ms) => drainAnswer(await everyWorker({ what: 'drain', seconds: ms / 1000 })),
+    undrain: async () => drainAnswer(await everyWorker({ what: 'undrain' })),
+    drainStatus: async () => drainAnswer(await everyWorker({ what: 'drain-status' })),
+    trace: view.config().trace.enabled ? async (query, limit, tenant) => (await allTraces(root))(query, limit, tenant) : undefined,
+  };
+}
+
+/** Every worker's drain, as one: draining when all are, their queues and attempts summed. */
+function drainAnswer(answers: readonly DrainStatus[]) {
+  const sum = (key: 'queued' | 'inFlight') => answers.reduce((n, a) => n + (a?.[key] ?? 0), 0);
+  return { draining: answers.length > 0 && answers.every((a) => a.draining), queued: sum('queued'), inFlight: sum('inFlight'), workers: answers.length };
+}
+
+/** A search over every worker's trace file under the spool root. */
+async function allTraces(root: string) {
+  const { findInTraces } = await import('../reporting/trace-store.js');
+  const files = SpoolLayout.spoolsUnder(root)
+    .map((s) => new SpoolLayout(s.path).traceFile)
+    .filter((f) => fs.existsSync(f));
+  return (query: TraceQuery, limit: number, tenant?: string) => findInTraces(files, query, limit, tenant);
+}
