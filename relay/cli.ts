@@ -2,6 +2,7 @@
 // The CLI itself, which bin/tenant-relay (package.json "bin") runs on the right Node: runs a subcommand
 // with the process's streams.
 import module from 'node:module';
+import { printWarnings } from './node-warnings.js';
 
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 19)) {
@@ -9,14 +10,7 @@ if (major < 22 || (major === 22 && minor < 19)) {
   console.error(`tenant-relay needs Node.js 22.19 or later; this is ${process.version}. Run it as bin/tenant-relay (or npx tenant-relay), which uses the Node the project installs (node_modules/.bin/node).`);
   process.exit(3);
 }
-// Node 22 calls node:sqlite (the message trace) experimental and says so on stderr, among the relay's
-// JSON log lines: a line a log collector cannot parse, about nothing an operator can act on. That warning
-// is dropped; every other one is printed as Node prints it.
-process.removeAllListeners('warning');
-process.on('warning', (w) => {
-  if (w.name === 'ExperimentalWarning' && /SQLite/i.test(w.message)) return;
-  console.error(`(node:${process.pid}) ${w.name}: ${w.message}`);
-});
+printWarnings();
 // V8 keeps the compiled code of our modules and their dependencies on disk (in the system's temp folder):
 // a process started again, by a deploy or after a config error, skips most of the compiling.
 module.enableCompileCache?.();

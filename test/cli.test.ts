@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { verifyPassword } from '../relay/inbound/passwords.js';
-import { cliArgv, listeningPort, runCli, spawnCli } from './helpers/cli.js';
+import { childEnv, cliArgv, listeningPort, runCli, spawnCli } from './helpers/cli.js';
 import { sendThrough } from './helpers/relay.js';
 import { openDataSession } from './helpers/smtp-client.js';
 
@@ -66,6 +66,30 @@ t.test('serve: a second SIGTERM exits at once, even while a session holds the dr
   const result = await done;
   t.equal(result.code, 1, 'the forced exit says so');
   t.ok(Date.now() - started < 3000, 'promptly, not after the 60 s grace period');
+});
+
+t.test("serve: Node's own warnings are JSON log lines like the rest of stderr", async (t) => {
+  const dir = tmpdir();
+  const config = path.join(dir, 'relay.yaml');
+  fs.writeFileSync(config, `${fs.readFileSync(DEFAULT_CONFIG, 'utf8').replace('port: 2525', 'port: 0')}\nops: { port: 0 }\n`);
+  // A deprecation a dependency might raise, once the relay is up.
+  const raise = `setTimeout(() => process.emitWarning('a dependency used something old', 'DeprecationWarning', 'DEP0999'), 300).unref();`;
+  const { child, done } = spawnCli(['serve', '--config', config], { cwd: dir, nodeFlags: [`--import=data:text/javascript,${encodeURIComponent(raise)}`] });
+  let seen = '';
+  const warned = new Promise<void>((resolve) =>
+    child.stderr?.on('data', (d: Buffer) => {
+      seen += d;
+      if (seen.includes('"event":"node-warning"')) resolve();
+    }),
+  );
+  await listeningPort(child);
+  await warned;
+  child.kill('SIGTERM');
+  const result = await done;
+  const lines = result.stderr.trim().split('\n');
+  t.ok(lines.every((l) => l.startsWith('{')), 'no raw "(node:PID)" line');
+  const warning = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'node-warning');
+  t.match(warning, { level: 40, name: 'DeprecationWarning', code: 'DEP0999', msg: 'a dependency used something old' });
 });
 
 t.test('check as a real process prints the routing table and exits 0', async (t) => {
@@ -202,7 +226,7 @@ t.test('bin/tenant-relay runs the commands on the Node the project brings, whate
 
 t.test('hash-password at a terminal asks twice and shows nothing of the password', async (t) => {
   const command = cliArgv(['hash-password']).map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
-  const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: 'pipe' });
+  const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: 'pipe', env: childEnv() });
   let out = '';
   child.stdout.on('data', (d: Buffer) => {
     out += d;

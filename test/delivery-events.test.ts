@@ -11,7 +11,8 @@ import { ConfigError, parseConfig } from '../config/load.js';
 import { deliveryEventsJsonSchemaText, webhookBodySchema } from '../relay/reporting/event-schema.js';
 import { sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { queueIdOf, startUpstream, type Upstream } from './helpers/upstream.js';
-import { type Receiver, startReceiver, until } from './helpers/webhook-receiver.js';
+import { type Receiver, startReceiver } from './helpers/webhook-receiver.js';
+import { until } from './helpers/wait.js';
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 const MIN = 60_000;

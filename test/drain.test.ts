@@ -9,6 +9,7 @@ import { listeningPort, runCli, spawnCli } from './helpers/cli.js';
 import { sendThrough, startTestRelay } from './helpers/relay.js';
 import { openRawSession } from './helpers/smtp-client.js';
 import { closedPort, startUpstream } from './helpers/upstream.js';
+import { until } from './helpers/wait.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-drain-'));
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -31,13 +32,13 @@ t.test('drain: new mail gets 421 4.3.2, what is queued (a deferred message too) 
   t.teardown(() => relay.close());
   await sendThrough(relay.port, { from: 'app@example.org', to: 'later@example.com' });
   // Deferred: its next attempt is minutes away.
-  await new Promise((r) => setTimeout(r, 500));
+  t.ok(await until(() => relay.logs.some((l) => l.event === 'deferred')));
   for (let i = 0; i < 5; i++) await sendThrough(relay.port, { from: 'app@example.org', to: `r${i}@example.com` });
   const file = path.join(dir, 'relay.yaml');
   fs.writeFileSync(file, `ops: { port: ${relay.relay.opsPort}, token: ${TOKEN} }\nsmarthost: { host: 127.0.0.1, tls: none }\n`);
 
   const draining = runCli(['drain', '--config', file, '--timeout-seconds', '20']);
-  await new Promise((r) => setTimeout(r, 100));
+  t.ok(await until(() => relay.relay.drainStatus().draining));
   const session = await openRawSession(relay.port);
   t.match(session.greeting, /^421 4\.3\.2 /, 'a new client is turned away');
   session.close();

@@ -10,7 +10,7 @@ import { listeningPort, spawnCli } from './helpers/cli.js';
 import { needRedis, startRedis } from './helpers/redis.js';
 import { sendThrough } from './helpers/relay.js';
 import { type Received, startUpstream } from './helpers/upstream.js';
-import { until } from './helpers/webhook-receiver.js';
+import { until } from './helpers/wait.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-fleet-'));
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));

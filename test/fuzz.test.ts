@@ -42,14 +42,24 @@ function garbage(): string {
   return out;
 }
 
+/** Sessions the relay never greeted within 3 s: a hang, which must fail the test, not pass it. */
+let hung = 0;
+
 function session(port: number): Promise<void> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
+    let greeted = false;
+    socket.once('data', () => {
+      greeted = true;
+    });
     const done = () => {
       socket.destroy();
       resolve();
     };
-    socket.setTimeout(3000, done);
+    socket.setTimeout(3000, () => {
+      if (!greeted) hung++;
+      done();
+    });
     socket.on('error', done);
     socket.on('close', done);
     socket.once('data', () => {
@@ -62,8 +72,9 @@ function session(port: number): Promise<void> {
   });
 }
 
-/** SESSIONS garbage sessions at `port`, CONCURRENCY at a time. */
-async function garbageSessions(port: number): Promise<void> {
+/** SESSIONS garbage sessions at `port`, CONCURRENCY at a time; how many the relay never greeted. */
+async function garbageSessions(port: number): Promise<number> {
+  hung = 0;
   let next = 0;
   const worker = async () => {
     while (next < SESSIONS) {
@@ -72,11 +83,13 @@ async function garbageSessions(port: number): Promise<void> {
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return hung;
 }
+
 
 t.test(`${SESSIONS} garbage sessions, then a real message still goes through (seed ${seed})`, async (t) => {
   const started = Date.now();
-  await garbageSessions(relay.port);
+  t.equal(await garbageSessions(relay.port), 0, 'every session was greeted: none hung');
   t.comment(`${SESSIONS} sessions in ${Date.now() - started} ms`);
   const info = await sendThrough(relay.port, { from: 'app@example.com', to: 'user@example.com' });
   t.match(info.response, /^250 /);
@@ -108,7 +121,7 @@ delivery: { mode: passthrough, spool: { path: ${dir}/spool } }
   await sendThrough(port, { from: 'app@example.com', to: 'warm@example.com' });
   await new Promise((r) => setTimeout(r, 500));
   const before = rssOf(child.pid ?? 0);
-  await garbageSessions(port);
+  t.equal(await garbageSessions(port), 0, 'every session was greeted: none hung');
   await new Promise((r) => setTimeout(r, 500));
   const after = rssOf(child.pid ?? 0);
   t.comment(`relay RSS ${before.toFixed(1)} MB -> ${after.toFixed(1)} MB on ${process.version}`);

@@ -9,7 +9,8 @@ import t from 'tap';
 import { runCli } from './helpers/cli.js';
 import { sendThrough, startFileRelay } from './helpers/relay.js';
 import { startUpstream } from './helpers/upstream.js';
-import { startReceiver, until } from './helpers/webhook-receiver.js';
+import { startReceiver } from './helpers/webhook-receiver.js';
+import { until } from './helpers/wait.js';
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 const receiver = await startReceiver(SECRET);

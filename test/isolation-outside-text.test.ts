@@ -9,7 +9,8 @@ import t, { type Test } from 'tap';
 import { makeTestCerts } from './helpers/certs.js';
 import { sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { startUpstream } from './helpers/upstream.js';
-import { startReceiver, until } from './helpers/webhook-receiver.js';
+import { startReceiver } from './helpers/webhook-receiver.js';
+import { until } from './helpers/wait.js';
 
 const certs = makeTestCerts();
 const SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;

@@ -7,7 +7,7 @@ import { startPlatform } from './helpers/platform.js';
 import { sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { needRedis, startRedis, type TestRedis } from './helpers/redis.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
-import { until } from './helpers/webhook-receiver.js';
+import { until } from './helpers/wait.js';
 
 const KEY = 'shared-signing-key-of-the-test-fleet-0123';
 

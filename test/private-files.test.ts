@@ -7,10 +7,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { cliArgv } from './helpers/cli.js';
+import { childEnv, cliArgv } from './helpers/cli.js';
 import { sendThrough } from './helpers/relay.js';
 import { closedPort, startUpstream } from './helpers/upstream.js';
-import { startReceiver, until } from './helpers/webhook-receiver.js';
+import { startReceiver } from './helpers/webhook-receiver.js';
+import { until } from './helpers/wait.js';
 
 const SECRET = `whsec_${Buffer.alloc(32, 3).toString('base64')}`;
 
@@ -52,7 +53,7 @@ events: { webhook: { url: "${receiver.url}", secret: "${SECRET}" } }
 `,
   );
   const [program, ...args] = cliArgv(['serve', '--config', file]);
-  const child = spawn('sh', ['-c', 'umask 000 && exec "$@"', 'sh', program, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('sh', ['-c', 'umask 000 && exec "$@"', 'sh', program, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() });
   let log = '';
   child.stderr.on('data', (d) => {
     log += d;

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { childEnv, cliArgv } from './helpers/cli.js';
 import { seededRandom } from './helpers/random.js';
 import { sendThrough } from './helpers/relay.js';
 import { startUpstream } from './helpers/upstream.js';
@@ -36,7 +37,8 @@ const bodyOf = (n: number) => `message ${n}\r\n${createHash('sha256').update(Str
 const rawOf = (n: number) => `From: <load@example.com>\r\nTo: <sink@example.com>\r\nSubject: m-${n}\r\n\r\n${bodyOf(n)}`;
 
 function startRelayProcess(): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [...process.execArgv, path.resolve('relay/cli.ts'), 'serve', '--config', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const [node, ...args] = cliArgv(['serve', '--config', configFile]);
+  const child = spawn(node, args, { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() });
   return new Promise((resolve, reject) => {
     let seen = '';
     child.stderr?.on('data', (d) => {

@@ -14,7 +14,7 @@ import { startPlatform } from './helpers/platform.js';
 import { sendThrough, startTestRelay } from './helpers/relay.js';
 import { needRedis } from './helpers/redis.js';
 import { closedPort, startUpstream } from './helpers/upstream.js';
-import { until } from './helpers/webhook-receiver.js';
+import { until } from './helpers/wait.js';
 
 const certs = makeTestCerts();
 const PASSWORD = 'aLongRandomRedisPassword0123';

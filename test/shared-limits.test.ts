@@ -8,7 +8,7 @@ import { type Platform, startPlatform } from './helpers/platform.js';
 import { replyOf, sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { needRedis, startRedis, type TestRedis } from './helpers/redis.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
-import { until } from './helpers/webhook-receiver.js';
+import { until } from './helpers/wait.js';
 
 const SECOND = 1000;
 
@@ -124,7 +124,8 @@ t.test('Redis killed: mail flows on local limits, said by a metric and a log lin
   // The next message after the reconnection is counted in Redis again.
   for (let i = 0; i < 40 && !relay.logs.some((l) => l.event === 'limits-shared'); i++) {
     await sendThrough(relay.port, { from: 'app@acme.test', to: 'again@example.com' });
-    await new Promise((r) => setTimeout(r, 250));
+    // Until Redis answers again (a reconnection), or a quarter of a second.
+    await until(() => relay.logs.some((l) => l.event === 'redis-connected' || l.event === 'limits-shared'), 250);
   }
   t.ok(relay.logs.some((l) => l.event === 'limits-shared'), 'shared again, by itself');
   t.equal(await metric(relay, 'tenant_relay_limits_shared'), '1');
@@ -160,7 +161,8 @@ t.test("the platform's invalidation channel drops a cached tenant on every relay
   for (const relay of relays) await sendThrough(relay.port, { from: 'app@globex.test', to: 'x@example.com' });
   t.equal(first.received.length, 2);
   port = second.port; // the platform moved globex to another server
-  await new Promise((r) => setTimeout(r, 200)); // the subscriptions are up
+  // Publish until both relays' subscriptions have heard it (each is up once Redis has counted it).
+  for (let i = 0; i < 50 && Number(await redis.client.pubsub('NUMSUB', 'tenant-relay:tenants').then((r) => (r as [string, number])[1])) < 2; i++) await new Promise((r) => setTimeout(r, 20));
   await redis.client.publish('tenant-relay:tenants', 'globex');
   t.ok(await until(() => relays.every((r) => r.logs.some((l) => l.event === 'tenant-invalidated' && (l.tenants as string[]).includes('globex')))), 'every relay heard it');
   for (const relay of relays) await sendThrough(relay.port, { from: 'app@globex.test', to: 'x@example.com' });
@@ -176,8 +178,12 @@ t.test('a send-test outcome can be read from any relay that shares the store', n
   const raw = `From: <app@acme.test>\r\nTo: x@example.com\r\nX-Tenant-Relay-Send-Test: ${token}\r\nSubject: test\r\n\r\nHello.\r\n`;
   await sendThrough(a.port, { from: 'app@acme.test', to: 'x@example.com', raw });
   const read = async () => fetch(`http://127.0.0.1:${b.relay.opsPort}/send-test/${token}`);
-  await new Promise((r) => setTimeout(r, 300)); // the outcome's write to Redis
-  const res = await read();
+  // Until the outcome's write to Redis lands.
+  let res = await read();
+  for (let i = 0; i < 100 && res.status !== 200; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    res = await read();
+  }
   t.equal(res.status, 200, 'the other relay answers for it');
   t.match(await res.json(), { upstream: 'smarthost', final: true, recipients: [{ rcpt: 'x@example.com', status: 'sent' }] });
 });

@@ -13,7 +13,8 @@ import type { SpoolIo } from '../relay/queue/spool.js';
 import { runCli } from './helpers/cli.js';
 import { sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
-import { until, verifySignature } from './helpers/webhook-receiver.js';
+import { verifySignature } from './helpers/webhook-receiver.js';
+import { until } from './helpers/wait.js';
 
 const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 

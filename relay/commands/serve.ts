@@ -4,6 +4,7 @@ import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../../config/load.js';
 import { createLogger, type Logger } from '../log.js';
+import { logWarnings } from '../node-warnings.js';
 import { StartupError } from '../startup-error.js';
 import { configFileFrom } from './config-file.js';
 
@@ -15,9 +16,11 @@ export async function serve(args: string[]): Promise<number> {
     if (cluster.isWorker) {
       const { runWorker, workerIndex } = await import('../runtime/worker.js');
       const logger = createLogger().child({ worker: workerIndex() });
+      logWarnings(logger);
       return await runWorker(file, config, logger).catch((err: unknown) => startFailed(err, logger));
     }
     const logger = createLogger();
+    logWarnings(logger);
     const run = config.workers > 1 ? (await import('../runtime/primary.js')).runPrimary : (await import('../runtime/single.js')).runSingle;
     return await run(file, config, logger).catch((err: unknown) => startFailed(err, logger));
   } catch (err) {

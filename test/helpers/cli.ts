@@ -1,7 +1,7 @@
 // Running `tenant-relay` commands the way tests need them: in-process (the commands are functions that
 // return an exit code and write through an io object), or, for one smoke test per command group, as a
-// real child process from source with the same loader as this test.
-import { type ChildProcess, spawn } from 'node:child_process';
+// real child process running the built CLI, as production does.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { runCommand } from '../../relay/commands/index.js';
@@ -29,14 +29,35 @@ export async function runCli(args: readonly string[], stdin = ''): Promise<CliRu
   return { code, stdout, stderr };
 }
 
-export const CLI_SOURCE = path.resolve('relay/cli.ts');
+/**
+ * The CLI a child process runs: the built one (dist/), so no child transpiles the sources again (0.3 s a
+ * `serve`). `npm test` builds it first (npm's `pretest`: bin/build.js, which compiles only what changed);
+ * the first child of a test file run on its own checks the same way.
+ */
+const CLI_BUILT = path.resolve('dist/relay/cli.js');
+let built = false;
+function builtCli(): string {
+  if (!built) {
+    const run = spawnSync(process.execPath, [path.resolve('bin/build.js')], { stdio: 'inherit' });
+    if (run.status !== 0) throw new Error('bin/build.js failed: the CLI the tests run could not be built');
+    built = true;
+  }
+  return CLI_BUILT;
+}
 
-/** This process's Node flags, with bare `--import=pkg` made absolute so a child in another folder finds them. */
-const nodeArgs = process.execArgv.map((a) => (/^--import=[^./]/.test(a) && !a.startsWith('--import=file:') ? `--import=${import.meta.resolve(a.slice('--import='.length))}` : a));
+/**
+ * The environment of a child: this one without tap's NODE_OPTIONS (its loaders and coverage hooks), so the
+ * child is the process production runs and its stderr holds only what the relay writes.
+ */
+export function childEnv(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...extra };
+  delete env.NODE_OPTIONS;
+  return env;
+}
 
 /** The command line of `tenant-relay ARGS` as a real process: the program, then its arguments. */
 export function cliArgv(args: readonly string[]): [string, ...string[]] {
-  return [process.execPath, ...nodeArgs, CLI_SOURCE, ...args];
+  return [process.execPath, builtCli(), ...args];
 }
 
 /** The Node flags bin/tenant-relay runs the relay with (read from it, so a test runs what production runs). */
@@ -44,7 +65,7 @@ export const LAUNCHER_NODE_FLAGS: readonly string[] = /^\s*\*\) flags=(.*) ;;$/m
 
 /** `tenant-relay ARGS` as a real process; `done` resolves with what it printed when it exits. */
 export function spawnCli(args: readonly string[], options: { cwd?: string; stdin?: string; env?: NodeJS.ProcessEnv; nodeFlags?: readonly string[] } = {}): { child: ChildProcess; done: Promise<CliRun> } {
-  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), ...nodeArgs, CLI_SOURCE, ...args], { cwd: options.cwd ?? process.cwd(), stdio: 'pipe', ...(options.env ? { env: { ...process.env, ...options.env } } : {}) });
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), builtCli(), ...args], { cwd: options.cwd ?? process.cwd(), stdio: 'pipe', env: childEnv(options.env) });
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d) => {

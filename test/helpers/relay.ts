@@ -64,6 +64,8 @@ export interface SendOptions {
   readonly to: string | string[];
   readonly raw?: Buffer | string;
   readonly auth?: { user: string; pass: string };
+  /** How long to wait for the greeting (nodemailer's 30 s by default): a test that kills a relay under load gives up sooner on a session it took. */
+  readonly greetingTimeoutMs?: number;
 }
 
 /** Sends like an unchanged app would: nodemailer pointed at the relay, plain SMTP on loopback. */
@@ -74,6 +76,7 @@ export async function sendThrough(port: number, o: SendOptions) {
     secure: false,
     ignoreTLS: true,
     ...(o.auth ? { auth: o.auth } : {}),
+    ...(o.greetingTimeoutMs ? { greetingTimeout: o.greetingTimeoutMs } : {}),
     logger: false,
   });
   try {

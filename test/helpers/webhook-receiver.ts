@@ -93,13 +93,3 @@ export async function startReceiver(secret: string): Promise<Receiver> {
     close: () => (server.listening ? stop() : Promise.resolve()),
   };
 }
-
-/** Waits until `done()` holds, checking every 20 ms for at most `ms`; says whether it came. */
-export async function until(done: () => boolean, ms = 10_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return true;
-}
