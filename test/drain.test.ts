@@ -86,3 +86,17 @@ smarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none, maxConnections:
   t.equal(upstream.received.length, 6, 'all six delivered before the process left');
   t.match(done.stderr, /"event":"drained","queued":0/);
 });
+
+t.test('a stop lets a delivery in flight finish within the grace period: delivered once, not left in the spool to go again', async (t) => {
+  // The upstream has the whole message and answers its final dot a moment later.
+  const upstream = await startUpstream({ dataDelayMs: 600 });
+  t.teardown(() => upstream.close());
+  const relay = await startTestRelay(`delivery: { mode: queue, spool: { path: \${SPOOL} } }\nsmarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }\n`);
+  t.teardown(() => relay.close());
+  await sendThrough(relay.port, { from: 'app@example.org', to: 'once@example.com' });
+  t.ok(await until(() => relay.relay.scheduler.inFlight === 1), 'the delivery is under way');
+  await relay.relay.close(5000);
+  t.equal(upstream.received.length, 1, 'the upstream has it');
+  t.same(await relay.relay.spool.list(), [], 'and the spool does not: the next start sends nothing again');
+  t.ok(relay.logs.some((l) => l.event === 'delivered'), 'its 250 was heard');
+});

@@ -138,7 +138,10 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   await scheduler.start({ timers: options.schedulerTimers ?? true }).catch((err: unknown) => {
     throw spoolFailed(err, spool.layout.root);
   });
-  parts.add({ close: () => scheduler.stop(0) });
+  // A stop gives the deliveries in flight what is left of its grace period (set by close()): one cut off
+  // after the upstream took the message would stay in the spool and go out again at the next start.
+  let deliveryGraceMs = 0;
+  parts.add({ close: () => scheduler.stop(deliveryGraceMs) });
 
   const inbound: InboundServer[] = [];
   const drain = new Drain(scheduler, () => inbound, logger);
@@ -236,10 +239,12 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     readiness,
     trace: reporter.trace,
     async close(graceMs = current.ops.shutdownGraceMs) {
+      const deadline = Date.now() + graceMs;
       drain.close();
       await waitForSessions(inbound, graceMs);
       // Scaling in: what is queued goes out now, for up to ops.drainSeconds, rather than wait on this disk.
       if (current.ops.drainMs > 0 && scheduler.size > 0) await drain.start(current.ops.drainMs);
+      deliveryGraceMs = Math.max(0, deadline - Date.now());
       await parts.close();
     },
   };
