@@ -1,40 +1,36 @@
 // Turns the checked raw values into the frozen snapshot: defaults that depend on other keys, files read,
-// indexes built. Problems found here (an unreadable CA file) are added to `problems` by key path.
+// keys parsed, indexes built. The rules between keys are validate.ts's; the only problems found here are
+// in what is read or parsed (an unreadable CA file, a private key that is not one), added by key path.
 import { createHash, createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { usableCores } from './cores.js';
+import { DEFAULT_UPSTREAM_PORT, OPS_SCOPES } from './vocabulary.js';
 import { credentialId } from './credentials.js';
-import { ownsDomain } from './ownership.js';
 import { asciiDomain, TenantDirectory } from './directory.js';
-import { isHttpsOrLoopback, isLoopbackHost } from './networks.js';
-import { OPS_SCOPES, type RawConfig, type RawTenant, type RawTenantSource, type RawUpstream } from './schema.js';
+import { isLoopbackHost } from './networks.js';
+import type { RawConfig, RawTenant, RawTenantSource, RawUpstream } from './schema.js';
 import type { Config, DeliveryPolicy, DkimPrivateKey, InboundUser, OpsToken, Tenant, TenantSourceSettings, TokenGrant, Upstream, UpstreamAuth, UpstreamHostPolicy } from './types.js';
 import type { PathIssue } from './validate.js';
-
-const DEFAULT_PORT = { implicit: 465, starttls: 587, none: 25 } as const;
 
 /** `firstFileTenant`: the index of the first tenant that came from a tenant file (the rest follow it). */
 export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[], firstFileTenant = raw.tenants.length): Config {
   const platformKey = buildKey(raw.dkim, ['dkim'], problems);
   const sharedKey = raw.limits.store?.redis?.signingKey;
   const fileHosts = deepFreeze(raw.tenantFileUpstreamHosts);
-  const tenants = raw.tenants.map((t, i) => buildTenant(t, ['tenants', i], problems, { platformKey, sharedKey, ...(i >= firstFileTenant ? { hostPolicy: fileHosts } : {}) }));
+  const tenants = raw.tenants.map((t, i) => buildTenant(t, ['tenants', i], problems, { sharedKey, ...(i >= firstFileTenant ? { hostPolicy: fileHosts } : {}) }));
   const users = new Map<string, InboundUser>(raw.inbound.users.map((u) => [u.username, Object.freeze({ ...u })]));
   const { idleTimeoutSeconds, progressTimeoutSeconds, dataTimeoutSeconds, authFailureDelaySeconds, greetingDelaySeconds, reverseLookupTimeoutSeconds, allowUnauthenticatedFrom, users: _users, ...limits } =
     raw.inbound;
-  const listen = raw.listen.map((l, i) => {
-    if (l.tls !== 'none' && (l.cert === undefined || l.key === undefined)) {
-      problems.push({ path: ['listen', i, l.cert === undefined ? 'cert' : 'key'], message: `is required with tls: ${l.tls}` });
-    }
+  const listen = raw.listen.map((l) => {
     return { ...l, ...(l.cert !== undefined ? { cert: path.resolve(l.cert) } : {}), ...(l.key !== undefined ? { key: path.resolve(l.key) } : {}) };
   });
   return Object.freeze({
     source,
     hostname: raw.hostname,
-    ops: buildOps(raw.ops, problems),
+    ops: buildOps(raw.ops),
     workers: raw.workers === 'auto' ? usableCores() : raw.workers,
-    limits: buildLimitStore(raw.limits, problems, raw),
+    limits: buildLimitStore(raw.limits, problems),
     listen: deepFreeze(listen),
     maxMessageSizeBytes: raw.maxMessageSizeBytes,
     inbound: Object.freeze({
@@ -51,7 +47,7 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
     identification: deepFreeze(raw.identification),
     smarthost: buildUpstream(raw.smarthost, 'smarthost', 'platform', ['smarthost'], problems, sharedKey),
     upstreamHosts: deepFreeze(raw.upstreamHosts),
-    delivery: buildDelivery(raw.delivery, problems),
+    delivery: buildDelivery(raw.delivery),
     message: deepFreeze(raw.message),
     dkim: deepFreeze({ ...withoutKey(raw.dkim), ...(platformKey ? { privateKey: platformKey } : {}) }),
     tenants: Object.freeze(tenants),
@@ -63,13 +59,8 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
   });
 }
 
-function buildOps(o: RawConfig['ops'], problems: PathIssue[]): Config['ops'] {
+function buildOps(o: RawConfig['ops']): Config['ops'] {
   const tokens: OpsToken[] = [...(o.token !== undefined ? [{ token: o.token, scopes: [...OPS_SCOPES] }] : []), ...o.tokens];
-  o.tokens.forEach((t, i) => {
-    // What a tenant's own staff may see: its traced mail. Metrics, preflight and drain are the platform's.
-    if (t.tenant !== undefined && t.scopes.some((s) => s !== 'trace')) problems.push({ path: ['ops', 'tokens', i, 'scopes'], message: 'a token with tenant may only have the trace scope' });
-  });
-  if (new Set(tokens.map((t) => t.token)).size !== tokens.length) problems.push({ path: ['ops', 'tokens'], message: 'the same token is listed twice' });
   const openMetrics = o.openMetrics ?? (tokens.length === 0 && isLoopbackHost(o.host));
   return deepFreeze({
     enabled: o.enabled,
@@ -86,7 +77,6 @@ function buildOps(o: RawConfig['ops'], problems: PathIssue[]): Config['ops'] {
 
 /** What a tenant is built with besides its own keys. */
 export interface TenantContext {
-  readonly platformKey: DkimPrivateKey | undefined;
   /** The relays' shared signing key (limits.store.redis.signingKey), which credential ids are made with. */
   readonly sharedKey: string | undefined;
   /** A tenant from the HTTP tenant source: the host policy its upstream is held to. */
@@ -95,17 +85,10 @@ export interface TenantContext {
 
 /** One tenant, from the config files or from the HTTP tenant source (which passes its own host policy). */
 export function buildTenant(t: RawTenant, at: (string | number)[], problems: PathIssue[], context: TenantContext): Tenant {
-  const { platformKey, sharedKey, hostPolicy } = context;
+  const { sharedKey, hostPolicy } = context;
   const { upstream, identity, dkim, delivery, events, ...rest } = t;
   const built = upstream && buildUpstream(upstream, t.id, 'tenant', [...at, 'upstream'], problems, sharedKey);
-  if (built?.kind === 'smtp' && hostPolicy) checkPort(built.port, hostPolicy, [...at, 'upstream', 'port'], problems);
   const ownKey = buildKey(dkim, [...at, 'dkim'], problems);
-  if (!dkim.disablePlatformDkim && dkim.selector !== undefined && !ownKey && !platformKey) {
-    problems.push({ path: [...at, 'dkim', 'selector'], message: 'there is no key to sign with: set privateKey here or under the top-level dkim' });
-  }
-  if (identity.rewriteEnvelopeSender && identity.from === undefined) {
-    problems.push({ path: [...at, 'identity', 'rewriteEnvelopeSender'], message: 'needs identity.from, the address to send as' });
-  }
   const tenant: Tenant = deepFreeze({
     ...rest,
     ...(built ? { upstream: built.kind === 'smtp' && hostPolicy ? { ...built, hostPolicy } : built } : {}),
@@ -129,20 +112,12 @@ export function buildTenant(t: RawTenant, at: (string | number)[], problems: Pat
     },
     ...(events?.webhook ? { webhook: buildWebhook(events.webhook, [...at, 'events', 'webhook'], problems) } : {}),
   });
-  // A signature vouches for its d= domain: a tenant signs as a domain it owns, nobody else's.
-  if (tenant.dkim.signingDomain !== undefined && !ownsDomain(tenant, tenant.dkim.signingDomain)) {
-    problems.push({ path: [...at, 'dkim', 'signingDomain'], message: `"${tenant.dkim.signingDomain}" is not a domain of this tenant (its match.domains, the domain of a match.addresses entry or of identity.from)` });
-  }
   return tenant;
 }
 
 type RawWebhook = NonNullable<RawConfig['events']['webhook']>;
 
 function buildWebhook(w: RawWebhook, at: (string | number)[], problems: PathIssue[]) {
-  // Events name tenants, senders and recipients: cleartext only on this machine.
-  if (!isHttpsOrLoopback(w.url)) problems.push({ path: [...at, 'url'], message: 'must be https:// (plain http only to a loopback address)' });
-  const key = Buffer.from(w.secret.slice('whsec_'.length), 'base64');
-  if (key.length < 24 || key.length > 64) problems.push({ path: [...at, 'secret'], message: `is ${key.length} bytes after whsec_; Standard Webhooks keys are 24 to 64 random bytes (echo whsec_$(openssl rand -base64 32))` });
   const ca = readCa(w.ca, [...at, 'ca'], problems);
   return deepFreeze({
     url: w.url,
@@ -159,22 +134,11 @@ function buildWebhook(w: RawWebhook, at: (string | number)[], problems: PathIssu
 /** One tenant upstream on its own (a candidate the platform asks about), held to `hostPolicy`. */
 export function buildTenantUpstream(u: RawUpstream, name: string, problems: PathIssue[], hostPolicy: UpstreamHostPolicy): Upstream {
   const built = buildUpstream(u, name, 'tenant', [], problems, undefined);
-  if (built.kind === 'smtp') checkPort(built.port, hostPolicy, ['port'], problems);
   return built.kind === 'smtp' ? deepFreeze({ ...built, hostPolicy }) : built;
-}
-
-/** A tenant's side may name only the ports its host policy allows (mail's, unless widened). */
-function checkPort(port: number, policy: UpstreamHostPolicy, at: (string | number)[], problems: PathIssue[]): void {
-  if (policy.ports.length > 0 && !policy.ports.includes(port)) problems.push({ path: at, message: `${port} is not a port the upstream host policy allows (${policy.ports.join(', ')})` });
 }
 
 function buildTenantSource(s: RawTenantSource, problems: PathIssue[]): TenantSourceSettings {
   const at = ['tenantSource'];
-  const url = new URL(s.url);
-  // The token and tenants' upstream passwords cross this connection: cleartext only on this machine.
-  if (url.protocol === 'http:' && !/^(localhost|127\.[\d.]+|\[::1\])$/.test(url.hostname)) {
-    problems.push({ path: [...at, 'url'], message: 'must be https:// (plain http only to a loopback address: tenant credentials travel over it)' });
-  }
   const ca = readCa(s.ca, [...at, 'ca'], problems);
   return deepFreeze({
     url: s.url.replace(/\/+$/, ''),
@@ -192,10 +156,7 @@ function buildTenantSource(s: RawTenantSource, problems: PathIssue[]): TenantSou
   });
 }
 
-function buildLimitStore(l: RawConfig['limits'], problems: PathIssue[], raw?: RawConfig) {
-  if (raw?.tenantSource?.invalidationChannel !== undefined && !l.store?.redis) {
-    problems.push({ path: ['tenantSource', 'invalidationChannel'], message: 'needs limits.store.redis, the Redis it is published on' });
-  }
+function buildLimitStore(l: RawConfig['limits'], problems: PathIssue[]) {
   const redis = l.store?.redis;
   const at = ['limits', 'store', 'redis'];
   const ca = redis && readCa(redis.ca, [...at, 'ca'], problems);
@@ -205,9 +166,8 @@ function buildLimitStore(l: RawConfig['limits'], problems: PathIssue[], raw?: Ra
   });
 }
 
-function buildDelivery(d: RawConfig['delivery'], problems: PathIssue[]): DeliveryPolicy {
+function buildDelivery(d: RawConfig['delivery']): DeliveryPolicy {
   const { retry, spool } = d;
-  if (retry.maxSeconds < retry.minSeconds) problems.push({ path: ['delivery', 'retry', 'maxSeconds'], message: 'must not be less than minSeconds' });
   return deepFreeze({
     mode: d.mode,
     spool: {
@@ -233,7 +193,7 @@ function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'platform
     owner,
     name,
     host: u.host,
-    port: u.port ?? DEFAULT_PORT[u.tls],
+    port: u.port ?? DEFAULT_UPSTREAM_PORT[u.tls],
     tls: u.tls,
     ...authOf(u, name, [...at, 'auth'], problems, sharedKey),
     ...(u.limits ? { limits: u.limits } : {}),

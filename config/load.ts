@@ -119,8 +119,8 @@ function parseSources(main: YamlSource, env: NodeJS.ProcessEnv, read: (file: str
     });
     throw new ConfigError([...secretIssues.map((i) => at(i.path, i.message)), ...schemaIssues]);
   }
-  const problems = [...secretIssues, ...crossCheck(parsed.data)];
   // The tenants after the main file's own came from tenant files: held to tenantFileUpstreamHosts.
+  const problems = [...secretIssues, ...crossCheck(parsed.data, own.length)];
   const config = buildConfig(parsed.data, path.resolve(file), problems, own.length);
   const reported = problems.filter((p) => secretIssues.includes(p) || !unread(p.path));
   if (reported.length > 0) throw new ConfigError(reported.map((p) => at(p.path, p.message)));

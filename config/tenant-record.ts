@@ -6,7 +6,7 @@ import { TenantDirectory, domainOf } from './directory.js';
 import { tenantSchema } from './schema.js';
 import type { Config, SmtpUpstream, Tenant, UpstreamHostPolicy } from './types.js';
 import { claimsAddress } from './ownership.js';
-import { checkUpstream, type PathIssue } from './validate.js';
+import { checkTenant, checkUpstream, checkUpstreamPort, type PathIssue } from './validate.js';
 
 /** What the record was asked for: it must claim that key, or the platform answered another question. */
 export type TenantQuery = { readonly by: 'auth' | 'sender' | 'id'; readonly value: string };
@@ -33,6 +33,7 @@ export function parseTenantRecord(json: unknown, query: TenantQuery, config: Con
   // Its share of the shared spool is the operator's to give.
   if (raw.delivery.spool !== undefined) issues.push({ path: ['delivery', 'spool'], message: 'is only for tenants in the config files' });
   if (raw.upstream) checkUpstream(raw.upstream, ['upstream'], issues);
+  checkTenant(raw, [], issues, { platformKey: config.dkim.privateKey !== undefined, hostPolicy });
   if (config.directory.byId(raw.id)) issues.push({ path: ['id'], message: `"${raw.id}" is a tenant of the config files` });
   // What a record claims decides what the relay signs and sends as for it: never a key the files claim.
   raw.match.addresses.forEach((a, i) => {
@@ -42,7 +43,7 @@ export function parseTenantRecord(json: unknown, query: TenantQuery, config: Con
     const domain = d.startsWith('*.') ? d.slice(2) : d;
     if (config.directory.byDomain(domain) || (d.startsWith('*.') && yamlClaimsUnder(config, domain))) issues.push({ path: ['match', 'domains', i], message: 'is claimed by a tenant of the config files' });
   });
-  const tenant = buildTenant(raw, [], issues, { platformKey: config.dkim.privateKey, sharedKey: config.limits.redis?.signingKey, hostPolicy });
+  const tenant = buildTenant(raw, [], issues, { sharedKey: config.limits.redis?.signingKey, hostPolicy });
   if (issues.length === 0 && !claims(tenant, query)) issues.push({ path: ['match'], message: `does not claim the ${query.by} that was looked up` });
   // Its From must be one it claims: else a record could have its mail signed and shown as anyone.
   if (tenant.identity.from !== undefined && !claimsAddress(tenant, tenant.identity.from)) {
@@ -82,6 +83,7 @@ export function parseUpstreamRecord(json: unknown, name: string, hostPolicy: Ups
   if (raw.kind === 'maildir') issues.push({ path: ['kind'], message: 'maildir is only for upstreams in the config files' });
   if (raw.kind === 'smtp' && (raw.ca !== undefined || (raw.auth?.kind === 'oauth2' && raw.auth.ca !== undefined))) issues.push({ path: ['ca'], message: 'is a local file path, only for the config files' });
   checkUpstream(raw, [], issues);
+  checkUpstreamPort(raw, hostPolicy, ['port'], issues);
   const upstream = issues.length === 0 ? buildTenantUpstream(raw, name, issues, hostPolicy) : undefined;
   if (issues.length > 0 || !upstream || upstream.kind !== 'smtp') return { ok: false, problems: issues.map((i) => `${i.path.join('.') || '(upstream)'}: ${i.message}`) };
   return { ok: true, upstream };

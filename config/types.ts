@@ -1,6 +1,7 @@
 // The validated, frozen configuration the relay runs on. Nothing outside config/ sees raw YAML.
+import type { BareLineEndings, DeliveryEventType, DeliveryMode, DkimFailurePolicy, Identifier, IdentityConflict, OpsScope, SendAsPolicy, TlsMode } from './vocabulary.js';
 
-export type TlsMode = 'implicit' | 'starttls' | 'none';
+export type { BareLineEndings, DeliveryEventType, DeliveryMode, DkimFailurePolicy, Identifier, IdentityConflict, OAuth2Provider, OpsScope, SendAsPolicy, TlsMode } from './vocabulary.js';
 
 export interface UpstreamHostPolicy {
   readonly denySpecialAddresses: boolean;
@@ -26,8 +27,6 @@ export type UpstreamAuth =
   | { readonly kind: 'password'; readonly user: string; readonly pass: string; readonly id: string }
   /** XOAUTH2 as `user` (the mailbox), with an access token from `grant`. */
   | { readonly kind: 'oauth2'; readonly user: string; readonly grant: TokenGrant; readonly id: string };
-
-export type OAuth2Provider = 'microsoft' | 'google' | 'client-credentials';
 
 /** Where and how the relay gets an access token, unattended. */
 export type TokenGrant = {
@@ -122,7 +121,6 @@ export interface MessagePolicy {
   readonly removeHeaders: readonly string[];
 }
 
-export type DkimFailurePolicy = 'send-unsigned' | 'tempfail' | 'reject';
 
 export interface Tenant {
   readonly id: string;
@@ -149,9 +147,7 @@ export interface Tenant {
   readonly webhook?: WebhookSettings;
 }
 
-export type DeliveryMode = 'queue' | 'passthrough';
 
-export type DeliveryEventType = 'accepted' | 'held' | 'delivered' | 'deferred' | 'bounced' | 'expired';
 
 /** A platform endpoint that receives delivery events, signed the Standard Webhooks way. */
 export interface WebhookSettings {
@@ -203,7 +199,7 @@ export interface InboundUser {
 export interface Listener {
   readonly host: string;
   readonly port: number;
-  readonly tls: 'none' | 'starttls' | 'implicit';
+  readonly tls: TlsMode;
   /** Absolute paths of the PEM certificate chain and key; present when tls is not none. */
   readonly cert?: string;
   readonly key?: string;
@@ -212,9 +208,9 @@ export interface Listener {
 export interface InboundPolicy {
   readonly allowUnauthenticatedFrom: readonly string[];
   readonly users: ReadonlyMap<string, InboundUser>;
-  readonly tenantUsersSendAs: 'own-senders' | 'any-sender';
+  readonly tenantUsersSendAs: SendAsPolicy;
   readonly checkHeaderFrom: boolean;
-  readonly bareLineEndings: 'reject' | 'normalize';
+  readonly bareLineEndings: BareLineEndings;
   readonly maxRecipients: number;
   readonly maxConnections: number;
   /** Connections from one address outside allowUnauthenticatedFrom. */
@@ -232,7 +228,6 @@ export interface InboundPolicy {
   readonly authFailureDelayMs: number;
 }
 
-export type Identifier = 'auth' | 'address' | 'domain';
 
 export interface DomainMatch {
   readonly tenant: Tenant;
@@ -252,7 +247,6 @@ export interface TenantIndex extends TenantFinder {
   byId(id: string): Tenant | undefined;
 }
 
-export type OpsScope = 'metrics' | 'send-test' | 'preflight' | 'trace' | 'drain';
 
 export interface OpsToken {
   readonly token: string;
@@ -289,7 +283,7 @@ export interface Config {
   readonly inbound: InboundPolicy;
   readonly identification: {
     readonly order: readonly Identifier[];
-    readonly conflict: 'refuse' | 'prefer-auth';
+    readonly conflict: IdentityConflict;
   };
   readonly smarthost: Upstream;
   readonly upstreamHosts: UpstreamHostPolicy;

@@ -1,14 +1,18 @@
 // Rules that span more than one key: the schema checks each value, these check the file as a whole.
 import { asciiDomain, normalizeAddress } from './directory.js';
 import { isHttpsOrLoopback, parseCidr } from './networks.js';
-import type { RawConfig, RawUpstream } from './schema.js';
+import { ownsDomain } from './ownership.js';
+import type { RawConfig, RawTenant, RawUpstream } from './schema.js';
+import type { UpstreamHostPolicy } from './types.js';
+import { DEFAULT_UPSTREAM_PORT } from './vocabulary.js';
 
 export interface PathIssue {
   readonly path: readonly (string | number)[];
   readonly message: string;
 }
 
-export function crossCheck(raw: RawConfig): PathIssue[] {
+/** `firstFileTenant`: the index of the first tenant that came from a tenant file (the rest follow it). */
+export function crossCheck(raw: RawConfig, firstFileTenant = raw.tenants.length): PathIssue[] {
   const issues: PathIssue[] = [];
   const claim = claimTracker(issues);
 
@@ -35,7 +39,20 @@ export function crossCheck(raw: RawConfig): PathIssue[] {
     // Port 0 is "any free port": two of those never collide.
     if (l.port !== 0 && listeners.has(key)) issues.push({ path: ['listen', i], message: `${key} is listed twice` });
     listeners.add(key);
+    if (l.tls !== 'none' && (l.cert === undefined || l.key === undefined)) {
+      issues.push({ path: ['listen', i, l.cert === undefined ? 'cert' : 'key'], message: `is required with tls: ${l.tls}` });
+    }
   });
+  checkOps(raw.ops, issues);
+  if (raw.delivery.retry.maxSeconds < raw.delivery.retry.minSeconds) issues.push({ path: ['delivery', 'retry', 'maxSeconds'], message: 'must not be less than minSeconds' });
+  if (raw.tenantSource) {
+    // The token and tenants' upstream passwords cross this connection: cleartext only on this machine.
+    if (!isHttpsOrLoopback(raw.tenantSource.url)) issues.push({ path: ['tenantSource', 'url'], message: 'must be https:// (plain http only to a loopback address: tenant credentials travel over it)' });
+    if (raw.tenantSource.invalidationChannel !== undefined && !raw.limits.store?.redis) {
+      issues.push({ path: ['tenantSource', 'invalidationChannel'], message: 'needs limits.store.redis, the Redis it is published on' });
+    }
+  }
+  if (raw.events.webhook) checkWebhook(raw.events.webhook, ['events', 'webhook'], issues);
 
   checkUpstream(raw.smarthost, ['smarthost'], issues);
   const ids = new Set<string>();
@@ -55,6 +72,7 @@ export function crossCheck(raw: RawConfig): PathIssue[] {
       claim('domain', d.startsWith('*.') ? `*.${asciiDomain(d.slice(2))}` : asciiDomain(d), t.id, () => at('match', 'domains', j));
     });
     if (t.upstream) checkUpstream(t.upstream, at('upstream'), issues);
+    checkTenant(t, ['tenants', i], issues, { platformKey: raw.dkim.privateKey !== undefined, ...(i >= firstFileTenant ? { hostPolicy: raw.tenantFileUpstreamHosts } : {}) });
   });
   // A tenant's From is what its mail is signed and seen as: never an address another tenant owns.
   raw.tenants.forEach((t, i) => {
@@ -127,4 +145,51 @@ export function checkUpstream(u: RawUpstream, at: (string | number)[], issues: P
       message: 'credentials would travel in cleartext with tls: none; use starttls or implicit, or set allowInsecureAuth: true',
     });
   }
+}
+
+function checkOps(o: RawConfig['ops'], issues: PathIssue[]): void {
+  o.tokens.forEach((t, i) => {
+    // What a tenant's own staff may see: its traced mail. Metrics, preflight and drain are the platform's.
+    if (t.tenant !== undefined && t.scopes.some((s) => s !== 'trace')) issues.push({ path: ['ops', 'tokens', i, 'scopes'], message: 'a token with tenant may only have the trace scope' });
+  });
+  const tokens = [...(o.token !== undefined ? [o.token] : []), ...o.tokens.map((t) => t.token)];
+  if (new Set(tokens).size !== tokens.length) issues.push({ path: ['ops', 'tokens'], message: 'the same token is listed twice' });
+}
+
+/** What a tenant is checked against besides its own keys. */
+export interface TenantRules {
+  /** The platform has a DKIM key a tenant's selector could sign with. */
+  readonly platformKey: boolean;
+  /** A tenant whose side typed its upstream in (tenant files, platform records): the ports it may name. */
+  readonly hostPolicy?: UpstreamHostPolicy;
+}
+
+/** The rules of one tenant, from the config files or from a platform record. */
+export function checkTenant(t: RawTenant, at: readonly (string | number)[], issues: PathIssue[], rules: TenantRules): void {
+  if (t.upstream && rules.hostPolicy) checkUpstreamPort(t.upstream, rules.hostPolicy, [...at, 'upstream', 'port'], issues);
+  if (!t.dkim.disablePlatformDkim && t.dkim.selector !== undefined && t.dkim.privateKey === undefined && !rules.platformKey) {
+    issues.push({ path: [...at, 'dkim', 'selector'], message: 'there is no key to sign with: set privateKey here or under the top-level dkim' });
+  }
+  if (t.identity.rewriteEnvelopeSender && t.identity.from === undefined) {
+    issues.push({ path: [...at, 'identity', 'rewriteEnvelopeSender'], message: 'needs identity.from, the address to send as' });
+  }
+  if (t.events?.webhook) checkWebhook(t.events.webhook, [...at, 'events', 'webhook'], issues);
+  // A signature vouches for its d= domain: a tenant signs as a domain it owns, nobody else's.
+  if (t.dkim.signingDomain !== undefined && !ownsDomain(t, t.dkim.signingDomain)) {
+    issues.push({ path: [...at, 'dkim', 'signingDomain'], message: `"${t.dkim.signingDomain}" is not a domain of this tenant (its match.domains, the domain of a match.addresses entry or of identity.from)` });
+  }
+}
+
+/** A tenant's side may name only the ports its host policy allows (mail's, unless widened). */
+export function checkUpstreamPort(u: RawUpstream, policy: UpstreamHostPolicy, at: readonly (string | number)[], issues: PathIssue[]): void {
+  if (u.kind !== 'smtp') return;
+  const port = u.port ?? DEFAULT_UPSTREAM_PORT[u.tls];
+  if (policy.ports.length > 0 && !policy.ports.includes(port)) issues.push({ path: at, message: `${port} is not a port the upstream host policy allows (${policy.ports.join(', ')})` });
+}
+
+function checkWebhook(w: NonNullable<RawConfig['events']['webhook']>, at: readonly (string | number)[], issues: PathIssue[]): void {
+  // Events name tenants, senders and recipients: cleartext only on this machine.
+  if (!isHttpsOrLoopback(w.url)) issues.push({ path: [...at, 'url'], message: 'must be https:// (plain http only to a loopback address)' });
+  const key = Buffer.from(w.secret.slice('whsec_'.length), 'base64');
+  if (key.length < 24 || key.length > 64) issues.push({ path: [...at, 'secret'], message: `is ${key.length} bytes after whsec_; Standard Webhooks keys are 24 to 64 random bytes (echo whsec_$(openssl rand -base64 32))` });
 }

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { fairDrops, Outbox } from '../relay/reporting/outbox.js';
+import { fairDrops } from '../relay/reporting/fair-drops.js';
+import { Outbox } from '../relay/reporting/outbox.js';
 
 const fresh = (t: Test) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-outbox-'));

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { SpoolLayout } from '../queue/spool-layout.js';
-import { outboxState, replayDeadLetters } from '../reporting/outbox.js';
+import { outboxState, replayDeadLetters } from '../reporting/outbox-files.js';
 import { loadFrom } from './config-file.js';
 import type { CommandIo } from './io.js';
 

@@ -8,18 +8,18 @@ import type { DeliveryEdge } from '../delivery/deliver.js';
 import type { Outcomes } from '../observe/outcomes.js';
 import type { Logger } from '../log.js';
 import { ThrottledLog } from '../ops/throttled-log.js';
-import { routeOf, upstreamForAttempt } from '../routing/route.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
-import { tenantOfQueued } from '../tenancy/queued-tenant.js';
-import { type Budget, budgetsFor } from '../limits/budgets.js';
 import type { Limiter } from '../limits/limiter.js';
-import { Replies } from '../errors.js';
-import { type AttemptTarget, attemptDelivery, HELD } from './attempt.js';
+import { attemptDelivery } from './attempt.js';
 import { budgetInWords, Holds } from './holds.js';
 import { DueTimes } from './due-times.js';
 import { factsOf, pendingRecipients, type QueuedMessage } from './entry.js';
+import { FreshBodies } from './fresh-bodies.js';
+import { Fifo } from './fifo.js';
+import { type BudgetHold, holdUntil, type Placement, placementOf, slotsOf } from './placement.js';
 import type { QueueRequests } from './requests.js';
 import type { Spool } from './spool.js';
+import { TenantUsage, type Usage } from './tenant-usage.js';
 
 export interface SchedulerDeps {
   readonly spool: Spool;
@@ -36,18 +36,8 @@ export interface SchedulerDeps {
   readonly random?: () => number;
 }
 
-/** Memory for messages awaiting their first attempt; past it, attempts read the spool. */
-const IN_MEMORY_BUDGET_BYTES = 32 * 1024 * 1024;
-
-/** How long queued mail of a platform tenant waits for the platform's answer before it is looked at again. */
-const PLATFORM_WAIT_MS = 1000;
-
 /** A message held for long is told about again this often, not at every look. */
 const TELL_HELD_EVERY_MS = 3_600_000;
-
-/** Bounds on one hold of a message over its budget (see holdUntil). */
-const MIN_HOLD_MS = 250;
-const MAX_HOLD_MS = 60_000;
 
 /** An attempt that failed inside the relay (the spool, say) left the state as it was: tried again this soon. */
 const AFTER_FAILED_ATTEMPT_MS = 1000;
@@ -61,24 +51,23 @@ export class Scheduler {
   /** When each message not yet due is next due. */
   readonly #due = new DueTimes();
   /** Due messages waiting for a slot, in order, by upstream name. */
-  readonly #lines = new Map<string, Line>();
+  readonly #lines = new Map<string, Fifo>();
   readonly #inLine = new Set<string>();
   readonly #inFlight = new Map<string, Promise<void>>();
   readonly #busyByUpstream = new Map<string, number>();
   /** Budgets known to be spent until then: their mail waits without asking the limiter each time. */
-  readonly #heldUntil = new Map<string, { readonly until: number; readonly reason: string }>();
+  readonly #heldUntil = new Map<string, BudgetHold>();
   /** Messages held by a limit, and why: for queue list, the trace, events and the drain's last word. */
   readonly holds: Holds;
   /** When each held message's hold was last told (a long hold is told again once an hour, not each look). */
   readonly #told = new Map<string, number>();
-  /** Messages and bytes waiting, by tenant id ('' for mail of no tenant): what spool quotas count. */
-  readonly #usage = new Map<string, { messages: number; bytes: number }>();
+  /** Messages and bytes waiting, by tenant: what spool quotas count. */
+  readonly #usage = new TenantUsage();
   #timers: NodeJS.Timeout[] = [];
   #stopped = false;
   #kicked = false;
   /** Bytes of messages accepted moments ago, for their first attempt (see add()). */
-  readonly #bodies = new Map<string, Buffer>();
-  #bodyBytes = 0;
+  readonly #bodies = new FreshBodies();
 
   constructor(deps: SchedulerDeps) {
     this.#deps = deps;
@@ -114,10 +103,7 @@ export class Scheduler {
    */
   add(entry: QueuedMessage, bytes?: Buffer): void {
     this.#schedule(entry);
-    if (bytes && this.#bodyBytes + bytes.length <= IN_MEMORY_BUDGET_BYTES) {
-      this.#bodies.set(entry.id, bytes);
-      this.#bodyBytes += bytes.length;
-    }
+    if (bytes) this.#bodies.keep(entry.id, bytes);
     this.#kick();
   }
 
@@ -218,35 +204,26 @@ export class Scheduler {
   }
 
   /** The mail a tenant (null: no tenant) has waiting in this process's spool. */
-  usageOf(tenant: string | null): { readonly messages: number; readonly bytes: number } {
-    return this.#usage.get(tenant ?? '') ?? { messages: 0, bytes: 0 };
+  usageOf(tenant: string | null): Usage {
+    return this.#usage.of(tenant);
   }
 
   #schedule(entry: QueuedMessage): void {
-    if (!this.#entries.has(entry.id)) this.#count(entry, 1);
+    if (!this.#entries.has(entry.id)) this.#usage.count(entry, 1);
     this.#entries.set(entry.id, entry);
     this.#inLine.delete(entry.id);
     this.#due.set(entry.id, entry.nextAttemptAt);
   }
 
-  #count(entry: QueuedMessage, sign: 1 | -1): void {
-    const key = entry.tenant ?? '';
-    const u = this.#usage.get(key) ?? { messages: 0, bytes: 0 };
-    u.messages += sign;
-    u.bytes += sign * entry.size;
-    if (u.messages <= 0) this.#usage.delete(key);
-    else this.#usage.set(key, u);
-  }
-
   #forget(id: string): void {
     const entry = this.#entries.get(id);
-    if (entry) this.#count(entry, -1);
+    if (entry) this.#usage.count(entry, -1);
     this.holds.clear(id);
     this.#told.delete(id);
     this.#entries.delete(id);
     this.#due.delete(id);
     this.#inLine.delete(id);
-    this.#takeBody(id);
+    this.#bodies.take(id);
   }
 
   /** A due message joins its upstream's line, or is due again later (its tenant over its rate, or unknown yet). */
@@ -257,30 +234,18 @@ export class Scheduler {
     if (where.kind === 'later') return this.#due.set(id, where.at);
     let line = this.#lines.get(where.line);
     if (!line) {
-      line = new Line();
+      line = new Fifo();
       this.#lines.set(where.line, line);
     }
     line.push(id);
     this.#inLine.add(id);
   }
 
-  /** Where a due message goes now: the line of the upstream routing picks for this attempt, or later. */
-  #placeOf(entry: QueuedMessage, config: Config, now: number): Place {
-    const found = tenantOfQueued(entry.tenant, config, this.#deps.platform?.());
-    // Its tenant's record is being looked up: not sent through another upstream meanwhile.
-    if (found.kind === 'wait') return { kind: 'later', at: now + PLATFORM_WAIT_MS };
-    // Its tenant is gone: the attempt records why it is held (and expires it in time), and sends nothing.
-    if (found.kind === 'gone') return { kind: 'line', line: HELD, target: { kind: 'hold', reply: Replies.tenantGone(found.id) }, budgets: [] };
-    const tenant = found.kind === 'tenant' ? found.tenant : undefined;
-    const upstream = upstreamForAttempt(routeOf(tenant, config), entry.firstTempFailureAt, now);
-    const budgets = budgetsFor(tenant, upstream);
-    // A budget spent moments ago: its mail waits its turn instead of being refused (smoothing).
-    const held = budgets.map((b) => this.#heldUntil.get(b.key)).reduce<{ until: number; reason: string } | undefined>((a, h) => (h && (!a || h.until > a.until) ? h : a), undefined);
-    if (held && held.until > now) {
-      this.#hold(entry, held.reason, held.until, now);
-      return { kind: 'later', at: held.until };
-    }
-    return { kind: 'line', line: upstream.name, target: { kind: 'deliver', upstream }, budgets };
+  /** Where a due message goes now (placement.ts); a message a spent budget holds is recorded as held. */
+  #placeOf(entry: QueuedMessage, config: Config, now: number): Placement {
+    const where = placementOf(entry, config, now, this.#deps.platform?.(), this.#heldUntil);
+    if (where.kind === 'later' && where.heldBy !== undefined) this.#hold(entry, where.heldBy, where.at, now);
+    return where;
   }
 
   /** Records why a message waits; it is news when the hold is new, its reason changed, or an hour on. */
@@ -292,7 +257,7 @@ export class Scheduler {
     this.#deps.outcomes.emit('held', { message: factsOf(entry), at: now, recipients: pendingRecipients(entry), reason, until, news });
   }
 
-  #start(entry: QueuedMessage, { line, target, budgets }: Extract<Place, { kind: 'line' }>, config: Config, now: number): Promise<void> {
+  #start(entry: QueuedMessage, { line, target, budgets }: Extract<Placement, { kind: 'line' }>, config: Config, now: number): Promise<void> {
     const { id } = entry;
     // Claimed before any await: two overlapping rounds must never start the same message twice.
     this.#busyByUpstream.set(line, (this.#busyByUpstream.get(line) ?? 0) + 1);
@@ -309,7 +274,7 @@ export class Scheduler {
       }
       this.holds.clear(id);
       // Only what the upstream took counts against the budgets; an attempt that failed outright took nothing.
-      const outcome = await attemptDelivery(entry, target, this.#takeBody(id), config, now, deps).catch((err: unknown) => {
+      const outcome = await attemptDelivery(entry, target, this.#bodies.take(id), config, now, deps).catch((err: unknown) => {
         reserved.settle(0);
         throw err;
       });
@@ -334,15 +299,6 @@ export class Scheduler {
     return attempt;
   }
 
-  #takeBody(id: string): Buffer | undefined {
-    const bytes = this.#bodies.get(id);
-    if (bytes) {
-      this.#bodies.delete(id);
-      this.#bodyBytes -= bytes.length;
-    }
-    return bytes;
-  }
-
   /** One round soon: many messages accepted or finished in the same turn share it. */
   #kick(): void {
     if (this.#kicked || this.#timers.length === 0 || this.#stopped) return;
@@ -352,48 +308,4 @@ export class Scheduler {
       void this.runDue();
     });
   }
-}
-
-/**
- * How long a message over a budget waits before asking again: until the limiter's answer, but never
- * less than a moment (an answer at or before now would be asked again at once, for ever) and never more
- * than a minute, so a hold that came from a bad value in a shared store ends soon after it is fixed.
- */
-function holdUntil(retryAt: number, now: number): number {
-  const at = Number.isFinite(retryAt) ? retryAt : now + MAX_HOLD_MS;
-  return Math.min(Math.max(at, now + MIN_HOLD_MS), now + MAX_HOLD_MS);
-}
-
-/** Where a due message goes: the line of the upstream it is sent to (or of held mail), or later. */
-type Place = { readonly kind: 'line'; readonly line: string; readonly target: AttemptTarget; readonly budgets: readonly Budget[] } | { readonly kind: 'later'; readonly at: number };
-
-/** A first-in, first-out line of message ids (shift is O(1), unlike an array's on a long line). */
-class Line {
-  #items: string[] = [];
-  #head = 0;
-
-  get length(): number {
-    return this.#items.length - this.#head;
-  }
-
-  push(id: string): void {
-    this.#items.push(id);
-  }
-
-  peek(): string | undefined {
-    return this.#items[this.#head];
-  }
-
-  shift(): void {
-    this.#head++;
-    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#head = 0;
-    }
-  }
-}
-
-function slotsOf(target: AttemptTarget): number {
-  if (target.kind === 'hold') return Number.POSITIVE_INFINITY;
-  return target.upstream.kind === 'smtp' ? target.upstream.maxConnections : 1;
 }

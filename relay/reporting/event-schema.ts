@@ -2,7 +2,7 @@
 // relay/reporting/delivery-events.schema.json is this, committed for the platform's side;
 // test/delivery-events.test.ts checks that file against this one and real events against both.
 import { z } from 'zod';
-import { DELIVERY_EVENT_TYPES } from '../../config/schema.js';
+import { DELIVERY_EVENT_TYPES, DELIVERY_MODES } from '../../config/vocabulary.js';
 
 const iso = z.iso.datetime();
 
@@ -14,7 +14,7 @@ export const deliveryEventSchema = z
     queueId: z.string().min(1).describe("The relay's id for the message, as in its 250 reply (\"queued as ...\") and its logs"),
     messageId: z.string().nullable().describe("The Message-ID header's value, or null"),
     tenant: z.string().nullable().describe('The tenant, or null for mail of no tenant (the global smarthost)'),
-    mode: z.enum(['queue', 'passthrough']),
+    mode: z.enum(DELIVERY_MODES),
     from: z.string().describe("The envelope sender as it went out ('' for the null sender)"),
     recipient: z.string().min(1),
     upstream: z.string().nullable().describe('The upstream of the attempt (a tenant id or "smarthost"); null for accepted'),

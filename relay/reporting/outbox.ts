@@ -7,23 +7,17 @@
 // the most of the backlog (so one chatty tenant loses its own, not everyone's), down to 90 % of the cap.
 // Events the webhook refused for good are dead-lettered (dead.jsonl, kept, counted); a replay file the
 // command leaves (replay-*.jsonl) is appended back by the sender.
-import { closeSync, fdatasync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { closeSync, fdatasync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../private-files.js';
+import { fairDrops, tenantOf } from './fair-drops.js';
+import { type Cursor, countLines, DEAD, readAt, readCursor, scanSegment, segmentName, segmentsIn, writeCursor } from './outbox-files.js';
 
 interface Segment {
   readonly seq: number;
   /** Complete lines in the file. */
   lines: number;
   bytes: number;
-}
-
-/** Where reading resumes: a segment, a byte offset in it, and how many of its lines lie before that. */
-interface Cursor {
-  readonly seq: number;
-  readonly offset: number;
-  readonly line: number;
 }
 
 export interface Batch {
@@ -39,7 +33,6 @@ export interface Batch {
 
 const SEGMENT_MAX_BYTES = 4 * 1024 * 1024;
 const READ_CHUNK = 1024 * 1024;
-const name = (seq: number) => `${String(seq).padStart(12, '0')}.jsonl`;
 
 export class Outbox {
   readonly dir: string;
@@ -59,12 +52,8 @@ export class Outbox {
     this.#maxBacklog = maxBacklog;
     this.#segmentLines = Math.max(1, Math.min(1000, Math.ceil(maxBacklog / 10)));
     mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR });
-    this.#cursor = this.#readCursor();
-    const seqs = readdirSync(dir)
-      .map((f) => /^(\d{12})\.jsonl$/.exec(f)?.[1])
-      .filter((s): s is string => s !== undefined)
-      .map(Number)
-      .sort((a, b) => a - b);
+    this.#cursor = readCursor(dir);
+    const seqs = segmentsIn(dir);
     for (const seq of seqs) {
       if (seq < this.#cursor.seq) {
         rmSync(this.#file(seq), { force: true });
@@ -270,142 +259,20 @@ export class Outbox {
     rmSync(this.#file(first.seq), { force: true });
   }
 
-  /** A segment's complete lines; the last one's torn tail (a write cut by a crash) is cut off. */
   #scan(seq: number, last: boolean): Segment {
     const file = this.#file(seq);
-    const bytes = readFileSync(file);
-    const end = bytes.lastIndexOf(10) + 1;
-    if (end < bytes.length) {
-      const fd = openSync(file, 'r+');
-      ftruncateSync(fd, end);
-      closeSync(fd);
-    }
-    let lines = 0;
-    for (let i = bytes.indexOf(10); i !== -1 && i < end; i = bytes.indexOf(10, i + 1)) lines++;
+    const segment = { seq, ...scanSegment(file) };
     if (last) this.#fd = openSync(file, 'a', PRIVATE_FILE);
-    return { seq, lines, bytes: end };
+    return segment;
   }
 
-  #readCursor(): Cursor {
-    try {
-      const c = JSON.parse(readFileSync(path.join(this.dir, 'cursor'), 'utf8')) as Cursor;
-      if ([c.seq, c.offset, c.line].every((n) => Number.isInteger(n) && n >= 0)) return c;
-    } catch {
-      // None yet, or unreadable: from the oldest segment (sending some twice beats losing them).
-    }
-    return { seq: 0, offset: 0, line: 0 };
-  }
-
-  // Not fsynced: after a machine crash an older cursor sends some events twice, never loses one.
   #writeCursor(): void {
-    const file = path.join(this.dir, 'cursor');
-    writeFileSync(`${file}.new`, JSON.stringify(this.#cursor), { mode: PRIVATE_FILE });
-    renameSync(`${file}.new`, file);
+    writeCursor(this.dir, this.#cursor);
   }
 
   #file(seq: number): string {
-    return path.join(this.dir, name(seq));
+    return path.join(this.dir, segmentName(seq));
   }
-}
-
-async function readAt(file: string, offset: number, length: number): Promise<Buffer> {
-  const handle = await open(file, 'r');
-  try {
-    const buffer = Buffer.allocUnsafe(length);
-    const { bytesRead } = await handle.read(buffer, 0, length, offset);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
-}
-
-const DEAD = 'dead.jsonl';
-
-/**
- * An outbox as the commands see it, read without writing (a live relay owns it): events waiting, and
- * events dead-lettered.
- */
-export function outboxState(dir: string): { readonly backlog: number; readonly deadLettered: number } {
-  let cursor = { seq: 0, line: 0 };
-  try {
-    cursor = JSON.parse(readFileSync(path.join(dir, 'cursor'), 'utf8')) as { seq: number; line: number };
-  } catch {
-    // No cursor: from the oldest segment.
-  }
-  let backlog = 0;
-  for (const f of readdirSync(dir)) {
-    const seq = Number(/^(\d{12})\.jsonl$/.exec(f)?.[1] ?? Number.NaN);
-    if (!(seq >= cursor.seq)) continue;
-    backlog += countLines(path.join(dir, f)) - (seq === cursor.seq ? cursor.line : 0);
-  }
-  return { backlog: Math.max(0, backlog), deadLettered: countLines(path.join(dir, DEAD)) };
-}
-
-/** Hands the dead letters to the sender to send again (it appends them at its next look). Returns how many. */
-export function replayDeadLetters(dir: string, now = Date.now()): number {
-  const dead = path.join(dir, DEAD);
-  const count = countLines(dead);
-  if (count > 0) renameSync(dead, path.join(dir, `replay-${now}.jsonl`));
-  return count;
-}
-
-function countLines(file: string): number {
-  try {
-    const bytes = readFileSync(file);
-    let n = 0;
-    for (let i = bytes.indexOf(10); i !== -1; i = bytes.indexOf(10, i + 1)) n++;
-    return n;
-  } catch {
-    return 0;
-  }
-}
-
-/** The tenant an event is about ("" for mail of no tenant), or undefined for a line that is not an event. */
-function tenantOf(text: string): string | undefined {
-  try {
-    const value = JSON.parse(text) as { tenant?: unknown };
-    return value && typeof value === 'object' ? (typeof value.tenant === 'string' ? value.tenant : '') : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * How many events each tenant gives up so that `count` go in all: always from the tenant holding the most
- * (water-filling), so the backlog's largest holders are cut down to the others' level first.
- */
-export function fairDrops(tenants: readonly string[], count: number): Map<string, number> {
-  const held = new Map<string, number>();
-  for (const t of tenants) held.set(t, (held.get(t) ?? 0) + 1);
-  const drops = new Map<string, number>();
-  if (count <= 0) return drops;
-  const sorted = [...held].sort((a, b) => b[1] - a[1]);
-  let left = Math.min(count, tenants.length);
-  // Lower the level step by step: every tenant above the next level down gives up what is above it.
-  for (let i = 0; i < sorted.length && left > 0; i++) {
-    const level = sorted[i + 1]?.[1] ?? 0;
-    const above = sorted.slice(0, i + 1);
-    const room = above.reduce((n, [, c]) => n + (c - level), 0);
-    if (room < left) {
-      for (const entry of above) entry[1] = level;
-      left -= room;
-      continue;
-    }
-    // The last step: take what is left evenly from those above, the largest first for the remainder.
-    const each = Math.floor(left / above.length);
-    let extra = left - each * above.length;
-    for (const entry of above) {
-      const from = entry[1];
-      entry[1] = Math.max(level, from - each - (extra > 0 ? 1 : 0));
-      if (extra > 0) extra--;
-    }
-    left = 0;
-  }
-  for (const [tenant, now] of sorted) {
-    const gone = (held.get(tenant) ?? 0) - now;
-    if (gone > 0) drops.set(tenant, gone);
-  }
-  return drops;
 }
 
 function isJsonObject(text: string): boolean {
