@@ -1,16 +1,16 @@
 // Turns the checked raw values into the frozen snapshot: defaults that depend on other keys, files read,
 // keys parsed, indexes built. The rules between keys are validate.ts's; the only problems found here are
 // in what is read or parsed (an unreadable CA file, a private key that is not one), added by key path.
-import { createHash, createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
-import fs from 'node:fs';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import path from 'node:path';
+import { deepFreeze, readCa } from './build-parts.js';
+import { buildUpstream } from './build-upstream.js';
 import { usableCores } from './cores.js';
-import { DEFAULT_UPSTREAM_PORT, OPS_SCOPES } from './vocabulary.js';
-import { credentialId } from './credentials.js';
+import { OPS_SCOPES } from './vocabulary.js';
 import { asciiDomain, TenantDirectory } from './directory.js';
 import { isLoopbackHost } from './networks.js';
 import type { RawConfig, RawTenant, RawTenantSource, RawUpstream } from './schema.js';
-import type { Config, DeliveryPolicy, DkimPrivateKey, InboundUser, OpsToken, Tenant, TenantSourceSettings, TokenGrant, Upstream, UpstreamAuth, UpstreamHostPolicy } from './types.js';
+import type { Config, DeliveryPolicy, DkimPrivateKey, InboundUser, OpsToken, Tenant, TenantSourceSettings, Upstream, UpstreamHostPolicy } from './types.js';
 import type { PathIssue } from './validate.js';
 
 /** `firstFileTenant`: the index of the first tenant that came from a tenant file (the rest follow it). */
@@ -182,123 +182,6 @@ function buildDelivery(d: RawConfig['delivery']): DeliveryPolicy {
   });
 }
 
-function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'platform', at: (string | number)[], problems: PathIssue[], sharedKey: string | undefined): Upstream {
-  if (u.kind === 'maildir') {
-    // Relative paths are relative to the working directory, like every other path the relay is given.
-    return Object.freeze({ kind: 'maildir', name, path: path.resolve(u.path ?? path.join('var', 'mail', name)) });
-  }
-  const ca = readCa(u.ca, [...at, 'ca'], problems);
-  return deepFreeze({
-    kind: 'smtp',
-    owner,
-    name,
-    host: u.host,
-    port: u.port ?? DEFAULT_UPSTREAM_PORT[u.tls],
-    tls: u.tls,
-    ...authOf(u, name, [...at, 'auth'], problems, sharedKey),
-    ...(u.limits ? { limits: u.limits } : {}),
-    ...(ca !== undefined ? { ca } : {}),
-    ...(u.servername !== undefined ? { servername: u.servername } : {}),
-    allowInsecureAuth: u.allowInsecureAuth,
-    timeoutMs: Math.round(u.timeoutSeconds * 1000),
-    connectTimeoutMs: Math.round(u.connectTimeoutSeconds * 1000),
-    maxConnections: u.maxConnections,
-  });
-}
-
-const DEFAULT_TOKEN_URL = {
-  microsoft: (tenantId: string) => `https://login.microsoftonline.com/${encodeURIComponent(tenantId)}/oauth2/v2.0/token`,
-  google: () => 'https://oauth2.googleapis.com/token',
-} as const;
-
-/** The upstream's login: the flat username/password keys, or `auth` (a password, or an OAuth2 grant). */
-function authOf(u: Extract<RawUpstream, { kind: 'smtp' }>, name: string, at: (string | number)[], problems: PathIssue[], sharedKey: string | undefined): { auth?: UpstreamAuth } {
-  const password = (user: string, pass: string): { auth: UpstreamAuth } => ({ auth: { kind: 'password', user, pass, id: credentialId(sharedKey, 'password', user, pass) } });
-  if (u.username !== undefined && u.password !== undefined) return password(u.username, u.password);
-  const a = u.auth;
-  if (!a) return {};
-  if (a.kind === 'password') return password(a.username, a.password);
-  const ca = readCa(a.ca, [...at, 'ca'], problems);
-  const common = { ...(a.scope !== undefined ? { scope: a.scope } : {}), ...(ca !== undefined ? { ca } : {}), tokenUrlFromTenant: a.tokenUrl !== undefined };
-  // A token belongs to the grant that obtained it: everything that makes the grant, the secret material
-  // (as an HMAC) and the owning tenant included. Two tenants typing the same public facts never share one.
-  const grantKey = (tenant: string, client: string, ...secret: string[]) => {
-    const id = credentialId(sharedKey, a.provider, tenant, client, ...secret);
-    return { id, cacheKey: [a.provider, tenant, client, a.scope ?? '', a.mailbox, a.tokenUrl ?? '', id, name].join('|') };
-  };
-  switch (a.provider) {
-    case 'microsoft': {
-      const tokenUrl = a.tokenUrl ?? DEFAULT_TOKEN_URL.microsoft(a.tenantId);
-      let credential: Extract<TokenGrant, { provider: 'microsoft' }>['credential'] | undefined;
-      if (a.clientSecret !== undefined) credential = { kind: 'secret', secret: a.clientSecret };
-      else if (a.certificate !== undefined && a.privateKey !== undefined) {
-        const thumbprint = certificateThumbprint(a.certificate, a.privateKey, at, problems);
-        if (thumbprint) credential = { kind: 'certificate', thumbprint, privateKey: a.privateKey };
-      }
-      if (!credential) return {};
-      const { id, cacheKey } = grantKey(a.tenantId, a.clientId, ...(credential.kind === 'secret' ? [credential.secret] : [credential.privateKey, credential.thumbprint]));
-      return { auth: { kind: 'oauth2', user: a.mailbox, id, grant: { ...common, provider: 'microsoft', tokenUrl, clientId: a.clientId, credential, cacheKey } } };
-    }
-    case 'google': {
-      // Copied out of the JSON key file, the key often keeps its escaped line breaks.
-      const privateKey = a.privateKey.includes('\n') ? a.privateKey : a.privateKey.replaceAll('\\n', '\n');
-      if (!isPrivateKey(privateKey, 'rsa')) {
-        problems.push({ path: [...at, 'privateKey'], message: "is not the service account's RSA private key (the private_key of its JSON key file)" });
-        return {};
-      }
-      const tokenUrl = a.tokenUrl ?? DEFAULT_TOKEN_URL.google();
-      const { id, cacheKey } = grantKey('', a.serviceAccount, privateKey);
-      return { auth: { kind: 'oauth2', user: a.mailbox, id, grant: { ...common, provider: 'google', tokenUrl, serviceAccount: a.serviceAccount, privateKey, subject: a.mailbox, cacheKey } } };
-    }
-    case 'client-credentials': {
-      const { id, cacheKey } = grantKey(a.tokenUrl, a.clientId, a.clientSecret);
-      return { auth: { kind: 'oauth2', user: a.mailbox, id, grant: { ...common, provider: 'client-credentials', tokenUrl: a.tokenUrl, clientId: a.clientId, clientSecret: a.clientSecret, cacheKey } } };
-    }
-  }
-}
-
-/** The x5t of an app's certificate (base64url SHA-1 of its DER), after checking the key belongs to it. */
-function certificateThumbprint(certificate: string, privateKey: string, at: (string | number)[], problems: PathIssue[]): string | undefined {
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(certificate);
-  } catch {
-    problems.push({ path: [...at, 'certificate'], message: 'is not a PEM certificate' });
-    return undefined;
-  }
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(privateKey);
-  } catch {
-    problems.push({ path: [...at, 'privateKey'], message: 'is not a PEM private key' });
-    return undefined;
-  }
-  if (!cert.checkPrivateKey(key)) {
-    problems.push({ path: [...at, 'privateKey'], message: 'does not belong to the certificate' });
-    return undefined;
-  }
-  return createHash('sha1').update(cert.raw).digest('base64url');
-}
-
-function isPrivateKey(pem: string, type: string): boolean {
-  try {
-    return createPrivateKey(pem).asymmetricKeyType === type;
-  } catch {
-    return false;
-  }
-}
-
-/** The PEM text of a private CA file, or a problem at `at` when it cannot be read. */
-function readCa(file: string | undefined, at: (string | number)[], problems: PathIssue[]): string | undefined {
-  if (file === undefined) return undefined;
-  try {
-    return fs.readFileSync(path.resolve(file), 'utf8');
-  } catch (err) {
-    problems.push({ path: at, message: `cannot read CA file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}` });
-    return undefined;
-  }
-}
-
 export function buildKey(raw: { privateKey?: string | undefined; selector?: string | undefined }, at: (string | number)[], problems: PathIssue[]): DkimPrivateKey | undefined {
   if (raw.privateKey === undefined) return undefined;
   const where = [...at, 'privateKey'];
@@ -309,7 +192,6 @@ export function buildKey(raw: { privateKey?: string | undefined; selector?: stri
     problems.push({ path: where, message: 'is not a PEM private key' });
     return undefined;
   }
-  if (raw.selector === undefined) problems.push({ path: [...at, 'selector'], message: 'is required with privateKey' });
   if (key.asymmetricKeyType === 'ed25519') return { pem: raw.privateKey, algorithm: 'ed25519-sha256' };
   if (key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 1024) return { pem: raw.privateKey, algorithm: 'rsa-sha256' };
   problems.push({ path: where, message: 'must be an RSA key of at least 1024 bits (2048 recommended) or an ed25519 key' });
@@ -325,12 +207,4 @@ function withoutKey<T extends { privateKey?: unknown }>(value: T): Omit<T, 'priv
 function normalizeDomainOf(address: string): string {
   const at = address.lastIndexOf('@');
   return `${address.slice(0, at)}@${asciiDomain(address.slice(at + 1))}`;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
 }

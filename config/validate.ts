@@ -44,6 +44,7 @@ export function crossCheck(raw: RawConfig, firstFileTenant = raw.tenants.length)
     }
   });
   checkOps(raw.ops, issues);
+  if (raw.dkim.privateKey !== undefined && raw.dkim.selector === undefined) issues.push({ path: ['dkim', 'selector'], message: 'is required with privateKey' });
   if (raw.delivery.retry.maxSeconds < raw.delivery.retry.minSeconds) issues.push({ path: ['delivery', 'retry', 'maxSeconds'], message: 'must not be less than minSeconds' });
   if (raw.tenantSource) {
     // The token and tenants' upstream passwords cross this connection: cleartext only on this machine.
@@ -167,6 +168,7 @@ export interface TenantRules {
 /** The rules of one tenant, from the config files or from a platform record. */
 export function checkTenant(t: RawTenant, at: readonly (string | number)[], issues: PathIssue[], rules: TenantRules): void {
   if (t.upstream && rules.hostPolicy) checkUpstreamPort(t.upstream, rules.hostPolicy, [...at, 'upstream', 'port'], issues);
+  if (t.dkim.privateKey !== undefined && t.dkim.selector === undefined) issues.push({ path: [...at, 'dkim', 'selector'], message: 'is required with privateKey' });
   if (!t.dkim.disablePlatformDkim && t.dkim.selector !== undefined && t.dkim.privateKey === undefined && !rules.platformKey) {
     issues.push({ path: [...at, 'dkim', 'selector'], message: 'there is no key to sign with: set privateKey here or under the top-level dkim' });
   }

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { SpoolLayout } from '../queue/spool-layout.js';
 import { traceQueryOf } from '../reporting/trace-query.js';
-import { findInTraces, type TracedEvent, type TracedMessage } from '../reporting/trace-store.js';
+import { findInTraces, type TracedEvent, type TracedMessage } from '../reporting/trace-read.js';
 import { loadFrom } from './config-file.js';
 import type { CommandIo } from './io.js';
 

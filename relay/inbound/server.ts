@@ -1,15 +1,12 @@
 // The inbound edge: one SMTP server per listener. Each handler is thin: it checks what the SMTP layer
 // owns (who may send, address syntax, limits), asks tenancy and routing for the decision at MAIL FROM,
 // and at DATA hands the message to the intake of its mode: accept.ts (queue) or passthrough.ts.
-import dns from 'node:dns/promises';
 import { performance } from 'node:perf_hooks';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
-import { isInNetworks, isLoopbackHost, networkList } from '../../config/networks.js';
+import { isInNetworks, isLoopbackHost } from '../../config/networks.js';
 import type { Config, Listener } from '../../config/types.js';
 import type { DeliveryEdge } from '../delivery/deliver.js';
 import { Replies, type SmtpReply, SmtpReplyError } from '../errors.js';
-import { newMessageId } from '../ids.js';
-import { outboundEnvelope } from '../message/envelope.js';
 import type { Logger } from '../log.js';
 import { ThrottledLog } from '../ops/throttled-log.js';
 import { budgetsFor } from '../limits/budgets.js';
@@ -27,9 +24,11 @@ import { isAcceptableAddress } from './addresses.js';
 import { certificateFilesOf, readCertificate } from './certificates.js';
 import { SessionGuards } from './guards.js';
 import { LookupBudgets } from './lookup-budgets.js';
-import type { Transaction } from './intake.js';
+import { endTransaction, msSince, type OpenTransaction, transactionOf } from './open-transaction.js';
 import { forwardInSession } from './passthrough.js';
 import { verifyPassword } from './passwords.js';
+import { reverseLookup } from './reverse-lookup.js';
+import { declaredSize, limitsOf, trustedNetworks } from './session-settings.js';
 import { RelaySmtpServer } from './smtp-server-seams.js';
 import type { Staging } from './staging.js';
 
@@ -70,24 +69,8 @@ export interface InboundServer {
   updateCertificate(material: { key: Buffer; cert: Buffer }): void;
 }
 
-/** The decision made at MAIL FROM, kept until the final dot. */
-interface Pending {
-  readonly config: Config;
-  readonly decision: RouteDecision;
-  /** Pass-through: the message's place in its sending budgets, settled with what was sent. */
-  readonly settle?: (sentRecipients: number) => void;
-  /** Queue mode: the room held on the spool's volume while the message is received. */
-  readonly room?: { readonly release: () => void };
-}
-
-/** A transaction ends (its dot, a new MAIL FROM, RSET, the client gone): what it held is given back. */
-function endPending(p: Pending | undefined, sent = 0): void {
-  p?.settle?.(sent);
-  p?.room?.release();
-}
-
 export function createInboundServer(listener: Listener, deps: InboundDeps): InboundServer {
-  const pending = new WeakMap<SMTPServerSession, Pending>();
+  const pending = new WeakMap<SMTPServerSession, OpenTransaction>();
   const connectedAt = new WeakMap<SMTPServerSession, number>();
   const fail = (reply: SmtpReply) => {
     deps.outcomes.emit('refusal', reply);
@@ -135,7 +118,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
         guards.closed(session);
         lookups.ended(session.id);
         // A transaction that never reached its dot sent nothing.
-        endPending(pending.get(session));
+        endTransaction(pending.get(session));
         pending.delete(session);
         const started = connectedAt.get(session);
         if (started === undefined) return;
@@ -183,7 +166,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
 
       onData(stream: SMTPServerDataStream, session, callback) {
         const dataEnded = guards.dataStarted(session);
-        receive(stream, session)
+        completeData(stream, session)
           .then(
             (reply) => (reply.code === 250 ? callback(null, `${reply.enhanced} ${reply.text}`) : callback(fail(reply))),
             (err) => {
@@ -223,7 +206,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
       return decision.reply;
     }
     // A new MAIL FROM after RSET: the previous transaction sent nothing.
-    endPending(pending.get(session));
+    endTransaction(pending.get(session));
     pending.delete(session);
     if (decision.mode === 'queue') {
       const full = spoolQuotaReached(decision, config);
@@ -251,7 +234,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
   }
 
   /** The final dot: the message goes through the intake of its mode; the reply is what the client hears. */
-  async function receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<SmtpReply> {
+  async function completeData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<SmtpReply> {
     const decided = pending.get(session);
     if (!decided) {
       stream.resume();
@@ -313,76 +296,4 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
     close: (graceMs) => server.closeWithin(graceMs),
     updateCertificate: (material) => server.updateSecureContext(material),
   };
-}
-
-/** The transaction a DATA command completes: id, the snapshot and decision from MAIL FROM, the envelope as it goes out. */
-function transactionOf(session: SMTPServerSession, { config, decision }: Pending): Transaction {
-  const id = newMessageId();
-  const received = {
-    mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-    rcptTo: session.envelope.rcptTo.map((r) => r.address),
-  };
-  return {
-    id,
-    config,
-    decision,
-    envelope: outboundEnvelope(received, decision),
-    trace: {
-      id,
-      receivedAt: new Date(),
-      byHost: config.hostname,
-      clientAddress: session.remoteAddress,
-      helo: session.hostNameAppearsAs,
-      clientHostname: session.clientHostname,
-      tls: session.secure,
-      authenticated: Boolean(session.user),
-      recipients: received.rcptTo,
-    },
-    log: { session: session.id, id, tenant: decision.tenant?.id ?? null, from: received.mailFrom, rcpt: received.rcptTo.length },
-    startedAt: performance.now(),
-  };
-}
-
-const msSince = (tx: Transaction) => Math.round(performance.now() - tx.startedAt);
-
-/** The limits of smtp-server's own that a snapshot sets. */
-function limitsOf(config: Config) {
-  return {
-    size: config.maxMessageSizeBytes,
-    maxClients: config.inbound.maxConnections,
-    maxRecipients: config.inbound.maxRecipients,
-    socketTimeout: config.inbound.idleTimeoutMs,
-  };
-}
-
-/** Reverse DNS of a client, within the snapshot's timeout; an answer of none when it is off or the client is local. */
-function reverseLookup(ip: string, inbound: Config['inbound'], done: (err: Error | null, names?: string[]) => void): void {
-  if (!inbound.reverseLookup || isLoopbackHost(ip)) return done(null, []);
-  resolverFor(inbound.reverseLookupTimeoutMs)
-    .reverse(ip)
-    .then(
-      (names) => done(null, names),
-      (err: Error) => done(err),
-    );
-}
-
-let resolver: { timeoutMs: number; resolver: dns.Resolver } | undefined;
-const resolverFor = (timeoutMs: number) => {
-  if (resolver?.timeoutMs !== timeoutMs) resolver = { timeoutMs, resolver: new dns.Resolver({ timeout: timeoutMs, tries: 1 }) };
-  return resolver.resolver;
-};
-
-/** The networks that may send without AUTH, built once per snapshot rather than per command. */
-function trustedNetworks() {
-  let built = { config: undefined as Config | undefined, list: networkList([]) };
-  return (config: Config) => {
-    if (built.config !== config) built = { config, list: networkList(config.inbound.allowUnauthenticatedFrom) };
-    return built.list;
-  };
-}
-
-/** SIZE= from MAIL FROM (RFC 1870), when the client declared one. */
-function declaredSize(address: SMTPServerAddress): number | undefined {
-  const size = Number((address.args as Record<string, unknown> | false | undefined) ? (address.args as Record<string, string>).SIZE : undefined);
-  return Number.isInteger(size) && size > 0 ? size : undefined;
 }

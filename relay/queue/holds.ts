@@ -13,10 +13,14 @@ export interface Hold {
 }
 
 const WRITE_EVERY_MS = 2000;
+/** A message held for long is told about again this often, not at every look. */
+const TELL_AGAIN_MS = 3_600_000;
 
 export class Holds {
   readonly #file: string;
   readonly #held = new Map<string, Hold>();
+  /** When each hold was last told. */
+  readonly #told = new Map<string, number>();
   #dirty = false;
   #timer: NodeJS.Timeout | undefined;
 
@@ -24,12 +28,14 @@ export class Holds {
     this.#file = file;
   }
 
-  /** Holds `id` for `reason` until `until`; true when the hold is new or its reason changed (worth telling). */
+  /** Holds `id` for `reason` until `until`; true when it is news: a new hold, a new reason, or an hour on. */
   set(id: string, reason: string, until: number, now: number): boolean {
     const before = this.#held.get(id);
     this.#held.set(id, { reason, until, since: before && before.reason === reason ? before.since : now });
     this.#changed();
-    return !before || before.reason !== reason;
+    const news = !before || before.reason !== reason || now - (this.#told.get(id) ?? Number.NEGATIVE_INFINITY) >= TELL_AGAIN_MS;
+    if (news) this.#told.set(id, now);
+    return news;
   }
 
   get(id: string): Hold | undefined {
@@ -38,6 +44,7 @@ export class Holds {
 
   /** The message is attempted, or gone. */
   clear(id: string): void {
+    this.#told.delete(id);
     if (this.#held.delete(id)) this.#changed();
   }
 

@@ -8,115 +8,15 @@
 // retry). A marker is written but not fsynced: lost in a machine crash, it costs a duplicate, never a
 // loss. Segments are removed oldest first once every message in them is done; a message still here
 // after two newer segments filled is moved to queue/ so it does not hold old segments on disk.
-//
-//   journal/<seq>.log   record := header(17 bytes) text bytes
-//   header := magic "TRJ1" | kind (1 message, 2 done) | text length u32 | bytes length u32 | crc32 u32
-//   a message's text is its state as JSON and its bytes the message; a done record's text is the id
+// The records' format: journal-format.ts.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import zlib from 'node:zlib';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../private-files.js';
-import { isQueuedMessage, type QueuedMessage } from './entry.js';
+import type { QueuedMessage } from './entry.js';
+import { type JournaledMessage, KIND_DONE, KIND_MESSAGE, parseSegment, readRange, record, SEGMENT_BYTES, segmentFiles } from './journal-format.js';
 
-const MAGIC = 0x54524a31;
-const HEADER_BYTES = 17;
-const KIND_MESSAGE = 1;
-const KIND_DONE = 2;
-/** A new segment is started past this size; a small count of segments keeps recovery and cleanup cheap. */
-export const SEGMENT_BYTES = 8 * 1024 * 1024;
-
-/** Where a journaled message's bytes are: in `segment`, from `offset`, `length` bytes. */
-export interface JournalPlace {
-  readonly segment: string;
-  readonly offset: number;
-  readonly length: number;
-}
-
-export interface JournaledMessage extends JournalPlace {
-  readonly entry: QueuedMessage;
-}
-
-export interface ParsedSegment {
-  readonly messages: JournaledMessage[];
-  readonly done: string[];
-  /** Bytes at the end that are not a whole, intact record: a write that never completed (never acknowledged). */
-  readonly discarded: number;
-}
-
-/** Reads one segment's records, stopping at the first that is torn or damaged. */
-export function parseSegment(bytes: Buffer, segment: string): ParsedSegment {
-  const messages: JournaledMessage[] = [];
-  const done: string[] = [];
-  let at = 0;
-  while (at + HEADER_BYTES <= bytes.length) {
-    if (bytes.readUInt32BE(at) !== MAGIC) break;
-    const kind = bytes[at + 4];
-    const jsonLength = bytes.readUInt32BE(at + 5);
-    const length = bytes.readUInt32BE(at + 9);
-    const end = at + HEADER_BYTES + jsonLength + length;
-    if (end > bytes.length || zlib.crc32(bytes.subarray(at + HEADER_BYTES, end)) !== bytes.readUInt32BE(at + 13)) break;
-    const json = bytes.toString('utf8', at + HEADER_BYTES, at + HEADER_BYTES + jsonLength);
-    if (kind === KIND_DONE) done.push(json);
-    else if (kind === KIND_MESSAGE) {
-      const entry = parseEntry(json);
-      if (!entry) break;
-      messages.push({ entry, segment, offset: at + HEADER_BYTES + jsonLength, length });
-    } else break;
-    at = end;
-  }
-  return { messages, done, discarded: bytes.length - at };
-}
-
-function parseEntry(json: string): QueuedMessage | undefined {
-  try {
-    const entry: unknown = JSON.parse(json);
-    return isQueuedMessage(entry) ? entry : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The messages still in a journal directory, read without changing anything (for `tenant-relay queue`). */
-export async function readJournal(dir: string): Promise<{ live: JournaledMessage[]; segments: { path: string; discarded: number }[] }> {
-  const segments = await segmentFiles(dir);
-  const all = new Map<string, JournaledMessage>();
-  const done: string[] = [];
-  const report: { path: string; discarded: number }[] = [];
-  for (const file of segments) {
-    const parsed = parseSegment(await fsp.readFile(file).catch(() => Buffer.alloc(0)), file);
-    for (const m of parsed.messages) all.set(m.entry.id, m);
-    done.push(...parsed.done);
-    report.push({ path: file, discarded: parsed.discarded });
-  }
-  for (const id of done) all.delete(id);
-  return { live: [...all.values()], segments: report };
-}
-
-/** A journaled message's bytes, read by another process (`tenant-relay queue show`). */
-export async function readJournalBytes(place: JournalPlace): Promise<Buffer> {
-  const handle = await fsp.open(place.segment, 'r');
-  try {
-    return await readRange(handle, place);
-  } finally {
-    await handle.close();
-  }
-}
-
-async function readRange(handle: fsp.FileHandle, place: JournalPlace): Promise<Buffer> {
-  const buffer = Buffer.allocUnsafe(place.length);
-  const { bytesRead } = await handle.read(buffer, 0, place.length, place.offset);
-  if (bytesRead !== place.length) throw new Error(`journal ${place.segment}: a message at ${place.offset} is cut short`);
-  return buffer;
-}
-
-async function segmentFiles(dir: string): Promise<string[]> {
-  const names = await fsp.readdir(dir).catch(() => [] as string[]);
-  return names
-    .filter((n) => /^\d{12}\.log$/.test(n))
-    .sort()
-    .map((n) => path.join(dir, n));
-}
+export { type JournaledMessage, type JournalPlace, readJournal, readJournalBytes } from './journal-format.js';
 
 async function syncDirectory(dir: string, sync: (file: fsp.FileHandle) => Promise<void>): Promise<void> {
   const handle = await fsp.open(dir, 'r');
@@ -127,18 +27,7 @@ async function syncDirectory(dir: string, sync: (file: fsp.FileHandle) => Promis
   }
 }
 
-function record(kind: number, json: string, bytes?: Buffer): Buffer[] {
-  const head = Buffer.alloc(HEADER_BYTES);
-  const jsonBytes = Buffer.from(json);
-  head.writeUInt32BE(MAGIC, 0);
-  head[4] = kind;
-  head.writeUInt32BE(jsonBytes.length, 5);
-  head.writeUInt32BE(bytes?.length ?? 0, 9);
-  head.writeUInt32BE(bytes ? zlib.crc32(bytes, zlib.crc32(jsonBytes)) : zlib.crc32(jsonBytes), 13);
-  return bytes ? [head, jsonBytes, bytes] : [head, jsonBytes];
-}
-
-interface Segment {
+interface SegmentFile {
   readonly path: string;
   readonly handle: fsp.FileHandle;
   size: number;
@@ -146,7 +35,7 @@ interface Segment {
   live: number;
 }
 
-interface Pending {
+interface QueuedWrite {
   readonly chunks: Buffer[];
   readonly message?: { readonly entry: QueuedMessage; readonly length: number; resolve(): void; reject(err: unknown): void };
 }
@@ -163,11 +52,11 @@ export interface JournalOptions {
 export class Journal {
   readonly dir: string;
   readonly #options: JournalOptions;
-  readonly #messages = new Map<string, { entry: QueuedMessage; segment: Segment; offset: number; length: number }>();
+  readonly #messages = new Map<string, { entry: QueuedMessage; segment: SegmentFile; offset: number; length: number }>();
   /** Oldest first; the last one is where appends go. */
-  readonly #segments: Segment[] = [];
+  readonly #segments: SegmentFile[] = [];
   #nextSeq = 1;
-  #pending: Pending[] = [];
+  #pending: QueuedWrite[] = [];
   #writing: Promise<void> | undefined;
   /** After a failed write the segment's end is unknown: the next write starts a new one. */
   #broken = false;
@@ -244,7 +133,7 @@ export class Journal {
   }
 
   /** Takes a message out of the index; returns the segment it was in. */
-  #forget(id: string): Segment | undefined {
+  #forget(id: string): SegmentFile | undefined {
     const m = this.#messages.get(id);
     if (!m) return undefined;
     this.#messages.delete(id);
@@ -261,7 +150,7 @@ export class Journal {
     });
   }
 
-  async #writeBatch(batch: Pending[]): Promise<void> {
+  async #writeBatch(batch: QueuedWrite[]): Promise<void> {
     const messages = batch.flatMap((p) => (p.message ? [p.message] : []));
     try {
       const segment = await this.#segmentForWrite();
@@ -292,14 +181,14 @@ export class Journal {
     }
   }
 
-  async #segmentForWrite(): Promise<Segment> {
+  async #segmentForWrite(): Promise<SegmentFile> {
     const current = this.#segments.at(-1);
     if (current && !this.#broken && current.size < (this.#options.segmentBytes ?? SEGMENT_BYTES)) return current;
     const file = path.join(this.dir, `${String(this.#nextSeq).padStart(12, '0')}.log`);
     const handle = await fsp.open(file, 'wx+', PRIVATE_FILE);
     this.#nextSeq++;
     this.#broken = false;
-    const segment: Segment = { path: file, handle, size: 0, live: 0 };
+    const segment: SegmentFile = { path: file, handle, size: 0, live: 0 };
     this.#segments.push(segment);
     // The new name must be on disk before a message in it is acknowledged.
     if (this.#options.fsync) await syncDirectory(this.dir, this.#options.sync);

@@ -2,6 +2,7 @@
 // files and unfinished commits were never acknowledged (the client still has them) and are dropped; an
 // entry that is torn or unreadable is moved to corrupt/ and reported, and the rest goes on.
 import fs from 'node:fs/promises';
+import type { Logger } from '../log.js';
 import { PRIVATE_DIR, tightenTree } from '../private-files.js';
 import { isQueuedMessage, type QueuedMessage } from './entry.js';
 import type { Journal } from './journal.js';
@@ -74,4 +75,13 @@ async function inParallel<T>(items: readonly T[], width: number, work: (item: T)
     while (next < items.length) await work(items[next++] as T);
   };
   await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+}
+
+/** What the recovery found, said once at start: nothing of it is lost mail, but an operator may want to look. */
+export function logRecovered({ entries, corrupt, discarded, tightened }: Recovered, logger: Logger): void {
+  if (tightened > 0) logger.warn({ event: 'spool-tightened', entries: tightened }, 'spool files or folders others could read were made private (0600/0700)');
+  // Expected after a crash (a write cut short was never acknowledged); without one, it means damage on disk.
+  for (const d of discarded) logger.warn({ event: 'journal-tail-discarded', segment: d.path, bytes: d.bytes }, 'a journal segment ends in a torn or damaged record; the bytes from there on were ignored');
+  for (const c of corrupt) logger.error({ event: 'queue-corrupt', id: c.id, reason: c.reason }, 'queue entry moved to corrupt/');
+  logger.info({ event: 'queue-loaded', entries: entries.length, corrupt: corrupt.length });
 }

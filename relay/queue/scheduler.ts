@@ -17,6 +17,7 @@ import { factsOf, pendingRecipients, type QueuedMessage } from './entry.js';
 import { FreshBodies } from './fresh-bodies.js';
 import { Fifo } from './fifo.js';
 import { type BudgetHold, holdUntil, type Placement, placementOf, slotsOf } from './placement.js';
+import { logRecovered } from './recovery.js';
 import type { QueueRequests } from './requests.js';
 import type { Spool } from './spool.js';
 import { TenantUsage, type Usage } from './tenant-usage.js';
@@ -35,9 +36,6 @@ export interface SchedulerDeps {
   readonly clock?: () => number;
   readonly random?: () => number;
 }
-
-/** A message held for long is told about again this often, not at every look. */
-const TELL_HELD_EVERY_MS = 3_600_000;
 
 /** An attempt that failed inside the relay (the spool, say) left the state as it was: tried again this soon. */
 const AFTER_FAILED_ATTEMPT_MS = 1000;
@@ -59,8 +57,6 @@ export class Scheduler {
   readonly #heldUntil = new Map<string, BudgetHold>();
   /** Messages held by a limit, and why: for queue list, the trace, events and the drain's last word. */
   readonly holds: Holds;
-  /** When each held message's hold was last told (a long hold is told again once an hour, not each look). */
-  readonly #told = new Map<string, number>();
   /** Messages and bytes waiting, by tenant: what spool quotas count. */
   readonly #usage = new TenantUsage();
   #timers: NodeJS.Timeout[] = [];
@@ -78,13 +74,9 @@ export class Scheduler {
 
   /** Takes what the spool holds (after a restart, everything in flight is simply due again) and starts the clock. */
   async start(options: { timers?: boolean } = {}): Promise<void> {
-    const { entries, corrupt, discarded, tightened } = await this.#deps.spool.open();
-    if (tightened > 0) this.#deps.logger.warn({ event: 'spool-tightened', entries: tightened }, 'spool files or folders others could read were made private (0600/0700)');
-    // Expected after a crash (a write cut short was never acknowledged); without one, it means damage on disk.
-    for (const d of discarded) this.#deps.logger.warn({ event: 'journal-tail-discarded', segment: d.path, bytes: d.bytes }, 'a journal segment ends in a torn or damaged record; the bytes from there on were ignored');
-    for (const c of corrupt) this.#deps.logger.error({ event: 'queue-corrupt', id: c.id, reason: c.reason }, 'queue entry moved to corrupt/');
-    for (const e of entries) this.#schedule(e);
-    this.#deps.logger.info({ event: 'queue-loaded', entries: entries.length, corrupt: corrupt.length });
+    const recovered = await this.#deps.spool.open();
+    for (const e of recovered.entries) this.#schedule(e);
+    logRecovered(recovered, this.#deps.logger);
     await this.applyRequests();
     if (options.timers ?? true) {
       const config = this.#deps.config();
@@ -219,7 +211,6 @@ export class Scheduler {
     const entry = this.#entries.get(id);
     if (entry) this.#usage.count(entry, -1);
     this.holds.clear(id);
-    this.#told.delete(id);
     this.#entries.delete(id);
     this.#due.delete(id);
     this.#inLine.delete(id);
@@ -250,10 +241,7 @@ export class Scheduler {
 
   /** Records why a message waits; it is news when the hold is new, its reason changed, or an hour on. */
   #hold(entry: QueuedMessage, reason: string, until: number, now: number): void {
-    const changed = this.holds.set(entry.id, reason, until, now);
-    const told = this.#told.get(entry.id);
-    const news = changed || told === undefined || now - told >= TELL_HELD_EVERY_MS;
-    if (news) this.#told.set(entry.id, now);
+    const news = this.holds.set(entry.id, reason, until, now);
     this.#deps.outcomes.emit('held', { message: factsOf(entry), at: now, recipients: pendingRecipients(entry), reason, until, news });
   }
 

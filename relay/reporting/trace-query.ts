@@ -1,7 +1,7 @@
 // The question a trace answers, from the ops listener's query string (GET /trace?rcpt=..., /trace/<id>)
 // or the command's options: one message by its queue id or Message-ID, or the recent messages of a
 // recipient or a tenant.
-import type { TracedMessage, TraceQuery } from './trace-store.js';
+import type { TracedMessage, TraceQuery } from './trace-read.js';
 
 export const TRACE_KEYS = ['queue-id', 'message-id', 'rcpt', 'tenant'] as const;
 

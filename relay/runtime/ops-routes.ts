@@ -1,7 +1,7 @@
 // The ops listener's one table of endpoints, over a backend that is this relay, or (workers: N) the
 // primary asking its workers. Each route names the scope a token needs; what each exposes and who should
 // reach it is in the README (Operations).
-import type { TracedMessage, TraceQuery } from '../reporting/trace-store.js';
+import type { TracedMessage, TraceQuery } from '../reporting/trace-read.js';
 import { traceAnswer } from '../reporting/trace-query.js';
 import type { OpsRoute, Readiness } from '../ops/http.js';
 import type { SendTestRecord } from '../observe/send-tests.js';

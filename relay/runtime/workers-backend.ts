@@ -8,7 +8,7 @@ import type { Config } from '../../config/types.js';
 import type { Logger } from '../log.js';
 import type { SendTestRecord } from '../observe/send-tests.js';
 import { SpoolLayout } from '../queue/spool-layout.js';
-import type { TraceQuery } from '../reporting/trace-store.js';
+import type { TraceQuery } from '../reporting/trace-read.js';
 import type { DrainStatus } from './drain.js';
 import { ask, type Question } from './ipc.js';
 import { type OpsBackend, renderedOnce } from './ops-routes.js';
@@ -56,7 +56,7 @@ function drainAnswer(answers: readonly DrainStatus[]) {
 
 /** A search over every worker's trace file under the spool root. */
 async function allTraces(root: string) {
-  const { findInTraces } = await import('../reporting/trace-store.js');
+  const { findInTraces } = await import('../reporting/trace-read.js');
   const files = SpoolLayout.spoolsUnder(root)
     .map((s) => new SpoolLayout(s.path).traceFile)
     .filter((f) => fs.existsSync(f));
