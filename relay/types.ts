@@ -81,7 +81,7 @@ export interface RouteDecision {
   readonly reason: string;
 }
 
-export type Decision = RouteDecision | { readonly kind: 'refuse'; readonly reply: SmtpReply; readonly reason: string };
+export type Decision = RouteDecision | { readonly kind: 'refused'; readonly reply: SmtpReply; readonly reason: string };
 
 export type RecipientStatus = 'sent' | 'temp' | 'perm';
 

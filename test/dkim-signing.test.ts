@@ -95,8 +95,8 @@ t.test('a message that cannot be signed follows dkim.onFailure', async (t) => {
   const unsigned = await signed('app@globex.test', undefined, noFrom);
   t.match(unsigned, { kind: 'ok', warnings: [/sent unsigned: .*no From/] }, 'default: send unsigned, with a warning');
   t.notMatch(unsigned.kind === 'ok' ? unsigned.bytes.toString() : '', /DKIM-Signature/);
-  t.match(await signed('app@globex.test', 'tempfail', noFrom), { kind: 'refuse', reply: { code: 451, enhanced: '4.7.5' } });
-  t.match(await signed('app@globex.test', 'reject', noFrom), { kind: 'refuse', reply: { code: 554, enhanced: '5.7.5' } });
+  t.match(await signed('app@globex.test', 'tempfail', noFrom), { kind: 'refused', reply: { code: 451, enhanced: '4.7.5' } });
+  t.match(await signed('app@globex.test', 'reject', noFrom), { kind: 'refused', reply: { code: 554, enhanced: '5.7.5' } });
 });
 
 t.test('a bad key is refused at load, naming the key', async (t) => {

@@ -115,7 +115,7 @@ t.test('a missing From is added when the tenant names its address', async (t) =>
 
 t.test('several From headers are refused with 550 5.6.0', async (t) => {
   const two = MESSAGE.replace('To:', 'From: other@evil.test\r\nTo:');
-  t.match(await run(two), { kind: 'refuse', reply: { code: 550, enhanced: '5.6.0' } });
+  t.match(await run(two), { kind: 'refused', reply: { code: 550, enhanced: '5.6.0' } });
 });
 
 t.test('Reply-To: the tenant value is added, an existing one kept unless overrideReplyTo', async (t) => {
@@ -163,7 +163,7 @@ t.test('the Received line has the RFC 5321 form, and client text that is not a h
 
 t.test('more than 50 Received headers is a mail loop: 554 5.4.0', async (t) => {
   const hops = (n: number) => 'Received: from a by b; Tue, 24 Nov 2026 09:05:07 +0000\r\n'.repeat(n) + MESSAGE;
-  t.match(await run(hops(51)), { kind: 'refuse', reply: { code: 554, enhanced: '5.4.0' } });
+  t.match(await run(hops(51)), { kind: 'refused', reply: { code: 554, enhanced: '5.4.0' } });
   t.match(await run(hops(50)), { kind: 'ok' });
 });
 

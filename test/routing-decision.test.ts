@@ -40,7 +40,7 @@ t.test('an AUTH user identifies its tenant', async (t) => {
 
 t.test("a tenant's user with a sender no tenant claims is refused (tenantUsersSendAs: own-senders, the default)", async (t) => {
   t.match(decide({ mailFrom: 'ceo@bank.test' }, { username: 'acme-app' }, config), {
-    kind: 'refuse',
+    kind: 'refused',
     reply: { code: 553, enhanced: '5.7.1' },
     reason: /no tenant claims sender ceo@bank\.test/,
   });
@@ -91,7 +91,7 @@ t.test('a platform user (in no tenant) is identified by the sender', async (t) =
 t.test('AUTH and sender of different tenants: refused with 553 5.7.1 by default', async (t) => {
   const d = decide({ mailFrom: 'x@exact.test' }, { username: 'acme-app' }, config);
   t.match(d, {
-    kind: 'refuse',
+    kind: 'refused',
     reply: { code: 553, enhanced: '5.7.1' },
     reason: 'AUTH user acme-app is tenant acme but sender domain exact.test is tenant exact-only; conflict rule is "refuse"',
   });

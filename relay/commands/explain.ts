@@ -36,7 +36,7 @@ export async function explain(args: string[], io: CommandIo): Promise<number> {
     return 1;
   }
   const decision = decide({ mailFrom: values.from }, auth, config, found.tenants);
-  if (decision.kind === 'refuse') {
+  if (decision.kind === 'refused') {
     io.out(`refused: ${formatReply(decision.reply)}\nreason:  ${decision.reason}`);
     return 1;
   }
@@ -69,7 +69,7 @@ export async function explain(args: string[], io: CommandIo): Promise<number> {
   const sample = Buffer.from(`From: ${values['header-from']}\r\nTo: <${values.rcpt ?? 'recipient@example.com'}>\r\nSubject: explain\r\n\r\n.\r\n`);
   const trace = { id: 'explain', receivedAt: new Date(), byHost: config.hostname, clientAddress: '127.0.0.1', tls: false, authenticated: Boolean(values.auth), recipients: [values.rcpt ?? 'recipient@example.com'] };
   const out = await transformMessage(sample, decision, config, trace);
-  if (out.kind === 'refuse') {
+  if (out.kind === 'refused') {
     io.out(`refused:  ${formatReply(out.reply)} (${out.reason})`);
     return 1;
   }

@@ -16,14 +16,14 @@ export interface OutboundMessage {
   readonly eightBit: boolean;
 }
 
-/** What delivery keeps between messages: connection pools, and what each upstream can do. */
-export interface DeliveryEdge {
+/** What delivery keeps of the upstreams between messages: connection pools, and what each upstream can do. */
+export interface UpstreamAccess {
   readonly pools: UpstreamPools;
   readonly capabilities: UpstreamCapabilities;
 }
 
 export async function deliver(
-  edge: DeliveryEdge,
+  upstreams: UpstreamAccess,
   upstream: Upstream,
   envelope: Envelope,
   message: OutboundMessage,
@@ -45,7 +45,7 @@ export async function deliver(
   if (message.eightBit || utf8Envelope) {
     let extensions: ReadonlySet<string>;
     try {
-      extensions = await edge.capabilities.get(target);
+      extensions = await upstreams.capabilities.get(target);
     } catch (err) {
       return all(replyForError(upstream.name, err as Error), 'temp');
     }
@@ -53,5 +53,5 @@ export async function deliver(
     if (message.eightBit && !extensions.has('8BITMIME')) return all(Replies.upstreamNo8BitMime(upstream.name), 'perm');
     if (utf8Envelope && !extensions.has('SMTPUTF8')) return all(Replies.upstreamNoSmtpUtf8(upstream.name), 'perm');
   }
-  return sendViaSmtp(edge.pools, target, envelope, message.source);
+  return sendViaSmtp(upstreams.pools, target, envelope, message.source);
 }

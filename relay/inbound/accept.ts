@@ -30,9 +30,9 @@ export interface QueueAnswer {
 }
 
 export async function acceptToQueue(data: Readable, tx: Transaction, deps: QueueIntakeDeps): Promise<QueueAnswer> {
-  const taken = await intake(data, tx, deps.staging, deps.platform?.());
-  if (taken.kind === 'refused') return { reply: taken.reply, reason: taken.reason, warnings: [] };
-  const { message } = taken;
+  const received = await intake(data, tx, deps.staging, deps.platform?.());
+  if (received.kind === 'refused') return { reply: received.reply, reason: received.reason, warnings: [] };
+  const { message } = received;
   const now = Date.now();
   try {
     const entry = await deps.spool.commit(

@@ -5,13 +5,13 @@ import type { InboundPolicy } from '../../config/types.js';
 import { Replies, type SmtpReply } from '../errors.js';
 
 /** What the guards need of the server: a way to speak to (and with 421, close) one session. */
-export interface SessionLine {
-  say(session: Pick<SMTPServerSession, 'id'>, reply: SmtpReply): boolean;
+export interface SessionChannel {
+  replyTo(session: Pick<SMTPServerSession, 'id'>, reply: SmtpReply): boolean;
   sessionIds(): string[];
 }
 
 export class SessionGuards {
-  readonly #line: SessionLine;
+  readonly #sessions: SessionChannel;
   readonly #policy: () => InboundPolicy;
   readonly #perIp = new Map<string, number>();
   /** Sessions counted against their address. */
@@ -20,8 +20,8 @@ export class SessionGuards {
   readonly #authFailures = new Map<string, number>();
   readonly #inData = new Set<string>();
 
-  constructor(line: SessionLine, policy: () => InboundPolicy) {
-    this.#line = line;
+  constructor(sessions: SessionChannel, policy: () => InboundPolicy) {
+    this.#sessions = sessions;
     this.#policy = policy;
   }
 
@@ -54,14 +54,14 @@ export class SessionGuards {
   progressed(session: Pick<SMTPServerSession, 'id'>): void {
     clearTimeout(this.#progress.get(session.id));
     // unref: a deadline must never be what keeps a stopping process alive.
-    this.#progress.set(session.id, setTimeout(() => this.#line.say(session, Replies.tooSlow), this.#policy().progressTimeoutMs).unref());
+    this.#progress.set(session.id, setTimeout(() => this.#sessions.replyTo(session, Replies.tooSlow), this.#policy().progressTimeoutMs).unref());
   }
 
   /** Starts the DATA deadline in place of the progress one; call the result when DATA has ended. */
   dataStarted(session: SMTPServerSession): () => void {
     clearTimeout(this.#progress.get(session.id));
     this.#inData.add(session.id);
-    const timer = setTimeout(() => this.#line.say(session, Replies.tooSlow), this.#policy().dataTimeoutMs).unref();
+    const timer = setTimeout(() => this.#sessions.replyTo(session, Replies.tooSlow), this.#policy().dataTimeoutMs).unref();
     return () => {
       this.#inData.delete(session.id);
       clearTimeout(timer);
@@ -71,7 +71,7 @@ export class SessionGuards {
 
   /** Shutdown: every session not in the middle of DATA hears 421 and is closed; the others finish first. */
   closeIdle(): void {
-    for (const id of this.#line.sessionIds()) if (!this.#inData.has(id)) this.#line.say({ id }, Replies.shuttingDown);
+    for (const id of this.#sessions.sessionIds()) if (!this.#inData.has(id)) this.#sessions.replyTo({ id }, Replies.shuttingDown);
   }
 
   /** Counts a failed AUTH; resolves after the penalty delay with whether the client may try again. */

@@ -15,7 +15,7 @@ import { Replies, type SmtpReply } from '../errors.js';
 import type { Part } from '../files.js';
 import type { TransactionFacts } from '../observe/outcomes.js';
 import type { TraceInfo } from '../message/trace.js';
-import { prepareMessage } from '../message/transform.js';
+import { prepareHead } from '../message/transform.js';
 import type { Envelope, RouteDecision } from '../types.js';
 import { type DataSummary, readData } from './data.js';
 import { KEEP_IN_MEMORY_BYTES, messageParts } from './message-parts.js';
@@ -79,7 +79,7 @@ export async function intake(data: Readable, tx: Transaction, staging: Staging, 
   const parts = await messageParts(received);
   if (!parts) return refuse(Replies.headerTooLarge, 'header section over 1 MiB');
   const decision = await withHeaderFromOwner(parts.header, tx.decision, platform);
-  const prepared = await prepareMessage(parts.header, parts.body, decision, config, tx.trace);
+  const prepared = await prepareHead(parts.header, parts.body, decision, config, tx.trace);
   if (prepared.kind !== 'ok') return refuse(prepared.reply, prepared.reason);
   const { head } = prepared;
   const common = { head, eightBit: summary.eightBit, ...(prepared.messageId ? { messageId: prepared.messageId } : {}), warnings: prepared.warnings, release };

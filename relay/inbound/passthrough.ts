@@ -3,7 +3,7 @@
 // client keeps the responsibility to retry.
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
-import { type DeliveryEdge, deliver } from '../delivery/deliver.js';
+import { type UpstreamAccess, deliver } from '../delivery/deliver.js';
 import type { SmtpReply } from '../errors.js';
 import { type MessageFacts, messageIdOf, type Outcomes } from '../observe/outcomes.js';
 import type { DeliveryResult, MessageSource } from '../types.js';
@@ -14,7 +14,7 @@ import type { Staging } from './staging.js';
 
 export interface PassthroughDeps {
   readonly staging: Staging;
-  readonly edge: DeliveryEdge;
+  readonly upstreams: UpstreamAccess;
   readonly outcomes: Outcomes;
   /** The platform's tenants: the owner of a header From only they know. */
   readonly platform?: () => PlatformTenants | undefined;
@@ -25,9 +25,9 @@ export type Forwarded =
   | { readonly kind: 'forwarded'; readonly reply: SmtpReply; readonly result: DeliveryResult; readonly bytes: number; readonly warnings: readonly string[] };
 
 export async function forwardInSession(data: Readable, tx: Transaction, deps: PassthroughDeps): Promise<Forwarded> {
-  const taken = await intake(data, tx, deps.staging, deps.platform?.());
-  if (taken.kind === 'refused') return taken;
-  const { message } = taken;
+  const received = await intake(data, tx, deps.staging, deps.platform?.());
+  if (received.kind === 'refused') return received;
+  const { message } = received;
   const tenant = tx.decision.tenant?.id ?? null;
   const staged: string[] = [];
   try {
@@ -46,7 +46,7 @@ export async function forwardInSession(data: Readable, tx: Transaction, deps: Pa
     const facts: MessageFacts = { id: tx.id, tenant, mode: 'passthrough', mailFrom: tx.envelope.mailFrom, acceptedAt: Date.now(), ...messageIdOf(message) };
     deps.outcomes.emit('accepted', { message: facts, envelope: tx.envelope, header: message.head, size: bytes });
     const sendStarted = performance.now();
-    const result = await deliver(deps.edge, tx.decision.route.upstream, tx.envelope, { source, eightBit: message.eightBit }, tx.config.upstreamHosts);
+    const result = await deliver(deps.upstreams, tx.decision.route.upstream, tx.envelope, { source, eightBit: message.eightBit }, tx.config.upstreamHosts);
     const ms = performance.now() - sendStarted;
     deps.outcomes.emit('attempted', { message: facts, at: Date.now(), upstream: result.upstream, tried: true, attempt: 1, ms, outcomes: result.outcomes, final: true, expired: false });
     return { kind: 'forwarded', reply: passthroughReply(result), result, bytes, warnings: message.warnings };

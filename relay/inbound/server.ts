@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { isInNetworks, isLoopbackHost } from '../../config/networks.js';
 import type { Config, Listener } from '../../config/types.js';
-import type { DeliveryEdge } from '../delivery/deliver.js';
+import type { UpstreamAccess } from '../delivery/deliver.js';
 import { Replies, type SmtpReply, SmtpReplyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ThrottledLog } from '../ops/throttled-log.js';
@@ -38,7 +38,7 @@ export interface InboundDeps {
   readonly staging: Staging;
   readonly spool: Spool;
   readonly scheduler: Scheduler;
-  readonly edge: DeliveryEdge;
+  readonly upstreams: UpstreamAccess;
   /** The spool's volume: room for what a transaction may write, above delivery.spool.minFreeMegabytes. */
   readonly disk: DiskSpace;
   readonly limiter: Limiter;
@@ -201,7 +201,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
       return reply;
     }
     const decision = decide({ mailFrom }, auth, config, found.tenants);
-    if (decision.kind === 'refuse') {
+    if (decision.kind === 'refused') {
       deps.outcomes.emit('senderRefused', { session: session.id, from: mailFrom, reason: decision.reason, reply: decision.reply });
       return decision.reply;
     }

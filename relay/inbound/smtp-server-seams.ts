@@ -89,7 +89,7 @@ export class RelaySmtpServer extends SMTPServer {
   }
 
   /** Says `reply` to the client of this session; a 421 closes the connection after it. */
-  say(session: Pick<SMTPServerSession, 'id'>, reply: SmtpReply): boolean {
+  replyTo(session: Pick<SMTPServerSession, 'id'>, reply: SmtpReply): boolean {
     // A lookup per deadline or shutdown, not per command: the set is smtp-server's own, kept current by it.
     const connection = [...this.connections].find((c) => c.id === session.id);
     connection?.send(reply.code, `${reply.enhanced} ${reply.text}`);

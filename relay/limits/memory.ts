@@ -52,15 +52,15 @@ export class MemoryLimiter implements Limiter {
       const settling = budgets.some((b) => (this.#budgets.get(b.key)?.unsettled ?? 0) > 0);
       return { ok: false, retryAt: settling ? Math.min(blocked.at, now + RECHECK_MS) : blocked.at, budget: blocked.budget, limit: blocked.limit };
     }
-    const taken = budgets.map((b) => ({ usage: this.#usage(b.key, now), step: Math.floor(now / STEP_MS) }));
-    this.#take(taken.map((x) => x.usage), recipients, now);
+    const usages = budgets.map((b) => ({ usage: this.#usage(b.key, now), step: Math.floor(now / STEP_MS) }));
+    this.#take(usages.map((x) => x.usage), recipients, now);
     let settled = false;
     return {
       ok: true,
       settle: (sent) => {
         if (settled) return;
         settled = true;
-        for (const { usage, step } of taken) this.#settle(usage, step, now, recipients, sent);
+        for (const { usage, step } of usages) this.#settle(usage, step, now, recipients, sent);
       },
     };
   }
@@ -70,13 +70,13 @@ export class MemoryLimiter implements Limiter {
    * its windows are right if it has to count alone. Returns the settlement, as reserve() would.
    */
   record(budgets: readonly Budget[], recipients: number, now: number): (sent: number) => void {
-    const taken = budgets.map((b) => ({ usage: this.#usage(b.key, now), step: Math.floor(now / STEP_MS) }));
-    this.#take(taken.map((x) => x.usage), recipients, now);
+    const usages = budgets.map((b) => ({ usage: this.#usage(b.key, now), step: Math.floor(now / STEP_MS) }));
+    this.#take(usages.map((x) => x.usage), recipients, now);
     let settled = false;
     return (sent) => {
       if (settled) return;
       settled = true;
-      for (const { usage, step } of taken) this.#settle(usage, step, now, recipients, sent);
+      for (const { usage, step } of usages) this.#settle(usage, step, now, recipients, sent);
     };
   }
 

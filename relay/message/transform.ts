@@ -16,14 +16,14 @@ import { receivedValue, type TraceInfo } from './trace.js';
 /** More Received headers than this and the message is looping between relays (RFC 5321 6.3). */
 export const MAX_RECEIVED_HEADERS = 50;
 
-export type Refusal = { readonly kind: 'refuse'; readonly reply: SmtpReply; readonly reason: string };
+export type Refusal = { readonly kind: 'refused'; readonly reply: SmtpReply; readonly reason: string };
 
 export type TransformResult = { readonly kind: 'ok'; readonly bytes: Buffer; readonly warnings: readonly string[] } | Refusal;
 
 /** Where the body comes from: the bytes, or a fresh stream of them each time (a spool file). */
 export type BodySource = Buffer | (() => Readable);
 
-export interface PreparedMessage {
+export interface PreparedHead {
   readonly kind: 'ok';
   /** DKIM-Signature lines (or nothing), then the rewritten header block: the body follows unchanged. */
   readonly head: Buffer;
@@ -35,13 +35,13 @@ export interface PreparedMessage {
 /** The whole message in memory (pass-through). */
 export async function transformMessage(message: Buffer, decision: RouteDecision, config: Config, trace: TraceInfo): Promise<TransformResult> {
   const { header, body } = splitMessage(message);
-  const prepared = await prepareMessage(header, body, decision, config, trace);
+  const prepared = await prepareHead(header, body, decision, config, trace);
   if (prepared.kind !== 'ok') return prepared;
   return { kind: 'ok', bytes: Buffer.concat([prepared.head, body]), warnings: prepared.warnings };
 }
 
 /** Rewrites the header block and signs header + body; the body is only read, never changed or kept. */
-export async function prepareMessage(header: Buffer, body: BodySource, decision: RouteDecision, config: Config, trace: TraceInfo): Promise<PreparedMessage | Refusal> {
+export async function prepareHead(header: Buffer, body: BodySource, decision: RouteDecision, config: Config, trace: TraceInfo): Promise<PreparedHead | Refusal> {
   const rewritten = rewriteHeader(header, decision, config, trace);
   if (rewritten.kind !== 'ok') return rewritten;
   const signed = await sign(rewritten.header, body, rewritten.from, decision, config);
@@ -53,11 +53,11 @@ export async function prepareMessage(header: Buffer, body: BodySource, decision:
 function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, trace: TraceInfo): { kind: 'ok'; header: Buffer; from: Mailbox | undefined; messageId?: string } | Refusal {
   const headers = new Headers(header);
   if (headers.get('received').length > MAX_RECEIVED_HEADERS) {
-    return { kind: 'refuse', reply: Replies.mailLoop(MAX_RECEIVED_HEADERS), reason: 'too many Received headers' };
+    return { kind: 'refused', reply: Replies.mailLoop(MAX_RECEIVED_HEADERS), reason: 'too many Received headers' };
   }
   const fromLines = headers.get('from');
   if (fromLines.length > 1) {
-    return { kind: 'refuse', reply: Replies.severalFromHeaders(fromLines.length), reason: `${fromLines.length} From headers` };
+    return { kind: 'refused', reply: Replies.severalFromHeaders(fromLines.length), reason: `${fromLines.length} From headers` };
   }
 
   const refusal = checkHeaderFrom(parseMailbox(headers.getFirst('from'))?.address, decision.headerFrom);
@@ -83,9 +83,9 @@ function checkHeaderFrom(address: string | undefined, rule: HeaderFromRule | und
   // The same order as identification: an exact address claim outranks a domain claim.
   const owner = address && (rule.tenants.byAddress(address) ?? rule.tenants.byDomain(domainOf(address))?.tenant);
   if (owner && owner.id !== rule.tenant.id) {
-    return { kind: 'refuse', reply: Replies.headerFromOfOtherTenant(rule.tenant.id), reason: `header From ${address} belongs to tenant ${owner.id}` };
+    return { kind: 'refused', reply: Replies.headerFromOfOtherTenant(rule.tenant.id), reason: `header From ${address} belongs to tenant ${owner.id}` };
   }
-  if (rule.ownOnly) return { kind: 'refuse', reply: Replies.headerFromNotOfTenant(rule.tenant.id), reason: "header From is not one of the tenant's addresses" };
+  if (rule.ownOnly) return { kind: 'refused', reply: Replies.headerFromNotOfTenant(rule.tenant.id), reason: "header From is not one of the tenant's addresses" };
   return undefined;
 }
 
@@ -133,9 +133,9 @@ async function sign(header: Buffer, body: BodySource, from: Mailbox | undefined,
     const why = (err as Error).message;
     switch (config.dkim.onFailure) {
       case 'tempfail':
-        return { kind: 'refuse', reply: Replies.dkimFailedTemporary, reason: why };
+        return { kind: 'refused', reply: Replies.dkimFailedTemporary, reason: why };
       case 'reject':
-        return { kind: 'refuse', reply: Replies.dkimFailedPermanent, reason: why };
+        return { kind: 'refused', reply: Replies.dkimFailedPermanent, reason: why };
       default:
         return { kind: 'ok', signature: none, warnings: [`sent unsigned: ${why}`] };
     }

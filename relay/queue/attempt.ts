@@ -2,7 +2,7 @@
 // write each recipient's outcome to the spool before anything else, then finish the message (delivered,
 // or failed with a DSN), retry it later, or expire it. When an attempt runs is the scheduler's business.
 import type { Config } from '../../config/types.js';
-import { type DeliveryEdge, deliver } from '../delivery/deliver.js';
+import { type UpstreamAccess, deliver } from '../delivery/deliver.js';
 import { formatReply, formatUpstreamReply, Replies, type SmtpReply } from '../errors.js';
 import type { Outcomes } from '../observe/outcomes.js';
 import { newMessageId } from '../ids.js';
@@ -16,7 +16,7 @@ import type { Spool } from './spool.js';
 
 export interface AttemptDeps {
   readonly spool: Spool;
-  readonly edge: DeliveryEdge;
+  readonly upstreams: UpstreamAccess;
   readonly outcomes: Outcomes;
   /** Milliseconds since the epoch; tests pass a fake clock. */
   readonly clock: () => number;
@@ -51,7 +51,7 @@ export async function attemptDelivery(
   let result: DeliveryResult;
   if (target.kind === 'deliver') {
     const message = { source: source ?? (await spool.source(entry.id)), eightBit: entry.eightBit === true };
-    result = await deliver(deps.edge, target.upstream, { mailFrom: entry.mailFrom, rcptTo }, message, config.upstreamHosts);
+    result = await deliver(deps.upstreams, target.upstream, { mailFrom: entry.mailFrom, rcptTo }, message, config.upstreamHosts);
   } else {
     result = { upstream: HELD, outcomes: rcptTo.map((recipient) => ({ recipient, status: 'temp', reply: target.reply })) };
   }

@@ -4,7 +4,7 @@
 // refusal). The route of each attempt is asked of routing, from the snapshot in force then. What an
 // attempt does: attempt.ts.
 import type { Config } from '../../config/types.js';
-import type { DeliveryEdge } from '../delivery/deliver.js';
+import type { UpstreamAccess } from '../delivery/deliver.js';
 import type { Outcomes } from '../observe/outcomes.js';
 import type { Logger } from '../log.js';
 import { ThrottledLog } from '../ops/throttled-log.js';
@@ -26,7 +26,7 @@ export interface SchedulerDeps {
   readonly spool: Spool;
   readonly requests: QueueRequests;
   readonly config: () => Config;
-  readonly edge: DeliveryEdge;
+  readonly upstreams: UpstreamAccess;
   readonly limiter: Limiter;
   readonly outcomes: Outcomes;
   readonly logger: Logger;

@@ -152,15 +152,15 @@ export class Outbox {
    * and removes the files. Returns how many were appended.
    */
   takeReplays(): number {
-    let taken = 0;
+    let replayed = 0;
     for (const file of readdirSync(this.dir).filter((f) => /^replay-[\w.-]+\.jsonl$/.test(f)).sort()) {
       const full = path.join(this.dir, file);
       const events = readFileSync(full, 'utf8').split('\n').filter(isJsonObject);
       this.append(events);
       rmSync(full, { force: true });
-      taken += events.length;
+      replayed += events.length;
     }
-    return taken;
+    return replayed;
   }
 
   /** The webhook took `batch`: move past it, and delete the segments it finished. */

@@ -5,9 +5,8 @@
 // with backoff (1 s doubling to 5 min), the same batch again. It runs beside the mail path and never
 // waits for it, nor makes it wait: a webhook that hangs holds one socket until the deadline.
 import { createHmac } from 'node:crypto';
-import http from 'node:http';
-import https from 'node:https';
 import type { WebhookSettings } from '../../config/types.js';
+import { requestHttp } from '../http-client.js';
 import type { Logger } from '../log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
 import type { Batch, Outbox } from './outbox.js';
@@ -139,8 +138,8 @@ export class WebhookSender {
 
   #takeReplays(): void {
     try {
-      const taken = this.#outbox.takeReplays();
-      if (taken > 0) this.#deps.logger.info({ event: 'webhook-events-replayed', webhook: this.name, events: taken });
+      const replayed = this.#outbox.takeReplays();
+      if (replayed > 0) this.#deps.logger.info({ event: 'webhook-events-replayed', webhook: this.name, events: replayed });
     } catch (err) {
       this.#deps.logger.warn({ event: 'webhook-replay-failed', webhook: this.name, err: (err as Error).message });
     }
@@ -151,39 +150,30 @@ export class WebhookSender {
     const body = `{"events":[${batch.events.join(',')}]}`;
     const id = `msg_${idOf(batch.events[0])}_${idOf(batch.events.at(-1))}`;
     const timestamp = Math.floor(Date.now() / 1000);
-    const url = new URL(settings.url);
     const controller = new AbortController();
     this.#inFlight = controller;
-    const timer = setTimeout(() => controller.abort(), settings.timeoutMs);
     try {
-      return await new Promise<Posted>((resolve) => {
-        const request = (url.protocol === 'https:' ? https : http).request(
-          url,
-          {
-            method: 'POST',
-            signal: controller.signal,
-            headers: {
-              'content-type': 'application/json',
-              'content-length': Buffer.byteLength(body),
-              'user-agent': 'tenant-relay',
-              'webhook-id': id,
-              'webhook-timestamp': String(timestamp),
-              'webhook-signature': signature(settings.secret, id, timestamp, body),
-            },
-            ...(settings.ca !== undefined ? { ca: settings.ca } : {}),
-            minVersion: 'TLSv1.2',
-          },
-          (response) => {
-            response.resume();
-            response.on('error', () => resolve({ kind: 'failed', reason: 'connection-lost' }));
-            response.on('end', () => resolve(postedOf(response.statusCode ?? 0)));
-          },
-        );
-        request.on('error', (err: NodeJS.ErrnoException) => resolve({ kind: 'failed', reason: controller.signal.aborted ? 'timeout' : `unreachable: ${err.code ?? 'error'}` }));
-        request.end(body);
+      const answer = await requestHttp({
+        url: new URL(settings.url),
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'tenant-relay',
+          'webhook-id': id,
+          'webhook-timestamp': String(timestamp),
+          'webhook-signature': signature(settings.secret, id, timestamp, body),
+        },
+        body,
+        ...(settings.ca !== undefined ? { ca: settings.ca } : {}),
+        timeoutMs: settings.timeoutMs,
+        // The receiver's answer is not read: its status says it all.
+        maxBytes: 4096,
+        signal: controller.signal,
       });
+      if (answer.kind === 'answered') return postedOf(answer.status);
+      if (answer.timeout || controller.signal.aborted) return { kind: 'failed', reason: 'timeout' };
+      return { kind: 'failed', reason: answer.midAnswer ? 'connection-lost' : `unreachable: ${answer.code ?? 'error'}` };
     } finally {
-      clearTimeout(timer);
       this.#inFlight = undefined;
     }
   }

@@ -12,7 +12,7 @@ export function decide(envelope: Pick<Envelope, 'mailFrom'>, auth: AuthIdentity 
   const found = identifyTenant(envelope.mailFrom, auth, config, tenants);
   if (found.kind === 'conflict') {
     return {
-      kind: 'refuse',
+      kind: 'refused',
       reply: Replies.senderTenantConflict(found.auth.tenant.id, found.sender.tenant.id),
       reason: `${describe(found.auth)} but ${describe(found.sender)}; conflict rule is "refuse"`,
     };
@@ -33,7 +33,7 @@ export function decide(envelope: Pick<Envelope, 'mailFrom'>, auth: AuthIdentity 
   // go out as anyone. (An address another tenant claims is the conflict rule's business, above.)
   if (authTenant && !found.bySender && envelope.mailFrom !== '' && config.inbound.tenantUsersSendAs === 'own-senders') {
     return {
-      kind: 'refuse',
+      kind: 'refused',
       reply: Replies.senderNotOfTenant(envelope.mailFrom, tenant.id),
       reason: `${describe(found.match)} but no tenant claims sender ${envelope.mailFrom}; tenantUsersSendAs is "own-senders"`,
     };

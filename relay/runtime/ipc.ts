@@ -10,20 +10,21 @@ export type Question =
   | { readonly what: 'undrain' }
   | { readonly what: 'drain-status' };
 
-export type ToWorker = { readonly tr: 'ask'; readonly id: number; readonly question: Question } | { readonly tr: 'stop' };
-export type FromWorker = { readonly tr: 'answer'; readonly id: number; readonly value: unknown } | { readonly tr: 'listening'; readonly addresses: readonly { host: string; port: number }[] };
+// Each of ours carries `relayIpc`, its kind: what tells it from prom-client's on the same channel.
+export type ToWorker = { readonly relayIpc: 'ask'; readonly id: number; readonly question: Question } | { readonly relayIpc: 'stop' };
+export type FromWorker = { readonly relayIpc: 'answer'; readonly id: number; readonly value: unknown } | { readonly relayIpc: 'listening'; readonly addresses: readonly { host: string; port: number }[] };
 
-export const isFromWorker = (m: unknown): m is FromWorker => !!m && typeof m === 'object' && ((m as FromWorker).tr === 'answer' || (m as FromWorker).tr === 'listening');
-export const isToWorker = (m: unknown): m is Extract<ToWorker, { tr: 'ask' }> => !!m && typeof m === 'object' && (m as ToWorker).tr === 'ask';
+export const isFromWorker = (m: unknown): m is FromWorker => !!m && typeof m === 'object' && ((m as FromWorker).relayIpc === 'answer' || (m as FromWorker).relayIpc === 'listening');
+export const isToWorker = (m: unknown): m is Extract<ToWorker, { relayIpc: 'ask' }> => !!m && typeof m === 'object' && (m as ToWorker).relayIpc === 'ask';
 /** The primary stops its workers by asking (a signal could meet one the worker got directly, and count twice). */
-export const isStop = (m: unknown): boolean => !!m && typeof m === 'object' && (m as ToWorker).tr === 'stop';
+export const isStop = (m: unknown): boolean => !!m && typeof m === 'object' && (m as ToWorker).relayIpc === 'stop';
 
 let nextId = 1;
 const waiting = new Map<number, (value: unknown) => void>();
 
 /** Called by the primary for each message a worker sends. */
 export function answerArrived(message: FromWorker): void {
-  if (message.tr !== 'answer') return;
+  if (message.relayIpc !== 'answer') return;
   waiting.get(message.id)?.(message.value);
   waiting.delete(message.id);
 }
@@ -45,7 +46,7 @@ export async function ask(workers: readonly Worker[], question: Question, timeou
             resolve({ value });
           });
           try {
-            worker.send({ tr: 'ask', id, question } satisfies ToWorker);
+            worker.send({ relayIpc: 'ask', id, question } satisfies ToWorker);
           } catch {
             clearTimeout(timer);
             waiting.delete(id);

@@ -64,7 +64,7 @@ export async function runPrimary(file: string, initial: Config, logger: Logger):
     logger.info({ event: 'worker-started', worker: index, pid: worker.process.pid, ...(orphan ? { leftovers: true } : {}) });
     worker.on('message', (message: unknown) => {
       if (!isFromWorker(message)) return;
-      if (message.tr === 'answer') return answerArrived(message);
+      if (message.relayIpc === 'answer') return answerArrived(message);
       listening.set(index, message.addresses);
       if (!announced && [...listening.keys()].filter((i) => i < count).length === count) {
         announced = true;
@@ -115,7 +115,7 @@ export async function runPrimary(file: string, initial: Config, logger: Logger):
       stopping = true;
       logger.info({ event: 'stopping', signal, workers: workers.size });
       for (const w of workers.values()) {
-        if (w.isConnected()) w.send({ tr: 'stop' });
+        if (w.isConnected()) w.send({ relayIpc: 'stop' });
         else w.process.kill('SIGTERM');
       }
       while (workers.size > 0 && ![...workers.values()].every((w) => w.isDead())) await new Promise((r) => setTimeout(r, 50));

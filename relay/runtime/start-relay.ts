@@ -133,8 +133,8 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
         : Promise.reject(new Error(`upstream ${upstream.name} has no OAuth2 grant`)),
     ),
   );
-  const edge = { pools, capabilities: new UpstreamCapabilities(initial.hostname) };
-  const scheduler = new Scheduler({ spool, requests: new QueueRequests(spool.layout), config, edge, limiter: shared.limiter, outcomes, logger, platform });
+  const upstreams = { pools, capabilities: new UpstreamCapabilities(initial.hostname) };
+  const scheduler = new Scheduler({ spool, requests: new QueueRequests(spool.layout), config, upstreams, limiter: shared.limiter, outcomes, logger, platform });
   await scheduler.start({ timers: options.schedulerTimers ?? true }).catch((err: unknown) => {
     throw spoolFailed(err, spool.layout.root);
   });
@@ -163,7 +163,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   const addresses: { host: string; port: number }[] = [];
   let opsPort: number | undefined;
   try {
-    const deps = { config, staging: new Staging(spool.layout.tmpDir), spool, scheduler, edge, disk, limiter: shared.limiter, outcomes, draining: () => drain.draining, logger, platform };
+    const deps = { config, staging: new Staging(spool.layout.tmpDir), spool, scheduler, upstreams, disk, limiter: shared.limiter, outcomes, draining: () => drain.draining, logger, platform };
     for (const [i, listener] of (role.listen ? initial.listen : []).entries()) {
       const server = createInboundServer(listener, deps);
       parts.add({ apply: (next) => server.apply(next), close: () => server.close(0) });

@@ -76,11 +76,11 @@ function serveThePrimary(relay: RunningRelay): void {
   process.on('message', (message) => {
     if (!isToWorker(message)) return;
     void answer(relay, message.question).then(
-      (value) => send({ tr: 'answer', id: message.id, value }),
-      () => send({ tr: 'answer', id: message.id, value: null }),
+      (value) => send({ relayIpc: 'answer', id: message.id, value }),
+      () => send({ relayIpc: 'answer', id: message.id, value: null }),
     );
   });
-  send({ tr: 'listening', addresses: relay.addresses });
+  send({ relayIpc: 'listening', addresses: relay.addresses });
 }
 
 async function answer(relay: RunningRelay, q: Question): Promise<unknown> {

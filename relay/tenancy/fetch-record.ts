@@ -1,9 +1,8 @@
-// One GET to the platform: a deadline, a size cap, TLS checked against the system store or the configured
-// CA. The answer is classified here; the caller decides what to cache.
-import http from 'node:http';
-import https from 'node:https';
+// One GET to the platform (through the relay's HTTP client: a deadline, a size cap, TLS checked, kept-alive
+// connections). The answer is classified here; the caller decides what to cache.
 import type { TenantSourceSettings } from '../../config/types.js';
 import type { TenantQuery } from '../../config/tenant-record.js';
+import { jsonOf, requestHttp } from '../http-client.js';
 
 /** A tenant record is a few kilobytes; anything near this is not one. */
 const MAX_BODY_BYTES = 256 * 1024;
@@ -20,67 +19,24 @@ export function lookupUrl(settings: TenantSourceSettings, query: TenantQuery): U
   return url;
 }
 
-export function fetchRecord(settings: TenantSourceSettings, query: TenantQuery, signal: AbortSignal): Promise<FetchedRecord> {
-  const url = lookupUrl(settings, query);
-  const client = url.protocol === 'https:' ? https : http;
-  const deadline = AbortSignal.any([signal, AbortSignal.timeout(settings.timeoutMs)]);
-  return new Promise((resolve) => {
-    const failed = (reason: string) => resolve({ kind: 'failed', reason, ...(deadline.reason?.name === 'TimeoutError' ? { timeout: true } : {}) });
-    const request = client.get(
-      url,
-      {
-        signal: deadline,
-        headers: { accept: 'application/json', ...(settings.token !== undefined ? { authorization: `Bearer ${settings.token}` } : {}) },
-        ...(settings.ca !== undefined ? { ca: settings.ca } : {}),
-        // A fresh connection per lookup would cost a TLS handshake each; lookups are rare enough to share one.
-        agent: url.protocol === 'https:' ? httpsAgent : httpAgent,
-      },
-      (response) => {
-        const status = response.statusCode ?? 0;
-        if (status === 404) {
-          // The body may say the whole domain is nobody's: { "domainClaimed": false } (small, or ignored).
-          const chunks: Buffer[] = [];
-          let size = 0;
-          response.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size <= 1024) chunks.push(chunk);
-          });
-          response.on('error', () => resolve({ kind: 'not-found' }));
-          response.on('end', () => {
-            let unclaimed = false;
-            try {
-              unclaimed = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { domainClaimed?: unknown }).domainClaimed === false;
-            } catch {
-              // An empty or other body: a 404 for this key only.
-            }
-            resolve({ kind: 'not-found', ...(unclaimed && query.by === 'sender' ? { domainUnclaimed: true } : {}) });
-          });
-          return;
-        }
-        if (status !== 200) {
-          response.resume();
-          return failed(`HTTP ${status}`);
-        }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_BODY_BYTES) return response.destroy(new Error(`answer larger than ${MAX_BODY_BYTES} bytes`));
-          chunks.push(chunk);
-        });
-        response.on('error', (err) => failed(deadline.aborted ? `no answer within ${settings.timeoutMs} ms` : err.message));
-        response.on('end', () => {
-          try {
-            resolve({ kind: 'record', json: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
-          } catch {
-            failed('answer is not JSON');
-          }
-        });
-      },
-    );
-    request.on('error', (err) => failed(deadline.aborted ? `no answer within ${settings.timeoutMs} ms` : err.message));
+export async function fetchRecord(settings: TenantSourceSettings, query: TenantQuery, signal: AbortSignal): Promise<FetchedRecord> {
+  const answer = await requestHttp({
+    url: lookupUrl(settings, query),
+    headers: { accept: 'application/json', ...(settings.token !== undefined ? { authorization: `Bearer ${settings.token}` } : {}) },
+    ...(settings.ca !== undefined ? { ca: settings.ca } : {}),
+    timeoutMs: settings.timeoutMs,
+    maxBytes: MAX_BODY_BYTES,
+    signal,
   });
+  if (answer.kind === 'failed') return { kind: 'failed', reason: answer.timeout ? `no answer within ${settings.timeoutMs} ms` : answer.message, ...(answer.timeout ? { timeout: true } : {}) };
+  if (answer.status === 404) {
+    // The body may say the whole domain is nobody's: { "domainClaimed": false } (small, or ignored).
+    const said = answer.body.length <= 1024 ? jsonOf(answer.body) : undefined;
+    const unclaimed = !!said && typeof said === 'object' && (said as { domainClaimed?: unknown }).domainClaimed === false;
+    return { kind: 'not-found', ...(unclaimed && query.by === 'sender' ? { domainUnclaimed: true } : {}) };
+  }
+  if (answer.status !== 200) return { kind: 'failed', reason: `HTTP ${answer.status}` };
+  if (answer.truncated) return { kind: 'failed', reason: `answer larger than ${MAX_BODY_BYTES} bytes` };
+  const json = jsonOf(answer.body);
+  return json === undefined ? { kind: 'failed', reason: 'answer is not JSON' } : { kind: 'record', json };
 }
-
-const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16 });

@@ -12,7 +12,7 @@ const TENANT_ID = /^(\*|[A-Za-z0-9][A-Za-z0-9_-]{0,62})$/;
 export class InvalidationWindow {
   readonly #invalidate: (id: string) => number;
   readonly #logger: Logger;
-  #taken = 0;
+  #acted = 0;
   #dropped = 0;
   #overflow = 0;
   #ignored = 0;
@@ -31,11 +31,11 @@ export class InvalidationWindow {
       this.#ignored++;
       return;
     }
-    if (this.#taken >= MAX_PER_WINDOW) {
+    if (this.#acted >= MAX_PER_WINDOW) {
       this.#overflow++;
       return;
     }
-    this.#taken++;
+    this.#acted++;
     if (this.#ids.length < 5) this.#ids.push(id);
     this.#dropped += this.#invalidate(id);
   }
@@ -47,12 +47,12 @@ export class InvalidationWindow {
 
   #close(): void {
     if (this.#overflow > 0) this.#dropped += this.#invalidate('*');
-    if (this.#taken > 0 || this.#overflow > 0 || this.#ignored > 0) {
-      const fields = { event: 'tenant-invalidated', messages: this.#taken + this.#overflow, tenants: this.#ids, dropped: this.#dropped, ...(this.#ignored ? { ignored: this.#ignored } : {}) };
+    if (this.#acted > 0 || this.#overflow > 0 || this.#ignored > 0) {
+      const fields = { event: 'tenant-invalidated', messages: this.#acted + this.#overflow, tenants: this.#ids, dropped: this.#dropped, ...(this.#ignored ? { ignored: this.#ignored } : {}) };
       if (this.#overflow > 0) this.#logger.warn({ ...fields, overRate: this.#overflow }, `more than ${MAX_PER_WINDOW} invalidations in a second: the whole tenant cache was dropped once instead`);
       else this.#logger.info(fields);
     }
-    this.#taken = this.#dropped = this.#overflow = this.#ignored = 0;
+    this.#acted = this.#dropped = this.#overflow = this.#ignored = 0;
     this.#ids = [];
     this.#timer = undefined;
   }

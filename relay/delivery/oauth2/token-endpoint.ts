@@ -4,11 +4,9 @@
 // server: client credentials. Errors carry the endpoint's own code (invalid_client, AADSTS7000215, ...),
 // never a secret or a token.
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
-import https from 'node:https';
-import type { LookupFunction } from 'node:net';
 import type { TokenGrant } from '../../../config/types.js';
 import { sanitizeUpstreamText } from '../../errors.js';
+import { jsonOf, requestHttp } from '../../http-client.js';
 import { signJwt } from './jwt.js';
 
 export interface IssuedToken {
@@ -123,51 +121,24 @@ function formOf(grant: TokenGrant, nowMs: number): Record<string, string> {
   }
 }
 
-function post(url: URL, body: string, ca: string | undefined, options: TokenRequestOptions): Promise<{ status: number; json: unknown }> {
-  const client = url.protocol === 'https:' ? https : http;
-  const signal = AbortSignal.timeout(options.timeoutMs);
-  const pinned = options.address;
-  const lookup: LookupFunction | undefined = pinned
-    ? (_host, opts, done) => (opts.all ? done(null, [{ address: pinned, family: pinned.includes(':') ? 6 : 4 }]) : done(null, pinned, pinned.includes(':') ? 6 : 4))
-    : undefined;
-  return new Promise((resolve, reject) => {
-    const request = client.request(
-      url,
-      {
-        method: 'POST',
-        signal,
-        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', 'content-length': Buffer.byteLength(body) },
-        ...(ca !== undefined ? { ca } : {}),
-        ...(lookup ? { lookup } : {}),
-        minVersion: 'TLSv1.2',
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_BODY_BYTES) return response.destroy(new Error('answer too large'));
-          chunks.push(chunk);
-        });
-        response.on('error', (err) => reject(failure(err, signal)));
-        response.on('end', () => {
-          let json: unknown;
-          try {
-            json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-          } catch {
-            if (response.statusCode === 200) return reject(new TokenError('malformed', 'the answer is not JSON', false));
-          }
-          resolve({ status: response.statusCode ?? 0, json });
-        });
-      },
-    );
-    request.on('error', (err) => reject(failure(err, signal)));
-    request.end(body);
+async function post(url: URL, body: string, ca: string | undefined, options: TokenRequestOptions): Promise<{ status: number; json: unknown }> {
+  const answer = await requestHttp({
+    url,
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body,
+    ...(ca !== undefined ? { ca } : {}),
+    timeoutMs: options.timeoutMs,
+    maxBytes: MAX_BODY_BYTES,
+    ...(options.address !== undefined ? { address: options.address } : {}),
   });
-}
-
-function failure(err: Error, signal: AbortSignal): TokenError {
-  if (signal.aborted) return new TokenError('timeout', 'no answer in time', false);
-  const code = (err as NodeJS.ErrnoException).code;
-  return new TokenError('unreachable', sanitizeUpstreamText(code ?? err.message), false);
+  if (answer.kind === 'failed') {
+    if (answer.timeout) throw new TokenError('timeout', 'no answer in time', false);
+    throw new TokenError('unreachable', sanitizeUpstreamText(answer.code ?? answer.message), false);
+  }
+  if (answer.truncated && answer.status === 200) throw new TokenError('malformed', `the answer is larger than ${MAX_BODY_BYTES} bytes`, false);
+  // A refusal's body, cut at the cap, is read as far as it is JSON: its status still says what happened.
+  const json = answer.truncated ? undefined : jsonOf(answer.body);
+  if (json === undefined && answer.status === 200) throw new TokenError('malformed', 'the answer is not JSON', false);
+  return { status: answer.status, json };
 }
