@@ -202,6 +202,13 @@ t.test('a wrong client secret: pass-through answers 451 4.7.0 with the AADSTS co
   t.equal(upstream.received.length, 0);
 });
 
+t.test('the token comes before the connection: a token endpoint that refuses leaves the upstream untouched', async (t) => {
+  const upstream = await providerUpstream(t, 'microsoft');
+  const live = await relayFor(t, upstream, microsoftAuth('also-not-the-secret'));
+  t.match(await replyOf(send(live)), /^451 4\.7\.0 Upstream acme: no OAuth2 access token \(invalid_client AADSTS7000215\)/);
+  t.equal(upstream.connections.opened, 0, 'no connection opened, so no idle timeout of the upstream stands in for the token failure');
+});
+
 t.test('preflight mints a token and logs in with XOAUTH2: expiry and scopes shown, never the token; a wrong secret fails clearly', async (t) => {
   const upstream = await providerUpstream(t, 'microsoft');
   const file = path.join(dir, 'preflight.yaml');
@@ -285,6 +292,22 @@ t.test("SubmissionQuotaExceeded (554 5.2.0) defers until the quota frees, instea
   overQuota = false;
   await queued.relay.scheduler.runDue(now + 6 * 60_000);
   t.equal(upstream.received.length, 1, 'delivered once the quota freed');
+});
+
+t.test("Gmail's daily sending limit (550 5.4.5) defers like Microsoft's quota: held, then delivered, no bounce", async (t) => {
+  let overLimit = true;
+  const upstream = await providerUpstream(t, 'google', {
+    data: () => (overLimit ? [550, '5.4.5 Daily user sending limit exceeded. For more information on Gmail sending limits go to https://support.google.com/a/answer/166852 - gsmtp'] : undefined),
+  });
+  const queued = await relayFor(t, upstream, googleAuth, { mode: 'queue' });
+  const id = queuedId((await send(queued)).response);
+  const now = Date.now();
+  await queued.relay.scheduler.runDue(now);
+  t.match(await queued.relay.spool.read(id), { recipients: [{ status: 'pending', reply: /^451 4\.2\.0 Upstream acme: the mailbox's sending quota is used up; retried when it frees: 550 5\.4\.5 Daily user sending limit exceeded/ }] }, 'held, not bounced');
+  t.notOk(queued.logs.some((l) => l.event === 'bounced' || l.event === 'dsn-queued'), 'no bounce, no DSN to the sender');
+  overLimit = false;
+  await queued.relay.scheduler.runDue(now + 6 * 60_000);
+  t.equal(upstream.received.length, 1, 'delivered once the limit freed');
 });
 
 t.test("a mailbox's own limits hold queued mail instead of running into the provider's refusal", async (t) => {

@@ -2,6 +2,7 @@
 // nodemailer resolves even when some recipients were refused, so every outcome is per recipient.
 import { Replies, type SmtpReply, sanitizeUpstreamText } from '../errors.js';
 import type { RecipientOutcome } from '../types.js';
+import { isQuotaReply } from './provider-quotas.js';
 import { parseUpstreamReply } from './upstream-reply.js';
 
 interface UpstreamError extends Error {
@@ -71,9 +72,8 @@ function replyFor(upstream: string, err: UpstreamError): SmtpReply {
   if (microsoft === 'smtp-auth-disabled') return Replies.upstreamSmtpAuthDisabled(upstream);
   if (microsoft === 'basic-auth-disabled') return Replies.upstreamBasicAuthDisabled(upstream);
   if (microsoft === 'credentials') return Replies.upstreamAuth(upstream);
-  // Microsoft 365's daily limit (554 5.2.0 ...SubmissionQuotaExceededException): a quota, not a bad
-  // recipient; deferred until it frees.
-  if (QUOTA_EXCEEDED.test(said)) return Replies.upstreamQuotaExceeded(upstream, said);
+  // A provider's daily or per-minute quota (provider-quotas.ts): not a bad recipient; deferred until it frees.
+  if (isQuotaReply(said)) return Replies.upstreamQuotaExceeded(upstream, said);
   // Bad credentials or a failed handshake are the relay's configuration, not the message: retry.
   if (err.code === 'EAUTH' || err.code === 'ENOAUTH') return Replies.upstreamAuth(upstream);
   // Before the reply code: a "500 unknown command" to STARTTLS is a TLS failure, not a bounce.
@@ -104,7 +104,6 @@ export function microsoftAuthRefusal(said: string): 'smtp-auth-disabled' | 'basi
   if (/credentials were incorrect|account (is )?locked|locked (out|due)/i.test(said)) return 'credentials';
   return 'basic-auth-disabled';
 }
-const QUOTA_EXCEEDED = /SubmissionQuotaExceeded/i;
 
 function isTlsFailure(err: UpstreamError): boolean {
   if (err.code === 'ETLS') return true;

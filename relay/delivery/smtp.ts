@@ -9,6 +9,15 @@ import { sendThroughPool } from './nodemailer-seams.js';
 import type { UpstreamPools } from './pools.js';
 
 export async function sendViaSmtp(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource): Promise<DeliveryResult> {
+  if (upstream.auth?.kind === 'oauth2') {
+    // The token first (from the cache, almost always), before any connection: a slow or refusing token
+    // endpoint is then reported as itself, not as the upstream's idle timeout while the relay waited at AUTH.
+    const failed = await pools.tokens(upstream, false).then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    if (failed) return { upstream: upstream.name, outcomes: outcomesFromError(upstream.name, envelope.rcptTo, failed) };
+  }
   const first = await sendOnce(pools, upstream, envelope, message);
   // Microsoft 365 answers an expired or revoked token with a plain 535 (no 334 challenge), and nodemailer
   // then gives up without asking for another: drop the token and try once more, on a new connection.
