@@ -3,27 +3,39 @@
 // credential from another without showing it.
 import { createHash, createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import path from 'node:path';
-import { deepFreeze, readCa } from './build-parts.js';
+import { deepFreeze, readCa, readClientCertificate } from './build-parts.js';
 import { credentialId } from './credentials.js';
 import type { RawUpstream } from './schema.js';
-import type { TokenGrant, Upstream, UpstreamAuth } from './types.js';
+import { tlsModeOf } from './schema/upstream.js';
+import type { ClientCertificate, TokenGrant, Upstream, UpstreamAuth } from './types.js';
 import type { PathIssue } from './validate.js';
 import { DEFAULT_UPSTREAM_PORT } from './vocabulary.js';
 
-export function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'platform', at: (string | number)[], problems: PathIssue[], sharedKey: string | undefined): Upstream {
+/** What an upstream is built with besides its own keys. */
+export interface UpstreamContext {
+  /** The relays' shared signing key, which credential ids are made with. */
+  readonly sharedKey: string | undefined;
+  /** The operator's client certificates, by name. */
+  readonly certificates: ReadonlyMap<string, ClientCertificate>;
+}
+
+export function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'platform', at: (string | number)[], problems: PathIssue[], context: UpstreamContext): Upstream {
   if (u.kind === 'maildir') {
     // Relative paths are relative to the working directory, like every other path the relay is given.
     return Object.freeze({ kind: 'maildir', name, path: path.resolve(u.path ?? path.join('var', 'mail', name)) });
   }
   const ca = readCa(u.ca, [...at, 'ca'], problems);
+  const mode = tlsModeOf(u);
+  const clientCertificate = clientCertificateOf(u, at, problems, context.certificates);
   return deepFreeze({
     kind: 'smtp',
     owner,
     name,
     host: u.host,
-    port: u.port ?? DEFAULT_UPSTREAM_PORT[u.tls],
-    tls: u.tls,
-    ...authOf(u, name, [...at, 'auth'], problems, sharedKey),
+    port: u.port ?? DEFAULT_UPSTREAM_PORT[mode],
+    tls: mode,
+    ...(clientCertificate ? { clientCertificate } : {}),
+    ...authOf(u, name, [...at, 'auth'], problems, context.sharedKey),
     ...(u.limits ? { limits: u.limits } : {}),
     ...(ca !== undefined ? { ca } : {}),
     ...(u.servername !== undefined ? { servername: u.servername } : {}),
@@ -32,6 +44,15 @@ export function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'p
     connectTimeoutMs: Math.round(u.connectTimeoutSeconds * 1000),
     maxConnections: u.maxConnections,
   });
+}
+
+/** The upstream's client certificate: its own files, or one the operator installed, by name. */
+function clientCertificateOf(u: Extract<RawUpstream, { kind: 'smtp' }>, at: (string | number)[], problems: PathIssue[], certificates: ReadonlyMap<string, ClientCertificate>): ClientCertificate | undefined {
+  if (typeof u.tls === 'string') return undefined;
+  const { clientCertificate, clientKey, clientCertificateName } = u.tls;
+  if (clientCertificateName !== undefined) return certificates.get(clientCertificateName);
+  if (clientCertificate === undefined || clientKey === undefined) return undefined;
+  return readClientCertificate(clientCertificate, clientKey, clientCertificate, { cert: [...at, 'tls', 'clientCertificate'], key: [...at, 'tls', 'clientKey'] }, problems);
 }
 
 const DEFAULT_TOKEN_URL = {

@@ -3,22 +3,24 @@
 // in what is read or parsed (an unreadable CA file, a private key that is not one), added by key path.
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import path from 'node:path';
-import { deepFreeze, readCa } from './build-parts.js';
-import { buildUpstream } from './build-upstream.js';
+import { deepFreeze, readCa, readClientCertificate } from './build-parts.js';
+import { buildUpstream, type UpstreamContext } from './build-upstream.js';
+import { mayPresent } from './certificate-names.js';
 import { usableCores } from './cores.js';
 import { OPS_SCOPES } from './vocabulary.js';
 import { asciiDomain, TenantDirectory } from './directory.js';
 import { isLoopbackHost } from './networks.js';
 import type { RawConfig, RawTenant, RawTenantSource, RawUpstream } from './schema.js';
-import type { Config, DeliveryPolicy, DkimPrivateKey, InboundUser, OpsToken, Tenant, TenantSourceSettings, Upstream, UpstreamHostPolicy } from './types.js';
+import type { ClientCertificate, Config, DeliveryPolicy, DkimPrivateKey, InboundUser, OpsToken, Tenant, TenantSourceSettings, Upstream, UpstreamHostPolicy } from './types.js';
 import type { PathIssue } from './validate.js';
 
 /** `firstFileTenant`: the index of the first tenant that came from a tenant file (the rest follow it). */
 export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[], firstFileTenant = raw.tenants.length): Config {
   const platformKey = buildKey(raw.dkim, ['dkim'], problems);
   const sharedKey = raw.limits.store?.redis?.signingKey;
+  const certificates = buildClientCertificates(raw.clientCertificates, problems);
   const fileHosts = deepFreeze(raw.tenantFileUpstreamHosts);
-  const tenants = raw.tenants.map((t, i) => buildTenant(t, ['tenants', i], problems, { sharedKey, ...(i >= firstFileTenant ? { hostPolicy: fileHosts } : {}) }));
+  const tenants = raw.tenants.map((t, i) => buildTenant(t, ['tenants', i], problems, { sharedKey, certificates, ...(i >= firstFileTenant ? { hostPolicy: fileHosts } : {}) }));
   const users = new Map<string, InboundUser>(raw.inbound.users.map((u) => [u.username, Object.freeze({ ...u })]));
   const { idleTimeoutSeconds, progressTimeoutSeconds, dataTimeoutSeconds, authFailureDelaySeconds, greetingDelaySeconds, reverseLookupTimeoutSeconds, allowUnauthenticatedFrom, users: _users, ...limits } =
     raw.inbound;
@@ -45,7 +47,8 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
       reverseLookupTimeoutMs: Math.round(reverseLookupTimeoutSeconds * 1000),
     }),
     identification: deepFreeze(raw.identification),
-    smarthost: buildUpstream(raw.smarthost, 'smarthost', 'platform', ['smarthost'], problems, sharedKey),
+    smarthost: buildUpstream(raw.smarthost, 'smarthost', 'platform', ['smarthost'], problems, { sharedKey, certificates }),
+    clientCertificates: certificates,
     upstreamHosts: deepFreeze(raw.upstreamHosts),
     delivery: buildDelivery(raw.delivery),
     message: deepFreeze(raw.message),
@@ -76,19 +79,22 @@ function buildOps(o: RawConfig['ops']): Config['ops'] {
 }
 
 /** What a tenant is built with besides its own keys. */
-export interface TenantContext {
-  /** The relays' shared signing key (limits.store.redis.signingKey), which credential ids are made with. */
-  readonly sharedKey: string | undefined;
+export interface TenantContext extends UpstreamContext {
   /** A tenant from the HTTP tenant source: the host policy its upstream is held to. */
   readonly hostPolicy?: UpstreamHostPolicy;
 }
 
 /** One tenant, from the config files or from the HTTP tenant source (which passes its own host policy). */
 export function buildTenant(t: RawTenant, at: (string | number)[], problems: PathIssue[], context: TenantContext): Tenant {
-  const { sharedKey, hostPolicy } = context;
+  const { hostPolicy } = context;
   const { upstream, identity, dkim, delivery, events, ...rest } = t;
-  const built = upstream && buildUpstream(upstream, t.id, 'tenant', [...at, 'upstream'], problems, sharedKey);
+  const built = upstream && buildUpstream(upstream, t.id, 'tenant', [...at, 'upstream'], problems, context);
   const ownKey = buildKey(dkim, [...at, 'dkim'], problems);
+  // An installed certificate is the identity an Exchange connector knows a sender by: only its tenant's.
+  const certificate = built?.kind === 'smtp' && upstream?.kind === 'smtp' && typeof upstream.tls === 'object' && upstream.tls.clientCertificateName !== undefined ? built.clientCertificate : undefined;
+  if (certificate && !mayPresent(certificate, t)) {
+    problems.push({ path: [...at, 'upstream', 'tls', 'clientCertificateName'], message: `is not a certificate of tenant "${t.id}": none of its names is a domain the tenant owns, and its tenants list does not name it` });
+  }
   const tenant: Tenant = deepFreeze({
     ...rest,
     ...(built ? { upstream: built.kind === 'smtp' && hostPolicy ? { ...built, hostPolicy } : built } : {}),
@@ -132,9 +138,20 @@ function buildWebhook(w: RawWebhook, at: (string | number)[], problems: PathIssu
 }
 
 /** One tenant upstream on its own (a candidate the platform asks about), held to `hostPolicy`. */
-export function buildTenantUpstream(u: RawUpstream, name: string, problems: PathIssue[], hostPolicy: UpstreamHostPolicy): Upstream {
-  const built = buildUpstream(u, name, 'tenant', [], problems, undefined);
+export function buildTenantUpstream(u: RawUpstream, name: string, problems: PathIssue[], hostPolicy: UpstreamHostPolicy, certificates: ReadonlyMap<string, ClientCertificate>): Upstream {
+  const built = buildUpstream(u, name, 'tenant', [], problems, { sharedKey: undefined, certificates });
   return built.kind === 'smtp' ? deepFreeze({ ...built, hostPolicy }) : built;
+}
+
+/** The operator's client certificates, by name; one that cannot be read or does not match its key is a problem at its key. */
+function buildClientCertificates(raw: RawConfig['clientCertificates'], problems: PathIssue[]): ReadonlyMap<string, ClientCertificate> {
+  const built = new Map<string, ClientCertificate>();
+  for (const [name, files] of Object.entries(raw)) {
+    const at = ['clientCertificates', name];
+    const certificate = readClientCertificate(files.cert, files.key, name, { cert: [...at, 'cert'], key: [...at, 'key'] }, problems);
+    if (certificate) built.set(name, deepFreeze({ ...certificate, ...(files.tenants ? { tenants: files.tenants } : {}) }));
+  }
+  return built;
 }
 
 function buildTenantSource(s: RawTenantSource, problems: PathIssue[]): TenantSourceSettings {

@@ -4,7 +4,7 @@
 // of values in vocabulary.ts.
 import { z } from 'zod';
 import { IDENTIFIERS, IDENTITY_CONFLICTS, OPS_SCOPES } from './vocabulary.js';
-import { hostname, opsToken, seconds, tenantId } from './schema/fields.js';
+import { certificateName, hostname, opsToken, pemFile, seconds, tenantId } from './schema/fields.js';
 import { delivery, inboundLimits, listener, messagePolicy, platformDkim, tenantSource, user } from './schema/settings.js';
 import { tenantSchema, webhook } from './schema/tenant.js';
 import { hostPolicy, maildirUpstream, smtpUpstream, tenantEnteredHosts, upstreamAuth, upstreamSchema } from './schema/upstream.js';
@@ -80,6 +80,11 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   smarthost: upstreamSchema,
+  // Client certificates the operator installed, by name: what a platform record's upstream may refer to
+  // (tls.clientCertificateName) without carrying key material. PEM files, re-read when they change. A
+  // record may name one whose names include a domain its tenant owns, or that lists its tenant id
+  // (tenants; "*" for a certificate of the platform's own that any tenant may present).
+  clientCertificates: z.record(certificateName, z.strictObject({ cert: pemFile, key: pemFile, tenants: z.array(z.union([tenantId, z.literal('*')])).min(1).optional() })).default({}),
   // Checks on the hosts of the own upstreams of tenants in this file (not the smarthost). Off by default:
   // the operator wrote them.
   upstreamHosts: z

@@ -3,10 +3,10 @@
 // path, a maildir) or take over a tenant the YAML defines.
 import { buildTenant, buildTenantUpstream } from './build.js';
 import { TenantDirectory, domainOf } from './directory.js';
-import { tenantSchema } from './schema.js';
-import type { Config, SmtpUpstream, Tenant, UpstreamHostPolicy } from './types.js';
+import { type RawUpstream, tenantSchema } from './schema.js';
+import type { ClientCertificate, Config, SmtpUpstream, Tenant, UpstreamHostPolicy } from './types.js';
 import { claimsAddress } from './ownership.js';
-import { checkTenant, checkUpstream, checkUpstreamPort, type PathIssue } from './validate.js';
+import { checkCertificateName, checkTenant, checkUpstream, checkUpstreamPort, type PathIssue } from './validate.js';
 
 /** What the record was asked for: it must claim that key, or the platform answered another question. */
 export type TenantQuery = { readonly by: 'auth' | 'sender' | 'id'; readonly value: string };
@@ -32,7 +32,10 @@ export function parseTenantRecord(json: unknown, query: TenantQuery, config: Con
   if (raw.delivery.fallbackToSmarthostAfterMinutes !== undefined) issues.push({ path: ['delivery', 'fallbackToSmarthostAfterMinutes'], message: 'is only for tenants in the config files' });
   // Its share of the shared spool is the operator's to give.
   if (raw.delivery.spool !== undefined) issues.push({ path: ['delivery', 'spool'], message: 'is only for tenants in the config files' });
-  if (raw.upstream) checkUpstream(raw.upstream, ['upstream'], issues);
+  if (raw.upstream) {
+    checkUpstream(raw.upstream, ['upstream'], issues);
+    checkRecordCertificate(raw.upstream, ['upstream'], config.clientCertificates, issues);
+  }
   checkTenant(raw, [], issues, { platformKey: config.dkim.privateKey !== undefined, hostPolicy });
   if (config.directory.byId(raw.id)) issues.push({ path: ['id'], message: `"${raw.id}" is a tenant of the config files` });
   // What a record claims decides what the relay signs and sends as for it: never a key the files claim.
@@ -43,7 +46,7 @@ export function parseTenantRecord(json: unknown, query: TenantQuery, config: Con
     const domain = d.startsWith('*.') ? d.slice(2) : d;
     if (config.directory.byDomain(domain) || (d.startsWith('*.') && yamlClaimsUnder(config, domain))) issues.push({ path: ['match', 'domains', i], message: 'is claimed by a tenant of the config files' });
   });
-  const tenant = buildTenant(raw, [], issues, { sharedKey: config.limits.redis?.signingKey, hostPolicy });
+  const tenant = buildTenant(raw, [], issues, { sharedKey: config.limits.redis?.signingKey, certificates: config.clientCertificates, hostPolicy });
   if (issues.length === 0 && !claims(tenant, query)) issues.push({ path: ['match'], message: `does not claim the ${query.by} that was looked up` });
   // Its From must be one it claims: else a record could have its mail signed and shown as anyone.
   if (tenant.identity.from !== undefined && !claimsAddress(tenant, tenant.identity.from)) {
@@ -72,7 +75,7 @@ export type UpstreamCheck = { readonly ok: true; readonly upstream: SmtpUpstream
  * A candidate upstream a tenant admin typed in (the platform asks before it saves): the keys of a tenant's
  * `upstream`, checked like one from the platform's records (no maildir, no local file), held to `hostPolicy`.
  */
-export function parseUpstreamRecord(json: unknown, name: string, hostPolicy: UpstreamHostPolicy): UpstreamCheck {
+export function parseUpstreamRecord(json: unknown, name: string, hostPolicy: UpstreamHostPolicy, certificates: ReadonlyMap<string, ClientCertificate>): UpstreamCheck {
   const parsed = tenantSchema.shape.upstream.safeParse(json);
   if (!parsed.success || !parsed.data) {
     const issues = parsed.success ? [] : parsed.error.issues;
@@ -83,8 +86,21 @@ export function parseUpstreamRecord(json: unknown, name: string, hostPolicy: Ups
   if (raw.kind === 'maildir') issues.push({ path: ['kind'], message: 'maildir is only for upstreams in the config files' });
   if (raw.kind === 'smtp' && (raw.ca !== undefined || (raw.auth?.kind === 'oauth2' && raw.auth.ca !== undefined))) issues.push({ path: ['ca'], message: 'is a local file path, only for the config files' });
   checkUpstream(raw, [], issues);
+  checkRecordCertificate(raw, [], certificates, issues);
+  // Whose candidate it is, the relay cannot tell: only a certificate any tenant may present is tried.
+  const named = raw.kind === 'smtp' && typeof raw.tls === 'object' ? raw.tls.clientCertificateName : undefined;
+  const certificate = named === undefined ? undefined : certificates.get(named);
+  if (certificate && !certificate.tenants?.includes('*')) issues.push({ path: ['tls', 'clientCertificateName'], message: 'a candidate may name only a certificate any tenant may present (tenants: ["*"]); check a tenant\'s own with its record or tenant-relay preflight --tenant' });
   checkUpstreamPort(raw, hostPolicy, ['port'], issues);
-  const upstream = issues.length === 0 ? buildTenantUpstream(raw, name, issues, hostPolicy) : undefined;
+  const upstream = issues.length === 0 ? buildTenantUpstream(raw, name, issues, hostPolicy, certificates) : undefined;
   if (issues.length > 0 || !upstream || upstream.kind !== 'smtp') return { ok: false, problems: issues.map((i) => `${i.path.join('.') || '(upstream)'}: ${i.message}`) };
   return { ok: true, upstream };
+}
+
+/** A record names an installed client certificate; it never carries one (a key, or a path on this machine). */
+function checkRecordCertificate(u: RawUpstream, at: string[], certificates: ReadonlyMap<string, ClientCertificate>, issues: PathIssue[]): void {
+  if (u.kind === 'smtp' && typeof u.tls === 'object' && (u.tls.clientCertificate !== undefined || u.tls.clientKey !== undefined)) {
+    issues.push({ path: [...at, 'tls'], message: 'clientCertificate and clientKey are local files, only for the config files; name an installed certificate with clientCertificateName' });
+  }
+  checkCertificateName(u, at, (name) => certificates.has(name), issues);
 }

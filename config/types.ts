@@ -1,8 +1,8 @@
 // The validated, frozen configuration the relay runs on. Nothing outside config/ sees raw YAML.
 import type { BareLineEndings, DeliveryEventType, DeliveryMode, DkimFailurePolicy, Identifier, IdentityConflict, OpsScope, SendAsPolicy, TlsMode } from './vocabulary.js';
-import type { Limits, Upstream, UpstreamHostPolicy } from './upstream-types.js';
+import type { ClientCertificate, Limits, Upstream, UpstreamHostPolicy } from './upstream-types.js';
 
-export type { Limits, MaildirUpstream, SmtpUpstream, TokenGrant, Upstream, UpstreamAuth, UpstreamHostPolicy } from './upstream-types.js';
+export type { ClientCertificate, Limits, MaildirUpstream, SmtpUpstream, TokenGrant, Upstream, UpstreamAuth, UpstreamHostPolicy } from './upstream-types.js';
 export type { BareLineEndings, DeliveryEventType, DeliveryMode, DkimFailurePolicy, Identifier, IdentityConflict, OAuth2Provider, OpsScope, SendAsPolicy, TlsMode } from './vocabulary.js';
 
 
@@ -208,6 +208,8 @@ export interface Config {
     readonly conflict: IdentityConflict;
   };
   readonly smarthost: Upstream;
+  /** Client certificates the operator installed, by name (what platform records refer to). */
+  readonly clientCertificates: ReadonlyMap<string, ClientCertificate>;
   readonly upstreamHosts: UpstreamHostPolicy;
   readonly delivery: DeliveryPolicy;
   readonly message: MessagePolicy;

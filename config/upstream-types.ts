@@ -60,6 +60,8 @@ export interface SmtpUpstream {
   readonly host: string;
   readonly port: number;
   readonly tls: TlsMode;
+  /** Presented at TLS, for an upstream that knows the relay by certificate (an Exchange Online connector). */
+  readonly clientCertificate?: ClientCertificate;
   readonly auth?: UpstreamAuth;
   /** The mailbox's own limits (what the upstream allows it), shared by every tenant sending through it. */
   readonly limits?: Limits;
@@ -82,3 +84,15 @@ export interface MaildirUpstream {
 }
 
 export type Upstream = SmtpUpstream | MaildirUpstream;
+
+/** A client certificate and its key (PEM), checked at load to belong together. */
+export interface ClientCertificate {
+  /** Its name under clientCertificates, or its file: what logs, metrics and preflight call it. */
+  readonly label: string;
+  readonly cert: string;
+  readonly key: string;
+  /** The files it was read from: watched, so a renewed certificate is used without a restart. */
+  readonly files: readonly string[];
+  /** An installed certificate: the tenants that may present it ('*': any); absent, those owning one of its names. */
+  readonly tenants?: readonly string[];
+}

@@ -3,6 +3,7 @@ import { asciiDomain, normalizeAddress } from './directory.js';
 import { isHttpsOrLoopback, parseCidr } from './networks.js';
 import { ownsDomain } from './ownership.js';
 import type { RawConfig, RawTenant, RawUpstream } from './schema.js';
+import { tlsModeOf } from './schema/upstream.js';
 import type { UpstreamHostPolicy } from './types.js';
 import { DEFAULT_UPSTREAM_PORT } from './vocabulary.js';
 
@@ -56,6 +57,8 @@ export function crossCheck(raw: RawConfig, firstFileTenant = raw.tenants.length)
   if (raw.events.webhook) checkWebhook(raw.events.webhook, ['events', 'webhook'], issues);
 
   checkUpstream(raw.smarthost, ['smarthost'], issues);
+  const installed = (name: string) => Object.hasOwn(raw.clientCertificates, name);
+  checkCertificateName(raw.smarthost, ['smarthost'], installed, issues);
   const ids = new Set<string>();
   // Paths are built only for a problem: 10,000 tenants make some 50,000 claims, nearly all of them fine.
   raw.tenants.forEach((t, i) => {
@@ -72,7 +75,10 @@ export function crossCheck(raw: RawConfig, firstFileTenant = raw.tenants.length)
     t.match.domains.forEach((d, j) => {
       claim('domain', d.startsWith('*.') ? `*.${asciiDomain(d.slice(2))}` : asciiDomain(d), t.id, () => at('match', 'domains', j));
     });
-    if (t.upstream) checkUpstream(t.upstream, at('upstream'), issues);
+    if (t.upstream) {
+      checkUpstream(t.upstream, at('upstream'), issues);
+      checkCertificateName(t.upstream, at('upstream'), installed, issues);
+    }
     checkTenant(t, ['tenants', i], issues, { platformKey: raw.dkim.privateKey !== undefined, ...(i >= firstFileTenant ? { hostPolicy: raw.tenantFileUpstreamHosts } : {}) });
   });
   // A tenant's From is what its mail is signed and seen as: never an address another tenant owns.
@@ -116,13 +122,20 @@ function claimTracker(issues: PathIssue[]) {
 
 export function checkUpstream(u: RawUpstream, at: (string | number)[], issues: PathIssue[]): void {
   if (u.kind !== 'smtp') return;
+  if (typeof u.tls === 'object') {
+    const { clientCertificate, clientKey, clientCertificateName } = u.tls;
+    const files = clientCertificate !== undefined || clientKey !== undefined;
+    if (files && (clientCertificate === undefined || clientKey === undefined)) issues.push({ path: [...at, 'tls', clientCertificate === undefined ? 'clientCertificate' : 'clientKey'], message: 'clientCertificate and clientKey go together' });
+    if (files && clientCertificateName !== undefined) issues.push({ path: [...at, 'tls', 'clientCertificateName'], message: 'use clientCertificateName, or clientCertificate and clientKey, not both' });
+    if ((files || clientCertificateName !== undefined) && u.tls.mode === 'none') issues.push({ path: [...at, 'tls', 'mode'], message: 'a client certificate is presented in TLS: use starttls or implicit' });
+  }
   const a = u.auth;
   if (a && (u.username !== undefined || u.password !== undefined)) {
     issues.push({ path: [...at, u.username !== undefined ? 'username' : 'password'], message: 'use auth, or username and password, not both' });
   }
   if (a?.kind === 'oauth2') {
     // A bearer token is as good as a password to whoever reads it.
-    if (u.tls === 'none') issues.push({ path: [...at, 'tls'], message: 'OAuth2 access tokens would travel in cleartext with tls: none; use starttls or implicit' });
+    if (tlsModeOf(u) === 'none') issues.push({ path: [...at, 'tls'], message: 'OAuth2 access tokens would travel in cleartext with tls: none; use starttls or implicit' });
     if (a.tokenUrl !== undefined && !isHttpsOrLoopback(a.tokenUrl)) {
       issues.push({ path: [...at, 'auth', 'tokenUrl'], message: 'must be https:// (plain http only to a loopback address: client secrets travel over it)' });
     }
@@ -140,7 +153,7 @@ export function checkUpstream(u: RawUpstream, at: (string | number)[], issues: P
     issues.push({ path: [...at, missing], message: 'username and password go together' });
   }
   const password = u.password !== undefined ? [...at, 'password'] : a?.kind === 'password' ? [...at, 'auth', 'password'] : undefined;
-  if (password && u.tls === 'none' && !u.allowInsecureAuth) {
+  if (password && tlsModeOf(u) === 'none' && !u.allowInsecureAuth) {
     issues.push({
       path: password,
       message: 'credentials would travel in cleartext with tls: none; use starttls or implicit, or set allowInsecureAuth: true',
@@ -185,7 +198,7 @@ export function checkTenant(t: RawTenant, at: readonly (string | number)[], issu
 /** A tenant's side may name only the ports its host policy allows (mail's, unless widened). */
 export function checkUpstreamPort(u: RawUpstream, policy: UpstreamHostPolicy, at: readonly (string | number)[], issues: PathIssue[]): void {
   if (u.kind !== 'smtp') return;
-  const port = u.port ?? DEFAULT_UPSTREAM_PORT[u.tls];
+  const port = u.port ?? DEFAULT_UPSTREAM_PORT[tlsModeOf(u)];
   if (policy.ports.length > 0 && !policy.ports.includes(port)) issues.push({ path: at, message: `${port} is not a port the upstream host policy allows (${policy.ports.join(', ')})` });
 }
 
@@ -194,4 +207,11 @@ function checkWebhook(w: NonNullable<RawConfig['events']['webhook']>, at: readon
   if (!isHttpsOrLoopback(w.url)) issues.push({ path: [...at, 'url'], message: 'must be https:// (plain http only to a loopback address)' });
   const key = Buffer.from(w.secret.slice('whsec_'.length), 'base64');
   if (key.length < 24 || key.length > 64) issues.push({ path: [...at, 'secret'], message: `is ${key.length} bytes after whsec_; Standard Webhooks keys are 24 to 64 random bytes (echo whsec_$(openssl rand -base64 32))` });
+}
+
+/** An upstream that names an installed client certificate names one that exists. */
+export function checkCertificateName(u: RawUpstream, at: readonly (string | number)[], installed: (name: string) => boolean, issues: PathIssue[]): void {
+  if (u.kind !== 'smtp' || typeof u.tls !== 'object' || u.tls.clientCertificateName === undefined) return;
+  const name = u.tls.clientCertificateName;
+  if (!installed(name)) issues.push({ path: [...at, 'tls', 'clientCertificateName'], message: `"${name}" is not a certificate under clientCertificates` });
 }

@@ -33,3 +33,6 @@ export const tokenUrl = z.string().regex(/^https?:\/\/[^\s/?#]+(\/[^\s#]*)?$/, '
 
 /** A PEM file path (config files only: a record from the network never names a local file). */
 export const pemFile = z.string().min(1);
+
+/** The name of a client certificate the operator installed (clientCertificates), as records refer to it. */
+export const certificateName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be letters, digits, ".", "-" or "_" (at most 63)');

@@ -2,7 +2,7 @@
 // what its mailbox may send; and the policy for the hosts such an upstream may name.
 import { z } from 'zod';
 import { MAIL_PORTS, TLS_MODES } from '../vocabulary.js';
-import { address, hostname, port, seconds, tokenUrl } from './fields.js';
+import { address, certificateName, hostname, pemFile, port, seconds, tokenUrl } from './fields.js';
 
 // How the relay logs in to an upstream. `password`: what the flat username/password keys say.
 // `oauth2`: XOAUTH2 with an access token the relay gets for the mailbox, unattended.
@@ -70,7 +70,20 @@ export const smtpUpstream = z.strictObject({
   kind: z.literal('smtp'),
   host: hostname,
   port: port.optional(),
-  tls: z.enum(TLS_MODES),
+  // The TLS mode, or the mode with a client certificate to present (an Exchange Online inbound connector
+  // that authenticates the relay by certificate): PEM files, or the name of one under clientCertificates.
+  tls: z.union(
+    [
+      z.enum(TLS_MODES),
+      z.strictObject({
+        mode: z.enum(TLS_MODES),
+        clientCertificate: pemFile.optional(),
+        clientKey: pemFile.optional(),
+        clientCertificateName: certificateName.optional(),
+      }),
+    ],
+    { error: 'Invalid option: expected one of "implicit"|"starttls"|"none", or { mode, clientCertificate, clientKey } (or clientCertificateName)' },
+  ),
   auth: upstreamAuth.optional(),
   // The same as auth: { kind: password, username, password }.
   username: z.string().min(1).optional(),
@@ -115,3 +128,8 @@ export const tenantEnteredHosts = z
     ports: hostPolicy.ports.default([...MAIL_PORTS]),
   })
   .prefault({});
+
+/** The TLS mode of an upstream, whichever way its `tls` was written. */
+export function tlsModeOf(u: { readonly tls: z.output<typeof smtpUpstream>['tls'] }): (typeof TLS_MODES)[number] {
+  return typeof u.tls === 'string' ? u.tls : u.tls.mode;
+}

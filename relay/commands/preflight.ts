@@ -1,5 +1,6 @@
 // tenant-relay preflight: connect, TLS and AUTH against every upstream, no mail sent.
 import { parseArgs } from 'node:util';
+import type { CertificateFacts } from '../../config/certificate-names.js';
 import type { Upstream } from '../../config/types.js';
 import { AccessTokens } from '../delivery/oauth2/tokens.js';
 import { preflight } from '../delivery/preflight.js';
@@ -29,7 +30,8 @@ export async function preflightCommand(args: string[], io: CommandIo): Promise<n
       reports.push({ upstream: upstream.name, tenants: ids, address: `maildir ${upstream.path}`, ok: true });
       continue;
     }
-    reports.push({ ...(await preflight(upstream, { heloName: config.hostname, tokens, hostPolicy: upstream.hostPolicy ?? config.upstreamHosts, operator: true })), tenants: ids });
+    const owners = config.tenants.filter((t) => ids.includes(t.id));
+    reports.push({ ...(await preflight(upstream, { heloName: config.hostname, tokens, hostPolicy: upstream.hostPolicy ?? config.upstreamHosts, operator: true, tenants: owners })), tenants: ids });
   }
   if (values.json) io.out(JSON.stringify(reports, null, 2));
   else {
@@ -40,6 +42,7 @@ export async function preflightCommand(args: string[], io: CommandIo): Promise<n
               r.reachable ? 'reachable' : r.category.toUpperCase(),
               r.tlsVersion,
               r.certificateDaysLeft !== undefined ? `certificate expires in ${r.certificateDaysLeft} days (${r.certificateExpires})` : undefined,
+              r.clientCertificate ? certificateText(r.clientCertificate) : undefined,
               r.token ? `oauth2 token until ${r.token.expires}${r.token.scopes.length ? ` for ${r.token.scopes.join(' ')}` : r.token.requested ? ` (scopes not stated by the endpoint; asked for ${r.token.requested})` : ''}` : undefined,
               `auth ${r.authKind === 'none' ? '' : `(${r.authKind}) `}${r.auth}`,
             ]
@@ -49,4 +52,9 @@ export async function preflightCommand(args: string[], io: CommandIo): Promise<n
     }
   }
   return reports.every((r) => r.ok) ? 0 : 1;
+}
+
+function certificateText(c: CertificateFacts): string {
+  const whose = c.tenantDomain ? `${c.tenantDomain} is a domain of the tenant` : "none of its names is a domain of the tenant: the upstream's connector will not know it";
+  return `client certificate ${c.label} for ${c.names.join(' ') || c.subject} (${whose}), expires in ${c.daysLeft} days (${c.expires})`;
 }

@@ -110,6 +110,9 @@ export function transportOptions(u: SmtpUpstream, heloName: string, tokens?: Tok
       minVersion: 'TLSv1.2',
       ...(u.ca !== undefined ? { ca: u.ca } : {}),
       ...(u.servername !== undefined ? { servername: u.servername } : {}),
+      // The relay's client certificate, for an upstream that knows it by certificate. Sent only in a
+      // handshake that checks the server's own certificate first (rejectUnauthorized above).
+      ...(u.clientCertificate ? { cert: u.clientCertificate.cert, key: u.clientCertificate.key } : {}),
     },
     maxConnections: u.maxConnections,
     // Reconnecting costs a handshake (a TLS one, often): keep a connection for many messages, as Postfix does.

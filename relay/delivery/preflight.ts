@@ -8,7 +8,8 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import XOAuth2 from 'nodemailer/lib/xoauth2';
 import { parseUpstreamRecord } from '../../config/tenant-record.js';
-import type { Config, SmtpUpstream, UpstreamHostPolicy } from '../../config/types.js';
+import { type CertificateFacts, certificateFacts } from '../../config/certificate-names.js';
+import type { ClientCertificate, Config, SmtpUpstream, Tenant, UpstreamHostPolicy } from '../../config/types.js';
 import { formatUpstreamReply } from '../errors.js';
 import type { Logger } from '../log.js';
 import { checkUpstreamHost, MAIL_PORTS, pinnedTo, policyApplies } from './host-policy.js';
@@ -42,6 +43,8 @@ export interface PreflightReport {
   readonly tlsVersion?: string;
   readonly certificateExpires?: string;
   readonly certificateDaysLeft?: number;
+  /** The relay's client certificate for this upstream: its names, whether one is the tenant's, its expiry. */
+  readonly clientCertificate?: CertificateFacts;
   /** An OAuth2 upstream: the access token the relay got (its expiry and scopes, not the token). */
   readonly token?: { readonly expires: string; readonly scopes: readonly string[]; readonly requested?: string };
   readonly auth: 'ok' | 'refused' | 'no token' | 'not configured' | 'not tried';
@@ -59,6 +62,8 @@ export interface PreflightOptions {
   readonly hostPolicy?: UpstreamHostPolicy;
   /** The operator's own check (the command): token endpoints' descriptions are shown too. */
   readonly operator?: boolean;
+  /** The tenants that use this upstream: a client certificate should name a domain of theirs. */
+  readonly tenants?: readonly Tenant[];
   readonly now?: number;
 }
 
@@ -68,7 +73,13 @@ export const PREFLIGHT_TIMEOUT_MS = 30_000;
 export async function preflight(upstream: SmtpUpstream, options: PreflightOptions): Promise<PreflightReport> {
   const now = options.now ?? Date.now();
   const authKind = upstream.auth?.kind ?? 'none';
-  const base = { upstream: upstream.name, address: `${upstream.host}:${upstream.port}`, tls: upstream.tls, authKind } as const;
+  const base = {
+    upstream: upstream.name,
+    address: `${upstream.host}:${upstream.port}`,
+    tls: upstream.tls,
+    authKind,
+    ...(upstream.clientCertificate ? { clientCertificate: certificateFacts(upstream.clientCertificate, options.tenants ?? [], now) } : {}),
+  } as const;
   const failed = (category: PreflightCategory, error: string, extra: Partial<PreflightReport> = {}): PreflightReport => ({ ...base, category, reachable: false, auth: 'not tried', error, ...extra, ok: false });
   const policy = upstream.hostPolicy ?? options.hostPolicy;
   let target = upstream;
@@ -211,7 +222,7 @@ let candidatesRunning = 0;
 /** POST /preflight on the ops listener (a relay's, or the primary's with workers). */
 export function preflightEndpoint(req: { readonly method: string; readonly body: unknown }, config: Config, logger: Logger): Promise<{ status: number; body: unknown }> {
   if (req.method !== 'POST') return Promise.resolve({ status: 405, body: { error: 'POST a candidate upstream: { "upstream": { ... } }' } });
-  return preflightCandidate(req.body, { heloName: config.hostname, hostPolicy: config.tenantSource?.upstreamHosts ?? TENANT_ENTERED_HOSTS, logger });
+  return preflightCandidate(req.body, { heloName: config.hostname, hostPolicy: config.tenantSource?.upstreamHosts ?? TENANT_ENTERED_HOSTS, certificates: config.clientCertificates, logger });
 }
 
 /**
@@ -219,10 +230,10 @@ export function preflightEndpoint(req: { readonly method: string; readonly body:
  * `upstream`, any auth kind), checked like a platform record and preflighted under the tenant-entered
  * host policy. Nothing is stored: the token, if one was minted, is dropped with its throwaway cache.
  */
-export async function preflightCandidate(body: unknown, options: { heloName: string; hostPolicy: UpstreamHostPolicy; logger: Logger }): Promise<{ status: number; body: unknown }> {
+export async function preflightCandidate(body: unknown, options: { heloName: string; hostPolicy: UpstreamHostPolicy; certificates: ReadonlyMap<string, ClientCertificate>; logger: Logger }): Promise<{ status: number; body: unknown }> {
   const candidate = body && typeof body === 'object' ? (body as { upstream?: unknown; name?: unknown }) : {};
   const name = typeof candidate.name === 'string' && /^[A-Za-z0-9_-]{1,63}$/.test(candidate.name) ? candidate.name : 'candidate';
-  const checked = parseUpstreamRecord(candidate.upstream, name, options.hostPolicy);
+  const checked = parseUpstreamRecord(candidate.upstream, name, options.hostPolicy, options.certificates);
   if (!checked.ok) return { status: 400, body: { ok: false, problems: checked.problems } };
   if (candidatesRunning >= MAX_CONCURRENT_CANDIDATES) return { status: 429, body: { ok: false, error: `${MAX_CONCURRENT_CANDIDATES} preflights are running; try again in a moment` } };
   candidatesRunning++;

@@ -19,6 +19,8 @@ export interface MetricSources {
   webhookBacklogs?(): Iterable<readonly [string, number]>;
   /** With a shared store only: 1 while limits are counted in it, 0 while counted locally for want of it. */
   limitsShared?(): number | undefined;
+  /** When each client certificate the relay may present stops being valid (seconds since the epoch), by its label. */
+  clientCertificateExpiries?(): Iterable<readonly [string, number]>;
 }
 
 /** How many tenants get label values of their own, and which always do (ops.tenantLabels). */
@@ -161,6 +163,17 @@ export class RelayMetrics {
         },
       });
     }
+    new client.Gauge({
+      name: 'tenant_relay_client_certificate_expiry_timestamp_seconds',
+      help: 'When a client certificate the relay presents to upstreams stops being valid, by certificate (its name under clientCertificates, or its file)',
+      labelNames: ['certificate'],
+      registers,
+      aggregator: 'min',
+      collect() {
+        this.reset();
+        for (const [certificate, at] of sources.clientCertificateExpiries?.() ?? []) this.set({ certificate }, at);
+      },
+    });
     const webhookLabel = (name: string) => this.webhook(name);
     new client.Gauge({
       name: 'tenant_relay_webhook_backlog_events',

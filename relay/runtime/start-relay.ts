@@ -41,6 +41,7 @@ import { Spool, type SpoolIo } from '../queue/spool.js';
 import { Reporter } from '../reporting/reporter.js';
 import { checkSpoolRoot, listenFailed, spoolFailed } from '../startup-error.js';
 import { PlatformTenants } from '../tenancy/platform-tenants.js';
+import { clientCertificateExpiries, watchClientCertificates } from './certificate-watch.js';
 import { Drain, type DrainStatus, waitForSessions } from './drain.js';
 import { Lifecycle } from './lifecycle.js';
 import { localBackend } from './local-backend.js';
@@ -157,6 +158,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     spoolFreeBytes: () => spool.freeBytes(),
     spoolMinFreeBytes: () => current.delivery.spool.minFreeBytes,
     webhookBacklogs: () => reporter.backlogs(),
+    clientCertificateExpiries: () => clientCertificateExpiries(current),
     ...(initial.limits.redis ? { limitsShared: () => shared.limitsShared() } : {}),
   });
 
@@ -215,6 +217,8 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     metrics.reloads.inc({ result: result.ok ? 'success' : 'failure' });
     return result;
   };
+  // A renewed client certificate is in use without a reload by hand (certificate-watch.ts).
+  if (options.configFile) parts.add(watchClientCertificates(initial, () => reload('client certificate changed')));
   if (options.configFile && options.watchConfig) {
     const file = options.configFile;
     parts.onClose(watchFile(file, () => reload('file changed')));

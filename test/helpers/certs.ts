@@ -13,6 +13,21 @@ export interface TestCerts {
   readonly server: { readonly key: string; readonly cert: string };
   /** Self-signed, valid names, trusted by nobody. */
   readonly selfSigned: { readonly key: string; readonly cert: string };
+  /** The CA's key file, for certificates a test signs itself (clientCertificate). */
+  readonly caKeyFile: string;
+}
+
+/**
+ * A client certificate signed by the test CA for `domain` (subject CN and DNS name), valid `days` days,
+ * in files under the test's folder: what the relay presents to an upstream that knows it by certificate.
+ */
+export function makeClientCertificate(domain: string, days = 30, ca: TestCerts = makeTestCerts()): { readonly certFile: string; readonly keyFile: string; readonly cert: string; readonly key: string } {
+  const f = (name: string) => path.join(ca.dir, `${domain}-${days}-${name}`);
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${domain}`, '-keyout', f('client.key'), '-out', f('client.csr'));
+  fs.writeFileSync(f('client.ext'), `subjectAltName=DNS:${domain}\nextendedKeyUsage=clientAuth\n`);
+  openssl('x509', '-req', '-in', f('client.csr'), '-CA', ca.caFile, '-CAkey', ca.caKeyFile, '-CAcreateserial', '-days', String(days), '-extfile', f('client.ext'), '-out', f('client.pem'));
+  return { certFile: f('client.pem'), keyFile: f('client.key'), cert: fs.readFileSync(f('client.pem'), 'utf8'), key: fs.readFileSync(f('client.key'), 'utf8') };
 }
 
 let cached: TestCerts | undefined;
@@ -40,6 +55,7 @@ export function makeTestCerts(): TestCerts {
     ca: read('ca.pem'),
     server: { key: read('server.key'), cert: read('server.pem') },
     selfSigned: { key: read('self.key'), cert: read('self.pem') },
+    caKeyFile: f('ca.key'),
   };
   process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   return cached;

@@ -1,6 +1,7 @@
 // Real SMTP servers playing the tenants' upstreams and the global smarthost, on ephemeral loopback ports.
 // Each records what arrived (envelope, bytes, the AUTH user it came with) and can be told to misbehave.
 import net from 'node:net';
+import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 
 export interface Received {
@@ -38,12 +39,19 @@ export interface UpstreamOptions {
   readonly xoauth2?: { readonly accepts: (user: string, token: string) => boolean; readonly refuses: 'microsoft' | 'google' };
   /** Answer every AUTH with this, whatever the credentials (535 5.7.139: basic authentication is off). */
   readonly auth?: () => [number, string] | undefined;
+  /**
+   * Require a client certificate signed by this CA (PEM) at TLS, as an Exchange Online inbound connector
+   * does: a client without one, or with another CA's, fails the handshake.
+   */
+  readonly clientCa?: string;
 }
 
 export interface Upstream {
   readonly port: number;
   readonly received: Received[];
   readonly authAttempts: string[];
+  /** Each client certificate a TLS handshake presented: its subject CN and SHA-256 fingerprint. */
+  readonly clientCertificates: { readonly cn: string; readonly fingerprint: string }[];
   /** Connections opened to this server so far, and those still open. */
   readonly connections: { opened: number; open: number };
   /** Close every open connection from this side (the relay's pooled ones must log in again). */
@@ -59,6 +67,7 @@ const errorWith = ([code, text]: [number, string]) => Object.assign(new Error(te
 export async function startUpstream(options: UpstreamOptions = {}): Promise<Upstream> {
   const received: Received[] = [];
   const authAttempts: string[] = [];
+  const clientCertificates: { cn: string; fingerprint: string }[] = [];
   const connections = { opened: 0, open: 0 };
   const tls = options.tls ?? 'none';
   const users = options.users;
@@ -67,6 +76,12 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
   const server = new SMTPServer({
     secure: tls === 'implicit',
     ...(options.cert ?? {}),
+    ...(options.clientCa ? { requestCert: true, rejectUnauthorized: true, ca: options.clientCa } : {}),
+    onSecure(socket, _session, callback) {
+      const peer = (socket as tls.TLSSocket).getPeerCertificate?.();
+      if (peer?.subject?.CN) clientCertificates.push({ cn: String(peer.subject.CN), fingerprint: peer.fingerprint256 });
+      callback();
+    },
     disabledCommands: [...(tls === 'starttls' ? [] : ['STARTTLS']), ...(needsAuth ? [] : ['AUTH'])],
     authOptional: !needsAuth,
     ...(xoauth2 ? { authMethods: ['LOGIN', 'XOAUTH2'] } : {}),
@@ -139,6 +154,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     port,
     received,
     authAttempts,
+    clientCertificates,
     connections,
     dropConnections: async () => {
       const closed = [...sockets].map((s) => new Promise((resolve) => s.once('close', resolve)));
