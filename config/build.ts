@@ -15,7 +15,13 @@ import type { ClientCertificate, Config, DeliveryPolicy, DkimPrivateKey, Inbound
 import type { PathIssue } from './validate.js';
 
 /** `firstFileTenant`: the index of the first tenant that came from a tenant file (the rest follow it). */
-export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[], firstFileTenant = raw.tenants.length): Config {
+/** Where the snapshot came from: its main file, and the files its `${file:}` secrets were read from. */
+export interface ConfigOrigin {
+  readonly source: string;
+  readonly secretFiles: readonly string[];
+}
+
+export function buildConfig(raw: RawConfig, { source, secretFiles }: ConfigOrigin, problems: PathIssue[], firstFileTenant = raw.tenants.length): Config {
   const platformKey = buildKey(raw.dkim, ['dkim'], problems);
   const sharedKey = raw.limits.store?.redis?.signingKey;
   const certificates = buildClientCertificates(raw.clientCertificates, problems);
@@ -29,6 +35,7 @@ export function buildConfig(raw: RawConfig, source: string, problems: PathIssue[
   });
   return Object.freeze({
     source,
+    secretFiles: Object.freeze([...secretFiles]),
     hostname: raw.hostname,
     ops: buildOps(raw.ops),
     workers: raw.workers === 'auto' ? usableCores() : raw.workers,

@@ -105,7 +105,8 @@ function parseSources(main: YamlSource, env: NodeJS.ProcessEnv, read: (file: str
   if (fileIssues.length > 0) throw new ConfigError(fileIssues.map((i) => ('file' in i ? i : at(i.path, i.message))));
 
   const secretIssues: PathIssue[] = [];
-  const substituted = substituteSecrets(merged, env, secretIssues);
+  const secretFiles = new Set<string>();
+  const substituted = substituteSecrets(merged, env, secretIssues, secretFiles);
   // A value whose ${...} could not be read is reported once, as that: not again as a value the schema
   // or a later check refuses (the unread reference is still in its place). Every such value at once.
   const unread = (p: readonly (string | number)[]) => secretIssues.some((s) => s.path.length <= p.length && s.path.every((k, i) => k === p[i]));
@@ -121,7 +122,7 @@ function parseSources(main: YamlSource, env: NodeJS.ProcessEnv, read: (file: str
   }
   // The tenants after the main file's own came from tenant files: held to tenantFileUpstreamHosts.
   const problems = [...secretIssues, ...crossCheck(parsed.data, own.length)];
-  const config = buildConfig(parsed.data, path.resolve(file), problems, own.length);
+  const config = buildConfig(parsed.data, { source: path.resolve(file), secretFiles: [...secretFiles] }, problems, own.length);
   const reported = problems.filter((p) => secretIssues.includes(p) || !unread(p.path));
   if (reported.length > 0) throw new ConfigError(reported.map((p) => at(p.path, p.message)));
   return config;

@@ -180,6 +180,8 @@ export interface OpsToken {
 export interface Config {
   /** The file this snapshot was read from, or "<built-in>". */
   readonly source: string;
+  /** The files its `${file:}` secrets were read from: watched, so a rotated secret is in use without a reload. */
+  readonly secretFiles: readonly string[];
   readonly hostname: string;
   readonly ops: {
     readonly enabled: boolean;

@@ -41,7 +41,7 @@ import { Spool, type SpoolIo } from '../queue/spool.js';
 import { Reporter } from '../reporting/reporter.js';
 import { checkSpoolRoot, listenFailed, spoolFailed } from '../startup-error.js';
 import { PlatformTenants } from '../tenancy/platform-tenants.js';
-import { clientCertificateExpiries, watchClientCertificates } from './certificate-watch.js';
+import { clientCertificateExpiries, watchSecretFiles } from './secret-files.js';
 import { Drain, type DrainStatus, waitForSessions } from './drain.js';
 import { Lifecycle } from './lifecycle.js';
 import { localBackend } from './local-backend.js';
@@ -217,8 +217,8 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     metrics.reloads.inc({ result: result.ok ? 'success' : 'failure' });
     return result;
   };
-  // A renewed client certificate is in use without a reload by hand (certificate-watch.ts).
-  if (options.configFile) parts.add(watchClientCertificates(initial, () => reload('client certificate changed')));
+  // A rotated secret file or renewed client certificate is in use without a reload by hand (secret-files.ts).
+  if (options.configFile) parts.add(watchSecretFiles(initial, (file) => reload(`secret file changed: ${file}`)));
   if (options.configFile && options.watchConfig) {
     const file = options.configFile;
     parts.onClose(watchFile(file, () => reload('file changed')));

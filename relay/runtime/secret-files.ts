@@ -1,12 +1,14 @@
-// The client certificate files of the snapshot in force, watched: a renewed certificate (a Kubernetes
-// Secret rotated in place, a certbot renewal) reloads the config, and the next connection presents it.
-// The pools key on the certificate itself, so connections made with the old one are not reused.
+// The secret files of the snapshot in force, watched: the files its `${file:}` references read
+// (passwords, client secrets, keys, tokens) and its client certificates. A file rotated in place (a
+// Kubernetes Secret, a certbot renewal) reloads the config, logged with the file's path and never its
+// value, and the next connection uses the new secret: the pools key on the settings themselves, and
+// those of the old ones are closed, so an old password is never sent again.
 import { X509Certificate } from 'node:crypto';
 import type { ClientCertificate, Config } from '../../config/types.js';
 import type { Component } from './lifecycle.js';
 import { watchFile } from './reload.js';
 
-export function watchClientCertificates(initial: Config, reload: () => void): Component {
+export function watchSecretFiles(initial: Config, reload: (file: string) => void): Component {
   const watchers = new Map<string, () => void>();
   const sync = (config: Config) => {
     const files = filesOf(config);
@@ -15,7 +17,7 @@ export function watchClientCertificates(initial: Config, reload: () => void): Co
       stop();
       watchers.delete(file);
     }
-    for (const file of files) if (!watchers.has(file)) watchers.set(file, watchFile(file, reload));
+    for (const file of files) if (!watchers.has(file)) watchers.set(file, watchFile(file, () => reload(file)));
   };
   sync(initial);
   return {
@@ -48,5 +50,5 @@ function certificatesOf(config: Config): ClientCertificate[] {
 }
 
 function filesOf(config: Config): Set<string> {
-  return new Set(certificatesOf(config).flatMap((c) => c.files));
+  return new Set([...config.secretFiles, ...certificatesOf(config).flatMap((c) => c.files)]);
 }
