@@ -7,9 +7,9 @@ import { deepFreeze, readCa, readClientCertificate } from './build-parts.js';
 import { credentialId } from './credentials.js';
 import type { RawUpstream } from './schema.js';
 import { tlsModeOf } from './schema/upstream.js';
-import type { ClientCertificate, TokenGrant, Upstream, UpstreamAuth } from './types.js';
+import type { ClientCertificate, Limits, TokenGrant, Upstream, UpstreamAuth } from './types.js';
 import type { PathIssue } from './validate.js';
-import { DEFAULT_UPSTREAM_PORT } from './vocabulary.js';
+import { DEFAULT_UPSTREAM_PORT, PROVIDER_LIMITS } from './vocabulary.js';
 
 /** What an upstream is built with besides its own keys. */
 export interface UpstreamContext {
@@ -36,7 +36,7 @@ export function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'p
     tls: mode,
     ...(clientCertificate ? { clientCertificate } : {}),
     ...authOf(u, name, [...at, 'auth'], problems, context.sharedKey),
-    ...(u.limits ? { limits: u.limits } : {}),
+    ...limitsOf(u),
     ...(ca !== undefined ? { ca } : {}),
     ...(u.servername !== undefined ? { servername: u.servername } : {}),
     allowInsecureAuth: u.allowInsecureAuth,
@@ -44,6 +44,12 @@ export function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'p
     connectTimeoutMs: Math.round(u.connectTimeoutSeconds * 1000),
     maxConnections: u.maxConnections,
   });
+}
+
+/** The mailbox's limits: its provider's documented ones, each overridden by the upstream's own. */
+function limitsOf(u: Extract<RawUpstream, { kind: 'smtp' }>): { limits?: Limits } {
+  const limits = { ...(u.provider ? PROVIDER_LIMITS[u.provider] : {}), ...u.limits };
+  return Object.keys(limits).length > 0 ? { limits } : {};
 }
 
 /** The upstream's client certificate: its own files, or one the operator installed, by name. */

@@ -47,3 +47,18 @@ export const MAIL_PORTS: readonly number[] = [25, 465, 587, 2525];
 
 /** The port an upstream is reached on when its config names none, by TLS mode. */
 export const DEFAULT_UPSTREAM_PORT: Readonly<Record<TlsMode, number>> = { implicit: 465, starttls: 587, none: 25 };
+
+/**
+ * What an upstream mailbox's provider allows, as documented: set as the upstream's limits unless its own
+ * `limits` say otherwise. Microsoft 365: 30 messages a minute and 10,000 recipients in a sliding 24 hours
+ * per mailbox (learn.microsoft.com, "Exchange Online limits"); Google Workspace: 2,000 messages and 10,000
+ * recipients a day per user (support.google.com/a/answer/166852); SES: per account, set by hand.
+ */
+export const PROVIDER_PROFILES = ['microsoft365', 'google-workspace', 'ses', 'none'] as const;
+export type ProviderProfile = (typeof PROVIDER_PROFILES)[number];
+export const PROVIDER_LIMITS: Readonly<Record<ProviderProfile, { readonly messagesPerMinute?: number; readonly messagesPerDay?: number; readonly recipientsPerDay?: number }>> = {
+  microsoft365: { messagesPerMinute: 30, recipientsPerDay: 10_000 },
+  'google-workspace': { messagesPerDay: 2_000, recipientsPerDay: 10_000 },
+  ses: {},
+  none: {},
+};

@@ -112,6 +112,8 @@ export const Replies = {
     reply('upstream-basic-auth-disabled', 451, '4.7.0', `Upstream ${upstream}: basic authentication is disabled for this tenant: configure oauth2`),
   upstreamSmtpAuthDisabled: (upstream: string) =>
     reply('upstream-smtp-auth-disabled', 451, '4.7.0', `Upstream ${upstream}: SMTP AUTH is disabled for the Microsoft 365 tenant or mailbox: turn it on (Set-CASMailbox -SmtpClientAuthenticationDisabled $false)`),
+  upstreamThrottled: (upstream: string, said: string) =>
+    reply('upstream-throttled', 451, '4.4.1', `Upstream ${upstream} asks the relay to slow down; its mail is paced and retried: ${said}`),
   upstreamQuotaExceeded: (upstream: string, said: string) =>
     reply('upstream-quota-exceeded', 451, '4.2.0', `Upstream ${upstream}: the mailbox's sending quota is used up; retried when it frees: ${said}`),
   upstreamTempFail: (upstream: string, said: string) => reply('upstream-temp-fail', 451, '4.4.0', `Upstream ${upstream} deferred the message: ${said}`),

@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { ConfigError, parseConfig } from '../config/load.js';
 import { deliveryEventsJsonSchemaText, webhookBodySchema } from '../relay/reporting/event-schema.js';
-import { sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
+import { queuedId, sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { queueIdOf, startUpstream, type Upstream } from './helpers/upstream.js';
 import { type Receiver, startReceiver } from './helpers/webhook-receiver.js';
 import { until } from './helpers/wait.js';
@@ -37,7 +37,6 @@ ${options.extra ?? ''}`,
   return { relay, receiver, upstream };
 }
 
-const queuedId = (response: string) => /queued as ([a-z0-9]+)/.exec(response)?.[1] ?? '';
 const eventsOf = (receiver: Receiver, id: string) => receiver.events.filter((e) => e.queueId === id);
 const metric = async (relay: TestRelay, name: string) => {
   const text = await (await fetch(`http://127.0.0.1:${relay.relay.opsPort}/metrics`)).text();

@@ -8,7 +8,7 @@ import t from 'tap';
 import { listeningPort, runCli, spawnCli } from './helpers/cli.js';
 import { sendThrough, startTestRelay } from './helpers/relay.js';
 import { openRawSession } from './helpers/smtp-client.js';
-import { closedPort, startUpstream } from './helpers/upstream.js';
+import { refusingPort, startUpstream } from './helpers/upstream.js';
 import { until } from './helpers/wait.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-drain-'));
@@ -51,7 +51,7 @@ t.test('drain: new mail gets 421 4.3.2, what is queued (a deferred message too) 
 });
 
 t.test('drain: what cannot be delivered by the deadline is reported, exit 1', async (t) => {
-  const relay = await startTestRelay(`delivery: { mode: queue, spool: { path: \${SPOOL} } }\nops: { port: 0, token: ${TOKEN} }\nsmarthost: { host: 127.0.0.1, port: ${await closedPort()}, tls: none, connectTimeoutSeconds: 1 }\n`);
+  const relay = await startTestRelay(`delivery: { mode: queue, spool: { path: \${SPOOL} } }\nops: { port: 0, token: ${TOKEN} }\nsmarthost: { host: 127.0.0.1, port: ${await refusingPort()}, tls: none, connectTimeoutSeconds: 1 }\n`);
   t.teardown(() => relay.close());
   await sendThrough(relay.port, { from: 'app@example.org', to: 'x@example.com' });
   const file = path.join(dir, 'dead.yaml');

@@ -10,7 +10,7 @@ import { loadConfigFile } from '../config/load.js';
 import { silentLogger } from '../relay/log.js';
 import { startRelay } from '../relay/runtime/start-relay.js';
 import { type Platform, startPlatform } from './helpers/platform.js';
-import { sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
+import { queuedId, sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 
 async function upstreamFor(t: Test, options: Parameters<typeof startUpstream>[0] = {}): Promise<Upstream> {
@@ -19,7 +19,6 @@ async function upstreamFor(t: Test, options: Parameters<typeof startUpstream>[0]
   return u;
 }
 
-const queuedId = (response: string) => /queued as ([a-z0-9]+)/.exec(response)?.[1] ?? '';
 
 t.test("queued mail of a platform tenant whose record is gone is held with the reason, then bounced: never sent through the smarthost", async (t) => {
   const smarthost = await upstreamFor(t);

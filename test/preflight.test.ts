@@ -6,12 +6,12 @@ import path from 'node:path';
 import t from 'tap';
 import { makeTestCerts } from './helpers/certs.js';
 import { runCli, spawnCli } from './helpers/cli.js';
-import { closedPort, startUpstream } from './helpers/upstream.js';
+import { refusingPort, startUpstream } from './helpers/upstream.js';
 
 const certs = makeTestCerts();
 const good = await startUpstream({ tls: 'implicit', cert: certs.server, users: { relay: 'right' } });
 const wrongPassword = await startUpstream({ tls: 'starttls', cert: certs.server, users: { relay: 'other' } });
-const dead = await closedPort();
+const dead = await refusingPort();
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-preflight-'));
 t.teardown(async () => {
   await Promise.all([good.close(), wrongPassword.close()]);

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { retryDelay } from '../relay/queue/backoff.js';
 import { makeDkimKey, verifyWithMailauth } from './helpers/dkim.js';
 import { sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
-import { closedPort, startDotFaultServer, startSilentServer, startUpstream, type Upstream } from './helpers/upstream.js';
+import { refusingPort, startDotFaultServer, startSilentServer, startUpstream, type Upstream } from './helpers/upstream.js';
 import { until } from './helpers/wait.js';
 
 const MIN = 60_000;
@@ -244,7 +244,7 @@ t.test('upstream failures at each stage: 4xx and connection errors retried, 5xx 
   ];
   for (const c of cases) {
     const up = c.options === 'closed' ? undefined : await startUpstream(c.options);
-    const port = up?.port ?? (await closedPort());
+    const port = up?.port ?? (await refusingPort());
     const relay = await startTestRelay(
       `delivery: { mode: queue, spool: { path: \${SPOOL} } }\nsmarthost: { host: 127.0.0.1, port: ${port}, tls: none, connectTimeoutSeconds: 1, timeoutSeconds: 2 }\n`,
       {},

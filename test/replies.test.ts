@@ -48,6 +48,7 @@ const samples: { readonly [K in keyof typeof Replies]: SmtpReply } = {
   upstreamTokenFailed: Replies.upstreamTokenFailed('up', 'invalid_client AADSTS7000215'),
   upstreamBasicAuthDisabled: Replies.upstreamBasicAuthDisabled('up'),
   upstreamSmtpAuthDisabled: Replies.upstreamSmtpAuthDisabled('up'),
+  upstreamThrottled: Replies.upstreamThrottled('up', '421 4.7.28 Gmail has detected an unusual rate of mail'),
   upstreamQuotaExceeded: Replies.upstreamQuotaExceeded('up', '554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException'),
   upstreamNo8BitMime: Replies.upstreamNo8BitMime('up'),
   upstreamNoSmtpUtf8: Replies.upstreamNoSmtpUtf8('up'),

@@ -2,7 +2,7 @@
 // retry, 5xx when it must not, and never 250 unless every recipient was accepted upstream.
 import t from 'tap';
 import { replyOf, sendThrough, startTestRelay } from './helpers/relay.js';
-import { closedPort, startDotFaultServer, startSilentServer, startUpstream } from './helpers/upstream.js';
+import { refusingPort, startDotFaultServer, startSilentServer, startUpstream } from './helpers/upstream.js';
 
 async function relayToPort(port: number, extra = '') {
   const relay = await startTestRelay(`
@@ -68,7 +68,7 @@ t.test('some recipients accepted and one deferred is 451, so the client retries'
 });
 
 t.test('a refused connection is 451 4.4.1', async (t) => {
-  const relay = await relayToPort(await closedPort());
+  const relay = await relayToPort(await refusingPort());
   t.match(await send(relay.port), /^451 4\.4\.1 Upstream smarthost is unreachable/);
 });
 

@@ -14,7 +14,7 @@ import { createLogger, silentLogger } from '../relay/log.js';
 import { startRelay } from '../relay/runtime/start-relay.js';
 import { makeTestCerts } from './helpers/certs.js';
 import { listeningPort, runCli, spawnCli } from './helpers/cli.js';
-import { replyOf, sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
+import { queuedId, replyOf, sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { startTokenEndpoint } from './helpers/token-endpoint.js';
 import { closedPort, startUpstream, type Upstream } from './helpers/upstream.js';
 
@@ -83,7 +83,6 @@ ${options.extra ?? ''}`,
 }
 
 const send = (relay: TestRelay, to = 'someone@example.com') => sendThrough(relay.port, { from: 'app@acme.test', to });
-const queuedId = (response: string) => /queued as ([a-z0-9]+)/.exec(response)?.[1] ?? '';
 
 function resetEndpoint() {
   endpoint.requests.length = 0;

@@ -1,7 +1,7 @@
 // An upstream: the tenant's own SMTP server (or the platform's smarthost), how the relay logs in to it,
 // what its mailbox may send; and the policy for the hosts such an upstream may name.
 import { z } from 'zod';
-import { MAIL_PORTS, TLS_MODES } from '../vocabulary.js';
+import { MAIL_PORTS, PROVIDER_PROFILES, TLS_MODES } from '../vocabulary.js';
 import { address, certificateName, hostname, pemFile, port, seconds, tokenUrl } from './fields.js';
 
 // How the relay logs in to an upstream. `password`: what the flat username/password keys say.
@@ -88,6 +88,9 @@ export const smtpUpstream = z.strictObject({
   // The same as auth: { kind: password, username, password }.
   username: z.string().min(1).optional(),
   password: z.string().min(1).optional(),
+  // The provider's documented limits for one mailbox, as `limits` (which override them): microsoft365,
+  // google-workspace, ses or none.
+  provider: z.enum(PROVIDER_PROFILES).optional(),
   limits: mailboxLimits.optional(),
   ca: z.string().min(1).optional(),
   servername: hostname.optional(),

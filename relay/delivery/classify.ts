@@ -2,7 +2,7 @@
 // nodemailer resolves even when some recipients were refused, so every outcome is per recipient.
 import { Replies, type SmtpReply, sanitizeUpstreamText } from '../errors.js';
 import type { RecipientOutcome } from '../types.js';
-import { isQuotaReply } from './provider-quotas.js';
+import { isQuotaReply, providerSignalOf } from './provider-replies.js';
 import { parseUpstreamReply } from './upstream-reply.js';
 
 interface UpstreamError extends Error {
@@ -82,6 +82,8 @@ function replyFor(upstream: string, err: UpstreamError): SmtpReply {
     const relayed = [550, 551, 552, 553, 554].includes(code) ? code : 554;
     return Replies.upstreamRejected(upstream, relayed, said, permanentEnhancedIn(said) ?? '5.0.0');
   }
+  // A provider pacing this mailbox (provider-replies.ts): deferred, and the scheduler slows down for it.
+  if (code !== undefined && code >= 400 && code < 500 && providerSignalOf(said) === 'throttle') return Replies.upstreamThrottled(upstream, said);
   // A 4xx from the next hop is, to our client, a delivery (4.4.x) problem whatever class the upstream gave.
   if (code !== undefined && code >= 400) return Replies.upstreamTempFail(upstream, said);
   if (err.code === 'EABORT' || err.code === 'ETIMEDOUT') return Replies.upstreamTimeout(upstream);

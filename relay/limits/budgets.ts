@@ -21,6 +21,6 @@ export function budgetsFor(tenant: Tenant | undefined, upstream: Upstream): Budg
  * apart by the credential's id), so a tenant that only names another's host and user counts on a budget
  * of its own and cannot spend or push the other's. Without credentials, the budget is the owner's alone.
  */
-function mailboxKey(u: SmtpUpstream): string {
+export function mailboxKey(u: SmtpUpstream): string {
   return u.auth ? `mailbox:${u.host}/${u.auth.user}/${u.auth.id}` : `mailbox:${u.host}/-/${u.name}`;
 }

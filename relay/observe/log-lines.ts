@@ -30,6 +30,9 @@ export function writeLogLines(outcomes: Outcomes, logger: Logger): void {
     logger.info({ event: e.reply.code === 250 ? 'queued' : 'refused', ...e.tx, reason: e.reason, ...reply, ms: e.ms });
   });
 
+  outcomes.on('paced', (e) => {
+    logger.warn({ event: 'provider-pacing', upstream: e.upstream, tenant: e.tenant, signal: e.signal, inARow: e.level + 1, until: new Date(e.until).toISOString() }, e.reason);
+  });
   outcomes.on('attempted', (e) => {
     // A pass-through attempt is in its `message` line.
     if (e.message.mode !== 'queue') return;

@@ -119,6 +119,18 @@ export interface Held {
   readonly news: boolean;
 }
 
+/** An upstream's provider asked its mailbox to slow down, or said its quota is used up: its mail is paced. */
+export interface Paced {
+  readonly upstream: string;
+  /** The tenant of the message whose attempt heard it. */
+  readonly tenant: string | null;
+  readonly signal: 'quota' | 'throttle';
+  /** The cool-down's end, and how many came before it in a row (each doubles the last). */
+  readonly until: number;
+  readonly level: number;
+  readonly reason: string;
+}
+
 export interface OutcomeKinds {
   /** Any refusal the SMTP server says, by its reply. */
   refusal: SmtpReply;
@@ -128,13 +140,14 @@ export interface OutcomeKinds {
   attempted: Attempted;
   settled: Settled;
   held: Held;
+  paced: Paced;
 }
 
 type Subscribers = { [K in keyof OutcomeKinds]: ((e: OutcomeKinds[K]) => void)[] };
 
 export class Outcomes {
   readonly #logger: Logger;
-  readonly #subscribers: Subscribers = { refusal: [], senderRefused: [], accepted: [], answered: [], attempted: [], settled: [], held: [] };
+  readonly #subscribers: Subscribers = { refusal: [], senderRefused: [], accepted: [], answered: [], attempted: [], settled: [], held: [], paced: [] };
 
   constructor(logger: Logger) {
     this.#logger = logger;

@@ -56,6 +56,7 @@ export class RelayMetrics {
   readonly refused: client.Counter<'reply' | 'code'>;
   readonly upstreamErrors: client.Counter<'upstream' | 'reason'>;
   readonly rateHeld: client.Counter<'tenant'>;
+  readonly providerPacing: client.Counter<'upstream' | 'signal'>;
   readonly tokenRequests: client.Counter<'upstream' | 'provider' | 'result' | 'error'>;
   readonly webhookEventsSent: client.Counter<'webhook'>;
   readonly webhookEventsRetried: client.Counter<'webhook'>;
@@ -85,6 +86,11 @@ export class RelayMetrics {
       ['upstream', 'reason'],
     );
     this.rateHeld = counter('tenant_relay_rate_limit_holds_total', "Queued messages held back because their tenant was over its sending rate (pass-through's refusals are tenant-rate-exceeded replies)", ['tenant']);
+    this.providerPacing = counter(
+      'tenant_relay_provider_pacing_total',
+      "Cool-downs an upstream mailbox was given because its provider asked to slow down (throttle) or said its quota was used up (quota); its mail waits, held, and comes back to full pace step by step",
+      ['upstream', 'signal'],
+    );
     this.tokenRequests = counter(
       'tenant_relay_oauth2_token_requests_total',
       "Requests for OAuth2 access tokens, by upstream and provider: issued, refused (with the endpoint's error code) or failed (unreachable, timeout, malformed)",

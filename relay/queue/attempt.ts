@@ -3,6 +3,7 @@
 // or failed with a DSN), retry it later, or expire it. When an attempt runs is the scheduler's business.
 import type { Config } from '../../config/types.js';
 import { type UpstreamAccess, deliver } from '../delivery/deliver.js';
+import type { ProviderSignal } from '../delivery/provider-replies.js';
 import { formatReply, formatUpstreamReply, Replies, type SmtpReply } from '../errors.js';
 import type { Outcomes } from '../observe/outcomes.js';
 import { newMessageId } from '../ids.js';
@@ -29,6 +30,8 @@ export interface AttemptOutcome {
   readonly sent: number;
   readonly retry?: QueuedMessage;
   readonly dsn?: { readonly entry: QueuedMessage; readonly bytes: Buffer };
+  /** The upstream's provider said to slow down, or that the mailbox's quota is used up: with its reply. */
+  readonly signal?: { readonly kind: ProviderSignal; readonly reply: string };
 }
 
 /** What an attempt does: send to an upstream, or record that the relay holds the message (and why). */
@@ -62,6 +65,7 @@ export async function attemptDelivery(
   const message = factsOf(entry);
 
   const sent = result.outcomes.filter((o) => o.status === 'sent').length;
+  const signal = target.kind === 'deliver' ? providerSignalIn(result) : undefined;
   const stillPending = recipients.filter((r) => r.status === 'pending');
   const expired = stillPending.length > 0 && now - entry.createdAt >= config.delivery.retry.maxLifetimeMs;
   const nextAttemptAt = stillPending.length > 0 && !expired ? now + retryDelay(attempt, config.delivery.retry, deps.random) : undefined;
@@ -77,10 +81,11 @@ export async function attemptDelivery(
     expired,
     ...(nextAttemptAt !== undefined ? { nextAttemptAt } : {}),
   });
-  if (stillPending.length === 0) return { sent, ...(await finish({ ...entry, recipients, attempts: attempt }, config, now, deps)) };
+  const told = { sent, ...(signal ? { signal } : {}) };
+  if (stillPending.length === 0) return { ...told, ...(await finish({ ...entry, recipients, attempts: attempt }, config, now, deps)) };
   if (nextAttemptAt === undefined) {
     const failed = recipients.map((r) => (r.status === 'pending' ? { ...r, status: 'failed' as const, reply: formatReply(Replies.deliveryExpired(r.reply ?? 'none')) } : r));
-    return { sent, ...(await finish({ ...entry, recipients: failed, attempts: attempt }, config, now, deps)) };
+    return { ...told, ...(await finish({ ...entry, recipients: failed, attempts: attempt }, config, now, deps)) };
   }
   const next: QueuedMessage = {
     ...entry,
@@ -92,7 +97,16 @@ export async function attemptDelivery(
   };
   await spool.update(next);
   deps.outcomes.emit('settled', { message, attempt, state: 'deferred', upstream: result.upstream, ms, pending: stillPending.length, nextAttemptAt });
-  return { sent, retry: next };
+  return { ...told, retry: next };
+}
+
+/** A pace or quota reply among the recipients' outcomes (classify.ts gave it its reply id). */
+function providerSignalIn(result: DeliveryResult): AttemptOutcome['signal'] {
+  for (const o of result.outcomes) {
+    const kind: ProviderSignal | undefined = o.reply.id === 'upstream-quota-exceeded' ? 'quota' : o.reply.id === 'upstream-throttled' ? 'throttle' : undefined;
+    if (kind) return { kind, reply: o.upstreamReply ? formatUpstreamReply(o.upstreamReply) : formatReply(o.reply) };
+  }
+  return undefined;
 }
 
 /** Every recipient has a final status: record it, bounce what failed, and take the message out of the queue. */

@@ -2,12 +2,13 @@
 // may run at once, and how long mail over a budget waits before the limiter is asked again.
 import type { Config } from '../../config/types.js';
 import { Replies } from '../errors.js';
-import { type Budget, budgetsFor } from '../limits/budgets.js';
+import { type Budget, budgetsFor, mailboxKey } from '../limits/budgets.js';
 import { routeOf, upstreamForAttempt } from '../routing/route.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
 import { tenantOfQueued } from '../tenancy/queued-tenant.js';
 import { type AttemptTarget, HELD } from './attempt.js';
 import type { QueuedMessage } from './entry.js';
+import type { Pacing } from './pacing.js';
 
 /** How long queued mail of a platform tenant waits for the platform's answer before it is looked at again. */
 const PLATFORM_WAIT_MS = 1000;
@@ -28,7 +29,7 @@ export type Placement =
 export type BudgetHold = { readonly until: number; readonly reason: string };
 
 /** Where a due message goes now: the line of the upstream routing picks for this attempt, or later. */
-export function placementOf(entry: QueuedMessage, config: Config, now: number, platform: PlatformTenants | undefined, heldUntil: ReadonlyMap<string, BudgetHold>): Placement {
+export function placementOf(entry: QueuedMessage, config: Config, now: number, platform: PlatformTenants | undefined, heldUntil: ReadonlyMap<string, BudgetHold>, pacing: Pacing): Placement {
   const found = tenantOfQueued(entry.tenant, config, platform);
   // Its tenant's record is being looked up: not sent through another upstream meanwhile.
   if (found.kind === 'wait') return { kind: 'later', at: now + PLATFORM_WAIT_MS };
@@ -40,6 +41,9 @@ export function placementOf(entry: QueuedMessage, config: Config, now: number, p
   // A budget spent moments ago: its mail waits its turn instead of being refused (smoothing).
   const held = budgets.map((b) => heldUntil.get(b.key)).reduce<BudgetHold | undefined>((a, h) => (h && (!a || h.until > a.until) ? h : a), undefined);
   if (held && held.until > now) return { kind: 'later', at: held.until, heldBy: held.reason };
+  // Its provider asked the mailbox to slow down: its mail waits out the cool-down (pacing.ts).
+  const paced = upstream.kind === 'smtp' ? pacing.hold(mailboxKey(upstream), now) : undefined;
+  if (paced) return { kind: 'later', at: paced.until, heldBy: paced.reason };
   return { kind: 'line', line: upstream.name, target: { kind: 'deliver', upstream }, budgets };
 }
 
@@ -53,8 +57,10 @@ export function holdUntil(retryAt: number, now: number): number {
   return Math.min(Math.max(at, now + MIN_HOLD_MS), now + MAX_HOLD_MS);
 }
 
-/** Attempts a line may run at once: the upstream's connections; held mail takes no connection. */
-export function slotsOf(target: AttemptTarget): number {
+/** Attempts a line may run at once: the upstream's connections (fewer while paced); held mail takes no connection. */
+export function slotsOf(target: AttemptTarget, pacing: Pacing, now: number): number {
   if (target.kind === 'hold') return Number.POSITIVE_INFINITY;
-  return target.upstream.kind === 'smtp' ? target.upstream.maxConnections : 1;
+  const u = target.upstream;
+  // A mailbox coming back from a provider's slow-down gets its connections back one at a time.
+  return u.kind === 'smtp' ? pacing.slots(mailboxKey(u), u.maxConnections, now) : 1;
 }

@@ -10,11 +10,13 @@ import type { Logger } from '../log.js';
 import { ThrottledLog } from '../ops/throttled-log.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
 import type { Limiter } from '../limits/limiter.js';
+import { mailboxKey } from '../limits/budgets.js';
 import { attemptDelivery } from './attempt.js';
 import { budgetInWords, Holds } from './holds.js';
 import { DueTimes } from './due-times.js';
 import { factsOf, pendingRecipients, type QueuedMessage } from './entry.js';
 import { FreshBodies } from './fresh-bodies.js';
+import { Pacing } from './pacing.js';
 import { Fifo } from './fifo.js';
 import { type BudgetHold, holdUntil, type Placement, placementOf, slotsOf } from './placement.js';
 import { logRecovered } from './recovery.js';
@@ -55,6 +57,8 @@ export class Scheduler {
   readonly #busyByUpstream = new Map<string, number>();
   /** Budgets known to be spent until then: their mail waits without asking the limiter each time. */
   readonly #heldUntil = new Map<string, BudgetHold>();
+  /** Mailboxes their providers asked to slow down. */
+  readonly #pacing = new Pacing();
   /** Messages held by a limit, and why: for queue list, the trace, events and the drain's last word. */
   readonly holds: Holds;
   /** Messages and bytes waiting, by tenant: what spool quotas count. */
@@ -103,6 +107,11 @@ export class Scheduler {
     return this.#entries.size;
   }
 
+  /** Mailboxes paced now after their providers' slow-down or quota replies. */
+  get pacedMailboxes(): number {
+    return this.#pacing.size;
+  }
+
   /** Attempts running now. */
   get inFlight(): number {
     return this.#inFlight.size;
@@ -149,7 +158,7 @@ export class Scheduler {
         }
         const busy = this.#busyByUpstream.get(name) ?? 0;
         // A dead or slow upstream only ever holds its own slots: other tenants' mail keeps moving.
-        if (busy >= slotsOf(where.target)) break;
+        if (busy >= slotsOf(where.target, this.#pacing, now)) break;
         line.shift();
         this.#inLine.delete(entry.id);
         started.push(this.#start(entry, where, config, now));
@@ -234,7 +243,7 @@ export class Scheduler {
 
   /** Where a due message goes now (placement.ts); a message a spent budget holds is recorded as held. */
   #placeOf(entry: QueuedMessage, config: Config, now: number): Placement {
-    const where = placementOf(entry, config, now, this.#deps.platform?.(), this.#heldUntil);
+    const where = placementOf(entry, config, now, this.#deps.platform?.(), this.#heldUntil, this.#pacing);
     if (where.kind === 'later' && where.heldBy !== undefined) this.#hold(entry, where.heldBy, where.at, now);
     return where;
   }
@@ -267,6 +276,10 @@ export class Scheduler {
         throw err;
       });
       reserved.settle(outcome.sent);
+      if (outcome.signal && target.kind === 'deliver' && target.upstream.kind === 'smtp') {
+        const change = this.#pacing.signal(mailboxKey(target.upstream), outcome.signal.kind, outcome.signal.reply, now);
+        if (change) this.#deps.outcomes.emit('paced', { upstream: target.upstream.name, tenant: entry.tenant ?? null, ...change });
+      }
       // The state in memory is the spool's: every change to it goes through this scheduler.
       if (outcome.retry) this.#schedule(outcome.retry);
       else this.#forget(id);

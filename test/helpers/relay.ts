@@ -105,3 +105,6 @@ export async function startFileRelay(dir: string, yaml: string): Promise<TestRel
   fs.writeFileSync(configFile, yaml);
   return { ...(await startTestRelay(yaml, {}, { manualScheduler: true })), configFile };
 }
+
+/** The queue id in a queue-mode 250 ("250 2.0.0 Ok: queued as <id>"). */
+export const queuedId = (response: string) => /queued as ([a-z0-9]+)/.exec(response)?.[1] ?? '';

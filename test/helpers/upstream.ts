@@ -190,13 +190,33 @@ export async function startSilentServer(): Promise<{ port: number; close(): Prom
   };
 }
 
-/** A loopback port with nothing listening on it. */
+/** A free loopback port, for a listener the test starts (it may be taken by another in between: rare). */
 export async function closedPort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/**
+ * A loopback port that refuses connections, for an upstream that is down: one below 1024, which the
+ * system never hands out as an ephemeral port, so no listener opened with port 0 (the relay's own, or a
+ * parallel test's) can take it between here and the connect, as a port just released could be.
+ */
+export async function refusingPort(): Promise<number> {
+  for (const port of [9, 1, 19, 39, 47, 79, 97]) {
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(false);
+      });
+      socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+    });
+    if (refused) return port;
+  }
+  throw new Error('no refusing port below 1024 on 127.0.0.1');
 }
 
 /**

@@ -1,0 +1,74 @@
+// How the scheduler paces an upstream mailbox whose provider asked it to slow down (a throttle reply) or
+// said its quota is used up (delivery/provider-replies.ts). The mailbox's mail waits out a cool-down,
+// held, never refused or bounced; the cool-down doubles while the replies continue. After it, the
+// mailbox gets one connection, and one more for each minute without such a reply (additive increase),
+// up to its maxConnections; ten quiet minutes at full pace and it is forgotten. Pure, apart from the
+// clock it is given.
+import type { ProviderSignal } from '../delivery/provider-replies.js';
+
+const COOL_DOWN_MS: Readonly<Record<ProviderSignal, { readonly first: number; readonly max: number }>> = {
+  // A quota frees over its window (Microsoft's sliding 24 hours): look again in minutes, then hourly.
+  quota: { first: 5 * 60_000, max: 60 * 60_000 },
+  // A rate limit eases within minutes.
+  throttle: { first: 60_000, max: 15 * 60_000 },
+};
+/** During recovery, one more connection per this much time without a signal. */
+const SLOT_EVERY_MS = 60_000;
+/** At full pace this long without a signal, and the mailbox's history is forgotten. */
+const FORGET_AFTER_MS = 10 * 60_000;
+
+interface Paced {
+  signal: ProviderSignal;
+  /** Cool-downs in a row: each doubles the last. */
+  level: number;
+  until: number;
+  reason: string;
+}
+
+export interface PaceChange {
+  readonly signal: ProviderSignal;
+  readonly until: number;
+  readonly level: number;
+  readonly reason: string;
+}
+
+export class Pacing {
+  readonly #byMailbox = new Map<string, Paced>();
+
+  /** The provider signalled for this mailbox: its next cool-down, or undefined when one is running already. */
+  signal(mailbox: string, signal: ProviderSignal, reply: string, now: number): PaceChange | undefined {
+    const before = this.#byMailbox.get(mailbox);
+    // A signal during a cool-down (attempts that were under way) does not lengthen it.
+    if (before && before.until > now) return undefined;
+    const level = before ? before.level + 1 : 0;
+    const { first, max } = COOL_DOWN_MS[signal];
+    const until = now + Math.min(max, first * 2 ** level);
+    const paced = { signal, level, until, reason: `the provider ${signal === 'quota' ? "says the mailbox's quota is used up" : 'asks the relay to slow down'} (${reply.slice(0, 200)}); paced until ${new Date(until).toISOString()}` };
+    this.#byMailbox.set(mailbox, paced);
+    return { ...paced };
+  }
+
+  /** The mailbox's cool-down, while it lasts. */
+  hold(mailbox: string, now: number): { readonly until: number; readonly reason: string } | undefined {
+    const paced = this.#byMailbox.get(mailbox);
+    return paced && paced.until > now ? { until: paced.until, reason: paced.reason } : undefined;
+  }
+
+  /** Attempts the mailbox may run at once, at most `max` (its maxConnections). */
+  slots(mailbox: string, max: number, now: number): number {
+    const paced = this.#byMailbox.get(mailbox);
+    if (!paced) return max;
+    if (paced.until > now) return 0;
+    const grown = 1 + Math.floor((now - paced.until) / SLOT_EVERY_MS);
+    if (grown >= max && now - paced.until - (max - 1) * SLOT_EVERY_MS >= FORGET_AFTER_MS) {
+      this.#byMailbox.delete(mailbox);
+      return max;
+    }
+    return Math.min(max, grown);
+  }
+
+  /** Mailboxes being paced now (a cool-down, or back to speed step by step). */
+  get size(): number {
+    return this.#byMailbox.size;
+  }
+}
