@@ -37,6 +37,7 @@ export function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'p
     ...(clientCertificate ? { clientCertificate } : {}),
     ...authOf(u, name, [...at, 'auth'], problems, context.sharedKey),
     ...limitsOf(u),
+    ...(u.ramp ? { ramp: { messagesPerDay: u.ramp.messagesPerDay, sinceMs: Date.parse(`${u.ramp.since}T00:00:00Z`), doubleEveryMs: u.ramp.doubleEveryDays * 86_400_000 } } : {}),
     ...(ca !== undefined ? { ca } : {}),
     ...(u.servername !== undefined ? { servername: u.servername } : {}),
     allowInsecureAuth: u.allowInsecureAuth,

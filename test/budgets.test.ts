@@ -21,6 +21,26 @@ t.test('budgetsFor: the tenant budget, then the upstream mailbox budget, each on
   for (const [name, tn, up, keys] of cases) t.same(budgetsFor(tn, up).map((b) => b.key), keys, name);
 });
 
+t.test('a ramp: a new account sends N a day from its start, doubled each period, until its own day limit', async (t) => {
+  const DAY = 86_400_000;
+  const since = Date.parse('2026-12-01T00:00:00Z');
+  const ramped = (limits: Limits | undefined, days: number) => {
+    const up = { ...smtp('acme', { ...(limits ? { limits } : {}) }), ramp: { messagesPerDay: 100, sinceMs: since, doubleEveryMs: DAY } } as SmtpUpstream;
+    return budgetsFor(undefined, up, since + days * DAY)[0]?.limits;
+  };
+  const cases: [string, Limits | undefined, number, Limits | undefined][] = [
+    ['before it starts: the first step', undefined, -3, { messagesPerDay: 100 }],
+    ['day 0', undefined, 0.5, { messagesPerDay: 100 }],
+    ['day 1: doubled', undefined, 1, { messagesPerDay: 200 }],
+    ['day 3', undefined, 3.2, { messagesPerDay: 800 }],
+    ['the other limits stay', { messagesPerMinute: 30 }, 2, { messagesPerMinute: 30, messagesPerDay: 400 }],
+    ['under its own day limit', { messagesPerDay: 2000 }, 4, { messagesPerDay: 1600 }],
+    ['past it: its own', { messagesPerDay: 2000 }, 5, { messagesPerDay: 2000 }],
+    ['with no own day limit, over after 40 doublings', undefined, 41, undefined],
+  ];
+  for (const [name, limits, days, expected] of cases) t.same(ramped(limits, days), expected, name);
+});
+
 t.test('minuteWindow: at most the limit in any window; under one a minute, one in a longer window', async (t) => {
   const cases: [number, { count: number; windowMs: number }][] = [
     [30, { count: 30, windowMs: 60_000 }],

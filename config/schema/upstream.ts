@@ -91,6 +91,15 @@ export const smtpUpstream = z.strictObject({
   // The provider's documented limits for one mailbox, as `limits` (which override them): microsoft365,
   // google-workspace, ses or none.
   provider: z.enum(PROVIDER_PROFILES).optional(),
+  // A new account warms up: this many messages a day from `since`, doubled every `doubleEveryDays`,
+  // until it passes limits.messagesPerDay (or, with none, for as long as it doubles).
+  ramp: z
+    .strictObject({
+      messagesPerDay: z.int().min(1).max(10_000_000),
+      since: z.iso.date('must be a date like 2026-12-01'),
+      doubleEveryDays: z.number().positive().max(365).default(1),
+    })
+    .optional(),
   limits: mailboxLimits.optional(),
   ca: z.string().min(1).optional(),
   servername: hostname.optional(),

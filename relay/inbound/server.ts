@@ -218,7 +218,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
     }
     // Pass-through has no later moment to slow down at: past a budget, the client must wait, and is told how long.
     const now = Date.now();
-    const reserved = await deps.limiter.reserve(budgetsFor(decision.tenant, decision.route.upstream), 1, now);
+    const reserved = await deps.limiter.reserve(budgetsFor(decision.tenant, decision.route.upstream, now), 1, now);
     if (!reserved.ok) return Replies.tenantRateExceeded(decision.tenant?.id ?? decision.route.upstream.name, Math.min(86_400, Math.max(1, Math.ceil((reserved.retryAt - now) / 1000))));
     pending.set(session, { config, decision, settle: reserved.settle });
     return undefined;

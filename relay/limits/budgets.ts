@@ -9,11 +9,23 @@ export interface Budget {
   readonly limits: Limits;
 }
 
-export function budgetsFor(tenant: Tenant | undefined, upstream: Upstream): Budget[] {
+export function budgetsFor(tenant: Tenant | undefined, upstream: Upstream, now = Date.now()): Budget[] {
   const budgets: Budget[] = [];
   if (tenant?.limits) budgets.push({ key: `tenant:${tenant.id}`, limits: tenant.limits });
-  if (upstream.kind === 'smtp' && upstream.limits) budgets.push({ key: mailboxKey(upstream), limits: upstream.limits });
+  const mailbox = upstream.kind === 'smtp' ? mailboxLimits(upstream, now) : undefined;
+  if (upstream.kind === 'smtp' && mailbox) budgets.push({ key: mailboxKey(upstream), limits: mailbox });
   return budgets;
+}
+
+/** The mailbox's limits now: its own, with a warming-up account's day limit as far as its ramp has come. */
+function mailboxLimits(u: SmtpUpstream, now: number): Limits | undefined {
+  if (!u.ramp) return u.limits;
+  const doublings = Math.max(0, Math.floor((now - u.ramp.sinceMs) / u.ramp.doubleEveryMs));
+  // Past 2^40 times anything, the ramp is over.
+  const ramped = doublings > 40 ? Number.POSITIVE_INFINITY : u.ramp.messagesPerDay * 2 ** doublings;
+  const own = u.limits?.messagesPerDay ?? Number.POSITIVE_INFINITY;
+  if (ramped >= own || ramped === Number.POSITIVE_INFINITY) return u.limits;
+  return { ...u.limits, messagesPerDay: ramped };
 }
 
 /**

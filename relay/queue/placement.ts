@@ -37,7 +37,7 @@ export function placementOf(entry: QueuedMessage, config: Config, now: number, p
   if (found.kind === 'gone') return { kind: 'line', line: HELD, target: { kind: 'hold', reply: Replies.tenantGone(found.id) }, budgets: [] };
   const tenant = found.kind === 'tenant' ? found.tenant : undefined;
   const upstream = upstreamForAttempt(routeOf(tenant, config), entry.firstTempFailureAt, now);
-  const budgets = budgetsFor(tenant, upstream);
+  const budgets = budgetsFor(tenant, upstream, now);
   // A budget spent moments ago: its mail waits its turn instead of being refused (smoothing).
   const held = budgets.map((b) => heldUntil.get(b.key)).reduce<BudgetHold | undefined>((a, h) => (h && (!a || h.until > a.until) ? h : a), undefined);
   if (held && held.until > now) return { kind: 'later', at: held.until, heldBy: held.reason };
