@@ -1,16 +1,14 @@
 // A provider that asks to slow down (Gmail's 421 4.7.28, Microsoft's throttling, SES's rate) or says the
 // mailbox's quota is used up: the mailbox's mail is held through a cool-down, then sent at one connection
 // more each minute; nothing bounces, and the log, the metrics and the queue say why it waits.
-import t from 'tap';
-import { queuedId, sendThrough, startTestRelay } from './helpers/relay.js';
+import t, { type Test } from 'tap';
+import { queuedId, sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { startUpstream } from './helpers/upstream.js';
 
 const MIN = 60_000;
 
-t.test('a throttled mailbox: held through its cool-down, then back to full pace one connection a minute; nothing bounced', async (t) => {
-  let throttling = true;
-  const upstream = await startUpstream({ data: () => (throttling ? [421, '4.7.28 [203.0.113.5] Gmail has detected an unusual rate of unsolicited mail originating from your IP address'] : undefined) });
-  t.teardown(() => upstream.close());
+/** A queue-mode relay driven by hand, tenant acme's upstream as given, retries a minute apart. */
+async function queueRelay(t: Test, upstream: string): Promise<TestRelay> {
   const relay = await startTestRelay(
     `
 delivery: { mode: queue, spool: { path: \${SPOOL} }, retry: { minSeconds: 60, maxSeconds: 600, jitter: 0 } }
@@ -18,12 +16,20 @@ smarthost: { host: 127.0.0.1, port: 9, tls: none }
 tenants:
   - id: acme
     match: { domains: [acme.test] }
-    upstream: { host: 127.0.0.1, port: ${upstream.port}, tls: none, maxConnections: 3 }
+    upstream: { ${upstream} }
 `,
     {},
     { manualScheduler: true },
   );
   t.teardown(() => relay.close());
+  return relay;
+}
+
+t.test('a throttled mailbox: held through its cool-down, then back to full pace one connection a minute; nothing bounced', async (t) => {
+  let throttling = true;
+  const upstream = await startUpstream({ data: () => (throttling ? [421, '4.7.28 [203.0.113.5] Gmail has detected an unusual rate of unsolicited mail originating from your IP address'] : undefined) });
+  t.teardown(() => upstream.close());
+  const relay = await queueRelay(t, `host: 127.0.0.1, port: ${upstream.port}, tls: none, maxConnections: 3`);
   const { scheduler } = relay.relay;
   const ids: string[] = [];
   for (let i = 0; i < 4; i++) ids.push(queuedId((await sendThrough(relay.port, { from: 'app@acme.test', to: `r${i}@example.com` })).response));
@@ -56,19 +62,7 @@ t.test("a quota reply (Gmail's daily limit) holds the mailbox five minutes, then
   let overLimit = true;
   const upstream = await startUpstream({ data: () => (overLimit ? [550, '5.4.5 Daily user sending limit exceeded. For more information on Gmail sending limits go to https://support.google.com/a/answer/166852'] : undefined) });
   t.teardown(() => upstream.close());
-  const relay = await startTestRelay(
-    `
-delivery: { mode: queue, spool: { path: \${SPOOL} }, retry: { minSeconds: 60, maxSeconds: 600, jitter: 0 } }
-smarthost: { host: 127.0.0.1, port: 9, tls: none }
-tenants:
-  - id: acme
-    match: { domains: [acme.test] }
-    upstream: { host: 127.0.0.1, port: ${upstream.port}, tls: none, provider: google-workspace, limits: { messagesPerDay: 1500 } }
-`,
-    {},
-    { manualScheduler: true },
-  );
-  t.teardown(() => relay.close());
+  const relay = await queueRelay(t, `host: 127.0.0.1, port: ${upstream.port}, tls: none, provider: google-workspace, limits: { messagesPerDay: 1500 }`);
   const u = relay.relay.config().tenants[0]?.upstream;
   t.same(u?.kind === 'smtp' ? u.limits : undefined, { messagesPerDay: 1500, recipientsPerDay: 10_000 }, "the profile's limits, overridden key by key");
   const { scheduler } = relay.relay;
