@@ -100,7 +100,7 @@ t.test(`${SESSIONS} garbage sessions, then a real message still goes through (se
 /** A process's resident memory in MB (Linux: /proc/PID/status). */
 const rssOf = (pid: number) => Number(/^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN) / 1024;
 
-t.test(`${SESSIONS} garbage sessions raise the RSS of a relay process (run with the launcher's Node flags) by less than 15 MB (the goal: 30)`, async (t) => {
+t.test(`${SESSIONS} garbage sessions raise the RSS of a relay process (run with the launcher's Node flags) by less than 30 MB, and as many again by little: no leak`, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-fuzz-rss-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const config = path.join(dir, 'relay.yaml');
@@ -120,17 +120,26 @@ delivery: { mode: passthrough, spool: { path: ${dir}/spool } }
   // One real message first: what the path loads once (the DKIM signer, the pools) is not counted below.
   await sendThrough(port, { from: 'app@example.com', to: 'warm@example.com' });
   await new Promise((r) => setTimeout(r, 500));
+  // The least of a few readings over 2 s: V8 sizes its young generation as it goes, and one reading can
+  // land before it shrinks back (4.7 to 18 MB apart over runs of the same code, more on a loaded machine).
+  const settled = async () => {
+    let least = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 8; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      least = Math.min(least, rssOf(child.pid ?? 0));
+    }
+    return least;
+  };
   const before = rssOf(child.pid ?? 0);
   t.equal(await garbageSessions(port), 0, 'every session was greeted: none hung');
-  // The least of a few readings over 2 s: V8 sizes its young generation as it goes, and one reading can
-  // land before it shrinks back (4.7 to 16 MB apart over runs of the same code).
-  let after = Number.POSITIVE_INFINITY;
-  for (let i = 0; i < 8; i++) {
-    await new Promise((r) => setTimeout(r, 250));
-    after = Math.min(after, rssOf(child.pid ?? 0));
-  }
-  t.comment(`relay RSS ${before.toFixed(1)} MB -> ${after.toFixed(1)} MB on ${process.version}`);
-  t.ok(after - before < 15, `RSS grew by ${(after - before).toFixed(1)} MB`);
+  const first = await settled();
+  t.comment(`relay RSS ${before.toFixed(1)} MB -> ${first.toFixed(1)} MB on ${process.version}`);
+  t.ok(first - before < 30, `the first ${SESSIONS} grew it by ${(first - before).toFixed(1)} MB: within the goal (30)`);
+  // A leak grows with every round; the heap's sizing is paid once. The second round must cost little.
+  t.equal(await garbageSessions(port), 0, 'every session of a second round was greeted');
+  const second = await settled();
+  t.comment(`second round: ${first.toFixed(1)} MB -> ${second.toFixed(1)} MB`);
+  t.ok(second - first < 8, `another ${SESSIONS} grew it by ${(second - first).toFixed(1)} MB: no leak`);
   t.match((await sendThrough(port, { from: 'app@example.com', to: 'user@example.com' })).response, /^250 /);
   child.kill('SIGTERM');
   t.equal((await done).code, 0);
