@@ -3,7 +3,7 @@
 // certificate, so a certificate is a tenant's identity like its DKIM key, and never another tenant's.
 import { X509Certificate } from 'node:crypto';
 import { ownsDomain } from './ownership.js';
-import type { ClientCertificate, Tenant } from './types.js';
+import type { ClientCertificate, Config, Tenant } from './types.js';
 
 export function certificateNames(pem: string): string[] {
   const cert = new X509Certificate(pem);
@@ -48,4 +48,25 @@ export function certificateFacts(certificate: ClientCertificate, tenants: readon
     daysLeft: Math.floor((expires.getTime() - now) / 86_400_000),
     tenantDomain: names.find((n) => tenants.some((t) => ownsDomain(t, n))) ?? null,
   };
+}
+
+/** When each client certificate of a snapshot expires (seconds since the epoch), by its label: for the metric and its alert. */
+export function clientCertificateExpiries(config: Config): Map<string, number> {
+  const expiries = new Map<string, number>();
+  for (const c of certificatesOf(config)) if (!expiries.has(c.label)) expiries.set(c.label, expiryOf(c));
+  return expiries;
+}
+
+/** Certificates are frozen per snapshot: each is parsed once, not at every scrape. */
+const expiryCache = new WeakMap<ClientCertificate, number>();
+function expiryOf(c: ClientCertificate): number {
+  let at = expiryCache.get(c);
+  if (at === undefined) expiryCache.set(c, (at = Math.floor(new Date(new X509Certificate(c.cert).validTo).getTime() / 1000)));
+  return at;
+}
+
+/** Every client certificate a snapshot may present: its upstreams' own and the installed ones. */
+export function certificatesOf(config: Config): ClientCertificate[] {
+  const upstreams = [config.smarthost, ...config.tenants.map((t) => t.upstream)];
+  return [...upstreams.map((u) => (u?.kind === 'smtp' ? u.clientCertificate : undefined)), ...config.clientCertificates.values()].filter((c): c is ClientCertificate => c !== undefined);
 }

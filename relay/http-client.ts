@@ -40,7 +40,7 @@ const agents = {
 export function requestHttp(req: HttpRequest): Promise<HttpAnswer> {
   const deadline = AbortSignal.timeout(req.timeoutMs);
   const signal = req.signal ? AbortSignal.any([req.signal, deadline]) : deadline;
-  const https_ = req.url.protocol === 'https:';
+  const secure = req.url.protocol === 'https:';
   const pinned = req.address;
   const lookup: LookupFunction | undefined = pinned
     ? (_host, opts, done) => (opts.all ? done(null, [{ address: pinned, family: pinned.includes(':') ? 6 : 4 }]) : done(null, pinned, pinned.includes(':') ? 6 : 4))
@@ -50,15 +50,15 @@ export function requestHttp(req: HttpRequest): Promise<HttpAnswer> {
       const code = (err as NodeJS.ErrnoException).code;
       resolve({ kind: 'failed', timeout: deadline.aborted, midAnswer, ...(typeof code === 'string' && code !== 'ABORT_ERR' ? { code } : {}), message: err.message });
     };
-    const request = (https_ ? https : http).request(
+    const request = (secure ? https : http).request(
       req.url,
       {
         method: req.method ?? 'GET',
         signal,
         headers: { ...req.headers, ...(req.body !== undefined ? { 'content-length': String(Buffer.byteLength(req.body)) } : {}) },
         ...(req.ca !== undefined ? { ca: req.ca } : {}),
-        ...(https_ ? { minVersion: 'TLSv1.2' as const } : {}),
-        ...(lookup ? { lookup, agent: false } : { agent: agents[https_ ? 'https:' : 'http:'] }),
+        ...(secure ? { minVersion: 'TLSv1.2' as const } : {}),
+        ...(lookup ? { lookup, agent: false } : { agent: agents[secure ? 'https:' : 'http:'] }),
       },
       (response) => {
         const chunks: Buffer[] = [];

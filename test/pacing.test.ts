@@ -58,3 +58,11 @@ t.test('other mailboxes are not paced', async (t) => {
   t.equal(pacing.hold('b', 1000), undefined);
   t.match(pacing.hold('a', 1000), { until: 5 * MIN, reason: /quota is used up \(550 5\.4\.5\); paced until/ });
 });
+
+t.test('a mailbox no more mail goes to is forgotten too, at the next signal for any mailbox', async (t) => {
+  const pacing = new Pacing();
+  pacing.signal('gone', 'throttle', '421 4.7.28', 0);
+  pacing.signal('other', 'throttle', '421 4.7.28', 120 * MIN);
+  t.equal(pacing.size, 1, 'two hours on, only the other is remembered');
+  t.equal(pacing.hold('gone', 120 * MIN), undefined);
+});

@@ -16,6 +16,8 @@ const COOL_DOWN_MS: Readonly<Record<ProviderSignal, { readonly first: number; re
 const SLOT_EVERY_MS = 60_000;
 /** At full pace this long without a signal, and the mailbox's history is forgotten. */
 const FORGET_AFTER_MS = 10 * 60_000;
+/** Past any mailbox's climb back (maxConnections is at most 100): forgotten whatever its size. */
+const MAX_SLOTS_MS = 100 * SLOT_EVERY_MS;
 
 interface Paced {
   signal: ProviderSignal;
@@ -37,6 +39,7 @@ export class Pacing {
 
   /** The provider signalled for this mailbox: its next cool-down, or undefined when one is running already. */
   signal(mailbox: string, signal: ProviderSignal, reply: string, now: number): PaceChange | undefined {
+    this.#forgetQuiet(now);
     const before = this.#byMailbox.get(mailbox);
     // A signal during a cool-down (attempts that were under way) does not lengthen it.
     if (before && before.until > now) return undefined;
@@ -65,6 +68,14 @@ export class Pacing {
       return max;
     }
     return Math.min(max, grown);
+  }
+
+  /**
+   * Mailboxes quiet long enough to be back at any pace: slots() forgets those that still send, this the
+   * ones no mail went to since (a tenant gone, a mailbox changed), so the map does not only grow.
+   */
+  #forgetQuiet(now: number): void {
+    for (const [mailbox, paced] of this.#byMailbox) if (now - paced.until >= MAX_SLOTS_MS + FORGET_AFTER_MS) this.#byMailbox.delete(mailbox);
   }
 
   /** Mailboxes being paced now (a cool-down, or back to speed step by step). */

@@ -107,11 +107,6 @@ export class Scheduler {
     return this.#entries.size;
   }
 
-  /** Mailboxes paced now after their providers' slow-down or quota replies. */
-  get pacedMailboxes(): number {
-    return this.#pacing.size;
-  }
-
   /** Attempts running now. */
   get inFlight(): number {
     return this.#inFlight.size;

@@ -3,8 +3,8 @@
 // Kubernetes Secret, a certbot renewal) reloads the config, logged with the file's path and never its
 // value, and the next connection uses the new secret: the pools key on the settings themselves, and
 // those of the old ones are closed, so an old password is never sent again.
-import { X509Certificate } from 'node:crypto';
-import type { ClientCertificate, Config } from '../../config/types.js';
+import { certificatesOf } from '../../config/certificate-names.js';
+import type { Config } from '../../config/types.js';
 import type { Component } from './lifecycle.js';
 import { watchFile } from './reload.js';
 
@@ -27,26 +27,6 @@ export function watchSecretFiles(initial: Config, reload: (file: string) => void
       watchers.clear();
     },
   };
-}
-
-/** When each client certificate of the snapshot expires (seconds since the epoch), by its label: for the metric and its alert. */
-export function clientCertificateExpiries(config: Config): Map<string, number> {
-  const expiries = new Map<string, number>();
-  for (const c of certificatesOf(config)) if (!expiries.has(c.label)) expiries.set(c.label, expiryOf(c));
-  return expiries;
-}
-
-/** Certificates are frozen per snapshot: each is parsed once, not at every scrape. */
-const expiryCache = new WeakMap<ClientCertificate, number>();
-function expiryOf(c: ClientCertificate): number {
-  let at = expiryCache.get(c);
-  if (at === undefined) expiryCache.set(c, (at = Math.floor(new Date(new X509Certificate(c.cert).validTo).getTime() / 1000)));
-  return at;
-}
-
-function certificatesOf(config: Config): ClientCertificate[] {
-  const upstreams = [config.smarthost, ...config.tenants.map((t) => t.upstream)];
-  return [...upstreams.map((u) => (u?.kind === 'smtp' ? u.clientCertificate : undefined)), ...config.clientCertificates.values()].filter((c): c is ClientCertificate => c !== undefined);
 }
 
 function filesOf(config: Config): Set<string> {

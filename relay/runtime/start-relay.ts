@@ -17,6 +17,7 @@
 //   delivery/deliver.ts      the upstream: pooled SMTP (delivery/smtp.ts) or a maildir
 //
 // Each outcome on the way goes to observe/outcomes.ts once; logs, metrics and reporting subscribe.
+import { clientCertificateExpiries } from '../../config/certificate-names.js';
 import type { Config, SmtpUpstream } from '../../config/types.js';
 import { UpstreamCapabilities } from '../delivery/capabilities.js';
 import { checkNodemailerSeams } from '../delivery/nodemailer-seams.js';
@@ -41,7 +42,7 @@ import { Spool, type SpoolIo } from '../queue/spool.js';
 import { Reporter } from '../reporting/reporter.js';
 import { checkSpoolRoot, listenFailed, spoolFailed } from '../startup-error.js';
 import { PlatformTenants } from '../tenancy/platform-tenants.js';
-import { clientCertificateExpiries, watchSecretFiles } from './secret-files.js';
+import { watchSecretFiles } from './secret-files.js';
 import { Drain, type DrainStatus, waitForSessions } from './drain.js';
 import { Lifecycle } from './lifecycle.js';
 import { localBackend } from './local-backend.js';
