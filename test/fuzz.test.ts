@@ -135,11 +135,13 @@ delivery: { mode: passthrough, spool: { path: ${dir}/spool } }
   const first = await settled();
   t.comment(`relay RSS ${before.toFixed(1)} MB -> ${first.toFixed(1)} MB on ${process.version}`);
   t.ok(first - before < 30, `the first ${SESSIONS} grew it by ${(first - before).toFixed(1)} MB: within the goal (30)`);
-  // A leak grows with every round; the heap's sizing is paid once. The second round must cost little.
+  // A leak grows with every round; the heap's sizing is paid mostly once. The second round costs 1-2 MB
+  // on a quiet machine and up to ~9 MB in a loaded CI run; a leak the size of the one this test was
+  // written for (33 MB per 2,000 sessions) would cost at least half the goal again.
   t.equal(await garbageSessions(port), 0, 'every session of a second round was greeted');
   const second = await settled();
   t.comment(`second round: ${first.toFixed(1)} MB -> ${second.toFixed(1)} MB`);
-  t.ok(second - first < 8, `another ${SESSIONS} grew it by ${(second - first).toFixed(1)} MB: no leak`);
+  t.ok(second - first < 15, `another ${SESSIONS} grew it by ${(second - first).toFixed(1)} MB: no leak`);
   t.match((await sendThrough(port, { from: 'app@example.com', to: 'user@example.com' })).response, /^250 /);
   child.kill('SIGTERM');
   t.equal((await done).code, 0);
