@@ -47,10 +47,13 @@ export function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'p
   });
 }
 
-/** The mailbox's limits: its provider's documented ones, each overridden by the upstream's own. */
-function limitsOf(u: Extract<RawUpstream, { kind: 'smtp' }>): { limits?: Limits } {
-  const limits = { ...(u.provider ? PROVIDER_LIMITS[u.provider] : {}), ...u.limits };
-  return Object.keys(limits).length > 0 ? { limits } : {};
+/**
+ * The mailbox's limits: its provider's documented ones, each overridden by the upstream's own. Recipients
+ * per message is not a budget (nothing is counted): delivery splits a message's recipients by it.
+ */
+function limitsOf(u: Extract<RawUpstream, { kind: 'smtp' }>): { limits?: Limits; recipientsPerMessage?: number } {
+  const { recipientsPerMessage, ...limits } = { ...(u.provider ? PROVIDER_LIMITS[u.provider] : {}), ...u.limits };
+  return { ...(Object.keys(limits).length > 0 ? { limits } : {}), ...(recipientsPerMessage !== undefined ? { recipientsPerMessage } : {}) };
 }
 
 /** The upstream's client certificate: its own files, or one the operator installed, by name. */

@@ -65,6 +65,8 @@ export interface SmtpUpstream {
   readonly auth?: UpstreamAuth;
   /** The mailbox's own limits (what the upstream allows it), shared by every tenant sending through it. */
   readonly limits?: Limits;
+  /** Recipients in one transaction with this server: a message to more is sent in several. */
+  readonly recipientsPerMessage?: number;
   /** A new account warming up: messages a day from `sinceMs`, doubled every `doubleEveryMs`. */
   readonly ramp?: { readonly messagesPerDay: number; readonly sinceMs: number; readonly doubleEveryMs: number };
   /** PEM text of a private CA to trust for this upstream, in place of the system store. */

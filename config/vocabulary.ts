@@ -53,12 +53,16 @@ export const DEFAULT_UPSTREAM_PORT: Readonly<Record<TlsMode, number>> = { implic
  * `limits` say otherwise. Microsoft 365: 30 messages a minute and 10,000 recipients in a sliding 24 hours
  * per mailbox (learn.microsoft.com, "Exchange Online limits"); Google Workspace: 2,000 messages and 10,000
  * recipients a day per user (support.google.com/a/answer/166852); SES: per account, set by hand.
+ * Recipients per message: Microsoft 365 500; Google Workspace 2,000 in all but 500 outside the domain
+ * (the same page), and a relay's mail is mostly outside.
  */
 export const PROVIDER_PROFILES = ['microsoft365', 'google-workspace', 'ses', 'none'] as const;
 export type ProviderProfile = (typeof PROVIDER_PROFILES)[number];
-export const PROVIDER_LIMITS: Readonly<Record<ProviderProfile, { readonly messagesPerMinute?: number; readonly messagesPerDay?: number; readonly recipientsPerDay?: number }>> = {
-  microsoft365: { messagesPerMinute: 30, recipientsPerDay: 10_000 },
-  'google-workspace': { messagesPerDay: 2_000, recipientsPerDay: 10_000 },
+export const PROVIDER_LIMITS: Readonly<
+  Record<ProviderProfile, { readonly messagesPerMinute?: number; readonly messagesPerDay?: number; readonly recipientsPerDay?: number; readonly recipientsPerMessage?: number }>
+> = {
+  microsoft365: { messagesPerMinute: 30, recipientsPerDay: 10_000, recipientsPerMessage: 500 },
+  'google-workspace': { messagesPerDay: 2_000, recipientsPerDay: 10_000, recipientsPerMessage: 500 },
   ses: {},
   none: {},
 };

@@ -66,3 +66,23 @@ t.test('a mailbox no more mail goes to is forgotten too, at the next signal for 
   t.equal(pacing.size, 1, 'two hours on, only the other is remembered');
   t.equal(pacing.hold('gone', 120 * MIN), undefined);
 });
+
+t.test("another relay's cool-down: taken when it ends later than this relay's own, never one already over; the next signal doubles it", async (t) => {
+  const told = (until: number, level = 0) => ({ signal: 'throttle' as const, level, until, reason: 'told' });
+  const cases: [string, (p: Pacing) => void, ReturnType<typeof told>, boolean, number | undefined][] = [
+    ['none here: taken', () => {}, told(MIN), true, MIN],
+    ['already over: not taken', () => {}, told(-1), false, undefined],
+    ['ends later than ours: taken', (p) => p.signal('m', 'throttle', '421', 0), told(2 * MIN), true, 2 * MIN],
+    ['ends before ours: ours stays', (p) => p.signal('m', 'throttle', '421', 0), told(MIN / 2), false, MIN],
+  ];
+  for (const [name, before, change, taken, until] of cases) {
+    const pacing = new Pacing();
+    before(pacing);
+    t.equal(pacing.adopt('m', change, 0), taken, name);
+    t.equal(pacing.hold('m', 0)?.until, until, `${name}: the hold`);
+  }
+  const pacing = new Pacing();
+  pacing.adopt('m', told(MIN, 2), 0);
+  t.equal(pacing.slots('m', 5, MIN / 2), 0, 'no connection during it');
+  t.equal(pacing.signal('m', 'throttle', '421', MIN)?.until, MIN + 8 * MIN, 'the next signal here is the fourth in a row: eight minutes');
+});

@@ -64,6 +64,8 @@ const mailboxLimits = z.strictObject({
   messagesPerMinute: z.number().positive().optional(),
   messagesPerDay: z.int().positive().optional(),
   recipientsPerDay: z.int().positive().optional(),
+  // Recipients in one transaction: more are sent as several (Microsoft 365 refuses past 500).
+  recipientsPerMessage: z.int().min(1).max(100_000).optional(),
 });
 
 export const smtpUpstream = z.strictObject({

@@ -3,12 +3,25 @@ import { createReadStream } from 'node:fs';
 import { PassThrough, pipeline, type Readable, Transform } from 'node:stream';
 import type { SmtpUpstream } from '../../config/types.js';
 import { releaseChunks } from '../ops/memory.js';
-import type { DeliveryResult, Envelope, MessageSource } from '../types.js';
+import type { DeliveryResult, Envelope, MessageSource, RecipientOutcome } from '../types.js';
 import { outcomesFromError, outcomesFromInfo } from './classify.js';
 import { sendThroughPool } from './nodemailer-seams.js';
 import type { UpstreamPools } from './pools.js';
 
 export async function sendViaSmtp(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource): Promise<DeliveryResult> {
+  const most = upstream.recipientsPerMessage;
+  if (most === undefined || envelope.rcptTo.length <= most) return sendTransaction(pools, upstream, envelope, message);
+  // Past the server's recipients per message (Microsoft 365's 500) it refuses the rest: several
+  // transactions instead, one after another, each reported per recipient like one.
+  const outcomes: RecipientOutcome[] = [];
+  for (let i = 0; i < envelope.rcptTo.length; i += most) {
+    const part = await sendTransaction(pools, upstream, { mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo.slice(i, i + most) }, message);
+    outcomes.push(...part.outcomes);
+  }
+  return { upstream: upstream.name, outcomes };
+}
+
+async function sendTransaction(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource): Promise<DeliveryResult> {
   if (upstream.auth?.kind === 'oauth2') {
     // The token first (from the cache, almost always), before any connection: a slow or refusing token
     // endpoint is then reported as itself, not as the upstream's idle timeout while the relay waited at AUTH.

@@ -31,7 +31,7 @@ export function writeLogLines(outcomes: Outcomes, logger: Logger): void {
   });
 
   outcomes.on('paced', (e) => {
-    logger.warn({ event: 'provider-pacing', upstream: e.upstream, tenant: e.tenant, signal: e.signal, inARow: e.level + 1, until: new Date(e.until).toISOString() }, e.reason);
+    logger.warn({ event: 'provider-pacing', upstream: e.upstream, tenant: e.tenant, signal: e.signal, inARow: e.level + 1, heardBy: e.heardBy, until: new Date(e.until).toISOString() }, e.reason);
   });
   outcomes.on('attempted', (e) => {
     // A pass-through attempt is in its `message` line.

@@ -12,5 +12,8 @@ export function countOutcomes(outcomes: Outcomes, metrics: RelayMetrics): void {
     if (e.tried) metrics.recordDelivery(e.message.tenant, { upstream: e.upstream, outcomes: e.outcomes }, e.ms / 1000);
   });
   outcomes.on('held', (e) => metrics.rateHeld.inc({ tenant: metrics.tenant(e.message.tenant) }));
-  outcomes.on('paced', (e) => metrics.providerPacing.inc({ upstream: metrics.upstream(e.upstream), signal: e.signal }));
+  // The provider's replies this relay heard: a cool-down another relay told it of is counted there.
+  outcomes.on('paced', (e) => {
+    if (e.heardBy === 'this relay') metrics.providerPacing.inc({ upstream: metrics.upstream(e.upstream), signal: e.signal });
+  });
 }

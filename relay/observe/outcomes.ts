@@ -129,6 +129,8 @@ export interface Paced {
   readonly until: number;
   readonly level: number;
   readonly reason: string;
+  /** Whether this relay heard the provider's reply, or another relay of the fleet did and told it. */
+  readonly heardBy: 'this relay' | 'another relay';
 }
 
 export interface OutcomeKinds {

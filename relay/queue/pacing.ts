@@ -2,8 +2,8 @@
 // said its quota is used up (delivery/provider-replies.ts). The mailbox's mail waits out a cool-down,
 // held, never refused or bounced; the cool-down doubles while the replies continue. After it, the
 // mailbox gets one connection, and one more for each minute without such a reply (additive increase),
-// up to its maxConnections; ten quiet minutes at full pace and it is forgotten. Pure, apart from the
-// clock it is given.
+// up to its maxConnections; ten quiet minutes at full pace and it is forgotten. In a fleet, each relay
+// takes the cool-downs the others began (adopt). Pure, apart from the clock it is given.
 import type { ProviderSignal } from '../delivery/provider-replies.js';
 
 const COOL_DOWN_MS: Readonly<Record<ProviderSignal, { readonly first: number; readonly max: number }>> = {
@@ -34,6 +34,14 @@ export interface PaceChange {
   readonly reason: string;
 }
 
+/** Where the relays of a fleet tell each other the cool-downs they began (runtime/shared-pacing.ts). */
+export interface PacingFleet {
+  /** Tells the other relays of a cool-down this one began for an upstream's mailbox. */
+  tell(mailbox: string, upstream: string, change: PaceChange): void;
+  /** Calls `adopt` with each cool-down another relay began, as it is learned. */
+  listen(adopt: (mailbox: string, upstream: string, change: PaceChange) => void): void;
+}
+
 export class Pacing {
   readonly #byMailbox = new Map<string, Paced>();
 
@@ -49,6 +57,18 @@ export class Pacing {
     const paced = { signal, level, until, reason: `the provider ${signal === 'quota' ? "says the mailbox's quota is used up" : 'asks the relay to slow down'} (${reply.slice(0, 200)}); paced until ${new Date(until).toISOString()}` };
     this.#byMailbox.set(mailbox, paced);
     return { ...paced };
+  }
+
+  /**
+   * A cool-down another relay began for this mailbox (limits/shared-pacing.ts): taken when it ends later
+   * than this relay's own, so every relay of the fleet waits it out and the next signal doubles it.
+   */
+  adopt(mailbox: string, change: PaceChange, now: number): boolean {
+    this.#forgetQuiet(now);
+    const mine = this.#byMailbox.get(mailbox);
+    if (change.until <= now || (mine && mine.until >= change.until)) return false;
+    this.#byMailbox.set(mailbox, { signal: change.signal, level: Math.max(change.level, mine?.level ?? 0), until: change.until, reason: change.reason });
+    return true;
   }
 
   /** The mailbox's cool-down, while it lasts. */

@@ -16,7 +16,7 @@ import { budgetInWords, Holds } from './holds.js';
 import { DueTimes } from './due-times.js';
 import { factsOf, pendingRecipients, type QueuedMessage } from './entry.js';
 import { FreshBodies } from './fresh-bodies.js';
-import { Pacing } from './pacing.js';
+import { Pacing, type PacingFleet } from './pacing.js';
 import { Fifo } from './fifo.js';
 import { type BudgetHold, holdUntil, type Placement, placementOf, slotsOf } from './placement.js';
 import { logRecovered } from './recovery.js';
@@ -34,6 +34,8 @@ export interface SchedulerDeps {
   readonly logger: Logger;
   /** The platform's tenants, for queued mail of a tenant the config files do not list. */
   readonly platform?: () => PlatformTenants | undefined;
+  /** Where the relays of a fleet share the cool-downs providers asked for (absent: this relay paces alone). */
+  readonly pacingFleet?: PacingFleet;
   /** Milliseconds since the epoch; tests pass a fake clock. */
   readonly clock?: () => number;
   readonly random?: () => number;
@@ -74,6 +76,9 @@ export class Scheduler {
     this.holds = new Holds(deps.spool.layout.holdsFile);
     this.#warnings = new ThrottledLog(deps.logger);
     this.#clock = deps.clock ?? Date.now;
+    deps.pacingFleet?.listen((mailbox, upstream, change) => {
+      if (this.#pacing.adopt(mailbox, change, this.#clock())) this.#deps.outcomes.emit('paced', { upstream, tenant: null, ...change, heardBy: 'another relay' });
+    });
   }
 
   /** Takes what the spool holds (after a restart, everything in flight is simply due again) and starts the clock. */
@@ -273,7 +278,10 @@ export class Scheduler {
       reserved.settle(outcome.sent);
       if (outcome.signal && target.kind === 'deliver' && target.upstream.kind === 'smtp') {
         const change = this.#pacing.signal(mailboxKey(target.upstream), outcome.signal.kind, outcome.signal.reply, now);
-        if (change) this.#deps.outcomes.emit('paced', { upstream: target.upstream.name, tenant: entry.tenant ?? null, ...change });
+        if (change) {
+          this.#deps.outcomes.emit('paced', { upstream: target.upstream.name, tenant: entry.tenant ?? null, ...change, heardBy: 'this relay' });
+          this.#deps.pacingFleet?.tell(mailboxKey(target.upstream), target.upstream.name, change);
+        }
       }
       // The state in memory is the spool's: every change to it goes through this scheduler.
       if (outcome.retry) this.#schedule(outcome.retry);

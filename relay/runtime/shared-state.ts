@@ -1,4 +1,4 @@
-// What several relays share: sending limits, send-test outcomes and tenant invalidations. Through Redis
+// What several relays share: sending limits, providers' cool-downs, send-test outcomes and tenant invalidations. Through Redis
 // when limits.store.redis is set (one connection, and one more to listen on the invalidation channel),
 // else in this process (a worker among N counts its share of every limit).
 import type { Config } from '../../config/types.js';
@@ -9,14 +9,18 @@ import type { Logger } from '../log.js';
 import type { SendTestRecord, SharedOutcomes } from '../observe/send-tests.js';
 import type { RelayMetrics } from '../ops/metrics.js';
 import { ThrottledLog } from '../ops/throttled-log.js';
+import type { PacingFleet } from '../queue/pacing.js';
 import { connectRedis } from '../redis.js';
 import { sign, verify } from '../signed.js';
+import { SharedPacing } from './shared-pacing.js';
 import { InvalidationWindow } from '../tenancy/invalidations.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
 
 export interface SharedState {
   readonly limiter: Limiter;
   readonly outcomes?: SharedOutcomes;
+  /** The cool-downs providers asked for, shared by the fleet (absent without a store). */
+  readonly pacing?: PacingFleet;
   /** 1 while limits are counted in Redis, 0 while this process counts alone; undefined without a store. */
   limitsShared(): number | undefined;
   close(): void;
@@ -43,6 +47,7 @@ export function sharedState(config: Config, deps: SharedStateDeps): SharedState 
   const { signingKey } = settings;
   const redis = connectRedis(settings, logger, 'limits');
   const limiter = new RedisLimiter(redis, settings.keyPrefix, { logger, metrics: deps.metrics, settings: () => deps.config().limits, signingKey, stateFile: deps.stateFile });
+  const pacing = new SharedPacing(redis, settings, logger);
   const warnings = new ThrottledLog(logger);
   // Read back only when signed by a relay: anyone else who can write to Redis cannot forge an outcome.
   const outcomes: SharedOutcomes = {
@@ -65,9 +70,11 @@ export function sharedState(config: Config, deps: SharedStateDeps): SharedState 
   return {
     limiter,
     outcomes,
+    pacing,
     limitsShared: () => (limiter.shared ? 1 : 0),
     close: () => {
       limiter.close();
+      pacing.close();
       redis.disconnect();
       subscriber?.disconnect();
     },

@@ -136,7 +136,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     ),
   );
   const upstreams = { pools, capabilities: new UpstreamCapabilities(initial.hostname) };
-  const scheduler = new Scheduler({ spool, requests: new QueueRequests(spool.layout), config, upstreams, limiter: shared.limiter, outcomes, logger, platform });
+  const scheduler = new Scheduler({ spool, requests: new QueueRequests(spool.layout), config, upstreams, limiter: shared.limiter, ...(shared.pacing ? { pacingFleet: shared.pacing } : {}), outcomes, logger, platform });
   await scheduler.start({ timers: options.schedulerTimers ?? true }).catch((err: unknown) => {
     throw spoolFailed(err, spool.layout.root);
   });
