@@ -9,6 +9,7 @@ import t from 'tap';
 import { loadConfigFile } from '../config/load.js';
 import { startRelay } from '../relay/runtime/start-relay.js';
 import { sendThrough } from './helpers/relay.js';
+import { needRedis, startRedis } from './helpers/redis.js';
 import { startUpstream } from './helpers/upstream.js';
 import { until } from './helpers/wait.js';
 
@@ -45,4 +46,40 @@ smarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none, allowInsecureAu
   t.equal(upstream.authAttempts.length - attemptsBefore, 1, 'one new login, with the new password: the old one was not tried');
   t.equal(upstream.received.length, 4);
   t.notMatch(log, /old-password|new-password/, 'neither value is logged');
+});
+
+t.test("a rotated Redis password file: no restart, the relay's next connection to Redis logs in with the new one", needRedis, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-secret-files-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const redis = await startRedis();
+  t.teardown(() => redis.close());
+  // The test's own connection stays logged in: Redis keeps connections made before a password changes.
+  await redis.client.config('SET', 'requirepass', 'old-redis-pass-41d0');
+  const secret = path.join(dir, 'redis-password');
+  fs.writeFileSync(secret, 'old-redis-pass-41d0\n');
+  const file = path.join(dir, 'relay.yaml');
+  fs.writeFileSync(
+    file,
+    `listen: [{ host: 127.0.0.1, port: 0 }]
+ops: { port: 0 }
+delivery: { mode: passthrough, spool: { path: ${dir}/spool } }
+smarthost: { host: 127.0.0.1, port: 9, tls: none }
+limits: { store: { redis: { url: "redis://:\${file:${secret}}@127.0.0.1:${redis.port}/0", signingKey: "shared-signing-key-of-the-test-fleet-0123" } } }
+`,
+  );
+  let log = '';
+  const relay = await startRelay(loadConfigFile(file), { logger: pino({ level: 'debug' }, { write: (line: string) => void (log += line) }), configFile: file });
+  t.teardown(() => relay.close(0));
+  const relayClients = async () => String(await redis.client.client('LIST')).split('\n').filter((l) => l.includes('name=tenant-relay-limits'));
+  t.ok(await until(async () => (await relayClients()).length === 1, 5000), 'connected with the first password');
+
+  await redis.client.config('SET', 'requirepass', 'new-redis-pass-9b3e');
+  fs.writeFileSync(secret, 'new-redis-pass-9b3e\n');
+  t.ok(await until(() => log.includes('"event":"config-reloaded"'), 5000), 'reloaded by itself');
+  t.notMatch(log, /config-restart-needed/, 'no restart asked for');
+  // Redis drops the relay's connection (a failover, a restart): it logs in again, with the new password.
+  for (const line of await relayClients()) await redis.client.client('KILL', 'ID', /\bid=(\d+)/.exec(line)?.[1] ?? '0');
+  // Named only once logged in (ioredis sends CLIENT SETNAME after AUTH).
+  t.ok(await until(async () => (await relayClients()).length === 1, 8000), 'logged in again');
+  t.notMatch(log, /old-redis-pass|new-redis-pass/, 'neither value is logged');
 });

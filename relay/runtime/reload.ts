@@ -15,9 +15,18 @@ export function restartNeeded(started: Config, next: Config): string[] {
     next.delivery.spool.path !== started.delivery.spool.path && 'delivery.spool.path',
     JSON.stringify(next.ops) !== JSON.stringify(started.ops) && 'ops',
     next.hostname !== started.hostname && 'hostname',
-    JSON.stringify(next.limits) !== JSON.stringify(started.limits) && 'limits',
+    JSON.stringify(withoutLogin(next.limits)) !== JSON.stringify(withoutLogin(started.limits)) && 'limits',
     next.workers !== started.workers && 'workers',
   ].filter((s): s is string => typeof s === 'string');
+}
+
+/** Limits without Redis's login: a rotated password is taken at the next connection (shared-state.ts). */
+function withoutLogin(limits: Config['limits']): unknown {
+  if (!limits.redis) return limits;
+  const url = new URL(limits.redis.url);
+  url.username = '';
+  url.password = '';
+  return { ...limits, redis: { ...limits.redis, url: url.href } };
 }
 
 export function reloadFrom(file: string, apply: (next: Config) => readonly string[], logger: Logger, why: string): ReloadResult {

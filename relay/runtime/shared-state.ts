@@ -23,6 +23,8 @@ export interface SharedState {
   readonly pacing?: PacingFleet;
   /** 1 while limits are counted in Redis, 0 while this process counts alone; undefined without a store. */
   limitsShared(): number | undefined;
+  /** A reloaded config: a rotated Redis password is used from the next connection on. */
+  apply(next: Config): void;
   close(): void;
 }
 
@@ -41,7 +43,7 @@ export function sharedState(config: Config, deps: SharedStateDeps): SharedState 
   const settings = config.limits.redis;
   if (!settings) {
     if (deps.limitShare < 1) deps.logger.info({ event: 'limits-per-worker', share: deps.limitShare }, 'no limits.store: each worker counts its share of every limit in its own memory');
-    return { limiter: new MemoryLimiter(deps.limitShare), limitsShared: () => undefined, close: () => {} };
+    return { limiter: new MemoryLimiter(deps.limitShare), limitsShared: () => undefined, apply: () => {}, close: () => {} };
   }
   const { logger } = deps;
   const { signingKey } = settings;
@@ -72,6 +74,13 @@ export function sharedState(config: Config, deps: SharedStateDeps): SharedState 
     outcomes,
     pacing,
     limitsShared: () => (limiter.shared ? 1 : 0),
+    apply: (next) => {
+      const url = next.limits.redis?.url;
+      // Connections made stay logged in (Redis keeps them when a password changes): the new one is for
+      // the next reconnection. Another server is a restart (reload.ts says so).
+      if (url === undefined || !sameServer(url, settings.url)) return;
+      for (const client of [redis, subscriber]) if (client) Object.assign(client.options, loginOf(url));
+    },
     close: () => {
       limiter.close();
       pacing.close();
@@ -79,4 +88,16 @@ export function sharedState(config: Config, deps: SharedStateDeps): SharedState 
       subscriber?.disconnect();
     },
   };
+}
+
+/** The same Redis server and database, whatever the login. */
+function sameServer(a: string, b: string): boolean {
+  const [x, y] = [new URL(a), new URL(b)];
+  return x.protocol === y.protocol && x.host === y.host && x.pathname === y.pathname;
+}
+
+/** The user and password of a redis:// URL, as ioredis keeps them in its options. */
+function loginOf(url: string): { username: string | undefined; password: string | undefined } {
+  const u = new URL(url);
+  return { username: u.username ? decodeURIComponent(u.username) : undefined, password: u.password ? decodeURIComponent(u.password) : undefined };
 }
