@@ -5,10 +5,10 @@ import { Pacing } from '../relay/queue/pacing.js';
 
 const MIN = 60_000;
 
-t.test('a cool-down per signal: a minute for a throttle, five for a quota, doubling in a row up to 15 and 60', async (t) => {
+t.test('a cool-down per signal: a minute for a throttle, five for a quota, doubling in a row up to 8 and 10 (back within ten minutes of the provider)', async (t) => {
   const cases: [string, 'quota' | 'throttle', number[]][] = [
-    ['throttle', 'throttle', [1, 2, 4, 8, 15, 15]],
-    ['quota', 'quota', [5, 10, 20, 40, 60, 60]],
+    ['throttle', 'throttle', [1, 2, 4, 8, 8, 8]],
+    ['quota', 'quota', [5, 10, 10, 10]],
   ];
   for (const [name, signal, minutes] of cases) {
     const pacing = new Pacing();

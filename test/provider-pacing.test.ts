@@ -113,8 +113,8 @@ tenants:
     for (const from of ['app@acme.test', 'app@beta.test']) await sendThrough(relay.port, { from, to: 'r@example.com' });
   }
   // Written by someone who can reach Redis but has no signing key: a cool-down for beta's mailbox.
-  const forged = JSON.stringify({ m: 'mailbox:127.0.0.1/-/beta', n: 'beta', s: 'quota', l: 0, u: Date.now() + 30 * MIN, r: 'forged' });
-  await redis.client.zadd('tenant-relay:pacing', Date.now() + 30 * MIN, `${'A'.repeat(43)}.${forged}`);
+  const forged = JSON.stringify({ m: 'mailbox:127.0.0.1/-/beta', n: 'beta', s: 'quota', l: 0, u: Date.now() + 5 * MIN, r: 'forged' });
+  await redis.client.zadd('tenant-relay:pacing', Date.now() + 5 * MIN, `${'A'.repeat(43)}.${forged}`);
   const [a, b, c] = fleet as [TestRelay, TestRelay, TestRelay];
   const now = Date.now();
 

@@ -6,11 +6,14 @@
 // takes the cool-downs the others began (adopt). Pure, apart from the clock it is given.
 import type { ProviderSignal } from '../delivery/provider-replies.js';
 
+// Never longer than ten minutes: mail is back within ten minutes of the provider taking it again. A
+// quota frees over its window (Microsoft's sliding 24 hours) bit by bit, so it is looked at again every
+// ten minutes; in a fleet that is one refused attempt per ten minutes for all the relays (the cool-down is
+// shared), which no provider counts against the mailbox.
 const COOL_DOWN_MS: Readonly<Record<ProviderSignal, { readonly first: number; readonly max: number }>> = {
-  // A quota frees over its window (Microsoft's sliding 24 hours): look again in minutes, then hourly.
-  quota: { first: 5 * 60_000, max: 60 * 60_000 },
+  quota: { first: 5 * 60_000, max: 10 * 60_000 },
   // A rate limit eases within minutes.
-  throttle: { first: 60_000, max: 15 * 60_000 },
+  throttle: { first: 60_000, max: 8 * 60_000 },
 };
 /** During recovery, one more connection per this much time without a signal. */
 const SLOT_EVERY_MS = 60_000;

@@ -17,8 +17,8 @@ import { sign, verify } from '../signed.js';
 
 /** How often a relay reads the fleet's cool-downs. */
 export const READ_EVERY_MS = 5000;
-/** No cool-down lasts longer (pacing.ts's quota maximum, and a minute for clocks that differ): a later end was not written by a relay. */
-const LONGEST_MS = 61 * 60_000;
+/** No cool-down lasts longer (pacing.ts's maximum, and a minute for clocks that differ): a later end was not written by a relay. */
+const LONGEST_MS = 11 * 60_000;
 /** At most this many running cool-downs are read at a time; ended ones are removed as new ones are told. */
 const MOST = 500;
 const MOST_LEVEL = 30;
