@@ -20,6 +20,16 @@ export default tseslint.config(
   },
   // The launcher's helpers are plain JavaScript that any Node runs.
   { files: ['bin/**/*.js'], languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly' } } },
+  // The mail console's script runs in the browser, served as it is.
+  {
+    files: ['relay/ops/console/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: Object.fromEntries(
+        ['document', 'window', 'location', 'history', 'fetch', 'sessionStorage', 'URLSearchParams', 'Intl', 'Node', 'HTMLInputElement', 'HTMLSelectElement'].map((g) => [g, 'readonly']),
+      ),
+    },
+  },
   // tap queues top-level t.test() calls itself; awaiting each would only serialise the file's setup.
   { files: ['test/**/*.ts'], rules: { '@typescript-eslint/no-floating-promises': 'off' } },
 );

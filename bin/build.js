@@ -32,4 +32,6 @@ if (!process.argv.includes('--force') && builtAt > changedAt) process.exit(0);
 const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 const run = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 if (run.status !== 0) process.exit(run.status ?? 1);
+// The mail console's page is served as it is: its files go beside the built code.
+fs.cpSync(path.join(root, 'relay', 'ops', 'console'), path.join(root, 'dist', 'relay', 'ops', 'console'), { recursive: true });
 fs.writeFileSync(stamp, `${new Date().toISOString()}\n`);

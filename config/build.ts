@@ -70,7 +70,11 @@ export function buildConfig(raw: RawConfig, { source, secretFiles }: ConfigOrigi
 }
 
 function buildOps(o: RawConfig['ops']): Config['ops'] {
-  const tokens: OpsToken[] = [...(o.token !== undefined ? [{ token: o.token, scopes: [...OPS_SCOPES] }] : []), ...o.tokens];
+  // Each named for the log lines of what it did (the console's actions): its own name, else where it is.
+  const tokens: OpsToken[] = [
+    ...(o.token !== undefined ? [{ token: o.token, scopes: [...OPS_SCOPES], name: 'ops.token' }] : []),
+    ...o.tokens.map((t, i) => ({ ...t, name: t.name ?? `ops.tokens[${i}]` })),
+  ];
   const openMetrics = o.openMetrics ?? (tokens.length === 0 && isLoopbackHost(o.host));
   return deepFreeze({
     enabled: o.enabled,

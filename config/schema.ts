@@ -27,8 +27,10 @@ export const configSchema = z.strictObject({
       // A bearer token with every scope below (the operator's); use ${ENV} or ${file:/path}.
       token: opsToken.optional(),
       // Bearer tokens with some scopes each: metrics (GET /metrics), send-test (GET /send-test/<token>),
-      // preflight (POST /preflight), trace (GET /trace), drain (POST /drain, /undrain). A token with
-      // `tenant` sees that tenant's mail only (trace). An endpoint whose scope no token has is off (404).
+      // preflight (POST /preflight), trace (GET /trace, the mail console's search and timeline), queue
+      // (the console's queue view and its retry, hold, release and delete), drain (POST /drain,
+      // /undrain). A token with `tenant` sees and acts on that tenant's mail only; `name` is who it is
+      // in the log of what it did. An endpoint whose scope no token has is off (404).
       tokens: z
         .array(
           z.strictObject({
@@ -38,6 +40,7 @@ export const configSchema = z.strictObject({
               .min(1)
               .refine((s) => new Set(s).size === s.length, 'must not repeat an entry'),
             tenant: tenantId.optional(),
+            name: z.string().regex(/^[\w .@-]{1,64}$/, 'must be 1 to 64 letters, digits, spaces or . _ @ -').optional(),
           }),
         )
         .default([]),

@@ -175,6 +175,8 @@ export interface OpsToken {
   readonly scopes: readonly OpsScope[];
   /** The tenant whose mail alone it sees; absent: every tenant's. */
   readonly tenant?: string;
+  /** Who it is in the log (`by` of the console's actions). */
+  readonly name: string;
 }
 
 export interface Config {

@@ -164,7 +164,7 @@ export function checkUpstream(u: RawUpstream, at: (string | number)[], issues: P
 function checkOps(o: RawConfig['ops'], issues: PathIssue[]): void {
   o.tokens.forEach((t, i) => {
     // What a tenant's own staff may see: its traced mail. Metrics, preflight and drain are the platform's.
-    if (t.tenant !== undefined && t.scopes.some((s) => s !== 'trace')) issues.push({ path: ['ops', 'tokens', i, 'scopes'], message: 'a token with tenant may only have the trace scope' });
+    if (t.tenant !== undefined && t.scopes.some((s) => s !== 'trace' && s !== 'queue')) issues.push({ path: ['ops', 'tokens', i, 'scopes'], message: 'a token with tenant may only have the trace and queue scopes (its own mail)' });
   });
   const tokens = [...(o.token !== undefined ? [o.token] : []), ...o.tokens.map((t) => t.token)];
   if (new Set(tokens).size !== tokens.length) issues.push({ path: ['ops', 'tokens'], message: 'the same token is listed twice' });

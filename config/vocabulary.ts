@@ -15,7 +15,7 @@ export const DELIVERY_MODES = ['queue', 'passthrough'] as const;
 export type DeliveryMode = (typeof DELIVERY_MODES)[number];
 
 /** What became of a message, as delivery events tell the platform. */
-export const DELIVERY_EVENT_TYPES = ['accepted', 'held', 'delivered', 'deferred', 'bounced', 'expired'] as const;
+export const DELIVERY_EVENT_TYPES = ['accepted', 'held', 'delivered', 'deferred', 'bounced', 'expired', 'deleted'] as const;
 export type DeliveryEventType = (typeof DELIVERY_EVENT_TYPES)[number];
 
 /** What a message gets when the platform's DKIM signature cannot be made. */
@@ -31,7 +31,7 @@ export const IDENTITY_CONFLICTS = ['refuse', 'prefer-auth'] as const;
 export type IdentityConflict = (typeof IDENTITY_CONFLICTS)[number];
 
 /** What an ops token may do (README: Operations). */
-export const OPS_SCOPES = ['metrics', 'send-test', 'preflight', 'trace', 'drain'] as const;
+export const OPS_SCOPES = ['metrics', 'send-test', 'preflight', 'trace', 'queue', 'drain'] as const;
 export type OpsScope = (typeof OPS_SCOPES)[number];
 
 /** own-senders: a tenant's AUTH user sends as that tenant's addresses and domains only. */

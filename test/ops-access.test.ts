@@ -77,7 +77,7 @@ t.test("a tenant's token sees its own tenant's mail only, whatever it asks by", 
   const globexId = all.messages.find((m) => m.tenant === 'globex')?.queueId ?? '';
   t.same(((await (await get(port, `/trace/${globexId}`, ACME_DESK)).json()) as { messages: unknown[] }).messages, [], 'nor by its queue id');
   t.equal((await get(port, '/trace?tenant=globex', ACME_DESK)).status, 403, 'nor by asking for the other tenant');
-  t.throws(() => parseConfig(`ops: { tokens: [{ token: ${ACME_DESK}, scopes: [trace, drain], tenant: acme }] }\nsmarthost: { host: a.test, tls: none }\n`, 'relay.yaml', {}), { message: /ops\.tokens\[0\]\.scopes: a token with tenant may only have the trace scope/ });
+  t.throws(() => parseConfig(`ops: { tokens: [{ token: ${ACME_DESK}, scopes: [trace, drain], tenant: acme }] }\nsmarthost: { host: a.test, tls: none }\n`, 'relay.yaml', {}), { message: /ops\.tokens\[0\]\.scopes: a token with tenant may only have the trace and queue scopes/ });
 });
 
 t.test('/drain takes a whole number of seconds or nothing; undrain takes mail again', async (t) => {

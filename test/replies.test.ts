@@ -39,6 +39,8 @@ const samples: { readonly [K in keyof typeof Replies]: SmtpReply } = {
   shuttingDown: Replies.shuttingDown,
   tenantGone: Replies.tenantGone('acme'),
   heldByLimit: Replies.heldByLimit('tenant acme is at its messagesPerMinute limit'),
+  heldByHand: Replies.heldByHand('console: support-desk'),
+  deletedByHand: Replies.deletedByHand('console: support-desk'),
   delivered: Replies.delivered('up'),
   upstreamUnreachable: Replies.upstreamUnreachable('up'),
   upstreamTimeout: Replies.upstreamTimeout('up'),

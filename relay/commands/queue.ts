@@ -1,11 +1,12 @@
-// tenant-relay queue: list, show, retry and delete on a live spool. It reads the spool as it is on disk
-// and leaves retry/delete requests beside the entries, which the running relay applies at its next scan.
+// tenant-relay queue: list, show, retry, delete, hold and release on a live spool. It reads the spool as it
+// is on disk and leaves requests beside the entries, which the running relay applies at its next scan.
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { QueuedMessage } from '../queue/entry.js';
-import { type Hold, readHolds } from '../queue/holds.js';
+import type { Hold } from '../queue/holds.js';
+import { findQueued, listQueued, spoolsAt } from '../queue/queue-view.js';
 import { QueueRequests } from '../queue/requests.js';
-import { SpoolLayout } from '../queue/spool-layout.js';
-import { type QueueListing, Spool } from '../queue/spool.js';
+import type { QueueListing } from '../queue/spool.js';
 import { loadFrom } from './config-file.js';
 import type { CommandIo } from './io.js';
 
@@ -17,7 +18,7 @@ export async function queueCommand(args: string[], io: CommandIo): Promise<numbe
   });
   const [action, id] = positionals;
   // With several workers, each has a spool of its own under the configured path: the command reads them all.
-  const spools = SpoolLayout.spoolsUnder(loadFrom(values).delivery.spool.path).map((s) => new Spool(s.path));
+  const spools = spoolsAt(loadFrom(values).delivery.spool.path);
   const now = Date.now();
   const print = (value: unknown, text: string) => io.out(values.json ? JSON.stringify(value, null, 2) : text);
   const notFound = (missing: string | undefined) => {
@@ -26,7 +27,7 @@ export async function queueCommand(args: string[], io: CommandIo): Promise<numbe
   };
   switch (action) {
     case 'list': {
-      const listing = (await Promise.all(spools.map(async (spool) => withHolds(spool, await spool.list(values.failed ? 'failed' : 'queue'))))).flat();
+      const listing = await listQueued(spools, values.failed ? 'failed' : 'queue');
       print(
         listing.map((l) => ({ ...l.entry, ...(l.hold ? { hold: l.hold } : {}) })),
         listing.length ? listing.map((l) => describeEntry(l, now)).join('\n') : `${values.failed ? 'no failed messages' : 'the queue is empty'}`,
@@ -34,9 +35,8 @@ export async function queueCommand(args: string[], io: CommandIo): Promise<numbe
       return 0;
     }
     case 'show': {
-      const listed = id ? await findEntry(spools, id) : undefined;
-      if (!listed) return notFound(id);
-      const [found = { ...listed, hold: undefined }] = withHolds(listed.spool, [listed]).map((l) => ({ ...l, spool: listed.spool }));
+      const found = id ? await findQueued(spools, id) : undefined;
+      if (!found) return notFound(id);
       const header = (await found.spool.headerOf(found)).toString('latin1');
       const recipients = found.entry.recipients
         .map((r) => `  ${r.status.padEnd(7)} <${r.address}>${r.reply ? `  ${r.reply}` : ''}${r.upstreamReply ? `\n          upstream said: ${r.upstreamReply}` : ''}`)
@@ -45,41 +45,24 @@ export async function queueCommand(args: string[], io: CommandIo): Promise<numbe
       return 0;
     }
     case 'retry':
-    case 'delete': {
+    case 'delete':
+    case 'hold':
+    case 'release': {
       const targets = action === 'retry' && values.all ? (await Promise.all(spools.map((spool) => spool.list()))).flat().map((l) => l.id) : id ? [id] : [];
       if (targets.length === 0 && !values.all) return notFound(id);
       for (const target of targets) {
-        const found = await findEntry(spools, target);
+        const found = await findQueued(spools, target);
         if (!found) return notFound(target);
         // Beside the entry, in the spool of the process that holds it.
-        await new QueueRequests(found.spool.layout).leave(target, action);
+        await new QueueRequests(found.spool.layout).leave(target, action, `tenant-relay queue (${os.userInfo().username})`);
       }
       print({ [action]: targets }, `${action} requested for ${targets.length} message(s); the relay applies it within delivery.scanSeconds`);
       return 0;
     }
     default:
-      io.err('tenant-relay queue: list | show ID | retry ID | retry --all | delete ID');
+      io.err('tenant-relay queue: list | show ID | retry ID | retry --all | delete ID | hold ID | release ID');
       return 2;
   }
-}
-
-async function findEntry(spools: readonly Spool[], id: string): Promise<(QueueListing & { spool: Spool }) | undefined> {
-  for (const spool of spools) {
-    for (const area of ['queue', 'failed'] as const) {
-      const found = (await spool.list(area)).find((l) => l.id === id);
-      if (found) return { ...found, spool };
-    }
-  }
-  return undefined;
-}
-
-/** Each entry with the hold its relay wrote for it (held by a limit: why, until when), if any. */
-function withHolds<L extends QueueListing>(spool: Spool, listing: readonly L[]): (L & { hold?: Hold })[] {
-  const holds = readHolds(spool.layout.holdsFile);
-  return listing.map((l) => {
-    const hold = holds.get(l.id);
-    return hold ? { ...l, hold } : l;
-  });
 }
 
 export function describeEntry(l: QueueListing & { hold?: Hold }, now: number): string {
@@ -89,7 +72,9 @@ export function describeEntry(l: QueueListing & { hold?: Hold }, now: number): s
   const next =
     l.area === 'failed'
       ? 'failed'
-      : l.hold && l.hold.until > now
+      : e.onHold
+        ? `on hold (by hand) for ${humanDuration(now - e.onHold.since)}, until released`
+        : l.hold && l.hold.until > now
         ? `held for ${humanDuration(now - l.hold.since)}, looked at again in ${humanDuration(l.hold.until - now)}`
         : e.nextAttemptAt <= now
           ? 'due now'

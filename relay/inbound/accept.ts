@@ -60,6 +60,7 @@ export async function acceptToQueue(data: Readable, tx: Transaction, deps: Queue
       envelope: tx.envelope,
       header: message.head,
       size: entry.size,
+      decision: tx.decision.reason,
     });
     return { reply: Replies.queued(tx.id), warnings: message.warnings };
   } catch (err) {

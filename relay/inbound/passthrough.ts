@@ -44,7 +44,7 @@ export async function forwardInSession(data: Readable, tx: Transaction, deps: Pa
       bytes = written.size;
     }
     const facts: MessageFacts = { id: tx.id, tenant, mode: 'passthrough', mailFrom: tx.envelope.mailFrom, acceptedAt: Date.now(), ...messageIdOf(message) };
-    deps.outcomes.emit('accepted', { message: facts, envelope: tx.envelope, header: message.head, size: bytes });
+    deps.outcomes.emit('accepted', { message: facts, envelope: tx.envelope, header: message.head, size: bytes, decision: tx.decision.reason });
     const sendStarted = performance.now();
     const result = await deliver(deps.upstreams, tx.decision.route.upstream, tx.envelope, { source, eightBit: message.eightBit }, tx.config.upstreamHosts);
     const ms = performance.now() - sendStarted;

@@ -30,6 +30,10 @@ export function writeLogLines(outcomes: Outcomes, logger: Logger): void {
     logger.info({ event: e.reply.code === 250 ? 'queued' : 'refused', ...e.tx, reason: e.reason, ...reply, ms: e.ms });
   });
 
+  // Who did what to which message: the console's and the command's actions, each logged once.
+  outcomes.on('handled', (e) => {
+    logger.info({ event: HANDLED_EVENT[e.action], id: e.message.id, tenant: e.message.tenant, by: e.by, recipients: e.recipients.length });
+  });
   outcomes.on('paced', (e) => {
     logger.warn({ event: 'provider-pacing', upstream: e.upstream, tenant: e.tenant, signal: e.signal, inARow: e.level + 1, heardBy: e.heardBy, until: new Date(e.until).toISOString() }, e.reason);
   });
@@ -56,3 +60,5 @@ export function writeLogLines(outcomes: Outcomes, logger: Logger): void {
     }
   });
 }
+
+const HANDLED_EVENT = { retry: 'queue-retried', delete: 'queue-deleted', hold: 'queue-held', release: 'queue-released' } as const;

@@ -40,6 +40,8 @@ export interface Accepted {
   /** The header block as it goes out (DKIM-Signature and rewrites included). */
   readonly header: Buffer;
   readonly size: number;
+  /** Why it went where it went (tenant, route), as decided at MAIL FROM. */
+  readonly decision?: string;
 }
 
 /** The relay refused a sender at MAIL FROM: no tenant's record, or a decision against it. */
@@ -133,6 +135,17 @@ export interface Paced {
   readonly heardBy: 'this relay' | 'another relay';
 }
 
+/** A person acted on a queued message (the mail console, `tenant-relay queue`). */
+export interface Handled {
+  readonly message: MessageFacts;
+  readonly at: number;
+  /** The recipients still to deliver when it was done. */
+  readonly recipients: readonly string[];
+  readonly action: 'retry' | 'delete' | 'hold' | 'release';
+  /** Who asked, as the request said. */
+  readonly by: string;
+}
+
 export interface OutcomeKinds {
   /** Any refusal the SMTP server says, by its reply. */
   refusal: SmtpReply;
@@ -143,13 +156,14 @@ export interface OutcomeKinds {
   settled: Settled;
   held: Held;
   paced: Paced;
+  handled: Handled;
 }
 
 type Subscribers = { [K in keyof OutcomeKinds]: ((e: OutcomeKinds[K]) => void)[] };
 
 export class Outcomes {
   readonly #logger: Logger;
-  readonly #subscribers: Subscribers = { refusal: [], senderRefused: [], accepted: [], answered: [], attempted: [], settled: [], held: [], paced: [] };
+  readonly #subscribers: Subscribers = { refusal: [], senderRefused: [], accepted: [], answered: [], attempted: [], settled: [], held: [], paced: [], handled: [] };
 
   constructor(logger: Logger) {
     this.#logger = logger;

@@ -13,9 +13,11 @@ export interface Readiness {
   readonly checks: Record<string, boolean | string>;
 }
 
-/** What a request may see: every tenant's mail, or one tenant's. */
+/** What a request may see: every tenant's mail, or one tenant's; and whose token it came with. */
 export interface OpsAccess {
   readonly tenant?: string;
+  /** The token's name (absent for an open scope). */
+  readonly by?: string;
 }
 
 export interface OpsRequest {
@@ -28,7 +30,9 @@ export interface OpsRequest {
 }
 
 /** JSON, or text with its content type (metrics), with a status. */
-export type OpsAnswer = { readonly status: number; readonly body: unknown } | { readonly status: number; readonly text: string; readonly contentType: string };
+export type OpsAnswer =
+  | { readonly status: number; readonly body: unknown }
+  | { readonly status: number; readonly text: string; readonly contentType: string; readonly headers?: Readonly<Record<string, string>> };
 
 export interface OpsRoute {
   /** "/metrics", or a prefix ending in "/" ("/trace/"). */
@@ -64,7 +68,12 @@ export async function startOpsServer(
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const send = (answer: OpsAnswer) => {
       const text = 'text' in answer ? answer.text : `${JSON.stringify(answer.body)}\n`;
-      res.writeHead(answer.status, { 'content-type': 'text' in answer ? answer.contentType : 'application/json', 'cache-control': 'no-store' });
+      res.writeHead(answer.status, {
+        'content-type': 'text' in answer ? answer.contentType : 'application/json',
+        'cache-control': 'no-store',
+        'x-content-type-options': 'nosniff',
+        ...('text' in answer ? answer.headers : {}),
+      });
       res.end(text);
     };
     const url = new URL(req.url ?? '/', 'http://ops.invalid');
@@ -117,7 +126,7 @@ function authorize(scope: OpsScope | undefined, header: string | undefined, poli
   }
   if (!found) return { kind: 'refused', status: 401, error: 'a valid Authorization: Bearer token is required' };
   if (!found.scopes.includes(scope)) return { kind: 'refused', status: 403, error: `this token does not have the ${scope} scope` };
-  return { kind: 'ok', access: found.tenant !== undefined ? { tenant: found.tenant } : {} };
+  return { kind: 'ok', access: { by: found.name, ...(found.tenant !== undefined ? { tenant: found.tenant } : {}) } };
 }
 
 function readBody(req: http.IncomingMessage): Promise<unknown> {

@@ -35,6 +35,8 @@ export interface QueuedMessage {
   readonly eightBit?: boolean;
   /** The Message-ID header's value, as it goes out: what the platform knows the message by. */
   readonly messageId?: string;
+  /** Held by hand (the console, `tenant-relay queue hold`): not attempted, nor expired, until released. */
+  readonly onHold?: { readonly since: number };
 }
 
 export function isQueuedMessage(value: unknown): value is QueuedMessage {

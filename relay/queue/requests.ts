@@ -1,13 +1,33 @@
-// Requests from `tenant-relay queue` (retry, delete), left as empty files beside the entries: the running
-// relay applies them at its next scan (a stopped one at start), so the command never races the scheduler
-// for the same file.
+// Requests from `tenant-relay queue` and the mail console (retry, delete, hold, release), left as files
+// beside the entries, each saying who asked: the running relay applies them at its next scan (a stopped
+// one at start; the console's own relay at once), so no one races the scheduler for the same file.
 import fs from 'node:fs/promises';
+import { sanitizeUpstreamText } from '../errors.js';
 import { PRIVATE_FILE } from '../private-files.js';
+import type { QueuedMessage } from './entry.js';
 import { type RequestKind, SpoolLayout } from './spool-layout.js';
 
 export interface QueueRequest {
   readonly id: string;
   readonly kind: RequestKind;
+  /** Who asked, as the request says (cleaned and capped: the file is only as trusted as the spool). */
+  readonly by: string;
+}
+
+/** A message after a request: as it is now on disk, 'gone' (deleted), or undefined when it does not apply. */
+export function afterRequest(entry: QueuedMessage, kind: RequestKind, now: number): QueuedMessage | 'gone' | undefined {
+  const { onHold: _held, ...released } = entry;
+  switch (kind) {
+    case 'delete':
+      return 'gone';
+    case 'hold':
+      return entry.onHold ? undefined : { ...entry, onHold: { since: now } };
+    // Retry now releases a held message too: the person wants it to go.
+    case 'retry':
+      return { ...released, nextAttemptAt: 0 };
+    case 'release':
+      return entry.onHold ? { ...released, nextAttemptAt: now } : undefined;
+  }
 }
 
 export class QueueRequests {
@@ -19,14 +39,18 @@ export class QueueRequests {
 
   async pending(): Promise<QueueRequest[]> {
     const names = await fs.readdir(this.#layout.dir('queue')).catch(() => [] as string[]);
-    return names.flatMap((name) => {
+    const found: QueueRequest[] = [];
+    for (const name of names) {
       const file = SpoolLayout.parseQueueFile(name);
-      return file?.kind === 'request' ? [{ id: file.id, kind: file.request }] : [];
-    });
+      if (file?.kind !== 'request') continue;
+      const said = await fs.readFile(this.#layout.request(file.id, file.request), 'utf8').catch(() => '');
+      found.push({ id: file.id, kind: file.request, by: sanitizeUpstreamText(said, 120) || 'tenant-relay queue' });
+    }
+    return found;
   }
 
-  async leave(id: string, kind: RequestKind): Promise<void> {
-    await fs.writeFile(this.#layout.request(id, kind), '', { mode: PRIVATE_FILE });
+  async leave(id: string, kind: RequestKind, by = 'tenant-relay queue'): Promise<void> {
+    await fs.writeFile(this.#layout.request(id, kind), by, { mode: PRIVATE_FILE });
   }
 
   async clear(request: QueueRequest): Promise<void> {

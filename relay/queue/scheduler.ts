@@ -20,7 +20,7 @@ import { Pacing, type PacingFleet } from './pacing.js';
 import { Fifo } from './fifo.js';
 import { type BudgetHold, holdUntil, type Placement, placementOf, slotsOf } from './placement.js';
 import { logRecovered } from './recovery.js';
-import type { QueueRequests } from './requests.js';
+import { afterRequest, type QueueRequests } from './requests.js';
 import type { Spool } from './spool.js';
 import { TenantUsage, type Usage } from './tenant-usage.js';
 
@@ -122,7 +122,7 @@ export class Scheduler {
    * memory only: the spool keeps each message's own next-attempt time.
    */
   hurry(): void {
-    for (const id of this.#entries.keys()) if (!this.#inFlight.has(id) && !this.#inLine.has(id)) this.#due.set(id, 0);
+    for (const [id, e] of this.#entries) if (!this.#inFlight.has(id) && !this.#inLine.has(id) && !e.onHold) this.#due.set(id, 0);
     this.#kick();
   }
 
@@ -169,22 +169,23 @@ export class Scheduler {
     await Promise.all(started);
   }
 
-  /** Applies `tenant-relay queue retry|delete` requests left in the spool. */
+  /** Applies the requests of `tenant-relay queue` and the mail console left in the spool (requests.ts). */
   async applyRequests(): Promise<void> {
     const { spool, requests } = this.#deps;
     for (const request of await requests.pending()) {
-      const { id, kind } = request;
-      if (this.#inFlight.has(id)) continue; // after the attempt ends, at the next scan
-      const entry = await spool.read(id);
-      if (entry && kind === 'retry') {
-        const now = { ...entry, nextAttemptAt: 0 };
-        await spool.update(now);
-        this.#schedule(now);
-      }
-      if (entry && kind === 'delete') {
-        await spool.remove(id);
-        this.#forget(id);
-        this.#deps.logger.info({ event: 'queue-deleted', id });
+      if (this.#inFlight.has(request.id)) continue; // after the attempt ends, at the next scan
+      const entry = await spool.read(request.id);
+      const now = this.#clock();
+      const next = entry && afterRequest(entry, request.kind, now);
+      if (entry && next !== undefined) {
+        if (next === 'gone') {
+          await spool.remove(entry.id);
+          this.#forget(entry.id);
+        } else {
+          await spool.update(next);
+          this.#schedule(next);
+        }
+        this.#deps.outcomes.emit('handled', { message: factsOf(entry), at: now, recipients: pendingRecipients(entry), action: request.kind, by: request.by });
       }
       await requests.clear(request);
     }
@@ -213,7 +214,9 @@ export class Scheduler {
     if (!this.#entries.has(entry.id)) this.#usage.count(entry, 1);
     this.#entries.set(entry.id, entry);
     this.#inLine.delete(entry.id);
-    this.#due.set(entry.id, entry.nextAttemptAt);
+    // Held by hand: on disk and counted, never due until released.
+    if (entry.onHold) this.#due.delete(entry.id);
+    else this.#due.set(entry.id, entry.nextAttemptAt);
   }
 
   #forget(id: string): void {

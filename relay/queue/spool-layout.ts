@@ -4,7 +4,7 @@
 //   tmp/      being written (state files, large incoming messages, pass-through staging): never
 //             acknowledged, cleared at start
 //   queue/    messages with files of their own: <id>.eml (the bytes to send) and <id>.json (envelope and
-//             per-recipient state); <id>.retry and <id>.delete are requests left by `tenant-relay queue`
+//             per-recipient state); <id>.retry, .delete, .hold and .release are requests left by `tenant-relay queue`
 //   failed/   finished with at least one recipient failed for good, kept for inspection
 //   corrupt/  entries found unreadable at start, moved aside
 //   events/   delivery events waiting for a webhook: events/<webhook>/<seq>.jsonl and a cursor
@@ -16,7 +16,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 export type Area = 'queue' | 'failed' | 'corrupt';
-export type RequestKind = 'retry' | 'delete';
+/** Requests left beside a message by `tenant-relay queue` or the mail console. */
+export const REQUEST_KINDS = ['retry', 'delete', 'hold', 'release'] as const;
+export type RequestKind = (typeof REQUEST_KINDS)[number];
 
 /** What a file name in queue/ is. */
 export type QueueFile =
@@ -122,10 +124,10 @@ export class SpoolLayout {
 
   /** Reads a file name in queue/; undefined for names the spool does not write. */
   static parseQueueFile(name: string): QueueFile | undefined {
-    const m = /^([a-z0-9]+)\.(eml|json|json\.new|retry|delete)$/.exec(name);
+    const m = /^([a-z0-9]+)\.(eml|json|json\.new|retry|delete|hold|release)$/.exec(name);
     if (!m?.[1]) return undefined;
     const [, id, ext] = m;
-    if (ext === 'retry' || ext === 'delete') return { kind: 'request', id, request: ext };
+    if (ext === 'retry' || ext === 'delete' || ext === 'hold' || ext === 'release') return { kind: 'request', id, request: ext };
     return { kind: ext === 'eml' ? 'message' : ext === 'json' ? 'state' : 'state-aside', id };
   }
 }

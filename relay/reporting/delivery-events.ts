@@ -3,11 +3,12 @@
 // then per attempt `delivered`, `deferred` (tried again at nextAttemptAt), `bounced` (a 5xx: a DSN goes to
 // the sender) or `expired` (still failing at delivery.retry.maxLifetimeHours). Pass-through: one event per
 // recipient with what the upstream said while the client waited (`deferred` there means the client was
-// told to try again; the relay keeps nothing).
+// told to try again; the relay keeps nothing). A person's hold or delete (the mail console) is `held` or
+// `deleted`.
 import { randomBytes } from 'node:crypto';
 import type { DeliveryEventType } from '../../config/types.js';
 import { formatReply, Replies } from '../errors.js';
-import type { Accepted, Attempted, Held, MessageFacts } from '../observe/outcomes.js';
+import type { Accepted, Attempted, Handled, Held, MessageFacts } from '../observe/outcomes.js';
 import type { DeliveryMode, RecipientOutcome, UpstreamReply } from '../types.js';
 
 export interface DeliveryEvent {
@@ -71,6 +72,23 @@ export function heldEvents(e: Held): DeliveryEvent[] {
     reply: formatReply(Replies.heldByLimit(e.reason)),
     upstreamReply: null,
     nextAttemptAt: iso(e.until),
+  }));
+}
+
+/** A person acted on a queued message: `held` when held by hand (no next attempt until released), `deleted`. */
+export function handledEvents(e: Handled): DeliveryEvent[] {
+  if (e.action !== 'hold' && e.action !== 'delete') return [];
+  const nonce = randomBytes(4).toString('hex');
+  return e.recipients.map((recipient, i) => ({
+    id: `${e.message.id}.${e.action}.${nonce}.${i}`,
+    type: e.action === 'hold' ? 'held' : 'deleted',
+    ...ofMessage(e.message, e.at),
+    recipient,
+    upstream: null,
+    attempt: 0,
+    reply: formatReply(e.action === 'hold' ? Replies.heldByHand(e.by) : Replies.deletedByHand(e.by)),
+    upstreamReply: null,
+    nextAttemptAt: null,
   }));
 }
 

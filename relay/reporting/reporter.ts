@@ -6,7 +6,7 @@ import type { Config, WebhookSettings } from '../../config/types.js';
 import type { Outcomes } from '../observe/outcomes.js';
 import type { Logger } from '../log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
-import { acceptedEvents, attemptEvents, type DeliveryEvent, heldEvents } from './delivery-events.js';
+import { acceptedEvents, attemptEvents, type DeliveryEvent, handledEvents, heldEvents } from './delivery-events.js';
 import type { DiskSpace } from '../disk-space.js';
 import { ThrottledLog } from '../ops/throttled-log.js';
 import { Outbox } from './outbox.js';
@@ -48,7 +48,7 @@ export class Reporter {
     this.#warnings = new ThrottledLog(deps.logger);
     this.configure(deps.config());
     deps.outcomes.on('accepted', (e) => {
-      this.trace?.accepted(e.message, e.size);
+      this.trace?.accepted(e.message, e.size, e.envelope.rcptTo, e.decision);
       this.#report(acceptedEvents(e));
     });
     deps.outcomes.on('attempted', (e) => this.#report(attemptEvents(e)));
@@ -56,6 +56,7 @@ export class Reporter {
     deps.outcomes.on('held', (e) => {
       if (e.news) this.#report(heldEvents(e));
     });
+    deps.outcomes.on('handled', (e) => this.#report(handledEvents(e)));
   }
 
   /** Starts, keeps or stops webhooks as `config` lists them. A stopped one keeps its outbox on disk. */

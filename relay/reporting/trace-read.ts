@@ -18,6 +18,21 @@ export interface TracedEvent {
   readonly nextAttemptAt: string | null;
 }
 
+/** What became of a message, from its latest event: the words a support desk searches by. */
+export const TRACE_STATUSES = ['queued', 'held', 'deferred', 'delivered', 'bounced', 'expired', 'deleted'] as const;
+export type TraceStatus = (typeof TRACE_STATUSES)[number];
+export const STATUS_OF_EVENT: Readonly<Record<DeliveryEvent['type'], TraceStatus>> = {
+  accepted: 'queued',
+  held: 'held',
+  deferred: 'deferred',
+  delivered: 'delivered',
+  bounced: 'bounced',
+  expired: 'expired',
+  deleted: 'deleted',
+};
+/** Of events at the same moment, the later here is the message's status (a bounce needs a look most). */
+export const STATUS_RANK = ',queued,delivered,held,deferred,deleted,expired,bounced,';
+
 export interface TracedMessage {
   readonly queueId: string;
   readonly messageId: string | null;
@@ -26,6 +41,10 @@ export interface TracedMessage {
   readonly from: string;
   readonly size: number | null;
   readonly acceptedAt: string;
+  /** Its latest event's status (null: a pass-through message not answered yet, or traced before statuses). */
+  readonly status: TraceStatus | null;
+  /** Why it went where it went (tenant, route), as decided at MAIL FROM. */
+  readonly decision: string | null;
   readonly events: readonly TracedEvent[];
 }
 
@@ -61,7 +80,7 @@ export function findIn(db: DatabaseSync, query: TraceQuery, limit: number, tenan
         ? ['m.message_id = ?', query.messageId]
         : 'tenant' in query
           ? ['m.tenant = ?', query.tenant]
-          : ['m.queue_id IN (SELECT queue_id FROM events WHERE recipient = ?)', query.recipient];
+          : ['m.queue_id IN (SELECT queue_id FROM recipients WHERE recipient = ?)', query.recipient];
   const where = tenant === undefined ? asked : `(${asked}) AND m.tenant = ?`;
   const values = tenant === undefined ? [value, limit] : [value, tenant, limit];
   const messages = db.prepare(`SELECT * FROM messages m WHERE ${where} ORDER BY m.accepted_at DESC LIMIT ?`).all(...values) as Row[];
@@ -74,6 +93,8 @@ export function findIn(db: DatabaseSync, query: TraceQuery, limit: number, tenan
     from: String(m.mail_from),
     size: m.size === null ? null : Number(m.size),
     acceptedAt: new Date(Number(m.accepted_at)).toISOString(),
+    status: (m.status ?? null) as TraceStatus | null,
+    decision: m.decision === null || m.decision === undefined ? null : String(m.decision),
     events: (events.all(String(m.queue_id)) as Row[]).map((e) => ({
       time: new Date(Number(e.at)).toISOString(),
       type: e.type as DeliveryEvent['type'],

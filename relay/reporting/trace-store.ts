@@ -13,7 +13,9 @@ import type { DiskSpace } from '../disk-space.js';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../private-files.js';
 import type { MessageFacts } from '../observe/outcomes.js';
 import type { DeliveryEvent } from './delivery-events.js';
-import { findIn, type Row, sqlite, type TracedMessage, type TraceQuery } from './trace-read.js';
+import { findIn, type Row, sqlite, STATUS_OF_EVENT, STATUS_RANK, type TracedMessage, type TraceQuery } from './trace-read.js';
+import { createTraceSchema } from './trace-schema.js';
+import { type MessageSearch, type SearchPage, searchIn } from './trace-search.js';
 
 /** A reply kept in the trace: the relay's or the upstream's, one line. */
 const MAX_TEXT = 1000;
@@ -26,52 +28,29 @@ function clean<T extends string | null>(text: T, max: number): T {
   return (text === null ? null : sanitizeUpstreamText(text, max)) as T;
 }
 
+/** Recipients of one message the trace finds it by (the relay takes at most inbound.maxRecipients). */
+const MAX_RECIPIENTS = 1000;
+
+type TraceRow = { kind: 'message'; message: MessageFacts; size: number; recipients: readonly string[]; decision: string | undefined } | { kind: 'event'; event: DeliveryEvent };
+
 const FLUSH_MS = 250;
 /** What a row costs on disk, about (the row, its indexes), for the volume's accounting. */
 const ROW_BYTES = 400;
 const FLUSH_ROWS = 2000;
 const MAINTAIN_MS = 3_600_000;
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS messages (
-  queue_id TEXT PRIMARY KEY,
-  message_id TEXT,
-  tenant TEXT,
-  mode TEXT NOT NULL,
-  mail_from TEXT NOT NULL,
-  size INTEGER,
-  accepted_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-  queue_id TEXT NOT NULL,
-  at INTEGER NOT NULL,
-  type TEXT NOT NULL,
-  recipient TEXT NOT NULL COLLATE NOCASE,
-  upstream TEXT,
-  attempt INTEGER NOT NULL,
-  reply TEXT NOT NULL,
-  upstream_reply TEXT,
-  upstream_queue_id TEXT,
-  next_attempt_at INTEGER
-);
-CREATE INDEX IF NOT EXISTS events_by_message ON events (queue_id, at);
-CREATE INDEX IF NOT EXISTS events_by_recipient ON events (recipient, at);
-CREATE INDEX IF NOT EXISTS messages_by_message_id ON messages (message_id);
-CREATE INDEX IF NOT EXISTS messages_by_tenant ON messages (tenant, accepted_at);
-CREATE INDEX IF NOT EXISTS messages_by_age ON messages (updated_at);
-`;
 
 export class TraceStore {
   readonly #db: DatabaseSync;
   readonly #now: () => number;
   readonly #retentionMs: number;
   readonly #maxBytes: number;
-  readonly #queue: ({ kind: 'message'; message: MessageFacts; size: number } | { kind: 'event'; event: DeliveryEvent })[] = [];
+  readonly #queue: TraceRow[] = [];
   #flushTimer: NodeJS.Timeout | undefined;
   readonly #maintainTimer: NodeJS.Timeout | undefined;
   readonly #insertMessage: StatementSync;
   readonly #insertEvent: StatementSync;
+  readonly #insertRecipient: StatementSync;
   readonly #disk: DiskSpace | undefined;
   readonly #file: string;
 
@@ -88,14 +67,22 @@ export class TraceStore {
     this.#db.exec(`PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = ${walBytes}; PRAGMA wal_autocheckpoint = ${Math.max(16, Math.floor(walBytes / 4096))};`);
     this.#file = file;
     this.#disk = options.disk;
-    this.#db.exec(SCHEMA);
+    createTraceSchema(this.#db);
     this.#now = options.now ?? Date.now;
     this.#retentionMs = options.retentionMs;
     this.#maxBytes = options.maxBytes;
+    // A message's status is its latest event's; of events at the same moment (one attempt, several
+    // recipients), the one that most needs a look (a bounce over a deferral over a delivery).
+    const rank = (column: string) => `instr('${STATUS_RANK}', ',' || ${column} || ',')`;
     this.#insertMessage = this.#db.prepare(
-      `INSERT INTO messages (queue_id, message_id, tenant, mode, mail_from, size, accepted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (queue_id) DO UPDATE SET size = coalesce(excluded.size, size), updated_at = max(updated_at, excluded.updated_at)`,
+      `INSERT INTO messages (queue_id, message_id, tenant, mode, mail_from, size, accepted_at, updated_at, status, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (queue_id) DO UPDATE SET size = coalesce(excluded.size, size), decision = coalesce(excluded.decision, decision),
+         status = CASE WHEN excluded.status IS NULL THEN status
+           WHEN status IS NULL OR excluded.updated_at > updated_at OR (excluded.updated_at = updated_at AND ${rank('excluded.status')} >= ${rank('status')}) THEN excluded.status
+           ELSE status END,
+         updated_at = max(updated_at, excluded.updated_at)`,
     );
+    this.#insertRecipient = this.#db.prepare('INSERT OR IGNORE INTO recipients (recipient, accepted_at, queue_id) VALUES (?, ?, ?)');
     this.#insertEvent = this.#db.prepare(
       'INSERT INTO events (queue_id, at, type, recipient, upstream, attempt, reply, upstream_reply, upstream_queue_id, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
@@ -106,9 +93,9 @@ export class TraceStore {
     }
   }
 
-  /** A message accepted (both modes), with its size as it goes out. */
-  accepted(message: MessageFacts, size: number): void {
-    this.#push({ kind: 'message', message, size });
+  /** A message accepted (both modes): its size as it goes out, its recipients, and why it went where it went. */
+  accepted(message: MessageFacts, size: number, recipients: readonly string[], decision: string | undefined): void {
+    this.#push({ kind: 'message', message, size, recipients, decision });
   }
 
   events(events: readonly DeliveryEvent[]): void {
@@ -127,13 +114,17 @@ export class TraceStore {
       for (const row of rows) {
         if (row.kind === 'message') {
           const m = row.message;
-          this.#insertMessage.run(m.id, clean(m.messageId ?? null, 998), m.tenant, m.mode, clean(m.mailFrom, 320), row.size, m.acceptedAt, m.acceptedAt);
+          this.#insertMessage.run(m.id, clean(m.messageId ?? null, 998), m.tenant, m.mode, clean(m.mailFrom, 320), row.size, m.acceptedAt, m.acceptedAt, null, clean(row.decision ?? null, 300));
+          for (const r of row.recipients.slice(0, MAX_RECIPIENTS)) this.#insertRecipient.run(clean(r, 320), m.acceptedAt, m.id);
           continue;
         }
         const e = row.event;
         const at = Date.parse(e.time);
         // Events carry the message's facts: a DSN the relay made has no accepted row of its own.
-        this.#insertMessage.run(e.queueId, clean(e.messageId, 998), e.tenant, e.mode, clean(e.from, 320), null, Date.parse(e.acceptedAt), at);
+        const acceptedAt = Date.parse(e.acceptedAt);
+        this.#insertMessage.run(e.queueId, clean(e.messageId, 998), e.tenant, e.mode, clean(e.from, 320), null, acceptedAt, at, STATUS_OF_EVENT[e.type], null);
+        // Mostly there already (from its acceptance); a DSN the relay made has no accepted row.
+        this.#insertRecipient.run(clean(e.recipient, 320), acceptedAt, e.queueId);
         const said = e.upstreamReply;
         this.#insertEvent.run(
           e.queueId,
@@ -183,6 +174,12 @@ export class TraceStore {
     return findIn(this.#db, query, limit, tenant);
   }
 
+  /** The mail console's search: a page, newest first (trace-search.ts). */
+  search(search: MessageSearch, scope?: string): SearchPage {
+    this.flush();
+    return searchIn(this.#db, search, scope);
+  }
+
   close(): void {
     if (!this.#db.isOpen) return;
     if (this.#maintainTimer) clearInterval(this.#maintainTimer);
@@ -190,7 +187,7 @@ export class TraceStore {
     this.#db.close();
   }
 
-  #push(row: { kind: 'message'; message: MessageFacts; size: number } | { kind: 'event'; event: DeliveryEvent }): void {
+  #push(row: TraceRow): void {
     // Under the volume's floor the room is mail's: the trace is for people, and can do without.
     if (!this.#db.isOpen || this.#disk?.belowFloor) return;
     this.#queue.push(row);
@@ -208,6 +205,10 @@ export class TraceStore {
   }
 
   #deleteWhere(condition: string, value: number): void {
+    // Recipients first, found through the events of the messages that go (each a lookup by its key).
+    this.#db
+      .prepare(`DELETE FROM recipients WHERE (recipient, accepted_at, queue_id) IN (SELECT e.recipient, m.accepted_at, m.queue_id FROM messages m JOIN events e ON e.queue_id = m.queue_id WHERE m.${condition})`)
+      .run(value);
     this.#db.prepare(`DELETE FROM events WHERE queue_id IN (SELECT queue_id FROM messages WHERE ${condition})`).run(value);
     this.#db.prepare(`DELETE FROM messages WHERE ${condition}`).run(value);
   }

@@ -18,6 +18,8 @@ export interface LocalParts {
   readonly config: () => Config;
   readonly logger: Logger;
   readonly trace: TraceStore | undefined;
+  /** Applies the queue requests left in the spool now (the scheduler's). */
+  readonly applyRequests: () => Promise<void>;
 }
 
 export function localBackend(p: LocalParts): OpsBackend {
@@ -35,5 +37,11 @@ export function localBackend(p: LocalParts): OpsBackend {
     undrain: async () => p.drain.undrain(),
     drainStatus: async () => p.drain.status(),
     trace: trace && ((query, limit, tenant) => trace.find(query, limit, tenant)),
+    console: {
+      ...(trace ? { trace: { search: (search, scope) => trace.search(search, scope), message: (id, scope) => trace.find({ queueId: id }, 1, scope)[0] } } : {}),
+      spoolRoot: () => p.config().delivery.spool.path,
+      applyRequests: p.applyRequests,
+      logger: p.logger,
+    },
   };
 }

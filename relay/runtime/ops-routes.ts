@@ -5,6 +5,7 @@ import type { TracedMessage, TraceQuery } from '../reporting/trace-read.js';
 import { traceAnswer } from '../reporting/trace-query.js';
 import type { OpsRoute, Readiness } from '../ops/http.js';
 import type { SendTestRecord } from '../observe/send-tests.js';
+import { type ConsoleBackend, consoleRoutes } from './console-routes.js';
 import type { DrainStatus } from './drain.js';
 
 export interface OpsBackend {
@@ -20,6 +21,8 @@ export interface OpsBackend {
   drainStatus(): Promise<DrainStatus>;
   /** The trace's search (this relay's, or every worker's); undefined with the trace off. */
   readonly trace: ((query: TraceQuery, limit: number, tenant?: string) => Promise<TracedMessage[]> | TracedMessage[]) | undefined;
+  /** The mail console's search, queue and actions (console-routes.ts). */
+  readonly console: ConsoleBackend;
 }
 
 /** The longest drain one request may ask for (a day). */
@@ -65,6 +68,7 @@ export function opsRoutes(backend: OpsBackend): OpsRoute[] {
     { path: '/undrain', scope: 'drain', methods: ['POST'], handle: async () => ({ status: 200, body: await backend.undrain() }) },
     { path: '/trace', scope: 'trace', methods: ['GET'], handle: trace },
     { path: '/trace/', scope: 'trace', methods: ['GET'], handle: trace },
+    ...consoleRoutes(backend.console),
   ];
 }
 

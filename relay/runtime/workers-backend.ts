@@ -45,6 +45,20 @@ export function workersBackend(view: WorkersView): OpsBackend {
     undrain: async () => drainAnswer(await everyWorker({ what: 'undrain' })),
     drainStatus: async () => drainAnswer(await everyWorker({ what: 'drain-status' })),
     trace: view.config().trace.enabled ? async (query, limit, tenant) => (await allTraces(root))(query, limit, tenant) : undefined,
+    console: {
+      ...(view.config().trace.enabled
+        ? {
+            trace: {
+              search: async (search, scope) => (await import('../reporting/trace-search.js')).searchTraces(traceFiles(root), search, scope),
+              message: async (id, scope) => (await allTraces(root))({ queueId: id }, 1, scope)[0],
+            },
+          }
+        : {}),
+      spoolRoot: () => root,
+      // Each worker applies them at its next scan (delivery.scanSeconds).
+      applyRequests: async () => {},
+      logger: view.logger,
+    },
   };
 }
 
@@ -57,8 +71,13 @@ function drainAnswer(answers: readonly DrainStatus[]) {
 /** A search over every worker's trace file under the spool root. */
 async function allTraces(root: string) {
   const { findInTraces } = await import('../reporting/trace-read.js');
-  const files = SpoolLayout.spoolsUnder(root)
+  const files = traceFiles(root);
+  return (query: TraceQuery, limit: number, tenant?: string) => findInTraces(files, query, limit, tenant);
+}
+
+/** Every worker's trace file under the spool root. */
+function traceFiles(root: string): string[] {
+  return SpoolLayout.spoolsUnder(root)
     .map((s) => new SpoolLayout(s.path).traceFile)
     .filter((f) => fs.existsSync(f));
-  return (query: TraceQuery, limit: number, tenant?: string) => findInTraces(files, query, limit, tenant);
 }

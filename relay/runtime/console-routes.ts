@@ -1,0 +1,140 @@
+// The mail console on the ops listener: "did my email go out?" answered from the trace and the queue,
+// for the platform's support desk and each tenant's admin. A JSON API (search, one message's timeline,
+// the queue, and retry, hold, release and delete) and a page that uses it (ops/console-page.ts). Reading
+// needs the trace scope, the queue and its actions the queue scope; a tenant's token sees and acts on its
+// own tenant's mail only, whatever it asks (another tenant's message is "not found", not "forbidden").
+import { sanitizeUpstreamText } from '../errors.js';
+import type { Logger } from '../log.js';
+import { consolePage } from '../ops/console-page.js';
+import type { OpsAnswer, OpsRequest, OpsRoute } from '../ops/http.js';
+import { pendingRecipients } from '../queue/entry.js';
+import { findQueued, type Listed, listQueued, spoolsAt } from '../queue/queue-view.js';
+import { QueueRequests } from '../queue/requests.js';
+import { REQUEST_KINDS, type RequestKind } from '../queue/spool-layout.js';
+import { TRACE_STATUSES, type TracedMessage, type TraceStatus } from '../reporting/trace-read.js';
+import { type MessageSearch, parseCursor, type SearchPage } from '../reporting/trace-search.js';
+
+export interface ConsoleBackend {
+  /** The trace's search and one message (this relay's, or every worker's); undefined with the trace off. */
+  readonly trace?: {
+    search(search: MessageSearch, scope?: string): Promise<SearchPage> | SearchPage;
+    message(queueId: string, scope?: string): Promise<TracedMessage | undefined> | TracedMessage | undefined;
+  };
+  /** Where the spools are (the relay's own, or each worker's under it). */
+  spoolRoot(): string;
+  /** Applies the requests just left: this relay at once; workers at their next scan. */
+  applyRequests(): Promise<void>;
+  readonly logger: Logger;
+}
+
+const MAX_LIMIT = 200;
+const MAX_TEXT = 320;
+
+export function consoleRoutes(b: ConsoleBackend): OpsRoute[] {
+  return [
+    { path: '/console', methods: ['GET'], handle: async () => consolePage('page') },
+    { path: '/console/', methods: ['GET'], handle: async (req) => consolePage(req.path.slice('/console/'.length)) },
+    { path: '/api/messages', scope: 'trace', methods: ['GET'], handle: (req) => search(b, req) },
+    { path: '/api/messages/', scope: 'trace', methods: ['GET'], handle: (req) => message(b, req) },
+    { path: '/api/queue', scope: 'queue', methods: ['GET'], handle: (req) => queue(b, req) },
+    { path: '/api/queue/', scope: 'queue', methods: ['POST'], handle: (req) => act(b, req) },
+  ];
+}
+
+const bad = (error: string): OpsAnswer => ({ status: 400, body: { error } });
+const notFound = (id: string): OpsAnswer => ({ status: 404, body: { error: `no message ${id}` } });
+const QUEUE_ID = /^[a-z0-9]{1,64}$/;
+
+async function search(b: ConsoleBackend, req: OpsRequest): Promise<OpsAnswer> {
+  if (!b.trace) return { status: 404, body: { error: 'the trace is off (trace.enabled: false)' } };
+  const q = req.query;
+  const text = (key: string) => {
+    const v = q.get(key)?.trim();
+    return v ? v.slice(0, MAX_TEXT) : undefined;
+  };
+  const status = text('status');
+  if (status !== undefined && !TRACE_STATUSES.includes(status as TraceStatus)) return bad(`status must be one of: ${TRACE_STATUSES.join(', ')}`);
+  const cursor = text('cursor');
+  if (cursor !== undefined && !parseCursor(cursor)) return bad('cursor is not one this relay gave');
+  const [since, until] = [time(text('since')), time(text('until'))];
+  if (Number.isNaN(since) || Number.isNaN(until)) return bad('since and until are times like 2026-12-04T10:00:00Z (or milliseconds since the epoch)');
+  const limit = Math.min(MAX_LIMIT, Math.max(1, Number(q.get('limit') ?? 50) || 50));
+  const asked: MessageSearch = {
+    limit,
+    ...defined({ text: text('q'), recipient: text('rcpt'), sender: text('from'), messageId: text('message-id'), queueId: text('queue-id'), tenant: text('tenant'), cursor }),
+    ...(status !== undefined ? { status: status as TraceStatus } : {}),
+    ...(since !== undefined ? { since } : {}),
+    ...(until !== undefined ? { until } : {}),
+  };
+  const started = performance.now();
+  const page = await b.trace.search(asked, req.access.tenant);
+  return { status: 200, body: { ...page, ms: Math.round((performance.now() - started) * 10) / 10 } };
+}
+
+async function message(b: ConsoleBackend, req: OpsRequest): Promise<OpsAnswer> {
+  const id = req.path.slice('/api/messages/'.length);
+  if (!QUEUE_ID.test(id)) return notFound(sanitizeUpstreamText(id, 64));
+  const traced = b.trace ? await b.trace.message(id, req.access.tenant) : undefined;
+  const queued = await findQueued(spoolsAt(b.spoolRoot()), id);
+  const mine = queued && (req.access.tenant === undefined || queued.entry.tenant === req.access.tenant) ? queued : undefined;
+  if (!traced && !mine) return notFound(id);
+  return { status: 200, body: { message: traced ?? null, queued: mine ? queuedView(mine) : null } };
+}
+
+async function queue(b: ConsoleBackend, req: OpsRequest): Promise<OpsAnswer> {
+  const area = req.query.get('area') === 'failed' ? 'failed' : 'queue';
+  const tenant = req.access.tenant ?? (req.query.get('tenant') || undefined);
+  const listed = (await listQueued(spoolsAt(b.spoolRoot()), area)).filter((l) => tenant === undefined || l.entry.tenant === tenant);
+  const limit = Math.min(MAX_LIMIT, Math.max(1, Number(req.query.get('limit') ?? 100) || 100));
+  // Oldest first: what has waited longest is what someone will ask about.
+  listed.sort((x, y) => x.entry.createdAt - y.entry.createdAt || (x.id < y.id ? -1 : 1));
+  const after = req.query.get('after');
+  const start = after ? listed.findIndex((l) => l.id === after) + 1 : 0;
+  const page = listed.slice(start, start + limit);
+  const last = page.at(-1);
+  return { status: 200, body: { total: listed.length, messages: page.map(queuedView), ...(start + limit < listed.length && last ? { next: last.id } : {}) } };
+}
+
+async function act(b: ConsoleBackend, req: OpsRequest): Promise<OpsAnswer> {
+  const [id = '', action = ''] = req.path.slice('/api/queue/'.length).split('/');
+  if (!QUEUE_ID.test(id)) return notFound(sanitizeUpstreamText(id, 64));
+  if (!REQUEST_KINDS.includes(action as RequestKind)) return bad(`the action must be one of: ${REQUEST_KINDS.join(', ')}`);
+  const found = await findQueued(spoolsAt(b.spoolRoot()), id);
+  if (!found || found.area !== 'queue' || (req.access.tenant !== undefined && found.entry.tenant !== req.access.tenant)) return notFound(id);
+  const by = `console: ${req.access.by ?? 'open'}`;
+  await new QueueRequests(found.spool.layout).leave(id, action as RequestKind, by);
+  b.logger.info({ event: 'console-action', action, id, tenant: found.entry.tenant, by });
+  await b.applyRequests();
+  const after = await findQueued(spoolsAt(b.spoolRoot()), id);
+  return { status: 200, body: { requested: action, id, queued: after ? queuedView(after) : null } };
+}
+
+/** What the console shows of a queued message: where it stands, why it waits, until when. */
+function queuedView(l: Listed) {
+  const e = l.entry;
+  return {
+    queueId: e.id,
+    area: l.area,
+    tenant: e.tenant,
+    from: e.mailFrom,
+    messageId: e.messageId ?? null,
+    createdAt: new Date(e.createdAt).toISOString(),
+    attempts: e.attempts,
+    nextAttemptAt: e.onHold ? null : new Date(e.nextAttemptAt).toISOString(),
+    onHold: e.onHold ? { since: new Date(e.onHold.since).toISOString() } : null,
+    heldBy: l.hold && l.hold.until > Date.now() ? { reason: l.hold.reason, until: new Date(l.hold.until).toISOString() } : null,
+    lastError: e.lastError ?? null,
+    pending: pendingRecipients(e),
+    recipients: e.recipients.map((r) => ({ address: r.address, status: r.status, reply: r.reply ?? null, upstreamReply: r.upstreamReply ?? null })),
+  };
+}
+
+/** A time from the query: ISO 8601 or milliseconds; undefined when not given, NaN when not a time. */
+function time(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  return /^\d{1,15}$/.test(value) ? Number(value) : Date.parse(value);
+}
+
+function defined<T extends Record<string, string | undefined>>(values: T): { [K in keyof T]?: string } {
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: string };
+}
