@@ -16,6 +16,7 @@ import { PlatformTenants } from '../relay/tenancy/platform-tenants.js';
 import { backlogScenario } from './backlog.js';
 import { metricsScrape, type ScrapeResult } from './metrics-scrape.js';
 import { coldStart, median, writeTenantFiles } from './cold-start.js';
+import { consoleScenario, consoleTable } from './console.js';
 import { runLoad, SmtpSession, type Workload } from './load.js';
 import { postfixInstalled, startPostfix } from './postfix.js';
 import { type RelayProcess, type Sink, startRelayProcess, startSink } from './processes.js';
@@ -31,8 +32,9 @@ const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 5);
 const SETTLE_MS = 500;
 // BENCH_ONLY=queue,1,10 runs that mode, size and concurrency (and its baselines), for profiling with
 // BENCH_PROFILE=1; BENCH_ONLY=memory the 50 MB scenarios; BENCH_ONLY=backlog the backlog one;
-// BENCH_ONLY=cold the cold start; BENCH_ONLY=workers workers: 1 against workers: 2.
-const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers', 'metrics'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
+// BENCH_ONLY=cold the cold start; BENCH_ONLY=workers workers: 1 against workers: 2; BENCH_ONLY=console the
+// mail console over a trace of BENCH_TRACE_MESSAGES (1 M).
+const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers', 'metrics', 'console'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
 const SIZES_KB = ONLY ? [Number(ONLY[1])] : [1, 20, 200];
 const CONCURRENCY = ONLY ? [Number(ONLY[2])] : [1, 10, 50];
 const MODES = (ONLY ? [ONLY[0]] : ['passthrough', 'queue']) as ('passthrough' | 'queue')[];
@@ -312,6 +314,10 @@ async function main() {
       printScrape(await metricsScrape(tmp, sink));
       return;
     }
+    if (process.env.BENCH_ONLY === 'console') {
+      console.log(consoleTable(await consoleScenario(tmp)));
+      return;
+    }
     const cold = await coldStart(tmp);
     printColdStart(cold);
     const directory = tenantDirectory(tmp);
@@ -330,7 +336,9 @@ async function main() {
     for (const b of big) console.log(`50 MB message, ${b.mode}: relay RSS ${fmt(b.rssBeforeMb)} MB before, peak ${fmt(b.peakMb)} MB (+${fmt(b.growthMb)} MB), ${fmt(b.seconds, 1)} s to the sink`);
     const scrape = await metricsScrape(tmp, sink);
     printScrape(scrape);
-    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, coldStart: cold, tenantDirectory: directory, tenantSource: platform, throughput: rows, backlog: backlogResult, workers: workerRows, idleConnections: idle, bigMessage: big, metricsScrape: scrape };
+    const consoleResult = await consoleScenario(tmp);
+    console.log(`\n${consoleTable(consoleResult)}`);
+    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, coldStart: cold, tenantDirectory: directory, tenantSource: platform, throughput: rows, backlog: backlogResult, workers: workerRows, idleConnections: idle, bigMessage: big, metricsScrape: scrape, console: consoleResult };
     fs.mkdirSync('bench/results', { recursive: true });
     const out = path.join('bench/results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     fs.writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);

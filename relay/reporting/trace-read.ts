@@ -83,7 +83,7 @@ export function findIn(db: DatabaseSync, query: TraceQuery, limit: number, tenan
           : ['m.queue_id IN (SELECT queue_id FROM recipients WHERE recipient = ?)', query.recipient];
   const where = tenant === undefined ? asked : `(${asked}) AND m.tenant = ?`;
   const values = tenant === undefined ? [value, limit] : [value, tenant, limit];
-  const messages = db.prepare(`SELECT * FROM messages m WHERE ${where} ORDER BY m.accepted_at DESC LIMIT ?`).all(...values) as Row[];
+  const messages = db.prepare(`SELECT m.*, d.text AS decision FROM messages m LEFT JOIN decisions d ON d.id = m.decision_id WHERE ${where} ORDER BY m.accepted_at DESC LIMIT ?`).all(...values) as Row[];
   const events = db.prepare('SELECT * FROM events WHERE queue_id = ? ORDER BY at, attempt, rowid');
   return messages.map((m) => ({
     queueId: String(m.queue_id),

@@ -13,7 +13,7 @@ import type { DiskSpace } from '../disk-space.js';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../private-files.js';
 import type { MessageFacts } from '../observe/outcomes.js';
 import type { DeliveryEvent } from './delivery-events.js';
-import { findIn, type Row, sqlite, STATUS_OF_EVENT, STATUS_RANK, type TracedMessage, type TraceQuery } from './trace-read.js';
+import { findIn, type Row, sqlite, STATUS_OF_EVENT, STATUS_RANK, type TracedMessage, type TraceQuery, type TraceStatus } from './trace-read.js';
 import { createTraceSchema } from './trace-schema.js';
 import { type MessageSearch, type SearchPage, searchIn } from './trace-search.js';
 
@@ -51,6 +51,7 @@ export class TraceStore {
   readonly #insertMessage: StatementSync;
   readonly #insertEvent: StatementSync;
   readonly #insertRecipient: StatementSync;
+  readonly #decisions: DecisionIds;
   readonly #disk: DiskSpace | undefined;
   readonly #file: string;
 
@@ -75,14 +76,15 @@ export class TraceStore {
     // recipients), the one that most needs a look (a bounce over a deferral over a delivery).
     const rank = (column: string) => `instr('${STATUS_RANK}', ',' || ${column} || ',')`;
     this.#insertMessage = this.#db.prepare(
-      `INSERT INTO messages (queue_id, message_id, tenant, mode, mail_from, size, accepted_at, updated_at, status, decision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (queue_id) DO UPDATE SET size = coalesce(excluded.size, size), decision = coalesce(excluded.decision, decision),
+      `INSERT INTO messages (queue_id, message_id, tenant, mode, mail_from, size, accepted_at, updated_at, status, decision_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (queue_id) DO UPDATE SET size = coalesce(excluded.size, size), decision_id = coalesce(excluded.decision_id, decision_id),
          status = CASE WHEN excluded.status IS NULL THEN status
            WHEN status IS NULL OR excluded.updated_at > updated_at OR (excluded.updated_at = updated_at AND ${rank('excluded.status')} >= ${rank('status')}) THEN excluded.status
            ELSE status END,
          updated_at = max(updated_at, excluded.updated_at)`,
     );
-    this.#insertRecipient = this.#db.prepare('INSERT OR IGNORE INTO recipients (recipient, accepted_at, queue_id) VALUES (?, ?, ?)');
+    this.#insertRecipient = this.#db.prepare('INSERT OR IGNORE INTO recipients (recipient, queue_id) VALUES (?, ?)');
+    this.#decisions = new DecisionIds(this.#db);
     this.#insertEvent = this.#db.prepare(
       'INSERT INTO events (queue_id, at, type, recipient, upstream, attempt, reply, upstream_reply, upstream_queue_id, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
@@ -111,24 +113,20 @@ export class TraceStore {
     this.#disk?.written(rows.length * ROW_BYTES);
     this.#db.exec('BEGIN');
     try {
+      // One row per message a batch names, written once: its acceptance and the events that came with it
+      // (most messages are delivered within the batch) fold into it first.
+      for (const m of foldMessages(rows).values()) {
+        const decision = m.decision === undefined ? null : this.#decisions.idOf(clean(m.decision, 300));
+        this.#insertMessage.run(m.id, clean(m.messageId, 998), m.tenant, m.mode, clean(m.mailFrom, 320), m.size, m.acceptedAt, m.updatedAt, m.status, decision);
+        for (const r of m.recipients.slice(0, MAX_RECIPIENTS)) this.#insertRecipient.run(clean(r, 320), m.id);
+      }
       for (const row of rows) {
-        if (row.kind === 'message') {
-          const m = row.message;
-          this.#insertMessage.run(m.id, clean(m.messageId ?? null, 998), m.tenant, m.mode, clean(m.mailFrom, 320), row.size, m.acceptedAt, m.acceptedAt, null, clean(row.decision ?? null, 300));
-          for (const r of row.recipients.slice(0, MAX_RECIPIENTS)) this.#insertRecipient.run(clean(r, 320), m.acceptedAt, m.id);
-          continue;
-        }
+        if (row.kind === 'message') continue;
         const e = row.event;
-        const at = Date.parse(e.time);
-        // Events carry the message's facts: a DSN the relay made has no accepted row of its own.
-        const acceptedAt = Date.parse(e.acceptedAt);
-        this.#insertMessage.run(e.queueId, clean(e.messageId, 998), e.tenant, e.mode, clean(e.from, 320), null, acceptedAt, at, STATUS_OF_EVENT[e.type], null);
-        // Mostly there already (from its acceptance); a DSN the relay made has no accepted row.
-        this.#insertRecipient.run(clean(e.recipient, 320), acceptedAt, e.queueId);
         const said = e.upstreamReply;
         this.#insertEvent.run(
           e.queueId,
-          at,
+          Date.parse(e.time),
           e.type,
           clean(e.recipient, 320),
           e.upstream,
@@ -206,9 +204,7 @@ export class TraceStore {
 
   #deleteWhere(condition: string, value: number): void {
     // Recipients first, found through the events of the messages that go (each a lookup by its key).
-    this.#db
-      .prepare(`DELETE FROM recipients WHERE (recipient, accepted_at, queue_id) IN (SELECT e.recipient, m.accepted_at, m.queue_id FROM messages m JOIN events e ON e.queue_id = m.queue_id WHERE m.${condition})`)
-      .run(value);
+    this.#db.prepare(`DELETE FROM recipients WHERE (recipient, queue_id) IN (SELECT e.recipient, e.queue_id FROM messages m JOIN events e ON e.queue_id = m.queue_id WHERE m.${condition})`).run(value);
     this.#db.prepare(`DELETE FROM events WHERE queue_id IN (SELECT queue_id FROM messages WHERE ${condition})`).run(value);
     this.#db.prepare(`DELETE FROM messages WHERE ${condition}`).run(value);
   }
@@ -224,4 +220,76 @@ export class TraceStore {
     }
     return (pragma('page_count') - pragma('freelist_count')) * pragma('page_size') + wal;
   }
+}
+
+/** The id of each routing decision's text, kept in the store once; the last few hundred looked up in memory. */
+class DecisionIds {
+  readonly #known = new Map<string, number>();
+  readonly #insert: StatementSync;
+  readonly #select: StatementSync;
+
+  constructor(db: DatabaseSync) {
+    this.#insert = db.prepare('INSERT OR IGNORE INTO decisions (text) VALUES (?)');
+    this.#select = db.prepare('SELECT id FROM decisions WHERE text = ?');
+  }
+
+  idOf(text: string): number {
+    let id = this.#known.get(text);
+    if (id !== undefined) return id;
+    this.#insert.run(text);
+    id = Number((this.#select.get(text) as Row).id);
+    if (this.#known.size >= 1000) this.#known.clear();
+    this.#known.set(text, id);
+    return id;
+  }
+}
+
+interface FoldedMessage {
+  readonly id: string;
+  messageId: string | null;
+  tenant: string | null;
+  mode: string;
+  mailFrom: string;
+  size: number | null;
+  acceptedAt: number;
+  updatedAt: number;
+  status: TraceStatus | null;
+  decision: string | undefined;
+  recipients: string[];
+}
+
+const rankOf = (status: TraceStatus) => STATUS_RANK.indexOf(`,${status},`);
+
+/**
+ * The messages a batch names, each with what its rows say of it: the store's upsert merges this with what
+ * it holds, by the same rule (the latest event's status; at the same moment, the one that needs a look).
+ */
+function foldMessages(rows: readonly TraceRow[]): Map<string, FoldedMessage> {
+  const folded = new Map<string, FoldedMessage>();
+  const accepted = new Set<string>();
+  for (const row of rows) {
+    if (row.kind === 'message') {
+      const m = row.message;
+      const had = folded.get(m.id);
+      const base = { messageId: m.messageId ?? null, tenant: m.tenant, mode: m.mode, mailFrom: m.mailFrom, size: row.size, acceptedAt: m.acceptedAt, decision: row.decision, recipients: [...row.recipients] };
+      folded.set(m.id, had ? { ...had, ...base } : { id: m.id, ...base, updatedAt: m.acceptedAt, status: null });
+      accepted.add(m.id);
+      continue;
+    }
+    const e = row.event;
+    const at = Date.parse(e.time);
+    const status = STATUS_OF_EVENT[e.type];
+    let m = folded.get(e.queueId);
+    // Events carry the message's facts: a DSN the relay made has no accepted row of its own.
+    if (!m) {
+      m = { id: e.queueId, messageId: e.messageId, tenant: e.tenant, mode: e.mode, mailFrom: e.from, size: null, acceptedAt: Date.parse(e.acceptedAt), updatedAt: at, status: null, decision: undefined, recipients: [] };
+      folded.set(e.queueId, m);
+    }
+    // Found by its recipients even when its acceptance is not in this batch (written before, a DSN, or
+    // lost under the volume's floor): a lookup by key when the row is there already.
+    if (!accepted.has(e.queueId) && !m.recipients.includes(e.recipient)) m.recipients.push(e.recipient);
+    if (m.status === null || at > m.updatedAt || (at === m.updatedAt && rankOf(status) >= rankOf(m.status))) m.status = status;
+    m.updatedAt = Math.max(m.updatedAt, at);
+  }
+  return folded;
 }

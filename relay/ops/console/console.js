@@ -8,8 +8,8 @@ const STATUS = {
   bounced: ['✕', 'bounced'],
   expired: ['⌛', 'expired'],
   deferred: ['↻', 'deferred'],
-  held: ['⏸', 'held'],
-  'on-hold': ['⏸', 'on hold'],
+  held: ['‖', 'held'],
+  'on-hold': ['‖', 'on hold'],
   queued: ['•', 'queued'],
   accepted: ['•', 'accepted'],
   waiting: ['…', 'waiting'],
@@ -112,6 +112,10 @@ async function runSearch(params, more) {
   const asked = new URLSearchParams(params);
   if (more && nextCursor) asked.set('cursor', nextCursor);
   lastSearch = params.toString();
+  if (!more) {
+    $('search-summary').textContent = 'Searching…';
+    delete $('search-summary').dataset.for;
+  }
   const page = await api('/api/messages?' + asked.toString());
   const body = $('results').tBodies[0];
   if (!more) body.replaceChildren();
@@ -125,6 +129,7 @@ async function runSearch(params, more) {
   $('results').hidden = body.rows.length === 0;
   const count = body.rows.length;
   $('search-summary').textContent = count === 0 ? 'No message found.' : count + (page.next ? '+' : '') + ' message' + (count === 1 ? '' : 's') + ', newest first (' + page.ms + ' ms).';
+  $('search-summary').dataset.for = lastSearch;
 }
 
 async function openMessage(id) {
@@ -221,7 +226,7 @@ async function openQueue(more) {
         el('td', {}, q.pending.join(', ')),
         el('td', {}, String(q.attempts)),
         el('td', { class: 'reply' }, why),
-        el('td', { class: 'actions' }, actionButtons(q, () => openQueue(false))),
+        el('td', {}, el('div', { class: 'actions' }, actionButtons(q, () => openQueue(false)))),
       ),
     );
   }
