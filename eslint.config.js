@@ -26,7 +26,7 @@ export default tseslint.config(
     languageOptions: {
       sourceType: 'script',
       globals: Object.fromEntries(
-        ['document', 'window', 'location', 'history', 'fetch', 'sessionStorage', 'URLSearchParams', 'Intl', 'Node', 'HTMLInputElement', 'HTMLSelectElement'].map((g) => [g, 'readonly']),
+        ['document', 'window', 'location', 'history', 'fetch', 'sessionStorage', 'URLSearchParams', 'Intl', 'Node', 'HTMLInputElement', 'HTMLSelectElement', 'setTimeout'].map((g) => [g, 'readonly']),
       ),
     },
   },

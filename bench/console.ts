@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { parseConfig } from '../config/load.js';
 import { silentLogger } from '../relay/log.js';
 import { startOpsServer } from '../relay/ops/http.js';
 import type { DeliveryEvent } from '../relay/reporting/delivery-events.js';
@@ -66,7 +67,7 @@ export async function consoleScenario(tmp: string): Promise<ConsoleResult> {
 
   const server = await startOpsServer(
     { host: '127.0.0.1', port: 0 },
-    consoleRoutes({ trace: { search: (s, scope) => store.search(s, scope), message: (id, scope) => store.find({ queueId: id }, 1, scope)[0] }, spoolRoot: () => path.join(dir, 'spool'), applyRequests: async () => {}, logger: silentLogger }),
+    consoleRoutes({ trace: { search: (s, scope) => store.search(s, scope), message: (id, scope) => store.find({ queueId: id }, 1, scope)[0] }, spoolRoot: () => path.join(dir, 'spool'), applyRequests: async () => {}, logger: silentLogger, config: () => parseConfig('smarthost: { host: 127.0.0.1, tls: none }\n', 'bench.yaml', {}), smtpPort: () => undefined, sendTestOutcome: async () => undefined }),
     () => ({ tokens: [{ token: TOKEN, scopes: ['trace', 'queue'], name: 'bench' }], openScopes: [] }),
   );
   const base = `http://127.0.0.1:${server.port}`;

@@ -94,3 +94,21 @@ t.test('hold, release, retry and delete: each applied at once, logged with who a
   t.equal(deleted.status, 'deleted');
   t.match(deleted.events.at(-1), { type: 'deleted', reply: /^550 5\.0\.0 Deleted from the queue by hand \(console: support-desk\)/ });
 });
+
+t.test("a send-test through a tenant's route: the platform's sample to one address, its upstream's answer; a tenant's token for its own tenant only", async (t) => {
+  const f = await consoleFixture(t);
+  const sent = await f.api('/api/send-test', TOKENS.desk, 'POST', { tenant: 'acme', to: 'pat@example.com' });
+  t.equal(sent.status, 200);
+  t.match(sent.body.reply, /^250 2\.0\.0 Ok: queued as /);
+  const outcome = async () => (await f.api(`/api/send-test/${String(sent.body.token)}`, TOKENS.desk)).body as { final?: boolean; recipients?: unknown[] };
+  t.ok(await until(async () => (await outcome()).final === true, 5000));
+  t.match(await outcome(), { tenant: 'acme', upstream: 'acme', recipients: [{ rcpt: 'pat@example.com', status: 'sent', upstreamQueueId: '4Tq000000Z' }] });
+  t.match(f.acmeUpstream.received[0]?.raw.toString(), /Subject: Reset your password/, "the platform's sample, not the caller's content");
+  t.match(f.relay.logs.find((l) => l.event === 'console-action' && l.action === 'send-test'), { tenant: 'acme', by: 'console: support-desk' });
+
+  t.equal((await f.api('/api/send-test', TOKENS.acme, 'POST', { tenant: 'beta', to: 'pat@example.com' })).status, 200, "a tenant's token sends for its own tenant, whatever it names");
+  t.ok(await until(() => f.betaUpstream.received.length === 0 && f.acmeUpstream.received.length === 2, 5000), "through acme's route: beta's upstream got nothing");
+  t.equal((await f.api(`/api/send-test/${String(sent.body.token)}`, TOKENS.beta)).status, 404, "another tenant's send-test: not found");
+  for (const to of ['a@example.com, b@example.com', 'not-an-address', '']) t.equal((await f.api('/api/send-test', TOKENS.desk, 'POST', { tenant: 'acme', to })).status, 400, `to ${JSON.stringify(to)}: 400`);
+  t.equal((await f.api('/api/send-test', TOKENS.reader, 'POST', { tenant: 'acme', to: 'pat@example.com' })).status, 403, 'a read-only token cannot send');
+});

@@ -66,6 +66,10 @@ t.test('a support desk finds a delivered, a bounced and a held message, reads th
   t.match(await page.textContent('#m-timeline'), /upstream said: 250 2\.0\.0 Ok: queued as 4Tq000000Z.*its queue id 4Tq000000Z/);
   t.match(await page.textContent('#m-facts'), /<reset-7@acme\.test>/);
   await shot(page, 'timeline');
+  t.equal(await page.inputValue('#test-to'), 'pat@example.com', "a send-test to the message's recipient, ready");
+  await page.click('#test-form button[type="submit"]');
+  await page.locator('#test-result', { hasText: 'sent:' }).waitFor({ timeout: 10_000 });
+  t.match(await page.textContent('#test-result'), /relay: 250 2\.0\.0 Ok: queued as \w+\nupstream acme <pat@example\.com> sent: 250 2\.0\.0 Ok: queued as 4Tq000001Z/);
 
   await page.keyboard.press('Escape');
   await page.waitForSelector('#view-search:not([hidden])');

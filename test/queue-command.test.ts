@@ -1,5 +1,5 @@
-// `tenant-relay queue` on a live spool: list and show read it; retry and delete leave requests that the
-// running relay applies, so the command never writes a file the scheduler is writing.
+// `tenant-relay queue` on a live spool: list and show read it; retry, delete, hold and release leave
+// requests that the running relay applies, so the command never writes a file the scheduler is writing.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -66,6 +66,23 @@ t.test('delete removes a message without delivering it', async (t) => {
   t.equal((await queue('list')).stdout.trim(), 'the queue is empty');
   await relay.relay.scheduler.runDue();
   t.equal(upstream.received.length, 1, 'not delivered');
+});
+
+t.test('hold keeps a message from being attempted until release; each is logged with who asked', async (t) => {
+  const id = /queued as (\w+)/.exec((await sendThrough(relay.port, { from: 'app@example.com', to: 'three@example.com' })).response)?.[1] ?? '';
+  const before = upstream.received.length;
+  t.match((await queue('hold', id)).stdout, /hold requested for 1 message/);
+  await relay.relay.scheduler.applyRequests();
+  t.match((await queue('list')).stdout, new RegExp(`^${id} .*on hold \\(by hand\\) for \\d+s, until released`, 'm'));
+  t.match(relay.logs.find((l) => l.event === 'queue-held'), { id, by: /^tenant-relay queue \(/ });
+  await relay.relay.scheduler.runDue(Date.now() + 3_600_000);
+  t.equal(upstream.received.length, before, 'not attempted, however late it gets');
+  await queue('release', id ?? '');
+  await relay.relay.scheduler.applyRequests();
+  t.notMatch((await queue('list')).stdout, /on hold/);
+  t.match(relay.logs.find((l) => l.event === 'queue-released'), { id });
+  await relay.relay.scheduler.runDue();
+  t.equal(upstream.received.length, before + 1, 'delivered once released');
 });
 
 t.test('retry --all and unknown actions', async (t) => {

@@ -1,9 +1,8 @@
 // tenant-relay send-test: a realistic sample through the running relay, and what became of it.
-import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import nodemailer from 'nodemailer';
-import { SAMPLE_KINDS, type SampleKind, sample } from '../ops/samples.js';
-import { SEND_TEST_HEADER, type SendTestRecord } from '../observe/send-tests.js';
+import { SAMPLE_KINDS, type SampleKind } from '../ops/samples.js';
+import type { SendTestRecord } from '../observe/send-tests.js';
+import { sampleSender, sendSample } from '../runtime/send-sample.js';
 import { decide } from '../routing/decide.js';
 import { loadFrom } from './config-file.js';
 import type { CommandIo } from './io.js';
@@ -38,39 +37,21 @@ export async function sendTestCommand(args: string[], io: CommandIo): Promise<nu
     io.err(`tenant-relay send-test: no tenant "${values.tenant}" in ${config.source} (its tenants: ${known})`);
     return 1;
   }
-  const domain = tenant.match.domains.find((d) => !d.startsWith('*.'));
-  const from = values.from ?? tenant.match.addresses[0] ?? (domain ? `noreply@${domain}` : undefined);
+  const from = sampleSender(tenant, values.from);
   if (!from) {
     io.err(`tenant-relay send-test: tenant ${tenant.id} claims no address or domain; give --from`);
     return 2;
   }
-  const auth = values.auth ? { username: values.auth } : undefined;
-  const decision = decide({ mailFrom: from }, auth, config);
+  const decision = decide({ mailFrom: from }, values.auth ? { username: values.auth } : undefined, config);
   io.out(`route:    ${decision.kind === 'route' ? `tenant ${decision.tenant?.id ?? '(none)'} via upstream ${decision.route.upstream.name}: ${decision.reason}` : `refused: ${decision.reason}`}`);
 
-  const listener = config.listen[0];
-  if (!listener) return 2;
-  const host = listener.host === '0.0.0.0' || listener.host === '::' ? '127.0.0.1' : listener.host;
-  const token = randomUUID();
-  const content = sample(values.kind as SampleKind, tenant.id);
-  const transport = nodemailer.createTransport({
-    host,
-    port: listener.port,
-    secure: listener.tls === 'implicit',
-    requireTLS: listener.tls === 'starttls',
-    ignoreTLS: listener.tls === 'none',
-    ...(values.auth ? { auth: { user: values.auth, pass: process.env.TENANT_RELAY_PASSWORD ?? (await io.secret(`Password for ${values.auth} (not shown): `)) } } : {}),
-  });
-  let relayReply: string;
-  try {
-    const info = await transport.sendMail({ from, to: values.to, ...content, headers: { [SEND_TEST_HEADER]: token } });
-    relayReply = info.response;
-  } catch (err) {
-    io.out(`relay:    ${(err as { response?: string }).response ?? (err as Error).message}`);
+  const auth = values.auth ? { user: values.auth, pass: process.env.TENANT_RELAY_PASSWORD ?? (await io.secret(`Password for ${values.auth} (not shown): `)) } : undefined;
+  const sent = await sendSample(config, { tenant, from, to: values.to ?? '', kind: values.kind as SampleKind, ...(auth ? { auth } : {}) });
+  if (!sent.ok) {
+    io.out(`relay:    ${sent.error}`);
     return 1;
-  } finally {
-    transport.close();
   }
+  const { token, reply: relayReply } = sent;
   io.out(`relay:    ${relayReply}`);
 
   // The upstream's answer comes from the relay's ops listener, where it keeps send-test outcomes.

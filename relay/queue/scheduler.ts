@@ -189,6 +189,22 @@ export class Scheduler {
       }
       await requests.clear(request);
     }
+    // A retried or released message goes now, not at the next tick.
+    this.#kick();
+  }
+
+  /**
+   * The console's: applies the requests left now, and one for a message being attempted as soon as that
+   * attempt ends (waiting at most `waitMs`), so the person sees what they asked for.
+   */
+  async applyRequestsNow(waitMs = 5000): Promise<void> {
+    await this.applyRequests();
+    const busy = (await this.#deps.requests.pending()).flatMap((r) => this.#inFlight.get(r.id) ?? []);
+    if (busy.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled(busy), new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
+    await this.applyRequests();
   }
 
   /** Stops starting attempts; waits up to `graceMs` for those in flight (their state is on disk either way). */

@@ -1,9 +1,13 @@
 // The mail console on the ops listener: "did my email go out?" answered from the trace and the queue,
 // for the platform's support desk and each tenant's admin. A JSON API (search, one message's timeline,
-// the queue, and retry, hold, release and delete) and a page that uses it (ops/console-page.ts). Reading
+// the queue; retry, hold, release and delete; a send-test through a tenant's route) and a page that uses
+// it (ops/console-page.ts). Reading
 // needs the trace scope, the queue and its actions the queue scope; a tenant's token sees and acts on its
 // own tenant's mail only, whatever it asks (another tenant's message is "not found", not "forbidden").
+import type { Config } from '../../config/types.js';
 import { sanitizeUpstreamText } from '../errors.js';
+import type { SendTestRecord } from '../observe/send-tests.js';
+import { SAMPLE_KINDS, type SampleKind } from '../ops/samples.js';
 import type { Logger } from '../log.js';
 import { consolePage } from '../ops/console-page.js';
 import type { OpsAnswer, OpsRequest, OpsRoute } from '../ops/http.js';
@@ -13,6 +17,7 @@ import { QueueRequests } from '../queue/requests.js';
 import { REQUEST_KINDS, type RequestKind } from '../queue/spool-layout.js';
 import { TRACE_STATUSES, type TracedMessage, type TraceStatus } from '../reporting/trace-read.js';
 import { type MessageSearch, parseCursor, type SearchPage } from '../reporting/trace-search.js';
+import { sampleSender, sendSample } from './send-sample.js';
 
 export interface ConsoleBackend {
   /** The trace's search and one message (this relay's, or every worker's); undefined with the trace off. */
@@ -25,6 +30,11 @@ export interface ConsoleBackend {
   /** Applies the requests just left: this relay at once; workers at their next scan. */
   applyRequests(): Promise<void>;
   readonly logger: Logger;
+  /** The snapshot in force (a send-test's tenant and listener). */
+  config(): Config;
+  /** Where the first SMTP listener is bound (a send-test goes through it). */
+  smtpPort(): number | undefined;
+  sendTestOutcome(token: string): Promise<SendTestRecord | undefined>;
 }
 
 const MAX_LIMIT = 200;
@@ -38,6 +48,8 @@ export function consoleRoutes(b: ConsoleBackend): OpsRoute[] {
     { path: '/api/messages/', scope: 'trace', methods: ['GET'], handle: (req) => message(b, req) },
     { path: '/api/queue', scope: 'queue', methods: ['GET'], handle: (req) => queue(b, req) },
     { path: '/api/queue/', scope: 'queue', methods: ['POST'], handle: (req) => act(b, req) },
+    { path: '/api/send-test', scope: 'queue', methods: ['POST'], handle: (req) => sendTest(b, req) },
+    { path: '/api/send-test/', scope: 'queue', methods: ['GET'], handle: (req) => sendTestOutcome(b, req) },
   ];
 }
 
@@ -107,6 +119,35 @@ async function act(b: ConsoleBackend, req: OpsRequest): Promise<OpsAnswer> {
   await b.applyRequests();
   const after = await findQueued(spoolsAt(b.spoolRoot()), id);
   return { status: 200, body: { requested: action, id, queued: after ? queuedView(after) : null } };
+}
+
+/**
+ * A sample (send-test) through the tenant's route, to one address: the platform's own content, never the
+ * caller's, so the endpoint cannot carry anyone's mail. A tenant's token sends for its own tenant only.
+ */
+async function sendTest(b: ConsoleBackend, req: OpsRequest): Promise<OpsAnswer> {
+  const body = (req.body ?? {}) as { tenant?: unknown; to?: unknown; kind?: unknown };
+  const config = b.config();
+  const id = req.access.tenant ?? (typeof body.tenant === 'string' ? body.tenant : '');
+  const tenant = config.directory.byId(id);
+  if (!tenant || (req.access.tenant !== undefined && tenant.id !== req.access.tenant)) return { status: 404, body: { error: `no tenant ${sanitizeUpstreamText(id, 64)}` } };
+  const kind = body.kind === undefined ? 'password-reset' : body.kind;
+  if (!SAMPLE_KINDS.includes(kind as SampleKind)) return bad(`kind must be one of: ${SAMPLE_KINDS.join(', ')}`);
+  if (typeof body.to !== 'string' || !/^[^\s@<>,;]{1,64}@[^\s@<>,;]{1,255}$/.test(body.to)) return bad('to must be one address, like someone@example.com');
+  const from = sampleSender(tenant);
+  if (!from) return bad(`tenant ${tenant.id} claims no address or domain to send the sample as`);
+  const port = b.smtpPort();
+  const sent = await sendSample(config, { tenant, from, to: body.to, kind: kind as SampleKind, ...(port !== undefined ? { port } : {}) });
+  b.logger.info({ event: 'console-action', action: 'send-test', tenant: tenant.id, by: `console: ${req.access.by ?? 'open'}`, ...(sent.ok ? { token: sent.token } : {}) });
+  return sent.ok ? { status: 200, body: { token: sent.token, reply: sent.reply } } : { status: 502, body: { error: sanitizeUpstreamText(sent.error) } };
+}
+
+async function sendTestOutcome(b: ConsoleBackend, req: OpsRequest): Promise<OpsAnswer> {
+  const token = /^\/api\/send-test\/([A-Za-z0-9-]{8,64})$/.exec(req.path)?.[1];
+  const found = token ? await b.sendTestOutcome(token).catch(() => undefined) : undefined;
+  // Its own tenant's only: a token of another tenant is told nothing, not even that it exists.
+  if (!found || (req.access.tenant !== undefined && found.tenant !== req.access.tenant)) return { status: 404, body: { pending: true } };
+  return { status: 200, body: found };
 }
 
 /** What the console shows of a queued message: where it stands, why it waits, until when. */

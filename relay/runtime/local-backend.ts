@@ -20,6 +20,8 @@ export interface LocalParts {
   readonly trace: TraceStore | undefined;
   /** Applies the queue requests left in the spool now (the scheduler's). */
   readonly applyRequests: () => Promise<void>;
+  /** Where the first SMTP listener is bound. */
+  readonly smtpPort: () => number | undefined;
 }
 
 export function localBackend(p: LocalParts): OpsBackend {
@@ -42,6 +44,9 @@ export function localBackend(p: LocalParts): OpsBackend {
       spoolRoot: () => p.config().delivery.spool.path,
       applyRequests: p.applyRequests,
       logger: p.logger,
+      config: p.config,
+      smtpPort: p.smtpPort,
+      sendTestOutcome: (token) => p.sendTests.get(token),
     },
   };
 }

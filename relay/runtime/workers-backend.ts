@@ -29,6 +29,8 @@ export function workersBackend(view: WorkersView): OpsBackend {
   const aggregator = new prometheus.AggregatorRegistry();
   const root = view.config().delivery.spool.path;
   const everyWorker = async (question: Question) => (await ask(view.workers(), question)) as DrainStatus[];
+  // Kept by whichever worker the message went through.
+  const sendTest = async (token: string) => ((await ask(view.workers(), { what: 'send-test', token })).find((a) => a !== null) as SendTestRecord | undefined) ?? undefined;
   return {
     metrics: renderedOnce(async () => ({ contentType: view.registry.contentType, text: `${await aggregator.clusterMetrics()}\n${await view.registry.metrics()}` })),
     readiness: async () => {
@@ -36,10 +38,7 @@ export function workersBackend(view: WorkersView): OpsBackend {
       const ready = answers.filter((a) => a?.ready).length;
       return { ready: ready >= view.count && !view.stopping(), checks: { config: 'loaded', workers: `${ready} of ${view.count} ready`, stopping: view.stopping() } };
     },
-    sendTest: async (token) => {
-      const answers = await ask(view.workers(), { what: 'send-test', token });
-      return (answers.find((a) => a !== null) as SendTestRecord | undefined) ?? undefined;
-    },
+    sendTest,
     preflight: async (body) => (await import('../delivery/preflight.js')).preflightEndpoint({ method: 'POST', body }, view.config(), view.logger),
     drain: async (ms) => drainAnswer(await everyWorker({ what: 'drain', seconds: ms / 1000 })),
     undrain: async () => drainAnswer(await everyWorker({ what: 'undrain' })),
@@ -58,6 +57,10 @@ export function workersBackend(view: WorkersView): OpsBackend {
       // Each worker applies them at its next scan (delivery.scanSeconds).
       applyRequests: async () => {},
       logger: view.logger,
+      config: view.config,
+      // The workers share the configured port.
+      smtpPort: () => view.config().listen[0]?.port,
+      sendTestOutcome: sendTest,
     },
   };
 }

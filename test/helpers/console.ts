@@ -21,7 +21,7 @@ export interface ConsoleFixture {
   deferring: boolean;
   /** Sends one message and returns its queue id. */
   send(from: string, to: string | string[], messageId?: string): Promise<string>;
-  api(path: string, token: string, method?: string): Promise<{ status: number; body: Record<string, unknown> }>;
+  api(path: string, token: string, method?: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }>;
 }
 
 export async function consoleFixture(t: Test, options: { manualScheduler?: boolean } = {}): Promise<ConsoleFixture> {
@@ -61,8 +61,8 @@ tenants:
       const raw = `From: <${from}>\r\nTo: ${list.join(', ')}\r\nSubject: Your password reset\r\n${messageId ? `Message-ID: ${messageId}\r\n` : ''}\r\nHello.\r\n`;
       return queuedId((await sendThrough(relay.port, { from, to: list, raw })).response);
     },
-    api: async (path: string, token: string, method = 'GET') => {
-      const res = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+    api: async (path: string, token: string, method = 'GET', body?: unknown) => {
+      const res = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     },
   });

@@ -149,6 +149,10 @@ async function openMessage(id) {
     fact(facts, 'Size', message.size === null ? '—' : message.size + ' bytes');
   } else fact(facts, 'Trace', 'not in the trace (it may be older than its retention)');
   renderQueued(queued);
+  $('test-form').hidden = !(message && message.tenant);
+  $('test-form').dataset.tenant = (message && message.tenant) || '';
+  $('test-to').value = (message && message.events.length && message.events[0].recipient) || '';
+  $('test-result').textContent = '';
   const list = $('m-timeline');
   list.replaceChildren();
   for (const e of (message && message.events) || []) {
@@ -207,6 +211,26 @@ function actionButtons(q, after) {
   ];
 }
 
+async function sendTest(e) {
+  e.preventDefault();
+  const result = $('test-result');
+  result.textContent = 'Sending…';
+  try {
+    const sent = await api('/api/send-test', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tenant: $('test-form').dataset.tenant, to: $('test-to').value.trim() }) });
+    result.textContent = 'relay: ' + sent.reply + '\nwaiting for the upstream…';
+    for (let i = 0; i < 60; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      const res = await fetch('/api/send-test/' + encodeURIComponent(sent.token), { headers: { authorization: 'Bearer ' + token } });
+      if (res.status !== 200) continue;
+      const record = await res.json();
+      result.textContent = 'relay: ' + sent.reply + '\n' + record.recipients.map((r) => 'upstream ' + record.upstream + ' <' + r.rcpt + '> ' + r.status + ': ' + r.reply).join('\n');
+      if (record.final) return;
+    }
+  } catch (err) {
+    result.textContent = err.message;
+  }
+}
+
 async function openQueue(more) {
   show('queue');
   const page = await api('/api/queue' + (more && queueNext ? '?after=' + encodeURIComponent(queueNext) : ''));
@@ -245,6 +269,7 @@ document.addEventListener('DOMContentLoaded', () => {
     route();
   });
   $('sign-out').addEventListener('click', () => forget('Token forgotten.'));
+  $('test-form').addEventListener('submit', sendTest);
   $('search-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const params = new URLSearchParams();
