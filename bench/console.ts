@@ -13,6 +13,7 @@ import { startOpsServer } from '../relay/ops/http.js';
 import type { DeliveryEvent } from '../relay/reporting/delivery-events.js';
 import { TraceStore } from '../relay/reporting/trace-store.js';
 import { consoleRoutes } from '../relay/runtime/console-routes.js';
+import { LocalSuppressions } from '../relay/suppression/local-store.js';
 
 const MESSAGES = Number(process.env.BENCH_TRACE_MESSAGES ?? 1_000_000);
 const TENANTS = 200;
@@ -65,9 +66,10 @@ export async function consoleScenario(tmp: string): Promise<ConsoleResult> {
   store.maintain();
   const bytes = ['', '-wal'].reduce((n, s) => n + (fs.existsSync(file + s) ? fs.statSync(file + s).size : 0), 0);
 
+  const suppressions = new LocalSuppressions(path.join(dir, 'suppressions.db'));
   const server = await startOpsServer(
     { host: '127.0.0.1', port: 0 },
-    consoleRoutes({ trace: { search: (s, scope) => store.search(s, scope), message: (id, scope) => store.find({ queueId: id }, 1, scope)[0] }, spoolRoot: () => path.join(dir, 'spool'), applyRequests: async () => {}, logger: silentLogger, config: () => parseConfig('smarthost: { host: 127.0.0.1, tls: none }\n', 'bench.yaml', {}), smtpPort: () => undefined, sendTestOutcome: async () => undefined }),
+    consoleRoutes({ trace: { search: (s, scope) => store.search(s, scope), message: (id, scope) => store.find({ queueId: id }, 1, scope)[0] }, spoolRoot: () => path.join(dir, 'spool'), applyRequests: async () => {}, logger: silentLogger, config: () => parseConfig('smarthost: { host: 127.0.0.1, tls: none }\n', 'bench.yaml', {}), smtpPort: () => undefined, sendTestOutcome: async () => undefined, suppression: () => suppressions }),
     () => ({ tokens: [{ token: TOKEN, scopes: ['trace', 'queue'], name: 'bench' }], openScopes: [] }),
   );
   const base = `http://127.0.0.1:${server.port}`;
@@ -110,6 +112,7 @@ export async function consoleScenario(tmp: string): Promise<ConsoleResult> {
   });
   await server.close();
   store.close();
+  suppressions.close();
   return { messages: MESSAGES, recordUsPerMessage: round(((used.user + used.system) / MESSAGES) * 10) / 10, bytesPerMessage: Math.round(bytes / MESSAGES), fillSeconds: round(fillSeconds), api, ...(page ? { page } : {}) };
 }
 

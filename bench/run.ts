@@ -17,6 +17,7 @@ import { backlogScenario } from './backlog.js';
 import { metricsScrape, type ScrapeResult } from './metrics-scrape.js';
 import { coldStart, median, writeTenantFiles } from './cold-start.js';
 import { consoleScenario, consoleTable } from './console.js';
+import { suppressionLine, suppressionScenario } from './suppression.js';
 import { runLoad, SmtpSession, type Workload } from './load.js';
 import { postfixInstalled, startPostfix } from './postfix.js';
 import { type RelayProcess, type Sink, startRelayProcess, startSink } from './processes.js';
@@ -33,8 +34,8 @@ const SETTLE_MS = 500;
 // BENCH_ONLY=queue,1,10 runs that mode, size and concurrency (and its baselines), for profiling with
 // BENCH_PROFILE=1; BENCH_ONLY=memory the 50 MB scenarios; BENCH_ONLY=backlog the backlog one;
 // BENCH_ONLY=cold the cold start; BENCH_ONLY=workers workers: 1 against workers: 2; BENCH_ONLY=console the
-// mail console over a trace of BENCH_TRACE_MESSAGES (1 M).
-const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers', 'metrics', 'console'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
+// mail console over a trace of BENCH_TRACE_MESSAGES (1 M); BENCH_ONLY=suppression the suppression check.
+const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers', 'metrics', 'console', 'suppression'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
 const SIZES_KB = ONLY ? [Number(ONLY[1])] : [1, 20, 200];
 const CONCURRENCY = ONLY ? [Number(ONLY[2])] : [1, 10, 50];
 const MODES = (ONLY ? [ONLY[0]] : ['passthrough', 'queue']) as ('passthrough' | 'queue')[];
@@ -314,6 +315,10 @@ async function main() {
       printScrape(await metricsScrape(tmp, sink));
       return;
     }
+    if (process.env.BENCH_ONLY === 'suppression') {
+      console.log(suppressionLine(await suppressionScenario(tmp)));
+      return;
+    }
     if (process.env.BENCH_ONLY === 'console') {
       console.log(consoleTable(await consoleScenario(tmp)));
       return;
@@ -338,7 +343,9 @@ async function main() {
     printScrape(scrape);
     const consoleResult = await consoleScenario(tmp);
     console.log(`\n${consoleTable(consoleResult)}`);
-    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, coldStart: cold, tenantDirectory: directory, tenantSource: platform, throughput: rows, backlog: backlogResult, workers: workerRows, idleConnections: idle, bigMessage: big, metricsScrape: scrape, console: consoleResult };
+    const suppression = await suppressionScenario(tmp);
+    console.log(suppressionLine(suppression));
+    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, coldStart: cold, tenantDirectory: directory, tenantSource: platform, throughput: rows, backlog: backlogResult, workers: workerRows, idleConnections: idle, bigMessage: big, metricsScrape: scrape, console: consoleResult, suppression };
     fs.mkdirSync('bench/results', { recursive: true });
     const out = path.join('bench/results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     fs.writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);

@@ -65,6 +65,7 @@ export function buildConfig(raw: RawConfig, { source, secretFiles }: ConfigOrigi
     tenantFiles: Object.freeze(raw.tenantFiles.map((f) => path.resolve(f))),
     ...(raw.tenantSource ? { tenantSource: buildTenantSource(raw.tenantSource, problems) } : {}),
     ...(raw.events.webhook ? { webhook: buildWebhook(raw.events.webhook, ['events', 'webhook'], problems) } : {}),
+    suppression: Object.freeze({ enabled: raw.suppression.enabled, expiryMs: Math.round(raw.suppression.expiryDays * 86_400_000), action: raw.suppression.action }),
     trace: Object.freeze({ enabled: raw.trace.enabled, retentionMs: Math.round(raw.trace.retentionDays * 86_400_000), maxBytes: Math.round(raw.trace.maxMegabytes * 1024 * 1024) }),
   });
 }
@@ -98,7 +99,7 @@ export interface TenantContext extends UpstreamContext {
 /** One tenant, from the config files or from the HTTP tenant source (which passes its own host policy). */
 export function buildTenant(t: RawTenant, at: (string | number)[], problems: PathIssue[], context: TenantContext): Tenant {
   const { hostPolicy } = context;
-  const { upstream, identity, dkim, delivery, events, ...rest } = t;
+  const { upstream, identity, dkim, delivery, events, suppression, ...rest } = t;
   const built = upstream && buildUpstream(upstream, t.id, 'tenant', [...at, 'upstream'], problems, context);
   const ownKey = buildKey(dkim, [...at, 'dkim'], problems);
   // An installed certificate is the identity an Exchange connector knows a sender by: only its tenant's.
@@ -128,6 +129,15 @@ export function buildTenant(t: RawTenant, at: (string | number)[], problems: Pat
         : {}),
     },
     ...(events?.webhook ? { webhook: buildWebhook(events.webhook, [...at, 'events', 'webhook'], problems) } : {}),
+    ...(suppression
+      ? {
+          suppression: {
+            ...(suppression.enabled !== undefined ? { enabled: suppression.enabled } : {}),
+            ...(suppression.expiryDays !== undefined ? { expiryMs: Math.round(suppression.expiryDays * 86_400_000) } : {}),
+            ...(suppression.action !== undefined ? { action: suppression.action } : {}),
+          },
+        }
+      : {}),
   });
   return tenant;
 }

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { IDENTIFIERS, IDENTITY_CONFLICTS, OPS_SCOPES } from './vocabulary.js';
 import { certificateName, hostname, opsToken, pemFile, seconds, tenantId } from './schema/fields.js';
 import { delivery, inboundLimits, listener, messagePolicy, platformDkim, tenantSource, user } from './schema/settings.js';
-import { tenantSchema, webhook } from './schema/tenant.js';
+import { suppressionSettings, tenantSchema, webhook } from './schema/tenant.js';
 import { hostPolicy, maildirUpstream, smtpUpstream, tenantEnteredHosts, upstreamAuth, upstreamSchema } from './schema/upstream.js';
 
 export { tenantSchema } from './schema/tenant.js';
@@ -138,6 +138,9 @@ export const configSchema = z.strictObject({
   tenantSource: tenantSource.optional(),
   // What became of each message, told to the platform: accepted, delivered, deferred, bounced, expired.
   events: z.strictObject({ webhook: webhook.optional() }).prefault({}),
+  // Addresses a tenant's mail does not go to after their mailbox refused it for good (user unknown,
+  // mailbox disabled), or by hand: per tenant, in Redis with limits.store.redis, else beside the spool.
+  suppression: suppressionSettings,
   // A local record of recent messages and their attempts, for `tenant-relay trace` and GET /trace.
   trace: z
     .strictObject({

@@ -1,5 +1,5 @@
 // The validated, frozen configuration the relay runs on. Nothing outside config/ sees raw YAML.
-import type { BareLineEndings, DeliveryEventType, DeliveryMode, DkimFailurePolicy, Identifier, IdentityConflict, OpsScope, SendAsPolicy, TlsMode } from './vocabulary.js';
+import type { BareLineEndings, DeliveryEventType, DeliveryMode, DkimFailurePolicy, Identifier, IdentityConflict, OpsScope, SendAsPolicy, SuppressionAction, TlsMode } from './vocabulary.js';
 import type { ClientCertificate, Limits, Upstream, UpstreamHostPolicy } from './upstream-types.js';
 
 export type { ClientCertificate, Limits, MaildirUpstream, SmtpUpstream, TokenGrant, Upstream, UpstreamAuth, UpstreamHostPolicy } from './upstream-types.js';
@@ -67,6 +67,8 @@ export interface Tenant {
   };
   /** The tenant's own webhook, told of its messages only (besides the platform's). */
   readonly webhook?: WebhookSettings;
+  /** Its own suppression settings, where they differ from the global ones. */
+  readonly suppression?: Partial<SuppressionSettings>;
 }
 
 
@@ -83,6 +85,13 @@ export interface WebhookSettings {
   readonly maxBatchEvents: number;
   readonly maxBatchBytes: number;
   readonly maxBacklogEvents: number;
+}
+
+/** What a tenant's suppressed recipients get (global settings, a tenant's own key by key). */
+export interface SuppressionSettings {
+  readonly enabled: boolean;
+  readonly expiryMs: number;
+  readonly action: SuppressionAction;
 }
 
 export interface TraceSettings {
@@ -228,6 +237,7 @@ export interface Config {
   /** The platform's webhook for delivery events of every tenant; absent: none are sent. */
   readonly webhook?: WebhookSettings;
   readonly trace: TraceSettings;
+  readonly suppression: SuppressionSettings;
 }
 
 /** Where limits are counted: Redis shared by every process and replica, or (absent) each process's memory. */

@@ -15,7 +15,7 @@ export const DELIVERY_MODES = ['queue', 'passthrough'] as const;
 export type DeliveryMode = (typeof DELIVERY_MODES)[number];
 
 /** What became of a message, as delivery events tell the platform. */
-export const DELIVERY_EVENT_TYPES = ['accepted', 'held', 'delivered', 'deferred', 'bounced', 'expired', 'deleted'] as const;
+export const DELIVERY_EVENT_TYPES = ['accepted', 'held', 'delivered', 'deferred', 'bounced', 'expired', 'deleted', 'suppressed'] as const;
 export type DeliveryEventType = (typeof DELIVERY_EVENT_TYPES)[number];
 
 /** What a message gets when the platform's DKIM signature cannot be made. */
@@ -37,6 +37,13 @@ export type OpsScope = (typeof OPS_SCOPES)[number];
 /** own-senders: a tenant's AUTH user sends as that tenant's addresses and domains only. */
 export const SEND_AS_POLICIES = ['own-senders', 'any-sender'] as const;
 export type SendAsPolicy = (typeof SEND_AS_POLICIES)[number];
+
+/**
+ * What a suppressed recipient gets: report (accepted, skipped at delivery, a `suppressed` event: apps that
+ * cannot handle a 5xx at RCPT keep working) or refuse (550 5.1.1 at RCPT).
+ */
+export const SUPPRESSION_ACTIONS = ['report', 'refuse'] as const;
+export type SuppressionAction = (typeof SUPPRESSION_ACTIONS)[number];
 
 /** A bare CR, LF or NUL in DATA (SMTP smuggling): refused, or made CRLF. */
 export const BARE_LINE_ENDINGS = ['reject', 'normalize'] as const;

@@ -88,6 +88,9 @@ export const Replies = {
   // Queue mode: never sent through another upstream under the platform's identity; bounced at the end of its lifetime.
   // Queue mode, what a held message's record says (no client hears it: the message was accepted).
   heldByLimit: (reason: string) => reply('held-by-limit', 451, '4.7.1', `Held: ${reason}; it goes when the limit allows`),
+  // A recipient whose address is suppressed for the tenant (its mailbox refused mail for good, or by
+  // hand): refused at RCPT (suppression.action: refuse), or skipped and recorded (report).
+  recipientSuppressed: (reason: string) => reply('recipient-suppressed', 550, '5.1.1', `Recipient address is suppressed for this sender (${reason}); not sent`),
   // What a message a person acted on records (the mail console, `tenant-relay queue`).
   heldByHand: (by: string) => reply('held-by-hand', 451, '4.3.0', `Held by hand (${by}); it goes when released`),
   deletedByHand: (by: string) => reply('deleted-by-hand', 550, '5.0.0', `Deleted from the queue by hand (${by}); not delivered`),

@@ -97,6 +97,8 @@ export interface RecipientOutcome {
    * it may have the message, so a retry may deliver it twice.
    */
   readonly mayHaveArrived?: boolean;
+  /** Not sent: the address is suppressed for the message's tenant (suppression/). */
+  readonly suppressed?: boolean;
 }
 
 export interface DeliveryResult {

@@ -43,13 +43,15 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   routing: ['routing', 'tenancy', 'relay', 'config', 'ops'],
   // Sending budgets: asked by the two drivers, the intake (pass-through) and the queue.
   limits: ['limits', 'relay', 'config', 'ops'],
-  queue: ['queue', 'routing', 'tenancy', 'message', 'delivery', 'limits', 'observe', 'relay', 'config', 'ops'],
-  inbound: ['inbound', 'queue', 'routing', 'tenancy', 'message', 'delivery', 'limits', 'observe', 'relay', 'config', 'ops'],
+  // Addresses a tenant's mail does not go to: asked at RCPT (inbound) and at each attempt (queue).
+  suppression: ['suppression', 'relay', 'config', 'ops'],
+  queue: ['queue', 'routing', 'tenancy', 'message', 'delivery', 'limits', 'suppression', 'observe', 'relay', 'config', 'ops'],
+  inbound: ['inbound', 'queue', 'routing', 'tenancy', 'message', 'delivery', 'limits', 'suppression', 'observe', 'relay', 'config', 'ops'],
   // Delivery events and the trace: beside the path like ops, subscribed to its outcomes, never called by it.
   reporting: ['reporting', 'observe', 'relay', 'config', 'ops'],
   // The runtime shell: builds a relay from every stage, runs each process role (single, primary, worker).
-  runtime: ['runtime', 'inbound', 'queue', 'routing', 'tenancy', 'message', 'delivery', 'limits', 'reporting', 'observe', 'relay', 'config', 'ops'],
-  commands: ['commands', 'runtime', 'inbound', 'queue', 'routing', 'tenancy', 'message', 'delivery', 'limits', 'reporting', 'observe', 'relay', 'config', 'ops'],
+  runtime: ['runtime', 'inbound', 'queue', 'routing', 'tenancy', 'message', 'delivery', 'limits', 'suppression', 'reporting', 'observe', 'relay', 'config', 'ops'],
+  commands: ['commands', 'runtime', 'inbound', 'queue', 'routing', 'tenancy', 'message', 'delivery', 'limits', 'suppression', 'reporting', 'observe', 'relay', 'config', 'ops'],
 };
 const WIRING = new Set(['relay/cli.ts']);
 

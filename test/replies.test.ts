@@ -40,6 +40,7 @@ const samples: { readonly [K in keyof typeof Replies]: SmtpReply } = {
   tenantGone: Replies.tenantGone('acme'),
   heldByLimit: Replies.heldByLimit('tenant acme is at its messagesPerMinute limit'),
   heldByHand: Replies.heldByHand('console: support-desk'),
+  recipientSuppressed: Replies.recipientSuppressed('bounce: 550 5.1.1 User unknown'),
   deletedByHand: Replies.deletedByHand('console: support-desk'),
   delivered: Replies.delivered('up'),
   upstreamUnreachable: Replies.upstreamUnreachable('up'),

@@ -1,6 +1,6 @@
 // One tenant: how its mail is recognised, where it goes, what it is sent as and signed with, its limits.
 import { z } from 'zod';
-import { DELIVERY_EVENT_TYPES, DELIVERY_MODES } from '../vocabulary.js';
+import { DELIVERY_EVENT_TYPES, DELIVERY_MODES, SUPPRESSION_ACTIONS } from '../vocabulary.js';
 import { address, domain, domainPattern, tenantId } from './fields.js';
 import { upstreamSchema } from './upstream.js';
 
@@ -54,6 +54,20 @@ export const webhook = z.strictObject({
   maxBacklogEvents: z.int().min(10).max(10_000_000).default(100_000),
 });
 
+const suppressionFields = {
+  enabled: z.boolean(),
+  // How long an address stays suppressed.
+  expiryDays: z.number().positive().max(3650),
+  // report: accepted, skipped at delivery, a suppressed event; refuse: 550 5.1.1 at RCPT.
+  action: z.enum(SUPPRESSION_ACTIONS),
+};
+/** Suppression settings globally, with their defaults. */
+export const suppressionSettings = z
+  .strictObject({ enabled: suppressionFields.enabled.default(true), expiryDays: suppressionFields.expiryDays.default(30), action: suppressionFields.action.default('report') })
+  .prefault({});
+/** A tenant's: each key optional, the global one applies. */
+const tenantSuppression = z.strictObject({ enabled: suppressionFields.enabled.optional(), expiryDays: suppressionFields.expiryDays.optional(), action: suppressionFields.action.optional() }).optional();
+
 export const tenantSchema = z.strictObject({
   id: tenantId,
   match: z
@@ -89,4 +103,6 @@ export const tenantSchema = z.strictObject({
     .optional(),
   // This tenant's own webhook, for its events only (config files only).
   events: z.strictObject({ webhook: webhook.optional() }).optional(),
+  // This tenant's suppression settings, key by key in place of the global ones.
+  suppression: tenantSuppression,
 });

@@ -24,6 +24,9 @@ Commands:
   queue show ID [--json]          one message: envelope, recipients, attempts, headers
   queue retry ID | --all          deliver now instead of at the next retry time
   queue delete ID                 remove a message from the queue without delivering it
+  queue hold ID | release ID      keep a message from being attempted, and let it go again
+  suppression list|add|remove|export --tenant T [--address A]
+                                  a tenant's suppressed addresses (bounced for good, or by hand)
                                   (queue commands take --config too; they work on a live spool)
   drain [--timeout-seconds N]     tell the running relay to stop taking mail and deliver its queue;
                                   exit 0 once its spool is empty
@@ -69,10 +72,19 @@ relay's reply, the upstream's reply and the headers as sent (read from the relay
 With --auth, the password is TENANT_RELAY_PASSWORD when set, else asked for at a terminal (not shown),
 else the first line of standard input; never on the command line, where ps and shell history show it.
 Exit 0 when the upstream accepted it, 1 otherwise (an unknown tenant too), 2 for missing options.`,
-  queue: `queue list [--failed] [--json] | show ID [--json] | retry ID | retry --all | delete ID   [--config FILE]
+  queue: `queue list [--failed] [--json] | show ID [--json] | retry ID | retry --all | delete ID | hold ID | release ID   [--config FILE]
 
-Works on the spool of a live relay: list and show read it; retry and delete leave requests the relay
-applies within delivery.scanSeconds. Exit 1 for an unknown id.`,
+Works on the spool of a live relay: list and show read it; retry, delete, hold and release leave
+requests the relay applies within delivery.scanSeconds. A held message is not attempted (nor expired)
+until released. Exit 1 for an unknown id.`,
+  suppression: `suppression list --tenant T [--json] | add --tenant T --address A [--reason TEXT] [--days N]
+            | remove --tenant T --address A | export [--tenant T]   [--config FILE]
+
+A tenant's suppressed addresses (--tenant - for mail of no tenant), in the store the relay uses (Redis
+with limits.store.redis, else suppressions.db beside the spool): an address is suppressed after its
+mailbox refused mail for good (user unknown, mailbox disabled), or by hand (add, for suppression's
+expiryDays or --days). export prints one JSON line per entry (every tenant's without --tenant).
+Exit 1 when remove finds nothing, 2 for usage errors.`,
   drain: `drain [--config FILE] [--timeout-seconds N] [--json]
 
 Asks the running relay, through its ops listener (a token with the drain scope is required), to stop
@@ -116,6 +128,7 @@ const commands: Record<string, () => Promise<Command>> = {
   explain: async () => (await import('./explain.js')).explain,
   'hash-password': async () => (await import('./hash-password.js')).hashPasswordCommand,
   queue: async () => (await import('./queue.js')).queueCommand,
+  suppression: async () => (await import('./suppression.js')).suppressionCommand,
   preflight: async () => (await import('./preflight.js')).preflightCommand,
   'send-test': async () => (await import('./send-test.js')).sendTestCommand,
   trace: async () => (await import('./trace.js')).traceCommand,

@@ -25,6 +25,7 @@ import { certificateFilesOf, readCertificate } from './certificates.js';
 import { SessionGuards } from './guards.js';
 import { LookupBudgets } from './lookup-budgets.js';
 import { endTransaction, msSince, type OpenTransaction, transactionOf } from './open-transaction.js';
+import { suppressionOf, type SuppressionStore, suppressionTenant } from '../suppression/store.js';
 import { forwardInSession } from './passthrough.js';
 import { verifyPassword } from './passwords.js';
 import { reverseLookup } from './reverse-lookup.js';
@@ -48,6 +49,8 @@ export interface InboundDeps {
   readonly logger: Logger;
   /** The platform's tenants (the HTTP tenant source), when the config names one. */
   readonly platform: () => PlatformTenants | undefined;
+  /** Addresses each tenant's mail does not go to: refused at RCPT where its setting says so. */
+  readonly suppression?: SuppressionStore;
 }
 
 /** One listener, as the relay drives it. No other module touches smtp-server objects. */
@@ -161,7 +164,18 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
       onRcptTo(address: SMTPServerAddress, session, callback) {
         guards.progressed(session);
         if (!isAcceptableAddress(address.address)) return callback(fail(Replies.badRecipientAddress));
-        callback();
+        const open = pending.get(session);
+        const tenant = open?.decision.tenant?.id ?? null;
+        const policy = open && deps.suppression ? suppressionOf(open.config, tenant) : undefined;
+        if (!policy?.enabled || policy.action !== 'refuse' || !deps.suppression) return callback();
+        // The store away: the recipient is taken (and checked again at delivery), never refused for it.
+        deps.suppression.check(suppressionTenant(tenant), [address.address], Date.now()).then(
+          (found) => {
+            const s = found.get(address.address.toLowerCase());
+            callback(s ? fail(Replies.recipientSuppressed(`${s.source}: ${s.reason}`)) : undefined);
+          },
+          () => callback(),
+        );
       },
 
       onData(stream: SMTPServerDataStream, session, callback) {

@@ -14,6 +14,8 @@ import { dkimPlan } from '../routing/decide.js';
 import { buildDsn } from './dsn.js';
 import { factsOf, pendingRecipients, type QueuedMessage, type QueuedRecipient } from './entry.js';
 import type { Spool } from './spool.js';
+import { mailboxGone } from '../suppression/mailbox-gone.js';
+import { type Suppression, suppressionOf, type SuppressionStore, suppressionTenant } from '../suppression/store.js';
 
 export interface AttemptDeps {
   readonly spool: Spool;
@@ -22,6 +24,8 @@ export interface AttemptDeps {
   /** Milliseconds since the epoch; tests pass a fake clock. */
   readonly clock: () => number;
   readonly random?: () => number;
+  /** Addresses each tenant's mail does not go to (absent: none are). */
+  readonly suppression?: SuppressionStore;
 }
 
 /** What became of the message: gone from the queue, or due again (and a DSN to queue, if one was made). */
@@ -53,8 +57,12 @@ export async function attemptDelivery(
   const rcptTo = pendingRecipients(entry);
   let result: DeliveryResult;
   if (target.kind === 'deliver') {
+    const suppressed = await suppressedOf(entry, rcptTo, config, now, deps);
+    const toSend = suppressed.length > 0 ? rcptTo.filter((r) => !suppressed.some((s) => s.recipient === r)) : rcptTo;
     const message = { source: source ?? (await spool.source(entry.id)), eightBit: entry.eightBit === true };
-    result = await deliver(deps.upstreams, target.upstream, { mailFrom: entry.mailFrom, rcptTo }, message, config.upstreamHosts);
+    const sent = toSend.length > 0 ? await deliver(deps.upstreams, target.upstream, { mailFrom: entry.mailFrom, rcptTo: toSend }, message, config.upstreamHosts) : { upstream: target.upstream.name, outcomes: [] };
+    result = { upstream: sent.upstream, outcomes: [...sent.outcomes, ...suppressed] };
+    await suppressGone(entry, result, config, now, deps);
   } else {
     result = { upstream: HELD, outcomes: rcptTo.map((recipient) => ({ recipient, status: 'temp', reply: target.reply })) };
   }
@@ -98,6 +106,31 @@ export async function attemptDelivery(
   await spool.update(next);
   deps.outcomes.emit('settled', { message, attempt, state: 'deferred', upstream: result.upstream, ms, pending: stillPending.length, nextAttemptAt });
   return { ...told, retry: next };
+}
+
+/**
+ * The recipients whose address is suppressed for the message's tenant, as outcomes: skipped, no DSN (the
+ * relay chose not to send), a `suppressed` event. A DSN the relay made is never held back. The store
+ * away (Redis down): nothing is skipped; mail is not held for it.
+ */
+async function suppressedOf(entry: QueuedMessage, rcptTo: readonly string[], config: Config, now: number, deps: AttemptDeps): Promise<RecipientOutcome[]> {
+  if (!deps.suppression || entry.dsn || !suppressionOf(config, entry.tenant).enabled) return [];
+  const found = await deps.suppression.check(suppressionTenant(entry.tenant), rcptTo, now).catch(() => new Map<string, Suppression>());
+  return rcptTo.flatMap((recipient) => {
+    const s = found.get(recipient.toLowerCase());
+    return s ? [{ recipient, status: 'perm' as const, reply: Replies.recipientSuppressed(`${s.source}: ${s.reason}`), suppressed: true }] : [];
+  });
+}
+
+/** Recipients whose mailbox refused mail for good (mailbox-gone.ts) are suppressed for the tenant from now on. */
+async function suppressGone(entry: QueuedMessage, result: DeliveryResult, config: Config, now: number, deps: AttemptDeps): Promise<void> {
+  const policy = suppressionOf(config, entry.tenant);
+  if (!deps.suppression || entry.dsn || !policy.enabled) return;
+  for (const o of result.outcomes) {
+    if (o.status !== 'perm' || o.suppressed || !o.upstreamReply || !mailboxGone(o.upstreamReply)) continue;
+    const entryOf = { tenant: suppressionTenant(entry.tenant), address: o.recipient.toLowerCase(), reason: formatUpstreamReply(o.upstreamReply), source: 'bounce' as const, at: now, expiresAt: now + policy.expiryMs };
+    await deps.suppression.add(entryOf).catch(() => undefined);
+  }
 }
 
 /** A pace or quota reply among the recipients' outcomes (classify.ts gave it its reply id). */
@@ -164,6 +197,6 @@ async function queueDsn(entry: QueuedMessage, failed: readonly QueuedRecipient[]
 
 function applyOutcome(r: QueuedRecipient, outcome: RecipientOutcome | undefined): QueuedRecipient {
   if (!outcome) return r;
-  const status = outcome.status === 'sent' ? 'sent' : outcome.status === 'perm' ? 'failed' : 'pending';
+  const status = outcome.suppressed ? 'suppressed' : outcome.status === 'sent' ? 'sent' : outcome.status === 'perm' ? 'failed' : 'pending';
   return { address: r.address, status, reply: formatReply(outcome.reply), ...(outcome.upstreamReply ? { upstreamReply: formatUpstreamReply(outcome.upstreamReply) } : {}) };
 }

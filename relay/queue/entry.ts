@@ -1,7 +1,8 @@
 // What the spool records of a queued message, besides its bytes. Version 1.
 import { type MessageFacts, messageIdOf } from '../observe/outcomes.js';
 
-export type RecipientState = 'pending' | 'sent' | 'failed';
+/** suppressed: skipped, its address suppressed for the tenant (no attempt, no DSN; a `suppressed` event). */
+export type RecipientState = 'pending' | 'sent' | 'failed' | 'suppressed';
 
 export interface QueuedRecipient {
   readonly address: string;
@@ -58,7 +59,7 @@ export function isQueuedMessage(value: unknown): value is QueuedMessage {
       (r: unknown) =>
         !!r &&
         typeof (r as QueuedRecipient).address === 'string' &&
-        ['pending', 'sent', 'failed'].includes((r as QueuedRecipient).status),
+        ['pending', 'sent', 'failed', 'suppressed'].includes((r as QueuedRecipient).status),
     )
   );
 }

@@ -17,6 +17,7 @@ import { DueTimes } from './due-times.js';
 import { factsOf, pendingRecipients, type QueuedMessage } from './entry.js';
 import { FreshBodies } from './fresh-bodies.js';
 import { Pacing, type PacingFleet } from './pacing.js';
+import type { SuppressionStore } from '../suppression/store.js';
 import { Fifo } from './fifo.js';
 import { type BudgetHold, holdUntil, type Placement, placementOf, slotsOf } from './placement.js';
 import { logRecovered } from './recovery.js';
@@ -34,6 +35,8 @@ export interface SchedulerDeps {
   readonly logger: Logger;
   /** The platform's tenants, for queued mail of a tenant the config files do not list. */
   readonly platform?: () => PlatformTenants | undefined;
+  /** Addresses each tenant's mail does not go to (absent: none are). */
+  readonly suppression?: SuppressionStore;
   /** Where the relays of a fleet share the cool-downs providers asked for (absent: this relay paces alone). */
   readonly pacingFleet?: PacingFleet;
   /** Milliseconds since the epoch; tests pass a fake clock. */

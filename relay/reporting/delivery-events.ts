@@ -127,6 +127,7 @@ function ofMessage(m: MessageFacts, at: number) {
 }
 
 function typeOf(o: RecipientOutcome, expired: boolean): DeliveryEventType {
+  if (o.suppressed) return 'suppressed';
   if (o.status === 'sent') return 'delivered';
   if (o.status === 'perm') return 'bounced';
   return expired ? 'expired' : 'deferred';

@@ -1,9 +1,9 @@
 // The message trace as it is read: what a query asks for and what it answers, from the store of this
 // process (TraceStore.find) or, without writing, from the stores the relay keeps (one per worker), as
 // `tenant-relay trace` and the workers' primary read them.
-import { createRequire } from 'node:module';
 import type { DatabaseSync } from 'node:sqlite';
 import type { DeliveryMode } from '../types.js';
+import { sqlite } from '../sqlite.js';
 import type { DeliveryEvent } from './delivery-events.js';
 
 export interface TracedEvent {
@@ -19,7 +19,7 @@ export interface TracedEvent {
 }
 
 /** What became of a message, from its latest event: the words a support desk searches by. */
-export const TRACE_STATUSES = ['queued', 'held', 'deferred', 'delivered', 'bounced', 'expired', 'deleted'] as const;
+export const TRACE_STATUSES = ['queued', 'held', 'deferred', 'delivered', 'bounced', 'expired', 'deleted', 'suppressed'] as const;
 export type TraceStatus = (typeof TRACE_STATUSES)[number];
 export const STATUS_OF_EVENT: Readonly<Record<DeliveryEvent['type'], TraceStatus>> = {
   accepted: 'queued',
@@ -29,9 +29,10 @@ export const STATUS_OF_EVENT: Readonly<Record<DeliveryEvent['type'], TraceStatus
   bounced: 'bounced',
   expired: 'expired',
   deleted: 'deleted',
+  suppressed: 'suppressed',
 };
 /** Of events at the same moment, the later here is the message's status (a bounce needs a look most). */
-export const STATUS_RANK = ',queued,delivered,held,deferred,deleted,expired,bounced,';
+export const STATUS_RANK = ',queued,delivered,suppressed,held,deferred,deleted,expired,bounced,';
 
 export interface TracedMessage {
   readonly queueId: string;
@@ -52,10 +53,7 @@ export type TraceQuery = { readonly queueId: string } | { readonly messageId: st
 
 export type Row = Record<string, string | number | null>;
 
-/** node:sqlite, loaded when a store is opened: Node 22 prints an experimental warning as it loads. */
-export function sqlite(): typeof import('node:sqlite') {
-  return createRequire(import.meta.url)('node:sqlite') as typeof import('node:sqlite');
-}
+export { sqlite } from '../sqlite.js';
 
 /** Reads the stores the relay keeps (one per worker), without writing to them: newest messages first. */
 export function findInTraces(files: readonly string[], query: TraceQuery, limit = 50, tenant?: string): TracedMessage[] {

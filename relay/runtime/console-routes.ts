@@ -17,6 +17,7 @@ import { QueueRequests } from '../queue/requests.js';
 import { REQUEST_KINDS, type RequestKind } from '../queue/spool-layout.js';
 import { TRACE_STATUSES, type TracedMessage, type TraceStatus } from '../reporting/trace-read.js';
 import { type MessageSearch, parseCursor, type SearchPage } from '../reporting/trace-search.js';
+import { suppressionOf, type SuppressionStore } from '../suppression/store.js';
 import { sampleSender, sendSample } from './send-sample.js';
 
 export interface ConsoleBackend {
@@ -35,6 +36,8 @@ export interface ConsoleBackend {
   /** Where the first SMTP listener is bound (a send-test goes through it). */
   smtpPort(): number | undefined;
   sendTestOutcome(token: string): Promise<SendTestRecord | undefined>;
+  /** Addresses each tenant's mail does not go to. */
+  suppression(): SuppressionStore;
 }
 
 const MAX_LIMIT = 200;
@@ -49,6 +52,8 @@ export function consoleRoutes(b: ConsoleBackend): OpsRoute[] {
     { path: '/api/queue', scope: 'queue', methods: ['GET'], handle: (req) => queue(b, req) },
     { path: '/api/queue/', scope: 'queue', methods: ['POST'], handle: (req) => act(b, req) },
     { path: '/api/send-test', scope: 'queue', methods: ['POST'], handle: (req) => sendTest(b, req) },
+    { path: '/api/suppressions', scope: 'queue', methods: ['GET', 'POST'], handle: (req) => suppressions(b, req) },
+    { path: '/api/suppressions/remove', scope: 'queue', methods: ['POST'], handle: (req) => unsuppress(b, req) },
     { path: '/api/send-test/', scope: 'queue', methods: ['GET'], handle: (req) => sendTestOutcome(b, req) },
   ];
 }
@@ -148,6 +153,43 @@ async function sendTestOutcome(b: ConsoleBackend, req: OpsRequest): Promise<OpsA
   // Its own tenant's only: a token of another tenant is told nothing, not even that it exists.
   if (!found || (req.access.tenant !== undefined && found.tenant !== req.access.tenant)) return { status: 404, body: { pending: true } };
   return { status: 200, body: found };
+}
+
+/**
+ * A tenant's suppressed addresses (GET, a page at a time), or one added by hand (POST {tenant, address,
+ * reason, days}). A tenant's token: its own tenant's, whatever it names.
+ */
+async function suppressions(b: ConsoleBackend, req: OpsRequest): Promise<OpsAnswer> {
+  const now = Date.now();
+  if (req.method === 'GET') {
+    const tenant = req.access.tenant ?? req.query.get('tenant') ?? undefined;
+    const after = req.query.get('after') ?? undefined;
+    const limit = Math.min(MAX_LIMIT, Math.max(1, Number(req.query.get('limit') ?? 100) || 100));
+    const entries = await b.suppression().list({ ...(tenant !== undefined ? { tenant } : {}), ...(after ? { after } : {}), limit, now });
+    const last = entries.at(-1);
+    return { status: 200, body: { suppressions: entries, ...(entries.length === limit && last ? { next: tenant !== undefined ? last.address : `${last.tenant} ${last.address}` } : {}) } };
+  }
+  const body = (req.body ?? {}) as { tenant?: unknown; address?: unknown; reason?: unknown; days?: unknown };
+  const tenant = req.access.tenant ?? (typeof body.tenant === 'string' ? body.tenant : undefined);
+  if (tenant === undefined || (tenant !== '' && !b.config().directory.byId(tenant))) return { status: 404, body: { error: 'no such tenant' } };
+  if (typeof body.address !== 'string' || !/^[^\s@<>,;]{1,64}@[^\s@<>,;]{1,255}$/.test(body.address)) return bad('address must be one address, like someone@example.com');
+  const days = body.days === undefined ? undefined : Number(body.days);
+  if (days !== undefined && !(days > 0 && days <= 3650)) return bad('days must be a number from 1 to 3650');
+  const expiresAt = now + (days !== undefined ? days * 86_400_000 : suppressionOf(b.config(), tenant || null).expiryMs);
+  const reason = typeof body.reason === 'string' && body.reason.trim() ? body.reason : 'added by hand';
+  const by = `console: ${req.access.by ?? 'open'}`;
+  await b.suppression().add({ tenant, address: body.address, reason: sanitizeUpstreamText(`${reason} (${by})`, 300), source: 'hand', at: now, expiresAt });
+  b.logger.info({ event: 'console-action', action: 'suppress', tenant, address: body.address.toLowerCase(), by });
+  return { status: 200, body: { suppressed: body.address.toLowerCase(), until: new Date(expiresAt).toISOString() } };
+}
+
+async function unsuppress(b: ConsoleBackend, req: OpsRequest): Promise<OpsAnswer> {
+  const body = (req.body ?? {}) as { tenant?: unknown; address?: unknown };
+  const tenant = req.access.tenant ?? (typeof body.tenant === 'string' ? body.tenant : undefined);
+  if (tenant === undefined || typeof body.address !== 'string') return bad('tenant and address are required');
+  const removed = await b.suppression().remove(tenant, body.address);
+  b.logger.info({ event: 'console-action', action: 'unsuppress', tenant, address: body.address.toLowerCase().slice(0, 320), by: `console: ${req.access.by ?? 'open'}`, removed });
+  return { status: removed ? 200 : 404, body: { removed } };
 }
 
 /** What the console shows of a queued message: where it stands, why it waits, until when. */

@@ -7,6 +7,7 @@ import type { SendTests } from '../observe/send-tests.js';
 import type { Readiness } from '../ops/http.js';
 import type { RelayMetrics } from '../ops/metrics.js';
 import type { TraceStore } from '../reporting/trace-store.js';
+import type { SuppressionStore } from '../suppression/store.js';
 import type { Drain } from './drain.js';
 import { type OpsBackend, renderedOnce } from './ops-routes.js';
 
@@ -22,6 +23,7 @@ export interface LocalParts {
   readonly applyRequests: () => Promise<void>;
   /** Where the first SMTP listener is bound. */
   readonly smtpPort: () => number | undefined;
+  readonly suppression: SuppressionStore;
 }
 
 export function localBackend(p: LocalParts): OpsBackend {
@@ -47,6 +49,7 @@ export function localBackend(p: LocalParts): OpsBackend {
       config: p.config,
       smtpPort: p.smtpPort,
       sendTestOutcome: (token) => p.sendTests.get(token),
+      suppression: () => p.suppression,
     },
   };
 }

@@ -13,6 +13,9 @@ import type { PacingFleet } from '../queue/pacing.js';
 import { connectRedis } from '../redis.js';
 import { sign, verify } from '../signed.js';
 import { SharedPacing } from './shared-pacing.js';
+import { LocalSuppressions } from '../suppression/local-store.js';
+import { RedisSuppressions } from '../suppression/redis-store.js';
+import type { SuppressionStore } from '../suppression/store.js';
 import { InvalidationWindow } from '../tenancy/invalidations.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
 
@@ -21,6 +24,8 @@ export interface SharedState {
   readonly outcomes?: SharedOutcomes;
   /** The cool-downs providers asked for, shared by the fleet (absent without a store). */
   readonly pacing?: PacingFleet;
+  /** Addresses each tenant's mail does not go to: in Redis, else in a file beside the spool. */
+  readonly suppression: SuppressionStore;
   /** 1 while limits are counted in Redis, 0 while this process counts alone; undefined without a store. */
   limitsShared(): number | undefined;
   /** A reloaded config: a rotated Redis password is used from the next connection on. */
@@ -37,13 +42,16 @@ export interface SharedStateDeps {
   readonly limitShare: number;
   /** Where the count of relays is remembered across a restart. */
   readonly stateFile: string;
+  /** Where suppressions are kept without Redis (beside the spool root, shared by workers). */
+  readonly suppressionFile: string;
 }
 
 export function sharedState(config: Config, deps: SharedStateDeps): SharedState {
   const settings = config.limits.redis;
   if (!settings) {
     if (deps.limitShare < 1) deps.logger.info({ event: 'limits-per-worker', share: deps.limitShare }, 'no limits.store: each worker counts its share of every limit in its own memory');
-    return { limiter: new MemoryLimiter(deps.limitShare), limitsShared: () => undefined, apply: () => {}, close: () => {} };
+    const suppression = new LocalSuppressions(deps.suppressionFile);
+    return { limiter: new MemoryLimiter(deps.limitShare), suppression, limitsShared: () => undefined, apply: () => {}, close: () => suppression.close() };
   }
   const { logger } = deps;
   const { signingKey } = settings;
@@ -73,6 +81,7 @@ export function sharedState(config: Config, deps: SharedStateDeps): SharedState 
     limiter,
     outcomes,
     pacing,
+    suppression: new RedisSuppressions(redis, settings),
     limitsShared: () => (limiter.shared ? 1 : 0),
     apply: (next) => {
       const url = next.limits.redis?.url;

@@ -51,6 +51,7 @@ import { readinessOf } from './readiness.js';
 import { reloadFrom, restartNeeded, watchFile, watchTenantFiles } from './reload.js';
 import { type RelayRole, settingsOf } from './role.js';
 import { sharedState } from './shared-state.js';
+import { suppressionFileOf } from '../suppression/open.js';
 
 export interface RelayOptions {
   readonly logger: Logger;
@@ -121,7 +122,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   let platformTenants = platformFor(initial);
   const platform = () => platformTenants;
   // Limits, send-test outcomes and tenant invalidations: in Redis with limits.store.redis, else here.
-  const shared = parts.add(sharedState(initial, { logger, metrics, config, platform, limitShare: role.limitShare, stateFile: spool.layout.relaysSeenFile }));
+  const shared = parts.add(sharedState(initial, { logger, metrics, config, platform, limitShare: role.limitShare, stateFile: spool.layout.relaysSeenFile, suppressionFile: suppressionFileOf(initial) }));
   sendTests.shared = shared.outcomes;
   // Delivery events and the trace watch the path from the first message on, recovered ones included.
   const reporter = parts.add(new Reporter({ config, outcomes, logger, metrics, disk, eventsDir: (name) => spool.layout.eventsDir(name), traceFile: spool.layout.traceFile }));
@@ -136,7 +137,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     ),
   );
   const upstreams = { pools, capabilities: new UpstreamCapabilities(initial.hostname) };
-  const scheduler = new Scheduler({ spool, requests: new QueueRequests(spool.layout), config, upstreams, limiter: shared.limiter, ...(shared.pacing ? { pacingFleet: shared.pacing } : {}), outcomes, logger, platform });
+  const scheduler = new Scheduler({ spool, requests: new QueueRequests(spool.layout), config, upstreams, limiter: shared.limiter, suppression: shared.suppression, ...(shared.pacing ? { pacingFleet: shared.pacing } : {}), outcomes, logger, platform });
   await scheduler.start({ timers: options.schedulerTimers ?? true }).catch((err: unknown) => {
     throw spoolFailed(err, spool.layout.root);
   });
@@ -166,7 +167,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   const addresses: { host: string; port: number }[] = [];
   let opsPort: number | undefined;
   try {
-    const deps = { config, staging: new Staging(spool.layout.tmpDir), spool, scheduler, upstreams, disk, limiter: shared.limiter, outcomes, draining: () => drain.draining, logger, platform };
+    const deps = { config, staging: new Staging(spool.layout.tmpDir), spool, scheduler, upstreams, disk, limiter: shared.limiter, suppression: shared.suppression, outcomes, draining: () => drain.draining, logger, platform };
     for (const [i, listener] of (role.listen ? initial.listen : []).entries()) {
       const server = createInboundServer(listener, deps);
       parts.add({ apply: (next) => server.apply(next), close: () => server.close(0) });
@@ -179,7 +180,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       );
     }
     if (initial.ops.enabled && role.ops) {
-      const backend = localBackend({ metrics, readiness, sendTests, drain, config, logger, trace: reporter.trace, applyRequests: () => scheduler.applyRequestsNow(), smtpPort: () => addresses[0]?.port });
+      const backend = localBackend({ metrics, readiness, sendTests, drain, config, logger, trace: reporter.trace, applyRequests: () => scheduler.applyRequestsNow(), smtpPort: () => addresses[0]?.port, suppression: shared.suppression });
       const tlsFiles = initial.ops.tls && { ...initial.ops.tls, name: 'ops' };
       const tls = readCertificate(tlsFiles);
       const ops = await startOpsServer({ host: initial.ops.host, port: initial.ops.port, ...(tls ? { tls: { key: tls.key, cert: tls.cert } } : {}) }, opsRoutes(backend), () => current.ops).catch((err: unknown) => {

@@ -9,6 +9,8 @@ import type { Logger } from '../log.js';
 import type { SendTestRecord } from '../observe/send-tests.js';
 import { SpoolLayout } from '../queue/spool-layout.js';
 import type { TraceQuery } from '../reporting/trace-read.js';
+import { openSuppressions } from '../suppression/open.js';
+import type { SuppressionStore } from '../suppression/store.js';
 import type { DrainStatus } from './drain.js';
 import { ask, type Question } from './ipc.js';
 import { type OpsBackend, renderedOnce } from './ops-routes.js';
@@ -29,6 +31,7 @@ export function workersBackend(view: WorkersView): OpsBackend {
   const aggregator = new prometheus.AggregatorRegistry();
   const root = view.config().delivery.spool.path;
   const everyWorker = async (question: Question) => (await ask(view.workers(), question)) as DrainStatus[];
+  let suppressions: SuppressionStore | undefined;
   // Kept by whichever worker the message went through.
   const sendTest = async (token: string) => ((await ask(view.workers(), { what: 'send-test', token })).find((a) => a !== null) as SendTestRecord | undefined) ?? undefined;
   return {
@@ -61,6 +64,8 @@ export function workersBackend(view: WorkersView): OpsBackend {
       // The workers share the configured port.
       smtpPort: () => view.config().listen[0]?.port,
       sendTestOutcome: sendTest,
+      // Opened when first asked for: the primary takes no mail itself.
+      suppression: () => (suppressions ??= openSuppressions(view.config(), view.logger).store),
     },
   };
 }

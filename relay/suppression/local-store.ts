@@ -1,0 +1,96 @@
+// Suppressions in a SQLite file beside the spool (suppressions.db, private): one relay, or its workers,
+// which share the file (SQLite's WAL lets them). A lookup is one key read, a few microseconds whatever
+// the size; what has expired is skipped at once and deleted hourly.
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import path from 'node:path';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { sanitizeUpstreamText } from '../errors.js';
+import { PRIVATE_DIR, PRIVATE_FILE } from '../private-files.js';
+import { sqlite } from '../sqlite.js';
+import { MAX_ADDRESS, MAX_REASON, type Suppression, type SuppressionSource, type SuppressionStore } from './store.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS suppressions (
+  tenant TEXT NOT NULL,
+  address TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  source TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (tenant, address)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS suppressions_by_expiry ON suppressions (expires_at);
+`;
+const PRUNE_MS = 3_600_000;
+
+type Row = Record<string, string | number | null>;
+
+export class LocalSuppressions implements SuppressionStore {
+  readonly #db: DatabaseSync;
+  readonly #get: StatementSync;
+  readonly #put: StatementSync;
+  readonly #delete: StatementSync;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(file: string) {
+    const { DatabaseSync } = sqlite();
+    mkdirSync(path.dirname(file), { recursive: true, mode: PRIVATE_DIR });
+    closeSync(openSync(file, 'a', PRIVATE_FILE));
+    this.#db = new DatabaseSync(file);
+    this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000;');
+    this.#db.exec(SCHEMA);
+    this.#get = this.#db.prepare('SELECT * FROM suppressions WHERE tenant = ? AND address = ? AND expires_at > ?');
+    this.#put = this.#db.prepare(
+      `INSERT INTO suppressions (tenant, address, reason, source, at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (tenant, address) DO UPDATE SET reason = excluded.reason, source = excluded.source, at = excluded.at, expires_at = max(expires_at, excluded.expires_at)`,
+    );
+    this.#delete = this.#db.prepare('DELETE FROM suppressions WHERE tenant = ? AND address = ?');
+    this.#timer = setInterval(() => this.#prune(), PRUNE_MS);
+    this.#timer.unref();
+  }
+
+  async check(tenant: string, addresses: readonly string[], now: number): Promise<Map<string, Suppression>> {
+    const found = new Map<string, Suppression>();
+    for (const a of addresses) {
+      const address = a.toLowerCase();
+      const row = this.#get.get(tenant, address, now) as Row | undefined;
+      if (row) found.set(address, entryOf(row));
+    }
+    return found;
+  }
+
+  async add(e: Suppression): Promise<void> {
+    this.#put.run(e.tenant, e.address.toLowerCase().slice(0, MAX_ADDRESS), sanitizeUpstreamText(e.reason, MAX_REASON), e.source, e.at, e.expiresAt);
+  }
+
+  async remove(tenant: string, address: string): Promise<boolean> {
+    return Number(this.#delete.run(tenant, address.toLowerCase()).changes) > 0;
+  }
+
+  async list(o: { tenant?: string; after?: string; limit: number; now: number }): Promise<Suppression[]> {
+    // Every tenant's: `after` is the last one's "tenant address".
+    const [afterTenant = '', afterAddress = ''] = o.tenant === undefined ? (o.after ?? '').split(' ') : [o.tenant, o.after ?? ''];
+    const rows =
+      o.tenant === undefined
+        ? this.#db.prepare('SELECT * FROM suppressions WHERE (tenant, address) > (?, ?) AND expires_at > ? ORDER BY tenant, address LIMIT ?').all(afterTenant, afterAddress, o.now, o.limit)
+        : this.#db.prepare('SELECT * FROM suppressions WHERE tenant = ? AND address > ? AND expires_at > ? ORDER BY address LIMIT ?').all(o.tenant, afterAddress, o.now, o.limit);
+    return (rows as Row[]).map(entryOf);
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    if (this.#db.isOpen) this.#db.close();
+  }
+
+  #prune(): void {
+    try {
+      this.#db.prepare('DELETE FROM suppressions WHERE expires_at <= ?').run(Date.now());
+    } catch {
+      // Busy (another worker): the next hour.
+    }
+  }
+}
+
+function entryOf(r: Row): Suppression {
+  return { tenant: String(r.tenant), address: String(r.address), reason: String(r.reason), source: String(r.source) as SuppressionSource, at: Number(r.at), expiresAt: Number(r.expires_at) };
+}

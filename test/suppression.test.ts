@@ -1,0 +1,181 @@
+// Suppression per tenant: an address whose mailbox refused mail for good (user unknown, mailbox disabled;
+// a declared table, not every 5xx) is not sent to again by that tenant until the entry expires; other
+// tenants are unaffected. A suppressed recipient is skipped and reported (default) or refused at RCPT.
+// Shared through Redis by a fleet; an entry nobody signed is ignored.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import { findInTraces } from '../relay/reporting/trace-read.js';
+import { mailboxGone } from '../relay/suppression/mailbox-gone.js';
+import { LocalSuppressions } from '../relay/suppression/local-store.js';
+import { runCli } from './helpers/cli.js';
+import { queuedId, replyOf, sendThrough, startFileRelay, startTestRelay, type TestRelay } from './helpers/relay.js';
+import { needRedis, startRedis, type TestRedis } from './helpers/redis.js';
+import { startUpstream, type Upstream } from './helpers/upstream.js';
+import { until } from './helpers/wait.js';
+
+t.test('which permanent failures suppress the address: the mailbox will not take mail, nothing else', async (t) => {
+  const cases: [string, { code: number; enhanced?: string; text: string } | undefined, boolean][] = [
+    ['Postfix user unknown', { code: 550, enhanced: '5.1.1', text: '<x@example.com>: Recipient address rejected: User unknown in virtual mailbox table' }, true],
+    ['Exchange recipient not found', { code: 550, enhanced: '5.1.1', text: 'RESOLVER.ADR.RecipNotFound; not found' }, true],
+    ['Gmail account disabled', { code: 550, enhanced: '5.2.1', text: 'The email account that you tried to reach is disabled.' }, true],
+    ['null MX', { code: 556, enhanced: '5.1.10', text: 'Recipient address has null MX' }, true],
+    ['no enhanced code, "No such user"', { code: 550, text: 'No such user here' }, true],
+    ['policy refusal', { code: 550, enhanced: '5.7.1', text: 'Message rejected as spam' }, false],
+    ['mailbox full', { code: 552, enhanced: '5.2.2', text: 'Mailbox full' }, false],
+    ['message too big', { code: 552, enhanced: '5.3.4', text: 'Message too big' }, false],
+    ['a temporary user unknown', { code: 450, enhanced: '4.1.1', text: 'User unknown (try later)' }, false],
+    ['no reply at all', undefined, false],
+  ];
+  for (const [name, said, gone] of cases) t.equal(mailboxGone(said), gone, name);
+});
+
+t.test('an entry lasts until it expires, per tenant', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-suppress-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const store = new LocalSuppressions(path.join(dir, 'suppressions.db'));
+  t.teardown(() => store.close());
+  await store.add({ tenant: 'acme', address: 'Gone@Example.com', reason: '550 5.1.1 User unknown', source: 'bounce', at: 0, expiresAt: 1000 });
+  t.same([...(await store.check('acme', ['GONE@example.com', 'ok@example.com'], 500)).keys()], ['gone@example.com'], 'any case');
+  t.same([...(await store.check('beta', ['gone@example.com'], 500)).keys()], [], "another tenant's list is its own");
+  t.same([...(await store.check('acme', ['gone@example.com'], 1000)).keys()], [], 'expired');
+  t.equal((await store.list({ tenant: 'acme', limit: 10, now: 500 })).length, 1);
+  t.ok(await store.remove('acme', 'GONE@example.com'));
+  t.equal(fs.statSync(path.join(dir, 'suppressions.db')).mode & 0o777, 0o600, 'private');
+});
+
+interface Setup {
+  readonly upstream: Upstream;
+  readonly relays: TestRelay[];
+  /** Every RCPT TO the smarthost was given (a refused one never reaches DATA). */
+  readonly rcpts: string[];
+}
+
+/** Relays (queue mode, scheduler by hand) whose smarthost refuses gone@ for good; acme's settings as given. */
+async function setup(t: Test, o: { relays?: number; redis?: TestRedis; acme?: string } = {}): Promise<Setup> {
+  const rcpts: string[] = [];
+  const upstream = await startUpstream({
+    rcpt: (a) => {
+      rcpts.push(a);
+      return a.startsWith('gone@') ? [550, '5.1.1 <gone@example.com>: Recipient address rejected: User unknown'] : undefined;
+    },
+  });
+  t.teardown(() => upstream.close());
+  const relays: TestRelay[] = [];
+  for (let i = 0; i < (o.relays ?? 1); i++) {
+    const relay = await startTestRelay(
+      `
+delivery: { mode: queue, spool: { path: \${SPOOL} } }
+smarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }
+${o.redis ? `limits: { store: { redis: { url: "${o.redis.url}", signingKey: "shared-signing-key-of-the-test-fleet-0123" } } }` : ''}
+tenants:
+  - { id: acme, match: { domains: [acme.test] }${o.acme ? `, suppression: { ${o.acme} }` : ''} }
+  - { id: beta, match: { domains: [beta.test] } }
+`,
+      {},
+      { manualScheduler: true },
+    );
+    t.teardown(() => relay.close());
+    relays.push(relay);
+  }
+  return { upstream, relays, rcpts };
+}
+
+t.test("after a user-unknown bounce, the tenant's next message skips that address and reports it; other tenants still send", async (t) => {
+  const { upstream, relays, rcpts } = await setup(t);
+  const [relay] = relays as [TestRelay];
+  await sendThrough(relay.port, { from: 'app@acme.test', to: 'gone@example.com' });
+  await relay.relay.scheduler.runDue();
+  const id = queuedId((await sendThrough(relay.port, { from: 'app@acme.test', to: ['gone@example.com', 'ok@example.com'] })).response);
+  await sendThrough(relay.port, { from: 'app@beta.test', to: 'gone@example.com' });
+  await relay.relay.scheduler.runDue();
+  await relay.relay.scheduler.runDue();
+  t.equal(rcpts.filter((r) => r === 'gone@example.com').length, 2, "two tries in all: acme's bounce, and beta's (its own list is empty); acme's second message did not try");
+  t.ok(rcpts.includes('ok@example.com'), "acme's other recipient went");
+  t.match(relay.logs.find((l) => l.event === 'delivery-attempt' && l.id === id)?.recipients, [{ rcpt: 'ok@example.com' }, { rcpt: 'gone@example.com', reply: /^550 5\.1\.1 Recipient address is suppressed for this sender \(bounce: 550 5\.1\.1 .*User unknown\)/ }]);
+  t.equal(upstream.received.filter((m) => m.mailFrom === '' && m.rcptTo.includes('app@acme.test')).length, 1, "a DSN for acme's bounce only: none for the skipped recipient");
+  const typeOf = () => findInTraces([path.join(relay.spoolDir, 'trace.db')], { queueId: id })[0]?.events.find((e) => e.recipient === 'gone@example.com' && e.type !== 'accepted')?.type;
+  t.ok(await until(() => typeOf() === 'suppressed', 3000), 'a suppressed event (in the trace, and to webhooks)');
+});
+
+t.test('with action: refuse, the suppressed address is refused at RCPT (550 5.1.1); the rest of the message goes', async (t) => {
+  const { relays } = await setup(t, { acme: 'action: refuse' });
+  const [relay] = relays as [TestRelay];
+  await sendThrough(relay.port, { from: 'app@acme.test', to: 'gone@example.com' });
+  await relay.relay.scheduler.runDue();
+  t.match(await replyOf(sendThrough(relay.port, { from: 'app@acme.test', to: 'gone@example.com' })), /^550 5\.1\.1 Recipient address is suppressed for this sender/);
+  t.equal(await replyOf(sendThrough(relay.port, { from: 'app@beta.test', to: 'gone@example.com' })), 'resolved', 'another tenant is not refused');
+});
+
+t.test('a fleet of three relays on one Redis: a bounce on one, and the others do not try the address again; a forged entry is ignored', needRedis, async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.close());
+  const { relays, rcpts } = await setup(t, { relays: 3, redis });
+  const [a, b, c] = relays as [TestRelay, TestRelay, TestRelay];
+  // Someone who can write to Redis but has no signing key: a suppression of acme's ok@ address.
+  await redis.client.set('tenant-relay:suppress:acme:ok@example.com', `${'A'.repeat(43)}.${JSON.stringify({ tenant: 'acme', address: 'ok@example.com', reason: 'forged', source: 'hand', at: 0, expiresAt: Date.now() + 86_400_000 })}`);
+  await sendThrough(a.port, { from: 'app@acme.test', to: 'gone@example.com' });
+  await a.relay.scheduler.runDue();
+  t.ok(await until(async () => (await redis.client.keys('tenant-relay:suppress:acme:gone@example.com')).length === 1, 2000), 'suppressed in Redis');
+  t.ok((await redis.client.pttl('tenant-relay:suppress:acme:gone@example.com')) > 29 * 86_400_000, 'for 30 days (the default), then Redis drops it');
+  for (const r of [b, c]) {
+    await sendThrough(r.port, { from: 'app@acme.test', to: ['gone@example.com', 'ok@example.com'] });
+    await r.relay.scheduler.runDue();
+  }
+  t.equal(rcpts.filter((r) => r === 'gone@example.com').length, 1, 'one try in the fleet: the bounce');
+  t.equal(rcpts.filter((r) => r === 'ok@example.com').length, 2, 'the forged entry held nothing');
+});
+
+t.test('by hand: tenant-relay suppression add, list, export and remove, on the store the running relay reads', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-suppress-cli-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const rcpts: string[] = [];
+  const upstream = await startUpstream({ rcpt: (a) => void rcpts.push(a) });
+  t.teardown(() => upstream.close());
+  const relay = await startFileRelay(dir, `delivery: { mode: queue, spool: { path: ${dir}/spool } }\nsmarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }\ntenants:\n  - { id: acme, match: { domains: [acme.test] } }\n`);
+  t.teardown(() => relay.close());
+  const cli = (...args: string[]) => runCli(['suppression', ...args, '--config', relay.configFile]);
+  t.match((await cli('add', '--tenant', 'acme', '--address', 'Pat@Example.com', '--reason', 'asked to stop', '--days', '7')).stdout, /^suppressed Pat@Example\.com for acme until /);
+  t.match((await cli('list', '--tenant', 'acme')).stdout, /^pat@example\.com {2}hand {2}since .* {2}asked to stop$/m);
+  t.match(JSON.parse((await cli('export')).stdout.trim()), { tenant: 'acme', address: 'pat@example.com', source: 'hand' });
+  await sendThrough(relay.port, { from: 'app@acme.test', to: ['pat@example.com', 'kim@example.com'] });
+  await relay.relay.scheduler.runDue();
+  t.same(rcpts, ['kim@example.com'], 'the running relay skips it');
+  t.equal((await cli('remove', '--tenant', 'acme', '--address', 'pat@example.com')).code, 0);
+  t.equal((await cli('remove', '--tenant', 'acme', '--address', 'pat@example.com')).code, 1, 'nothing left to remove');
+  t.equal((await cli('add', '--tenant', 'acme')).code, 2, 'usage');
+});
+
+t.test("the console's API: a tenant's token lists and changes its own tenant's list only", async (t) => {
+  const upstream = await startUpstream();
+  t.teardown(() => upstream.close());
+  const relay = await startTestRelay(
+    `ops:
+  port: 0
+  tokens:
+    - { token: desk-token-0123456789abcdef, scopes: [queue], name: desk }
+    - { token: acme-token-0123456789abcdef, scopes: [queue], tenant: acme }
+delivery: { mode: queue, spool: { path: \${SPOOL} } }
+smarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }
+tenants:
+  - { id: acme, match: { domains: [acme.test] } }
+  - { id: beta, match: { domains: [beta.test] } }
+`,
+    {},
+    { manualScheduler: true },
+  );
+  t.teardown(() => relay.close());
+  const api = async (p: string, token: string, body?: unknown) => {
+    const res = await fetch(`http://127.0.0.1:${relay.relay.opsPort}${p}`, { method: body ? 'POST' : 'GET', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  t.equal((await api('/api/suppressions', 'desk-token-0123456789abcdef', { tenant: 'beta', address: 'x@example.com' })).status, 200);
+  t.equal((await api('/api/suppressions', 'acme-token-0123456789abcdef', { tenant: 'beta', address: 'y@example.com' })).status, 200, 'added, to its own tenant');
+  const listed = async (token: string, q = '') => ((await api(`/api/suppressions${q}`, token)).body.suppressions as { tenant: string; address: string }[]).map((s) => `${s.tenant}:${s.address}`);
+  t.same(await listed('acme-token-0123456789abcdef', '?tenant=beta'), ['acme:y@example.com'], "its own, whatever it asks for");
+  t.same((await listed('desk-token-0123456789abcdef')).sort(), ['acme:y@example.com', 'beta:x@example.com']);
+  t.equal((await api('/api/suppressions/remove', 'acme-token-0123456789abcdef', { tenant: 'beta', address: 'x@example.com' })).status, 404, "beta's entry: not its to remove");
+  t.same((await listed('desk-token-0123456789abcdef', '?tenant=beta')), ['beta:x@example.com']);
+  t.match(relay.logs.find((l) => l.event === 'console-action' && l.action === 'suppress'), { tenant: 'beta', address: 'x@example.com', by: 'console: desk' });
+});
