@@ -65,6 +65,7 @@ export function buildConfig(raw: RawConfig, { source, secretFiles }: ConfigOrigi
     tenantFiles: Object.freeze(raw.tenantFiles.map((f) => path.resolve(f))),
     ...(raw.tenantSource ? { tenantSource: buildTenantSource(raw.tenantSource, problems) } : {}),
     ...(raw.events.webhook ? { webhook: buildWebhook(raw.events.webhook, ['events', 'webhook'], problems) } : {}),
+    providerEvents: deepFreeze({ ...(raw.providerEvents.mailgun ? { mailgun: raw.providerEvents.mailgun } : {}), ...(raw.providerEvents.sendgrid ? { sendgrid: { publicKey: raw.providerEvents.sendgrid.publicKey.replace(/\s+/g, '') } } : {}) }),
     suppression: Object.freeze({ enabled: raw.suppression.enabled, expiryMs: Math.round(raw.suppression.expiryDays * 86_400_000), action: raw.suppression.action }),
     trace: Object.freeze({ enabled: raw.trace.enabled, retentionMs: Math.round(raw.trace.retentionDays * 86_400_000), maxBytes: Math.round(raw.trace.maxMegabytes * 1024 * 1024) }),
   });

@@ -141,6 +141,17 @@ export const configSchema = z.strictObject({
   // Addresses a tenant's mail does not go to after their mailbox refused it for good (user unknown,
   // mailbox disabled), or by hand: per tenant, in Redis with limits.store.redis, else beside the spool.
   suppression: suppressionSettings,
+  // Event webhooks of the platform's smarthost provider, taken on the ops listener (open: each request is
+  // checked by the provider's own signature): a bounce or complaint there suppresses the address and
+  // becomes a delivery event of the message it is about. Use ${ENV} or ${file:/path}.
+  providerEvents: z
+    .strictObject({
+      // POST /provider-events/mailgun: the account's HTTP webhook signing key.
+      mailgun: z.strictObject({ signingKey: z.string().min(16) }).optional(),
+      // POST /provider-events/sendgrid: the signed Event Webhook's verification key (base64, as shown).
+      sendgrid: z.strictObject({ publicKey: z.string().regex(/^[A-Za-z0-9+/=\s]{60,400}$/, 'must be the base64 verification key SendGrid shows') }).optional(),
+    })
+    .prefault({}),
   // A local record of recent messages and their attempts, for `tenant-relay trace` and GET /trace.
   trace: z
     .strictObject({

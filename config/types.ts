@@ -238,6 +238,7 @@ export interface Config {
   readonly webhook?: WebhookSettings;
   readonly trace: TraceSettings;
   readonly suppression: SuppressionSettings;
+  readonly providerEvents: { readonly mailgun?: { readonly signingKey: string }; readonly sendgrid?: { readonly publicKey: string } };
 }
 
 /** Where limits are counted: Redis shared by every process and replica, or (absent) each process's memory. */

@@ -15,7 +15,7 @@ export const DELIVERY_MODES = ['queue', 'passthrough'] as const;
 export type DeliveryMode = (typeof DELIVERY_MODES)[number];
 
 /** What became of a message, as delivery events tell the platform. */
-export const DELIVERY_EVENT_TYPES = ['accepted', 'held', 'delivered', 'deferred', 'bounced', 'expired', 'deleted', 'suppressed'] as const;
+export const DELIVERY_EVENT_TYPES = ['accepted', 'held', 'delivered', 'deferred', 'bounced', 'expired', 'deleted', 'suppressed', 'complained'] as const;
 export type DeliveryEventType = (typeof DELIVERY_EVENT_TYPES)[number];
 
 /** What a message gets when the platform's DKIM signature cannot be made. */

@@ -91,6 +91,10 @@ export const Replies = {
   // A recipient whose address is suppressed for the tenant (its mailbox refused mail for good, or by
   // hand): refused at RCPT (suppression.action: refuse), or skipped and recorded (report).
   recipientSuppressed: (reason: string) => reply('recipient-suppressed', 550, '5.1.1', `Recipient address is suppressed for this sender (${reason}); not sent`),
+  // What a provider's webhook told of a recipient after the upstream's 250 (a delivery event's reply).
+  providerDelivered: (provider: string, said: string) => reply('provider-delivered', 250, '2.0.0', `${provider} confirms delivery (${said})`),
+  providerBounced: (provider: string, said: string) => reply('provider-bounced', 550, '5.0.0', `${provider} reports a bounce (${said})`),
+  providerComplained: (provider: string, said: string) => reply('provider-complained', 550, '5.7.1', `${provider} reports a complaint from the recipient (${said})`),
   // What a message a person acted on records (the mail console, `tenant-relay queue`).
   heldByHand: (by: string) => reply('held-by-hand', 451, '4.3.0', `Held by hand (${by}); it goes when released`),
   deletedByHand: (by: string) => reply('deleted-by-hand', 550, '5.0.0', `Deleted from the queue by hand (${by}); not delivered`),

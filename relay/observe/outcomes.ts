@@ -146,6 +146,17 @@ export interface Handled {
   readonly by: string;
 }
 
+/** A provider's webhook told, after the upstream's 250, what became of a recipient. */
+export interface Reported {
+  readonly message: MessageFacts;
+  readonly at: number;
+  readonly recipient: string;
+  readonly type: 'bounced' | 'complained' | 'delivered';
+  readonly provider: string;
+  /** What the provider said, cleaned and bounded. */
+  readonly reason: string;
+}
+
 export interface OutcomeKinds {
   /** Any refusal the SMTP server says, by its reply. */
   refusal: SmtpReply;
@@ -157,13 +168,14 @@ export interface OutcomeKinds {
   held: Held;
   paced: Paced;
   handled: Handled;
+  reported: Reported;
 }
 
 type Subscribers = { [K in keyof OutcomeKinds]: ((e: OutcomeKinds[K]) => void)[] };
 
 export class Outcomes {
   readonly #logger: Logger;
-  readonly #subscribers: Subscribers = { refusal: [], senderRefused: [], accepted: [], answered: [], attempted: [], settled: [], held: [], paced: [], handled: [] };
+  readonly #subscribers: Subscribers = { refusal: [], senderRefused: [], accepted: [], answered: [], attempted: [], settled: [], held: [], paced: [], handled: [], reported: [] };
 
   constructor(logger: Logger) {
     this.#logger = logger;

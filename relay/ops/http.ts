@@ -26,6 +26,9 @@ export interface OpsRequest {
   readonly query: URLSearchParams;
   /** The JSON body of a POST (undefined otherwise). */
   readonly body: unknown;
+  /** The body's bytes as they came (a provider's signature is over them). */
+  readonly rawBody: Buffer;
+  readonly headers: http.IncomingHttpHeaders;
   readonly access: OpsAccess;
 }
 
@@ -41,6 +44,8 @@ export interface OpsRoute {
   readonly scope?: OpsScope;
   /** Methods it answers; others get 405. */
   readonly methods: readonly string[];
+  /** The largest body it takes (default 64 KiB). */
+  readonly maxBodyBytes?: number;
   handle(req: OpsRequest): Promise<OpsAnswer>;
 }
 
@@ -86,9 +91,9 @@ export async function startOpsServer(
       return send({ status: access.status, body: { error: access.error } });
     }
     if (!route.methods.includes(req.method ?? 'GET')) return send({ status: 405, body: { error: `${route.methods.join(' or ')} only` } });
-    readBody(req)
+    readBody(req, route.maxBodyBytes ?? MAX_BODY_BYTES)
       .then(
-        (body) => route.handle({ method: req.method ?? 'GET', path, query: url.searchParams, body, access: access.access }),
+        ({ body, raw }) => route.handle({ method: req.method ?? 'GET', path, query: url.searchParams, body, rawBody: raw, headers: req.headers, access: access.access }),
         (err: Error) => ({ status: 400, body: { error: err.message } }),
       )
       .then(send, (err: Error) => send({ status: 500, body: { error: err.message } }));
@@ -129,26 +134,27 @@ function authorize(scope: OpsScope | undefined, header: string | undefined, poli
   return { kind: 'ok', access: { by: found.name, ...(found.tenant !== undefined ? { tenant: found.tenant } : {}) } };
 }
 
-function readBody(req: http.IncomingMessage): Promise<unknown> {
+function readBody(req: http.IncomingMessage, max: number): Promise<{ body: unknown; raw: Buffer }> {
   if (req.method !== 'POST') {
     req.resume();
-    return Promise.resolve(undefined);
+    return Promise.resolve({ body: undefined, raw: Buffer.alloc(0) });
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
+      if (size > max) {
         req.destroy();
-        return reject(new Error(`the body is larger than ${MAX_BODY_BYTES} bytes`));
+        return reject(new Error(`the body is larger than ${max} bytes`));
       }
       chunks.push(chunk);
     });
     req.on('error', reject);
     req.on('end', () => {
+      const raw = Buffer.concat(chunks);
       try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null'));
+        resolve({ body: JSON.parse(raw.toString('utf8') || 'null'), raw });
       } catch {
         reject(new Error('the body is not JSON'));
       }

@@ -57,6 +57,7 @@ export class RelayMetrics {
   readonly upstreamErrors: client.Counter<'upstream' | 'reason'>;
   readonly rateHeld: client.Counter<'tenant'>;
   readonly providerPacing: client.Counter<'upstream' | 'signal'>;
+  readonly providerEvents: client.Counter<'provider' | 'result'>;
   readonly tokenRequests: client.Counter<'upstream' | 'provider' | 'result' | 'error'>;
   readonly webhookEventsSent: client.Counter<'webhook'>;
   readonly webhookEventsRetried: client.Counter<'webhook'>;
@@ -86,6 +87,11 @@ export class RelayMetrics {
       ['upstream', 'reason'],
     );
     this.rateHeld = counter('tenant_relay_rate_limit_holds_total', "Queued messages held back because their tenant was over its sending rate (pass-through's refusals are tenant-rate-exceeded replies)", ['tenant']);
+    this.providerEvents = counter(
+      'tenant_relay_provider_events_total',
+      "Events from the smarthost provider's webhooks: matched (to a message this relay sent: a delivery event, and a suppression for a bounce or complaint), unmatched, ignored (kinds the relay does not act on), refused (a bad or missing signature, a stale or replayed request)",
+      ['provider', 'result'],
+    );
     this.providerPacing = counter(
       'tenant_relay_provider_pacing_total',
       "Cool-downs an upstream mailbox was given because its provider asked to slow down (throttle) or said its quota was used up (quota); its mail waits, held, and comes back to full pace step by step",

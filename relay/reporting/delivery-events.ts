@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DeliveryEventType } from '../../config/types.js';
 import { formatReply, Replies } from '../errors.js';
-import type { Accepted, Attempted, Handled, Held, MessageFacts } from '../observe/outcomes.js';
+import type { Accepted, Attempted, Handled, Held, MessageFacts, Reported } from '../observe/outcomes.js';
 import type { DeliveryMode, RecipientOutcome, UpstreamReply } from '../types.js';
 
 export interface DeliveryEvent {
@@ -90,6 +90,24 @@ export function handledEvents(e: Handled): DeliveryEvent[] {
     upstreamReply: null,
     nextAttemptAt: null,
   }));
+}
+
+/** What a provider's webhook told of one recipient, as a delivery event of its message. */
+export function reportedEvents(e: Reported): DeliveryEvent[] {
+  const reply = e.type === 'delivered' ? Replies.providerDelivered(e.provider, e.reason) : e.type === 'bounced' ? Replies.providerBounced(e.provider, e.reason) : Replies.providerComplained(e.provider, e.reason);
+  return [
+    {
+      id: `${e.message.id}.p.${randomBytes(4).toString('hex')}`,
+      type: e.type,
+      ...ofMessage(e.message, e.at),
+      recipient: e.recipient,
+      upstream: e.provider,
+      attempt: 0,
+      reply: formatReply(reply),
+      upstreamReply: null,
+      nextAttemptAt: null,
+    },
+  ];
 }
 
 /**

@@ -6,7 +6,7 @@ import type { Config, WebhookSettings } from '../../config/types.js';
 import type { Outcomes } from '../observe/outcomes.js';
 import type { Logger } from '../log.js';
 import type { RelayMetrics } from '../ops/metrics.js';
-import { acceptedEvents, attemptEvents, type DeliveryEvent, handledEvents, heldEvents } from './delivery-events.js';
+import { acceptedEvents, attemptEvents, type DeliveryEvent, handledEvents, heldEvents, reportedEvents } from './delivery-events.js';
 import type { DiskSpace } from '../disk-space.js';
 import { ThrottledLog } from '../ops/throttled-log.js';
 import { Outbox } from './outbox.js';
@@ -57,6 +57,7 @@ export class Reporter {
       if (e.news) this.#report(heldEvents(e));
     });
     deps.outcomes.on('handled', (e) => this.#report(handledEvents(e)));
+    deps.outcomes.on('reported', (e) => this.#report(reportedEvents(e)));
   }
 
   /** Starts, keeps or stops webhooks as `config` lists them. A stopped one keeps its outbox on disk. */

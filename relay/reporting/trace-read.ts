@@ -19,7 +19,7 @@ export interface TracedEvent {
 }
 
 /** What became of a message, from its latest event: the words a support desk searches by. */
-export const TRACE_STATUSES = ['queued', 'held', 'deferred', 'delivered', 'bounced', 'expired', 'deleted', 'suppressed'] as const;
+export const TRACE_STATUSES = ['queued', 'held', 'deferred', 'delivered', 'bounced', 'expired', 'deleted', 'suppressed', 'complained'] as const;
 export type TraceStatus = (typeof TRACE_STATUSES)[number];
 export const STATUS_OF_EVENT: Readonly<Record<DeliveryEvent['type'], TraceStatus>> = {
   accepted: 'queued',
@@ -30,9 +30,10 @@ export const STATUS_OF_EVENT: Readonly<Record<DeliveryEvent['type'], TraceStatus
   expired: 'expired',
   deleted: 'deleted',
   suppressed: 'suppressed',
+  complained: 'complained',
 };
 /** Of events at the same moment, the later here is the message's status (a bounce needs a look most). */
-export const STATUS_RANK = ',queued,delivered,suppressed,held,deferred,deleted,expired,bounced,';
+export const STATUS_RANK = ',queued,delivered,suppressed,held,deferred,deleted,expired,bounced,complained,';
 
 export interface TracedMessage {
   readonly queueId: string;

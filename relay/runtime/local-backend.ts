@@ -3,6 +3,7 @@
 import type { Config } from '../../config/types.js';
 import { preflightEndpoint } from '../delivery/preflight.js';
 import type { Logger } from '../log.js';
+import type { Outcomes } from '../observe/outcomes.js';
 import type { SendTests } from '../observe/send-tests.js';
 import type { Readiness } from '../ops/http.js';
 import type { RelayMetrics } from '../ops/metrics.js';
@@ -24,6 +25,7 @@ export interface LocalParts {
   /** Where the first SMTP listener is bound. */
   readonly smtpPort: () => number | undefined;
   readonly suppression: SuppressionStore;
+  readonly outcomes: Outcomes;
 }
 
 export function localBackend(p: LocalParts): OpsBackend {
@@ -50,6 +52,14 @@ export function localBackend(p: LocalParts): OpsBackend {
       smtpPort: p.smtpPort,
       sendTestOutcome: (token) => p.sendTests.get(token),
       suppression: () => p.suppression,
+    },
+    providerEvents: {
+      config: p.config,
+      byMessageId: trace && ((messageId) => trace.find({ messageId }, 20)),
+      outcomes: p.outcomes,
+      suppression: p.suppression,
+      metrics: p.metrics,
+      logger: p.logger,
     },
   };
 }

@@ -7,6 +7,7 @@ import type { OpsRoute, Readiness } from '../ops/http.js';
 import type { SendTestRecord } from '../observe/send-tests.js';
 import { type ConsoleBackend, consoleRoutes } from './console-routes.js';
 import type { DrainStatus } from './drain.js';
+import { type ProviderEventsBackend, providerEventRoutes } from './provider-event-routes.js';
 
 export interface OpsBackend {
   metrics(): Promise<{ readonly contentType: string; readonly text: string }>;
@@ -23,6 +24,8 @@ export interface OpsBackend {
   readonly trace: ((query: TraceQuery, limit: number, tenant?: string) => Promise<TracedMessage[]> | TracedMessage[]) | undefined;
   /** The mail console's search, queue and actions (console-routes.ts). */
   readonly console: ConsoleBackend;
+  /** The smarthost provider's event webhooks (a relay that takes mail itself; not the primary of workers). */
+  readonly providerEvents?: ProviderEventsBackend;
 }
 
 /** The longest drain one request may ask for (a day). */
@@ -69,6 +72,7 @@ export function opsRoutes(backend: OpsBackend): OpsRoute[] {
     { path: '/trace', scope: 'trace', methods: ['GET'], handle: trace },
     { path: '/trace/', scope: 'trace', methods: ['GET'], handle: trace },
     ...consoleRoutes(backend.console),
+    ...(backend.providerEvents ? providerEventRoutes(backend.providerEvents) : []),
   ];
 }
 

@@ -180,7 +180,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       );
     }
     if (initial.ops.enabled && role.ops) {
-      const backend = localBackend({ metrics, readiness, sendTests, drain, config, logger, trace: reporter.trace, applyRequests: () => scheduler.applyRequestsNow(), smtpPort: () => addresses[0]?.port, suppression: shared.suppression });
+      const backend = localBackend({ metrics, readiness, sendTests, drain, config, logger, trace: reporter.trace, applyRequests: () => scheduler.applyRequestsNow(), smtpPort: () => addresses[0]?.port, suppression: shared.suppression, outcomes });
       const tlsFiles = initial.ops.tls && { ...initial.ops.tls, name: 'ops' };
       const tls = readCertificate(tlsFiles);
       const ops = await startOpsServer({ host: initial.ops.host, port: initial.ops.port, ...(tls ? { tls: { key: tls.key, cert: tls.cert } } : {}) }, opsRoutes(backend), () => current.ops).catch((err: unknown) => {

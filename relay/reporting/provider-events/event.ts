@@ -1,0 +1,39 @@
+// What a provider's webhook tells of a message after its 250 (a bounce, a complaint, a confirmed
+// delivery), once its signature is checked: the same shape whichever provider sent it.
+export const PROVIDER_EVENT_TYPES = ['bounced', 'complained', 'delivered'] as const;
+export type ProviderEventType = (typeof PROVIDER_EVENT_TYPES)[number];
+
+export interface ProviderEvent {
+  readonly provider: string;
+  readonly type: ProviderEventType;
+  /** Lower case. */
+  readonly recipient: string;
+  /** The message's Message-ID as the provider echoed it, with its angle brackets. */
+  readonly messageId?: string;
+  /** What the provider said (its code and text), cleaned and bounded by the caller. */
+  readonly reason: string;
+  /** Milliseconds since the epoch. */
+  readonly at: number;
+}
+
+/** A request checked: its events (and how many it told of that the relay does not act on), or why it is refused. */
+export type Verified = { readonly ok: true; readonly events: readonly ProviderEvent[]; readonly ignored: number } | { readonly ok: false; readonly why: string };
+
+/** At most this far from now, a signed timestamp is taken (older: a replay). */
+export const MAX_SKEW_MS = 15 * 60_000;
+
+/** A Message-ID as the trace keeps it: with its angle brackets. */
+export const bracketed = (id: string | undefined) => (id === undefined || id === '' ? undefined : id.startsWith('<') ? id : `<${id}>`);
+
+/** Tokens seen lately, so one signed request cannot be replayed within the skew (bounded). */
+export class SeenTokens {
+  readonly #seen = new Map<string, number>();
+
+  /** True the first time `token` is seen (and remembered until it is too old to be taken anyway). */
+  fresh(token: string, now: number): boolean {
+    if (this.#seen.has(token)) return false;
+    if (this.#seen.size >= 100_000) for (const [t, at] of this.#seen) if (now - at > 2 * MAX_SKEW_MS || this.#seen.size >= 100_000) this.#seen.delete(t);
+    this.#seen.set(token, now);
+    return true;
+  }
+}
