@@ -19,6 +19,17 @@ export function verify(key: string, kind: string, signed: string): string | unde
   return given.length === wanted.length && timingSafeEqual(given, wanted) ? value : undefined;
 }
 
+/** The JSON value, if it carries a good signature for `kind` and parses; else undefined. */
+export function verifyJson(key: string, kind: string, signed: string): unknown {
+  const value = verify(key, kind, signed);
+  if (value === undefined) return undefined;
+  try {
+    return JSON.parse(value) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 function mac(key: string, kind: string, value: string): string {
   return createHmac('sha256', key).update(kind).update('\0').update(value).digest('base64url');
 }

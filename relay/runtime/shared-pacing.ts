@@ -13,7 +13,7 @@ import type { Logger } from '../log.js';
 import { ThrottledLog } from '../ops/throttled-log.js';
 import { type PaceChange, type PacingFleet } from '../queue/pacing.js';
 import type { Redis } from '../redis.js';
-import { sign, verify } from '../signed.js';
+import { sign, verifyJson } from '../signed.js';
 
 /** How often a relay reads the fleet's cool-downs. */
 export const READ_EVERY_MS = 5000;
@@ -92,15 +92,7 @@ export class SharedPacing implements PacingFleet {
   }
 
   #checked(entry: string, now: number): Told | undefined {
-    const value = verify(this.#signingKey, KIND, entry);
-    if (value === undefined) return undefined;
-    let told: Partial<Told>;
-    try {
-      told = JSON.parse(value) as Partial<Told>;
-    } catch {
-      return undefined;
-    }
-    const { m, n, s, l, u, r } = told;
+    const { m, n, s, l, u, r } = (verifyJson(this.#signingKey, KIND, entry) ?? {}) as Partial<Told>;
     if (typeof m !== 'string' || m.length > 1000 || typeof n !== 'string' || n.length > 200 || typeof r !== 'string') return undefined;
     if ((s !== 'quota' && s !== 'throttle') || !Number.isInteger(l) || (l as number) < 0 || (l as number) > MOST_LEVEL) return undefined;
     if (typeof u !== 'number' || !Number.isFinite(u) || u <= now || u > now + LONGEST_MS) return undefined;

@@ -5,7 +5,7 @@
 // it says is bounded.
 import { sanitizeUpstreamText } from '../errors.js';
 import type { Redis } from '../redis.js';
-import { sign, verify } from '../signed.js';
+import { sign, verifyJson } from '../signed.js';
 import { MAX_ADDRESS, MAX_REASON, SUPPRESSION_SOURCES, type Suppression, type SuppressionSource, type SuppressionStore } from './store.js';
 
 const KIND = 'suppression';
@@ -78,15 +78,7 @@ export class RedisSuppressions implements SuppressionStore {
   }
 
   #entryOf(value: string, now: number): Suppression | undefined {
-    const text = verify(this.#signingKey, KIND, value);
-    if (text === undefined) return undefined;
-    let e: Partial<Suppression>;
-    try {
-      e = JSON.parse(text) as Partial<Suppression>;
-    } catch {
-      return undefined;
-    }
-    const { tenant, address, reason, source, at, expiresAt } = e;
+    const { tenant, address, reason, source, at, expiresAt } = (verifyJson(this.#signingKey, KIND, value) ?? {}) as Partial<Suppression>;
     if (typeof tenant !== 'string' || typeof address !== 'string' || address.length > MAX_ADDRESS || typeof reason !== 'string') return undefined;
     if (!SUPPRESSION_SOURCES.includes(source as SuppressionSource) || typeof at !== 'number' || typeof expiresAt !== 'number' || !(expiresAt > now)) return undefined;
     return { tenant, address, reason: sanitizeUpstreamText(reason, MAX_REASON), source: source as SuppressionSource, at, expiresAt };
