@@ -65,7 +65,7 @@ export function buildConfig(raw: RawConfig, { source, secretFiles }: ConfigOrigi
     tenantFiles: Object.freeze(raw.tenantFiles.map((f) => path.resolve(f))),
     ...(raw.tenantSource ? { tenantSource: buildTenantSource(raw.tenantSource, problems) } : {}),
     ...(raw.events.webhook ? { webhook: buildWebhook(raw.events.webhook, ['events', 'webhook'], problems) } : {}),
-    providerEvents: deepFreeze({ ...(raw.providerEvents.mailgun ? { mailgun: raw.providerEvents.mailgun } : {}), ...(raw.providerEvents.sendgrid ? { sendgrid: { publicKey: raw.providerEvents.sendgrid.publicKey.replace(/\s+/g, '') } } : {}) }),
+    providerEvents: buildProviderEvents(raw.providerEvents, problems),
     suppression: Object.freeze({ enabled: raw.suppression.enabled, expiryMs: Math.round(raw.suppression.expiryDays * 86_400_000), action: raw.suppression.action }),
     trace: Object.freeze({ enabled: raw.trace.enabled, retentionMs: Math.round(raw.trace.retentionDays * 86_400_000), maxBytes: Math.round(raw.trace.maxMegabytes * 1024 * 1024) }),
   });
@@ -246,4 +246,13 @@ function withoutKey<T extends { privateKey?: unknown }>(value: T): Omit<T, 'priv
 function normalizeDomainOf(address: string): string {
   const at = address.lastIndexOf('@');
   return `${address.slice(0, at)}@${asciiDomain(address.slice(at + 1))}`;
+}
+
+function buildProviderEvents(p: RawConfig['providerEvents'], problems: PathIssue[]): Config['providerEvents'] {
+  const ca = readCa(p.ses?.ca, ['providerEvents', 'ses', 'ca'], problems);
+  return deepFreeze({
+    ...(p.mailgun ? { mailgun: p.mailgun } : {}),
+    ...(p.sendgrid ? { sendgrid: { publicKey: p.sendgrid.publicKey.replace(/\s+/g, '') } } : {}),
+    ...(p.ses ? { ses: { topicArns: p.ses.topicArns, certificateHosts: p.ses.certificateHosts, ...(ca !== undefined ? { ca } : {}) } } : {}),
+  });
 }

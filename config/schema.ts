@@ -150,6 +150,16 @@ export const configSchema = z.strictObject({
       mailgun: z.strictObject({ signingKey: z.string().min(16) }).optional(),
       // POST /provider-events/sendgrid: the signed Event Webhook's verification key (base64, as shown).
       sendgrid: z.strictObject({ publicKey: z.string().regex(/^[A-Za-z0-9+/=\s]{60,400}$/, 'must be the base64 verification key SendGrid shows') }).optional(),
+      // POST /provider-events/ses: SES notifications through SNS, from these topics only. The signing
+      // certificate is fetched over https from certificateHosts only (* is one DNS label); ca: a PEM file
+      // of a private CA for that fetch, in place of the system store.
+      ses: z
+        .strictObject({
+          topicArns: z.array(z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$/, 'must be an SNS topic ARN, like arn:aws:sns:eu-west-1:123456789012:ses-events')).min(1),
+          certificateHosts: z.array(z.string().regex(/^(\*|[a-z0-9-]+)(\.(\*|[a-z0-9-]+))+$/, 'must be a host name, * standing for one label')).default(['sns.*.amazonaws.com', 'sns.*.amazonaws.com.cn']),
+          ca: z.string().min(1).optional(),
+        })
+        .optional(),
     })
     .prefault({}),
   // A local record of recent messages and their attempts, for `tenant-relay trace` and GET /trace.

@@ -238,7 +238,11 @@ export interface Config {
   readonly webhook?: WebhookSettings;
   readonly trace: TraceSettings;
   readonly suppression: SuppressionSettings;
-  readonly providerEvents: { readonly mailgun?: { readonly signingKey: string }; readonly sendgrid?: { readonly publicKey: string } };
+  readonly providerEvents: {
+    readonly mailgun?: { readonly signingKey: string };
+    readonly sendgrid?: { readonly publicKey: string };
+    readonly ses?: { readonly topicArns: readonly string[]; readonly certificateHosts: readonly string[]; readonly ca?: string };
+  };
 }
 
 /** Where limits are counted: Redis shared by every process and replica, or (absent) each process's memory. */

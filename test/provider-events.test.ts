@@ -1,12 +1,17 @@
-// The smarthost provider's event webhooks (Mailgun's HMAC, SendGrid's ECDSA), posted to the ops listener
+// The smarthost provider's event webhooks (Mailgun's HMAC, SendGrid's ECDSA, SES through SNS with its
+// signing certificate fetched from an allowed https host), posted to the ops listener
 // with real signatures the test makes: each event is linked to the message it is about (its Message-ID
 // and recipient in the trace), becomes a delivery event of it, and a bounce or complaint suppresses the
 // address for the message's tenant. A forged, stale or replayed request is refused (401); an event for a
 // message the relay did not send is counted and never linked.
-import { createHmac, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { createHmac, createSign, generateKeyPairSync, randomBytes, randomUUID, sign } from 'node:crypto';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import t, { type Test } from 'tap';
+import { snsStringToSign } from '../relay/reporting/provider-events/ses.js';
 import { findInTraces } from '../relay/reporting/trace-read.js';
+import { makeTestCerts } from './helpers/certs.js';
 import { sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { until } from './helpers/wait.js';
@@ -23,7 +28,7 @@ interface Fixture {
   statusOf(messageId: string): string | null | undefined;
 }
 
-async function fixture(t: Test): Promise<Fixture> {
+async function fixture(t: Test, extra = ''): Promise<Fixture> {
   const rcpts: string[] = [];
   const upstream = await startUpstream({ rcpt: (a) => void rcpts.push(a) });
   t.teardown(() => upstream.close());
@@ -34,6 +39,7 @@ smarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }
 providerEvents:
   mailgun: { signingKey: ${MAILGUN_KEY} }
   sendgrid: { publicKey: "${SENDGRID_PUBLIC}" }
+${extra}
 tenants:
   - { id: acme, match: { domains: [acme.test] } }
 `,
@@ -121,4 +127,66 @@ t.test('SendGrid: a signed batch; the complaint and the delivery are linked, the
   const tampered = batch.replace('spamreport', 'delivered');
   t.equal((await f.post('sendgrid', tampered, { ...headers, 'x-twilio-email-event-webhook-signature': sign('sha256', Buffer.from(`${timestamp}x`), privateKey).toString('base64') })).status, 401, 'a signature over other bytes');
   t.equal((await f.post('sendgrid', tampered, headers)).status, 401, 'the body changed after signing');
+});
+
+const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:ses-events';
+
+/** An https server (test CA) playing SNS's certificate host: it serves the signing certificate, and counts. */
+async function signingCertificateHost(t: Test) {
+  const certs = makeTestCerts();
+  const fetched: string[] = [];
+  const server = https.createServer({ key: certs.server.key, cert: certs.server.cert }, (req, res) => {
+    fetched.push(req.url ?? '');
+    res.end(certs.selfSigned.cert);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise((r) => server.close(r)));
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/SimpleNotificationService-test.pem`;
+  return { url, fetched, caFile: certs.caFile, key: certs.selfSigned.key };
+}
+
+/** An SNS notification carrying `message`, signed with `key` (SignatureVersion 2). */
+function snsNotification(message: unknown, o: { key: string; certUrl: string; topic?: string; type?: string }) {
+  const m: Record<string, string> = {
+    Type: o.type ?? 'Notification',
+    MessageId: randomUUID(),
+    TopicArn: o.topic ?? TOPIC,
+    Message: JSON.stringify(message),
+    Timestamp: new Date().toISOString(),
+    SignatureVersion: '2',
+    SigningCertURL: o.certUrl,
+    ...(o.type === 'SubscriptionConfirmation' ? { SubscribeURL: 'https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&Token=x', Token: 'x' } : {}),
+  };
+  const signer = createSign('RSA-SHA256');
+  signer.update(snsStringToSign(m));
+  return { ...m, Signature: signer.sign(o.key, 'base64') };
+}
+
+const sesBounce = (recipient: string, messageId: string) => ({
+  notificationType: 'Bounce',
+  mail: { messageId: '0102018f-ses-id', commonHeaders: { messageId } },
+  bounce: { bounceType: 'Permanent', bouncedRecipients: [{ emailAddress: recipient, status: '5.1.1', diagnosticCode: 'smtp; 550 5.1.1 user unknown' }] },
+});
+
+t.test('SES through SNS: a notification signed with the certificate from an allowed host is linked; any other is refused, and nothing else is fetched', async (t) => {
+  const host = await signingCertificateHost(t);
+  const f = await fixture(t, `  ses: { topicArns: ["${TOPIC}"], certificateHosts: ["127.0.0.1"], ca: ${host.caFile} }`);
+  t.same(await f.post('ses', snsNotification(sesBounce('pat@example.com', '<m1@acme.test>'), { key: host.key, certUrl: host.url })), { status: 200, body: { matched: 1, unmatched: 0, ignored: 0 } });
+  t.ok(await until(() => f.statusOf('<m1@acme.test>') === 'bounced', 3000));
+  await sendThrough(f.relay.port, { from: 'app@acme.test', to: 'pat@example.com' });
+  const before = f.rcpts.length;
+  await f.relay.relay.scheduler.runDue();
+  t.same(f.rcpts.slice(before), [], 'suppressed for the tenant');
+
+  const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+  t.equal((await f.post('ses', snsNotification(sesBounce('kim@example.com', '<m2@acme.test>'), { key: other, certUrl: host.url }))).status, 401, 'signed with another key');
+  t.equal((await f.post('ses', snsNotification(sesBounce('kim@example.com', '<m2@acme.test>'), { key: host.key, certUrl: host.url, topic: 'arn:aws:sns:eu-west-1:123456789012:someone-else' }))).status, 401, 'a topic not listed');
+  const fetchedBefore = host.fetched.length;
+  t.equal((await f.post('ses', snsNotification(sesBounce('kim@example.com', '<m2@acme.test>'), { key: host.key, certUrl: 'https://127.0.0.2:1/evil.pem' }))).status, 401, 'a certificate URL on a host not allowed: not fetched');
+  t.equal((await f.post('ses', snsNotification(sesBounce('kim@example.com', '<m2@acme.test>'), { key: host.key, certUrl: host.url.replace('https:', 'http:') }))).status, 401, 'not https: not fetched');
+  t.equal(host.fetched.length, fetchedBefore, 'the relay fetched nothing for them');
+  t.equal(f.statusOf('<m2@acme.test>'), 'delivered');
+  const confirm = await f.post('ses', snsNotification({}, { key: host.key, certUrl: host.url, type: 'SubscriptionConfirmation' }));
+  t.equal(confirm.status, 200);
+  t.match(f.relay.logs.find((l) => l.event === 'ses-subscription-confirmation'), { subscribeUrl: /^https:\/\/sns\.eu-west-1\.amazonaws\.com\// }, 'the operator is told to confirm it; the relay does not follow it');
 });

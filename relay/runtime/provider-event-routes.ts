@@ -13,6 +13,7 @@ import type { RelayMetrics } from '../ops/metrics.js';
 import { type ProviderEvent, SeenTokens, type Verified } from '../reporting/provider-events/event.js';
 import { verifyMailgun } from '../reporting/provider-events/mailgun.js';
 import { sendgridKey, verifySendgrid } from '../reporting/provider-events/sendgrid.js';
+import { SigningCertificates, verifySes } from '../reporting/provider-events/ses.js';
 import type { TracedMessage } from '../reporting/trace-read.js';
 import { suppressionOf, type SuppressionStore, suppressionTenant } from '../suppression/store.js';
 
@@ -37,7 +38,18 @@ export function providerEventRoutes(b: ProviderEventsBackend): OpsRoute[] {
     const key = given === undefined ? undefined : sendgridKey(given);
     return key === undefined ? undefined : verifySendgrid(req.rawBody, req.body, req.headers, key, seen, Date.now());
   };
+  const certificates = new SigningCertificates();
+  const ses = async (req: OpsRequest): Promise<Verified | undefined> => {
+    const settings = b.config().providerEvents.ses;
+    if (!settings) return undefined;
+    const verified = await verifySes(req.body, settings, certificates, seen, Date.now());
+    // Not followed by the relay (a URL from outside, even signed): the operator confirms the subscription.
+    if (verified.ok && verified.subscribeUrl) b.logger.warn({ event: 'ses-subscription-confirmation', subscribeUrl: sanitizeUpstreamText(verified.subscribeUrl, 500) }, 'SNS asks to confirm the subscription: open subscribeUrl once (or confirm it in the SNS console)');
+    return verified;
+  };
   return [
+    // SNS retries what is not answered 2xx: a signed notification is taken whole.
+    { path: '/provider-events/ses', methods: ['POST'], maxBodyBytes: 256 * 1024, handle: async (req) => take(b, 'ses', await ses(req), 200) },
     // Mailgun does not retry an event answered 406: an event for mail this relay did not send is not worth another try.
     { path: '/provider-events/mailgun', methods: ['POST'], maxBodyBytes: 256 * 1024, handle: (req) => take(b, 'mailgun', mailgun(req), 406) },
     // SendGrid retries a batch for a day on any other answer: one it has signed is taken whole.
