@@ -66,6 +66,7 @@ export function buildConfig(raw: RawConfig, { source, secretFiles }: ConfigOrigi
     ...(raw.tenantSource ? { tenantSource: buildTenantSource(raw.tenantSource, problems) } : {}),
     ...(raw.events.webhook ? { webhook: buildWebhook(raw.events.webhook, ['events', 'webhook'], problems) } : {}),
     providerEvents: buildProviderEvents(raw.providerEvents, problems),
+    ...(raw.bounces ? { bounces: deepFreeze({ ...raw.bounces, domain: raw.bounces.domain.toLowerCase() }) } : {}),
     suppression: Object.freeze({ enabled: raw.suppression.enabled, expiryMs: Math.round(raw.suppression.expiryDays * 86_400_000), action: raw.suppression.action }),
     trace: Object.freeze({ enabled: raw.trace.enabled, retentionMs: Math.round(raw.trace.retentionDays * 86_400_000), maxBytes: Math.round(raw.trace.maxMegabytes * 1024 * 1024) }),
   });

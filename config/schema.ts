@@ -141,6 +141,18 @@ export const configSchema = z.strictObject({
   // Addresses a tenant's mail does not go to after their mailbox refused it for good (user unknown,
   // mailbox disabled), or by hand: per tenant, in Redis with limits.store.redis, else beside the spool.
   suppression: suppressionSettings,
+  // Bounces by mail: mail through the smarthost leaves with a return path of its own per message,
+  // <localPart>+<queue id>-<mac>@<domain> (VERP); point the domain's MX at listen, where the relay takes
+  // the DSNs and abuse reports for those addresses only, and links each to its message and recipient.
+  bounces: z
+    .strictObject({
+      domain: z.string().regex(/^[a-z0-9-]+(\.[a-z0-9-]+)+$/, 'must be a domain, like bounces.platform.example'),
+      localPart: z.string().regex(/^[a-z0-9._-]{1,32}$/).default('bounces'),
+      // The key return paths are made with (so nobody can forge one); use ${ENV} or ${file:/path}.
+      signingKey: z.string().min(32, 'must be at least 32 characters (make one: openssl rand -base64 32)'),
+      listen: z.strictObject({ host: hostname.default('127.0.0.1'), port: z.int().min(0).max(65535).default(2526) }).prefault({}),
+    })
+    .optional(),
   // Event webhooks of the platform's smarthost provider, taken on the ops listener (open: each request is
   // checked by the provider's own signature): a bounce or complaint there suppresses the address and
   // becomes a delivery event of the message it is about. Use ${ENV} or ${file:/path}.

@@ -87,6 +87,14 @@ export interface WebhookSettings {
   readonly maxBacklogEvents: number;
 }
 
+/** Bounces by mail: the return path mail through the smarthost leaves with, and the listener for it. */
+export interface BounceSettings {
+  readonly domain: string;
+  readonly localPart: string;
+  readonly signingKey: string;
+  readonly listen: { readonly host: string; readonly port: number };
+}
+
 /** What a tenant's suppressed recipients get (global settings, a tenant's own key by key). */
 export interface SuppressionSettings {
   readonly enabled: boolean;
@@ -238,6 +246,7 @@ export interface Config {
   readonly webhook?: WebhookSettings;
   readonly trace: TraceSettings;
   readonly suppression: SuppressionSettings;
+  readonly bounces?: BounceSettings;
   readonly providerEvents: {
     readonly mailgun?: { readonly signingKey: string };
     readonly sendgrid?: { readonly publicKey: string };

@@ -95,6 +95,8 @@ export const Replies = {
   providerDelivered: (provider: string, said: string) => reply('provider-delivered', 250, '2.0.0', `${provider} confirms delivery (${said})`),
   providerBounced: (provider: string, said: string) => reply('provider-bounced', 550, '5.0.0', `${provider} reports a bounce (${said})`),
   providerComplained: (provider: string, said: string) => reply('provider-complained', 550, '5.7.1', `${provider} reports a complaint from the recipient (${said})`),
+  // The bounce domain's listener: mail for an address that is not a return path the relay made.
+  bounceAddressUnknown: reply('bounce-address-unknown', 550, '5.1.1', 'No such bounce address here'),
   // What a message a person acted on records (the mail console, `tenant-relay queue`).
   heldByHand: (by: string) => reply('held-by-hand', 451, '4.3.0', `Held by hand (${by}); it goes when released`),
   deletedByHand: (by: string) => reply('deleted-by-hand', 550, '5.0.0', `Deleted from the queue by hand (${by}); not delivered`),

@@ -15,6 +15,7 @@ import { buildDsn } from './dsn.js';
 import { factsOf, pendingRecipients, type QueuedMessage, type QueuedRecipient } from './entry.js';
 import type { Spool } from './spool.js';
 import { mailboxGone } from '../suppression/mailbox-gone.js';
+import { returnPathOf } from '../message/return-path.js';
 import { type Suppression, suppressionOf, type SuppressionStore, suppressionTenant } from '../suppression/store.js';
 
 export interface AttemptDeps {
@@ -60,7 +61,9 @@ export async function attemptDelivery(
     const suppressed = await suppressedOf(entry, rcptTo, config, now, deps);
     const toSend = suppressed.length > 0 ? rcptTo.filter((r) => !suppressed.some((s) => s.recipient === r)) : rcptTo;
     const message = { source: source ?? (await spool.source(entry.id)), eightBit: entry.eightBit === true };
-    const sent = toSend.length > 0 ? await deliver(deps.upstreams, target.upstream, { mailFrom: entry.mailFrom, rcptTo: toSend }, message, config.upstreamHosts) : { upstream: target.upstream.name, outcomes: [] };
+    // Through the platform's smarthost with bounces by mail on: the message's own return path (VERP).
+    const mailFrom = config.bounces && target.upstream.kind === 'smtp' && target.upstream.owner === 'platform' && entry.mailFrom !== '' && !entry.dsn ? returnPathOf(entry.id, config.bounces) : entry.mailFrom;
+    const sent = toSend.length > 0 ? await deliver(deps.upstreams, target.upstream, { mailFrom, rcptTo: toSend }, message, config.upstreamHosts) : { upstream: target.upstream.name, outcomes: [] };
     result = { upstream: sent.upstream, outcomes: [...sent.outcomes, ...suppressed] };
     await suppressGone(entry, result, config, now, deps);
   } else {

@@ -88,7 +88,8 @@ function messageOf(b: ProviderEventsBackend, event: ProviderEvent): TracedMessag
   return b.byMessageId(event.messageId).find((m) => m.events.some((e) => e.recipient.toLowerCase() === event.recipient));
 }
 
-async function take1(b: ProviderEventsBackend, event: ProviderEvent, m: TracedMessage): Promise<void> {
+/** One event, linked to its message: a delivery event of it, and a suppression for a bounce or complaint. */
+export async function take1(b: Pick<ProviderEventsBackend, 'config' | 'outcomes' | 'suppression'>, event: ProviderEvent, m: TracedMessage): Promise<void> {
   const reason = sanitizeUpstreamText(event.reason, 300);
   const message = { id: m.queueId, tenant: m.tenant, mode: m.mode, mailFrom: m.from, ...(m.messageId ? { messageId: m.messageId } : {}), acceptedAt: Date.parse(m.acceptedAt) };
   // When the relay heard it: the provider's own clock (whole seconds for SendGrid) may put it before the

@@ -51,6 +51,8 @@ import { readinessOf } from './readiness.js';
 import { reloadFrom, restartNeeded, watchFile, watchTenantFiles } from './reload.js';
 import { type RelayRole, settingsOf } from './role.js';
 import { sharedState } from './shared-state.js';
+import { take1 } from './provider-event-routes.js';
+import { startBounceListener } from '../inbound/bounce-listener.js';
 import { suppressionFileOf } from '../suppression/open.js';
 
 export interface RelayOptions {
@@ -71,6 +73,8 @@ export interface RunningRelay {
   readonly addresses: readonly { readonly host: string; readonly port: number }[];
   /** The ops (metrics, health) listener's port, if enabled. */
   readonly opsPort: number | undefined;
+  /** The bounce domain's listener's port, with `bounces` (a relay of one process). */
+  readonly bouncePort: number | undefined;
   /** The snapshot new transactions use. */
   config(): Config;
   readonly spool: Spool;
@@ -166,6 +170,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
 
   const addresses: { host: string; port: number }[] = [];
   let opsPort: number | undefined;
+  let bouncePort: number | undefined;
   try {
     const deps = { config, staging: new Staging(spool.layout.tmpDir), spool, scheduler, upstreams, disk, limiter: shared.limiter, suppression: shared.suppression, outcomes, draining: () => drain.draining, logger, platform };
     for (const [i, listener] of (role.listen ? initial.listen : []).entries()) {
@@ -189,6 +194,31 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       parts.add(ops);
       parts.onClose(watchCertificate(tlsFiles, (material) => ops.updateCertificate(material), logger));
       opsPort = ops.port;
+    }
+    // One process only: a report is linked through this process's trace.
+    if (initial.bounces && role.listen && role.ops) {
+      const { trace } = reporter;
+      const bounces = await startBounceListener(initial.bounces.listen, {
+        settings: () => current.bounces,
+        logger,
+        take: async (queueId, reported) => {
+          const message = trace?.find({ queueId }, 1)[0];
+          let linked = 0;
+          for (const r of reported) {
+            // Only a recipient the message had: a report cannot name anyone else.
+            if (!message || !message.events.some((e) => e.recipient.toLowerCase() === r.recipient)) continue;
+            await take1({ config, outcomes, suppression: shared.suppression }, { provider: 'bounce-mail', type: r.type, recipient: r.recipient, reason: r.reason, at: Date.now() }, message);
+            linked++;
+          }
+          metrics.providerEvents.inc({ provider: 'bounce-mail', result: 'matched' }, linked);
+          metrics.providerEvents.inc({ provider: 'bounce-mail', result: 'unmatched' }, reported.length - linked);
+          return linked;
+        },
+      }).catch((err: unknown) => {
+        throw listenFailed(err, 'bounces.listen', initial.bounces?.listen.host ?? '', initial.bounces?.listen.port ?? 0);
+      });
+      parts.add({ close: () => bounces.close() });
+      bouncePort = bounces.port;
     }
   } catch (err) {
     await parts.close();
@@ -232,6 +262,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   return {
     addresses,
     opsPort,
+    bouncePort,
     config,
     spool,
     scheduler,
