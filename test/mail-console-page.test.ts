@@ -123,3 +123,29 @@ t.test('a token the relay does not take: asked again, nothing shown', needBrowse
   const headers = (await fetch(`${f.base}/console`)).headers;
   t.match(headers.get('content-security-policy'), /default-src 'none'; script-src 'self'/);
 });
+
+t.test('suppressions in the page: add one by hand, find it, remove it', needBrowser, async (t) => {
+  const f = await consoleFixture(t, { manualScheduler: true });
+  const page = await (await browserFor(t)).newPage({ viewport: { width: 1280, height: 800 } });
+  page.on('dialog', (d) => void d.accept());
+  await signIn(page, f.base, TOKENS.desk);
+  await page.click('nav a[data-view="suppressions"]');
+  await page.waitForSelector('#supp-summary:not(:empty)');
+  t.equal(await page.textContent('#supp-summary'), 'No suppressed address.');
+  await page.fill('#supp-add-tenant', 'acme');
+  await page.fill('#supp-add-address', 'Pat@Example.com');
+  await page.fill('#supp-add-reason', 'asked to stop');
+  await page.click('#supp-add button[type="submit"]');
+  await page.waitForSelector('#suppressions tbody tr[data-address="pat@example.com"]');
+  t.match(await page.textContent('#suppressions tbody tr[data-address="pat@example.com"]'), /pat@example\.com.*acme.*hand.*asked to stop \(console: support-desk\)/);
+  await shot(page, 'suppressions');
+  await page.fill('#supp-q', 'nobody');
+  await page.click('#supp-search button[type="submit"]');
+  await page.locator('#supp-summary', { hasText: 'No suppressed address.' }).waitFor();
+  await page.fill('#supp-q', 'pa');
+  await page.click('#supp-search button[type="submit"]');
+  await page.waitForSelector('#suppressions tbody tr[data-address="pat@example.com"]');
+  await page.click('#suppressions tbody tr[data-address="pat@example.com"] button[data-action="unsuppress"]');
+  await page.locator('#supp-summary', { hasText: 'No suppressed address.' }).waitFor();
+  t.same((await f.api('/api/suppressions', TOKENS.desk)).body.suppressions, [], 'gone from the store');
+});

@@ -164,8 +164,9 @@ async function suppressions(b: ConsoleBackend, req: OpsRequest): Promise<OpsAnsw
   if (req.method === 'GET') {
     const tenant = req.access.tenant ?? req.query.get('tenant') ?? undefined;
     const after = req.query.get('after') ?? undefined;
+    const prefix = req.query.get('q')?.trim().slice(0, MAX_TEXT) || undefined;
     const limit = Math.min(MAX_LIMIT, Math.max(1, Number(req.query.get('limit') ?? 100) || 100));
-    const entries = await b.suppression().list({ ...(tenant !== undefined ? { tenant } : {}), ...(after ? { after } : {}), limit, now });
+    const entries = await b.suppression().list({ ...(tenant !== undefined ? { tenant } : {}), ...(after ? { after } : {}), ...(prefix ? { prefix } : {}), limit, now });
     const last = entries.at(-1);
     return { status: 200, body: { suppressions: entries, ...(entries.length === limit && last ? { next: tenant !== undefined ? last.address : `${last.tenant} ${last.address}` } : {}) } };
   }

@@ -67,13 +67,16 @@ export class LocalSuppressions implements SuppressionStore {
     return Number(this.#delete.run(tenant, address.toLowerCase()).changes) > 0;
   }
 
-  async list(o: { tenant?: string; after?: string; limit: number; now: number }): Promise<Suppression[]> {
+  async list(o: { tenant?: string; after?: string; prefix?: string; limit: number; now: number }): Promise<Suppression[]> {
     // Every tenant's: `after` is the last one's "tenant address".
     const [afterTenant = '', afterAddress = ''] = o.tenant === undefined ? (o.after ?? '').split(' ') : [o.tenant, o.after ?? ''];
+    // A prefix as a range of the key: the index walks it.
+    const from = (o.prefix ?? '').toLowerCase();
+    const to = `${from}\uffff`;
     const rows =
       o.tenant === undefined
-        ? this.#db.prepare('SELECT * FROM suppressions WHERE (tenant, address) > (?, ?) AND expires_at > ? ORDER BY tenant, address LIMIT ?').all(afterTenant, afterAddress, o.now, o.limit)
-        : this.#db.prepare('SELECT * FROM suppressions WHERE tenant = ? AND address > ? AND expires_at > ? ORDER BY address LIMIT ?').all(o.tenant, afterAddress, o.now, o.limit);
+        ? this.#db.prepare('SELECT * FROM suppressions WHERE (tenant, address) > (?, ?) AND address >= ? AND address < ? AND expires_at > ? ORDER BY tenant, address LIMIT ?').all(afterTenant, afterAddress, from, to, o.now, o.limit)
+        : this.#db.prepare('SELECT * FROM suppressions WHERE tenant = ? AND address > ? AND address >= ? AND address < ? AND expires_at > ? ORDER BY address LIMIT ?').all(o.tenant, afterAddress, from, to, o.now, o.limit);
     return (rows as Row[]).map(entryOf);
   }
 

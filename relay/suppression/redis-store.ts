@@ -47,8 +47,8 @@ export class RedisSuppressions implements SuppressionStore {
     return (await this.#redis.del(this.#key(tenant, address.toLowerCase()))) > 0;
   }
 
-  async list(o: { tenant?: string; after?: string; limit: number; now: number }): Promise<Suppression[]> {
-    const pattern = `${this.#prefix}${o.tenant === undefined ? '*' : `${globSafe(o.tenant)}:*`}`;
+  async list(o: { tenant?: string; after?: string; prefix?: string; limit: number; now: number }): Promise<Suppression[]> {
+    const pattern = `${this.#prefix}${o.tenant === undefined ? '*' : `${globSafe(o.tenant)}:${globSafe((o.prefix ?? '').toLowerCase())}*`}`;
     const found: Suppression[] = [];
     let cursor = '0';
     // Bounded: a listing reads the keyspace once at most, in rounds of a thousand keys.
@@ -64,7 +64,7 @@ export class RedisSuppressions implements SuppressionStore {
     }
     const keyOf = (e: Suppression) => (o.tenant === undefined ? `${e.tenant} ${e.address}` : e.address);
     return found
-      .filter((e) => o.after === undefined || keyOf(e) > o.after)
+      .filter((e) => (o.after === undefined || keyOf(e) > o.after) && e.address.startsWith((o.prefix ?? '').toLowerCase()))
       .sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : 1))
       .slice(0, o.limit);
   }

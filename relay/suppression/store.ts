@@ -25,8 +25,8 @@ export interface SuppressionStore {
   add(entry: Suppression): Promise<void>;
   /** True when there was one. */
   remove(tenant: string, address: string): Promise<boolean>;
-  /** A tenant's entries in address order, after `after`; `tenant` undefined: every tenant's. */
-  list(o: { tenant?: string; after?: string; limit: number; now: number }): Promise<Suppression[]>;
+  /** A tenant's entries in address order, after `after`, starting with `prefix`; `tenant` undefined: every tenant's. */
+  list(o: { tenant?: string; after?: string; prefix?: string; limit: number; now: number }): Promise<Suppression[]>;
   close(): void;
 }
 

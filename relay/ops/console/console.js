@@ -18,6 +18,7 @@ const STATUS = {
 };
 
 const $ = (id) => document.getElementById(id);
+const VIEWS = ['search', 'message', 'queue', 'suppressions'];
 let token = sessionStorage.getItem('tenant-relay-token') || '';
 let lastSearch = '';
 let nextCursor;
@@ -63,7 +64,7 @@ async function api(path, options) {
 }
 
 function show(view) {
-  for (const v of ['search', 'message', 'queue']) $('view-' + v).hidden = v !== view;
+  for (const v of VIEWS) $('view-' + v).hidden = v !== view;
   for (const a of document.querySelectorAll('nav a')) {
     if (a.dataset.view === view || (view === 'message' && a.dataset.view === 'search')) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
@@ -87,7 +88,7 @@ async function route() {
   $('token-form').hidden = signedIn;
   $('who').hidden = !signedIn;
   if (!signedIn) {
-    for (const v of ['search', 'message', 'queue']) $('view-' + v).hidden = true;
+    for (const v of VIEWS) $('view-' + v).hidden = true;
     $('token').focus();
     return;
   }
@@ -97,6 +98,7 @@ async function route() {
   try {
     if (path.startsWith('/message/')) return await openMessage(decodeURIComponent(path.slice('/message/'.length)));
     if (path === '/queue') return await openQueue(false);
+    if (path === '/suppressions') return await openSuppressions();
     show('search');
     const params = new URLSearchParams(query || '');
     $('q').value = params.get('q') || '';
@@ -231,6 +233,46 @@ async function sendTest(e) {
   }
 }
 
+async function openSuppressions() {
+  show('suppressions');
+  const params = new URLSearchParams();
+  if ($('supp-tenant').value.trim()) params.set('tenant', $('supp-tenant').value.trim());
+  if ($('supp-q').value.trim()) params.set('q', $('supp-q').value.trim());
+  const page = await api('/api/suppressions?' + params.toString());
+  const body = $('suppressions').tBodies[0];
+  body.replaceChildren();
+  for (const s of page.suppressions) {
+    const remove = el('button', {
+      type: 'button',
+      'data-action': 'unsuppress',
+      onclick: async () => {
+        if (!window.confirm('Send to ' + s.address + ' again for ' + (s.tenant || 'mail of no tenant') + '?')) return;
+        try {
+          await api('/api/suppressions/remove', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tenant: s.tenant, address: s.address }) });
+          await openSuppressions();
+        } catch (err) {
+          fail(err);
+        }
+      },
+    }, 'Remove');
+    body.append(el('tr', { 'data-address': s.address }, el('td', {}, s.address), el('td', {}, s.tenant || '—'), el('td', {}, s.source), el('td', {}, when(new Date(s.at).toISOString())), el('td', {}, when(new Date(s.expiresAt).toISOString())), el('td', { class: 'reply' }, s.reason), el('td', {}, remove)));
+  }
+  $('suppressions').hidden = body.rows.length === 0;
+  $('supp-summary').textContent = body.rows.length === 0 ? 'No suppressed address.' : body.rows.length + (page.next ? '+' : '') + ' suppressed address' + (body.rows.length === 1 ? '' : 'es') + '.';
+}
+
+async function addSuppression(e) {
+  e.preventDefault();
+  try {
+    await api('/api/suppressions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tenant: $('supp-add-tenant').value.trim(), address: $('supp-add-address').value.trim(), reason: $('supp-add-reason').value.trim() }) });
+    $('supp-add-address').value = '';
+    $('supp-add-reason').value = '';
+    await openSuppressions();
+  } catch (err) {
+    fail(err);
+  }
+}
+
 async function openQueue(more) {
   show('queue');
   const page = await api('/api/queue' + (more && queueNext ? '?after=' + encodeURIComponent(queueNext) : ''));
@@ -270,6 +312,11 @@ document.addEventListener('DOMContentLoaded', () => {
   });
   $('sign-out').addEventListener('click', () => forget('Token forgotten.'));
   $('test-form').addEventListener('submit', sendTest);
+  $('supp-search').addEventListener('submit', (e) => {
+    e.preventDefault();
+    openSuppressions().catch(fail);
+  });
+  $('supp-add').addEventListener('submit', addSuppression);
   $('search-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const params = new URLSearchParams();
