@@ -95,6 +95,8 @@ export const Replies = {
   providerDelivered: (provider: string, said: string) => reply('provider-delivered', 250, '2.0.0', `${provider} confirms delivery (${said})`),
   providerBounced: (provider: string, said: string) => reply('provider-bounced', 550, '5.0.0', `${provider} reports a bounce (${said})`),
   providerComplained: (provider: string, said: string) => reply('provider-complained', 550, '5.7.1', `${provider} reports a complaint from the recipient (${said})`),
+  // Pass-through, action report: every recipient suppressed; the message is taken, nothing sent, each reported.
+  allSuppressed: reply('all-suppressed', 250, '2.0.0', 'Ok: every recipient is suppressed for this sender; nothing was sent'),
   // The bounce domain's listener: mail for an address that is not a return path the relay made.
   bounceAddressUnknown: reply('bounce-address-unknown', 550, '5.1.1', 'No such bounce address here'),
   // What a message a person acted on records (the mail console, `tenant-relay queue`).

@@ -41,6 +41,7 @@ const samples: { readonly [K in keyof typeof Replies]: SmtpReply } = {
   heldByLimit: Replies.heldByLimit('tenant acme is at its messagesPerMinute limit'),
   heldByHand: Replies.heldByHand('console: support-desk'),
   bounceAddressUnknown: Replies.bounceAddressUnknown,
+  allSuppressed: Replies.allSuppressed,
   providerDelivered: Replies.providerDelivered('mailgun', '250 OK'),
   providerBounced: Replies.providerBounced('mailgun', '550 5.1.1 User unknown'),
   providerComplained: Replies.providerComplained('sendgrid', 'spamreport'),

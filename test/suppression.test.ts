@@ -179,3 +179,20 @@ tenants:
   t.same((await listed('desk-token-0123456789abcdef', '?tenant=beta')), ['beta:x@example.com']);
   t.match(relay.logs.find((l) => l.event === 'console-action' && l.action === 'suppress'), { tenant: 'beta', address: 'x@example.com', by: 'console: desk' });
 });
+
+t.test('pass-through, action report: after the bounce the client hears about the others only; all suppressed is a 250 that sent nothing', async (t) => {
+  const rcpts: string[] = [];
+  const upstream = await startUpstream({
+    rcpt: (a) => {
+      rcpts.push(a);
+      return a.startsWith('gone@') ? [550, '5.1.1 <gone@example.com>: Recipient address rejected: User unknown'] : undefined;
+    },
+  });
+  t.teardown(() => upstream.close());
+  const relay = await startTestRelay(`delivery: { mode: passthrough, spool: { path: \${SPOOL} } }\nsmarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }\ntenants:\n  - { id: acme, match: { domains: [acme.test] } }\n`);
+  t.teardown(() => relay.close());
+  t.match(await replyOf(sendThrough(relay.port, { from: 'app@acme.test', to: 'gone@example.com' })), /^550 5\.1\.1 /, 'the first: the upstream refuses it for good');
+  t.equal(await replyOf(sendThrough(relay.port, { from: 'app@acme.test', to: ['gone@example.com', 'ok@example.com'] })), 'resolved', 'the next: 250 for the other recipient');
+  t.match((await sendThrough(relay.port, { from: 'app@acme.test', to: 'gone@example.com' })).response, /^250 2\.0\.0 Ok: every recipient is suppressed for this sender; nothing was sent/);
+  t.same(rcpts, ['gone@example.com', 'ok@example.com'], 'one try at the address in all');
+});

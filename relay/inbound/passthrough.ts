@@ -4,7 +4,9 @@
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { type UpstreamAccess, deliver } from '../delivery/deliver.js';
-import type { SmtpReply } from '../errors.js';
+import { Replies, type SmtpReply } from '../errors.js';
+import { suppressedAmong, suppressGone } from '../suppression/apply.js';
+import type { SuppressionStore } from '../suppression/store.js';
 import { type MessageFacts, messageIdOf, type Outcomes } from '../observe/outcomes.js';
 import type { DeliveryResult, MessageSource } from '../types.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
@@ -18,6 +20,8 @@ export interface PassthroughDeps {
   readonly outcomes: Outcomes;
   /** The platform's tenants: the owner of a header From only they know. */
   readonly platform?: () => PlatformTenants | undefined;
+  /** Addresses each tenant's mail does not go to. */
+  readonly suppression?: SuppressionStore;
 }
 
 export type Forwarded =
@@ -46,10 +50,18 @@ export async function forwardInSession(data: Readable, tx: Transaction, deps: Pa
     const facts: MessageFacts = { id: tx.id, tenant, mode: 'passthrough', mailFrom: tx.envelope.mailFrom, acceptedAt: Date.now(), ...messageIdOf(message) };
     deps.outcomes.emit('accepted', { message: facts, envelope: tx.envelope, header: message.head, size: bytes, decision: tx.decision.reason });
     const sendStarted = performance.now();
-    const result = await deliver(deps.upstreams, tx.decision.route.upstream, tx.envelope, { source, eightBit: message.eightBit }, tx.config.upstreamHosts);
+    // Suppressed recipients (action report; refuse has refused them at RCPT) are skipped and reported; the
+    // client hears about the others.
+    const suppressed = await suppressedAmong(deps.suppression, tx.config, tenant, tx.envelope.rcptTo, Date.now());
+    const rcptTo = suppressed.length > 0 ? tx.envelope.rcptTo.filter((r) => !suppressed.some((s) => s.recipient === r)) : tx.envelope.rcptTo;
+    const upstream = tx.decision.route.upstream;
+    const sent = rcptTo.length > 0 ? await deliver(deps.upstreams, upstream, { ...tx.envelope, rcptTo }, { source, eightBit: message.eightBit }, tx.config.upstreamHosts) : { upstream: upstream.name, outcomes: [] };
+    const result = { upstream: sent.upstream, outcomes: [...sent.outcomes, ...suppressed] };
+    await suppressGone(deps.suppression, tx.config, tenant, result, Date.now());
     const ms = performance.now() - sendStarted;
     deps.outcomes.emit('attempted', { message: facts, at: Date.now(), upstream: result.upstream, tried: true, attempt: 1, ms, outcomes: result.outcomes, final: true, expired: false });
-    return { kind: 'forwarded', reply: passthroughReply(result), result, bytes, warnings: message.warnings };
+    const reply = sent.outcomes.length > 0 ? passthroughReply(sent) : Replies.allSuppressed;
+    return { kind: 'forwarded', reply, result, bytes, warnings: message.warnings };
   } finally {
     await deps.staging.discard(staged);
     await message.release();

@@ -14,9 +14,9 @@ import { dkimPlan } from '../routing/decide.js';
 import { buildDsn } from './dsn.js';
 import { factsOf, pendingRecipients, type QueuedMessage, type QueuedRecipient } from './entry.js';
 import type { Spool } from './spool.js';
-import { mailboxGone } from '../suppression/mailbox-gone.js';
 import { returnPathOf } from '../message/return-path.js';
-import { type Suppression, suppressionOf, type SuppressionStore, suppressionTenant } from '../suppression/store.js';
+import { suppressedAmong, suppressGone } from '../suppression/apply.js';
+import type { SuppressionStore } from '../suppression/store.js';
 
 export interface AttemptDeps {
   readonly spool: Spool;
@@ -58,14 +58,15 @@ export async function attemptDelivery(
   const rcptTo = pendingRecipients(entry);
   let result: DeliveryResult;
   if (target.kind === 'deliver') {
-    const suppressed = await suppressedOf(entry, rcptTo, config, now, deps);
+    // A DSN the relay made is never held back.
+    const suppressed = entry.dsn ? [] : await suppressedAmong(deps.suppression, config, entry.tenant, rcptTo, now);
     const toSend = suppressed.length > 0 ? rcptTo.filter((r) => !suppressed.some((s) => s.recipient === r)) : rcptTo;
     const message = { source: source ?? (await spool.source(entry.id)), eightBit: entry.eightBit === true };
     // Through the platform's smarthost with bounces by mail on: the message's own return path (VERP).
     const mailFrom = config.bounces && target.upstream.kind === 'smtp' && target.upstream.owner === 'platform' && entry.mailFrom !== '' && !entry.dsn ? returnPathOf(entry.id, config.bounces) : entry.mailFrom;
     const sent = toSend.length > 0 ? await deliver(deps.upstreams, target.upstream, { mailFrom, rcptTo: toSend }, message, config.upstreamHosts) : { upstream: target.upstream.name, outcomes: [] };
     result = { upstream: sent.upstream, outcomes: [...sent.outcomes, ...suppressed] };
-    await suppressGone(entry, result, config, now, deps);
+    if (!entry.dsn) await suppressGone(deps.suppression, config, entry.tenant, result, now);
   } else {
     result = { upstream: HELD, outcomes: rcptTo.map((recipient) => ({ recipient, status: 'temp', reply: target.reply })) };
   }
@@ -109,31 +110,6 @@ export async function attemptDelivery(
   await spool.update(next);
   deps.outcomes.emit('settled', { message, attempt, state: 'deferred', upstream: result.upstream, ms, pending: stillPending.length, nextAttemptAt });
   return { ...told, retry: next };
-}
-
-/**
- * The recipients whose address is suppressed for the message's tenant, as outcomes: skipped, no DSN (the
- * relay chose not to send), a `suppressed` event. A DSN the relay made is never held back. The store
- * away (Redis down): nothing is skipped; mail is not held for it.
- */
-async function suppressedOf(entry: QueuedMessage, rcptTo: readonly string[], config: Config, now: number, deps: AttemptDeps): Promise<RecipientOutcome[]> {
-  if (!deps.suppression || entry.dsn || !suppressionOf(config, entry.tenant).enabled) return [];
-  const found = await deps.suppression.check(suppressionTenant(entry.tenant), rcptTo, now).catch(() => new Map<string, Suppression>());
-  return rcptTo.flatMap((recipient) => {
-    const s = found.get(recipient.toLowerCase());
-    return s ? [{ recipient, status: 'perm' as const, reply: Replies.recipientSuppressed(`${s.source}: ${s.reason}`), suppressed: true }] : [];
-  });
-}
-
-/** Recipients whose mailbox refused mail for good (mailbox-gone.ts) are suppressed for the tenant from now on. */
-async function suppressGone(entry: QueuedMessage, result: DeliveryResult, config: Config, now: number, deps: AttemptDeps): Promise<void> {
-  const policy = suppressionOf(config, entry.tenant);
-  if (!deps.suppression || entry.dsn || !policy.enabled) return;
-  for (const o of result.outcomes) {
-    if (o.status !== 'perm' || o.suppressed || !o.upstreamReply || !mailboxGone(o.upstreamReply)) continue;
-    const entryOf = { tenant: suppressionTenant(entry.tenant), address: o.recipient.toLowerCase(), reason: formatUpstreamReply(o.upstreamReply), source: 'bounce' as const, at: now, expiresAt: now + policy.expiryMs };
-    await deps.suppression.add(entryOf).catch(() => undefined);
-  }
 }
 
 /** A pace or quota reply among the recipients' outcomes (classify.ts gave it its reply id). */
