@@ -58,6 +58,8 @@ export class Journal {
   #nextSeq = 1;
   #pending: QueuedWrite[] = [];
   #writing: Promise<void> | undefined;
+  /** The removal of finished segments under way, if any (close waits for it). */
+  #removing: Promise<void> | undefined;
   /** After a failed write the segment's end is unknown: the next write starts a new one. */
   #broken = false;
 
@@ -123,12 +125,14 @@ export class Journal {
     if (!segment) return;
     this.#pending.push({ chunks: record(KIND_DONE, id) });
     this.#write();
-    if (segment.live === 0) void this.#removeFinishedSegments();
+    if (segment.live === 0) this.#removing = this.#removeFinishedSegments();
   }
 
   /** Waits for pending writes and closes the segments. */
   async close(): Promise<void> {
     while (this.#writing) await this.#writing;
+    // A removal under way finishes first: a stop must not leave a finished segment behind half removed.
+    await this.#removing;
     for (const s of this.#segments.splice(0)) await s.handle.close().catch(() => {});
   }
 
