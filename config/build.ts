@@ -121,6 +121,7 @@ export function buildTenant(t: RawTenant, at: (string | number)[], problems: Pat
     delivery: {
       ...(delivery.mode !== undefined ? { mode: delivery.mode } : {}),
       ...(delivery.fallbackToSmarthostAfterMinutes !== undefined ? { fallbackToSmarthostAfterMs: delivery.fallbackToSmarthostAfterMinutes * 60_000 } : {}),
+      verp: delivery.verp,
       ...(delivery.spool
         ? {
             spool: {

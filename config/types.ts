@@ -62,6 +62,8 @@ export interface Tenant {
     /** Absent: the global mode. */
     readonly mode?: DeliveryMode;
     readonly fallbackToSmarthostAfterMs?: number;
+    /** Its own upstream's mail leaves with the relay's return path too (bounces by mail). */
+    readonly verp: boolean;
     /** Its share of the spool (absent: delivery.spool.perTenant). */
     readonly spool?: Partial<SpoolQuota>;
   };

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { findInTraces } from '../relay/reporting/trace-read.js';
+import { readBounceReport } from '../relay/suppression/bounce-report.js';
 import { queuedId, replyOf, sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import { until } from './helpers/wait.js';
@@ -109,4 +110,47 @@ t.test('a report for a return path the relay did not make is refused at RCPT; on
   await new Promise((r) => setTimeout(r, 400));
   t.equal(f.statusOf(id), 'delivered', 'nothing linked');
   t.match(f.relay.logs.filter((l) => l.event === 'bounce-report'), [{ linked: 0 }, { linked: 0 }]);
+});
+
+t.test('what a report says: RFC 3464 failures, RFC 5965 complaints, qmail\'s form; delays and anything else say nothing', async (t) => {
+  const qmail = (why: string) =>
+    `From: MAILER-DAEMON@mx.example.com\r\nSubject: failure notice\r\n\r\nHi. This is the qmail-send program at mx.example.com.\r\nI'm afraid I wasn't able to deliver your message to the following addresses.\r\nThis is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n<pat@example.com>:\r\n${why}\r\n\r\n--- Below this line is a copy of the message.\r\n\r\nTo: <kim@example.com>:\r\n`;
+  const twoRecipients = dsn('pat@example.com', 'failed', '5.1.1').replace('--b1--', 'Final-Recipient: rfc822; kim@example.com\r\nAction: failed\r\nStatus: 5.2.1\r\n--b1--');
+  const cases: [string, string, { type: string; recipient: string }[]][] = [
+    ['a DSN, failed 5.1.1', dsn('pat@example.com', 'failed', '5.1.1'), [{ type: 'bounced', recipient: 'pat@example.com' }]],
+    ['a DSN for two recipients', twoRecipients, [{ type: 'bounced', recipient: 'pat@example.com' }, { type: 'bounced', recipient: 'kim@example.com' }]],
+    ['a DSN, delayed', dsn('pat@example.com', 'delayed', '4.4.1'), []],
+    ['a DSN, failed with a 4.x.x status', dsn('pat@example.com', 'failed', '4.2.2'), []],
+    ['an abuse report', arf('kim@example.com'), [{ type: 'complained', recipient: 'kim@example.com' }]],
+    ["qmail's form, (#5.1.1)", qmail('Sorry, no mailbox here by that name. (#5.1.1)'), [{ type: 'bounced', recipient: 'pat@example.com' }]],
+    ["qmail's form, the remote's 550 5.1.1", qmail('Remote host said: 550 5.1.1 <pat@example.com>: User unknown'), [{ type: 'bounced', recipient: 'pat@example.com' }]],
+    ["qmail's form, a temporary failure", qmail('Connection refused. (#4.4.1)'), []],
+    ['an auto-reply', 'From: pat@example.com\r\nSubject: Out of office\r\n\r\nI am away until Monday.\r\n', []],
+  ];
+  for (const [name, report, expected] of cases) t.match(readBounceReport(Buffer.from(report)), expected, name);
+  for (const [name, report, expected] of cases) t.equal(readBounceReport(Buffer.from(report)).length, expected.length, `${name}: that many`);
+});
+
+t.test("a tenant's own upstream keeps the tenant's sender, unless the tenant opts in (delivery.verp)", async (t) => {
+  const own = await startUpstream();
+  t.teardown(() => own.close());
+  const relay = await startTestRelay(
+    `
+delivery: { mode: queue, spool: { path: \${SPOOL} } }
+smarthost: { host: 127.0.0.1, port: 9, tls: none }
+bounces: { domain: bounces.platform.test, signingKey: "bounce-signing-key-of-the-test-0123456789", listen: { host: 127.0.0.1, port: 0 } }
+tenants:
+  - { id: plain, match: { domains: [plain.test] }, upstream: { host: 127.0.0.1, port: ${own.port}, tls: none } }
+  - { id: optin, match: { domains: [optin.test] }, upstream: { host: 127.0.0.1, port: ${own.port}, tls: none }, delivery: { verp: true } }
+`,
+    {},
+    { manualScheduler: true },
+  );
+  t.teardown(() => relay.close());
+  await sendThrough(relay.port, { from: 'app@plain.test', to: 'a@example.com' });
+  const id = queuedId((await sendThrough(relay.port, { from: 'app@optin.test', to: 'b@example.com' })).response);
+  await relay.relay.scheduler.runDue();
+  const fromOf = (to: string) => own.received.find((m) => m.rcptTo.includes(to))?.mailFrom;
+  t.equal(fromOf('a@example.com'), 'app@plain.test');
+  t.match(fromOf('b@example.com'), new RegExp(`^bounces\\+${id}-[\\w-]{16}@bounces\\.platform\\.test$`));
 });

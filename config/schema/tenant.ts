@@ -26,6 +26,10 @@ const tenantDelivery = z
     fallbackToSmarthostAfterMinutes: z.number().positive().optional(),
     // This tenant's share of the spool, in place of delivery.spool.perTenant.
     spool: z.strictObject({ maxMessages: spoolQuota.maxMessages.optional(), maxMegabytes: spoolQuota.maxMegabytes.optional() }).optional(),
+    // With bounces (by mail) configured: mail through this tenant's own upstream leaves with the relay's
+    // return path too, so its bounces come back to the relay (the smarthost's always do). SPF is then
+    // checked against the platform's bounce domain, not the tenant's.
+    verp: z.boolean().default(false),
   })
   .prefault({});
 

@@ -62,8 +62,10 @@ export async function attemptDelivery(
     const suppressed = entry.dsn ? [] : await suppressedAmong(deps.suppression, config, entry.tenant, rcptTo, now);
     const toSend = suppressed.length > 0 ? rcptTo.filter((r) => !suppressed.some((s) => s.recipient === r)) : rcptTo;
     const message = { source: source ?? (await spool.source(entry.id)), eightBit: entry.eightBit === true };
-    // Through the platform's smarthost with bounces by mail on: the message's own return path (VERP).
-    const mailFrom = config.bounces && target.upstream.kind === 'smtp' && target.upstream.owner === 'platform' && entry.mailFrom !== '' && !entry.dsn ? returnPathOf(entry.id, config.bounces) : entry.mailFrom;
+    // Through the platform's smarthost (or a tenant's own upstream that opted in) with bounces by mail
+    // on: the message's own return path (VERP).
+    const verp = target.upstream.kind === 'smtp' && (target.upstream.owner === 'platform' || (entry.tenant !== null && config.directory.byId(entry.tenant)?.delivery.verp === true));
+    const mailFrom = config.bounces && verp && entry.mailFrom !== '' && !entry.dsn ? returnPathOf(entry.id, config.bounces) : entry.mailFrom;
     const sent = toSend.length > 0 ? await deliver(deps.upstreams, target.upstream, { mailFrom, rcptTo: toSend }, message, config.upstreamHosts) : { upstream: target.upstream.name, outcomes: [] };
     result = { upstream: sent.upstream, outcomes: [...sent.outcomes, ...suppressed] };
     if (!entry.dsn) await suppressGone(deps.suppression, config, entry.tenant, result, now);

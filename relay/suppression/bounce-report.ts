@@ -1,8 +1,10 @@
 // A bounce or complaint that came back by mail: a delivery status notification (RFC 3464: a
 // multipart/report whose message/delivery-status part has, per recipient, Final-Recipient, Action and
 // Status) or an abuse report (RFC 5965: message/feedback-report with Feedback-Type and
-// Original-Rcpt-To). Read as text, bounded: only those fields are looked at. A report that is neither is
-// not one the relay acts on.
+// Original-Rcpt-To), or the common form without a delivery-status part: qmail's (and its descendants')
+// "Hi. This is the qmail-send program", a block per recipient, "<address>:" and then why, with its
+// enhanced code as "(#5.1.1)". Read as text, bounded: only those fields are looked at. Any other report
+// is not one the relay acts on.
 export interface ReportedRecipient {
   readonly type: 'bounced' | 'complained';
   /** Lower case. */
@@ -23,6 +25,7 @@ export function readBounceReport(message: Buffer): ReportedRecipient[] {
       return a ? [{ type: 'complained' as const, recipient: a, reason: `complaint (${feedback.slice(0, 40)})` }] : [];
     });
   }
+  if (!/^Final-Recipient:/im.test(text) && /This is the qmail-send program/i.test(text)) return qmailReport(text, address);
   // Per recipient: its fields follow its Final-Recipient, up to the next one.
   const blocks = text.split(/^(?=Final-Recipient:)/im).slice(1);
   return blocks.flatMap((block) => {
@@ -33,5 +36,20 @@ export function readBounceReport(message: Buffer): ReportedRecipient[] {
     if (!recipient || action !== 'failed' || !status?.startsWith('5.')) return [];
     const diagnostic = get('Diagnostic-Code')?.replace(/^smtp;\s*/i, '');
     return [{ type: 'bounced' as const, recipient, reason: [status, diagnostic].filter(Boolean).join(' ').slice(0, 300) }];
+  });
+}
+
+/**
+ * qmail's bounce: after "I'm afraid I wasn't able to deliver your message", a paragraph per recipient,
+ * "<address>:" on a line of its own and the remote reply under it. Permanent when it carries a 5.x.x
+ * code ("(#5.1.1)", or the remote's "550 5.1.1 ..."); a paragraph without one says nothing sure.
+ */
+function qmailReport(text: string, address: (value: string) => string | undefined): ReportedRecipient[] {
+  const body = text.split(/^--- Below this line is a copy of the message\./im)[0] ?? text;
+  return [...body.matchAll(/^<([^>\s]+@[^>\s]+)>:[ \t]*\r?\n([\s\S]*?)(?=\r?\n\r?\n|$)/gm)].flatMap((m) => {
+    const recipient = address(m[1] ?? '');
+    const why = (m[2] ?? '').replace(/\s+/g, ' ').trim();
+    const status = /#(5\.\d{1,3}\.\d{1,3})\b/.exec(why)?.[1] ?? /\b5\d\d[ -](5\.\d{1,3}\.\d{1,3})\b/.exec(why)?.[1];
+    return recipient && status ? [{ type: 'bounced' as const, recipient, reason: `${status} ${why}`.slice(0, 300) }] : [];
   });
 }
