@@ -53,7 +53,8 @@ interface Setup {
 }
 
 /** Relays (queue mode, scheduler by hand) whose smarthost refuses gone@ for good; acme's settings as given. */
-async function setup(t: Test, o: { relays?: number; redis?: TestRedis; acme?: string } = {}): Promise<Setup> {
+/** A smarthost that refuses gone@ for good, and every RCPT TO it was given (a refused one never reaches DATA). */
+async function goneUpstream(t: Test): Promise<{ upstream: Upstream; rcpts: string[] }> {
   const rcpts: string[] = [];
   const upstream = await startUpstream({
     rcpt: (a) => {
@@ -62,6 +63,11 @@ async function setup(t: Test, o: { relays?: number; redis?: TestRedis; acme?: st
     },
   });
   t.teardown(() => upstream.close());
+  return { upstream, rcpts };
+}
+
+async function setup(t: Test, o: { relays?: number; redis?: TestRedis; acme?: string } = {}): Promise<Setup> {
+  const { upstream, rcpts } = await goneUpstream(t);
   const relays: TestRelay[] = [];
   for (let i = 0; i < (o.relays ?? 1); i++) {
     const relay = await startTestRelay(
@@ -181,14 +187,7 @@ tenants:
 });
 
 t.test('pass-through, action report: after the bounce the client hears about the others only; all suppressed is a 250 that sent nothing', async (t) => {
-  const rcpts: string[] = [];
-  const upstream = await startUpstream({
-    rcpt: (a) => {
-      rcpts.push(a);
-      return a.startsWith('gone@') ? [550, '5.1.1 <gone@example.com>: Recipient address rejected: User unknown'] : undefined;
-    },
-  });
-  t.teardown(() => upstream.close());
+  const { upstream, rcpts } = await goneUpstream(t);
   const relay = await startTestRelay(`delivery: { mode: passthrough, spool: { path: \${SPOOL} } }\nsmarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }\ntenants:\n  - { id: acme, match: { domains: [acme.test] } }\n`);
   t.teardown(() => relay.close());
   t.match(await replyOf(sendThrough(relay.port, { from: 'app@acme.test', to: 'gone@example.com' })), /^550 5\.1\.1 /, 'the first: the upstream refuses it for good');
