@@ -15,6 +15,8 @@ export interface PostfixInstance {
 }
 
 const POSTFIX = '/usr/sbin/postfix';
+const DEFAULT_MAIN_CF = '/etc/postfix/main.cf';
+const DEBIAN_MAIN_CF = '/usr/share/postfix/main.cf.debian';
 
 export function postfixInstalled(): boolean {
   return fs.existsSync(POSTFIX) && process.getuid?.() === 0;
@@ -39,8 +41,10 @@ export async function startPostfix(sinkPort: number): Promise<PostfixInstance> {
   const queue = path.join(dir, 'queue');
   for (const d of [config, queue, path.join(dir, 'data')]) fs.mkdirSync(d, { recursive: true });
   // Postfix's own rules: its data directory belongs to mail_owner, and `postfix -c DIR` works only for a
-  // directory the default main.cf lists in alternate_config_directories.
+  // directory the default main.cf lists in alternate_config_directories. A Postfix installed without
+  // being configured (apt-get in a container: no main.cf) gets Debian's default one first.
   execFileSync('chown', ['postfix', path.join(dir, 'data')]);
+  if (!fs.existsSync(DEFAULT_MAIN_CF) && fs.existsSync(DEBIAN_MAIN_CF)) fs.copyFileSync(DEBIAN_MAIN_CF, DEFAULT_MAIN_CF);
   const listed = execFileSync('/usr/sbin/postconf', ['-h', 'alternate_config_directories']).toString().trim();
   if (!listed.split(/[\s,]+/).includes(config)) execFileSync('/usr/sbin/postconf', ['-e', `alternate_config_directories = ${[listed, config].filter(Boolean).join(' ')}`]);
   // The Debian master.cf with chroot off (a private queue has no chroot set up) and smtpd on our port.
