@@ -53,17 +53,11 @@ interface Setup {
 }
 
 /** Relays (queue mode, scheduler by hand) whose smarthost refuses gone@ for good; acme's settings as given. */
-/** A smarthost that refuses gone@ for good, and every RCPT TO it was given (a refused one never reaches DATA). */
+/** A smarthost that refuses gone@ for good; `rcpts`: every RCPT TO it was given. */
 async function goneUpstream(t: Test): Promise<{ upstream: Upstream; rcpts: string[] }> {
-  const rcpts: string[] = [];
-  const upstream = await startUpstream({
-    rcpt: (a) => {
-      rcpts.push(a);
-      return a.startsWith('gone@') ? [550, '5.1.1 <gone@example.com>: Recipient address rejected: User unknown'] : undefined;
-    },
-  });
+  const upstream = await startUpstream({ rcpt: (a) => (a.startsWith('gone@') ? [550, '5.1.1 <gone@example.com>: Recipient address rejected: User unknown'] : undefined) });
   t.teardown(() => upstream.close());
-  return { upstream, rcpts };
+  return { upstream, rcpts: upstream.rcpts };
 }
 
 async function setup(t: Test, o: { relays?: number; redis?: TestRedis; acme?: string } = {}): Promise<Setup> {
@@ -136,8 +130,8 @@ t.test('a fleet of three relays on one Redis: a bounce on one, and the others do
 t.test('by hand: tenant-relay suppression add, list, export and remove, on the store the running relay reads', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-suppress-cli-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const rcpts: string[] = [];
-  const upstream = await startUpstream({ rcpt: (a) => void rcpts.push(a) });
+  const upstream = await startUpstream();
+  const { rcpts } = upstream;
   t.teardown(() => upstream.close());
   const relay = await startFileRelay(dir, `delivery: { mode: queue, spool: { path: ${dir}/spool } }\nsmarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }\ntenants:\n  - { id: acme, match: { domains: [acme.test] } }\n`);
   t.teardown(() => relay.close());

@@ -64,8 +64,8 @@ export async function attemptDelivery(
     const message = { source: source ?? (await spool.source(entry.id)), eightBit: entry.eightBit === true };
     // Through the platform's smarthost (or a tenant's own upstream that opted in) with bounces by mail
     // on: the message's own return path (VERP).
-    const verp = target.upstream.kind === 'smtp' && (target.upstream.owner === 'platform' || (entry.tenant !== null && config.directory.byId(entry.tenant)?.delivery.verp === true));
-    const mailFrom = config.bounces && verp && entry.mailFrom !== '' && !entry.dsn ? returnPathOf(entry.id, config.bounces) : entry.mailFrom;
+    const verp = (u: Upstream) => u.kind === 'smtp' && (u.owner === 'platform' || (entry.tenant !== null && config.directory.byId(entry.tenant)?.delivery.verp === true));
+    const mailFrom = config.bounces && entry.mailFrom !== '' && !entry.dsn && verp(target.upstream) ? returnPathOf(entry.id, config.bounces) : entry.mailFrom;
     const sent = toSend.length > 0 ? await deliver(deps.upstreams, target.upstream, { mailFrom, rcptTo: toSend }, message, config.upstreamHosts) : { upstream: target.upstream.name, outcomes: [] };
     result = { upstream: sent.upstream, outcomes: [...sent.outcomes, ...suppressed] };
     if (!entry.dsn) await suppressGone(deps.suppression, config, entry.tenant, result, now);

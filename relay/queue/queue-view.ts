@@ -15,10 +15,8 @@ export function spoolsAt(root: string): Spool[] {
 /** One message, in whichever spool and area holds it. */
 export async function findQueued(spools: readonly Spool[], id: string): Promise<Listed | undefined> {
   for (const spool of spools) {
-    for (const area of ['queue', 'failed'] as const) {
-      const found = (await spool.list(area)).find((l) => l.id === id);
-      if (found) return withHolds(spool, [found])[0];
-    }
+    const found = await spool.find(id);
+    if (found) return withHolds(spool, [found])[0];
   }
   return undefined;
 }

@@ -142,6 +142,24 @@ export class Spool {
     return listings;
   }
 
+  /**
+   * One message as list() shows it, without listing the rest: its state file in either area, else the
+   * journal. For a timeline or an action on one message, whatever the size of the queue.
+   */
+  async find(id: string): Promise<QueueListing | undefined> {
+    if (!/^[a-z0-9]{1,64}$/.test(id)) return undefined;
+    for (const area of ['queue', 'failed'] as const) {
+      try {
+        const entry: unknown = JSON.parse(await fs.readFile(this.layout.state(id, area), 'utf8'));
+        if (isQueuedMessage(entry) && entry.id === id) return { id, area, entry };
+      } catch {
+        // Not in this area (or being replaced right now).
+      }
+    }
+    const m = (await readJournal(this.layout.journalDir)).live.find((l) => l.entry.id === id);
+    return m ? { id, area: 'queue', entry: m.entry, journal: { segment: m.segment, offset: m.offset, length: m.length } } : undefined;
+  }
+
   /** The header block of a listed message, as `tenant-relay queue show` prints it. */
   async headerOf(listing: QueueListing): Promise<Buffer> {
     if (listing.journal) return splitMessage(await readJournalBytes(listing.journal)).header;

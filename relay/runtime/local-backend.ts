@@ -3,13 +3,13 @@
 import type { Config } from '../../config/types.js';
 import { preflightEndpoint } from '../delivery/preflight.js';
 import type { Logger } from '../log.js';
-import type { Outcomes } from '../observe/outcomes.js';
 import type { SendTests } from '../observe/send-tests.js';
 import type { Readiness } from '../ops/http.js';
 import type { RelayMetrics } from '../ops/metrics.js';
 import type { TraceStore } from '../reporting/trace-store.js';
 import type { SuppressionStore } from '../suppression/store.js';
 import type { Drain } from './drain.js';
+import type { ProviderEventsBackend } from './provider-event-routes.js';
 import { type OpsBackend, renderedOnce } from './ops-routes.js';
 
 export interface LocalParts {
@@ -25,7 +25,8 @@ export interface LocalParts {
   /** Where the first SMTP listener is bound. */
   readonly smtpPort: () => number | undefined;
   readonly suppression: SuppressionStore;
-  readonly outcomes: Outcomes;
+  /** The smarthost provider's event webhooks (provider-event-routes.ts). */
+  readonly providerEvents: ProviderEventsBackend;
 }
 
 export function localBackend(p: LocalParts): OpsBackend {
@@ -53,13 +54,6 @@ export function localBackend(p: LocalParts): OpsBackend {
       sendTestOutcome: (token) => p.sendTests.get(token),
       suppression: () => p.suppression,
     },
-    providerEvents: {
-      config: p.config,
-      byMessageId: trace && ((messageId) => trace.find({ messageId }, 20)),
-      outcomes: p.outcomes,
-      suppression: p.suppression,
-      metrics: p.metrics,
-      logger: p.logger,
-    },
+    providerEvents: p.providerEvents,
   };
 }

@@ -14,13 +14,14 @@ import { type ProviderEvent, SeenTokens, type Verified } from '../reporting/prov
 import { verifyMailgun } from '../reporting/provider-events/mailgun.js';
 import { sendgridKey, verifySendgrid } from '../reporting/provider-events/sendgrid.js';
 import { SigningCertificates, verifySes } from '../reporting/provider-events/ses.js';
-import type { TracedMessage } from '../reporting/trace-read.js';
+import type { TracedMessage, TraceQuery } from '../reporting/trace-read.js';
+import type { ReportedRecipient } from '../suppression/bounce-report.js';
 import { suppressionOf, type SuppressionStore, suppressionTenant } from '../suppression/store.js';
 
 export interface ProviderEventsBackend {
   config(): Config;
-  /** The traced messages with this Message-ID (undefined: the trace is off). */
-  readonly byMessageId: ((messageId: string) => readonly TracedMessage[]) | undefined;
+  /** The traced messages a query finds (undefined: the trace is off). */
+  readonly find: ((query: TraceQuery) => readonly TracedMessage[]) | undefined;
   readonly outcomes: Outcomes;
   readonly suppression: SuppressionStore;
   readonly metrics: RelayMetrics;
@@ -84,12 +85,32 @@ async function take(b: ProviderEventsBackend, provider: string, verified: Verifi
 
 /** The message an event is about: its Message-ID in the trace, with that recipient among its own. */
 function messageOf(b: ProviderEventsBackend, event: ProviderEvent): TracedMessage | undefined {
-  if (!event.messageId || !b.byMessageId) return undefined;
-  return b.byMessageId(event.messageId).find((m) => m.events.some((e) => e.recipient.toLowerCase() === event.recipient));
+  if (!event.messageId || !b.find) return undefined;
+  return b.find({ messageId: event.messageId }).find((m) => hadRecipient(m, event.recipient));
+}
+
+/** Only a recipient the message had: a report cannot name anyone else. */
+const hadRecipient = (m: TracedMessage, recipient: string) => m.events.some((e) => e.recipient.toLowerCase() === recipient);
+
+/**
+ * A report that came back by mail (inbound/bounce-listener.ts) for the message its return path names:
+ * each recipient that message had is linked as a provider's event is; the rest is counted. How many were linked.
+ */
+export async function takeBounceReport(b: ProviderEventsBackend, queueId: string, reported: readonly ReportedRecipient[]): Promise<number> {
+  const message = b.find?.({ queueId })[0];
+  let linked = 0;
+  for (const r of reported) {
+    if (!message || !hadRecipient(message, r.recipient)) continue;
+    await take1(b, { provider: 'bounce-mail', type: r.type, recipient: r.recipient, reason: r.reason, at: Date.now() }, message);
+    linked++;
+  }
+  b.metrics.providerEvents.inc({ provider: 'bounce-mail', result: 'matched' }, linked);
+  b.metrics.providerEvents.inc({ provider: 'bounce-mail', result: 'unmatched' }, reported.length - linked);
+  return linked;
 }
 
 /** One event, linked to its message: a delivery event of it, and a suppression for a bounce or complaint. */
-export async function take1(b: Pick<ProviderEventsBackend, 'config' | 'outcomes' | 'suppression'>, event: ProviderEvent, m: TracedMessage): Promise<void> {
+async function take1(b: ProviderEventsBackend, event: ProviderEvent, m: TracedMessage): Promise<void> {
   const reason = sanitizeUpstreamText(event.reason, 300);
   const message = { id: m.queueId, tenant: m.tenant, mode: m.mode, mailFrom: m.from, ...(m.messageId ? { messageId: m.messageId } : {}), acceptedAt: Date.parse(m.acceptedAt) };
   // When the relay heard it: the provider's own clock (whole seconds for SendGrid) may put it before the

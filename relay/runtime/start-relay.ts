@@ -51,7 +51,7 @@ import { readinessOf } from './readiness.js';
 import { reloadFrom, restartNeeded, watchFile, watchTenantFiles } from './reload.js';
 import { type RelayRole, settingsOf } from './role.js';
 import { sharedState } from './shared-state.js';
-import { take1 } from './provider-event-routes.js';
+import { type ProviderEventsBackend, takeBounceReport } from './provider-event-routes.js';
 import { startBounceListener } from '../inbound/bounce-listener.js';
 import { suppressionFileOf } from '../suppression/open.js';
 
@@ -168,6 +168,9 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     ...(initial.limits.redis ? { limitsShared: () => shared.limitsShared() } : {}),
   });
 
+  // What the smarthost provider's webhooks and bounces by mail are linked through (provider-event-routes.ts).
+  const trace = reporter.trace;
+  const providerEvents: ProviderEventsBackend = { config, find: trace && ((query) => trace.find(query, 20)), outcomes, suppression: shared.suppression, metrics, logger };
   const addresses: { host: string; port: number }[] = [];
   let opsPort: number | undefined;
   let bouncePort: number | undefined;
@@ -185,7 +188,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       );
     }
     if (initial.ops.enabled && role.ops) {
-      const backend = localBackend({ metrics, readiness, sendTests, drain, config, logger, trace: reporter.trace, applyRequests: () => scheduler.applyRequestsNow(), smtpPort: () => addresses[0]?.port, suppression: shared.suppression, outcomes });
+      const backend = localBackend({ metrics, readiness, sendTests, drain, config, logger, trace: reporter.trace, applyRequests: () => scheduler.applyRequestsNow(), smtpPort: () => addresses[0]?.port, suppression: shared.suppression, providerEvents });
       const tlsFiles = initial.ops.tls && { ...initial.ops.tls, name: 'ops' };
       const tls = readCertificate(tlsFiles);
       const ops = await startOpsServer({ host: initial.ops.host, port: initial.ops.port, ...(tls ? { tls: { key: tls.key, cert: tls.cert } } : {}) }, opsRoutes(backend), () => current.ops).catch((err: unknown) => {
@@ -197,23 +200,10 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     }
     // One process only: a report is linked through this process's trace.
     if (initial.bounces && role.listen && role.ops) {
-      const { trace } = reporter;
       const bounces = await startBounceListener(initial.bounces.listen, {
         settings: () => current.bounces,
         logger,
-        take: async (queueId, reported) => {
-          const message = trace?.find({ queueId }, 1)[0];
-          let linked = 0;
-          for (const r of reported) {
-            // Only a recipient the message had: a report cannot name anyone else.
-            if (!message || !message.events.some((e) => e.recipient.toLowerCase() === r.recipient)) continue;
-            await take1({ config, outcomes, suppression: shared.suppression }, { provider: 'bounce-mail', type: r.type, recipient: r.recipient, reason: r.reason, at: Date.now() }, message);
-            linked++;
-          }
-          metrics.providerEvents.inc({ provider: 'bounce-mail', result: 'matched' }, linked);
-          metrics.providerEvents.inc({ provider: 'bounce-mail', result: 'unmatched' }, reported.length - linked);
-          return linked;
-        },
+        take: (queueId, reported) => takeBounceReport(providerEvents, queueId, reported),
       }).catch((err: unknown) => {
         throw listenFailed(err, 'bounces.listen', initial.bounces?.listen.host ?? '', initial.bounces?.listen.port ?? 0);
       });

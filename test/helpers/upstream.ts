@@ -49,6 +49,8 @@ export interface UpstreamOptions {
 export interface Upstream {
   readonly port: number;
   readonly received: Received[];
+  /** Every RCPT TO it was given, taken or refused (a message whose recipients were all refused never reaches DATA). */
+  readonly rcpts: string[];
   readonly authAttempts: string[];
   /** Each client certificate a TLS handshake presented: its subject CN and SHA-256 fingerprint. */
   readonly clientCertificates: { readonly cn: string; readonly fingerprint: string }[];
@@ -66,6 +68,7 @@ const errorWith = ([code, text]: [number, string]) => Object.assign(new Error(te
 
 export async function startUpstream(options: UpstreamOptions = {}): Promise<Upstream> {
   const received: Received[] = [];
+  const rcpts: string[] = [];
   const authAttempts: string[] = [];
   const clientCertificates: { cn: string; fingerprint: string }[] = [];
   const connections = { opened: 0, open: 0 };
@@ -119,6 +122,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
       callback(refusal ? errorWith(refusal) : undefined);
     },
     onRcptTo(address, _session, callback) {
+      rcpts.push(address.address);
       const refusal = options.rcpt?.(address.address);
       callback(refusal ? errorWith(refusal) : undefined);
     },
@@ -153,6 +157,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
   return {
     port,
     received,
+    rcpts,
     authAttempts,
     clientCertificates,
     connections,

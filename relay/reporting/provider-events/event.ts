@@ -25,6 +25,8 @@ export const MAX_SKEW_MS = 15 * 60_000;
 /** A Message-ID as the trace keeps it: with its angle brackets. */
 export const bracketed = (id: string | undefined) => (id === undefined || id === '' ? undefined : id.startsWith('<') ? id : `<${id}>`);
 
+const MAX_SEEN = 100_000;
+
 /** Tokens seen lately, so one signed request cannot be replayed within the skew (bounded). */
 export class SeenTokens {
   readonly #seen = new Map<string, number>();
@@ -32,7 +34,12 @@ export class SeenTokens {
   /** True the first time `token` is seen (and remembered until it is too old to be taken anyway). */
   fresh(token: string, now: number): boolean {
     if (this.#seen.has(token)) return false;
-    if (this.#seen.size >= 100_000) for (const [t, at] of this.#seen) if (now - at > 2 * MAX_SKEW_MS || this.#seen.size >= 100_000) this.#seen.delete(t);
+    // Oldest first (a Map keeps insertion order): drop what is too old to be taken anyway, or past the
+    // bound, and stop at the first that is neither.
+    for (const [t, at] of this.#seen) {
+      if (now - at <= 2 * MAX_SKEW_MS && this.#seen.size < MAX_SEEN) break;
+      this.#seen.delete(t);
+    }
     this.#seen.set(token, now);
     return true;
   }

@@ -41,16 +41,17 @@ export class SigningCertificates {
   readonly #known = new Map<string, X509Certificate>();
 
   async get(url: string, settings: SesSettings): Promise<X509Certificate | undefined> {
-    const known = this.#known.get(url);
-    if (known) return known;
     let parsed: URL;
     try {
       parsed = new URL(url);
     } catch {
       return undefined;
     }
-    // Only https, only from an allowed host, only a .pem: nothing else is ever fetched.
+    // Only https, only from an allowed host, only a .pem: nothing else is ever fetched, and a host taken
+    // off the list by a reload is not trusted through the cache either.
     if (parsed.protocol !== 'https:' || !parsed.pathname.endsWith('.pem') || !settings.certificateHosts.some((h) => hostMatches(parsed.hostname, h))) return undefined;
+    const known = this.#known.get(url);
+    if (known) return known;
     const answer = await requestHttp({ url: parsed, timeoutMs: 5000, maxBytes: 64 * 1024, ...(settings.ca !== undefined ? { ca: settings.ca } : {}) });
     if (answer.kind !== 'answered' || answer.status !== 200 || answer.truncated) return undefined;
     try {
