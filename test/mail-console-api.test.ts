@@ -45,6 +45,12 @@ t.test('pages by cursor: each message once, newest first, however many arrive me
     if (!cursor) break;
   }
   t.same(seen, [...sent].reverse());
+  const acceptedAt = async (id: string) => ((await f.api(`/api/messages/${id}`, TOKENS.desk)).body.message as { acceptedAt: string }).acceptedAt;
+  const [since, until] = [await acceptedAt(sent[1] ?? ''), await acceptedAt(sent[3] ?? '')];
+  const ranged = ((await f.api(`/api/messages?q=app@beta.test&since=${since}&until=${until}`, TOKENS.desk)).body.messages as { queueId: string }[]).map((m) => m.queueId);
+  t.ok(ranged.includes(sent[1] ?? ''), 'a time range takes what was accepted at since');
+  t.notOk(ranged.includes(sent[3] ?? '') || ranged.includes(sent[4] ?? ''), 'and nothing from until on');
+  t.equal((await f.api('/api/messages?since=yesterday', TOKENS.desk)).status, 400, 'a time that is not one: 400');
   t.equal((await f.api('/api/messages?cursor=bm90LWEtY3Vyc29y', TOKENS.desk)).status, 400, "a cursor the relay did not give: 400");
 });
 

@@ -201,13 +201,19 @@ export class Scheduler {
    * attempt ends (waiting at most `waitMs`), so the person sees what they asked for.
    */
   async applyRequestsNow(waitMs = 5000): Promise<void> {
-    await this.applyRequests();
-    const busy = (await this.#deps.requests.pending()).flatMap((r) => this.#inFlight.get(r.id) ?? []);
-    if (busy.length === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.allSettled(busy), new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
-    clearTimeout(timer);
-    await this.applyRequests();
+    const deadline = Date.now() + waitMs;
+    // A request skipped because its message was being attempted is applied in the next round, whether
+    // that attempt ended while this round looked (nothing to wait for) or is waited for now.
+    for (let round = 0; round < 3; round++) {
+      await this.applyRequests();
+      const left = await this.#deps.requests.pending();
+      if (left.length === 0 || Date.now() >= deadline) return;
+      const busy = left.flatMap((r) => this.#inFlight.get(r.id) ?? []);
+      if (busy.length === 0) continue;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.allSettled(busy), new Promise((resolve) => (timer = setTimeout(resolve, deadline - Date.now())))]);
+      clearTimeout(timer);
+    }
   }
 
   /** Stops starting attempts; waits up to `graceMs` for those in flight (their state is on disk either way). */
