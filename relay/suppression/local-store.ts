@@ -37,9 +37,7 @@ export class LocalSuppressions implements SuppressionStore {
     mkdirSync(path.dirname(file), { recursive: true, mode: PRIVATE_DIR });
     closeSync(openSync(file, 'a', PRIVATE_FILE));
     this.#db = new DatabaseSync(file);
-    // The wait for a lock first: workers open this one file at the same moment, and switching it to WAL
-    // or creating its table while another does would otherwise fail at once (SQLITE_BUSY) and end a worker.
-    this.#db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
+    this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000;');
     this.#db.exec(SCHEMA);
     this.#get = this.#db.prepare('SELECT * FROM suppressions WHERE tenant = ? AND address = ? AND expires_at > ?');
     this.#put = this.#db.prepare(
