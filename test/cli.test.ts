@@ -72,17 +72,21 @@ t.test("serve: Node's own warnings are JSON log lines like the rest of stderr", 
   const dir = tmpdir();
   const config = path.join(dir, 'relay.yaml');
   fs.writeFileSync(config, `${fs.readFileSync(DEFAULT_CONFIG, 'utf8').replace('port: 2525', 'port: 0')}\nops: { port: 0 }\n`);
-  // A deprecation a dependency might raise, once the relay is up.
-  const raise = `setTimeout(() => process.emitWarning('a dependency used something old', 'DeprecationWarning', 'DEP0999'), 300).unref();`;
+  // A deprecation a dependency might raise, once the relay is up: on a signal the test sends after the
+  // "listening" line (a timer could fire before `serve` takes over the warnings on a slow start, and the
+  // warning would then be Node's raw line the test waits past).
+  const raise = `process.on('SIGUSR2', () => process.emitWarning('a dependency used something old', 'DeprecationWarning', 'DEP0999'));`;
   const { child, done } = spawnCli(['serve', '--config', config], { cwd: dir, nodeFlags: [`--import=data:text/javascript,${encodeURIComponent(raise)}`] });
   let seen = '';
-  const warned = new Promise<void>((resolve) =>
+  const warned = new Promise<void>((resolve) => {
     child.stderr?.on('data', (d: Buffer) => {
       seen += d;
       if (seen.includes('"event":"node-warning"')) resolve();
-    }),
-  );
+    });
+    child.once('close', () => resolve()); // the assertions below then say what was missing
+  });
   await listeningPort(child);
+  child.kill('SIGUSR2');
   await warned;
   child.kill('SIGTERM');
   const result = await done;

@@ -2,14 +2,16 @@
 // a declared table, not every 5xx) is not sent to again by that tenant until the entry expires; other
 // tenants are unaffected. A suppressed recipient is skipped and reported (default) or refused at RCPT.
 // Shared through Redis by a fleet; an entry nobody signed is ignored.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import t, { type Test } from 'tap';
 import { findInTraces } from '../relay/reporting/trace-read.js';
 import { mailboxGone } from '../relay/suppression/mailbox-gone.js';
 import { LocalSuppressions } from '../relay/suppression/local-store.js';
-import { runCli } from './helpers/cli.js';
+import { childEnv, runCli } from './helpers/cli.js';
 import { queuedId, replyOf, sendThrough, startFileRelay, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { needRedis, startRedis, type TestRedis } from './helpers/redis.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
@@ -45,6 +47,39 @@ t.test('an entry lasts until it expires, per tenant', async (t) => {
   t.equal(fs.statSync(path.join(dir, 'suppressions.db')).mode & 0o777, 0o600, 'private');
 });
 
+t.test('workers opening a new suppressions file at the same moment all open it (each waits for the lock, none fails)', async (t) => {
+  // Each worker process opens the one file as it starts; a failed open ends the worker. Four processes,
+  // started together and released at one instant, per round.
+  const store = path.resolve('dist/relay/suppression/local-store.js');
+  const rounds = 6;
+  let failed = 0;
+  const errors = new Set<string>();
+  for (let round = 0; round < rounds; round++) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-suppress-open-'));
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const at = Date.now() + 1000;
+    const script = `
+      const { LocalSuppressions } = await import(${JSON.stringify(pathToFileURL(store).href)});
+      while (Date.now() < ${at}) {}
+      const s = new LocalSuppressions(${JSON.stringify(path.join(dir, 'suppressions.db'))});
+      await s.add({ tenant: 'acme', address: 'x' + process.pid + '@example.com', reason: 'r', source: 'manual', at: 0, expiresAt: 9e12 });
+      s.close();`;
+    const runs = await Promise.all(
+      Array.from({ length: 4 }, () => {
+        const child = spawn(process.execPath, ['--input-type=module', '--no-warnings', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() });
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d));
+        return new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stderr })));
+      }),
+    );
+    for (const r of runs.filter((r) => r.code !== 0)) {
+      failed++;
+      errors.add(/Error: .*/.exec(r.stderr)?.[0] ?? r.stderr.slice(0, 200));
+    }
+  }
+  t.equal(failed, 0, `opens that failed of ${rounds * 4}: ${[...errors].join('; ')}`);
+});
+
 interface Setup {
   readonly upstream: Upstream;
   readonly relays: TestRelay[];
@@ -52,7 +87,6 @@ interface Setup {
   readonly rcpts: string[];
 }
 
-/** Relays (queue mode, scheduler by hand) whose smarthost refuses gone@ for good; acme's settings as given. */
 /** A smarthost that refuses gone@ for good; `rcpts`: every RCPT TO it was given. */
 async function goneUpstream(t: Test): Promise<{ upstream: Upstream; rcpts: string[] }> {
   const upstream = await startUpstream({ rcpt: (a) => (a.startsWith('gone@') ? [550, '5.1.1 <gone@example.com>: Recipient address rejected: User unknown'] : undefined) });
@@ -60,6 +94,7 @@ async function goneUpstream(t: Test): Promise<{ upstream: Upstream; rcpts: strin
   return { upstream, rcpts: upstream.rcpts };
 }
 
+/** Relays (queue mode, scheduler by hand) whose smarthost refuses gone@ for good; acme's settings as given. */
 async function setup(t: Test, o: { relays?: number; redis?: TestRedis; acme?: string } = {}): Promise<Setup> {
   const { upstream, rcpts } = await goneUpstream(t);
   const relays: TestRelay[] = [];

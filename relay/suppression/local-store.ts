@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { sanitizeUpstreamText } from '../errors.js';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../private-files.js';
-import { sqlite } from '../sqlite.js';
+import { setUpShared, sqlite } from '../sqlite.js';
 import { MAX_ADDRESS, MAX_REASON, type Suppression, type SuppressionSource, type SuppressionStore } from './store.js';
 
 const SCHEMA = `
@@ -37,8 +37,12 @@ export class LocalSuppressions implements SuppressionStore {
     mkdirSync(path.dirname(file), { recursive: true, mode: PRIVATE_DIR });
     closeSync(openSync(file, 'a', PRIVATE_FILE));
     this.#db = new DatabaseSync(file);
-    this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 2000;');
-    this.#db.exec(SCHEMA);
+    // Workers open this one file at the same moment as they start: a failed open would end a worker.
+    this.#db.exec('PRAGMA busy_timeout = 5000;');
+    setUpShared(this.#db, (db) => {
+      db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
+      db.exec(`BEGIN IMMEDIATE; ${SCHEMA} COMMIT;`);
+    });
     this.#get = this.#db.prepare('SELECT * FROM suppressions WHERE tenant = ? AND address = ? AND expires_at > ?');
     this.#put = this.#db.prepare(
       `INSERT INTO suppressions (tenant, address, reason, source, at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
