@@ -255,6 +255,7 @@ function buildProviderEvents(p: RawConfig['providerEvents'], problems: PathIssue
   return deepFreeze({
     ...(p.mailgun ? { mailgun: p.mailgun } : {}),
     ...(p.sendgrid ? { sendgrid: { publicKey: p.sendgrid.publicKey.replace(/\s+/g, '') } } : {}),
+    ...(p.postmark ? { postmark: { ...p.postmark, smtpHosts: p.postmark.smtpHosts.map((h) => h.toLowerCase()) } } : {}),
     ...(p.ses ? { ses: { topicArns: p.ses.topicArns, certificateHosts: p.ses.certificateHosts, ...(ca !== undefined ? { ca } : {}) } } : {}),
   });
 }

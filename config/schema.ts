@@ -162,6 +162,17 @@ export const configSchema = z.strictObject({
       mailgun: z.strictObject({ signingKey: z.string().min(16) }).optional(),
       // POST /provider-events/sendgrid: the signed Event Webhook's verification key (base64, as shown).
       sendgrid: z.strictObject({ publicKey: z.string().regex(/^[A-Za-z0-9+/=\s]{60,400}$/, 'must be the base64 verification key SendGrid shows') }).optional(),
+      // POST /provider-events/postmark: Postmark signs nothing, so its webhook URL carries HTTP basic auth
+      // (https://username:password@relay/provider-events/postmark), and mail to smtpHosts carries a
+      // metadata header with a mac under signingKey that Postmark echoes: only that links an event.
+      postmark: z
+        .strictObject({
+          username: z.string().regex(/^[^:\s]{1,100}$/, 'must be a user name without ":" or spaces'),
+          password: z.string().min(16).max(200),
+          signingKey: z.string().min(32, 'must be at least 32 characters (make one: openssl rand -base64 32)'),
+          smtpHosts: z.array(hostname).min(1).default(['smtp.postmarkapp.com', 'smtp-broadcasts.postmarkapp.com']),
+        })
+        .optional(),
       // POST /provider-events/ses: SES notifications through SNS, from these topics only. The signing
       // certificate is fetched over https from certificateHosts only (* is one DNS label); ca: a PEM file
       // of a private CA for that fetch, in place of the system store.

@@ -252,6 +252,7 @@ export interface Config {
   readonly providerEvents: {
     readonly mailgun?: { readonly signingKey: string };
     readonly sendgrid?: { readonly publicKey: string };
+    readonly postmark?: { readonly username: string; readonly password: string; readonly signingKey: string; readonly smtpHosts: readonly string[] };
     readonly ses?: { readonly topicArns: readonly string[]; readonly certificateHosts: readonly string[]; readonly ca?: string };
   };
 }

@@ -107,4 +107,4 @@ export interface DeliveryResult {
 }
 
 /** The bytes of a message to send: in memory, or a file an upstream pool can read again to resend. */
-export type MessageSource = Buffer | { readonly path: string };
+export type MessageSource = Buffer | { readonly path: string; /** Header lines sent before the file's bytes. */ readonly prefix?: Buffer };

@@ -111,9 +111,11 @@ t.test('a report for a return path the relay did not make is refused at RCPT; on
   t.equal(f.statusOf(id), 'delivered');
 });
 
-t.test('what a report says: RFC 3464 failures, RFC 5965 complaints, qmail\'s form; delays and anything else say nothing', async (t) => {
+t.test('what a report says: RFC 3464 failures, RFC 5965 complaints, qmail\'s and Exim\'s forms; delays and anything else say nothing', async (t) => {
   const qmail = (why: string) =>
     `From: MAILER-DAEMON@mx.example.com\r\nSubject: failure notice\r\n\r\nHi. This is the qmail-send program at mx.example.com.\r\nI'm afraid I wasn't able to deliver your message to the following addresses.\r\nThis is a permanent error; I've given up. Sorry it didn't work out.\r\n\r\n<pat@example.com>:\r\n${why}\r\n\r\n--- Below this line is a copy of the message.\r\n\r\nTo: <kim@example.com>:\r\n`;
+  const exim = (recipient: string, reply: string) =>
+    `From: Mail Delivery System <Mailer-Daemon@mx.example.com>\r\nX-Failed-Recipients: ${recipient}\r\nSubject: Mail delivery failed: returning message to sender\r\n\r\nThis message was created automatically by mail delivery software.\r\n\r\nA message that you sent could not be delivered to one or more of its\r\nrecipients. This is a permanent error. The following address(es) failed:\r\n\r\n  ${recipient}\r\n    host mx.example.com [192.0.2.1]\r\n    SMTP error from remote mail server after RCPT TO:<${recipient}>:\r\n    ${reply}\r\n\r\n------ This is a copy of the message, including all the headers. ------\r\n\r\nTo: kim@example.com\r\n`;
   const twoRecipients = dsn('pat@example.com', 'failed', '5.1.1').replace('--b1--', 'Final-Recipient: rfc822; kim@example.com\r\nAction: failed\r\nStatus: 5.2.1\r\n--b1--');
   const cases: [string, string, { type: string; recipient: string }[]][] = [
     ['a DSN, failed 5.1.1', dsn('pat@example.com', 'failed', '5.1.1'), [{ type: 'bounced', recipient: 'pat@example.com' }]],
@@ -124,6 +126,9 @@ t.test('what a report says: RFC 3464 failures, RFC 5965 complaints, qmail\'s for
     ["qmail's form, (#5.1.1)", qmail('Sorry, no mailbox here by that name. (#5.1.1)'), [{ type: 'bounced', recipient: 'pat@example.com' }]],
     ["qmail's form, the remote's 550 5.1.1", qmail('Remote host said: 550 5.1.1 <pat@example.com>: User unknown'), [{ type: 'bounced', recipient: 'pat@example.com' }]],
     ["qmail's form, a temporary failure", qmail('Connection refused. (#4.4.1)'), []],
+    ["Exim's form, the remote's 550 5.1.1", exim('pat@example.com', '550 5.1.1 <pat@example.com>: Recipient address rejected: User unknown in virtual mailbox table'), [{ type: 'bounced', recipient: 'pat@example.com' }]],
+    ["Exim's form, a reply without a 5.x.x code", exim('pat@example.com', '550 Administrative prohibition'), []],
+    ["Exim's form, an address X-Failed-Recipients does not name", exim('pat@example.com', '550 5.1.1 unknown').replace('X-Failed-Recipients: pat@example.com', 'X-Failed-Recipients: kim@example.com'), []],
     ['an auto-reply', 'From: pat@example.com\r\nSubject: Out of office\r\n\r\nI am away until Monday.\r\n', []],
   ];
   for (const [name, report, expected] of cases) t.match(readBounceReport(Buffer.from(report)), expected, name);

@@ -1,5 +1,6 @@
 // The smarthost provider's event webhooks (Mailgun's HMAC, SendGrid's ECDSA, SES through SNS with its
-// signing certificate fetched from an allowed https host), posted to the ops listener
+// signing certificate fetched from an allowed https host, Postmark's basic auth and the relay's own
+// signed link in its metadata), posted to the ops listener
 // with real signatures the test makes: each event is linked to the message it is about (its Message-ID
 // and recipient in the trace), becomes a delivery event of it, and a bounce or complaint suppresses the
 // address for the message's tenant. A forged, stale or replayed request is refused (401); an event for a
@@ -9,6 +10,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import t, { type Test } from 'tap';
+import { guardFor, SeenTokens } from '../relay/reporting/provider-events/event.js';
 import { snsStringToSign } from '../relay/reporting/provider-events/ses.js';
 import { findInTraces } from '../relay/reporting/trace-read.js';
 import { makeTestCerts } from './helpers/certs.js';
@@ -129,6 +131,69 @@ t.test('SendGrid: a signed batch; the complaint and the delivery are linked, the
 const TOPIC = 'arn:aws:sns:eu-west-1:123456789012:ses-events';
 
 /** An https server (test CA) playing SNS's certificate host: it serves the signing certificate, and counts. */
+const POSTMARK = { username: 'postmark-hook', password: 'webhook-password-0123456789', signingKey: 'postmark-link-signing-key-0123456789abcdef' };
+const POSTMARK_CONFIG = `  postmark: { username: ${POSTMARK.username}, password: ${POSTMARK.password}, signingKey: ${POSTMARK.signingKey}, smtpHosts: [127.0.0.1] }`;
+const basic = (user: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` });
+
+/** The metadata Postmark would echo for a message it was sent: from the header the relay added. */
+function metadataOf(upstream: Upstream, to: string): Record<string, string> {
+  const raw = upstream.received.find((r) => r.rcptTo.includes(to))?.raw.toString() ?? '';
+  const value = /^X-PM-Metadata-tenant-relay: (\S+)\r$/m.exec(raw)?.[1];
+  return value ? { 'tenant-relay': value } : {};
+}
+
+const postmarkBounce = (email: string, metadata: Record<string, string>, o: { id?: number; type?: string } = {}) => ({
+  RecordType: 'Bounce',
+  ID: o.id ?? Math.floor(Math.random() * 1e9),
+  Type: o.type ?? 'HardBounce',
+  TypeCode: 1,
+  MessageID: randomUUID(),
+  Description: 'The server was unable to deliver your message (ex: unknown user, mailbox not found).',
+  Details: "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
+  Email: email,
+  BouncedAt: new Date().toISOString(),
+  Metadata: metadata,
+});
+
+t.test('Postmark: with its basic auth, an event whose metadata the relay signed is linked; other credentials are refused, and no metadata or a forged one links nothing', async (t) => {
+  const f = await fixture(t, POSTMARK_CONFIG);
+  const m1 = metadataOf(f.upstream, 'pat@example.com');
+  t.match(m1['tenant-relay'], /^[a-z0-9]+-[A-Za-z0-9_-]{16}$/, 'mail to the Postmark host carries the signed link');
+  const auth = basic(POSTMARK.username, POSTMARK.password);
+
+  t.same(await f.post('postmark', postmarkBounce('pat@example.com', m1), auth), { status: 200, body: { matched: 1, unmatched: 0, ignored: 0 } });
+  t.ok(await until(() => f.statusOf('<m1@acme.test>') === 'bounced', 3000), 'bounced in the trace');
+  await sendThrough(f.relay.port, { from: 'app@acme.test', to: ['pat@example.com', 'kim@example.com'] });
+  const before = f.upstream.rcpts.length;
+  await f.relay.relay.scheduler.runDue();
+  t.same(f.upstream.rcpts.slice(before), ['kim@example.com'], 'the address is suppressed for the tenant');
+
+  const m2 = metadataOf(f.upstream, 'kim@example.com');
+  t.equal((await f.post('postmark', postmarkBounce('kim@example.com', m2), basic(POSTMARK.username, 'guessed-password-0123456789'))).status, 401, 'a wrong password');
+  t.equal((await f.post('postmark', postmarkBounce('kim@example.com', m2))).status, 401, 'no credentials');
+  const [queueId] = (m2['tenant-relay'] ?? '').split('-');
+  const forged = { 'tenant-relay': `${queueId}-AAAAAAAAAAAAAAAA` };
+  t.same((await f.post('postmark', postmarkBounce('kim@example.com', forged), auth)).body, { matched: 0, unmatched: 1, ignored: 0 }, "a queue id with a mac the relay did not make: not linked");
+  t.same((await f.post('postmark', postmarkBounce('kim@example.com', {}), auth)).body, { matched: 0, unmatched: 1, ignored: 0 }, 'no metadata: not linked');
+  t.same((await f.post('postmark', postmarkBounce('someone@example.com', m2), auth)).body, { matched: 0, unmatched: 1, ignored: 0 }, 'a recipient the message did not have: not linked');
+  t.same((await f.post('postmark', postmarkBounce('kim@example.com', m2, { type: 'SoftBounce' }), auth)).body, { matched: 0, unmatched: 0, ignored: 1 }, 'a soft bounce is not about the address');
+  t.equal(f.statusOf('<m2@acme.test>'), 'delivered', 'nothing refused or unlinked was taken');
+
+  const complaint = { RecordType: 'SpamComplaint', ID: 77, Type: 'SpamComplaint', TypeCode: 100001, Email: 'kim@example.com', BouncedAt: new Date().toISOString(), Metadata: m2 };
+  t.same((await f.post('postmark', complaint, auth)).body, { matched: 1, unmatched: 0, ignored: 0 }, 'a complaint');
+  t.equal((await f.post('postmark', complaint, auth)).status, 401, 'the same event again: taken once');
+  const m3 = metadataOf(f.upstream, 'lee@example.com');
+  t.same((await f.post('postmark', { RecordType: 'Delivery', MessageID: randomUUID(), Recipient: 'lee@example.com', DeliveredAt: new Date().toISOString(), Details: 'Test delivery webhook details', Metadata: m3 }, auth)).body, { matched: 1, unmatched: 0, ignored: 0 }, 'a delivery');
+  const metrics = await (await fetch(`http://127.0.0.1:${f.relay.relay.opsPort}/metrics`)).text();
+  t.match(metrics, /tenant_relay_provider_events_total\{provider="postmark",result="refused"\} 3/);
+  t.match(metrics, /tenant_relay_provider_events_total\{provider="postmark",result="matched"\} 3/);
+});
+
+t.test('Postmark: only mail to its SMTP hosts carries the link header', async (t) => {
+  const f = await fixture(t, POSTMARK_CONFIG.replace('smtpHosts: [127.0.0.1]', 'smtpHosts: [smtp.postmarkapp.com]'));
+  t.same(metadataOf(f.upstream, 'pat@example.com'), {}, 'another upstream gets the message as it was');
+});
+
 async function signingCertificateHost(t: Test) {
   const certs = makeTestCerts();
   const fetched: string[] = [];
@@ -186,4 +251,13 @@ t.test('SES through SNS: a notification signed with the certificate from an allo
   const confirm = await f.post('ses', snsNotification({}, { key: host.key, certUrl: host.url, type: 'SubscriptionConfirmation' }));
   t.equal(confirm.status, 200);
   t.match(f.relay.logs.find((l) => l.event === 'ses-subscription-confirmation'), { subscribeUrl: /^https:\/\/sns\.eu-west-1\.amazonaws\.com\// }, 'the operator is told to confirm it; the relay does not follow it');
+});
+
+t.test('a request that could not be linked now (503: a worker did not answer) is taken when the provider sends it again, not refused as a replay', async (t) => {
+  const seen = new SeenTokens();
+  const first = guardFor(seen);
+  t.ok(first.fresh('mailgun:abc', 0));
+  first.undo();
+  t.ok(guardFor(seen).fresh('mailgun:abc', 1), 'the retry is fresh');
+  t.notOk(guardFor(seen).fresh('mailgun:abc', 2), 'and, taken, a replay after that');
 });

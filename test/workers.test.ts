@@ -161,3 +161,64 @@ t.test('SIGHUP to the primary reloads every worker', async (t) => {
   serve.child.kill('SIGTERM');
   t.equal((await serve.done).code, 0);
 });
+
+t.test("with workers, the primary takes the provider's events and the bounces by mail, and the worker that sent each message links it; each is counted once", async (t) => {
+  const upstream = await startUpstream();
+  t.teardown(() => upstream.close());
+  const postmark = { user: 'postmark-hook', password: 'webhook-password-0123456789' };
+  const file = path.join(dir, 'events.yaml');
+  fs.writeFileSync(
+    file,
+    `listen: [{ host: 127.0.0.1, port: 0 }]
+ops: { port: 0, token: workers-test-ops-token }
+workers: 2
+delivery: { mode: queue, spool: { path: ${path.join(dir, 'events-spool')} } }
+smarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }
+bounces: { domain: bounces.platform.test, signingKey: "bounce-signing-key-of-the-test-0123456789", listen: { host: 127.0.0.1, port: 0 } }
+providerEvents:
+  postmark: { username: ${postmark.user}, password: ${postmark.password}, signingKey: postmark-link-signing-key-0123456789abcdef, smtpHosts: [127.0.0.1] }
+tenants:
+  - { id: acme, match: { domains: [acme.test] } }
+`,
+  );
+  const serve = serveProcess(t, file);
+  const [port, opsPort] = await Promise.all([listeningPort(serve.child), listeningPort(serve.child, 'ops')]);
+  const bouncePort = Number(/"event":"listening".*"bounces":(\d+)/.exec(serve.log())?.[1]);
+  t.ok(bouncePort > 0, 'the primary listens for the bounce domain');
+  const count = 8;
+  for (let i = 0; i < count; i++) await sendThrough(port, { from: 'app@acme.test', to: `user${i}@example.com`, raw: message(i) });
+  t.ok(await until(() => upstream.received.length === count), 'all delivered');
+  await until(() => new Set([...serve.log().matchAll(/"worker":(\d),"event":"queued"/g)].map((m) => m[1])).size === 2, 1000);
+  t.equal(new Set([...serve.log().matchAll(/"worker":(\d),"event":"queued"/g)].map((m) => m[1])).size, 2, 'both workers took mail');
+  await new Promise((r) => setTimeout(r, 300)); // the trace writes in 250 ms batches
+
+  const auth = { authorization: `Basic ${Buffer.from(`${postmark.user}:${postmark.password}`).toString('base64')}`, 'content-type': 'application/json' };
+  const linked: number[] = [];
+  for (let i = 0; i < count - 1; i++) {
+    const raw = upstream.received.find((r) => r.rcptTo.includes(`user${i}@example.com`))?.raw.toString() ?? '';
+    const link = /^X-PM-Metadata-tenant-relay: (\S+)\r$/m.exec(raw)?.[1] ?? '';
+    const body = { RecordType: 'Bounce', ID: 1000 + i, Type: 'HardBounce', Email: `user${i}@example.com`, Details: '550 5.1.1 no such user', BouncedAt: new Date().toISOString(), Metadata: { 'tenant-relay': link } };
+    const res = await fetch(`http://127.0.0.1:${opsPort}/provider-events/postmark`, { method: 'POST', headers: auth, body: JSON.stringify(body) });
+    linked.push(((await res.json()) as { matched: number }).matched);
+  }
+  t.same(linked, Array(count - 1).fill(1), "every event linked, whichever worker's trace holds the message");
+
+  // The last message's bounce comes back by mail, to its own return path.
+  const last = upstream.received.find((r) => r.rcptTo.includes(`user${count - 1}@example.com`));
+  const dsn = `From: MAILER-DAEMON@mx.example.com\r\nSubject: Undelivered\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary="b1"\r\n\r\n--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.com\r\n\r\nFinal-Recipient: rfc822; user${count - 1}@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n--b1--\r\n`;
+  await sendThrough(bouncePort, { from: '', to: last?.mailFrom ?? '', raw: dsn });
+  t.ok(await until(() => /"event":"bounce-report".*"linked":1/.test(serve.log()), 3000), 'the DSN is linked by the worker that sent the message');
+
+  const metrics = async () => (await fetch(`http://127.0.0.1:${opsPort}/metrics`, { headers: { authorization: 'Bearer workers-test-ops-token' } })).text();
+  t.ok(await until(async () => /tenant_relay_provider_events_total\{provider="postmark",result="matched"\} 7\b/.test(await metrics()), 3000), 'counted once each');
+  t.match(await metrics(), /tenant_relay_provider_events_total\{provider="bounce-mail",result="matched"\} 1\b/);
+  t.notMatch(await metrics(), /result="unmatched"/, 'no worker counted the others\' messages as unmatched');
+
+  // Every address is suppressed for the tenant, in the file both workers read.
+  const before = upstream.received.length;
+  for (let i = 0; i < 4; i++) await sendThrough(port, { from: 'app@acme.test', to: [`user${i}@example.com`, `user${count - 1}@example.com`, 'fresh@example.com'], raw: message(100 + i) });
+  t.ok(await until(() => upstream.received.length === before + 4), 'the next messages went');
+  t.same(new Set(upstream.received.slice(before).flatMap((r) => r.rcptTo)), new Set(['fresh@example.com']), 'to the unsuppressed address only');
+  serve.child.kill('SIGTERM');
+  t.equal((await serve.done).code, 0);
+});

@@ -14,6 +14,8 @@ export interface OutboundMessage {
   readonly source: MessageSource;
   /** Any byte over 127 anywhere in the message: the upstream must offer 8BITMIME. */
   readonly eightBit: boolean;
+  /** Header lines (CRLF-ended) for this upstream only, sent before the message: outside any signature. */
+  readonly headerPrefix?: Buffer;
 }
 
 /** What delivery keeps of the upstreams between messages: connection pools, and what each upstream can do. */
@@ -53,5 +55,10 @@ export async function deliver(
     if (message.eightBit && !extensions.has('8BITMIME')) return all(Replies.upstreamNo8BitMime(upstream.name), 'perm');
     if (utf8Envelope && !extensions.has('SMTPUTF8')) return all(Replies.upstreamNoSmtpUtf8(upstream.name), 'perm');
   }
-  return sendViaSmtp(upstreams.pools, target, envelope, message.source);
+  const source = message.headerPrefix ? withPrefix(message.source, message.headerPrefix) : message.source;
+  return sendViaSmtp(upstreams.pools, target, envelope, source);
+}
+
+function withPrefix(source: MessageSource, prefix: Buffer): MessageSource {
+  return Buffer.isBuffer(source) ? Buffer.concat([prefix, source]) : { path: source.path, prefix };
 }

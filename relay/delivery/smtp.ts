@@ -64,7 +64,10 @@ async function sendOnce(pools: UpstreamPools, upstream: SmtpUpstream, envelope: 
 
 /** A fresh stream of the message for each try: a Buffer or a file, never a one-shot stream. */
 function streamOf(source: MessageSource): Readable {
-  return Buffer.isBuffer(source) ? new PassThrough().end(source) : countedFileStream(source.path);
+  if (Buffer.isBuffer(source)) return new PassThrough().end(source);
+  const stream = countedFileStream(source.path);
+  if (source.prefix) stream.unshift(source.prefix);
+  return stream;
 }
 
 /** A file's bytes as a stream whose chunks are counted toward releasing them (see ops/memory.ts). */

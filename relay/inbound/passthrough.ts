@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { type UpstreamAccess, deliver } from '../delivery/deliver.js';
 import { Replies, type SmtpReply } from '../errors.js';
 import { suppressedAmong, suppressGone } from '../suppression/apply.js';
+import { postmarkLinkHeader } from '../reporting/provider-events/postmark-link.js';
 import type { SuppressionStore } from '../suppression/store.js';
 import { type MessageFacts, messageIdOf, type Outcomes } from '../observe/outcomes.js';
 import type { DeliveryResult, MessageSource } from '../types.js';
@@ -55,7 +56,9 @@ export async function forwardInSession(data: Readable, tx: Transaction, deps: Pa
     const suppressed = await suppressedAmong(deps.suppression, tx.config, tenant, tx.envelope.rcptTo, Date.now());
     const rcptTo = suppressed.length > 0 ? tx.envelope.rcptTo.filter((r) => !suppressed.some((s) => s.recipient === r)) : tx.envelope.rcptTo;
     const upstream = tx.decision.route.upstream;
-    const sent = rcptTo.length > 0 ? await deliver(deps.upstreams, upstream, { ...tx.envelope, rcptTo }, { source, eightBit: message.eightBit }, tx.config.upstreamHosts) : { upstream: upstream.name, outcomes: [] };
+    const linkHeader = postmarkLinkHeader(tx.id, upstream, tx.config.providerEvents.postmark);
+    const outbound = { source, eightBit: message.eightBit, ...(linkHeader ? { headerPrefix: linkHeader } : {}) };
+    const sent = rcptTo.length > 0 ? await deliver(deps.upstreams, upstream, { ...tx.envelope, rcptTo }, outbound, tx.config.upstreamHosts) : { upstream: upstream.name, outcomes: [] };
     const result = { upstream: sent.upstream, outcomes: [...sent.outcomes, ...suppressed] };
     await suppressGone(deps.suppression, tx.config, tenant, result, Date.now());
     const ms = performance.now() - sendStarted;

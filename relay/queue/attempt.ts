@@ -15,6 +15,7 @@ import { buildDsn } from './dsn.js';
 import { factsOf, pendingRecipients, type QueuedMessage, type QueuedRecipient } from './entry.js';
 import type { Spool } from './spool.js';
 import { returnPathOf } from '../message/return-path.js';
+import { postmarkLinkHeader } from '../reporting/provider-events/postmark-link.js';
 import { suppressedAmong, suppressGone } from '../suppression/apply.js';
 import type { SuppressionStore } from '../suppression/store.js';
 
@@ -61,7 +62,8 @@ export async function attemptDelivery(
     // A DSN the relay made is never held back.
     const suppressed = entry.dsn ? [] : await suppressedAmong(deps.suppression, config, entry.tenant, rcptTo, now);
     const toSend = suppressed.length > 0 ? rcptTo.filter((r) => !suppressed.some((s) => s.recipient === r)) : rcptTo;
-    const message = { source: source ?? (await spool.source(entry.id)), eightBit: entry.eightBit === true };
+    const linkHeader = postmarkLinkHeader(entry.id, target.upstream, config.providerEvents.postmark);
+    const message = { source: source ?? (await spool.source(entry.id)), eightBit: entry.eightBit === true, ...(linkHeader ? { headerPrefix: linkHeader } : {}) };
     // Through the platform's smarthost (or a tenant's own upstream that opted in) with bounces by mail
     // on: the message's own return path (VERP).
     const verp = (u: Upstream) => u.kind === 'smtp' && (u.owner === 'platform' || (entry.tenant !== null && config.directory.byId(entry.tenant)?.delivery.verp === true));

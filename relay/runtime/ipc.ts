@@ -2,13 +2,20 @@
 // (is the worker ready, what does it hold for a send-test token, drain, how far is the drain), a worker
 // answers, and tells when it listens. prom-client's metric requests share the channel under their own type.
 import type { Worker } from 'node:cluster';
+import type { ProviderEvent } from '../reporting/provider-events/event.js';
+import type { ReportedRecipient } from '../suppression/bounce-report.js';
 
 export type Question =
   | { readonly what: 'ready' }
   | { readonly what: 'send-test'; readonly token: string }
   | { readonly what: 'drain'; readonly seconds: number }
   | { readonly what: 'undrain' }
-  | { readonly what: 'drain-status' };
+  | { readonly what: 'drain-status' }
+  // Provider events and bounce reports the primary took: each worker links what its own trace holds.
+  | { readonly what: 'link-events'; readonly events: readonly ProviderEvent[] }
+  | { readonly what: 'link-bounce'; readonly queueId: string; readonly reported: readonly ReportedRecipient[] }
+  // Counted by one worker, so /metrics (the workers' counters summed) has one series each.
+  | { readonly what: 'count-events'; readonly provider: string; readonly result: string; readonly n: number };
 
 // Each of ours carries `relayIpc`, its kind: what tells it from prom-client's on the same channel.
 export type ToWorker = { readonly relayIpc: 'ask'; readonly id: number; readonly question: Question } | { readonly relayIpc: 'stop' };

@@ -9,7 +9,7 @@ import type { RelayMetrics } from '../ops/metrics.js';
 import type { TraceStore } from '../reporting/trace-store.js';
 import type { SuppressionStore } from '../suppression/store.js';
 import type { Drain } from './drain.js';
-import type { ProviderEventsBackend } from './provider-event-routes.js';
+import type { EventLinker } from './provider-event-routes.js';
 import { type OpsBackend, renderedOnce } from './ops-routes.js';
 
 export interface LocalParts {
@@ -26,7 +26,7 @@ export interface LocalParts {
   readonly smtpPort: () => number | undefined;
   readonly suppression: SuppressionStore;
   /** The smarthost provider's event webhooks (provider-event-routes.ts). */
-  readonly providerEvents: ProviderEventsBackend;
+  readonly providerEvents: EventLinker;
 }
 
 export function localBackend(p: LocalParts): OpsBackend {

@@ -7,7 +7,7 @@ import type { OpsRoute, Readiness } from '../ops/http.js';
 import type { SendTestRecord } from '../observe/send-tests.js';
 import { type ConsoleBackend, consoleRoutes } from './console-routes.js';
 import type { DrainStatus } from './drain.js';
-import { type ProviderEventsBackend, providerEventRoutes } from './provider-event-routes.js';
+import { type EventLinker, providerEventRoutes } from './provider-event-routes.js';
 
 export interface OpsBackend {
   metrics(): Promise<{ readonly contentType: string; readonly text: string }>;
@@ -25,7 +25,7 @@ export interface OpsBackend {
   /** The mail console's search, queue and actions (console-routes.ts). */
   readonly console: ConsoleBackend;
   /** The smarthost provider's event webhooks (a relay that takes mail itself; not the primary of workers). */
-  readonly providerEvents?: ProviderEventsBackend;
+  readonly providerEvents?: EventLinker;
 }
 
 /** The longest drain one request may ask for (a day). */

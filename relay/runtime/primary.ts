@@ -24,7 +24,8 @@ import { answerArrived, isFromWorker } from './ipc.js';
 import { opsRoutes } from './ops-routes.js';
 import { watchFile } from './reload.js';
 import { untilStopped } from './signals.js';
-import { workersBackend } from './workers-backend.js';
+import { workersBackend, workersLinker } from './workers-backend.js';
+import { listenForBounces } from './bounce-listening.js';
 
 /** A worker that dies this soon after it started waits longer before the next start (a crash loop). */
 const QUICK_DEATH_MS = 10_000;
@@ -56,6 +57,8 @@ export async function runPrimary(file: string, initial: Config, logger: Logger):
         throw listenFailed(err, 'ops.port', initial.ops.host, initial.ops.port);
       })
     : undefined;
+  // Bounces by mail come to the primary, as the ops listener's webhooks do; the workers link them.
+  const bounces = initial.bounces && (await listenForBounces(initial.bounces.listen, () => config.bounces, workersLinker({ workers: () => [...workers.values()], config: () => config, logger })));
 
   const fork = (index: number, orphan: boolean) => {
     const started = Date.now();
@@ -68,7 +71,7 @@ export async function runPrimary(file: string, initial: Config, logger: Logger):
       listening.set(index, message.addresses);
       if (!announced && [...listening.keys()].filter((i) => i < count).length === count) {
         announced = true;
-        logger.info({ event: 'listening', addresses: listening.get(0) ?? [], ops: ops?.port ?? null, config: config.source, tenants: config.tenants.length, workers: count });
+        logger.info({ event: 'listening', addresses: listening.get(0) ?? [], ops: ops?.port ?? null, ...(bounces ? { bounces: bounces.port } : {}), config: config.source, tenants: config.tenants.length, workers: count });
       }
     });
     worker.on('exit', (code, signal) => {
@@ -126,6 +129,7 @@ export async function runPrimary(file: string, initial: Config, logger: Logger):
     },
   });
   unwatch();
+  await bounces?.close();
   await ops?.close();
   logger.info({ event: 'stopped' });
   logger.flush();

@@ -51,8 +51,8 @@ import { readinessOf } from './readiness.js';
 import { reloadFrom, restartNeeded, watchFile, watchTenantFiles } from './reload.js';
 import { type RelayRole, settingsOf } from './role.js';
 import { sharedState } from './shared-state.js';
-import { type ProviderEventsBackend, takeBounceReport } from './provider-event-routes.js';
-import { startBounceListener } from '../inbound/bounce-listener.js';
+import { type EventLinker, localLinker } from './provider-event-routes.js';
+import { listenForBounces } from './bounce-listening.js';
 import { suppressionFileOf } from '../suppression/open.js';
 
 export interface RelayOptions {
@@ -73,7 +73,7 @@ export interface RunningRelay {
   readonly addresses: readonly { readonly host: string; readonly port: number }[];
   /** The ops (metrics, health) listener's port, if enabled. */
   readonly opsPort: number | undefined;
-  /** The bounce domain's listener's port, with `bounces` (a relay of one process). */
+  /** The bounce domain's listener's port, with `bounces` (a relay of one process; with workers the primary listens). */
   readonly bouncePort: number | undefined;
   /** The snapshot new transactions use. */
   config(): Config;
@@ -94,6 +94,8 @@ export interface RunningRelay {
   sendTest(token: string): Promise<SendTestRecord | undefined>;
   /** The message trace (absent with trace.enabled: false). */
   readonly trace: Reporter['trace'];
+  /** Links provider events and bounce reports to this relay's messages (a worker's, for its primary). */
+  readonly events: EventLinker;
   /**
    * Graceful stop: new connections and transactions get 421, sessions in DATA and deliveries in flight
    * get up to `graceMs` to finish, then pools close. What is queued stays queued for the next start.
@@ -170,7 +172,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
 
   // What the smarthost provider's webhooks and bounces by mail are linked through (provider-event-routes.ts).
   const trace = reporter.trace;
-  const providerEvents: ProviderEventsBackend = { config, find: trace && ((query) => trace.find(query, 20)), outcomes, suppression: shared.suppression, metrics, logger };
+  const events = localLinker({ config, find: trace && ((query) => trace.find(query, 20)), outcomes, suppression: shared.suppression, metrics, logger });
   const addresses: { host: string; port: number }[] = [];
   let opsPort: number | undefined;
   let bouncePort: number | undefined;
@@ -188,7 +190,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       );
     }
     if (initial.ops.enabled && role.ops) {
-      const backend = localBackend({ metrics, readiness, sendTests, drain, config, logger, trace: reporter.trace, applyRequests: () => scheduler.applyRequestsNow(), smtpPort: () => addresses[0]?.port, suppression: shared.suppression, providerEvents });
+      const backend = localBackend({ metrics, readiness, sendTests, drain, config, logger, trace: reporter.trace, applyRequests: () => scheduler.applyRequestsNow(), smtpPort: () => addresses[0]?.port, suppression: shared.suppression, providerEvents: events });
       const tlsFiles = initial.ops.tls && { ...initial.ops.tls, name: 'ops' };
       const tls = readCertificate(tlsFiles);
       const ops = await startOpsServer({ host: initial.ops.host, port: initial.ops.port, ...(tls ? { tls: { key: tls.key, cert: tls.cert } } : {}) }, opsRoutes(backend), () => current.ops).catch((err: unknown) => {
@@ -198,16 +200,10 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       parts.onClose(watchCertificate(tlsFiles, (material) => ops.updateCertificate(material), logger));
       opsPort = ops.port;
     }
-    // One process only: a report is linked through this process's trace.
+    // One relay process (with workers, the primary runs it and asks them: runtime/primary.ts).
     if (initial.bounces && role.listen && role.ops) {
-      const bounces = await startBounceListener(initial.bounces.listen, {
-        settings: () => current.bounces,
-        logger,
-        take: (queueId, reported) => takeBounceReport(providerEvents, queueId, reported),
-      }).catch((err: unknown) => {
-        throw listenFailed(err, 'bounces.listen', initial.bounces?.listen.host ?? '', initial.bounces?.listen.port ?? 0);
-      });
-      parts.add({ close: () => bounces.close() });
+      const bounces = await listenForBounces(initial.bounces.listen, () => current.bounces, events);
+      parts.add(bounces);
       bouncePort = bounces.port;
     }
   } catch (err) {
@@ -248,7 +244,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     for (const entry of initial.tenantFiles) parts.onClose(watchTenantFiles(entry, () => reload(`tenant files changed (${entry})`)));
   }
 
-  logger.info({ event: role.startEvent, addresses, ops: opsPort ?? null, config: initial.source, tenants: initial.tenants.length });
+  logger.info({ event: role.startEvent, addresses, ops: opsPort ?? null, ...(bouncePort !== undefined ? { bounces: bouncePort } : {}), config: initial.source, tenants: initial.tenants.length });
   return {
     addresses,
     opsPort,
@@ -265,6 +261,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     sendTest: (token) => sendTests.get(token),
     readiness,
     trace: reporter.trace,
+    events,
     async close(graceMs = current.ops.shutdownGraceMs) {
       const deadline = Date.now() + graceMs;
       drain.close();

@@ -96,6 +96,13 @@ async function answer(relay: RunningRelay, q: Question): Promise<unknown> {
       return relay.undrain();
     case 'drain-status':
       return relay.drainStatus();
+    case 'link-events':
+      return relay.events.link(q.events);
+    case 'link-bounce':
+      return relay.events.linkBounce(q.queueId, q.reported);
+    case 'count-events':
+      relay.events.count(q.provider, q.result, q.n);
+      return true;
   }
 }
 

@@ -1,6 +1,7 @@
 // The ops listener's backend in the primary of workers: /metrics summed over the workers (prom-client's
 // cluster aggregation) and the primary's own, /readyz when every worker is ready, send-test outcomes
-// from whichever worker holds them, drain and undrain of every worker, the trace of every worker's spool.
+// from whichever worker holds them, drain and undrain of every worker, the trace of every worker's spool,
+// and the provider events (verified here, linked by the workers).
 import type { Worker } from 'node:cluster';
 import fs from 'node:fs';
 import prometheus from 'prom-client';
@@ -14,6 +15,10 @@ import type { SuppressionStore } from '../suppression/store.js';
 import type { DrainStatus } from './drain.js';
 import { ask, type Question } from './ipc.js';
 import { type OpsBackend, renderedOnce } from './ops-routes.js';
+import type { EventLinker } from './provider-event-routes.js';
+
+/** A SendGrid batch of thousands of events is linked event by event in every worker. */
+const LINK_TIMEOUT_MS = 20_000;
 
 export interface WorkersView {
   /** The workers running now. */
@@ -35,6 +40,7 @@ export function workersBackend(view: WorkersView): OpsBackend {
   // Kept by whichever worker the message went through.
   const sendTest = async (token: string) => ((await ask(view.workers(), { what: 'send-test', token })).find((a) => a !== null) as SendTestRecord | undefined) ?? undefined;
   return {
+    providerEvents: workersLinker(view),
     metrics: renderedOnce(async () => ({ contentType: view.registry.contentType, text: `${await aggregator.clusterMetrics()}\n${await view.registry.metrics()}` })),
     readiness: async () => {
       const answers = (await ask(view.workers(), { what: 'ready' })) as { ready: boolean }[];
@@ -67,6 +73,29 @@ export function workersBackend(view: WorkersView): OpsBackend {
       // Opened when first asked for: the primary takes no mail itself.
       suppression: () => (suppressions ??= openSuppressions(view.config(), view.logger).store),
     },
+  };
+}
+
+/** Linking is done by the workers (each has its own trace); a worker that does not answer may hold the message. */
+export function workersLinker(view: Pick<WorkersView, 'workers' | 'config' | 'logger'>): EventLinker {
+  const everyWorker = async (question: Question): Promise<unknown[]> => {
+    const workers = view.workers().filter((w) => w.isConnected());
+    const answers = await ask(workers, question, LINK_TIMEOUT_MS);
+    if (workers.length === 0 || answers.length < workers.length || answers.includes(null)) throw new Error(`${answers.length} of ${workers.length} workers answered`);
+    return answers;
+  };
+  return {
+    config: view.config,
+    logger: view.logger,
+    count: (provider, result, n) => {
+      const first = view.workers().find((w) => w.isConnected());
+      if (n > 0 && first) void ask([first], { what: 'count-events', provider, result, n });
+    },
+    link: async (events) => {
+      const answers = (await everyWorker({ what: 'link-events', events })) as boolean[][];
+      return events.map((_, i) => answers.some((a) => a[i] === true));
+    },
+    linkBounce: async (queueId, reported) => ((await everyWorker({ what: 'link-bounce', queueId, reported })) as number[]).reduce((a, b) => a + b, 0),
   };
 }
 

@@ -3,8 +3,9 @@
 // Status) or an abuse report (RFC 5965: message/feedback-report with Feedback-Type and
 // Original-Rcpt-To), or the common form without a delivery-status part: qmail's (and its descendants')
 // "Hi. This is the qmail-send program", a block per recipient, "<address>:" and then why, with its
-// enhanced code as "(#5.1.1)". Read as text, bounded: only those fields are looked at. Any other report
-// is not one the relay acts on.
+// enhanced code as "(#5.1.1)"; and Exim's, an X-Failed-Recipients field and an indented paragraph per
+// address. Read as text, bounded: only those fields are looked at. Any other report is not one the relay
+// acts on.
 export interface ReportedRecipient {
   readonly type: 'bounced' | 'complained';
   /** Lower case. */
@@ -26,6 +27,8 @@ export function readBounceReport(message: Buffer): ReportedRecipient[] {
     });
   }
   if (!/^Final-Recipient:/im.test(text) && /This is the qmail-send program/i.test(text)) return qmailReport(text, address);
+  const failed = headerOf(text).match(/^X-Failed-Recipients:[ \t]*(.*)$/im)?.[1];
+  if (!/^Final-Recipient:/im.test(text) && failed !== undefined) return eximReport(text, failed, address);
   // Per recipient: its fields follow its Final-Recipient, up to the next one.
   const blocks = text.split(/^(?=Final-Recipient:)/im).slice(1);
   return blocks.flatMap((block) => {
@@ -39,6 +42,28 @@ export function readBounceReport(message: Buffer): ReportedRecipient[] {
   });
 }
 
+/** The report's own header: up to its first empty line. */
+const headerOf = (text: string) => text.split(/\r?\n\r?\n/, 1)[0] ?? '';
+
+/** A 5.x.x enhanced code in what a bounce says of a recipient: "(#5.1.1)", or the remote's "550 5.1.1 ...". */
+const permanentStatus = (why: string) => /#(5\.\d{1,3}\.\d{1,3})\b/.exec(why)?.[1] ?? /\b5\d\d[ -](5\.\d{1,3}\.\d{1,3})\b/.exec(why)?.[1];
+
+/**
+ * Exim's bounce (and others that copy it): an X-Failed-Recipients field naming the addresses given up on,
+ * and in the text a paragraph per address, indented, with the remote's reply under it (unfolded into one
+ * line above). Permanent when that reply carries a 5.x.x code; without one it says nothing sure.
+ */
+function eximReport(text: string, failed: string, address: (value: string) => string | undefined): ReportedRecipient[] {
+  const body = text.slice(headerOf(text).length).split(/^-{3,}[ \t]*(?:This is a copy of the message|Original message)/im)[0] ?? '';
+  const recipients = failed.split(',').flatMap((v) => address(v.trim()) ?? []).slice(0, 100);
+  return recipients.flatMap((recipient) => {
+    const line = body.split(/\r?\n/).find((l) => l.trim().toLowerCase().startsWith(recipient));
+    const why = (line ?? '').trim().slice(recipient.length).replace(/\s+/g, ' ').trim();
+    const status = permanentStatus(why);
+    return status ? [{ type: 'bounced' as const, recipient, reason: `${status} ${why}`.slice(0, 300) }] : [];
+  });
+}
+
 /**
  * qmail's bounce: after "I'm afraid I wasn't able to deliver your message", a paragraph per recipient,
  * "<address>:" on a line of its own and the remote reply under it. Permanent when it carries a 5.x.x
@@ -49,7 +74,7 @@ function qmailReport(text: string, address: (value: string) => string | undefine
   return [...body.matchAll(/^<([^>\s]+@[^>\s]+)>:[ \t]*\r?\n([\s\S]*?)(?=\r?\n\r?\n|$)/gm)].flatMap((m) => {
     const recipient = address(m[1] ?? '');
     const why = (m[2] ?? '').replace(/\s+/g, ' ').trim();
-    const status = /#(5\.\d{1,3}\.\d{1,3})\b/.exec(why)?.[1] ?? /\b5\d\d[ -](5\.\d{1,3}\.\d{1,3})\b/.exec(why)?.[1];
+    const status = permanentStatus(why);
     return recipient && status ? [{ type: 'bounced' as const, recipient, reason: `${status} ${why}`.slice(0, 300) }] : [];
   });
 }

@@ -10,6 +10,8 @@ export interface ProviderEvent {
   readonly recipient: string;
   /** The message's Message-ID as the provider echoed it, with its angle brackets. */
   readonly messageId?: string;
+  /** The relay's own queue id, from a link the relay signed and the provider echoed (Postmark's metadata). */
+  readonly queueId?: string;
   /** What the provider said (its code and text), cleaned and bounded by the caller. */
   readonly reason: string;
   /** Milliseconds since the epoch. */
@@ -27,8 +29,14 @@ export const bracketed = (id: string | undefined) => (id === undefined || id ===
 
 const MAX_SEEN = 100_000;
 
+/** What a verifier asks of the replay memory. */
+export interface ReplayGuard {
+  /** True the first time `token` is seen. */
+  fresh(token: string, now: number): boolean;
+}
+
 /** Tokens seen lately, so one signed request cannot be replayed within the skew (bounded). */
-export class SeenTokens {
+export class SeenTokens implements ReplayGuard {
   readonly #seen = new Map<string, number>();
 
   /** True the first time `token` is seen (and remembered until it is too old to be taken anyway). */
@@ -43,4 +51,22 @@ export class SeenTokens {
     this.#seen.set(token, now);
     return true;
   }
+
+  /** A request that could not be taken (503): its provider sends it again, and that must not be a replay. */
+  forget(token: string): void {
+    this.#seen.delete(token);
+  }
+}
+
+/** The tokens one request marked as seen, so they can be forgotten if it cannot be taken. */
+export function guardFor(seen: SeenTokens): ReplayGuard & { undo(): void } {
+  const marked: string[] = [];
+  return {
+    fresh(token, now) {
+      const fresh = seen.fresh(token, now);
+      if (fresh) marked.push(token);
+      return fresh;
+    },
+    undo: () => marked.forEach((t) => seen.forget(t)),
+  };
 }

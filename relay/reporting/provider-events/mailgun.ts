@@ -3,7 +3,7 @@
 // signature does not verify, whose timestamp is over 15 minutes off, or whose token was seen already is
 // refused. Acted on: delivered, failed with severity permanent (a bounce), complained.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { bracketed, MAX_SKEW_MS, type ProviderEvent, type SeenTokens, type Verified } from './event.js';
+import { bracketed, MAX_SKEW_MS, type ProviderEvent, type ReplayGuard, type Verified } from './event.js';
 
 interface MailgunBody {
   signature?: { timestamp?: unknown; token?: unknown; signature?: unknown };
@@ -18,7 +18,7 @@ interface MailgunBody {
   };
 }
 
-export function verifyMailgun(body: unknown, signingKey: string, seen: SeenTokens, now: number): Verified {
+export function verifyMailgun(body: unknown, signingKey: string, seen: ReplayGuard, now: number): Verified {
   const b = (body ?? {}) as MailgunBody;
   const { timestamp, token, signature } = b.signature ?? {};
   if (typeof timestamp !== 'string' || typeof token !== 'string' || typeof signature !== 'string' || !/^\d{1,12}$/.test(timestamp) || token.length > 200) return { ok: false, why: 'no signature' };

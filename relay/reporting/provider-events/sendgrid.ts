@@ -4,7 +4,7 @@
 // Features"). Acted on: delivered, bounce (not a "blocked" one, which is the sending server's
 // reputation, not the address), spamreport (a complaint).
 import { createPublicKey, type KeyObject, verify } from 'node:crypto';
-import { bracketed, MAX_SKEW_MS, type ProviderEvent, type SeenTokens, type Verified } from './event.js';
+import { bracketed, MAX_SKEW_MS, type ProviderEvent, type ReplayGuard, type Verified } from './event.js';
 
 export const SIGNATURE_HEADER = 'x-twilio-email-event-webhook-signature';
 export const TIMESTAMP_HEADER = 'x-twilio-email-event-webhook-timestamp';
@@ -20,7 +20,7 @@ export function sendgridKey(base64: string): KeyObject | undefined {
   }
 }
 
-export function verifySendgrid(raw: Buffer, body: unknown, headers: Record<string, string | string[] | undefined>, key: KeyObject, seen: SeenTokens, now: number): Verified {
+export function verifySendgrid(raw: Buffer, body: unknown, headers: Record<string, string | string[] | undefined>, key: KeyObject, seen: ReplayGuard, now: number): Verified {
   const signature = headers[SIGNATURE_HEADER];
   const timestamp = headers[TIMESTAMP_HEADER];
   if (typeof signature !== 'string' || typeof timestamp !== 'string' || !/^\d{1,12}$/.test(timestamp) || signature.length > 200) return { ok: false, why: 'no signature' };

@@ -6,7 +6,7 @@
 // and Delivery notifications, or the same as event publishing's eventType.
 import { createVerify, X509Certificate } from 'node:crypto';
 import { requestHttp } from '../../http-client.js';
-import { bracketed, MAX_SKEW_MS, type ProviderEvent, type SeenTokens, type Verified } from './event.js';
+import { bracketed, MAX_SKEW_MS, type ProviderEvent, type ReplayGuard, type Verified } from './event.js';
 
 export interface SesSettings {
   readonly topicArns: readonly string[];
@@ -65,7 +65,7 @@ export class SigningCertificates {
   }
 }
 
-export async function verifySes(body: unknown, settings: SesSettings, certificates: SigningCertificates, seen: SeenTokens, now: number): Promise<Verified & { subscribeUrl?: string }> {
+export async function verifySes(body: unknown, settings: SesSettings, certificates: SigningCertificates, seen: ReplayGuard, now: number): Promise<Verified & { subscribeUrl?: string }> {
   const m = (body ?? {}) as SnsMessage;
   if (typeof m.Signature !== 'string' || typeof m.SigningCertURL !== 'string' || typeof m.Timestamp !== 'string' || typeof m.MessageId !== 'string') return { ok: false, why: 'no signature' };
   if (typeof m.TopicArn !== 'string' || !settings.topicArns.includes(m.TopicArn)) return { ok: false, why: 'a topic not in providerEvents.ses.topicArns' };
