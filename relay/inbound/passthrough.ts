@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { type UpstreamAccess, deliver } from '../delivery/deliver.js';
 import { Replies, type SmtpReply } from '../errors.js';
 import { suppressedAmong, suppressGone } from '../suppression/apply.js';
-import { postmarkLinkHeader } from '../reporting/provider-events/postmark-link.js';
+import { postmarkLinkHeader } from '../message/postmark-link.js';
 import type { SuppressionStore } from '../suppression/store.js';
 import { type MessageFacts, messageIdOf, type Outcomes } from '../observe/outcomes.js';
 import type { DeliveryResult, MessageSource } from '../types.js';

@@ -15,7 +15,7 @@ import { buildDsn } from './dsn.js';
 import { factsOf, pendingRecipients, type QueuedMessage, type QueuedRecipient } from './entry.js';
 import type { Spool } from './spool.js';
 import { returnPathOf } from '../message/return-path.js';
-import { postmarkLinkHeader } from '../reporting/provider-events/postmark-link.js';
+import { postmarkLinkHeader } from '../message/postmark-link.js';
 import { suppressedAmong, suppressGone } from '../suppression/apply.js';
 import type { SuppressionStore } from '../suppression/store.js';
 

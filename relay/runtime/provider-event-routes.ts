@@ -14,6 +14,7 @@ import type { RelayMetrics } from '../ops/metrics.js';
 import { guardFor, type ProviderEvent, type ReplayGuard, SeenTokens, type Verified } from '../reporting/provider-events/event.js';
 import { verifyMailgun } from '../reporting/provider-events/mailgun.js';
 import { verifyPostmark } from '../reporting/provider-events/postmark.js';
+import { POSTMARK_METADATA_KEY, queueIdOfPostmarkLink } from '../message/postmark-link.js';
 import { sendgridKey, verifySendgrid } from '../reporting/provider-events/sendgrid.js';
 import { SigningCertificates, verifySes } from '../reporting/provider-events/ses.js';
 import type { TracedMessage, TraceQuery } from '../reporting/trace-read.js';
@@ -70,7 +71,9 @@ export function providerEventRoutes(b: EventLinker): OpsRoute[] {
   };
   const postmark: Verify = (req, guard) => {
     const settings = b.config().providerEvents.postmark;
-    return settings === undefined ? undefined : verifyPostmark(req.body, req.headers.authorization, settings, guard, Date.now());
+    if (settings === undefined) return undefined;
+    const linkOf = (metadata: Record<string, unknown> | undefined) => queueIdOfPostmarkLink(metadata?.[POSTMARK_METADATA_KEY], settings.signingKey);
+    return verifyPostmark(req.body, req.headers.authorization, settings, linkOf, guard, Date.now());
   };
   const certificates = new SigningCertificates();
   const ses: Verify = async (req, guard) => {

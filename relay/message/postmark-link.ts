@@ -4,7 +4,7 @@
 // strips them); the mac, an HMAC under providerEvents.postmark.signingKey, means an event can only be
 // linked to a message this relay sent, whatever else the request says.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Upstream } from '../../types.js';
+import type { Upstream } from '../types.js';
 
 /** The metadata key (Postmark allows 20 characters) and so the header's name. */
 export const POSTMARK_METADATA_KEY = 'tenant-relay';
