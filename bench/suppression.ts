@@ -2,7 +2,8 @@
 // BENCH_SUPPRESSIONS (1 M) entries over 200 tenants: in the store a relay without Redis uses (SQLite
 // beside the spool), and, where redis-server is installed, in Redis (a server this bench starts on a
 // loopback port): a hit and a miss, per recipient, as the queue checks each message's recipients; for
-// Redis the relay's CPU and the wall time of the round trip.
+// Redis the relay's CPU with its index of the fleet's list (as it runs), and asking Redis each time (as
+// it does while the index is not in step), with the wall time of the round trip.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -21,7 +22,16 @@ export interface SuppressionResult {
   readonly fillSeconds: number;
   readonly hitUs: number;
   readonly missUs: number;
-  readonly redis?: { readonly hitCpuUs: number; readonly hitWallUs: number; readonly missCpuUs: number; readonly missWallUs: number; readonly inFlight10CpuUs: number; readonly tenPerMessageCpuUs: number };
+  readonly redis?: {
+    readonly hitCpuUs: number;
+    readonly hitWallUs: number;
+    readonly missCpuUs: number;
+    readonly missWallUs: number;
+    readonly inFlight10CpuUs: number;
+    readonly tenPerMessageCpuUs: number;
+    /** With the relay's index of the fleet's list (redis-index.ts), one recipient at a time. */
+    readonly indexed: { readonly ready: boolean; readonly fillSeconds: number; readonly hitCpuUs: number; readonly hitAgainCpuUs: number; readonly missCpuUs: number };
+  };
 }
 
 export async function suppressionScenario(tmp: string): Promise<SuppressionResult> {
@@ -63,19 +73,25 @@ async function inRedis(now: number): Promise<SuppressionResult['redis']> {
   const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: 'ignore' });
   const settings = { url: `redis://127.0.0.1:${port}`, keyPrefix: 'bench:', signingKey: 'bench-signing-key-0123456789abcdef-0123', timeoutMs: 1000 };
   const redis = connectRedis(settings, silentLogger, 'limits');
+  const subscriber = connectRedis(settings, silentLogger, 'subscriber');
   try {
     for (let i = 0; i < 100 && redis.status !== 'ready'; i++) await new Promise((r) => setTimeout(r, 50));
-    const store = new RedisSuppressions(redis, settings);
+    const plain = new RedisSuppressions(redis, settings);
     for (let i = 0; i < ENTRIES; i += 1000) {
       const batch: Promise<void>[] = [];
-      for (let j = i; j < Math.min(ENTRIES, i + 1000); j++) batch.push(store.add({ tenant: `t${j % 200}`, address: `user${j}@example.com`, reason: '550 5.1.1 User unknown', source: 'bounce', at: now, expiresAt: now + 30 * 86_400_000 }));
+      for (let j = i; j < Math.min(ENTRIES, i + 1000); j++) batch.push(plain.add({ tenant: `t${j % 200}`, address: `user${j}@example.com`, reason: '550 5.1.1 User unknown', source: 'bounce', at: now, expiresAt: now + 30 * 86_400_000 }));
       await Promise.all(batch);
     }
+    // As a relay runs it: the index of the fleet's list filled from the keys, then kept by the channel.
+    const indexed = new RedisSuppressions(redis, settings, { subscriber, logger: silentLogger });
+    const fillStarted = performance.now();
+    for (let i = 0; i < 1200 && !indexed.indexReady; i++) await new Promise((r) => setTimeout(r, 50));
+    const indexFillSeconds = Math.round((performance.now() - fillStarted) / 100) / 10;
     const checks = 5000;
     const hitAddress = (i: number) => `user${((i * 104_729) % Math.floor(ENTRIES / 200)) * 200 + ((i * 7919) % 200)}@example.com`;
     const missAddress = (i: number) => `nobody${i}@example.com`;
     /** CPU and wall time per recipient: `inFlight` checks at a time, each of `perMessage` recipients. */
-    const time = async (address: (i: number) => string, inFlight = 1, perMessage = 1) => {
+    const time = async (address: (i: number) => string, inFlight = 1, perMessage = 1, store: RedisSuppressions = plain) => {
       const cpu = process.cpuUsage();
       const t0 = performance.now();
       let next = 0;
@@ -98,9 +114,24 @@ async function inRedis(now: number): Promise<SuppressionResult['redis']> {
     const miss = await time(missAddress);
     const concurrent = await time(missAddress, 10);
     const perTen = await time(missAddress, 1, 10);
-    return { hitCpuUs: hit.cpu, hitWallUs: hit.wall, missCpuUs: miss.cpu, missWallUs: miss.wall, inFlight10CpuUs: concurrent.cpu, tenPerMessageCpuUs: perTen.cpu };
+    await time(missAddress, 1, 1, indexed);
+    const indexedHit = await time(hitAddress, 1, 1, indexed);
+    // The same suppressed addresses again (an app that keeps sending to a gone address): confirmed lately.
+    const indexedHitAgain = await time(hitAddress, 1, 1, indexed);
+    const indexedMiss = await time(missAddress, 1, 1, indexed);
+    indexed.close();
+    return {
+      hitCpuUs: hit.cpu,
+      hitWallUs: hit.wall,
+      missCpuUs: miss.cpu,
+      missWallUs: miss.wall,
+      inFlight10CpuUs: concurrent.cpu,
+      tenPerMessageCpuUs: perTen.cpu,
+      indexed: { ready: indexed.indexReady, fillSeconds: indexFillSeconds, hitCpuUs: indexedHit.cpu, hitAgainCpuUs: indexedHitAgain.cpu, missCpuUs: indexedMiss.cpu },
+    };
   } finally {
     redis.disconnect();
+    subscriber.disconnect();
     server.kill('SIGKILL');
   }
 }
@@ -119,5 +150,5 @@ function freePort(): Promise<number> {
 export const suppressionLine = (r: SuppressionResult) =>
   `suppression: ${r.entries.toLocaleString('en')} entries (added in ${r.fillSeconds} s); a recipient checked in ${r.hitUs} us CPU when suppressed, ${r.missUs} us when not` +
   (r.redis
-    ? `; in Redis, of the relay's CPU per recipient: ${r.redis.hitCpuUs} us suppressed, ${r.redis.missCpuUs} us not (one at a time; round trip ${r.redis.hitWallUs} / ${r.redis.missWallUs} us), ${r.redis.inFlight10CpuUs} us with ten in flight, ${r.redis.tenPerMessageCpuUs} us at ten recipients a message`
+    ? `; in Redis, with the relay's index (filled in ${r.redis.indexed.fillSeconds} s${r.redis.indexed.ready ? '' : ', NOT READY'}), of its CPU per recipient one at a time: ${r.redis.indexed.hitCpuUs} us suppressed (${r.redis.indexed.hitAgainCpuUs} us the next time within a minute), ${r.redis.indexed.missCpuUs} us not; asking Redis each time: ${r.redis.hitCpuUs} us suppressed, ${r.redis.missCpuUs} us not (round trip ${r.redis.hitWallUs} / ${r.redis.missWallUs} us), ${r.redis.inFlight10CpuUs} us with ten in flight, ${r.redis.tenPerMessageCpuUs} us at ten recipients a message`
     : '');

@@ -81,6 +81,7 @@ tenants:
   await sendThrough(relay.port, { from: 'app@globex.test', to: 'y@example.com' });
   t.equal(upstream.received.length, 2);
   t.ok(await until(() => relay.logs.some((l) => l.event === 'redis-connected' && l.role === 'subscriber')), 'the subscriber logged in');
+  t.ok(await until(() => relay.logs.some((l) => l.event === 'suppression-index-filled')), "the suppression index filled: the user may read the keyspace's size and scan it, and listen on its channels");
   t.notOk(relay.logs.some((l) => l.event === 'limits-local'), 'every limit was counted in Redis: no call was refused');
   t.ok(await admin.exists('tenant-relay:limit:tenant:acme'), "the tenant's budget is in Redis");
   t.ok((await admin.zcard('tenant-relay:members')) >= 1, 'the heartbeat is in Redis');

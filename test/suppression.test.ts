@@ -162,6 +162,61 @@ t.test('a fleet of three relays on one Redis: a bounce on one, and the others do
   t.equal(rcpts.filter((r) => r === 'ok@example.com').length, 2, 'the forged entry held nothing');
 });
 
+t.test("each relay's index of the fleet's list: a recipient on no list costs no question to Redis; one added by another relay while this one's subscription was down is still not tried", needRedis, async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.close());
+  const { relays, rcpts } = await setup(t, { relays: 2, redis });
+  const [a, b] = relays as [TestRelay, TestRelay];
+  const filled = (r: TestRelay) => r.logs.filter((l) => l.event === 'suppression-index-filled').length;
+  t.ok(await until(() => filled(a) > 0 && filled(b) > 0, 3000), 'both indexes filled');
+  const mgets = async () => Number(/cmdstat_mget:calls=(\d+)/.exec(await redis.client.info('commandstats'))?.[1] ?? 0);
+  const before = await mgets();
+  for (let i = 0; i < 5; i++) await sendThrough(b.port, { from: 'app@acme.test', to: `clean${i}@example.com` });
+  await b.relay.scheduler.runDue();
+  t.equal(rcpts.filter((r) => r.startsWith('clean')).length, 5, 'sent');
+  t.equal(await mgets(), before, 'no MGET: the index ruled every recipient out');
+
+  // b's subscription drops; a suppresses an address before b is back (its additions unheard by b).
+  const fills = filled(b);
+  await redis.client.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+  await sendThrough(a.port, { from: 'app@acme.test', to: 'gone@example.com' });
+  await a.relay.scheduler.runDue();
+  t.ok(await until(async () => (await redis.client.exists('tenant-relay:suppress:acme:gone@example.com')) === 1, 2000), 'suppressed in Redis');
+  await sendThrough(b.port, { from: 'app@acme.test', to: 'gone@example.com' });
+  await b.relay.scheduler.runDue();
+  t.ok(await until(() => filled(b) > fills, 5000), "b's index filled again after its subscription came back");
+  await sendThrough(b.port, { from: 'app@acme.test', to: 'gone@example.com' });
+  await b.relay.scheduler.runDue();
+  t.equal(rcpts.filter((r) => r === 'gone@example.com').length, 1, 'one try in the fleet: the bounce, neither while b was out of step nor after');
+
+  // Removed by hand on a (the console, the command): b, which has it confirmed, sends to it again at once.
+  const settled = await mgets();
+  await sendThrough(b.port, { from: 'app@acme.test', to: 'gone@example.com' });
+  await b.relay.scheduler.runDue();
+  t.equal(await mgets(), settled, 'a confirmed suppression: no question to Redis the next time');
+  const { RedisSuppressions } = await import('../relay/suppression/redis-store.js');
+  await new RedisSuppressions(redis.client, { keyPrefix: 'tenant-relay:', signingKey: 'shared-signing-key-of-the-test-fleet-0123' }).remove('acme', 'gone@example.com');
+  // Each round a message; once b has heard the removal on the channel, the next one is tried.
+  const tried = async () => {
+    await sendThrough(b.port, { from: 'app@acme.test', to: 'gone@example.com' });
+    await b.relay.scheduler.runDue();
+    return rcpts.filter((r) => r === 'gone@example.com').length === 2;
+  };
+  t.ok(await until(tried, 3000), 'after its removal, the address is tried');
+});
+
+t.test('the index never misses an address it was given, and rules most others out', async (t) => {
+  const { BloomFilter } = await import('../relay/suppression/redis-index.js');
+  const filter = new BloomFilter(100_000);
+  for (let i = 0; i < 100_000; i++) filter.add(`t${i % 50}:user${i}@example.com`);
+  let missed = 0;
+  for (let i = 0; i < 100_000; i++) if (!filter.has(`t${i % 50}:user${i}@example.com`)) missed++;
+  let falsePositives = 0;
+  for (let i = 0; i < 100_000; i++) if (filter.has(`t${i % 50}:other${i}@example.com`)) falsePositives++;
+  t.equal(missed, 0, 'no false negative');
+  t.ok(falsePositives < 2000, `false positives at capacity: ${falsePositives} of 100,000 (under 2 %)`);
+});
+
 t.test('by hand: tenant-relay suppression add, list, export and remove, on the store the running relay reads', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-suppress-cli-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -1,6 +1,7 @@
-// What several relays share: sending limits, providers' cool-downs, send-test outcomes and tenant invalidations. Through Redis
-// when limits.store.redis is set (one connection, and one more to listen on the invalidation channel),
-// else in this process (a worker among N counts its share of every limit).
+// What several relays share: sending limits, providers' cool-downs, send-test outcomes, suppressions and
+// tenant invalidations. Through Redis when limits.store.redis is set (one connection, and one more that
+// listens: the suppression index's additions, the tenant invalidations), else in this process (a worker
+// among N counts its share of every limit).
 import type { Config } from '../../config/types.js';
 import type { Limiter } from '../limits/limiter.js';
 import { MemoryLimiter } from '../limits/memory.js';
@@ -70,18 +71,20 @@ export function sharedState(config: Config, deps: SharedStateDeps): SharedState 
       return value === undefined ? undefined : (JSON.parse(value) as SendTestRecord);
     },
   };
+  // One connection listens: to the suppression index's additions, and to the tenant invalidations.
+  const subscriber = connectRedis(settings, logger, 'subscriber');
   const channel = config.tenantSource?.invalidationChannel;
-  const subscriber = channel ? connectRedis(settings, logger, 'subscriber') : undefined;
-  if (subscriber && channel) {
+  if (channel) {
     subscriber.subscribe(channel).catch((err: Error) => logger.warn({ event: 'invalidation-subscribe-failed', channel, err: err.message }));
     const invalidations = new InvalidationWindow((ids) => deps.platform()?.invalidate(ids) ?? 0, logger);
-    subscriber.on('message', (_channel: string, message: string) => invalidations.take(message));
+    subscriber.on('message', (from: string, message: string) => from === channel && invalidations.take(message));
   }
+  const suppression = new RedisSuppressions(redis, settings, { subscriber, logger });
   return {
     limiter,
     outcomes,
     pacing,
-    suppression: new RedisSuppressions(redis, settings),
+    suppression,
     limitsShared: () => (limiter.shared ? 1 : 0),
     apply: (next) => {
       const url = next.limits.redis?.url;
@@ -93,8 +96,9 @@ export function sharedState(config: Config, deps: SharedStateDeps): SharedState 
     close: () => {
       limiter.close();
       pacing.close();
+      suppression.close();
       redis.disconnect();
-      subscriber?.disconnect();
+      subscriber.disconnect();
     },
   };
 }

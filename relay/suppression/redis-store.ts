@@ -1,10 +1,12 @@
 // Suppressions shared by a fleet through Redis: a key per tenant and address, its value signed with the
 // relays' shared key, expiring with the entry (Redis drops it). A message's recipients are looked up in
-// one MGET. What comes back is checked like any outside value: an unsigned or malformed entry is
-// ignored (nobody who can write to Redis can stop a tenant's mail to an address, or free one), and what
-// it says is bounded.
+// one MGET, of those the fleet's index (redis-index.ts) does not rule out. What comes back is checked
+// like any outside value: an unsigned or malformed entry is ignored (nobody who can write to Redis can
+// stop a tenant's mail to an address, or free one), and what it says is bounded.
 import { sanitizeUpstreamText } from '../errors.js';
+import type { Logger } from '../log.js';
 import type { Redis } from '../redis.js';
+import { type IndexChannels, indexKey, SuppressionIndex } from './redis-index.js';
 import { sign, verifyJson } from '../signed.js';
 import { MAX_ADDRESS, MAX_REASON, SUPPRESSION_SOURCES, type Suppression, type SuppressionSource, type SuppressionStore } from './store.js';
 
@@ -17,22 +19,47 @@ export class RedisSuppressions implements SuppressionStore {
   readonly #prefix: string;
   readonly #signingKey: string;
 
-  constructor(redis: Redis, settings: { readonly keyPrefix: string; readonly signingKey: string }) {
+  readonly #channels: IndexChannels;
+  readonly #index: SuppressionIndex | undefined;
+
+  /** `subscriber` (a connection of its own): keeps an index of the fleet's list, so most checks ask no one. */
+  constructor(redis: Redis, settings: { readonly keyPrefix: string; readonly signingKey: string }, index?: { readonly subscriber: Redis; readonly logger: Logger }) {
     this.#redis = redis;
     this.#prefix = `${settings.keyPrefix}suppress:`;
+    this.#channels = { added: `${settings.keyPrefix}suppress-added`, removed: `${settings.keyPrefix}suppress-removed` };
     this.#signingKey = settings.signingKey;
+    this.#index = index && new SuppressionIndex(redis, index.subscriber, { keyPrefix: this.#prefix, channels: this.#channels, logger: index.logger });
+  }
+
+  /** Whether the index is in step (else every check asks Redis). */
+  get indexReady(): boolean {
+    return this.#index?.ready === true;
   }
 
   async check(tenant: string, addresses: readonly string[], now: number): Promise<Map<string, Suppression>> {
     const found = new Map<string, Suppression>();
     if (addresses.length === 0) return found;
-    const lower = addresses.map((a) => a.toLowerCase());
+    const index = this.#index;
+    const lower: string[] = [];
+    for (const a of addresses) {
+      const address = a.toLowerCase();
+      if (index === undefined) lower.push(address);
+      else if (index.mayHave(indexKey(tenant, address))) {
+        const known = index.confirmed(indexKey(tenant, address), now);
+        if (known) found.set(address, known);
+        else lower.push(address);
+      }
+    }
+    if (lower.length === 0) return found;
     const values = await this.#redis.mget(...lower.map((a) => this.#key(tenant, a)));
     values.forEach((v, i) => {
       const entry = v === null ? undefined : this.#entryOf(v, now);
       const address = lower[i];
       // The value names its own tenant and address: one copied under another key is ignored.
-      if (entry && address !== undefined && entry.tenant === tenant && entry.address === address) found.set(address, entry);
+      if (entry && address !== undefined && entry.tenant === tenant && entry.address === address) {
+        found.set(address, entry);
+        index?.confirm(indexKey(tenant, address), entry);
+      }
     });
     return found;
   }
@@ -40,11 +67,21 @@ export class RedisSuppressions implements SuppressionStore {
   async add(e: Suppression): Promise<void> {
     const entry: Suppression = { ...e, address: e.address.toLowerCase().slice(0, MAX_ADDRESS), reason: sanitizeUpstreamText(e.reason, MAX_REASON) };
     const ttl = Math.max(1, Math.round(entry.expiresAt - Date.now()));
-    await this.#redis.set(this.#key(entry.tenant, entry.address), sign(this.#signingKey, KIND, JSON.stringify(entry)), 'PX', ttl);
+    // Told to every relay's index (a forged message there only costs a relay a question to Redis).
+    const key = indexKey(entry.tenant, entry.address);
+    const results = await this.#redis.pipeline().set(this.#key(entry.tenant, entry.address), sign(this.#signingKey, KIND, JSON.stringify(entry)), 'PX', ttl).publish(this.#channels.added, key).exec();
+    const failed = results?.find(([err]) => err)?.[0];
+    if (failed) throw failed;
+    this.#index?.added(key);
   }
 
   async remove(tenant: string, address: string): Promise<boolean> {
-    return (await this.#redis.del(this.#key(tenant, address.toLowerCase()))) > 0;
+    const key = indexKey(tenant, address.toLowerCase());
+    this.#index?.removed(key);
+    const results = await this.#redis.pipeline().del(this.#key(tenant, address.toLowerCase())).publish(this.#channels.removed, key).exec();
+    const [err, deleted] = results?.[0] ?? [new Error('no answer'), 0];
+    if (err) throw err;
+    return Number(deleted) > 0;
   }
 
   async list(o: { tenant?: string; after?: string; prefix?: string; limit: number; now: number }): Promise<Suppression[]> {
@@ -70,7 +107,8 @@ export class RedisSuppressions implements SuppressionStore {
   }
 
   close(): void {
-    // The connection is shared-state.ts's.
+    // The connections are shared-state.ts's.
+    this.#index?.close();
   }
 
   #key(tenant: string, address: string): string {
