@@ -6,11 +6,13 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, waitForPort } from './processes.js';
+import { freePort, treeCpuSeconds, waitForPort } from './processes.js';
 
 export interface PostfixInstance {
   readonly port: number;
   readonly version: string;
+  /** CPU seconds of every Postfix process so far (the master, and each process it ran). */
+  cpuSeconds(): number;
   stop(): void;
 }
 
@@ -92,9 +94,11 @@ export async function startPostfix(sinkPort: number): Promise<PostfixInstance> {
   run('start');
   await waitForPort(port);
   const version = execFileSync('/usr/sbin/postconf', ['-c', config, '-h', 'mail_version']).toString().trim();
+  const masterPid = Number(fs.readFileSync(path.join(queue, 'pid', 'master.pid'), 'utf8').trim());
   return {
     port,
     version,
+    cpuSeconds: () => treeCpuSeconds(masterPid),
     stop: () => {
       try {
         run('stop');

@@ -95,6 +95,17 @@ function cpuSecondsOf(pid: number): number {
   return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) / 100;
 }
 
+/**
+ * CPU seconds of a process and its children, those that ended too (a process's cutime and cstime count
+ * the children it has reaped): Postfix's master and the smtpd, cleanup, qmgr and smtp processes it runs
+ * and retires.
+ */
+export function treeCpuSeconds(pid: number): number {
+  const fields = statOf(pid);
+  const reaped = (Number(fields[13] ?? 0) + Number(fields[14] ?? 0)) / 100;
+  return withWorkers(pid).reduce((sum, p) => sum + cpuSecondsOf(p), 0) + reaped;
+}
+
 /** The process and its children (a relay with workers: N forks them; they fork nothing). */
 function withWorkers(pid: number): number[] {
   const children = fs

@@ -95,7 +95,7 @@ async function throughput(tmp: string, sink: Sink): Promise<Row[]> {
     const targets: Target[] = [
       { path: 'direct', port: sink.port },
       ...[...relays].map(([mode, relay]) => ({ path: mode, port: relay.port, relay })),
-      ...(postfix ? [{ path: 'postfix' as const, port: postfix.port }] : []),
+      ...(postfix ? [{ path: 'postfix' as const, port: postfix.port, cpuSeconds: () => postfix.cpuSeconds() }] : []),
     ];
     for (const target of targets) await warmUp(target.port, sink);
     for (const workload of WORKLOADS) {
@@ -105,7 +105,7 @@ async function throughput(tmp: string, sink: Sink): Promise<Row[]> {
           const ours: Row[] = [];
           for (const target of targets) ours.push(await measureBench(target, sink, scenario));
           rows.push(...ours);
-          const line = (rs: Row[]) => rs.map((r) => `${r.path} ${fmt(r.deliveredPerSec)}/s${r.relayCpuMsPerMessage !== undefined ? ` (${fmt(r.relayCpuMsPerMessage, 2)} ms CPU/msg)` : ''}`).join(', ');
+          const line = (rs: Row[]) => rs.map((r) => `${r.path} ${fmt(r.deliveredPerSec)}/s${r.cpuMsPerMessage !== undefined ? ` (${fmt(r.cpuMsPerMessage, 2)} ms CPU/msg)` : ''}`).join(', ');
           process.stderr.write(`  ${workload} ${sizeKb} KB x ${concurrency}: ${line(ours)}\n`);
           if (!withSmtpSource || !SMTP_SOURCE_SIZES_KB.includes(sizeKb)) continue;
           const theirs: Row[] = [];
@@ -166,7 +166,7 @@ function workersTable(rows: readonly Row[]): string {
   const lines = ['workers: 1 against workers: 2 (queue mode, 1 KB; delivered msgs/s, relay CPU ms per message, relay RSS)', 'load                      generator     workers 1              workers 2              2 / 1'];
   for (const one of rows.filter((r) => r.workers === 1)) {
     const two = rows.find((r) => r.workers === 2 && r.workload === one.workload && r.concurrency === one.concurrency && r.generator === one.generator);
-    const cell = (r: Row | undefined) => `${fmt(r?.deliveredPerSec).padStart(5)}/s ${fmt(r?.relayCpuMsPerMessage, 2)} ms ${fmt(r?.relayPeakRssMb)} MB`.padEnd(23);
+    const cell = (r: Row | undefined) => `${fmt(r?.deliveredPerSec).padStart(5)}/s ${fmt(r?.cpuMsPerMessage, 2)} ms ${fmt(r?.relayPeakRssMb)} MB`.padEnd(23);
     lines.push(`${`${one.workload} x ${one.concurrency}`.padEnd(26)}${one.generator.padEnd(14)}${cell(one)}${cell(two)}${fmt(two ? two.deliveredPerSec / one.deliveredPerSec : undefined, 2)}x`);
   }
   return lines.join('\n');
@@ -267,7 +267,7 @@ async function platformLookups(): Promise<{ missMs: number; hitNs: number }> {
 async function backlog(tmp: string, sink: Sink) {
   const scenario = { workload: 'per-message' as const, sizeKb: 1, concurrency: 10, seconds: SECONDS * 2, settleMs: SETTLE_MS };
   const b = await backlogScenario(tmp, sink, (dir, extra) => relayYaml(dir, sink.port, 'queue', extra), BACKLOG, scenario, (relay) => warmUp(relay.port, sink, 3));
-  const rate = (r: Row) => `${fmt(r.acceptedPerSec)} accepted/s, ${fmt(r.relayCpuMsPerMessage, 2)} ms relay CPU per message`;
+  const rate = (r: Row) => `${fmt(r.acceptedPerSec)} accepted/s, ${fmt(r.cpuMsPerMessage, 2)} ms relay CPU per message`;
   console.log(`\nbacklog: ${b.deferred} deferred messages queued (written in ${fmt(b.fillSeconds, 1)} s); relay listening ${fmt(b.startSeconds, 1)} s after start (${fmt(b.emptyStartSeconds, 1)} s empty)`);
   console.log(`  empty queue:   ${rate(b.empty)}`);
   console.log(`  with backlog:  ${rate(b.withBacklog)}  (${fmt((100 * b.withBacklog.acceptedPerSec) / b.empty.acceptedPerSec)}% of the empty-queue rate)`);

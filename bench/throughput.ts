@@ -25,8 +25,8 @@ export interface Row {
   readonly p99Ms?: number;
   readonly refused: number;
   readonly relayPeakRssMb?: number;
-  /** The relay process's CPU (all its threads) per accepted message, in ms. */
-  readonly relayCpuMsPerMessage?: number;
+  /** CPU per accepted message, in ms, until the last one arrived: the relay (all its processes and threads), or every Postfix process. */
+  readonly cpuMsPerMessage?: number;
   /** The relay's `workers` setting, in the workers scenario. */
   readonly workers?: number;
 }
@@ -35,7 +35,11 @@ export interface Target {
   readonly path: Path;
   readonly port: number;
   readonly relay?: RelayProcess;
+  /** CPU seconds used so far by what serves this path (the relay, or every Postfix process). */
+  readonly cpuSeconds?: () => number;
 }
+
+const cpuOf = (target: Target) => target.cpuSeconds?.() ?? target.relay?.cpuSeconds();
 
 export const FROM = 'app@acme.bench';
 export const TO = 'someone@example.com';
@@ -69,12 +73,13 @@ export interface Scenario {
 export async function measureBench(target: Target, sink: Sink, s: Scenario): Promise<Row> {
   await sleep(s.settleMs);
   target.relay?.resetPeak();
-  const cpuBefore = target.relay?.cpuSeconds();
+  const cpuBefore = cpuOf(target);
   const before = await sink.count();
   const load = await runLoad({ port: target.port, concurrency: s.concurrency, workload: s.workload, message: message(s.sizeKb), from: FROM, to: TO, seconds: s.seconds });
   const deliveredInWindow = (await sink.count()) - before;
-  const cpu = cpuBefore === undefined ? undefined : (target.relay?.cpuSeconds() ?? 0) - cpuBefore;
+  // Until the last accepted message has arrived: its delivery is part of its cost.
   await drain(sink, before, load.accepted);
+  const cpu = cpuBefore === undefined ? undefined : (cpuOf(target) ?? 0) - cpuBefore;
   const sorted = [...load.latencies].sort((a, b) => a - b);
   return {
     workload: s.workload,
@@ -88,7 +93,7 @@ export async function measureBench(target: Target, sink: Sink, s: Scenario): Pro
     p99Ms: percentile(sorted, 99),
     refused: load.refused,
     ...(target.relay ? { relayPeakRssMb: target.relay.memory().peakMb } : {}),
-    ...(cpu !== undefined && load.accepted > 0 ? { relayCpuMsPerMessage: (cpu * 1000) / load.accepted } : {}),
+    ...(cpu !== undefined && load.accepted > 0 ? { cpuMsPerMessage: (cpu * 1000) / load.accepted } : {}),
   };
 }
 
@@ -96,12 +101,12 @@ export async function measureBench(target: Target, sink: Sink, s: Scenario): Pro
 export async function measureSmtpSource(target: Target, sink: Sink, s: Scenario, count: number): Promise<Row> {
   await sleep(s.settleMs);
   target.relay?.resetPeak();
-  const cpuBefore = target.relay?.cpuSeconds();
+  const cpuBefore = cpuOf(target);
   const before = await sink.count();
   const run = await runSmtpSource({ port: target.port, concurrency: s.concurrency, workload: s.workload, bytes: s.sizeKb * 1024, count, from: FROM, to: TO });
   const deliveredInWindow = (await sink.count()) - before;
-  const cpu = cpuBefore === undefined ? undefined : (target.relay?.cpuSeconds() ?? 0) - cpuBefore;
   await drain(sink, before, run.ok ? count : 0);
+  const cpu = cpuBefore === undefined ? undefined : (cpuOf(target) ?? 0) - cpuBefore;
   return {
     workload: s.workload,
     generator: 'smtp-source',
@@ -112,7 +117,7 @@ export async function measureSmtpSource(target: Target, sink: Sink, s: Scenario,
     deliveredPerSec: deliveredInWindow / run.seconds,
     refused: run.ok ? 0 : count,
     ...(target.relay ? { relayPeakRssMb: target.relay.memory().peakMb } : {}),
-    ...(cpu !== undefined && run.ok ? { relayCpuMsPerMessage: (cpu * 1000) / count } : {}),
+    ...(cpu !== undefined && run.ok ? { cpuMsPerMessage: (cpu * 1000) / count } : {}),
   };
 }
 
@@ -147,6 +152,19 @@ export function throughputTable(rows: readonly Row[]): string {
         return text.padStart(p === 'direct' || p === 'postfix' ? (latency ? 20 : 8) : latency ? 27 : 16);
       };
       out.push(`${`${size}K`.padStart(4)}  ${String(conc).padStart(4)}  ${paths.map(col).join('  ')}`);
+    }
+    // CPU per message until the last one arrived (the relay's processes; every Postfix process), and x Postfix's.
+    out.push('  CPU ms per message (x Postfix):');
+    for (const cell of cells) {
+      const [size, conc] = cell.split('|').map(Number) as [number, number];
+      const cpu = (p: Path) => inGroup.find((r) => r.path === p && r.sizeKb === size && r.concurrency === conc)?.cpuMsPerMessage;
+      const postfixCpu = cpu('postfix');
+      const part = (p: Path) => {
+        const c = cpu(p);
+        if (c === undefined) return undefined;
+        return `${p} ${fmt(c, 2)}${p !== 'postfix' && postfixCpu ? ` (${(c / postfixCpu).toFixed(2)}x)` : ''}`;
+      };
+      out.push(`  ${`${size}K`.padStart(4)}  ${String(conc).padStart(4)}  ${(['passthrough', 'queue', 'postfix'] as Path[]).flatMap((p) => part(p) ?? []).join(', ')}`);
     }
     out.push('');
   }

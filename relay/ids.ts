@@ -16,3 +16,13 @@ let sessions = 0;
 export function newSessionId(): string {
   return `${Date.now().toString(36)}${TAG}${(sessions++ % 1_679_616).toString(36).padStart(4, '0')}`;
 }
+
+let nonces = 0;
+
+/**
+ * A value no other call of this process, nor of any other process or restart, returns: for ids that must
+ * not repeat (an attempt's delivery events after a restart), without a system random source per call.
+ */
+export function newNonce(): string {
+  return `${TAG}${(nonces++).toString(36)}`;
+}

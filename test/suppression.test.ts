@@ -128,7 +128,7 @@ t.test("after a user-unknown bounce, the tenant's next message skips that addres
   await relay.relay.scheduler.runDue();
   t.equal(rcpts.filter((r) => r === 'gone@example.com').length, 2, "two tries in all: acme's bounce, and beta's (its own list is empty); acme's second message did not try");
   t.ok(rcpts.includes('ok@example.com'), "acme's other recipient went");
-  t.match(relay.logs.find((l) => l.event === 'delivery-attempt' && l.id === id)?.recipients, [{ rcpt: 'ok@example.com' }, { rcpt: 'gone@example.com', reply: /^550 5\.1\.1 Recipient address is suppressed for this sender \(bounce: 550 5\.1\.1 .*User unknown\)/ }]);
+  t.match(relay.logs.find((l) => l.event === 'delivered' && l.id === id)?.outcomes, [{ rcpt: 'ok@example.com' }, { rcpt: 'gone@example.com', reply: /^550 5\.1\.1 Recipient address is suppressed for this sender \(bounce: 550 5\.1\.1 .*User unknown\)/ }]);
   t.equal(upstream.received.filter((m) => m.mailFrom === '' && m.rcptTo.includes('app@acme.test')).length, 1, "a DSN for acme's bounce only: none for the skipped recipient");
   const typeOf = () => findInTraces([path.join(relay.spoolDir, 'trace.db')], { queueId: id })[0]?.events.find((e) => e.recipient === 'gone@example.com' && e.type !== 'accepted')?.type;
   t.ok(await until(() => typeOf() === 'suppressed', 3000), 'a suppressed event (in the trace, and to webhooks)');

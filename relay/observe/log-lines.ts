@@ -37,16 +37,41 @@ export function writeLogLines(outcomes: Outcomes, logger: Logger): void {
   outcomes.on('paced', (e) => {
     logger.warn({ event: 'provider-pacing', upstream: e.upstream, tenant: e.tenant, signal: e.signal, inARow: e.level + 1, heardBy: e.heardBy, until: new Date(e.until).toISOString() }, e.reason);
   });
+  // The attempt that finishes a message waits for how it settled: delivered, it is one `delivered` line
+  // with the attempt in it (one line a message fewer, in the common case); else its own line first.
+  const finishing = new Map<string, Record<string, unknown>>();
+  const flushAttempt = (id: string) => {
+    const line = finishing.get(id);
+    finishing.delete(id);
+    if (line) logger.info(line);
+  };
   outcomes.on('attempted', (e) => {
     // A pass-through attempt is in its `message` line.
     if (e.message.mode !== 'queue') return;
     const line = { id: e.message.id, tenant: e.message.tenant, upstream: e.upstream, attempt: e.attempt, ms: Math.round(e.ms) };
-    logger.info({ event: e.tried ? 'delivery-attempt' : 'held', ...line, recipients: e.outcomes.map(outcomeLog) });
+    const attemptLine = { event: e.tried ? 'delivery-attempt' : 'held', ...line, recipients: e.outcomes.map(outcomeLog) };
+    if (e.final && e.tried) {
+      // Bounded: a message whose settling never came (its spool write failed) is logged as it was.
+      for (const id of finishing.keys()) {
+        if (finishing.size < MAX_FINISHING) break;
+        flushAttempt(id);
+      }
+      finishing.set(e.message.id, attemptLine);
+    } else logger.info(attemptLine);
     if (e.outcomes.some((o) => o.mayHaveArrived)) logger.warn({ event: 'possible-duplicate', ...line }, 'connection lost or timed out after the message went out; the retry may deliver twice');
   });
 
   outcomes.on('settled', (e) => {
     const { id, tenant } = e.message;
+    const attempt = finishing.get(id);
+    if (e.state === 'delivered' && attempt) {
+      finishing.delete(id);
+      // `recipients` stays the count, as in every `delivered` line; the attempt's replies are `outcomes`.
+      const { recipients: outcomes, attempt: _attempt, event: _event, ...rest } = attempt;
+      logger.info({ event: 'delivered', ...rest, recipients: e.recipients, attempts: e.attempt, outcomes });
+      return;
+    }
+    flushAttempt(id);
     switch (e.state) {
       case 'deferred':
         logger.info({ event: 'deferred', id, tenant, upstream: e.upstream, attempt: e.attempt, ms: Math.round(e.ms), pending: e.pending, nextAttemptAt: new Date(e.nextAttemptAt).toISOString() });
@@ -60,5 +85,8 @@ export function writeLogLines(outcomes: Outcomes, logger: Logger): void {
     }
   });
 }
+
+/** Finishing attempts waiting for their message's settling, at most. */
+const MAX_FINISHING = 10_000;
 
 const HANDLED_EVENT = { retry: 'queue-retried', delete: 'queue-deleted', hold: 'queue-held', release: 'queue-released' } as const;

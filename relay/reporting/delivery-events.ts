@@ -5,9 +5,9 @@
 // recipient with what the upstream said while the client waited (`deferred` there means the client was
 // told to try again; the relay keeps nothing). A person's hold or delete (the mail console) is `held` or
 // `deleted`.
-import { randomBytes } from 'node:crypto';
 import type { DeliveryEventType } from '../../config/types.js';
 import { formatReply, Replies } from '../errors.js';
+import { newNonce } from '../ids.js';
 import type { Accepted, Attempted, Handled, Held, MessageFacts, Reported } from '../observe/outcomes.js';
 import type { DeliveryMode, RecipientOutcome, UpstreamReply } from '../types.js';
 
@@ -61,7 +61,7 @@ export function acceptedEvents(e: Accepted): DeliveryEvent[] {
 
 /** `held`, one per recipient still to deliver: the message waits for a sending limit, until `nextAttemptAt`. */
 export function heldEvents(e: Held): DeliveryEvent[] {
-  const nonce = randomBytes(4).toString('hex');
+  const nonce = newNonce();
   return e.recipients.map((recipient, i) => ({
     id: `${e.message.id}.h.${nonce}.${i}`,
     type: 'held',
@@ -78,7 +78,7 @@ export function heldEvents(e: Held): DeliveryEvent[] {
 /** A person acted on a queued message: `held` when held by hand (no next attempt until released), `deleted`. */
 export function handledEvents(e: Handled): DeliveryEvent[] {
   if (e.action !== 'hold' && e.action !== 'delete') return [];
-  const nonce = randomBytes(4).toString('hex');
+  const nonce = newNonce();
   return e.recipients.map((recipient, i) => ({
     id: `${e.message.id}.${e.action}.${nonce}.${i}`,
     type: e.action === 'hold' ? 'held' : 'deleted',
@@ -97,7 +97,7 @@ export function reportedEvents(e: Reported): DeliveryEvent[] {
   const reply = e.type === 'delivered' ? Replies.providerDelivered(e.provider, e.reason) : e.type === 'bounced' ? Replies.providerBounced(e.provider, e.reason) : Replies.providerComplained(e.provider, e.reason);
   return [
     {
-      id: `${e.message.id}.p.${randomBytes(4).toString('hex')}`,
+      id: `${e.message.id}.p.${newNonce()}`,
       type: e.type,
       ...ofMessage(e.message, e.at),
       recipient: e.recipient,
@@ -116,7 +116,7 @@ export function reportedEvents(e: Reported): DeliveryEvent[] {
  * reuse the ids of the ones already told (a platform that drops duplicates by id would drop them).
  */
 export function attemptEvents(e: Attempted): DeliveryEvent[] {
-  const nonce = randomBytes(4).toString('hex');
+  const nonce = newNonce();
   return e.outcomes.map((o, i) => ({
     id: `${e.message.id}.${e.attempt}.${nonce}.${i}`,
     type: typeOf(o, e.expired),
