@@ -205,6 +205,23 @@ t.test("each relay's index of the fleet's list: a recipient on no list costs no 
   t.ok(await until(tried, 3000), 'after its removal, the address is tried');
 });
 
+t.test('a flood of additions on the channel (anyone who can publish there) does not keep a relay scanning Redis', needRedis, async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.close());
+  const { relays } = await setup(t, { relays: 1, redis });
+  const [relay] = relays as [TestRelay];
+  const fills = () => relay.logs.filter((l) => l.event === 'suppression-index-filled').length;
+  t.ok(await until(() => fills() > 0, 3000), 'filled');
+  const first = fills();
+  for (let round = 0; round < 8; round++) {
+    const pipeline = redis.client.pipeline();
+    for (let i = 0; i < 20_000; i++) pipeline.publish('tenant-relay:suppress-added', `acme:flood${round}-${i}@example.com`);
+    await pipeline.exec();
+  }
+  await new Promise((r) => setTimeout(r, 500)); // the last fill it started
+  t.ok(fills() - first <= 2, `refills for 160,000 published additions: ${fills() - first} (one bigger filter, not a scan per addition past its size)`);
+});
+
 t.test('the index never misses an address it was given, and rules most others out', async (t) => {
   const { BloomFilter } = await import('../relay/suppression/redis-index.js');
   const filter = new BloomFilter(100_000);

@@ -5,7 +5,7 @@
 // misses while it is in step: it is filled from a SCAN of the keys after subscribing to the channel every
 // relay publishes its additions on, and each addition is put into it. While the subscription is down, or
 // before the first fill, it is not in step and every check asks Redis. Rebuilt hourly (what expired or
-// was removed goes), and when it has taken in more than it was sized for. An entry Redis confirmed is
+// was removed goes), and when it has taken in more than it was sized for (at most every ten minutes). An entry Redis confirmed is
 // kept a minute, so a suppressed address asks once a minute, not once a message.
 import type { Logger } from '../log.js';
 import type { Redis } from '../redis.js';
@@ -25,6 +25,9 @@ const MAX_SCANS = 20_000;
  */
 const CONFIRMED_MS = 60_000;
 const MAX_CONFIRMED = 10_000;
+const GROWTH_FILL_MS = 10 * 60_000;
+/** A tenant id, ":" and an address (relay/suppression/store.ts MAX_ADDRESS) fit. */
+const MAX_KEY = 400;
 
 /** A Bloom filter of strings (~1 % false positives at its capacity). */
 export class BloomFilter {
@@ -97,6 +100,8 @@ export class SuppressionIndex {
   #subscribed = false;
   /** Counts the subscription's drops. */
   #generation = 0;
+  /** When the filter was last refilled for having grown past its size. */
+  #grownAt = 0;
   readonly #timer: NodeJS.Timeout;
 
   /** `subscriber`: a connection of its own, in subscriber mode (its reconnections refill the filter). */
@@ -135,10 +140,16 @@ export class SuppressionIndex {
 
   /** An addition (this relay's own, or heard on the channel). */
   added(key: string): void {
+    // Anyone who can publish on the channel can send anything: a key is an address's length at most.
+    if (key.length > MAX_KEY) return;
     this.#filter?.add(key);
     this.#filling?.add(key);
-    // Past its size the false positives grow (never false negatives): a bigger one.
-    if (this.#filter && this.#filter.count > this.#filter.capacity) void this.#fill();
+    // Past its size the false positives grow (never false negatives): a bigger one, but not more often
+    // than every few minutes (a flood on the channel must not keep the relay scanning).
+    if (this.#filter && this.#filter.count > this.#filter.capacity && Date.now() - this.#grownAt > GROWTH_FILL_MS) {
+      this.#grownAt = Date.now();
+      void this.#fill();
+    }
   }
 
   /** An entry Redis confirmed lately (while in step), still in force at `now`. */
