@@ -19,6 +19,7 @@ import { coldStart, median, writeTenantFiles } from './cold-start.js';
 import { consoleScenario, consoleTable } from './console.js';
 import { suppressionLine, suppressionScenario } from './suppression.js';
 import { runLoad, SmtpSession, type Workload } from './load.js';
+import { phasesScenario, phasesTable } from './phases.js';
 import { postfixInstalled, startPostfix } from './postfix.js';
 import { type RelayProcess, type Sink, startRelayProcess, startSink } from './processes.js';
 import { smtpSourceInstalled } from './smtp-source.js';
@@ -34,8 +35,9 @@ const SETTLE_MS = 500;
 // BENCH_ONLY=queue,1,10 runs that mode, size and concurrency (and its baselines), for profiling with
 // BENCH_PROFILE=1; BENCH_ONLY=memory the 50 MB scenarios; BENCH_ONLY=backlog the backlog one;
 // BENCH_ONLY=cold the cold start; BENCH_ONLY=workers workers: 1 against workers: 2; BENCH_ONLY=console the
-// mail console over a trace of BENCH_TRACE_MESSAGES (1 M); BENCH_ONLY=suppression the suppression check.
-const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers', 'metrics', 'console', 'suppression'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
+// mail console over a trace of BENCH_TRACE_MESSAGES (1 M); BENCH_ONLY=suppression the suppression check;
+// BENCH_ONLY=phases where one message's time goes at concurrency 1 (bench/phases.ts).
+const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers', 'metrics', 'console', 'suppression', 'phases'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
 const SIZES_KB = ONLY ? [Number(ONLY[1])] : [1, 20, 200];
 const CONCURRENCY = ONLY ? [Number(ONLY[2])] : [1, 10, 50];
 const MODES = (ONLY ? [ONLY[0]] : ['passthrough', 'queue']) as ('passthrough' | 'queue')[];
@@ -317,6 +319,19 @@ async function main() {
     }
     if (process.env.BENCH_ONLY === 'suppression') {
       console.log(suppressionLine(await suppressionScenario(tmp)));
+      return;
+    }
+    if (process.env.BENCH_ONLY === 'phases') {
+      const relay = await startRelayProcess(tmp, relayYaml(tmp, sink.port, 'queue'));
+      const postfix = postfixInstalled() ? await startPostfix(sink.port).catch(() => undefined) : undefined;
+      try {
+        const targets = [{ name: 'direct', port: sink.port }, { name: 'queue', port: relay.port }, ...(postfix ? [{ name: `postfix ${postfix.version}`, port: postfix.port }] : [])];
+        for (const target of targets) await warmUp(target.port, sink);
+        console.log(phasesTable(await phasesScenario(sink, targets)));
+      } finally {
+        await relay.stop();
+        postfix?.stop();
+      }
       return;
     }
     if (process.env.BENCH_ONLY === 'console') {
