@@ -3,8 +3,8 @@
 // `X-PM-Metadata-tenant-relay: <queue id>-<mac>` (Postmark takes X-PM-Metadata-* headers as metadata and
 // strips them); the mac, an HMAC under providerEvents.postmark.signingKey, means an event can only be
 // linked to a message this relay sent, whatever else the request says.
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Upstream } from '../types.js';
+import { queueIdOfSigned, signedQueueId } from './signed-queue-id.js';
 
 /** The metadata key (Postmark allows 20 characters) and so the header's name. */
 export const POSTMARK_METADATA_KEY = 'tenant-relay';
@@ -15,19 +15,14 @@ export interface PostmarkLinkSettings {
   readonly smtpHosts: readonly string[];
 }
 
-const macOf = (queueId: string, key: string) => createHmac('sha256', key).update(`postmark\0${queueId}`).digest('base64url').slice(0, 16);
 
 /** The header line (CRLF-ended) a message to `upstream` starts with, or undefined when it is not Postmark. */
 export function postmarkLinkHeader(queueId: string, upstream: Upstream, s: PostmarkLinkSettings | undefined): Buffer | undefined {
   if (!s || upstream.kind !== 'smtp' || !s.smtpHosts.includes(upstream.host.toLowerCase())) return undefined;
-  return Buffer.from(`X-PM-Metadata-${POSTMARK_METADATA_KEY}: ${queueId}-${macOf(queueId, s.signingKey)}\r\n`);
+  return Buffer.from(`X-PM-Metadata-${POSTMARK_METADATA_KEY}: ${signedQueueId('postmark', queueId, s.signingKey)}\r\n`);
 }
 
 /** The queue id a metadata value names, if the relay made it; else undefined. */
 export function queueIdOfPostmarkLink(value: unknown, signingKey: string): string | undefined {
-  if (typeof value !== 'string') return undefined;
-  const m = /^([a-z0-9]{1,64})-([A-Za-z0-9_-]{16})$/.exec(value);
-  if (!m) return undefined;
-  const [queueId = '', given = ''] = [m[1], m[2]];
-  return timingSafeEqual(Buffer.from(given), Buffer.from(macOf(queueId, signingKey))) ? queueId : undefined;
+  return typeof value === 'string' ? queueIdOfSigned('postmark', value, signingKey) : undefined;
 }

@@ -2,7 +2,7 @@
 // <localPart>+<queue id>-<mac>@<bounce domain>, so a bounce that comes back by mail names the message it
 // is about. The mac (an HMAC under bounces.signingKey) means nobody can make a return path for a message
 // the relay did not send, and so cannot forge a bounce that suppresses someone's address.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { queueIdOfSigned, signedQueueId } from './signed-queue-id.js';
 
 export interface ReturnPathSettings {
   readonly domain: string;
@@ -10,19 +10,15 @@ export interface ReturnPathSettings {
   readonly signingKey: string;
 }
 
-const macOf = (queueId: string, key: string) => createHmac('sha256', key).update(`return-path\0${queueId}`).digest('base64url').slice(0, 16);
-
 export function returnPathOf(queueId: string, s: ReturnPathSettings): string {
-  return `${s.localPart}+${queueId}-${macOf(queueId, s.signingKey)}@${s.domain}`;
+  return `${s.localPart}+${signedQueueId('return-path', queueId, s.signingKey)}@${s.domain}`;
 }
 
 /** The queue id a return path names, if it is one the relay made; else undefined. */
 export function queueIdOfReturnPath(address: string, s: ReturnPathSettings): string | undefined {
   const at = address.lastIndexOf('@');
   if (at < 0 || address.slice(at + 1).toLowerCase() !== s.domain) return undefined;
-  const m = /^([^+]+)\+([a-z0-9]{1,64})-([A-Za-z0-9_-]{16})$/.exec(address.slice(0, at));
+  const m = /^([^+]+)\+(.+)$/.exec(address.slice(0, at));
   if (!m || m[1]?.toLowerCase() !== s.localPart.toLowerCase()) return undefined;
-  const [queueId = '', given = ''] = [m[2], m[3]];
-  const wanted = macOf(queueId, s.signingKey);
-  return timingSafeEqual(Buffer.from(given), Buffer.from(wanted)) ? queueId : undefined;
+  return queueIdOfSigned('return-path', m[2] ?? '', s.signingKey);
 }

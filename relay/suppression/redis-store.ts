@@ -43,9 +43,10 @@ export class RedisSuppressions implements SuppressionStore {
     const lower: string[] = [];
     for (const a of addresses) {
       const address = a.toLowerCase();
+      const key = indexKey(tenant, address);
       if (index === undefined) lower.push(address);
-      else if (index.mayHave(indexKey(tenant, address))) {
-        const known = index.confirmed(indexKey(tenant, address), now);
+      else if (index.mayHave(key)) {
+        const known = index.confirmed(key, now);
         if (known) found.set(address, known);
         else lower.push(address);
       }
@@ -111,8 +112,9 @@ export class RedisSuppressions implements SuppressionStore {
     this.#index?.close();
   }
 
+  /** The index's key under the prefix: what its SCAN reads back is the index key. */
   #key(tenant: string, address: string): string {
-    return `${this.#prefix}${tenant}:${address}`;
+    return `${this.#prefix}${indexKey(tenant, address)}`;
   }
 
   #entryOf(value: string, now: number): Suppression | undefined {
