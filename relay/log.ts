@@ -1,4 +1,4 @@
-// JSON lines on stderr. Secrets are never passed to the logger; the redact list is the second line of defence.
+// JSON lines on stderr. Secrets are never passed to the logger; redactSecrets is the second line of defence.
 import pino, { type Logger } from 'pino';
 
 export type { Logger } from 'pino';
@@ -6,10 +6,27 @@ export type { Logger } from 'pino';
 /** How often buffered lines are written when fewer than 4 KiB have collected. */
 const FLUSH_MS = 100;
 
-export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info'): Logger {
-  // Buffered and written off the hot path: a write per line was a system call and a thread-pool job per
-  // line, four per message. Lines collect up to 4 KiB and go out at least every 100 ms, so an idle relay's
-  // line still appears promptly; they are flushed synchronously when the process exits.
+/** `destination` is for tests; the relay's lines go to stderr, buffered (below). */
+export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', destination?: pino.DestinationStream): Logger {
+  const buffered = destination ? undefined : bufferedStderr();
+  return pino(
+    {
+      level,
+      base: { service: 'tenant-relay' },
+      formatters: { log: redactSecrets },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      ...(buffered ? { hooks: { streamWrite: buffered.wrote } } : {}),
+    },
+    destination ?? buffered?.stream,
+  );
+}
+
+/**
+ * Buffered and written off the hot path: a write per line was a system call and a thread-pool job per
+ * line, four per message. Lines collect up to 4 KiB and go out at least every 100 ms, so an idle relay's
+ * line still appears promptly; they are flushed synchronously when the process exits.
+ */
+function bufferedStderr(): { stream: pino.DestinationStream; wrote(line: string): string } {
   const stream = pino.destination({ dest: 2, sync: false, minLength: 4096 });
   let unwritten = false;
   const timer = setInterval(() => {
@@ -21,24 +38,60 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info'): L
     clearInterval(timer);
     stream.flushSync();
   });
-  return pino(
-    {
-      level,
-      base: { service: 'tenant-relay' },
-      redact: {
-        paths: ['password', '*.password', '*.pass', 'auth.pass', '*.auth.pass', 'token', '*.token', 'clientSecret', '*.clientSecret', 'privateKey', '*.privateKey', 'accessToken', '*.accessToken'],
-        censor: '[redacted]',
-      },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      hooks: {
-        streamWrite(line) {
-          unwritten = true;
-          return line;
-        },
-      },
-    },
+  return {
     stream,
-  );
+    wrote(line) {
+      unwritten = true;
+      return line;
+    },
+  };
+}
+
+/** Keys whose values are never written, at any of the first three levels of a log line's object. */
+const SECRET_KEYS = new Set(['password', 'pass', 'token', 'clientSecret', 'privateKey', 'accessToken']);
+const CENSOR = '[redacted]';
+const REDACT_DEPTH = 3;
+
+/**
+ * The second line of defence. pino's own `redact` re-parsed its path list on every line: 2.9 % of the
+ * relay's CPU at one message per connection (two lines a message). This walks the line's own object
+ * (three levels, which covers `auth.pass` under any key) and copies only what it censors: the caller's
+ * object is never changed.
+ */
+export function redactSecrets(line: Record<string, unknown>): Record<string, unknown> {
+  return (censored(line, REDACT_DEPTH) as Record<string, unknown> | undefined) ?? line;
+}
+
+/** The value with its secrets censored, or undefined when it holds none (the common case: no copy). */
+function censored(value: unknown, depth: number): unknown {
+  if (depth === 0 || value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return undefined;
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const inner = censored(value[i], depth - 1);
+      if (inner === undefined) continue;
+      copy ??= [...value];
+      copy[i] = inner;
+    }
+    return copy;
+  }
+  let copy: object | undefined;
+  for (const key of Object.keys(value)) {
+    const v = (value as Record<string, unknown>)[key];
+    const inner = SECRET_KEYS.has(key) && v !== undefined ? CENSOR : censored(v, depth - 1);
+    if (inner === undefined) continue;
+    // Its prototype and every property kept (an Error's message and stack, which are not enumerable);
+    // frozen objects (the config) are copied unfrozen.
+    copy ??= copyOf(value);
+    Object.defineProperty(copy, key, { value: inner, enumerable: true, writable: true, configurable: true });
+  }
+  return copy;
+}
+
+function copyOf(value: object): object {
+  const descriptors = Object.getOwnPropertyDescriptors(value);
+  for (const d of Object.values(descriptors)) d.configurable = true;
+  return Object.create(Object.getPrototypeOf(value) as object | null, descriptors) as object;
 }
 
 export const silentLogger: Logger = pino({ level: 'silent' });
