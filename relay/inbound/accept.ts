@@ -1,5 +1,7 @@
 // Queue mode, after the intake: the message is committed to the spool (fsynced) before the client hears
-// 250, then handed to the scheduler. Any failure on that path: 451, nothing queued.
+// 250, then handed to the scheduler. Any failure on that path: 451, nothing queued. The bookkeeping of an
+// accepted message (trace, log line, metrics, events) waits until the 250 is written: at one message per
+// connection the client waits for nothing but the disk.
 import type { Readable } from 'node:stream';
 import type { DiskSpace } from '../disk-space.js';
 import { Replies, type SmtpReply } from '../errors.js';
@@ -27,6 +29,8 @@ export interface QueueAnswer {
   /** Why it was refused, for the log; absent when queued. */
   readonly reason?: string;
   readonly warnings: readonly string[];
+  /** Tells the outcomes the message was accepted: called once the client has its reply. */
+  readonly report?: () => void;
 }
 
 export async function acceptToQueue(data: Readable, tx: Transaction, deps: QueueIntakeDeps): Promise<QueueAnswer> {
@@ -55,14 +59,16 @@ export async function acceptToQueue(data: Readable, tx: Transaction, deps: Queue
     deps.disk.accepted(entry.size, entry.recipients.length);
     // Its first attempt sends these same bytes without reading them back.
     deps.scheduler.add(entry, message.bytes);
-    deps.outcomes.emit('accepted', {
-      message: { id: tx.id, tenant: entry.tenant, mode: 'queue', mailFrom: tx.envelope.mailFrom, acceptedAt: now, ...messageIdOf(message) },
-      envelope: tx.envelope,
-      header: message.head,
-      size: entry.size,
-      decision: tx.decision.reason,
-    });
-    return { reply: Replies.queued(tx.id), warnings: message.warnings };
+    // Before the first attempt can start: the scheduler starts attempts on a later turn of the event loop.
+    const report = () =>
+      deps.outcomes.emit('accepted', {
+        message: { id: tx.id, tenant: entry.tenant, mode: 'queue', mailFrom: tx.envelope.mailFrom, acceptedAt: now, ...messageIdOf(message) },
+        envelope: tx.envelope,
+        header: message.head,
+        size: entry.size,
+        decision: tx.decision.reason,
+      });
+    return { reply: Replies.queued(tx.id), warnings: message.warnings, report };
   } catch (err) {
     return { reply: Replies.localError, reason: `spool: ${(err as Error).message}`, warnings: [] };
   } finally {

@@ -182,7 +182,16 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
         const dataEnded = guards.dataStarted(session);
         completeData(stream, session)
           .then(
-            (reply) => (reply.code === 250 ? callback(null, `${reply.enhanced} ${reply.text}`) : callback(fail(reply))),
+            ({ reply, report }) => {
+              if (reply.code === 250) callback(null, `${reply.enhanced} ${reply.text}`);
+              else callback(fail(reply));
+              try {
+                report?.();
+              } catch (err) {
+                // The message is queued and the client has its 250: a failing subscriber costs a record, not the mail.
+                warnings.warn({ event: 'report-failed', session: session.id, err: (err as Error).message }, 'an accepted message could not be recorded (trace, log or metrics)');
+              }
+            },
             (err) => {
               warnings.warn({ event: 'data-failed', session: session.id, err: (err as Error).message }, 'a message could not be taken in (451 4.3.0)');
               callback(fail(Replies.localError));
@@ -248,25 +257,30 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
   }
 
   /** The final dot: the message goes through the intake of its mode; the reply is what the client hears. */
-  async function completeData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<SmtpReply> {
+  async function completeData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<{ reply: SmtpReply; report?: () => void }> {
     const decided = pending.get(session);
     if (!decided) {
       stream.resume();
-      return Replies.localError;
+      return { reply: Replies.localError };
     }
     const tx = transactionOf(session, decided);
     if (decided.decision.mode === 'queue') {
       const answer = await acceptToQueue(stream, tx, deps).finally(() => decided.room?.release());
       pending.delete(session);
-      deps.outcomes.emit('answered', { tx: tx.log, mode: 'queue', reply: answer.reply, ...(answer.reason ? { reason: answer.reason } : {}), ms: msSince(tx), warnings: answer.warnings });
-      return answer.reply;
+      const ms = msSince(tx);
+      // After the reply is written (onData): the client does not wait for the log line and the trace.
+      const report = () => {
+        answer.report?.();
+        deps.outcomes.emit('answered', { tx: tx.log, mode: 'queue', reply: answer.reply, ...(answer.reason ? { reason: answer.reason } : {}), ms, warnings: answer.warnings });
+      };
+      return { reply: answer.reply, report };
     }
     const forwarded = await forwardInSession(stream, tx, deps);
     decided.settle?.(forwarded.kind === 'forwarded' ? forwarded.result.outcomes.filter((o) => o.status === 'sent').length : 0);
     pending.delete(session);
     if (forwarded.kind === 'refused') {
       deps.outcomes.emit('answered', { tx: tx.log, mode: 'passthrough', reply: forwarded.reply, reason: forwarded.reason, ms: msSince(tx), warnings: [] });
-      return forwarded.reply;
+      return { reply: forwarded.reply };
     }
     const { reply, result } = forwarded;
     deps.outcomes.emit('answered', {
@@ -283,7 +297,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
         bytes: forwarded.bytes,
       },
     });
-    return reply;
+    return { reply };
   }
 
   return {
