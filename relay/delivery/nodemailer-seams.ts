@@ -9,16 +9,22 @@
 // 2. The extensions an upstream offered in EHLO (8BITMIME, SMTPUTF8): what nodemailer's own send()
 //    consults, kept in `_supportedExtensions`.
 // 3. The socket under a connection, for the TLS version and certificate that preflight reports.
+// 4. The DataStream a connection pipes our message into (between the 354 and the final dot) stuffs
+//    dots with a JavaScript test of every byte; that one stream (made for our message, reached through
+//    our message stream's own pipe()) gets dot-stuffing.ts's transform, the same bytes found faster.
+//    The class is not touched; a stream that does not look like a fresh DataStream is left as it is.
 //
 // Each acts only on connections and pools the relay created. Upgrading nodemailer: re-run the delivery,
 // capability and preflight tests, then move the pin.
 import { createRequire } from 'node:module';
-import type { Readable } from 'node:stream';
+import path from 'node:path';
+import type { Readable, Transform, TransformCallback, Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type Mail from 'nodemailer/lib/mailer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SMTPPoolOptions, SMTPPoolSentMessageInfo } from 'nodemailer/lib/smtp-pool';
 import type { Envelope } from '../types.js';
+import { dotStuff } from './dot-stuffing.js';
 
 /** The version the seams below were written against. */
 export const NODEMAILER_VERSION = '10.6.0';
@@ -32,7 +38,11 @@ export type PoolInfo = NonNullable<Parameters<Parameters<PooledTransport['transp
 export function checkNodemailerSeams(): void {
   const installed = (createRequire(import.meta.url)('nodemailer/package.json') as { version: string }).version;
   const connection = new SMTPConnection({}) as unknown as Record<string, unknown>;
-  const missing = [!Array.isArray(connection._supportedExtensions) && 'SMTPConnection._supportedExtensions', !('_socket' in connection) && 'SMTPConnection._socket'].filter(Boolean);
+  const missing = [
+    !Array.isArray(connection._supportedExtensions) && 'SMTPConnection._supportedExtensions',
+    !('_socket' in connection) && 'SMTPConnection._socket',
+    !isFreshDataStream(newDataStream()) && 'DataStream (inByteCount, outByteCount, lastByte, _transform)',
+  ].filter(Boolean);
   if (installed !== NODEMAILER_VERSION || missing.length > 0) {
     throw new Error(
       `tenant-relay needs nodemailer ${NODEMAILER_VERSION} (relay/delivery/nodemailer-seams.ts), found ${installed}${missing.length ? `; missing: ${missing.join(', ')}` : ''}`,
@@ -51,7 +61,7 @@ export function sendThroughPool(transport: PooledTransport, envelope: Envelope, 
       getEnvelope: () => ({ from: envelope.mailFrom, to: [...envelope.rcptTo] }),
       messageId: () => '',
       getHeader: () => '',
-      createReadStream: (): Readable => createStream().once('end', onStreamed),
+      createReadStream: (): Readable => withFastStuffing(createStream().once('end', onStreamed)),
     },
   };
   return new Promise((resolve, reject) => {
@@ -68,4 +78,56 @@ export function offeredExtensions(connection: SMTPConnection): ReadonlySet<strin
 /** The TLS socket under a connection, when TLS was negotiated. */
 export function tlsSocketOf(connection: SMTPConnection): Partial<TLSSocket> | undefined {
   return (connection as unknown as { _socket?: Partial<TLSSocket> })._socket || undefined;
+}
+
+/** DataStream's state, as its _transform keeps it. */
+interface DataStreamState extends Transform {
+  inByteCount: number;
+  outByteCount: number;
+  lastByte: number | false;
+}
+
+/** A DataStream as nodemailer's package holds it (not exported: loaded from its file), for the start check. */
+function newDataStream(): unknown {
+  const require = createRequire(import.meta.url);
+  try {
+    const file = path.join(path.dirname(require.resolve('nodemailer/package.json')), 'dist/cjs/smtp-connection/data-stream.js');
+    const loaded = require(file) as { default?: new () => unknown } & (new () => unknown);
+    return new (loaded.default ?? loaded)();
+  } catch {
+    return undefined;
+  }
+}
+
+function isFreshDataStream(stream: unknown): stream is DataStreamState {
+  const s = stream as Partial<DataStreamState> | undefined;
+  return (
+    s?.constructor?.name === 'DataStream' &&
+    typeof s._transform === 'function' &&
+    s.inByteCount === 0 &&
+    s.outByteCount === 0 &&
+    s.lastByte === false
+  );
+}
+
+/** DataStream._transform of nodemailer 10.6.0 with the per-byte loop replaced by dotStuff. */
+function stuffedTransform(this: DataStreamState, chunk: Buffer | string, _encoding: BufferEncoding, done: TransformCallback): void {
+  if (!chunk || chunk.length === 0) return done();
+  const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+  this.inByteCount += bytes.length;
+  const out = dotStuff(bytes, this.lastByte);
+  this.outByteCount += out.length;
+  this.push(out);
+  this.lastByte = bytes[bytes.length - 1] as number;
+  done();
+}
+
+/** Our message stream, whose pipe() gives the DataStream it feeds the faster transform. */
+export function withFastStuffing(stream: Readable): Readable {
+  const pipe = stream.pipe.bind(stream);
+  stream.pipe = <T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T => {
+    if (isFreshDataStream(destination)) destination._transform = stuffedTransform;
+    return pipe(destination as unknown as Writable, options) as unknown as T;
+  };
+  return stream;
 }
