@@ -33,7 +33,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 5);
 const SETTLE_MS = 500;
 // BENCH_ONLY=queue,1,10 runs that mode, size and concurrency (and its baselines), for profiling with
-// BENCH_PROFILE=1; BENCH_ONLY=memory the 50 MB scenarios; BENCH_ONLY=backlog the backlog one;
+// BENCH_PROFILE=1; BENCH_ONLY=memory the idle connections and the 50 MB scenarios; BENCH_ONLY=backlog the backlog one;
 // BENCH_ONLY=cold the cold start; BENCH_ONLY=workers workers: 1 against workers: 2; BENCH_ONLY=console the
 // mail console over a trace of BENCH_TRACE_MESSAGES (1 M); BENCH_ONLY=suppression the suppression check;
 // BENCH_ONLY=phases where one message's time goes at concurrency 1 (bench/phases.ts).
@@ -51,7 +51,8 @@ hostname: bench.relay.localhost
 listen: [{ host: 127.0.0.1, port: ${port} }]
 ops: { enabled: false }
 maxMessageSizeBytes: 67108864
-inbound: { maxConnections: 5000 }
+# Every client of the bench is 127.0.0.1: one address holds the 1,000 idle connections of that scenario.
+inbound: { maxConnections: 5000, maxConnectionsPerTrustedIp: 5000 }
 delivery:
   mode: ${mode}
   spool: { path: ${dir}/spool, fsync: ${process.env.BENCH_NO_FSYNC ? 'false' : 'true'}, minFreeMegabytes: 10 }
@@ -295,6 +296,8 @@ async function main() {
   try {
     console.log(`tenant-relay bench: ${SECONDS} s per scenario, node ${process.version}, ${os.cpus().length} CPUs, loopback only`);
     if (process.env.BENCH_ONLY === 'memory') {
+      const idle = await idleConnections(tmp, sink);
+      console.log(`idle connections: ${idle.connections} open, relay RSS ${fmt(idle.rssMb)} MB (${fmt(idle.rssBeforeMb)} MB before them)`);
       for (const mode of ['queue', 'passthrough'] as const) {
         const b = await bigMessage(tmp, sink, mode);
         console.log(`50 MB message, ${b.mode}: relay RSS ${fmt(b.rssBeforeMb)} MB before, peak ${fmt(b.peakMb)} MB (+${fmt(b.growthMb)} MB)`);
