@@ -185,12 +185,8 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
             ({ reply, report }) => {
               if (reply.code === 250) callback(null, `${reply.enhanced} ${reply.text}`);
               else callback(fail(reply));
-              try {
-                report?.();
-              } catch (err) {
-                // The message is queued and the client has its 250: a failing subscriber costs a record, not the mail.
-                warnings.warn({ event: 'report-failed', session: session.id, err: (err as Error).message }, 'an accepted message could not be recorded (trace, log or metrics)');
-              }
+              // Outcomes.emit keeps a failing subscriber to itself (observer-failed): this cannot throw.
+              report?.();
             },
             (err) => {
               warnings.warn({ event: 'data-failed', session: session.id, err: (err as Error).message }, 'a message could not be taken in (451 4.3.0)');
