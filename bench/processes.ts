@@ -40,7 +40,13 @@ export interface RelayProcess {
   stop(): Promise<void>;
 }
 
-export async function startRelayProcess(dir: string, yaml: (port: number) => string, env: NodeJS.ProcessEnv = {}, startTimeoutMs = 20_000): Promise<RelayProcess> {
+export async function startRelayProcess(
+  dir: string,
+  yaml: (port: number) => string,
+  env: NodeJS.ProcessEnv = {},
+  startTimeoutMs = 20_000,
+  launcher = path.resolve('bin/tenant-relay'),
+): Promise<RelayProcess> {
   const port = await freePort();
   const file = path.join(dir, 'relay.yaml');
   fs.writeFileSync(file, yaml(port));
@@ -48,7 +54,7 @@ export async function startRelayProcess(dir: string, yaml: (port: number) => str
   const log = fs.openSync(path.join(dir, 'relay.log'), 'w');
   // As operators run it: through the launcher, with its Node and its flags (it execs: the pid is the relay's).
   const profile = process.env.BENCH_PROFILE ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.resolve('bench/results/profiles')}` } : {};
-  const child = spawn(path.resolve('bin/tenant-relay'), ['serve', '--config', file], {
+  const child = spawn(launcher, ['serve', '--config', file], {
     stdio: ['ignore', log, log],
     env: { ...process.env, ...profile, ...env },
   });

@@ -16,6 +16,7 @@ import { PlatformTenants } from '../relay/tenancy/platform-tenants.js';
 import { backlogScenario } from './backlog.js';
 import { metricsScrape, type ScrapeResult } from './metrics-scrape.js';
 import { coldStart, median, writeTenantFiles } from './cold-start.js';
+import { compareScenario, compareTable } from './compare.js';
 import { consoleScenario, consoleTable } from './console.js';
 import { suppressionLine, suppressionScenario } from './suppression.js';
 import { runLoad, SmtpSession, type Workload } from './load.js';
@@ -36,8 +37,9 @@ const SETTLE_MS = 500;
 // BENCH_PROFILE=1; BENCH_ONLY=memory the idle connections and the 50 MB scenarios; BENCH_ONLY=backlog the backlog one;
 // BENCH_ONLY=cold the cold start; BENCH_ONLY=workers workers: 1 against workers: 2; BENCH_ONLY=console the
 // mail console over a trace of BENCH_TRACE_MESSAGES (1 M); BENCH_ONLY=suppression the suppression check;
-// BENCH_ONLY=phases where one message's time goes at concurrency 1 (bench/phases.ts).
-const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers', 'metrics', 'console', 'suppression', 'phases'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
+// BENCH_ONLY=phases where one message's time goes at concurrency 1 (bench/phases.ts); BENCH_ONLY=compare
+// this build against BENCH_COMPARE_ROOT's in alternated runs (bench/compare.ts).
+const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers', 'metrics', 'console', 'suppression', 'phases', 'compare'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
 const SIZES_KB = ONLY ? [Number(ONLY[1])] : [1, 20, 200];
 const CONCURRENCY = ONLY ? [Number(ONLY[2])] : [1, 10, 50];
 const MODES = (ONLY ? [ONLY[0]] : ['passthrough', 'queue']) as ('passthrough' | 'queue')[];
@@ -335,6 +337,24 @@ async function main() {
         await relay.stop();
         postfix?.stop();
       }
+      return;
+    }
+    if (process.env.BENCH_ONLY === 'compare') {
+      const otherRoot = process.env.BENCH_COMPARE_ROOT;
+      if (!otherRoot) throw new Error('BENCH_ONLY=compare needs BENCH_COMPARE_ROOT: a checkout of the other build, built');
+      const options = {
+        otherRoot,
+        rounds: Number(process.env.BENCH_COMPARE_ROUNDS ?? 4),
+        sizeKb: Number(process.env.BENCH_COMPARE_KB ?? 1),
+        concurrency: (process.env.BENCH_COMPARE_CONC ?? '1,10').split(',').map(Number),
+        seconds: SECONDS,
+        start: (launcher: string) => {
+          const dir = fs.mkdtempSync(path.join(tmp, 'compare-'));
+          return startRelayProcess(dir, relayYaml(dir, sink.port, 'queue'), {}, 20_000, launcher);
+        },
+        warmUp: (port: number) => warmUp(port, sink),
+      };
+      console.log(compareTable(await compareScenario(sink, options), options));
       return;
     }
     if (process.env.BENCH_ONLY === 'console') {
