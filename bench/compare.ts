@@ -4,7 +4,7 @@
 // relay from each root (the order swapped every round), warms it up, and measures a new connection per
 // message at each concurrency, from our client and from smtp-source; medians over the rounds.
 import path from 'node:path';
-import { percentile } from './load.js';
+import { median } from './cold-start.js';
 import type { RelayProcess, Sink } from './processes.js';
 import { smtpSourceInstalled } from './smtp-source.js';
 import { measureBench, measureSmtpSource, type Row, type Scenario } from './throughput.js';
@@ -52,7 +52,6 @@ export async function compareScenario(sink: Sink, o: CompareOptions): Promise<Me
 
 const pick = (r: Row) => ({ generator: r.generator, concurrency: r.concurrency, deliveredPerSec: r.deliveredPerSec, ...(r.p50Ms === undefined ? {} : { p50Ms: r.p50Ms }), ...(r.cpuMsPerMessage === undefined ? {} : { cpuMsPerMessage: r.cpuMsPerMessage }) });
 
-const median = (values: readonly number[]) => percentile([...values].sort((a, b) => a - b), 50);
 const fmt = (n: number, digits: number) => (Number.isNaN(n) ? '-' : n.toFixed(digits));
 
 export function compareTable(rows: readonly Measured[], o: Pick<CompareOptions, 'otherRoot' | 'rounds' | 'sizeKb'>): string {

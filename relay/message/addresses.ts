@@ -32,17 +32,13 @@ function memo<T>(compute: (key: string) => T): (key: string) => T {
   };
 }
 
-const parseValue = memo((value: string): Mailbox | undefined => {
+/** The first mailbox in a header value, with its display name decoded; undefined if there is none. */
+export const parseMailbox = memo((value: string): Mailbox | undefined => {
   for (const entry of addressparser(value.replace(/\r?\n(?=[ \t])/g, ''))) {
     if ('address' in entry && entry.address) return Object.freeze({ name: libmime.decodeWords(entry.name ?? ''), address: entry.address });
   }
   return undefined;
 });
-
-/** The first mailbox in a header value, with its display name decoded; undefined if there is none. */
-export function parseMailbox(value: string): Mailbox | undefined {
-  return parseValue(value);
-}
 
 const encoder = new MimeNode();
 // The key joins the three parts with NUL; a name or address holding a NUL is encoded without the table,
