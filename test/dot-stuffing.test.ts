@@ -108,3 +108,19 @@ t.test('a destination that is not a fresh DataStream is piped to as it is', asyn
   withFastStuffing(Readable.from([Buffer.from('x')])).pipe(other);
   t.notOk(Object.hasOwn(other, '_transform'));
 });
+
+t.test("a small message's last bytes and the final dot leave as one chunk: one write to the upstream, not two", async (t) => {
+  const large = Buffer.from(`Subject: x\r\n\r\n${'a line of text\r\n'.repeat(2000)}`);
+  for (const chunks of [[Buffer.from('Subject: x\r\n\r\nhello\r\n')], [Buffer.from('Subject: x\r\n\r\n'), Buffer.from('.a\r\n'), Buffer.from('no line end')], [], [large]]) {
+    const fast = new StockDataStream();
+    const out: Buffer[] = [];
+    fast.on('data', (c: Buffer) => out.push(c));
+    const ended = new Promise((r) => fast.on('end', r));
+    withFastStuffing(Readable.from(chunks)).pipe(fast);
+    await ended;
+    if (chunks[0] === large) t.equal(out.length, 2, 'a large last chunk is not copied to join the dot: it goes on its own');
+    else t.equal(out.length, Math.max(1, chunks.length), `${chunks.length} chunks in, as many out, the dot with the last`);
+    t.same(Buffer.concat(out), await stock(chunks));
+    t.equal((fast as unknown as { outByteCount: number }).outByteCount, Buffer.concat(out).length, 'the byte count nodemailer logs is still right');
+  }
+});
