@@ -145,8 +145,13 @@ type ReplyOf<T> = T extends (...args: never[]) => infer R ? R : T;
 /** Every id the table declares. */
 export type ReplyId = { [K in keyof typeof Replies]: ReplyOf<(typeof Replies)[K]> extends { id: infer I } ? I : never }[keyof typeof Replies];
 
+/** What sanitizeUpstreamText would change: a control character, whitespace other than one space between words. */
+const UNCLEAN = /[\u0000-\u001f\u007f-\u009f]|[^\S ]| {2}|^ | $/;
+
 /** Text from an upstream is shown to our client: one line, printable, bounded. */
 export function sanitizeUpstreamText(text: string, max = 200): string {
+  // Most text is clean already (the trace store passes every reply and address through here): returned as it is, not copied.
+  if (text.length <= max && !UNCLEAN.test(text)) return text;
   const line = text
     .replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ')
     .replace(/\s+/g, ' ')

@@ -111,3 +111,15 @@ t.test('upstream text is cut to one printable line of bounded length', async (t)
   t.equal(sanitizeUpstreamText('550 5.1.1 no\r\nsuch\tuser\u0000'), '550 5.1.1 no such user');
   t.equal(sanitizeUpstreamText('x'.repeat(500)).length, 200);
 });
+
+t.test('clean text comes back as it is, and every unclean form is still cleaned', async (t) => {
+  const full = (text: string, max = 200) => {
+    const line = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').replace(/\s+/g, ' ').trim();
+    return line.length > max ? `${line.slice(0, max - 3)}...` : line;
+  };
+  const cases = ['250 2.0.0 Ok: queued as 4ABC', 'user@example.com', '', ' ', 'a  b', ' a', 'a ', 'a\tb', 'a\u00a0b', 'a\u2028b', 'a\ufeff', '\ufeffa', 'a\u0085b', 'a\u007fb', 'x\r\ny', 'ünïcode ok', 'x'.repeat(200), 'x'.repeat(201)];
+  // Names in ASCII: a raw U+2028 or NEL in a test's name would end its TAP line.
+  const named = (text: string) => JSON.stringify(text).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  for (const text of cases) t.equal(sanitizeUpstreamText(text), full(text), named(text));
+  for (const text of cases) t.equal(sanitizeUpstreamText(text, 5), full(text, 5), `${named(text)} cut at 5`);
+});
