@@ -84,6 +84,6 @@ export async function intake(data: Readable, tx: Transaction, staging: Staging, 
   const { head } = prepared;
   const common = { head, eightBit: summary.eightBit, ...(prepared.messageId ? { messageId: prepared.messageId } : {}), warnings: prepared.warnings, release };
   if ('bodyFile' in parts) return { kind: 'prepared', message: { ...common, parts: [head, parts.bodyFile] } };
-  const bytes = Buffer.concat([head, parts.body]);
+  const bytes = Buffer.concat([head, ...parts.body]);
   return { kind: 'prepared', message: { ...common, bytes, parts: [bytes] } };
 }

@@ -2,7 +2,7 @@
 // body (carried as the bytes that arrived), from memory or from the temp file a large message went to.
 import { createReadStream } from 'node:fs';
 import type { FileRange } from '../files.js';
-import { readHeaderBlock, splitMessage } from '../message/split.js';
+import { readHeaderBlock, splitChunks } from '../message/split.js';
 import type { BodySource } from '../message/transform.js';
 import type { Received } from './staging.js';
 
@@ -11,11 +11,11 @@ export const KEEP_IN_MEMORY_BYTES = 1024 * 1024;
 const MAX_HEADER_BYTES = 1024 * 1024;
 
 export type MessageParts =
-  | { readonly header: Buffer; readonly body: Buffer }
+  | { readonly header: Buffer; readonly body: readonly Buffer[] }
   | {
       readonly header: Buffer;
       /** Opens a fresh stream of the body each time it is called (DKIM reads it). */
-      readonly body: Exclude<BodySource, Buffer>;
+      readonly body: Exclude<BodySource, readonly Buffer[]>;
       /** Where the body is: copied from there with one reused buffer, no garbage. */
       readonly bodyFile: FileRange;
     };
@@ -23,7 +23,7 @@ export type MessageParts =
 /** Undefined when the header section is larger than 1 MiB (refused: no real message has one). */
 export async function messageParts(received: Exclude<Received, { kind: 'failed' }>): Promise<MessageParts | undefined> {
   if (received.kind === 'memory') {
-    const { header, body } = splitMessage(received.bytes);
+    const { header, body } = splitChunks(received.chunks);
     return header.length > MAX_HEADER_BYTES ? undefined : { header, body };
   }
   const { path } = received;

@@ -8,7 +8,8 @@ import { releaseChunks } from '../ops/memory.js';
 import { PRIVATE_FILE } from '../private-files.js';
 
 /** What a client sent: in memory, or in a temp file; or the disk failed. */
-export type Received = { readonly kind: 'memory'; readonly bytes: Buffer } | { readonly kind: 'file'; readonly path: string } | { readonly kind: 'failed'; readonly error: unknown };
+/** In memory: the chunks as they arrived, not joined (the message stage copies them once, header first). */
+export type Received = { readonly kind: 'memory'; readonly chunks: readonly Buffer[] } | { readonly kind: 'file'; readonly path: string } | { readonly kind: 'failed'; readonly error: unknown };
 
 export class Staging {
   readonly #dir: string;
@@ -54,7 +55,7 @@ export class Staging {
     }
     await file?.close().catch(() => {});
     if (diskError) return { kind: 'failed', error: diskError };
-    return file ? { kind: 'file', path: rawPath } : { kind: 'memory', bytes: Buffer.concat(chunks, held) };
+    return file ? { kind: 'file', path: rawPath } : { kind: 'memory', chunks };
   }
 
   /** Writes a staged file from parts (not fsynced: it is never the only copy of anything acknowledged). */

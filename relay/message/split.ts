@@ -18,6 +18,20 @@ export function splitMessage(message: Buffer): SplitMessage {
 }
 
 /**
+ * The same split of a message held as the chunks it arrived in. The blank line is nearly always in the
+ * first chunk: then nothing is joined, and the body is the rest of that chunk and the chunks after it
+ * (a large message is copied once fewer). Else the chunks are joined and split as one.
+ */
+export function splitChunks(chunks: readonly Buffer[]): { readonly header: Buffer; readonly body: readonly Buffer[] } {
+  const first = chunks[0] ?? Buffer.alloc(0);
+  const split = splitMessage(first);
+  // A blank line that ends inside the first chunk is the message's first (an earlier one would be in it too).
+  if (split.header.length < first.length) return { header: split.header, body: [split.body, ...chunks.slice(1)] };
+  const whole = splitMessage(chunks.length === 1 ? first : Buffer.concat(chunks));
+  return { header: whole.header, body: whole.body.length > 0 ? [whole.body] : [] };
+}
+
+/**
  * Reads a file's header block (up to and with the blank line) without reading the body. Undefined when
  * the header section is larger than `limit`: no real message has one, and it is not worth parsing.
  */

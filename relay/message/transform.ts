@@ -20,8 +20,8 @@ export type Refusal = { readonly kind: 'refused'; readonly reply: SmtpReply; rea
 
 export type TransformResult = { readonly kind: 'ok'; readonly bytes: Buffer; readonly warnings: readonly string[] } | Refusal;
 
-/** Where the body comes from: the bytes, or a fresh stream of them each time (a spool file). */
-export type BodySource = Buffer | (() => Readable);
+/** Where the body comes from: its bytes (in the chunks they arrived in), or a fresh stream of them each time (a spool file). */
+export type BodySource = readonly Buffer[] | (() => Readable);
 
 export interface PreparedHead {
   readonly kind: 'ok';
@@ -35,7 +35,7 @@ export interface PreparedHead {
 /** The whole message in memory (pass-through). */
 export async function transformMessage(message: Buffer, decision: RouteDecision, config: Config, trace: TraceInfo): Promise<TransformResult> {
   const { header, body } = splitMessage(message);
-  const prepared = await prepareHead(header, body, decision, config, trace);
+  const prepared = await prepareHead(header, [body], decision, config, trace);
   if (prepared.kind !== 'ok') return prepared;
   return { kind: 'ok', bytes: Buffer.concat([prepared.head, body]), warnings: prepared.warnings };
 }
@@ -124,7 +124,7 @@ async function sign(header: Buffer, body: BodySource, from: Mailbox | undefined,
   try {
     if (!from) throw new Error('the message has no From header to sign');
     const domain = plan.signingDomain ?? domainOf(from.address);
-    const message = Buffer.isBuffer(body) ? Buffer.concat([header, body]) : concatStreams(header, body());
+    const message = typeof body === 'function' ? concatStreams(header, body()) : Buffer.concat([header, ...body]);
     // The relay's own headers speak for it as much as From does: an instance changed or added later must break the signature.
     const own = [config.message.originalFromHeader, config.message.traceHeader].filter((h): h is string => h !== undefined);
     const signature = await signDkim(message, domain, plan.selector, plan.key, own);
