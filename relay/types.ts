@@ -106,5 +106,8 @@ export interface DeliveryResult {
   readonly outcomes: readonly RecipientOutcome[];
 }
 
+/** A message in memory: one buffer, or its parts in order (message-bytes.ts). */
+export type MessageBytes = Buffer | readonly Buffer[];
+
 /** The bytes of a message to send: in memory, or a file an upstream pool can read again to resend. */
-export type MessageSource = Buffer | { readonly path: string; /** Header lines sent before the file's bytes. */ readonly prefix?: Buffer };
+export type MessageSource = MessageBytes | { readonly path: string; /** Header lines sent before the file's bytes. */ readonly prefix?: Buffer };

@@ -5,6 +5,7 @@ import { Replies, type SmtpReply } from '../errors.js';
 import type { UpstreamCapabilities } from './capabilities.js';
 import { replyForError } from './classify.js';
 import type { DeliveryResult, Envelope, MessageSource } from '../types.js';
+import { isInMemory, partsOf } from '../message-bytes.js';
 import { checkUpstreamHost, pinnedTo, policyApplies } from './host-policy.js';
 import { deliverToMaildir } from './maildir.js';
 import type { UpstreamPools } from './pools.js';
@@ -60,5 +61,5 @@ export async function deliver(
 }
 
 function withPrefix(source: MessageSource, prefix: Buffer): MessageSource {
-  return Buffer.isBuffer(source) ? Buffer.concat([prefix, source]) : { path: source.path, prefix };
+  return isInMemory(source) ? [prefix, ...partsOf(source)] : { path: source.path, prefix };
 }

@@ -16,7 +16,8 @@ import type { Part } from '../files.js';
 import type { TransactionFacts } from '../observe/outcomes.js';
 import type { TraceInfo } from '../message/trace.js';
 import { prepareHead } from '../message/transform.js';
-import type { Envelope, RouteDecision } from '../types.js';
+import { joinedIfSmall, partsOf } from '../message-bytes.js';
+import type { Envelope, MessageBytes, RouteDecision } from '../types.js';
 import { type DataSummary, readData } from './data.js';
 import { KEEP_IN_MEMORY_BYTES, messageParts } from './message-parts.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
@@ -42,8 +43,8 @@ export interface Transaction {
 export interface PreparedMessage {
   /** DKIM-Signature lines (or nothing), then the rewritten header block: the body follows unchanged. */
   readonly head: Buffer;
-  /** The whole message in one buffer, when it was small enough to be held in memory. */
-  readonly bytes?: Buffer;
+  /** The whole message (head, then body), when it was small enough to be held in memory. */
+  readonly bytes?: MessageBytes;
   /** Otherwise, the message as parts to write: the head, then the body's bytes in the staged file. */
   readonly parts: readonly Part[];
   readonly eightBit: boolean;
@@ -84,6 +85,6 @@ export async function intake(data: Readable, tx: Transaction, staging: Staging, 
   const { head } = prepared;
   const common = { head, eightBit: summary.eightBit, ...(prepared.messageId ? { messageId: prepared.messageId } : {}), warnings: prepared.warnings, release };
   if ('bodyFile' in parts) return { kind: 'prepared', message: { ...common, parts: [head, parts.bodyFile] } };
-  const bytes = Buffer.concat([head, ...parts.body]);
-  return { kind: 'prepared', message: { ...common, bytes, parts: [bytes] } };
+  const bytes = joinedIfSmall([head, ...parts.body]);
+  return { kind: 'prepared', message: { ...common, bytes, parts: partsOf(bytes) } };
 }

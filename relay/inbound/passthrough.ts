@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { type UpstreamAccess, deliver } from '../delivery/deliver.js';
 import { Replies, type SmtpReply } from '../errors.js';
 import { suppressedAmong, suppressGone } from '../suppression/apply.js';
+import { lengthOf } from '../message-bytes.js';
 import { postmarkLinkHeader } from '../message/postmark-link.js';
 import type { SuppressionStore } from '../suppression/store.js';
 import { type MessageFacts, messageIdOf, type Outcomes } from '../observe/outcomes.js';
@@ -40,7 +41,7 @@ export async function forwardInSession(data: Readable, tx: Transaction, deps: Pa
     let bytes: number;
     if (message.bytes) {
       source = message.bytes;
-      bytes = message.bytes.length;
+      bytes = lengthOf(message.bytes);
     } else {
       // The upstream may need it twice (a pool resends on another connection): a file, not a stream.
       const written = await deps.staging.write(`${tx.id}.out`, message.parts);

@@ -8,6 +8,8 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { lengthOf, partsOf } from '../message-bytes.js';
+import type { MessageBytes } from '../types.js';
 import { isQueuedMessage, type QueuedMessage } from './entry.js';
 
 const MAGIC = 0x54524a31;
@@ -109,13 +111,17 @@ export async function segmentFiles(dir: string): Promise<string[]> {
     .map((n) => path.join(dir, n));
 }
 
-export function record(kind: number, json: string, bytes?: Buffer): Buffer[] {
+/** A record's buffers, written in order; a message's parts are written as they are (not joined). */
+export function record(kind: number, json: string, bytes?: MessageBytes): Buffer[] {
   const head = Buffer.alloc(HEADER_BYTES);
   const jsonBytes = Buffer.from(json);
+  const parts = bytes ? partsOf(bytes) : [];
+  let crc = zlib.crc32(jsonBytes);
+  for (const part of parts) crc = zlib.crc32(part, crc);
   head.writeUInt32BE(MAGIC, 0);
   head[4] = kind;
   head.writeUInt32BE(jsonBytes.length, 5);
-  head.writeUInt32BE(bytes?.length ?? 0, 9);
-  head.writeUInt32BE(bytes ? zlib.crc32(bytes, zlib.crc32(jsonBytes)) : zlib.crc32(jsonBytes), 13);
-  return bytes ? [head, jsonBytes, bytes] : [head, jsonBytes];
+  head.writeUInt32BE(bytes ? lengthOf(bytes) : 0, 9);
+  head.writeUInt32BE(crc, 13);
+  return [head, jsonBytes, ...parts];
 }

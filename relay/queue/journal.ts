@@ -13,6 +13,8 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../private-files.js';
+import { lengthOf } from '../message-bytes.js';
+import type { MessageBytes } from '../types.js';
 import type { QueuedMessage } from './entry.js';
 import { type JournaledMessage, KIND_DONE, KIND_MESSAGE, parseSegment, readRange, record, SEGMENT_BYTES, segmentFiles } from './journal-format.js';
 
@@ -98,9 +100,9 @@ export class Journal {
   }
 
   /** Appends a message; resolves once it is on disk (fsynced, shared with the messages written with it). */
-  append(entry: QueuedMessage, bytes: Buffer): Promise<void> {
+  append(entry: QueuedMessage, bytes: MessageBytes): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.#pending.push({ chunks: record(KIND_MESSAGE, JSON.stringify(entry), bytes), message: { entry, length: bytes.length, resolve, reject } });
+      this.#pending.push({ chunks: record(KIND_MESSAGE, JSON.stringify(entry), bytes), message: { entry, length: lengthOf(bytes), resolve, reject } });
       this.#write();
     });
   }

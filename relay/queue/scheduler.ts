@@ -24,6 +24,7 @@ import { logRecovered } from './recovery.js';
 import { afterRequest, type QueueRequests } from './requests.js';
 import type { Spool } from './spool.js';
 import { TenantUsage, type Usage } from './tenant-usage.js';
+import type { MessageBytes } from '../types.js';
 
 export interface SchedulerDeps {
   readonly spool: Spool;
@@ -105,7 +106,7 @@ export class Scheduler {
    * the message as spooled: the first attempt sends them from memory instead of reading them back,
    * within a fixed budget.
    */
-  add(entry: QueuedMessage, bytes?: Buffer): void {
+  add(entry: QueuedMessage, bytes?: MessageBytes): void {
     this.#schedule(entry);
     if (bytes) this.#bodies.keep(entry.id, bytes);
     this.#kick();

@@ -6,8 +6,9 @@
 // spool-layout.ts. What a previous run left: recovery.ts.
 import fs from 'node:fs/promises';
 import type { Part } from '../files.js';
-import { readHeaderBlock, splitMessage } from '../message/split.js';
-import type { MessageSource } from '../types.js';
+import { isInMemory, lengthOf, partsOf } from '../message-bytes.js';
+import { readHeaderBlock, splitChunks, splitMessage } from '../message/split.js';
+import type { MessageBytes, MessageSource } from '../types.js';
 import { isQueuedMessage, type QueuedMessage } from './entry.js';
 import { Journal, type JournalPlace, readJournal, readJournalBytes } from './journal.js';
 import { MessageFiles, realIo, type SpoolIo } from './message-files.js';
@@ -30,6 +31,12 @@ export interface QueueListing {
   readonly entry: QueuedMessage;
   /** Set for a message still in the journal (accepted moments ago, or awaiting its first attempt). */
   readonly journal?: JournalPlace;
+}
+
+/** In memory (one buffer, or parts that are all buffers), or parts of which some are in files. */
+function placed(message: MessageBytes | readonly Part[]): { readonly bytes: MessageBytes } | { readonly parts: readonly Part[] } {
+  if (Buffer.isBuffer(message)) return { bytes: message };
+  return message.every((p) => Buffer.isBuffer(p)) ? { bytes: message as readonly Buffer[] } : { parts: message };
 }
 
 export class Spool {
@@ -61,17 +68,18 @@ export class Spool {
   }
 
   /**
-   * Queues a message: bytes in memory go to the journal (one fsync shared with those that arrive with
+   * Queues a message: bytes in memory (a buffer, or parts that are all buffers) go to the journal (one fsync shared with those that arrive with
    * them); parts (a large message: buffers and file ranges) to files of its own. Resolves with the entry
    * as committed (its size set) once it is on disk; on failure nothing is queued.
    */
-  async commit(entry: Omit<QueuedMessage, 'size'>, message: Buffer | readonly Part[]): Promise<QueuedMessage> {
-    if (Buffer.isBuffer(message)) {
-      const committed = { ...entry, size: message.length };
-      await this.#journal.append(committed, message);
+  async commit(entry: Omit<QueuedMessage, 'size'>, message: MessageBytes | readonly Part[]): Promise<QueuedMessage> {
+    const place = placed(message);
+    if ('bytes' in place) {
+      const committed = { ...entry, size: lengthOf(place.bytes) };
+      await this.#journal.append(committed, place.bytes);
       return committed;
     }
-    const committed = { ...entry, size: await this.#files.writeMessage(entry.id, message) };
+    const committed = { ...entry, size: await this.#files.writeMessage(entry.id, place.parts) };
     await this.#files.commit(committed);
     return committed;
   }
@@ -109,7 +117,7 @@ export class Spool {
   /** The header block of a queued message (empty if it is gone). */
   async headerBlock(id: string): Promise<Buffer> {
     const source = await this.source(id);
-    if (Buffer.isBuffer(source)) return splitMessage(source).header;
+    if (isInMemory(source)) return splitChunks(partsOf(source)).header;
     return (await readHeaderBlock(source.path)) ?? Buffer.alloc(0);
   }
 
