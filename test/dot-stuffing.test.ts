@@ -7,6 +7,7 @@ import { PassThrough, Readable, type Transform } from 'node:stream';
 import t from 'tap';
 import { dotStuff } from '../relay/delivery/dot-stuffing.js';
 import { withFastStuffing } from '../relay/delivery/nodemailer-seams.js';
+import { fixedRandom, randomChunks } from './helpers/random.js';
 
 // nodemailer does not export DataStream: loaded from its file, as the seam's start check does.
 const require = createRequire(import.meta.url);
@@ -64,22 +65,11 @@ t.test('each form of line end and dot comes out as DataStream makes it', async (
 });
 
 t.test('random messages of CR, LF, dots and text, cut at random: always the same bytes', async (t) => {
-  // Bounded: a fixed number of cases from a seeded generator, so a failure is the same on every run.
-  let seed = 12345;
-  const random = () => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed / 0x7fffffff;
-  };
-  const alphabet = [0x0d, 0x0a, 0x2e, 0x61, 0x20, 0x00];
+  // Bounded: a fixed number of cases from a fixed seed.
+  const random = fixedRandom(12345);
   let mismatches = 0;
   for (let n = 0; n < 3000; n++) {
-    const bytes = Buffer.from(Array.from({ length: Math.floor(random() * 40) }, () => alphabet[Math.floor(random() * alphabet.length)] as number));
-    const chunks: Buffer[] = [];
-    for (let at = 0; at < bytes.length; ) {
-      const size = 1 + Math.floor(random() * 8);
-      chunks.push(bytes.subarray(at, at + size));
-      at += size;
-    }
+    const chunks = randomChunks(random, [0x0d, 0x0a, 0x2e, 0x61, 0x20, 0x00], 40, 8);
     if (!ours(chunks).equals(await stock(chunks))) mismatches++;
   }
   t.equal(mismatches, 0);
