@@ -33,7 +33,8 @@ t.teardown(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const bodyOf = (n: number) => `message ${n}\r\n${createHash('sha256').update(String(n)).digest('hex').repeat(40)}\r\n`;
+// Every fourth message is over 64 KB: held in memory as its header block and body, journaled as parts.
+const bodyOf = (n: number) => `message ${n}\r\n${createHash('sha256').update(String(n)).digest('hex').repeat(n % 4 === 0 ? 1600 : 40)}\r\n`;
 const rawOf = (n: number) => `From: <load@example.com>\r\nTo: <sink@example.com>\r\nSubject: m-${n}\r\n\r\n${bodyOf(n)}`;
 
 function startRelayProcess(): Promise<{ child: ChildProcess; port: number }> {
