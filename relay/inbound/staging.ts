@@ -7,8 +7,10 @@ import { type Part, unlinkIfThere, writeParts } from '../files.js';
 import { releaseChunks } from '../ops/memory.js';
 import { PRIVATE_FILE } from '../private-files.js';
 
-/** What a client sent: in memory, or in a temp file; or the disk failed. */
-/** In memory: the chunks as they arrived, not joined (the message stage copies them once, header first). */
+/**
+ * What a client sent: in memory (the chunks as they arrived, not joined: the intake joins them behind
+ * the rewritten header only when the message is small), or in a temp file; or the disk failed.
+ */
 export type Received = { readonly kind: 'memory'; readonly chunks: readonly Buffer[] } | { readonly kind: 'file'; readonly path: string } | { readonly kind: 'failed'; readonly error: unknown };
 
 export class Staging {
