@@ -98,7 +98,7 @@ async function throughput(tmp: string, sink: Sink): Promise<Row[]> {
       relays.set(mode, await startRelayProcess(dir, relayYaml(dir, sink.port, mode)));
     }
     const targets: Target[] = [
-      { path: 'direct', port: sink.port },
+      { path: 'direct', port: sink.port, cpuSeconds: () => sink.cpuSeconds() },
       ...[...relays].map(([mode, relay]) => ({ path: mode, port: relay.port, relay })),
       ...(postfix ? [{ path: 'postfix' as const, port: postfix.port, cpuSeconds: () => postfix.cpuSeconds() }] : []),
     ];

@@ -162,9 +162,11 @@ export function throughputTable(rows: readonly Row[]): string {
       const part = (p: Path) => {
         const c = cpu(p);
         if (c === undefined) return undefined;
+        // The sink's own CPU on the direct path: a bare responder in Node, the floor any Node server pays.
+        if (p === 'direct') return `direct (the sink alone) ${fmt(c, 2)}`;
         return `${p} ${fmt(c, 2)}${p !== 'postfix' && postfixCpu ? ` (${(c / postfixCpu).toFixed(2)}x)` : ''}`;
       };
-      out.push(`  ${`${size}K`.padStart(4)}  ${String(conc).padStart(4)}  ${(['passthrough', 'queue', 'postfix'] as Path[]).flatMap((p) => part(p) ?? []).join(', ')}`);
+      out.push(`  ${`${size}K`.padStart(4)}  ${String(conc).padStart(4)}  ${(['direct', 'passthrough', 'queue', 'postfix'] as Path[]).flatMap((p) => part(p) ?? []).join(', ')}`);
     }
     out.push('');
   }
