@@ -14,6 +14,6 @@ export const isInMemory = (source: MessageSource): source is MessageBytes => Buf
 
 /** A message made of parts: one buffer when it is small, else the parts as they are. */
 export function joinedIfSmall(parts: readonly Buffer[]): MessageBytes {
-  const length = parts.reduce((n, b) => n + b.length, 0);
+  const length = lengthOf(parts);
   return length <= JOIN_MAX_BYTES ? Buffer.concat(parts, length) : parts;
 }

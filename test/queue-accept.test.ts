@@ -47,7 +47,7 @@ t.test('250 comes after the message and its state are in the journal, whole, wit
   t.same(await queued(relay.spoolDir), [], 'delivered messages are marked done in the journal');
 });
 
-t.test('a message of a few hundred KB is journaled as its header and body, not joined, and delivered byte-identical', async (t) => {
+t.test('a message of a few hundred KB held in memory is journaled whole (its checksum read back) and delivered byte-identical', async (t) => {
   const relay = await startTestRelay(queueYaml(), {}, { manualScheduler: true });
   t.teardown(() => relay.close());
   const line = `A line of a report ${'y'.repeat(200)}\r\n..\r\n`;

@@ -5,7 +5,7 @@ import { Replies, type SmtpReply } from '../errors.js';
 import type { UpstreamCapabilities } from './capabilities.js';
 import { replyForError } from './classify.js';
 import type { DeliveryResult, Envelope, MessageSource } from '../types.js';
-import { isInMemory, partsOf } from '../message-bytes.js';
+import { isInMemory, joinedIfSmall, partsOf } from '../message-bytes.js';
 import { checkUpstreamHost, pinnedTo, policyApplies } from './host-policy.js';
 import { deliverToMaildir } from './maildir.js';
 import type { UpstreamPools } from './pools.js';
@@ -61,5 +61,6 @@ export async function deliver(
 }
 
 function withPrefix(source: MessageSource, prefix: Buffer): MessageSource {
-  return isInMemory(source) ? [prefix, ...partsOf(source)] : { path: source.path, prefix };
+  // A small message stays one buffer (one write to the upstream); a large one is not copied behind the prefix.
+  return isInMemory(source) ? joinedIfSmall([prefix, ...partsOf(source)]) : { path: source.path, prefix };
 }

@@ -4,7 +4,7 @@ import { PassThrough, pipeline, type Readable, Transform } from 'node:stream';
 import type { SmtpUpstream } from '../../config/types.js';
 import { releaseChunks } from '../ops/memory.js';
 import type { DeliveryResult, Envelope, MessageSource, RecipientOutcome } from '../types.js';
-import { isInMemory } from '../message-bytes.js';
+import { isInMemory, partsOf } from '../message-bytes.js';
 import { outcomesFromError, outcomesFromInfo } from './classify.js';
 import { sendThroughPool } from './nodemailer-seams.js';
 import type { UpstreamPools } from './pools.js';
@@ -65,10 +65,9 @@ async function sendOnce(pools: UpstreamPools, upstream: SmtpUpstream, envelope: 
 
 /** A fresh stream of the message for each try: its bytes or a file, never a one-shot stream. */
 function streamOf(source: MessageSource): Readable {
-  if (Buffer.isBuffer(source)) return new PassThrough().end(source);
   if (isInMemory(source)) {
     const stream = new PassThrough();
-    for (const part of source) stream.write(part);
+    for (const part of partsOf(source)) stream.write(part);
     return stream.end();
   }
   const stream = countedFileStream(source.path);
