@@ -43,6 +43,13 @@ t.test('an upstream that offers both gets 8-bit bodies and UTF-8 addresses, unch
   t.ok(modern.received.at(-1)?.raw.includes(Buffer.from('Grüße', 'utf8')));
 });
 
+t.test("the relay's Received line names a UTF-8 recipient in UTF-8, as the envelope has it", async (t) => {
+  const relay = await relayTo(modern.port);
+  await sendThrough(relay.port, { from: 'a@example.com', to: 'zoë@日本.example', raw: 'From: a@example.com\r\nSubject: hi\r\n\r\nhello\r\n' });
+  const raw = modern.received.at(-1)?.raw ?? Buffer.alloc(0);
+  t.ok(raw.includes(Buffer.from('for <zoë@日本.example>', 'utf8')), raw.subarray(0, 300).toString('latin1'));
+});
+
 t.test('in queue mode the same refusal is permanent: the message fails with a DSN', async (t) => {
   const relay = await relayTo(minimal.port, 'queue');
   t.match((await sendThrough(relay.port, { from: 'a@example.com', to: 'b@example.com', raw: eightBit })).response, /^250 .*queued/);

@@ -1,9 +1,9 @@
 // Reading and writing the address headers From and Reply-To. Writing goes through nodemailer's encoder:
 // RFC 2047 for non-ASCII display names, punycode for IDN domains, quoting where a name needs it.
-import { Headers } from '@zone-eu/mailsplit';
 import libmime from 'libmime';
 import addressparser from 'nodemailer/lib/addressparser';
 import MimeNode from 'nodemailer/lib/mime-node';
+import { HeaderBlock } from './header-block.js';
 
 export interface Mailbox {
   readonly name: string;
@@ -56,5 +56,5 @@ export function formatMailbox(header: 'From' | 'Reply-To', mailbox: Mailbox): st
 
 /** The address of the header block's first From, or undefined when it has none. */
 export function headerFromAddress(header: Buffer): string | undefined {
-  return parseMailbox(new Headers(header).getFirst('from'))?.address;
+  return parseMailbox(HeaderBlock.parse(header).first('from'))?.address;
 }

@@ -2,7 +2,6 @@
 // carried byte for byte. Order matters: every rewrite first, the trace header, then the DKIM signature
 // over the final result.
 import { Readable } from 'node:stream';
-import { Headers } from '@zone-eu/mailsplit';
 import { domainOf } from '../../config/directory.js';
 import { ownsAddress } from '../../config/ownership.js';
 import type { Config } from '../../config/types.js';
@@ -10,6 +9,7 @@ import { Replies, type SmtpReply } from '../errors.js';
 import type { HeaderFromRule, RouteDecision } from '../types.js';
 import { formatMailbox, type Mailbox, parseMailbox } from './addresses.js';
 import { signDkim } from './dkim.js';
+import { HeaderBlock } from './header-block.js';
 import { splitMessage } from './split.js';
 import { receivedValue, type TraceInfo } from './trace.js';
 
@@ -51,26 +51,26 @@ export async function prepareHead(header: Buffer, body: BodySource, decision: Ro
 }
 
 function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, trace: TraceInfo): { kind: 'ok'; header: Buffer; from: Mailbox | undefined; messageId?: string } | Refusal {
-  const headers = new Headers(header);
-  if (headers.get('received').length > MAX_RECEIVED_HEADERS) {
+  const headers = HeaderBlock.parse(header);
+  if (headers.count('received') > MAX_RECEIVED_HEADERS) {
     return { kind: 'refused', reply: Replies.mailLoop(MAX_RECEIVED_HEADERS), reason: 'too many Received headers' };
   }
-  const fromLines = headers.get('from');
-  if (fromLines.length > 1) {
-    return { kind: 'refused', reply: Replies.severalFromHeaders(fromLines.length), reason: `${fromLines.length} From headers` };
+  const fromLines = headers.count('from');
+  if (fromLines > 1) {
+    return { kind: 'refused', reply: Replies.severalFromHeaders(fromLines), reason: `${fromLines} From headers` };
   }
 
-  const refusal = checkHeaderFrom(parseMailbox(headers.getFirst('from'))?.address, decision.headerFrom);
+  const refusal = checkHeaderFrom(parseMailbox(headers.first('from'))?.address, decision.headerFrom);
   if (refusal) return refusal;
   const from = rewriteIdentity(headers, decision, config);
   for (const name of config.message.removeHeaders) headers.remove(name);
   if (config.message.traceHeader) {
-    headers.update(config.message.traceHeader, `tenant=${decision.tenant?.id ?? 'none'}; upstream=${decision.route.upstream.name}`);
+    headers.set(config.message.traceHeader, `tenant=${decision.tenant?.id ?? 'none'}; upstream=${decision.route.upstream.name}`);
   }
-  // Already folded where it should be; add() would refold it at any space.
-  headers.addFormatted('Received', `Received: ${receivedValue(trace)}`, 0);
-  const messageId = headers.getFirst('message-id').replace(/\s+/g, ' ').trim().slice(0, 998);
-  return { kind: 'ok', header: headers.build(), from, ...(messageId ? { messageId } : {}) };
+  // Already folded where it should be; set() would refold it at any space.
+  headers.prepend('Received', `Received: ${receivedValue(trace)}`);
+  const messageId = headers.first('message-id').replace(/\s+/g, ' ').trim().slice(0, 998);
+  return { kind: 'ok', header: headers.toBuffer(), from, ...(messageId ? { messageId } : {}) };
 }
 /**
  * A tenant's message may not wear another tenant's From, whoever sent it (AUTH or a trusted network):
@@ -90,23 +90,23 @@ function checkHeaderFrom(address: string | undefined, rule: HeaderFromRule | und
 }
 
 /** Applies From, Reply-To and the original-From header; returns the From the message leaves with. */
-function rewriteIdentity(headers: Headers, decision: RouteDecision, config: Config): Mailbox | undefined {
-  const original = parseMailbox(headers.getFirst('from'));
+function rewriteIdentity(headers: HeaderBlock, decision: RouteDecision, config: Config): Mailbox | undefined {
+  const original = parseMailbox(headers.first('from'));
   const wanted = decision.rewrites.from;
   const from = wanted && (wanted.address ?? original?.address) ? { name: wanted.name ?? original?.name ?? '', address: wanted.address ?? original?.address ?? '' } : original;
-  if (wanted && from) headers.update('From', formatMailbox('From', from));
+  if (wanted && from) headers.set('From', formatMailbox('From', from));
 
   const fromChanged = original !== undefined && from !== undefined && original.address.toLowerCase() !== from.address.toLowerCase();
   const policy = config.message;
-  if (fromChanged && policy.originalFromHeader) headers.update(policy.originalFromHeader, formatMailbox('From', original));
+  if (fromChanged && policy.originalFromHeader) headers.set(policy.originalFromHeader, formatMailbox('From', original));
 
-  const hasReplyTo = headers.get('reply-to').length > 0;
+  const hasReplyTo = headers.count('reply-to') > 0;
   const replyTo = decision.rewrites.replyTo;
   if (replyTo !== undefined) {
-    if (!hasReplyTo || policy.overrideReplyTo) headers.update('Reply-To', formatMailbox('Reply-To', { name: '', address: replyTo }));
+    if (!hasReplyTo || policy.overrideReplyTo) headers.set('Reply-To', formatMailbox('Reply-To', { name: '', address: replyTo }));
   } else if (fromChanged && policy.replyToOriginalFrom && !hasReplyTo) {
     // Replies still reach the person or system that wrote the message.
-    headers.update('Reply-To', formatMailbox('Reply-To', original));
+    headers.set('Reply-To', formatMailbox('Reply-To', original));
   }
   return from;
 }

@@ -1,0 +1,156 @@
+// A message's header block as its lines, for the few changes the relay makes (From, Reply-To, the
+// headers it adds or removes, Received). It reads and writes exactly what mailsplit's Headers did (a
+// differential test holds the two together), but that class rebuilt every line once any changed (a
+// regex pass, a UTF-8 round trip and a Buffer each, then a concat of all of them), and every message
+// changes (Received at least): it was the relay's largest cost of its own per message. Here a line is
+// only touched when it holds a line break, and the block becomes bytes in one step.
+import libmime from 'libmime';
+
+interface Line {
+  /** The name before the first colon, lowercased and trimmed. */
+  readonly key: string;
+  /** The whole line, folds included, one char per byte (latin1). */
+  readonly text: string;
+}
+
+const FOLD = /\r\n|\r|\n/g;
+const LEADING_BREAKS = /^[\r\n]+/;
+
+const nameOf = (key: string) => key.toLowerCase().trim();
+
+/** Bytes as a string of one char per byte: how every line is held, so the block is written back byte for byte. */
+const latin1Of = (text: string) => Buffer.from(text, 'utf8').toString('latin1');
+
+/**
+ * A line break followed by a space or tab is a fold and becomes CRLF; any other one would start a header
+ * line of its own (or end the block), so it goes. A break at the start would close the block: it goes too.
+ */
+function foldsOnly(text: string): string {
+  if (!text.includes('\r') && !text.includes('\n')) return text;
+  return text.replace(LEADING_BREAKS, '').replace(FOLD, (brk: string, at: number, whole: string) => {
+    const next = whole.charCodeAt(at + brk.length);
+    return brk !== '\r' && (next === 0x20 || next === 0x09) ? '\r\n' : '';
+  });
+}
+
+const isFold = (line: string) => line.charCodeAt(0) === 0x20 || line.charCodeAt(0) === 0x09;
+
+export class HeaderBlock {
+  /** An mbox "From " or HTTP "POST " line in front of the headers: kept, written back first, never a header. */
+  readonly #preamble: string | undefined;
+  readonly #lines: Line[];
+  readonly #original: Buffer;
+  /** Until something changes, the block is written back as it came, line ends and all. */
+  #changed = false;
+
+  private constructor(original: Buffer, preamble: string | undefined, lines: Line[]) {
+    this.#original = original;
+    this.#preamble = preamble;
+    this.#lines = lines;
+  }
+
+  static parse(header: Buffer): HeaderBlock {
+    const raw = header.toString('latin1');
+    let end = raw.length;
+    // An index scan: a pattern anchored at the end retries from every CR of a long run of them.
+    while (end > 0 && (raw.charCodeAt(end - 1) === 0x0a || raw.charCodeAt(end - 1) === 0x0d)) end--;
+    const rawLines = raw.slice(0, end).split(/\r?\n/);
+    let i = 1;
+    let first = rawLines[0] ?? '';
+    while (i < rawLines.length && isFold(rawLines[i] ?? '')) first += `\r\n${rawLines[i++]}`;
+    const lines: { key: string; text: string }[] = [];
+    const preamble = /^(?:From|POST) /i.test(first) ? first : undefined;
+    if (preamble === undefined) lines.push({ key: nameOf(first.substring(0, Math.max(0, first.indexOf(':')))), text: first });
+    // A line with no colon takes its name from the first continuation line that has one.
+    let keyPending = false;
+    for (; i < rawLines.length; i++) {
+      const current = rawLines[i] ?? '';
+      const last = lines.at(-1);
+      if (isFold(current) && last) {
+        if (keyPending) {
+          const colon = current.indexOf(':');
+          if (colon >= 0) {
+            last.key = nameOf(`${last.text}\r\n${current.substring(0, colon)}`);
+            keyPending = false;
+          }
+        }
+        last.text += `\r\n${current}`;
+      } else {
+        // (A fold with no line above cannot come here: the first line took the folds after it.)
+        const colon = current.indexOf(':');
+        lines.push({ key: nameOf(current.substring(0, Math.max(0, colon))), text: current });
+        keyPending = colon < 0;
+      }
+    }
+    return new HeaderBlock(header, preamble, lines);
+  }
+
+  /** How many lines have this name. */
+  count(name: string): number {
+    const key = nameOf(name);
+    let n = 0;
+    for (const line of this.#lines) if (line.key === key) n++;
+    return n;
+  }
+
+  /** The first value of this name, unfolded and trimmed, decoded as UTF-8 where it is; '' when there is none. */
+  first(name: string): string {
+    const key = nameOf(name);
+    const line = this.#lines.find((l) => l.key === key);
+    if (!line) return '';
+    const utf8 = Buffer.from(line.text, 'latin1').toString('utf8');
+    return libmime.decodeHeader(utf8.includes('\uFFFD') ? line.text : utf8).value.trim();
+  }
+
+  /** Sets the header to one line with this value, where its first instance was, or at the top. */
+  set(name: string, value: string): void {
+    const key = nameOf(name);
+    this.#changed = true;
+    let at = 0;
+    for (let i = this.#lines.length - 1; i >= 0; i--) {
+      if (this.#lines[i]?.key === key) {
+        at = i;
+        this.#lines.splice(i, 1);
+      }
+    }
+    // A value cannot add a line: its breaks go before folding puts the block's own in.
+    this.#insert(key, libmime.foldLines(`${name}: ${latin1Of(value).replace(/[\r\n]/g, '')}`, 76, false), at);
+  }
+
+  remove(name: string): void {
+    const key = nameOf(name);
+    for (let i = this.#lines.length - 1; i >= 0; i--) {
+      if (this.#lines[i]?.key === key) {
+        this.#lines.splice(i, 1);
+        this.#changed = true;
+      }
+    }
+  }
+
+  /** Puts a line, already folded as it should be, at the top of the block. */
+  prepend(name: string, line: string): void {
+    this.#changed = true;
+    this.#insert(nameOf(name), latin1Of(line), 0);
+  }
+
+  /** The block as bytes, ending in the blank line. */
+  toBuffer(): Buffer {
+    if (!this.#changed) return this.#original;
+    let out = this.#preamble === undefined ? '' : `${this.#preamble}\r\n`;
+    let any = false;
+    for (const line of this.#lines) {
+      const text = foldsOnly(line.text);
+      if (text === '') continue;
+      out += any ? `\r\n${text}` : text;
+      any = true;
+    }
+    return Buffer.from(`${out}\r\n\r\n`, 'latin1');
+  }
+
+  #insert(key: string, line: string, at: number): void {
+    // Nothing in front may fold it into the line above or close the block.
+    const text = foldsOnly(line.replace(/^[\r\n \t]+/, ''));
+    if (text === '') return;
+    this.#lines.splice(Math.max(0, Math.min(at, this.#lines.length)), 0, { key, text });
+  }
+}
