@@ -15,6 +15,8 @@ interface Line {
 
 const FOLD = /\r\n|\r|\n/g;
 const LEADING_BREAKS = /^[\r\n]+/;
+// A byte past ASCII (one char per byte in a latin1 string): only then can the UTF-8 reading differ.
+const BEYOND_ASCII = /[\x80-\xff]/;
 
 const nameOf = (key: string) => key.toLowerCase().trim();
 
@@ -98,6 +100,7 @@ export class HeaderBlock {
     const key = nameOf(name);
     const line = this.#lines.find((l) => l.key === key);
     if (!line) return '';
+    if (!BEYOND_ASCII.test(line.text)) return libmime.decodeHeader(line.text).value.trim();
     const utf8 = Buffer.from(line.text, 'latin1').toString('utf8');
     return libmime.decodeHeader(utf8.includes('\uFFFD') ? line.text : utf8).value.trim();
   }

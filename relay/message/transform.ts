@@ -60,9 +60,10 @@ function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, 
     return { kind: 'refused', reply: Replies.severalFromHeaders(fromLines), reason: `${fromLines} From headers` };
   }
 
-  const refusal = checkHeaderFrom(parseMailbox(headers.first('from'))?.address, decision.headerFrom);
+  const original = parseMailbox(headers.first('from'));
+  const refusal = checkHeaderFrom(original?.address, decision.headerFrom);
   if (refusal) return refusal;
-  const from = rewriteIdentity(headers, decision, config);
+  const from = rewriteIdentity(headers, original, decision, config);
   for (const name of config.message.removeHeaders) headers.remove(name);
   if (config.message.traceHeader) {
     headers.set(config.message.traceHeader, `tenant=${decision.tenant?.id ?? 'none'}; upstream=${decision.route.upstream.name}`);
@@ -89,9 +90,8 @@ function checkHeaderFrom(address: string | undefined, rule: HeaderFromRule | und
   return undefined;
 }
 
-/** Applies From, Reply-To and the original-From header; returns the From the message leaves with. */
-function rewriteIdentity(headers: HeaderBlock, decision: RouteDecision, config: Config): Mailbox | undefined {
-  const original = parseMailbox(headers.first('from'));
+/** Applies From, Reply-To and the original-From header to a message from `original`; returns the From it leaves with. */
+function rewriteIdentity(headers: HeaderBlock, original: Mailbox | undefined, decision: RouteDecision, config: Config): Mailbox | undefined {
   const wanted = decision.rewrites.from;
   const from = wanted && (wanted.address ?? original?.address) ? { name: wanted.name ?? original?.name ?? '', address: wanted.address ?? original?.address ?? '' } : original;
   if (wanted && from) headers.set('From', formatMailbox('From', from));
