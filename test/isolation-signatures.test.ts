@@ -55,6 +55,15 @@ t.test("a tenant's app without AUTH writing another tenant's From is refused, an
   t.match(relay.logs.find((l) => l.event === 'refused' && l.replyId === 'header-from-of-other-tenant'), { tenant: 'acme', reason: /belongs to tenant globex/ });
 });
 
+t.test("another tenant's From written as the first line with a space before the colon ('From : ...', the obsolete form receivers still read as From) is refused too", async (t) => {
+  const upstream = await upstreamFor(t);
+  const relay = await relayWith(t, upstream);
+  // mailsplit took a first line starting "From " for an mbox separator: not a header, so no check saw it.
+  const reply = await replyOf(sendThrough(relay.port, { from: 'app@acme.test', to: 'c@example.com', raw: mail('CEO <ceo@globex.test>').replace(/^From:/, 'From :') }));
+  t.match(reply, /^553 5\.7\.1 The From header is an address of another tenant; this message is sent as tenant acme/);
+  t.equal(upstream.received.length, 0);
+});
+
 t.test("a From that no tenant claims leaves unsigned; the tenant's own From is signed and verifies", async (t) => {
   const upstream = await upstreamFor(t);
   const relay = await relayWith(t, upstream);
