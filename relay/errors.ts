@@ -56,6 +56,7 @@ export const Replies = {
   messageTooBig: (limit: number) => reply('message-too-big', 552, '5.3.4', `Message exceeds the maximum size of ${limit} bytes`),
   mailLoop: (max: number) => reply('mail-loop', 554, '5.4.0', `Mail loop detected: more than ${max} Received headers`),
   severalFromHeaders: (count: number) => reply('several-from-headers', 550, '5.6.0', `Message has ${count} From headers; exactly one is allowed`),
+  tooManyFromAddresses: (count: number, max: number) => reply('too-many-from-addresses', 550, '5.6.0', `The From header names ${count} addresses; at most ${max} are allowed`),
   dkimFailedTemporary: reply('dkim-failed-temporary', 451, '4.7.5', 'The message could not be DKIM-signed; please try again later'),
   dkimFailedPermanent: reply('dkim-failed-permanent', 554, '5.7.5', 'The message cannot be DKIM-signed (it needs exactly one valid From header)'),
   bareLineEndings: reply('bare-line-endings', 550, '5.5.2', 'Message contains a bare CR or LF, or a NUL: lines must end in CRLF (SMTP smuggling protection)'),

@@ -64,6 +64,25 @@ t.test("another tenant's From written as the first line with a space before the 
   t.equal(upstream.received.length, 0);
 });
 
+t.test("another tenant's address anywhere in the From is refused: second in a list, or inside a group", async (t) => {
+  const upstream = await upstreamFor(t);
+  const relay = await relayWith(t, upstream);
+  // Only the first mailbox was checked, and a group (no address of its own) was not checked at all.
+  for (const from of ['App <app@acme.test>, CEO <ceo@globex.test>', 'Board: CEO <ceo@globex.test>;', 'App <app@acme.test>, Board: ceo@globex.test;']) {
+    const reply = await replyOf(sendThrough(relay.port, { from: 'app@acme.test', to: 'c@example.com', raw: mail(from) }));
+    t.match(reply, /^553 5\.7\.1 The From header is an address of another tenant; this message is sent as tenant acme/, from);
+  }
+  t.equal(upstream.received.length, 0);
+});
+
+t.test('a From naming more than 10 addresses is refused with 550 5.6.0 (each unknown one could cost a lookup)', async (t) => {
+  const upstream = await upstreamFor(t);
+  const relay = await relayWith(t, upstream);
+  const many = Array.from({ length: 11 }, (_, i) => `a${i}@acme.test`).join(', ');
+  t.match(await replyOf(sendThrough(relay.port, { from: 'app@acme.test', to: 'c@example.com', raw: mail(many) })), /^550 5\.6\.0 The From header names 11 addresses; at most 10 are allowed/);
+  t.equal(upstream.received.length, 0);
+});
+
 t.test("a From that no tenant claims leaves unsigned; the tenant's own From is signed and verifies", async (t) => {
   const upstream = await upstreamFor(t);
   const relay = await relayWith(t, upstream);
@@ -141,6 +160,7 @@ t.test("a platform tenant's message wearing another platform tenant's From is re
   const relay = await relayWith(t, upstream, `tenantSource: { url: "${platform.url}", token: t, upstreamHosts: { allow: [127.0.0.1/32], ports: [] } }`);
   t.match(await replyOf(sendThrough(relay.port, { from: 'app@evil.test', to: 'c@example.com', raw: mail('Victim <ceo@victim.test>') })), /^553 5\.7\.1 The From header is an address of another tenant; this message is sent as tenant evil/);
   t.same(platform.requests, ['sender=app@evil.test', 'sender=ceo@victim.test']);
+  t.match(await replyOf(sendThrough(relay.port, { from: 'app@evil.test', to: 'c@example.com', raw: mail('Evil <news@evil.test>, Victim <cfo@victim.test>') })), /^553 5\.7\.1 /, 'second in the list: asked about too, and refused');
   await sendThrough(relay.port, { from: 'app@evil.test', to: 'c@example.com', raw: mail('Evil <news@evil.test>') });
   t.match(signatureOf(upstream.received[0]?.raw), /d=evil\.test;/, 'its own From: signed');
 });

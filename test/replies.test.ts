@@ -14,6 +14,7 @@ const samples: { readonly [K in keyof typeof Replies]: SmtpReply } = {
   messageTooBig: Replies.messageTooBig(1024),
   mailLoop: Replies.mailLoop(50),
   severalFromHeaders: Replies.severalFromHeaders(2),
+  tooManyFromAddresses: Replies.tooManyFromAddresses(11, 10),
   dkimFailedTemporary: Replies.dkimFailedTemporary,
   dkimFailedPermanent: Replies.dkimFailedPermanent,
   bareLineEndings: Replies.bareLineEndings,

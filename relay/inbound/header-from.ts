@@ -5,20 +5,30 @@
 // still keeps the relay from vouching for it.
 import { domainOf, TenantDirectory } from '../../config/directory.js';
 import { ownsAddress } from '../../config/ownership.js';
-import { headerFromAddress } from '../message/addresses.js';
+import { headerFromAddresses } from '../message/addresses.js';
+import { MAX_FROM_ADDRESSES } from '../message/transform.js';
+import type { Tenant } from '../../config/types.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
 import type { RouteDecision } from '../types.js';
 
 export async function withHeaderFromOwner(header: Buffer, decision: RouteDecision, platform: PlatformTenants | undefined): Promise<RouteDecision> {
   const rule = decision.headerFrom;
   if (!rule || !platform) return decision;
-  const address = headerFromAddress(header);
-  if (!address || ownsAddress(rule.tenant, address)) return decision;
   const { tenants } = rule;
-  if (tenants.byAddress(address) || tenants.byDomain(domainOf(address))) return decision;
-  const found = await platform.lookup({ by: 'sender', value: address });
-  if (found.kind !== 'found') return decision;
-  const other = new TenantDirectory([found.tenant]);
+  // Every address the From names is checked (transform.ts), so each unknown one is asked about, one at a
+  // time: the first that is another tenant's is enough for the refusal. A From naming more than the
+  // message stage takes is refused there: the questions stop at that many.
+  let found: Tenant | undefined;
+  for (const address of headerFromAddresses(header).slice(0, MAX_FROM_ADDRESSES)) {
+    if (ownsAddress(rule.tenant, address) || tenants.byAddress(address) || tenants.byDomain(domainOf(address))) continue;
+    const answer = await platform.lookup({ by: 'sender', value: address });
+    if (answer.kind === 'found' && answer.tenant.id !== rule.tenant.id) {
+      found = answer.tenant;
+      break;
+    }
+  }
+  if (!found) return decision;
+  const other = new TenantDirectory([found]);
   return {
     ...decision,
     headerFrom: {

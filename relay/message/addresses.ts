@@ -32,12 +32,22 @@ function memo<T>(compute: (key: string) => T): (key: string) => T {
   };
 }
 
-/** The first mailbox in a header value, with its display name decoded; undefined if there is none. */
-export const parseMailbox = memo((value: string): Mailbox | undefined => {
-  for (const entry of addressparser(value.replace(/\r?\n(?=[ \t])/g, ''))) {
-    if ('address' in entry && entry.address) return Object.freeze({ name: libmime.decodeWords(entry.name ?? ''), address: entry.address });
-  }
-  return undefined;
+type Parsed = ReturnType<typeof addressparser>;
+
+/**
+ * Every mailbox in a header value, in order, with display names decoded. Members of a group count: a From
+ * of "Board: ceo@other.example;" names that address to a reader as much as a plain one does.
+ */
+export const parseMailboxes = memo((value: string): readonly Mailbox[] => {
+  const found: Mailbox[] = [];
+  const walk = (entries: Parsed) => {
+    for (const entry of entries) {
+      if ('group' in entry && entry.group) walk(entry.group);
+      else if ('address' in entry && entry.address) found.push(Object.freeze({ name: libmime.decodeWords(entry.name ?? ''), address: entry.address }));
+    }
+  };
+  walk(addressparser(value.replace(/\r?\n(?=[ \t])/g, '')));
+  return Object.freeze(found);
 });
 
 const encoder = new MimeNode();
@@ -54,7 +64,7 @@ export function formatMailbox(header: 'From' | 'Reply-To', mailbox: Mailbox): st
   return formatValue(`${header}\0${mailbox.name}\0${mailbox.address}`);
 }
 
-/** The address of the header block's first From, or undefined when it has none. */
-export function headerFromAddress(header: Buffer): string | undefined {
-  return parseMailbox(HeaderBlock.parse(header).first('from'))?.address;
+/** The addresses of the header block's first From, in order (none when it has no From). */
+export function headerFromAddresses(header: Buffer): string[] {
+  return parseMailboxes(HeaderBlock.parse(header).first('from')).map((m) => m.address);
 }

@@ -7,7 +7,7 @@ import { ownsAddress } from '../../config/ownership.js';
 import type { Config } from '../../config/types.js';
 import { Replies, type SmtpReply } from '../errors.js';
 import type { HeaderFromRule, RouteDecision } from '../types.js';
-import { formatMailbox, type Mailbox, parseMailbox } from './addresses.js';
+import { formatMailbox, type Mailbox, parseMailboxes } from './addresses.js';
 import { signDkim } from './dkim.js';
 import { HeaderBlock } from './header-block.js';
 import { splitMessage } from './split.js';
@@ -15,6 +15,12 @@ import { receivedValue, type TraceInfo } from './trace.js';
 
 /** More Received headers than this and the message is looping between relays (RFC 5321 6.3). */
 export const MAX_RECEIVED_HEADERS = 50;
+
+/**
+ * Authors a From may name. Every one is checked against the tenants, and one the relay does not know may
+ * cost a question to the platform (inbound/header-from.ts): a long list is refused before it is asked about.
+ */
+export const MAX_FROM_ADDRESSES = 10;
 
 export type Refusal = { readonly kind: 'refused'; readonly reply: SmtpReply; readonly reason: string };
 
@@ -60,8 +66,12 @@ function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, 
     return { kind: 'refused', reply: Replies.severalFromHeaders(fromLines), reason: `${fromLines} From headers` };
   }
 
-  const original = parseMailbox(headers.first('from'));
-  const refusal = checkHeaderFrom(original?.address, decision.headerFrom);
+  const authors = parseMailboxes(headers.first('from'));
+  if (authors.length > MAX_FROM_ADDRESSES) {
+    return { kind: 'refused', reply: Replies.tooManyFromAddresses(authors.length, MAX_FROM_ADDRESSES), reason: `From names ${authors.length} addresses` };
+  }
+  const original = authors[0];
+  const refusal = checkHeaderFrom(authors.map((a) => a.address), decision.headerFrom);
   if (refusal) return refusal;
   const from = rewriteIdentity(headers, original, decision, config);
   for (const name of config.message.removeHeaders) headers.remove(name);
@@ -75,18 +85,22 @@ function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, 
 }
 /**
  * A tenant's message may not wear another tenant's From, whoever sent it (AUTH or a trusted network):
- * that is the impersonation isolation exists to stop. With inbound.checkHeaderFrom it must be the
- * tenant's own. Mail of no tenant is not checked here; it is never signed as its From (decide.ts).
+ * that is the impersonation isolation exists to stop. Every address the From names is checked (a reader
+ * sees them all, and a group's members too). With inbound.checkHeaderFrom each must be the tenant's own.
+ * Mail of no tenant is not checked here; it is never signed as its From (decide.ts).
  */
-function checkHeaderFrom(address: string | undefined, rule: HeaderFromRule | undefined): Refusal | undefined {
+function checkHeaderFrom(addresses: readonly string[], rule: HeaderFromRule | undefined): Refusal | undefined {
   if (!rule) return undefined;
-  if (address && ownsAddress(rule.tenant, address)) return undefined;
-  // The same order as identification: an exact address claim outranks a domain claim.
-  const owner = address && (rule.tenants.byAddress(address) ?? rule.tenants.byDomain(domainOf(address))?.tenant);
-  if (owner && owner.id !== rule.tenant.id) {
-    return { kind: 'refused', reply: Replies.headerFromOfOtherTenant(rule.tenant.id), reason: `header From ${address} belongs to tenant ${owner.id}` };
+  if (addresses.length === 0 && rule.ownOnly) return { kind: 'refused', reply: Replies.headerFromNotOfTenant(rule.tenant.id), reason: 'the message has no From address' };
+  for (const address of addresses) {
+    if (ownsAddress(rule.tenant, address)) continue;
+    // The same order as identification: an exact address claim outranks a domain claim.
+    const owner = rule.tenants.byAddress(address) ?? rule.tenants.byDomain(domainOf(address))?.tenant;
+    if (owner && owner.id !== rule.tenant.id) {
+      return { kind: 'refused', reply: Replies.headerFromOfOtherTenant(rule.tenant.id), reason: `header From ${address} belongs to tenant ${owner.id}` };
+    }
+    if (rule.ownOnly) return { kind: 'refused', reply: Replies.headerFromNotOfTenant(rule.tenant.id), reason: `header From ${address} is not one of the tenant's addresses` };
   }
-  if (rule.ownOnly) return { kind: 'refused', reply: Replies.headerFromNotOfTenant(rule.tenant.id), reason: "header From is not one of the tenant's addresses" };
   return undefined;
 }
 
