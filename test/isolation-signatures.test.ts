@@ -94,6 +94,14 @@ t.test("a From that no tenant claims leaves unsigned; the tenant's own From is s
   t.match(await verifyWithMailauth(upstream.received[1]?.raw ?? Buffer.alloc(0), records), [{ result: 'pass', domain: 'acme.test' }]);
 });
 
+t.test("a From naming the tenant's own address and one nobody claims leaves unsigned: the signature vouches for every author", async (t) => {
+  const upstream = await upstreamFor(t);
+  const relay = await relayWith(t, upstream);
+  await sendThrough(relay.port, { from: 'app@acme.test', to: 'c@example.com', raw: mail('App <app@acme.test>, Bank <security@bank.example>') });
+  t.equal(signatureOf(upstream.received[0]?.raw), undefined, 'not signed');
+  t.match(relay.logs.find((l) => l.event === 'message-warning'), { warning: /sent unsigned: the From security@bank\.example is not an address of tenant acme/ });
+});
+
 t.test('a tenant recognised by one address is signed for that address only, not for its whole domain', async (t) => {
   const upstream = await upstreamFor(t);
   const relay = await relayWith(t, upstream);

@@ -50,13 +50,16 @@ export async function transformMessage(message: Buffer, decision: RouteDecision,
 export async function prepareHead(header: Buffer, body: BodySource, decision: RouteDecision, config: Config, trace: TraceInfo): Promise<PreparedHead | Refusal> {
   const rewritten = rewriteHeader(header, decision, config, trace);
   if (rewritten.kind !== 'ok') return rewritten;
-  const signed = await sign(rewritten.header, body, rewritten.from, decision, config);
+  const signed = await sign(rewritten, body, decision, config);
   if (signed.kind !== 'ok') return signed;
   const messageId = rewritten.messageId;
   return { kind: 'ok', head: Buffer.concat([signed.signature, rewritten.header]), ...(messageId ? { messageId } : {}), warnings: signed.warnings };
 }
 
-function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, trace: TraceInfo): { kind: 'ok'; header: Buffer; from: Mailbox | undefined; messageId?: string } | Refusal {
+/** The rewritten block, and the From it leaves with: its first mailbox (the author) and all of them. */
+type Rewritten = { kind: 'ok'; header: Buffer; from: Mailbox | undefined; authors: readonly Mailbox[]; messageId?: string };
+
+function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, trace: TraceInfo): Rewritten | Refusal {
   const headers = HeaderBlock.parse(header);
   if (headers.count('received') > MAX_RECEIVED_HEADERS) {
     return { kind: 'refused', reply: Replies.mailLoop(MAX_RECEIVED_HEADERS), reason: 'too many Received headers' };
@@ -74,6 +77,8 @@ function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, 
   const refusal = checkHeaderFrom(authors.map((a) => a.address), decision.headerFrom);
   if (refusal) return refusal;
   const from = rewriteIdentity(headers, original, decision, config);
+  // A From the tenant's identity set is that one mailbox; otherwise it leaves naming what it came with.
+  const leaving = decision.rewrites.from && from ? [from] : authors;
   for (const name of config.message.removeHeaders) headers.remove(name);
   if (config.message.traceHeader) {
     headers.set(config.message.traceHeader, `tenant=${decision.tenant?.id ?? 'none'}; upstream=${decision.route.upstream.name}`);
@@ -81,7 +86,7 @@ function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, 
   // Already folded where it should be; set() would refold it at any space.
   headers.prepend('Received', `Received: ${receivedValue(trace)}`);
   const messageId = headers.first('message-id').replace(/\s+/g, ' ').trim().slice(0, 998);
-  return { kind: 'ok', header: headers.toBuffer(), from, ...(messageId ? { messageId } : {}) };
+  return { kind: 'ok', header: headers.toBuffer(), from, authors: leaving, ...(messageId ? { messageId } : {}) };
 }
 /**
  * A tenant's message may not wear another tenant's From, whoever sent it (AUTH or a trusted network):
@@ -127,14 +132,15 @@ function rewriteIdentity(headers: HeaderBlock, original: Mailbox | undefined, de
 
 type Signed = { kind: 'ok'; signature: Buffer; warnings: readonly string[] } | Refusal;
 
-async function sign(header: Buffer, body: BodySource, from: Mailbox | undefined, decision: RouteDecision, config: Config): Promise<Signed> {
+async function sign({ header, from, authors }: Rewritten, body: BodySource, decision: RouteDecision, config: Config): Promise<Signed> {
   const plan = decision.dkim;
   const none = Buffer.alloc(0);
   if (plan.kind === 'off') return { kind: 'ok', signature: none, warnings: [] };
-  // Not a failure: the relay vouches only for what the tenant owns; the message goes as it came.
-  if (from && plan.fromOwner && !ownsAddress(plan.fromOwner, from.address)) {
-    return { kind: 'ok', signature: none, warnings: [`sent unsigned: the From ${from.address} is not an address of tenant ${plan.fromOwner.id}`] };
-  }
+  // Not a failure: the relay vouches only for what the tenant owns, every author the From names; the
+  // message goes as it came.
+  const owner = plan.fromOwner;
+  const stranger = owner && authors.find((a) => !ownsAddress(owner, a.address));
+  if (owner && stranger) return { kind: 'ok', signature: none, warnings: [`sent unsigned: the From ${stranger.address} is not an address of tenant ${owner.id}`] };
   try {
     if (!from) throw new Error('the message has no From header to sign');
     const domain = plan.signingDomain ?? domainOf(from.address);
