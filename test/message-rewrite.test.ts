@@ -161,6 +161,15 @@ t.test('the Received line has the RFC 5321 form, and client text that is not a h
   t.notMatch(headerLines(text)[0] ?? '', /for </, 'no "for" with several recipients (it would disclose Bcc)');
 });
 
+t.test('a refusal names the From address it was about cleaned and bounded: it reaches the log as it is', async (t) => {
+  const long = `${'x'.repeat(5000)}\u0007@plain.test`;
+  const result = await run(`From: ${long}\r\nSubject: s\r\n\r\nbody\r\n`);
+  t.equal(result.kind, 'refused');
+  if (result.kind !== 'refused') return;
+  t.ok(result.reason.length < 400, `${result.reason.length} characters`);
+  t.notMatch(result.reason, /[\u0000-\u001f]/);
+});
+
 t.test('more than 50 Received headers is a mail loop: 554 5.4.0', async (t) => {
   const hops = (n: number) => 'Received: from a by b; Tue, 24 Nov 2026 09:05:07 +0000\r\n'.repeat(n) + MESSAGE;
   t.match(await run(hops(51)), { kind: 'refused', reply: { code: 554, enhanced: '5.4.0' } });

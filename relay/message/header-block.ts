@@ -109,25 +109,13 @@ export class HeaderBlock {
   set(name: string, value: string): void {
     const key = nameOf(name);
     this.#changed = true;
-    let at = 0;
-    for (let i = this.#lines.length - 1; i >= 0; i--) {
-      if (this.#lines[i]?.key === key) {
-        at = i;
-        this.#lines.splice(i, 1);
-      }
-    }
+    const at = this.#removeAll(key) ?? 0;
     // A value cannot add a line: its breaks go before folding puts the block's own in.
     this.#insert(key, libmime.foldLines(`${name}: ${latin1Of(value).replace(/[\r\n]/g, '')}`, 76, false), at);
   }
 
   remove(name: string): void {
-    const key = nameOf(name);
-    for (let i = this.#lines.length - 1; i >= 0; i--) {
-      if (this.#lines[i]?.key === key) {
-        this.#lines.splice(i, 1);
-        this.#changed = true;
-      }
-    }
+    if (this.#removeAll(nameOf(name)) !== undefined) this.#changed = true;
   }
 
   /** Puts a line, already folded as it should be, at the top of the block. */
@@ -148,6 +136,17 @@ export class HeaderBlock {
       any = true;
     }
     return Buffer.from(`${out}\r\n\r\n`, 'latin1');
+  }
+
+  /** Takes out every line of this name; returns where the first of them was, or undefined when there was none. */
+  #removeAll(key: string): number | undefined {
+    let first: number | undefined;
+    for (let i = this.#lines.length - 1; i >= 0; i--) {
+      if (this.#lines[i]?.key !== key) continue;
+      this.#lines.splice(i, 1);
+      first = i;
+    }
+    return first;
   }
 
   #insert(key: string, line: string, at: number): void {

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { domainOf } from '../../config/directory.js';
 import { ownsAddress } from '../../config/ownership.js';
 import type { Config } from '../../config/types.js';
-import { Replies, type SmtpReply } from '../errors.js';
+import { Replies, sanitizeUpstreamText, type SmtpReply } from '../errors.js';
 import type { HeaderFromRule, RouteDecision } from '../types.js';
 import { formatMailbox, type Mailbox, parseMailboxes } from './addresses.js';
 import { signDkim } from './dkim.js';
@@ -56,8 +56,11 @@ export async function prepareHead(header: Buffer, body: BodySource, decision: Ro
   return { kind: 'ok', head: Buffer.concat([signed.signature, rewritten.header]), ...(messageId ? { messageId } : {}), warnings: signed.warnings };
 }
 
-/** The rewritten block, and the From it leaves with: its first mailbox (the author) and all of them. */
-type Rewritten = { kind: 'ok'; header: Buffer; from: Mailbox | undefined; authors: readonly Mailbox[]; messageId?: string };
+/** The rewritten block, and the mailboxes of the From it leaves with (the first is the author it is signed as). */
+type Rewritten = { kind: 'ok'; header: Buffer; authors: readonly Mailbox[]; messageId?: string };
+
+/** An address from the message, as a log line or warning names it: one printable line, bounded. */
+const shown = (address: string) => sanitizeUpstreamText(address, 320);
 
 function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, trace: TraceInfo): Rewritten | Refusal {
   const headers = HeaderBlock.parse(header);
@@ -86,7 +89,7 @@ function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, 
   // Already folded where it should be; set() would refold it at any space.
   headers.prepend('Received', `Received: ${receivedValue(trace)}`);
   const messageId = headers.first('message-id').replace(/\s+/g, ' ').trim().slice(0, 998);
-  return { kind: 'ok', header: headers.toBuffer(), from, authors: leaving, ...(messageId ? { messageId } : {}) };
+  return { kind: 'ok', header: headers.toBuffer(), authors: leaving, ...(messageId ? { messageId } : {}) };
 }
 /**
  * A tenant's message may not wear another tenant's From, whoever sent it (AUTH or a trusted network):
@@ -102,9 +105,9 @@ function checkHeaderFrom(addresses: readonly string[], rule: HeaderFromRule | un
     // The same order as identification: an exact address claim outranks a domain claim.
     const owner = rule.tenants.byAddress(address) ?? rule.tenants.byDomain(domainOf(address))?.tenant;
     if (owner && owner.id !== rule.tenant.id) {
-      return { kind: 'refused', reply: Replies.headerFromOfOtherTenant(rule.tenant.id), reason: `header From ${address} belongs to tenant ${owner.id}` };
+      return { kind: 'refused', reply: Replies.headerFromOfOtherTenant(rule.tenant.id), reason: `header From ${shown(address)} belongs to tenant ${owner.id}` };
     }
-    if (rule.ownOnly) return { kind: 'refused', reply: Replies.headerFromNotOfTenant(rule.tenant.id), reason: `header From ${address} is not one of the tenant's addresses` };
+    if (rule.ownOnly) return { kind: 'refused', reply: Replies.headerFromNotOfTenant(rule.tenant.id), reason: `header From ${shown(address)} is not one of the tenant's addresses` };
   }
   return undefined;
 }
@@ -132,7 +135,7 @@ function rewriteIdentity(headers: HeaderBlock, original: Mailbox | undefined, de
 
 type Signed = { kind: 'ok'; signature: Buffer; warnings: readonly string[] } | Refusal;
 
-async function sign({ header, from, authors }: Rewritten, body: BodySource, decision: RouteDecision, config: Config): Promise<Signed> {
+async function sign({ header, authors }: Rewritten, body: BodySource, decision: RouteDecision, config: Config): Promise<Signed> {
   const plan = decision.dkim;
   const none = Buffer.alloc(0);
   if (plan.kind === 'off') return { kind: 'ok', signature: none, warnings: [] };
@@ -140,7 +143,8 @@ async function sign({ header, from, authors }: Rewritten, body: BodySource, deci
   // message goes as it came.
   const owner = plan.fromOwner;
   const stranger = owner && authors.find((a) => !ownsAddress(owner, a.address));
-  if (owner && stranger) return { kind: 'ok', signature: none, warnings: [`sent unsigned: the From ${stranger.address} is not an address of tenant ${owner.id}`] };
+  if (owner && stranger) return { kind: 'ok', signature: none, warnings: [`sent unsigned: the From ${shown(stranger.address)} is not an address of tenant ${owner.id}`] };
+  const [from] = authors;
   try {
     if (!from) throw new Error('the message has no From header to sign');
     const domain = plan.signingDomain ?? domainOf(from.address);
