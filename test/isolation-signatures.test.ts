@@ -9,6 +9,7 @@ import { makeDkimKey, verifyWithMailauth } from './helpers/dkim.js';
 import { runCli } from './helpers/cli.js';
 import { type Platform, startPlatform } from './helpers/platform.js';
 import { replyOf, sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
+import { openRawSession } from './helpers/smtp-client.js';
 import { startUpstream, type Upstream } from './helpers/upstream.js';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -73,6 +74,34 @@ t.test("another tenant's address anywhere in the From is refused: second in a li
     t.match(reply, /^553 5\.7\.1 The From header is an address of another tenant; this message is sent as tenant acme/, from);
   }
   t.equal(upstream.received.length, 0);
+});
+
+t.test("a bare CR inside the From cannot make the check and the receiver read different addresses: refused (reject), or repaired before the check reads it (normalize)", async (t) => {
+  const upstream = await upstreamFor(t);
+  // A raw session: nodemailer would repair the CR before it left the client.
+  const send = async (port: number, from: string) => {
+    const s = await openRawSession(port);
+    t.teardown(() => s.close());
+    await s.send('EHLO client.test\r\n');
+    await s.send('MAIL FROM:<app@acme.test>\r\n');
+    await s.send('RCPT TO:<c@example.com>\r\n');
+    await s.send('DATA\r\n');
+    return s.send(`${mail(from)}.\r\n`);
+  };
+  const froms = ['app@acme.test,\r ceo@globex.test', 'App <app@acme.test>\r, CEO <ceo@globex.test>', 'app@acme.test\r<ceo@globex.test>'];
+  const reject = await relayWith(t, upstream);
+  for (const from of froms) t.match(await send(reject.port, from), /^550 5\.5\.2 /, JSON.stringify(from));
+  t.equal(upstream.received.length, 0);
+  const normalize = await relayWith(t, upstream, 'inbound: { bareLineEndings: normalize }');
+  // The CR becomes CRLF before the header block is read: a fold joins the From (and is checked), anything
+  // else starts a line of its own that no reader takes for a From.
+  t.match(await send(normalize.port, froms[0] ?? ''), /^553 5\.7\.1 /);
+  for (const [i, from] of froms.slice(1).entries()) {
+    t.match(await send(normalize.port, from), /^250 /, JSON.stringify(from));
+    const fromLine = /^From:.*(?:\r\n[ \t].*)*/im.exec(upstream.received[i]?.raw.toString('latin1') ?? '')?.[0];
+    t.match(fromLine, /^From: /i, 'it was delivered with a From');
+    t.notMatch(fromLine, /globex/, 'what leaves as the From names only the tenant');
+  }
 });
 
 t.test('a From naming more than 10 addresses is refused with 550 5.6.0 (each unknown one could cost a lookup)', async (t) => {
