@@ -119,6 +119,24 @@ t.test('a client that keeps the line busy without progress is cut after progress
   t.ok(Date.now() - started < 3000, 'cut at about one second');
 });
 
+t.test('a client that makes progress (MAIL, RCPT, a whole message) starts its deadline again each time, and is never cut for it', async (t) => {
+  const relay = await relayWith('progressTimeoutSeconds: 1');
+  const s = await openRawSession(relay.port);
+  t.teardown(() => s.close());
+  await s.send('EHLO client.test\r\n');
+  // Three transactions over about 2.1 s, each step 350 ms apart: past the deadline in all, never within it.
+  const pause = () => new Promise((r) => setTimeout(r, 350));
+  for (let i = 0; i < 3; i++) {
+    t.match(await s.send('MAIL FROM:<app@example.com>\r\n'), /^250 /);
+    await pause();
+    t.match(await s.send(`RCPT TO:<kept-${i}@example.com>\r\n`), /^250 /);
+    await pause();
+    t.match(await s.send('DATA\r\n'), /^354 /);
+    t.match(await s.send('Subject: kept\r\n\r\nstill here\r\n.\r\n'), /^250 /);
+  }
+  t.match(await s.send('NOOP\r\n'), /^250 /, 'the session is still open');
+});
+
 t.test('DATA dripping one byte at a time is cut at dataTimeoutSeconds, and nothing is sent', async (t) => {
   const relay = await relayWith('dataTimeoutSeconds: 1');
   const before = upstream.received.length;

@@ -16,7 +16,8 @@ export class SessionGuards {
   readonly #perIp = new Map<string, number>();
   /** Sessions counted against their address. */
   readonly #counted = new Set<string>();
-  readonly #progress = new Map<string, NodeJS.Timeout>();
+  /** Each session's progress deadline, and the length it was set for. */
+  readonly #progress = new Map<string, { readonly timer: NodeJS.Timeout; readonly ms: number }>();
   readonly #authFailures = new Map<string, number>();
   readonly #inData = new Set<string>();
 
@@ -40,8 +41,7 @@ export class SessionGuards {
   }
 
   closed(session: SMTPServerSession): void {
-    clearTimeout(this.#progress.get(session.id));
-    this.#progress.delete(session.id);
+    this.#stopProgress(session.id);
     this.#authFailures.delete(session.id);
     this.#inData.delete(session.id);
     if (!this.#counted.delete(session.id)) return;
@@ -52,14 +52,22 @@ export class SessionGuards {
 
   /** The session did something that counts (AUTH, MAIL, RCPT, DATA): its deadline starts again. */
   progressed(session: Pick<SMTPServerSession, 'id'>): void {
-    clearTimeout(this.#progress.get(session.id));
+    const ms = this.#policy().progressTimeoutMs;
+    const current = this.#progress.get(session.id);
+    // The same deadline restarted in place: a session makes progress four or five times a message, and a
+    // new timer each time was a clear, an allocation and a map write each.
+    if (current?.ms === ms) {
+      current.timer.refresh();
+      return;
+    }
+    if (current) clearTimeout(current.timer);
     // unref: a deadline must never be what keeps a stopping process alive.
-    this.#progress.set(session.id, setTimeout(() => this.#sessions.replyTo(session, Replies.tooSlow), this.#policy().progressTimeoutMs).unref());
+    this.#progress.set(session.id, { timer: setTimeout(() => this.#sessions.replyTo(session, Replies.tooSlow), ms).unref(), ms });
   }
 
   /** Starts the DATA deadline in place of the progress one; call the result when DATA has ended. */
   dataStarted(session: SMTPServerSession): () => void {
-    clearTimeout(this.#progress.get(session.id));
+    this.#stopProgress(session.id);
     this.#inData.add(session.id);
     const timer = setTimeout(() => this.#sessions.replyTo(session, Replies.tooSlow), this.#policy().dataTimeoutMs).unref();
     return () => {
@@ -67,6 +75,11 @@ export class SessionGuards {
       clearTimeout(timer);
       this.progressed(session);
     };
+  }
+
+  #stopProgress(id: string): void {
+    clearTimeout(this.#progress.get(id)?.timer);
+    this.#progress.delete(id);
   }
 
   /** Shutdown: every session not in the middle of DATA hears 421 and is closed; the others finish first. */
