@@ -101,19 +101,28 @@ t.test('journaled mail survives a restart and goes out once; mail delivered befo
 });
 
 t.test('a torn or damaged record ends a journal segment: what came before it is delivered, the rest was never acknowledged', async (t) => {
-  for (const [damage, how] of [
-    ['torn', (bytes: Buffer) => bytes.subarray(0, bytes.length - 7)],
-    ['damaged', (bytes: Buffer) => Buffer.concat([bytes.subarray(0, bytes.length - 9), Buffer.from('XXXXXXXXX')])],
+  // A running relay grows a segment's file ahead of its records with zeros; a crash leaves them there.
+  const zeros = Buffer.alloc(64 * 1024);
+  const dataEnd = (bytes: Buffer) => {
+    let end = bytes.length;
+    while (end > 0 && bytes[end - 1] === 0) end--;
+    return end;
+  };
+  for (const [damage, how, ignored] of [
+    ['torn', (bytes: Buffer) => bytes.subarray(0, bytes.length - 7), 7],
+    ['damaged', (bytes: Buffer) => Buffer.concat([bytes.subarray(0, bytes.length - 9), Buffer.from('XXXXXXXXX')]), 0],
+    ['torn-before-the-zeros', (bytes: Buffer) => Buffer.concat([bytes.subarray(0, bytes.length - 7), zeros]), 7],
   ] as const) {
     const dir = spoolDir();
     const first = await startTestRelay(yamlFor(dir), {}, { manualScheduler: true });
     await sendThrough(first.port, { from: 'a@example.com', to: `kept-${damage}@example.com` });
-    const before = fs.statSync(path.join(dir, 'journal', fs.readdirSync(path.join(dir, 'journal'))[0] ?? '')).size;
+    const before = dataEnd(fs.readFileSync(path.join(dir, 'journal', fs.readdirSync(path.join(dir, 'journal'))[0] ?? '')));
     await sendThrough(first.port, { from: 'a@example.com', to: `cut-${damage}@example.com` });
     await first.relay.close(0);
     // As if the machine stopped while the second record was written (or its bytes rotted on disk).
     const segment = path.join(dir, 'journal', fs.readdirSync(path.join(dir, 'journal'))[0] ?? '');
     const bytes = fs.readFileSync(segment);
+    t.equal(dataEnd(bytes), bytes.length, 'a clean stop leaves the segment exactly its records');
     t.ok(bytes.length > before, 'the second record follows the first in the same segment');
     fs.writeFileSync(segment, how(bytes));
 
@@ -121,7 +130,27 @@ t.test('a torn or damaged record ends a journal segment: what came before it is 
     await second.relay.scheduler.runDue();
     t.equal(received(`kept-${damage}@example.com`), 1, `${damage}: the whole record before it is delivered`);
     t.equal(received(`cut-${damage}@example.com`), 0, `${damage}: the bad record is not`);
-    t.match(second.logs.find((l) => l.event === 'journal-tail-discarded'), { bytes: bytes.length - before - (damage === 'torn' ? 7 : 0) }, `${damage}: the ignored bytes are logged`);
+    t.match(second.logs.find((l) => l.event === 'journal-tail-discarded'), { bytes: bytes.length - before - ignored }, `${damage}: the ignored bytes are logged, and not the zeros`);
     await second.close();
   }
+});
+
+t.test("a crash leaves the zeros a journal segment is grown by after its records: every record is delivered and nothing is called damaged", async (t) => {
+  const dir = spoolDir();
+  const first = await startTestRelay(yamlFor(dir), {}, { manualScheduler: true });
+  await sendThrough(first.port, { from: 'a@example.com', to: 'one-of-two@example.com' });
+  await sendThrough(first.port, { from: 'a@example.com', to: 'two-of-two@example.com' });
+  const segment = path.join(dir, 'journal', fs.readdirSync(path.join(dir, 'journal'))[0] ?? '');
+  // Read while the relay runs: the file is longer than its records, as a kill -9 would leave it.
+  const running = fs.readFileSync(segment);
+  t.equal(running.subarray(-1024).every((b) => b === 0), true, 'the file is grown ahead of its records');
+  await first.relay.close(0);
+  fs.writeFileSync(segment, running);
+
+  const second = await startTestRelay(yamlFor(dir), {}, { manualScheduler: true });
+  await second.relay.scheduler.runDue();
+  t.equal(received('one-of-two@example.com'), 1);
+  t.equal(received('two-of-two@example.com'), 1);
+  t.equal(second.logs.find((l) => l.event === 'journal-tail-discarded'), undefined, 'no tail is reported discarded');
+  await second.close();
 });

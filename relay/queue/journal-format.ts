@@ -5,6 +5,7 @@
 //   a message's text is its state as JSON and its bytes the message; a done record's text is the id
 //
 // A torn or corrupt record ends what is read of its segment: what follows it was never acknowledged.
+// Zeros end it too, without counting as damage: a segment's file is grown ahead of its records (journal.ts).
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -33,7 +34,7 @@ export interface JournaledMessage extends JournalPlace {
 export interface ParsedSegment {
   readonly messages: JournaledMessage[];
   readonly done: string[];
-  /** Bytes at the end that are not a whole, intact record: a write that never completed (never acknowledged). */
+  /** Bytes at the end that are not a whole, intact record (zeros after them aside): a write that never completed (never acknowledged). */
   readonly discarded: number;
 }
 
@@ -58,7 +59,14 @@ export function parseSegment(bytes: Buffer, segment: string): ParsedSegment {
     } else break;
     at = end;
   }
-  return { messages, done, discarded: bytes.length - at };
+  return { messages, done, discarded: Math.max(0, endOfData(bytes) - at) };
+}
+
+/** Past the last byte that is not zero: the rest is zeros the file was grown by, never a record. */
+function endOfData(bytes: Buffer): number {
+  let end = bytes.length;
+  while (end > 0 && bytes[end - 1] === 0) end--;
+  return end;
 }
 
 function parseEntry(json: string): QueuedMessage | undefined {
