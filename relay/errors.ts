@@ -57,6 +57,7 @@ export const Replies = {
   mailLoop: (max: number) => reply('mail-loop', 554, '5.4.0', `Mail loop detected: more than ${max} Received headers`),
   severalFromHeaders: (count: number) => reply('several-from-headers', 550, '5.6.0', `Message has ${count} From headers; exactly one is allowed`),
   tooManyFromAddresses: (count: number, max: number) => reply('too-many-from-addresses', 550, '5.6.0', `The From header names ${count} addresses; at most ${max} are allowed`),
+  tooManySenderAddresses: (max: number) => reply('too-many-sender-addresses', 550, '5.6.0', `The Sender and Resent- headers name more than ${max} addresses; at most ${max} are allowed`),
   dkimFailedTemporary: reply('dkim-failed-temporary', 451, '4.7.5', 'The message could not be DKIM-signed; please try again later'),
   dkimFailedPermanent: reply('dkim-failed-permanent', 554, '5.7.5', 'The message cannot be DKIM-signed (it needs exactly one valid From header)'),
   bareLineEndings: reply('bare-line-endings', 550, '5.5.2', 'Message contains a bare CR or LF, or a NUL: lines must end in CRLF (SMTP smuggling protection)'),
@@ -73,6 +74,8 @@ export const Replies = {
   headerFromNotOfTenant: (tenant: string) => reply('header-from-not-of-tenant', 553, '5.7.1', `The From header is not an address of tenant ${tenant}, which this message is sent as`),
   // Another tenant is not named: a client learns nothing of who else sends through the relay.
   headerFromOfOtherTenant: (tenant: string) => reply('header-from-of-other-tenant', 553, '5.7.1', `The From header is an address of another tenant; this message is sent as tenant ${tenant}`),
+  agentOfOtherTenant: (header: 'Sender' | 'Resent-From' | 'Resent-Sender', tenant: string) =>
+    reply('sender-header-of-other-tenant', 553, '5.7.1', `The ${header} header is an address of another tenant; this message is sent as tenant ${tenant}`),
   tenantRateExceeded: (tenant: string, waitSeconds: number) =>
     reply('tenant-rate-exceeded', 451, '4.7.1', `Tenant ${tenant} is over its sending rate; please try again in ${waitSeconds} seconds`),
   insufficientStorage: reply('insufficient-storage', 452, '4.3.1', 'Insufficient system storage; please try again later'),

@@ -2,7 +2,8 @@
 // second address and a group's members count as much as the first (a check of only the first let another
 // tenant's address through), and the rewrite takes the first as the author.
 import t from 'tap';
-import { headerFromAddresses, parseMailboxes } from '../relay/message/addresses.js';
+import { agentAddresses, fromAddresses, parseMailboxes } from '../relay/message/addresses.js';
+import { HeaderBlock } from '../relay/message/header-block.js';
 
 const cases: [string, string[]][] = [
   ['App <app@acme.test>', ['app@acme.test']],
@@ -26,6 +27,20 @@ t.test('display names are decoded', async (t) => {
 });
 
 t.test('a folded From is read whole', async (t) => {
-  t.same(headerFromAddresses(Buffer.from('Subject: x\r\nFrom: App <app@acme.test>,\r\n CEO <ceo@globex.test>\r\n\r\n')), ['app@acme.test', 'ceo@globex.test']);
-  t.same(headerFromAddresses(Buffer.from('Subject: x\r\n\r\n')), [], 'no From: none');
+  t.same(fromAddresses(HeaderBlock.parse(Buffer.from('Subject: x\r\nFrom: App <app@acme.test>,\r\n CEO <ceo@globex.test>\r\n\r\n'))), ['app@acme.test', 'ceo@globex.test']);
+  t.same(fromAddresses(HeaderBlock.parse(Buffer.from('Subject: x\r\n\r\n'))), [], 'no From: none');
+});
+
+t.test('the agent headers (Sender, Resent-From, Resent-Sender): every line of each, every mailbox of a line, folded lines whole, and no more than the limit', async (t) => {
+  const agents = (block: string, limit = 10) => agentAddresses(HeaderBlock.parse(Buffer.from(`${block}\r\n`)), limit).map((a) => `${a.header} ${a.address}`);
+  const cases: [string, string[]][] = [
+    ['From: a@acme.test\r\nSubject: x\r\n', []],
+    ['Sender: S <s@acme.test>\r\n', ['Sender s@acme.test']],
+    ['SENDER : s@acme.test\r\n', ['Sender s@acme.test']],
+    ['Resent-From: r1@acme.test\r\nResent-Sender: rs@acme.test\r\nResent-From: r2@acme.test,\r\n r3@globex.test\r\n', ['Resent-From r1@acme.test', 'Resent-From r2@acme.test', 'Resent-From r3@globex.test', 'Resent-Sender rs@acme.test']],
+    ['Sender: s@acme.test\r\nSender: t@globex.test\r\n', ['Sender s@acme.test', 'Sender t@globex.test']],
+    ['Resent-From: Board: a@globex.test, b@globex.test;\r\n', ['Resent-From a@globex.test', 'Resent-From b@globex.test']],
+  ];
+  for (const [block, expected] of cases) t.same(agents(block), expected, JSON.stringify(block));
+  t.equal(agents(`Resent-From: ${Array.from({ length: 50 }, (_, i) => `a${i}@x.test`).join(', ')}\r\n`, 10).length, 11, 'stops one past the limit: enough to refuse');
 });

@@ -104,6 +104,31 @@ t.test("a bare CR inside the From cannot make the check and the receiver read di
   }
 });
 
+t.test("another tenant's address in Sender, Resent-From or Resent-Sender is refused (readers show them beside the From); the tenant's own or an unclaimed one passes", async (t) => {
+  const upstream = await upstreamFor(t);
+  const relay = await relayWith(t, upstream);
+  const withHeaders = (lines: string) => mail('App <app@acme.test>').replace('Subject:', `${lines}Subject:`);
+  // Before, only the From was checked: each of these was delivered, signed d=acme.test.
+  for (const [lines, header] of [
+    ['Sender: CEO <ceo@globex.test>\r\n', 'Sender'],
+    ['Resent-From: ceo@globex.test\r\nResent-Date: Tue, 24 Nov 2026 09:00:00 +0000\r\n', 'Resent-From'],
+    ['Resent-From: app@acme.test\r\nResent-Sender: Board <board@globex.test>\r\n', 'Resent-Sender'],
+    ['Resent-From: app@acme.test\r\nResent-From: app@acme.test, ceo@globex.test\r\n', 'Resent-From'],
+    ['Sender : ceo@globex.test\r\n', 'Sender'],
+  ] as const) {
+    const reply = await replyOf(sendThrough(relay.port, { from: 'app@acme.test', to: 'c@example.com', raw: withHeaders(lines) }));
+    t.match(reply, new RegExp(`^553 5\\.7\\.1 The ${header} header is an address of another tenant; this message is sent as tenant acme`), JSON.stringify(lines));
+  }
+  t.equal(upstream.received.length, 0);
+  t.match(relay.logs.find((l) => l.event === 'refused' && l.replyId === 'sender-header-of-other-tenant'), { tenant: 'acme', reason: /^Sender ceo@globex\.test belongs to tenant globex/ });
+  const many = Array.from({ length: 11 }, (_, i) => `a${i}@lists.example`).join(', ');
+  t.match(await replyOf(sendThrough(relay.port, { from: 'app@acme.test', to: 'c@example.com', raw: withHeaders(`Resent-From: ${many}\r\n`) })), /^550 5\.6\.0 The Sender and Resent- headers name more than 10 addresses/);
+  for (const lines of ['Sender: App <app@acme.test>\r\n', 'Sender: tickets@helpdesk.example\r\n']) {
+    t.match((await sendThrough(relay.port, { from: 'app@acme.test', to: 'c@example.com', raw: withHeaders(lines) })).response, /^250 /, JSON.stringify(lines));
+  }
+  t.match(signatureOf(upstream.received[1]?.raw), /d=acme\.test;/, 'an unclaimed Sender does not change the signing');
+});
+
 t.test('a From naming more than 10 addresses is refused with 550 5.6.0 (each unknown one could cost a lookup)', async (t) => {
   const upstream = await upstreamFor(t);
   const relay = await relayWith(t, upstream);
@@ -197,6 +222,9 @@ t.test("a platform tenant's message wearing another platform tenant's From is re
   t.match(await replyOf(sendThrough(relay.port, { from: 'app@evil.test', to: 'c@example.com', raw: mail('Victim <ceo@victim.test>') })), /^553 5\.7\.1 The From header is an address of another tenant; this message is sent as tenant evil/);
   t.same(platform.requests, ['sender=app@evil.test', 'sender=ceo@victim.test']);
   t.match(await replyOf(sendThrough(relay.port, { from: 'app@evil.test', to: 'c@example.com', raw: mail('Evil <news@evil.test>, Victim <cfo@victim.test>') })), /^553 5\.7\.1 /, 'second in the list: asked about too, and refused');
+  const withSender = mail('Evil <news@evil.test>').replace('Subject:', 'Sender: Victim <cso@victim.test>\r\nSubject:');
+  t.match(await replyOf(sendThrough(relay.port, { from: 'app@evil.test', to: 'c@example.com', raw: withSender })), /^553 5\.7\.1 The Sender header is an address of another tenant/, 'in the Sender: asked about too, and refused');
+  t.ok(platform.requests.includes('sender=cso@victim.test'));
   await sendThrough(relay.port, { from: 'app@evil.test', to: 'c@example.com', raw: mail('Evil <news@evil.test>') });
   t.match(signatureOf(upstream.received[0]?.raw), /d=evil\.test;/, 'its own From: signed');
 });

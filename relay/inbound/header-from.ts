@@ -1,11 +1,12 @@
-// At DATA, who owns the header From when the decision cannot tell yet: an address of a platform tenant
+// At DATA, who owns the header From (and Sender, Resent-) when the decision cannot tell yet: an address of a platform tenant
 // that the lookups at MAIL FROM did not ask about. It is asked like a sender (cached, one request however
 // many ask), so a message cannot wear another platform tenant's From because the relay had not looked.
 // Unknown or unavailable: the decision stands, and the signature gate (sign only the tenant's own From)
 // still keeps the relay from vouching for it.
 import { domainOf, TenantDirectory } from '../../config/directory.js';
 import { ownsAddress } from '../../config/ownership.js';
-import { headerFromAddresses } from '../message/addresses.js';
+import { agentAddresses, fromAddresses } from '../message/addresses.js';
+import { HeaderBlock } from '../message/header-block.js';
 import { MAX_FROM_ADDRESSES } from '../message/transform.js';
 import type { Tenant } from '../../config/types.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
@@ -19,7 +20,10 @@ export async function withHeaderFromOwner(header: Buffer, decision: RouteDecisio
   // time: the first that is another tenant's is enough for the refusal. A From naming more than the
   // message stage takes is refused there: the questions stop at that many.
   let found: Tenant | undefined;
-  for (const address of headerFromAddresses(header).slice(0, MAX_FROM_ADDRESSES)) {
+  // The Sender and Resent- headers are checked the same way (transform.ts), and bounded the same.
+  const block = HeaderBlock.parse(header);
+  const addresses = [...fromAddresses(block).slice(0, MAX_FROM_ADDRESSES), ...agentAddresses(block, MAX_FROM_ADDRESSES).slice(0, MAX_FROM_ADDRESSES).map((a) => a.address)];
+  for (const address of addresses) {
     if (ownsAddress(rule.tenant, address) || tenants.byAddress(address) || tenants.byDomain(domainOf(address))) continue;
     const answer = await platform.lookup({ by: 'sender', value: address });
     if (answer.kind === 'found' && answer.tenant.id !== rule.tenant.id) {

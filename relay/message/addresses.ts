@@ -1,9 +1,9 @@
-// Reading and writing the address headers From and Reply-To. Writing goes through nodemailer's encoder:
+// Reading the address headers that name a sender (From, Sender, Resent-), and writing From and Reply-To. Writing goes through nodemailer's encoder:
 // RFC 2047 for non-ASCII display names, punycode for IDN domains, quoting where a name needs it.
 import libmime from 'libmime';
 import addressparser from 'nodemailer/lib/addressparser';
 import MimeNode from 'nodemailer/lib/mime-node';
-import { HeaderBlock } from './header-block.js';
+import type { HeaderBlock } from './header-block.js';
 
 export interface Mailbox {
   readonly name: string;
@@ -65,6 +65,32 @@ export function formatMailbox(header: 'From' | 'Reply-To', mailbox: Mailbox): st
 }
 
 /** The addresses of the header block's first From, in order (none when it has no From). */
-export function headerFromAddresses(header: Buffer): string[] {
-  return parseMailboxes(HeaderBlock.parse(header).first('from')).map((m) => m.address);
+export function fromAddresses(headers: HeaderBlock): string[] {
+  return parseMailboxes(headers.first('from')).map((m) => m.address);
 }
+
+/**
+ * Headers that name who sent a message for its author: readers show them beside the From ("sent by ... on
+ * behalf of", "resent by"), so they name a sender as much as the From does.
+ */
+export const AGENT_HEADERS = ['Sender', 'Resent-From', 'Resent-Sender'] as const;
+export type AgentHeader = (typeof AGENT_HEADERS)[number];
+export interface AgentAddress {
+  readonly header: AgentHeader;
+  readonly address: string;
+}
+
+/** Every address the agent headers name, in order, each line of them (Resent- blocks repeat); stops past `limit`. */
+export function agentAddresses(headers: HeaderBlock, limit: number): AgentAddress[] {
+  const out: AgentAddress[] = [];
+  for (const header of AGENT_HEADERS) {
+    for (const value of headers.values(header)) {
+      for (const m of parseMailboxes(value)) {
+        out.push({ header, address: m.address });
+        if (out.length > limit) return out;
+      }
+    }
+  }
+  return out;
+}
+

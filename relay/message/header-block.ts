@@ -41,6 +41,12 @@ function foldsOnly(text: string): string {
   });
 }
 
+function valueOf(line: Line): string {
+  if (!BEYOND_ASCII.test(line.text)) return libmime.decodeHeader(line.text).value.trim();
+  const utf8 = Buffer.from(line.text, 'latin1').toString('utf8');
+  return libmime.decodeHeader(utf8.includes('\uFFFD') ? line.text : utf8).value.trim();
+}
+
 const isFold = (line: string) => line.charCodeAt(0) === 0x20 || line.charCodeAt(0) === 0x09;
 
 export class HeaderBlock {
@@ -99,10 +105,15 @@ export class HeaderBlock {
   first(name: string): string {
     const key = nameOf(name);
     const line = this.#lines.find((l) => l.key === key);
-    if (!line) return '';
-    if (!BEYOND_ASCII.test(line.text)) return libmime.decodeHeader(line.text).value.trim();
-    const utf8 = Buffer.from(line.text, 'latin1').toString('utf8');
-    return libmime.decodeHeader(utf8.includes('\uFFFD') ? line.text : utf8).value.trim();
+    return line ? valueOf(line) : '';
+  }
+
+  /** Every value of this name, in order, each as first() reads it. */
+  values(name: string): string[] {
+    const key = nameOf(name);
+    const out: string[] = [];
+    for (const line of this.#lines) if (line.key === key) out.push(valueOf(line));
+    return out;
   }
 
   /** Sets the header to one line with this value, where its first instance was, or at the top. */

@@ -4,10 +4,10 @@
 import { Readable } from 'node:stream';
 import { domainOf } from '../../config/directory.js';
 import { ownsAddress } from '../../config/ownership.js';
-import type { Config } from '../../config/types.js';
+import type { Config, Tenant } from '../../config/types.js';
 import { Replies, sanitizeUpstreamText, type SmtpReply } from '../errors.js';
 import type { HeaderFromRule, RouteDecision } from '../types.js';
-import { formatMailbox, type Mailbox, parseMailboxes } from './addresses.js';
+import { agentAddresses, formatMailbox, type Mailbox, parseMailboxes } from './addresses.js';
 import { signDkim } from './dkim.js';
 import { HeaderBlock } from './header-block.js';
 import { splitMessage } from './split.js';
@@ -77,7 +77,7 @@ function rewriteHeader(header: Buffer, decision: RouteDecision, config: Config, 
     return { kind: 'refused', reply: Replies.tooManyFromAddresses(authors.length, MAX_FROM_ADDRESSES), reason: `From names ${authors.length} addresses` };
   }
   const original = authors[0];
-  const refusal = checkHeaderFrom(authors.map((a) => a.address), decision.headerFrom);
+  const refusal = checkHeaderFrom(authors.map((a) => a.address), decision.headerFrom) ?? checkAgents(headers, decision.headerFrom);
   if (refusal) return refusal;
   const from = rewriteIdentity(headers, original, decision, config);
   // A From the tenant's identity set is that one mailbox; otherwise it leaves naming what it came with.
@@ -102,14 +102,40 @@ function checkHeaderFrom(addresses: readonly string[], rule: HeaderFromRule | un
   if (addresses.length === 0 && rule.ownOnly) return { kind: 'refused', reply: Replies.headerFromNotOfTenant(rule.tenant.id), reason: 'the message has no From address' };
   for (const address of addresses) {
     if (ownsAddress(rule.tenant, address)) continue;
-    // The same order as identification: an exact address claim outranks a domain claim.
-    const owner = rule.tenants.byAddress(address) ?? rule.tenants.byDomain(domainOf(address))?.tenant;
-    if (owner && owner.id !== rule.tenant.id) {
+    const owner = otherOwnerOf(address, rule);
+    if (owner) {
       return { kind: 'refused', reply: Replies.headerFromOfOtherTenant(rule.tenant.id), reason: `header From ${shown(address)} belongs to tenant ${owner.id}` };
     }
     if (rule.ownOnly) return { kind: 'refused', reply: Replies.headerFromNotOfTenant(rule.tenant.id), reason: `header From ${shown(address)} is not one of the tenant's addresses` };
   }
   return undefined;
+}
+
+/**
+ * Sender and the Resent- headers show beside the From ("on behalf of", "resent by"): a tenant's message may
+ * not name another tenant there either. Unlike the From, an address no tenant claims is let through
+ * whatever inbound.checkHeaderFrom says (a list server, a ticket system), and the signature does not depend
+ * on them (DMARC reads the From only).
+ */
+function checkAgents(headers: HeaderBlock, rule: HeaderFromRule | undefined): Refusal | undefined {
+  if (!rule) return undefined;
+  const agents = agentAddresses(headers, MAX_FROM_ADDRESSES);
+  if (agents.length > MAX_FROM_ADDRESSES) {
+    return { kind: 'refused', reply: Replies.tooManySenderAddresses(MAX_FROM_ADDRESSES), reason: `Sender and Resent- headers name more than ${MAX_FROM_ADDRESSES} addresses` };
+  }
+  for (const { header, address } of agents) {
+    const owner = ownsAddress(rule.tenant, address) ? undefined : otherOwnerOf(address, rule);
+    if (owner) {
+      return { kind: 'refused', reply: Replies.agentOfOtherTenant(header, rule.tenant.id), reason: `${header} ${shown(address)} belongs to tenant ${owner.id}` };
+    }
+  }
+  return undefined;
+}
+
+/** Another tenant that claims this address, in the order of identification: an exact address claim outranks a domain claim. */
+function otherOwnerOf(address: string, rule: HeaderFromRule): Tenant | undefined {
+  const owner = rule.tenants.byAddress(address) ?? rule.tenants.byDomain(domainOf(address))?.tenant;
+  return owner && owner.id !== rule.tenant.id ? owner : undefined;
 }
 
 /** Applies From, Reply-To and the original-From header to a message from `original`; returns the From it leaves with. */
