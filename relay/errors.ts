@@ -74,7 +74,7 @@ export const Replies = {
   headerFromNotOfTenant: (tenant: string) => reply('header-from-not-of-tenant', 553, '5.7.1', `The From header is not an address of tenant ${tenant}, which this message is sent as`),
   // Another tenant is not named: a client learns nothing of who else sends through the relay.
   headerFromOfOtherTenant: (tenant: string) => reply('header-from-of-other-tenant', 553, '5.7.1', `The From header is an address of another tenant; this message is sent as tenant ${tenant}`),
-  agentOfOtherTenant: (header: 'Sender' | 'Resent-From' | 'Resent-Sender', tenant: string) =>
+  senderHeaderOfOtherTenant: (header: 'Sender' | 'Resent-From' | 'Resent-Sender', tenant: string) =>
     reply('sender-header-of-other-tenant', 553, '5.7.1', `The ${header} header is an address of another tenant; this message is sent as tenant ${tenant}`),
   tenantRateExceeded: (tenant: string, waitSeconds: number) =>
     reply('tenant-rate-exceeded', 451, '4.7.1', `Tenant ${tenant} is over its sending rate; please try again in ${waitSeconds} seconds`),

@@ -29,7 +29,7 @@ const samples: { readonly [K in keyof typeof Replies]: SmtpReply } = {
   senderNotOfTenant: Replies.senderNotOfTenant('a@b.test', 'acme'),
   headerFromNotOfTenant: Replies.headerFromNotOfTenant('acme'),
   headerFromOfOtherTenant: Replies.headerFromOfOtherTenant('acme'),
-  agentOfOtherTenant: Replies.agentOfOtherTenant('Sender', 'acme'),
+  senderHeaderOfOtherTenant: Replies.senderHeaderOfOtherTenant('Sender', 'acme'),
   tenantRateExceeded: Replies.tenantRateExceeded('acme', 30),
   insufficientStorage: Replies.insufficientStorage,
   tenantSpoolFull: Replies.tenantSpoolFull('acme'),

@@ -1,6 +1,7 @@
-// At DATA, who owns the header From (and Sender, Resent-) when the decision cannot tell yet: an address of a platform tenant
-// that the lookups at MAIL FROM did not ask about. It is asked like a sender (cached, one request however
-// many ask), so a message cannot wear another platform tenant's From because the relay had not looked.
+// At DATA, who owns the header From (and Sender, Resent-) when the decision cannot tell yet: an address of
+// a platform tenant that the lookups at MAIL FROM did not ask about. It is asked like a sender (cached, one
+// request however many ask), so a message cannot wear another platform tenant's From because the relay
+// had not looked.
 // Unknown or unavailable: the decision stands, and the signature gate (sign only the tenant's own From)
 // still keeps the relay from vouching for it.
 import { domainOf, TenantDirectory } from '../../config/directory.js';
@@ -22,7 +23,8 @@ export async function withHeaderFromOwner(header: Buffer, decision: RouteDecisio
   let found: Tenant | undefined;
   // The Sender and Resent- headers are checked the same way (transform.ts), and bounded the same.
   const block = HeaderBlock.parse(header);
-  const addresses = [...fromAddresses(block).slice(0, MAX_FROM_ADDRESSES), ...agentAddresses(block, MAX_FROM_ADDRESSES).slice(0, MAX_FROM_ADDRESSES).map((a) => a.address)];
+  const agents = agentAddresses(block, MAX_FROM_ADDRESSES).slice(0, MAX_FROM_ADDRESSES);
+  const addresses = [...fromAddresses(block).slice(0, MAX_FROM_ADDRESSES), ...agents.map((a) => a.address)];
   for (const address of addresses) {
     if (ownsAddress(rule.tenant, address) || tenants.byAddress(address) || tenants.byDomain(domainOf(address))) continue;
     const answer = await platform.lookup({ by: 'sender', value: address });

@@ -1,5 +1,6 @@
-// Reading the address headers that name a sender (From, Sender, Resent-), and writing From and Reply-To. Writing goes through nodemailer's encoder:
-// RFC 2047 for non-ASCII display names, punycode for IDN domains, quoting where a name needs it.
+// Reading the address headers that name a sender (From, Sender, Resent-), and writing From and Reply-To.
+// Writing goes through nodemailer's encoder: RFC 2047 for non-ASCII display names, punycode for IDN
+// domains, quoting where a name needs it.
 import libmime from 'libmime';
 import addressparser from 'nodemailer/lib/addressparser';
 import MimeNode from 'nodemailer/lib/mime-node';
@@ -93,4 +94,3 @@ export function agentAddresses(headers: HeaderBlock, limit: number): AgentAddres
   }
   return out;
 }
-

@@ -126,7 +126,7 @@ function checkAgents(headers: HeaderBlock, rule: HeaderFromRule | undefined): Re
   for (const { header, address } of agents) {
     const owner = ownsAddress(rule.tenant, address) ? undefined : otherOwnerOf(address, rule);
     if (owner) {
-      return { kind: 'refused', reply: Replies.agentOfOtherTenant(header, rule.tenant.id), reason: `${header} ${shown(address)} belongs to tenant ${owner.id}` };
+      return { kind: 'refused', reply: Replies.senderHeaderOfOtherTenant(header, rule.tenant.id), reason: `${header} ${shown(address)} belongs to tenant ${owner.id}` };
     }
   }
   return undefined;
