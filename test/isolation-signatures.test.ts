@@ -258,6 +258,7 @@ t.test('explain says what is signed and why', async (t) => {
   const own = await runCli(['explain', '--config', file, '--from', 'app@acme.test', '--header-from', 'App <app@acme.test>']);
   t.match(own.stdout, /^dkim: {5}sign with the platform key \(rsa-sha256\), s=platform, d=the From domain, only when the From is tenant acme's own \(acme\.test\); any other From leaves unsigned$/m);
   t.match(own.stdout, /^header: {3}DKIM-Signature: .*d=acme\.test;/m);
+  t.match(own.stdout, /^from: {5}another tenant's address is refused \(553 5\.7\.1\); one nobody claims goes unsigned; in Sender and Resent- headers another tenant's address is refused too$/m);
   const foreign = await runCli(['explain', '--config', file, '--from', 'app@acme.test', '--header-from', 'Bank <ceo@bank.test>']);
   t.match(foreign.stdout, /^warning: {2}sent unsigned: the From ceo@bank\.test is not an address of tenant acme$/m);
   t.notMatch(foreign.stdout, /DKIM-Signature/);

@@ -61,7 +61,7 @@ export async function explain(args: string[], io: CommandIo): Promise<number> {
   io.out(`rewrites: ${rewrites.length ? rewrites.join('; ') : 'none'}`);
   io.out(`dkim:     ${dkim.kind === 'sign' ? `sign with the ${dkim.keyOwner} key (${dkim.key.algorithm}), s=${dkim.selector}, d=${dkim.signingDomain ?? 'the From domain'}, ${dkim.reason}` : `off: ${dkim.reason}`}`);
   if (decision.headerFrom) {
-    io.out(`from:     ${decision.headerFrom.ownOnly ? `must be tenant ${decision.headerFrom.tenant.id}'s own (inbound.checkHeaderFrom), else 553 5.7.1` : "another tenant's address is refused (553 5.7.1); one nobody claims goes unsigned"}`);
+    io.out(`from:     ${decision.headerFrom.ownOnly ? `must be tenant ${decision.headerFrom.tenant.id}'s own (inbound.checkHeaderFrom), else 553 5.7.1` : "another tenant's address is refused (553 5.7.1); one nobody claims goes unsigned"}; in Sender and Resent- headers another tenant's address is refused too`);
   }
   io.out(`reason:   ${decision.reason}`);
   if (values['header-from'] === undefined) return 0;
