@@ -120,7 +120,15 @@ t.test('no shipped alert fires on a healthy relay of any documented deployment: 
     t.teardown(() => relay.close());
     for (let i = 0; i < 3; i++) await sendThrough(relay.port, { from: 'app@acme.test', to: `r${i}@example.com` });
     for (let i = 0; i < 100 && relay.relay.scheduler.size > 0; i++) await new Promise((r) => setTimeout(r, 50));
-    input.push(...asInputSeries(await (await fetch(`http://127.0.0.1:${relay.relay.opsPort}/metrics`)).text(), name, 60));
+    // Healthy means the webhook has taken what was waiting too: the events are sent after the deliveries, and
+    // a scrape taken before them shows a backlog that never moves (a loaded machine once caught it so).
+    const scrape = async () => (await fetch(`http://127.0.0.1:${relay.relay.opsPort}/metrics`)).text();
+    let metrics = await scrape();
+    for (let i = 0; i < 100 && /^tenant_relay_webhook_backlog_events\{[^}]*\} [1-9]/m.test(metrics); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      metrics = await scrape();
+    }
+    input.push(...asInputSeries(metrics, name, 60));
   }
   t.ok(input.length > 100, `${input.length} series from ${deployments.map((d) => d[0]).join(', ')}`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-healthy-'));
