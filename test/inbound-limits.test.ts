@@ -1,6 +1,8 @@
 // Bounded resources (SCENARIOS 14, 17-21, 23): AUTH guessing, recipients, connections per address and in
 // total, command length, and deadlines that a client trickling bytes cannot defeat. And no open relay.
 import t from 'tap';
+import { parseConfig } from '../config/load.js';
+import { SessionGuards } from '../relay/inbound/guards.js';
 import { hashPassword } from '../relay/inbound/passwords.js';
 import { replyOf, sendThrough, startTestRelay } from './helpers/relay.js';
 import { openDataSession, openRawSession } from './helpers/smtp-client.js';
@@ -135,6 +137,19 @@ t.test('a client that makes progress (MAIL, RCPT, a whole message) starts its de
     t.match(await s.send('Subject: kept\r\n\r\nstill here\r\n.\r\n'), /^250 /);
   }
   t.match(await s.send('NOOP\r\n'), /^250 /, 'the session is still open');
+});
+
+t.test('a reloaded progressTimeoutSeconds applies from the next progress of an open session (the deadline is not only restarted at its old length)', async (t) => {
+  const base = parseConfig('smarthost: { host: 127.0.0.1, tls: none }\n', 'guards.yaml', {}).inbound;
+  let policy = { ...base, progressTimeoutMs: 40 };
+  const cut: string[] = [];
+  const guards = new SessionGuards({ replyTo: (session) => (cut.push(session.id), true), sessionIds: () => [] }, () => policy);
+  guards.progressed({ id: 's1' });
+  policy = { ...base, progressTimeoutMs: 60_000 };
+  guards.progressed({ id: 's1' });
+  await new Promise((r) => setTimeout(r, 200));
+  t.same(cut, [], 'not cut at the old 40 ms');
+  guards.closed({ id: 's1', remoteAddress: '127.0.0.1' } as Parameters<SessionGuards['closed']>[0]);
 });
 
 t.test('DATA dripping one byte at a time is cut at dataTimeoutSeconds, and nothing is sent', async (t) => {

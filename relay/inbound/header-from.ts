@@ -17,11 +17,10 @@ export async function withHeaderFromOwner(header: Buffer, decision: RouteDecisio
   const rule = decision.headerFrom;
   if (!rule || !platform) return decision;
   const { tenants } = rule;
-  // Every address the From names is checked (transform.ts), so each unknown one is asked about, one at a
-  // time: the first that is another tenant's is enough for the refusal. A From naming more than the
-  // message stage takes is refused there: the questions stop at that many.
+  // Every address the From, Sender and Resent- headers name is checked (transform.ts), so each unknown one
+  // is asked about, one at a time: the first that is another tenant's is enough for the refusal. More than
+  // the message stage takes is refused there: the questions stop at that many of each.
   let found: Tenant | undefined;
-  // The Sender and Resent- headers are checked the same way (transform.ts), and bounded the same.
   const block = HeaderBlock.parse(header);
   const agents = agentAddresses(block, MAX_FROM_ADDRESSES).slice(0, MAX_FROM_ADDRESSES);
   const addresses = [...fromAddresses(block).slice(0, MAX_FROM_ADDRESSES), ...agents.map((a) => a.address)];
