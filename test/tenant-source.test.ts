@@ -11,6 +11,7 @@ import { PlatformTenants } from '../relay/tenancy/platform-tenants.js';
 import { notFound, type Platform, startPlatform } from './helpers/platform.js';
 import { replyOf, sendThrough, startTestRelay } from './helpers/relay.js';
 import { startUpstream } from './helpers/upstream.js';
+import { until } from './helpers/wait.js';
 
 const tenantServer = await startUpstream();
 const smarthost = await startUpstream();
@@ -43,10 +44,13 @@ tenantSource:
   ${extra}`;
 
 /** A PlatformTenants on a fake clock (it must not start at 0: lru-cache reads that as "no TTL"). */
-async function cacheOn(t: Test, answer: Platform['answer'], extra = '') {
+/** cacheSeconds and notFoundCacheSeconds of 50 ms, no stale window: always ask the platform again. */
+const briefCache = (yaml: string) => yaml.replace('cacheSeconds: 60', 'cacheSeconds: 0.05').replace('staleSeconds: 600', 'staleSeconds: 0').replace('notFoundCacheSeconds: 30', 'notFoundCacheSeconds: 0.05');
+
+async function cacheOn(t: Test, answer: Platform['answer'], extra = '', tune = (yaml: string) => yaml) {
   const platform = await startPlatform(answer);
   t.teardown(() => platform.close());
-  const config: Config = parseConfig(sourceYaml(platform, extra), 'test.yaml', {});
+  const config: Config = parseConfig(tune(sourceYaml(platform, extra)), 'test.yaml', {});
   const clock = { now: 1_000_000 };
   const lines: Record<string, unknown>[] = [];
   const logger = pino({ level: 'debug' }, new Writable({ write: (c, _e, done) => (lines.push(...String(c).split('\n').filter(Boolean).map((l) => JSON.parse(l))), done()) }));
@@ -76,6 +80,41 @@ t.test('a lookup by sender also answers the lookup by id that queued mail makes 
   await cache.lookup(sender);
   t.match(cache.peekById('globex'), { id: 'globex' });
   t.equal(platform.requests.length, 1);
+});
+
+t.test("with answers kept for less than the queue's wait, a look goes by the answer to the look before it, found or not", async (t) => {
+  let gone = false;
+  const { cache, clock } = await cacheOn(t, (by, value) => (!gone && by === 'id' && value === 'globex' ? { body: globex() } : notFound), '', briefCache);
+  // Each look the cache cannot answer asks the platform; awaiting that request keeps the steps in order.
+  const look = () => cache.peekById('globex', 3000);
+  const answered = () => cache.lookup({ by: 'id', value: 'globex' });
+  t.equal(look(), undefined, 'nothing known yet: the look asks the platform');
+  await answered();
+  clock.now += 1000; // the next look, a second later: the answer is past its 50 ms
+  t.match(look(), { id: 'globex' }, 'the answer the look before asked for');
+  await answered();
+  gone = true;
+  clock.now += 1000;
+  t.match(look(), { id: 'globex' }, 'the answer to the look before still (it came before the record went)');
+  await answered(); // 404
+  clock.now += 1000; // past notFoundCacheSeconds too
+  t.equal(look(), null, 'a 404 counts the same way: the mail is held, not left waiting');
+  await answered();
+  clock.now += 10_000;
+  t.equal(look(), undefined, 'an answer older than the allowance does not count');
+  await answered();
+});
+
+t.test('an answer from before the look asked does not count: with no stale window, a platform that fails means waiting', async (t) => {
+  let down = false;
+  const { cache, clock } = await cacheOn(t, (by, value) => (down ? { status: 503 } : records(by, value)), '', briefCache);
+  await cache.lookup(sender); // the message's own lookup, when it was accepted
+  down = true;
+  clock.now += 500;
+  t.equal(cache.peekById('globex', 3000), undefined, 'the record is past its time, and nothing answered since the look asked');
+  await cache.lookup({ by: 'id', value: 'globex' }).catch(() => undefined);
+  clock.now += 1000;
+  t.equal(cache.peekById('globex', 3000), undefined, 'still nothing: the platform failed');
 });
 
 t.test('sender addresses share a cache entry whatever their letter case; AUTH users are exact', async (t) => {
@@ -232,6 +271,34 @@ t.test("safe hosts by default: a platform tenant's upstream on loopback is refus
   t.teardown(() => mailPorts.close());
   t.match(await replyOf(sendThrough(mailPorts.port, { from: 'alerts@globex.test', to: 'x@example.com' })), /^451 4\.3\.0 /);
   t.match(mailPorts.logs.find((l) => l.event === 'tenant-lookup' && l.problems), { problems: [/^upstream\.port: \d+ is not a port the upstream host policy allows \(25, 465, 587, 2525\)$/] });
+});
+
+t.test("queue mode: deferred mail of a platform tenant is retried when cacheSeconds is shorter than the queue's wait", async (t) => {
+  let tries = 0;
+  const upstream = await startUpstream({ data: () => (tries++ === 0 ? [451, '4.3.0 try later'] : undefined) });
+  t.teardown(() => upstream.close());
+  const own = { body: globex({ upstream: { host: '127.0.0.1', port: upstream.port, tls: 'none' } }) };
+  const platform = await startPlatform((by, value) => (records(by, value) === notFound ? notFound : own));
+  t.teardown(() => platform.close());
+  const viaSmarthost = smarthost.received.length;
+  const relay = await startTestRelay(
+    `delivery: { mode: queue, spool: { path: \${SPOOL}, fsync: false }, retry: { minSeconds: 60, maxSeconds: 60, jitter: 0 } }\n${briefCache(sourceYaml(platform, ''))}`,
+    {},
+    { manualScheduler: true },
+  );
+  t.teardown(() => relay.close());
+  const { scheduler } = relay.relay;
+  t.match((await sendThrough(relay.port, { from: 'alerts@globex.test', to: 'x@example.com' })).response, /^250 2\.0\.0 Ok: queued/);
+  t.ok(await until(async () => (await scheduler.runDue(), relay.logs.some((l) => l.event === 'deferred'))), 'the first attempt was deferred');
+  // The scheduler's looks, a second apart on its clock and more than the 50 ms cache apart in time: each
+  // finds the answer the one before asked for. Before, each found it past its time and asked again.
+  const from = Date.now() + 61_000;
+  for (let i = 0; i < 10 && upstream.received.length === 0; i++) {
+    await scheduler.runDue(from + i * 1000);
+    await new Promise((r) => setTimeout(r, 120));
+  }
+  t.equal(upstream.received.length, 1, "the retry went to the tenant's own upstream");
+  t.equal(smarthost.received.length, viaSmarthost, 'nothing through the smarthost');
 });
 
 t.test('queue mode: queued mail of a platform tenant waits for its record rather than take another route', async (t) => {

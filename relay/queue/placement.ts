@@ -12,6 +12,11 @@ import type { Pacing } from './pacing.js';
 
 /** How long queued mail of a platform tenant waits for the platform's answer before it is looked at again. */
 const PLATFORM_WAIT_MS = 1000;
+/**
+ * How old the platform's answer about a tenant may be for the next look at its mail, once the cache has
+ * let it go: the answer the last look asked for, a wait and a scheduler tick (1 s) later, with room.
+ */
+const PLATFORM_ANSWER_MS = 3 * PLATFORM_WAIT_MS;
 
 /** Bounds on one hold of a message over its budget (see holdUntil). */
 const MIN_HOLD_MS = 250;
@@ -30,7 +35,7 @@ export type BudgetHold = { readonly until: number; readonly reason: string };
 
 /** Where a due message goes now: the line of the upstream routing picks for this attempt, or later. */
 export function placementOf(entry: QueuedMessage, config: Config, now: number, platform: PlatformTenants | undefined, heldUntil: ReadonlyMap<string, BudgetHold>, pacing: Pacing): Placement {
-  const found = tenantOfQueued(entry.tenant, config, platform);
+  const found = tenantOfQueued(entry.tenant, config, platform, PLATFORM_ANSWER_MS);
   // Its tenant's record is being looked up: not sent through another upstream meanwhile.
   if (found.kind === 'wait') return { kind: 'later', at: now + PLATFORM_WAIT_MS };
   // Its tenant is gone: the attempt records why it is held (and expires it in time), and sends nothing.

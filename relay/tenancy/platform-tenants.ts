@@ -43,6 +43,10 @@ export class PlatformTenants {
    * platform said no tenant has any address there.
    */
   readonly #notFound: LRUCache<string, true>;
+  /** The platform's last word on each tenant id (its record, or null for a 404) and when it came (peekById). */
+  readonly #lastById: LRUCache<string, { readonly tenant: Tenant | null; readonly at: number }>;
+  /** When queued mail last had nothing to go by for each tenant id, and asked (peekById). */
+  readonly #askedById: LRUCache<string, number>;
   readonly #deps: PlatformTenantsDeps;
   readonly #now: () => number;
 
@@ -63,6 +67,8 @@ export class PlatformTenants {
       fetchMethod: (_key, _stale, { signal, options, context }) => this.#fetch(context, signal, options),
     });
     this.#notFound = new LRUCache<string, true>({ max: Math.max(100, settings.maxEntries), ttl: Math.max(1, settings.notFoundMs), ttlResolution: 0, perf: { now: this.#now } });
+    this.#lastById = new LRUCache({ max: settings.maxEntries });
+    this.#askedById = new LRUCache({ max: settings.maxEntries });
   }
 
   /** The answer is at hand, fresh: a lookup makes no request. */
@@ -121,16 +127,28 @@ export class PlatformTenants {
 
   /**
    * What the cache knows of a tenant id right now, without waiting: the queue asks this for every due
-   * message. Unknown (undefined) starts a lookup; the caller tries again shortly.
+   * message. Unknown (undefined) starts a lookup; the caller tries again shortly. When the cache has let
+   * the answer go, the answer to the previous such look's request still counts if it came within
+   * `answeredWithinMs`: the queue looks again only after a wait, and an answer kept for less than that
+   * (cacheSeconds under a second, staleSeconds 0) was past its time at every look, each look asking
+   * again and none using the answer, so the mail was never sent, held nor bounced. Only an answer that
+   * came after the look that had nothing to go by counts: one from before is what the settings said not
+   * to go by.
    */
-  peekById(id: string): Tenant | null | undefined {
+  peekById(id: string, answeredWithinMs = 0): Tenant | null | undefined {
     const key = keyOf({ by: 'id', value: id });
     if (this.#knownAbsent({ by: 'id', value: id })) return null;
     const held = this.#cache.get(key, { allowStale: true, noDeleteOnStaleGet: true });
     if (held && this.#now() - held.fetchedAt <= held.ttl) return held.tenant;
     // Stale or unknown: one lookup (joined if one is already running) refreshes it for the next round.
     void this.lookup({ by: 'id', value: id });
-    return held && this.#usable(held) ? held.tenant : undefined;
+    if (held && this.#usable(held)) return held.tenant;
+    const asked = this.#askedById.get(id);
+    const last = this.#lastById.get(id);
+    if (last && asked !== undefined && last.at >= asked && this.#now() - last.at <= answeredWithinMs) return last.tenant;
+    // Nothing to go by: this look asks, and only an answer that comes after it will count.
+    this.#askedById.set(id, this.#now());
+    return undefined;
   }
 
   /**
@@ -142,10 +160,12 @@ export class PlatformTenants {
       const n = this.#cache.size + this.#notFound.size;
       this.#cache.clear();
       this.#notFound.clear();
+      this.#lastById.clear();
       return n;
     }
     // A tenant that appeared may claim what was "no such tenant" a moment ago.
     this.#notFound.clear();
+    for (const [key, last] of this.#lastById.entries()) if (last.tenant === null || key === id) this.#lastById.delete(key);
     let dropped = 0;
     for (const [key, answer] of this.#cache.entries()) {
       if (answer.tenant === null || answer.tenant.id === id) {
@@ -178,6 +198,7 @@ export class PlatformTenants {
     if (fetched.kind === 'not-found') {
       metrics?.tenantSourceRequests.inc({ result: 'not-found' });
       options.ttl = Math.max(1, this.settings.notFoundMs);
+      if (query.by === 'id') this.#lastById.set(query.value, { tenant: null, at: this.#now() });
       return { tenant: null, fetchedAt: this.#now(), ttl: this.settings.notFoundMs, ...(fetched.domainUnclaimed ? { domainUnclaimed: true } : {}) };
     }
     const checked = parseTenantRecord(fetched.json, query, this.#deps.config(), this.settings.upstreamHosts);
@@ -188,6 +209,7 @@ export class PlatformTenants {
     }
     metrics?.tenantSourceRequests.inc({ result: 'found' });
     const answer = { tenant: checked.tenant, fetchedAt: this.#now(), ttl: this.settings.cacheMs };
+    this.#lastById.set(checked.tenant.id, { tenant: checked.tenant, at: answer.fetchedAt });
     // Queued mail finds its tenant again by id: a lookup by sender or AUTH user answers that one too.
     if (query.by !== 'id') this.#cache.set(keyOf({ by: 'id', value: checked.tenant.id }), answer);
     return answer;

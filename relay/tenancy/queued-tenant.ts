@@ -16,12 +16,13 @@ export type QueuedTenant =
   /** It had a tenant, and that tenant is known no more. */
   | { readonly kind: 'gone'; readonly id: string };
 
-export function tenantOfQueued(id: string | null, config: Config, platform: PlatformTenants | undefined): QueuedTenant {
+/** `answeredWithinMs`: how old an answer of the platform the queue may still go by (PlatformTenants.peekById). */
+export function tenantOfQueued(id: string | null, config: Config, platform: PlatformTenants | undefined, answeredWithinMs = 0): QueuedTenant {
   if (id === null) return { kind: 'none' };
   const own = config.directory.byId(id);
   if (own) return { kind: 'tenant', tenant: own };
   if (!platform) return { kind: 'gone', id };
-  const known = platform.peekById(id);
+  const known = platform.peekById(id, answeredWithinMs);
   if (known === undefined) return { kind: 'wait' };
   return known ? { kind: 'tenant', tenant: known } : { kind: 'gone', id };
 }
