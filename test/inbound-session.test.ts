@@ -1,10 +1,12 @@
 // The inbound SMTP session: who may send, what addresses and sizes are accepted, and that a client
 // that misbehaves gets a proper reply (with an enhanced status code) and never takes the relay down.
-import t from 'tap';
+import net from 'node:net';
+import t, { type Test } from 'tap';
 import { hashPassword } from '../relay/inbound/passwords.js';
 import { replyOf, sendThrough, startTestRelay } from './helpers/relay.js';
 import { openDataSession, openRawSession } from './helpers/smtp-client.js';
 import { startUpstream } from './helpers/upstream.js';
+import { until } from './helpers/wait.js';
 
 const upstream = await startUpstream();
 const hash = await hashPassword('right-password');
@@ -101,6 +103,42 @@ t.test('a client that disconnects mid-DATA sends nothing and the relay carries o
   const info = await sendThrough(open.port, { from: 'a@example.com', to: 'b@example.com' });
   t.match(info.response, /^250/, 'still serving');
   t.equal(upstream.received.length, before + 1, 'only the complete message went upstream');
+});
+
+/** A client that keeps its side open after QUIT (allowHalfOpen), having said EHLO: what it heard, and whether the relay's side ended. */
+async function halfOpenSession(t: Test, port: number) {
+  const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  t.teardown(() => socket.destroy());
+  const state = { text: '', ended: false, failed: undefined as string | undefined, socket };
+  socket.on('data', (d) => (state.text += d.toString('latin1')));
+  socket.on('end', () => (state.ended = true));
+  socket.on('error', (err: NodeJS.ErrnoException) => (state.failed = err.code));
+  t.ok(await until(() => /^220 /m.test(state.text), 5_000), 'greeted');
+  socket.write('EHLO client.test\r\n');
+  t.ok(await until(() => /^250 /m.test(state.text), 5_000), 'EHLO answered');
+  return state;
+}
+
+t.test('after the 221 to QUIT the relay closes the connection itself: it does not wait for the client to close its side', async (t) => {
+  const c = await halfOpenSession(t, open.port);
+  c.socket.write('QUIT\r\n');
+  t.ok(await until(() => /^221 /m.test(c.text) && c.ended, 5_000), '221, then the end of the stream');
+  // Bytes sent to a closed socket are answered with a reset; a half-closed one (smtp-server's own way,
+  // for up to 5 s) would take them.
+  for (let i = 0; i < 40 && c.failed === undefined && !c.socket.destroyed; i++) {
+    c.socket.write('NOOP\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  t.match(c.failed ?? (c.socket.destroyed ? 'closed' : 'still open'), /^(ECONNRESET|EPIPE|closed)$/, 'the relay no longer holds the connection');
+  t.match(c.text, /\r\n221 [^\r\n]*\r\n$/, 'nothing after the 221: no NOOP was answered');
+});
+
+t.test('commands pipelined behind QUIT are not answered, and the 221 still arrives', async (t) => {
+  const c = await halfOpenSession(t, open.port);
+  c.socket.write('QUIT\r\nNOOP\r\nRSET\r\n');
+  t.ok(await until(() => /^221 /m.test(c.text) && c.ended, 5_000), '221, then the end of the stream');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  t.match(c.text, /\r\n221 [^\r\n]*\r\n$/, 'no reply to NOOP or RSET');
 });
 
 t.test('reverse DNS is never asked for a loopback client: the Received line names the address only', async (t) => {

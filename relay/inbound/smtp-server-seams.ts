@@ -19,6 +19,11 @@
 // - _onCommand: source routes (<@relay:user@host>) are refused before smtp-server strips them, as RFC
 //   5321 lets it; nothing legitimate sends them any more.
 // - the parser's _write: remembers the chunk being parsed, so the 354 can look past the DATA line.
+// - handler_QUIT: after the 221 a plaintext session's socket is closed at once, as Postfix's smtpd closes
+//   it. smtp-server half-closes it and reads on until the client's FIN (or 5 s): at one message per
+//   connection, one more wake-up, read and end event a message. Not over TLS (its close sends TLS's
+//   close_notify first), and not when the client sent more after QUIT: such a client may still be
+//   sending, and bytes that reach a closed socket are answered with a reset, which can cost it the 221.
 import { createRequire } from 'node:module';
 import type net from 'node:net';
 import type tls from 'node:tls';
@@ -48,6 +53,8 @@ export interface ServerLimits {
 
 const ENHANCED_PREFIX = /^[245]\.\d{1,3}\.\d{1,3} /;
 const SOURCE_ROUTE = /^(MAIL FROM|RCPT TO)\s*:\s*<\s*@/i;
+const DATA_LINE = /(?:^|\n)DATA[ \t]*\r?\n/gi;
+const QUIT_LINE = /(?:^|\n)QUIT\b[^\n]*\n/gi;
 /** The command-mode chunk the parser is working through. */
 const CHUNK = Symbol('chunk');
 
@@ -59,7 +66,7 @@ export function checkSmtpServerSeams(): void {
   const has = (proto: object, names: string[]) => names.filter((n) => typeof (proto as Record<string, unknown>)[n] !== 'function');
   const missing = [
     ...has(SMTPServer.prototype, ['connect', '_onError', '_onClientConnect', '_handleProxy', '_expectsProxyHeader']).map((n) => `SMTPServer.${n}`),
-    ...has(SMTPConnection.prototype, ['init', 'connectionReady', '_setListeners', '_createParser', '_onCommand', 'send', 'close']).map((n) => `SMTPConnection.${n}`),
+    ...has(SMTPConnection.prototype, ['init', 'connectionReady', '_setListeners', '_createParser', '_onCommand', 'send', 'close', 'handler_QUIT']).map((n) => `SMTPConnection.${n}`),
     ...has(SMTPStream.prototype, ['_write']).map((n) => `SMTPStream.${n}`),
   ];
   if (installed !== SMTP_SERVER_VERSION || missing.length > 0) {
@@ -132,6 +139,7 @@ export class RelaySmtpServer extends SMTPServer {
     const stockSend = connection.send;
     const stockOnCommand = connection._onCommand;
     const stockCreateParser = connection._createParser;
+    const stockQuit = connection.handler_QUIT;
     const rememberChunks = (parser: Parser) => {
       const write = parser._write;
       parser._write = function (this: Parser, chunk: Buffer, encoding, done) {
@@ -154,7 +162,7 @@ export class RelaySmtpServer extends SMTPServer {
 
     connection.send = function (this: SMTPConnection, code, data, context) {
       if (code === 421 && data === 'Error: Command line too long') return sayAndClose(this, Replies.lineTooLong, stockSend);
-      if (code === 354 && sentBeforeDataReply(this)) return sayAndClose(this, Replies.improperPipelining, stockSend);
+      if (code === 354 && arrivedAfter(this, DATA_LINE)) return sayAndClose(this, Replies.improperPipelining, stockSend);
       const ownCode = typeof data === 'string' && ENHANCED_PREFIX.test(data);
       // The EHLO reply is the one 250 said as several lines: its first is the greeting, the rest features.
       const features = code === 250 && Array.isArray(data) && policy.authOnlyOverTls && !this.secure ? data.filter((line, i) => i === 0 || !/^AUTH\b/i.test(line)) : data;
@@ -170,6 +178,13 @@ export class RelaySmtpServer extends SMTPServer {
       stockOnCommand.call(this, command, callback);
     };
 
+    connection.handler_QUIT = function (this: SMTPConnection, command, callback) {
+      stockQuit.call(this, command, callback);
+      const socket = this._socket;
+      // The 221 is in the kernel's hands (nothing left in Node's buffer): a close sends it, then the FIN.
+      if (!this.secure && !socket.destroyed && socket.writableLength === 0 && !arrivedAfter(this, QUIT_LINE)) socket.destroy();
+    };
+
     // A STARTTLS upgrade makes a new parser: it remembers its chunks too.
     connection._createParser = function (this: SMTPConnection) {
       return rememberChunks(stockCreateParser.call(this));
@@ -183,8 +198,12 @@ function sayAndClose(connection: SMTPConnection, reply: SmtpReply, send: SMTPCon
   connection.close();
 }
 
-/** Whether message content arrived before the 354: behind the DATA line, in the parser or the socket. */
-function sentBeforeDataReply(connection: SMTPConnection): boolean {
+/**
+ * Whether the client sent more after the command being answered (the last `line` of the chunk being
+ * parsed): behind it in that chunk, in the parser or in the socket. For DATA, message content that came
+ * before the 354.
+ */
+function arrivedAfter(connection: SMTPConnection, line: RegExp): boolean {
   const parser = connection._parser as Parser | false;
   const current = parser ? parser[CHUNK] : undefined;
   // Bytes already waiting behind the chunk being parsed, in the socket or in the parser's queue (whose
@@ -192,9 +211,9 @@ function sentBeforeDataReply(connection: SMTPConnection): boolean {
   const queued = (parser ? parser.writableLength : 0) - (current?.length ?? 0);
   if (connection._socket.readableLength > 0 || queued > 0) return true;
   const chunk = current?.toString('latin1') ?? '';
-  // The DATA line is the last command this chunk had for the parser; anything after it came early.
-  const m = /(?:^|\n)DATA[ \t]*\r?\n/gi;
+  // The line is the last command this chunk had for the parser; anything after it came early.
+  line.lastIndex = 0;
   let end = -1;
-  for (let hit = m.exec(chunk); hit; hit = m.exec(chunk)) end = hit.index + hit[0].length;
+  for (let hit = line.exec(chunk); hit; hit = line.exec(chunk)) end = hit.index + hit[0].length;
   return end !== -1 && end < chunk.length;
 }
