@@ -133,11 +133,17 @@ t.test('after the 221 to QUIT the relay closes the connection itself: it does no
   t.match(c.text, /\r\n221 [^\r\n]*\r\n$/, 'nothing after the 221: no NOOP was answered');
 });
 
-t.test('commands pipelined behind QUIT are not answered, and the 221 still arrives', async (t) => {
+t.test('commands pipelined behind QUIT are not answered, and the 221 still arrives; such a client is not reset', async (t) => {
   const c = await halfOpenSession(t, open.port);
   c.socket.write('QUIT\r\nNOOP\r\nRSET\r\n');
   t.ok(await until(() => /^221 /m.test(c.text) && c.ended, 5_000), '221, then the end of the stream');
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // A client that pipelined past QUIT may still be sending: the relay reads on (and drops it) rather
+  // than answer its bytes with a reset, which could cost it the 221.
+  for (let i = 0; i < 6; i++) {
+    c.socket.write('NOOP\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  t.equal(c.failed, undefined, 'no reset');
   t.match(c.text, /\r\n221 [^\r\n]*\r\n$/, 'no reply to NOOP or RSET');
 });
 

@@ -43,10 +43,10 @@ tenantSource:
   upstreamHosts: { allow: [127.0.0.1/32], ports: [] }
   ${extra}`;
 
-/** A PlatformTenants on a fake clock (it must not start at 0: lru-cache reads that as "no TTL"). */
 /** cacheSeconds and notFoundCacheSeconds of 50 ms, no stale window: always ask the platform again. */
 const briefCache = (yaml: string) => yaml.replace('cacheSeconds: 60', 'cacheSeconds: 0.05').replace('staleSeconds: 600', 'staleSeconds: 0').replace('notFoundCacheSeconds: 30', 'notFoundCacheSeconds: 0.05');
 
+/** A PlatformTenants on a fake clock (it must not start at 0: lru-cache reads that as "no TTL"). */
 async function cacheOn(t: Test, answer: Platform['answer'], extra = '', tune = (yaml: string) => yaml) {
   const platform = await startPlatform(answer);
   t.teardown(() => platform.close());
