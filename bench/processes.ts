@@ -14,11 +14,7 @@ export interface Sink {
 }
 
 export async function startSink(): Promise<Sink> {
-  const child = fork(new URL('./sink.js', import.meta.url), { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', (m: { port: number }) => resolve(m.port));
-    child.once('exit', (code) => reject(new Error(`sink exited with ${code}`)));
-  });
+  const { child, port } = await forkListening('./sink.js', []);
   return {
     port,
     cpuSeconds: () => cpuSecondsOf(child.pid ?? 0),
@@ -29,6 +25,28 @@ export async function startSink(): Promise<Sink> {
       }),
     stop: () => endChild(child),
   };
+}
+
+/**
+ * The floor relay (floor-relay.ts) on the sink, its journal in `dir`, with the given library layers. On the
+ * relay's Node and flags (bin/tenant-relay's choice), whatever Node runs the bench: a Node a major version
+ * older costs a third more per message here.
+ */
+export async function startFloorRelay(sinkPort: number, dir: string, layers: readonly string[] = []): Promise<{ port: number; cpuSeconds(): number; stop(): Promise<void> }> {
+  const projectNode = path.resolve('node_modules/.bin/node');
+  const execPath = fs.existsSync(projectNode) ? projectNode : process.execPath;
+  const { child, port } = await forkListening('./floor-relay.js', [String(sinkPort), dir, layers.join(',')], { execPath, execArgv: ['--max-semi-space-size=8'] });
+  return { port, cpuSeconds: () => cpuSecondsOf(child.pid ?? 0), stop: () => endChild(child) };
+}
+
+/** A bench process of this folder, forked (on this Node unless told); it sends { port } once it listens. */
+async function forkListening(script: string, args: string[], node: { execPath?: string; execArgv?: string[] } = {}): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(new URL(script, import.meta.url), args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], ...node });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m: { port: number }) => resolve(m.port));
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
+  });
+  return { child, port };
 }
 
 export interface RelayProcess {

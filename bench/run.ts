@@ -22,9 +22,10 @@ import { suppressionLine, suppressionScenario } from './suppression.js';
 import { runLoad, SmtpSession, type Workload } from './load.js';
 import { phasesScenario, phasesTable } from './phases.js';
 import { postfixInstalled, startPostfix } from './postfix.js';
-import { type RelayProcess, type Sink, startRelayProcess, startSink } from './processes.js';
+import { type RelayProcess, type Sink, startFloorRelay, startRelayProcess, startSink } from './processes.js';
 import { smtpSourceInstalled } from './smtp-source.js';
 import { warmupCurve, warmupTable } from './warmup-curve.js';
+import { floorScenario, floorTable } from './floor.js';
 import { FROM, measureBench, measureSmtpSource, message, type Row, type Target, TO, throughputTable } from './throughput.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -43,8 +44,9 @@ const SETTLE_MS = 500;
 // mail console over a trace of BENCH_TRACE_MESSAGES (1 M); BENCH_ONLY=suppression the suppression check;
 // BENCH_ONLY=phases where one message's time goes at concurrency 1 (bench/phases.ts); BENCH_ONLY=compare
 // this build against BENCH_COMPARE_ROOT's in alternated runs (bench/compare.ts); BENCH_ONLY=warmup a fresh
-// relay's CPU per message as it warms up (bench/warmup-curve.ts).
-const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers', 'metrics', 'console', 'suppression', 'phases', 'compare', 'warmup'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
+// relay's CPU per message as it warms up (bench/warmup-curve.ts); BENCH_ONLY=floor the relay's CPU per
+// message by layer, from the floor relay up (bench/floor.ts).
+const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers', 'metrics', 'console', 'suppression', 'phases', 'compare', 'warmup', 'floor'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
 const SIZES_KB = ONLY ? [Number(ONLY[1])] : [1, 20, 200];
 const CONCURRENCY = ONLY ? [Number(ONLY[2])] : [1, 10, 50];
 const MODES = (ONLY ? [ONLY[0]] : ['passthrough', 'queue']) as ('passthrough' | 'queue')[];
@@ -96,14 +98,22 @@ async function throughput(tmp: string, sink: Sink): Promise<Row[]> {
   const withSmtpSource = smtpSourceInstalled() && process.env.BENCH_SMTP_SOURCE !== '0';
   const relays = new Map<'passthrough' | 'queue', RelayProcess>();
   const dirs: string[] = [];
+  let floor: Awaited<ReturnType<typeof startFloorRelay>> | undefined;
   try {
     for (const mode of MODES) {
       const dir = fs.mkdtempSync(path.join(tmp, `${mode}-`));
       dirs.push(dir);
       relays.set(mode, await startRelayProcess(dir, relayYaml(dir, sink.port, mode)));
     }
+    // Beside queue mode, the least a relay with its guarantees costs in Node here (floor-relay.ts).
+    if (MODES.includes('queue')) {
+      const dir = fs.mkdtempSync(path.join(tmp, 'floor-'));
+      dirs.push(dir);
+      floor = await startFloorRelay(sink.port, dir);
+    }
     const targets: Target[] = [
       { path: 'direct', port: sink.port, cpuSeconds: () => sink.cpuSeconds() },
+      ...(floor ? [{ path: 'floor' as const, port: floor.port, cpuSeconds: floor.cpuSeconds }] : []),
       ...[...relays].map(([mode, relay]) => ({ path: mode, port: relay.port, relay })),
       ...(postfix ? [{ path: 'postfix' as const, port: postfix.port, cpuSeconds: () => postfix.cpuSeconds() }] : []),
     ];
@@ -131,6 +141,7 @@ async function throughput(tmp: string, sink: Sink): Promise<Row[]> {
     }
   } finally {
     for (const relay of relays.values()) await relay.stop();
+    await floor?.stop();
     for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
     postfix?.stop();
   }
@@ -352,6 +363,19 @@ async function main() {
       } finally {
         await relay.stop();
       }
+      return;
+    }
+    if (process.env.BENCH_ONLY === 'floor') {
+      const options = {
+        rounds: Number(process.env.BENCH_FLOOR_ROUNDS ?? 3),
+        sizeKb: Number(process.env.BENCH_FLOOR_KB ?? 1),
+        concurrency: Number(process.env.BENCH_FLOOR_CONC ?? 1),
+        seconds: SECONDS,
+        tmp,
+        startRelay: (dir: string) => startRelayProcess(dir, relayYaml(dir, sink.port, 'queue')),
+        warmUp: (port: number) => warmUp(port, sink),
+      };
+      console.log(floorTable(await floorScenario(sink, options), options));
       return;
     }
     if (process.env.BENCH_ONLY === 'compare') {

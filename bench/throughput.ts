@@ -8,7 +8,7 @@ import { percentile, runLoad, type Workload } from './load.js';
 import type { RelayProcess, Sink } from './processes.js';
 import { runSmtpSource } from './smtp-source.js';
 
-export type Path = 'direct' | 'passthrough' | 'queue' | 'postfix';
+export type Path = 'direct' | 'floor' | 'passthrough' | 'queue' | 'postfix';
 export type Generator = 'bench' | 'smtp-source';
 
 export interface Row {
@@ -137,7 +137,8 @@ export function throughputTable(rows: readonly Row[]): string {
     out.push(
       `${workload === 'per-message' ? 'a new connection per message' : 'sessions reused'}, load from ${generator === 'bench' ? "the bench's client (latency in ms, p50/p99)" : "Postfix's smtp-source"}; delivered msgs/s, and x Postfix`,
     );
-    const paths: Path[] = ['direct', 'passthrough', 'queue', 'postfix'];
+    // The floor relay (floor-relay.ts) runs with queue mode.
+    const paths = (['direct', 'floor', 'passthrough', 'queue', 'postfix'] as Path[]).filter((p) => p !== 'floor' || inGroup.some((r) => r.path === p));
     out.push(`size  conc  ${paths.map((p) => (p === 'direct' || p === 'postfix' ? p.padStart(latency ? 20 : 8) : p.padStart(latency ? 27 : 16))).join('  ')}`);
     const cells = [...new Set(inGroup.map((r) => `${r.sizeKb}|${r.concurrency}`))];
     for (const cell of cells) {
@@ -147,7 +148,7 @@ export function throughputTable(rows: readonly Row[]): string {
       const col = (p: Path) => {
         const r = find(p);
         const lat = latency ? ` ${fmt(r?.p50Ms, 2).padStart(5)}/${fmt(r?.p99Ms, 1).padEnd(5)}` : '';
-        const ratio = p === 'passthrough' || p === 'queue' ? ` ${postfix && r ? `${(r.deliveredPerSec / postfix.deliveredPerSec).toFixed(2)}x` : '-'}`.padStart(7) : '';
+        const ratio = p === 'floor' || p === 'passthrough' || p === 'queue' ? ` ${postfix && r ? `${(r.deliveredPerSec / postfix.deliveredPerSec).toFixed(2)}x` : '-'}`.padStart(7) : '';
         const text = `${fmt(r?.deliveredPerSec)}${ratio}${lat}`;
         return text.padStart(p === 'direct' || p === 'postfix' ? (latency ? 20 : 8) : latency ? 27 : 16);
       };
@@ -164,9 +165,11 @@ export function throughputTable(rows: readonly Row[]): string {
         if (c === undefined) return undefined;
         // The sink's own CPU on the direct path: a bare responder in Node, the floor any Node server pays.
         if (p === 'direct') return `direct (the sink alone) ${fmt(c, 2)}`;
+        // The least a relay with the same guarantees costs in Node here (floor-relay.ts).
+        if (p === 'floor') return `floor relay ${fmt(c, 2)}${postfixCpu ? ` (${(c / postfixCpu).toFixed(2)}x)` : ''}`;
         return `${p} ${fmt(c, 2)}${p !== 'postfix' && postfixCpu ? ` (${(c / postfixCpu).toFixed(2)}x)` : ''}`;
       };
-      out.push(`  ${`${size}K`.padStart(4)}  ${String(conc).padStart(4)}  ${(['direct', 'passthrough', 'queue', 'postfix'] as Path[]).flatMap((p) => part(p) ?? []).join(', ')}`);
+      out.push(`  ${`${size}K`.padStart(4)}  ${String(conc).padStart(4)}  ${paths.flatMap((p) => part(p) ?? []).join(', ')}`);
     }
     out.push('');
   }
