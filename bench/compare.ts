@@ -7,7 +7,7 @@ import path from 'node:path';
 import { median } from './cold-start.js';
 import type { RelayProcess, Sink } from './processes.js';
 import { smtpSourceInstalled } from './smtp-source.js';
-import { measureBench, measureSmtpSource, type Row, type Scenario } from './throughput.js';
+import { measureBench, measureSmtpSource, type Row, type Scenario, smtpSourceCount } from './throughput.js';
 
 export interface CompareOptions {
   readonly otherRoot: string;
@@ -39,7 +39,7 @@ export async function compareScenario(sink: Sink, o: CompareOptions): Promise<Me
           const ours = await measureBench(target, sink, scenario);
           rows.push({ build, ...pick(ours) });
           if (!smtpSourceInstalled()) continue;
-          const count = Math.round(Math.min(50_000, Math.max(100, ours.acceptedPerSec * o.seconds)));
+          const count = smtpSourceCount(ours.acceptedPerSec, o.seconds);
           rows.push({ build, ...pick(await measureSmtpSource(target, sink, scenario, count)) });
         }
       } finally {

@@ -17,6 +17,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { parseConfig } from '../config/load.js';
+import { dotStuff } from '../relay/delivery/dot-stuffing.js';
 import { UpstreamPools } from '../relay/delivery/pools.js';
 import { sendViaSmtp } from '../relay/delivery/smtp.js';
 import { RelaySmtpServer } from '../relay/inbound/smtp-server-seams.js';
@@ -190,11 +191,17 @@ class Upstream {
   }
 }
 
-/** A line starting with a dot gets another on the wire (RFC 5321 4.5.2); the relay keeps the message without them. */
-function dotStuffed(chunks: readonly Buffer[]): readonly Buffer[] {
-  return hasDotLine(chunks) ? [Buffer.from(Buffer.concat(chunks).toString('latin1').replace(/(^|\n)\./g, '$1..'), 'latin1')] : chunks;
+/** The message as it goes between 354 and the final dot: the relay's own dot-stuffing, chunk by chunk. */
+function dotStuffed(chunks: readonly Buffer[]): Buffer[] {
+  let last: number | false = false;
+  return chunks.map((chunk) => {
+    const out = dotStuff(chunk, last);
+    if (chunk.length > 0) last = chunk[chunk.length - 1] as number;
+    return out;
+  });
 }
 
+/** A line starting with a dot came with another (RFC 5321 4.5.2); the relay keeps the message without them. */
 function dotUnstuffed(chunks: readonly Buffer[]): readonly Buffer[] {
   return hasDotLine(chunks) ? [Buffer.from(Buffer.concat(chunks).toString('latin1').replace(/(^|\n)\.\./g, '$1.'), 'latin1')] : chunks;
 }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { median } from './cold-start.js';
 import { type RelayProcess, type Sink, startFloorRelay } from './processes.js';
 import { smtpSourceInstalled } from './smtp-source.js';
-import { type Generator, measureBench, measureSmtpSource, type Scenario, type Target } from './throughput.js';
+import { type Generator, measureBench, measureSmtpSource, type Scenario, smtpSourceCount, type Target } from './throughput.js';
 
 export interface FloorOptions {
   readonly rounds: number;
@@ -48,7 +48,7 @@ export async function floorScenario(sink: Sink, o: FloorOptions): Promise<Measur
         const scenario: Scenario = { workload: 'per-message', sizeKb: o.sizeKb, concurrency: o.concurrency, seconds: o.seconds, settleMs: 300 };
         const ours = await measureBench(target, sink, scenario);
         const runs = [ours];
-        if (smtpSourceInstalled()) runs.push(await measureSmtpSource(target, sink, scenario, Math.round(Math.min(50_000, Math.max(100, ours.acceptedPerSec * o.seconds)))));
+        if (smtpSourceInstalled()) runs.push(await measureSmtpSource(target, sink, scenario, smtpSourceCount(ours.acceptedPerSec, o.seconds)));
         for (const r of runs) rows.push({ step: step.name, generator: r.generator, cpuMsPerMessage: r.cpuMsPerMessage ?? Number.NaN, deliveredPerSec: r.deliveredPerSec });
       } finally {
         await server.stop();

@@ -26,7 +26,7 @@ import { type RelayProcess, type Sink, startFloorRelay, startRelayProcess, start
 import { smtpSourceInstalled } from './smtp-source.js';
 import { warmupCurve, warmupTable } from './warmup-curve.js';
 import { floorScenario, floorTable } from './floor.js';
-import { FROM, measureBench, measureSmtpSource, message, type Row, type Target, TO, throughputTable } from './throughput.js';
+import { FROM, measureBench, measureSmtpSource, message, type Row, type Target, smtpSourceCount, TO, throughputTable } from './throughput.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 // A relay runs for days; one that has just started runs unoptimized code (at concurrency 1 that alone
@@ -130,8 +130,7 @@ async function throughput(tmp: string, sink: Sink): Promise<Row[]> {
           if (!withSmtpSource || !SMTP_SOURCE_SIZES_KB.includes(sizeKb)) continue;
           const theirs: Row[] = [];
           for (const [i, target] of targets.entries()) {
-            // As many messages as our client managed in the same time on this path, within bounds.
-            const count = Math.round(Math.min(50_000, Math.max(100, (ours[i]?.acceptedPerSec ?? 100) * SECONDS)));
+            const count = smtpSourceCount(ours[i]?.acceptedPerSec ?? 100, SECONDS);
             theirs.push(await measureSmtpSource(target, sink, scenario, count));
           }
           rows.push(...theirs);
@@ -170,7 +169,7 @@ async function workersScaling(tmp: string, sink: Sink): Promise<Row[]> {
       for (const { workload, concurrency } of loads) {
         const scenario = { workload, sizeKb: 1, concurrency, seconds: SECONDS, settleMs: SETTLE_MS };
         const ours = await measureBench(target, sink, scenario);
-        const count = Math.round(Math.min(50_000, Math.max(100, ours.acceptedPerSec * SECONDS)));
+        const count = smtpSourceCount(ours.acceptedPerSec, SECONDS);
         const theirs = smtpSourceInstalled() ? [await measureSmtpSource(target, sink, scenario, count)] : [];
         for (const row of [ours, ...theirs]) rows.push({ ...row, workers });
         process.stderr.write(`  workers ${workers}, ${workload} 1 KB x ${concurrency}: ${[ours, ...theirs].map((r) => `${r.generator} ${fmt(r.deliveredPerSec)}/s`).join(', ')}\n`);

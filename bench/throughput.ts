@@ -97,7 +97,12 @@ export async function measureBench(target: Target, sink: Sink, s: Scenario): Pro
   };
 }
 
-/** Postfix's smtp-source, `count` messages (sized by the caller to last about `seconds`). */
+/** How many messages smtp-source sends: as many as our client managed in the same time on that path, within bounds. */
+export function smtpSourceCount(acceptedPerSec: number, seconds: number): number {
+  return Math.round(Math.min(50_000, Math.max(100, acceptedPerSec * seconds)));
+}
+
+/** Postfix's smtp-source, `count` messages (smtpSourceCount: sized to last about `seconds`). */
 export async function measureSmtpSource(target: Target, sink: Sink, s: Scenario, count: number): Promise<Row> {
   await sleep(s.settleMs);
   target.relay?.resetPeak();
@@ -165,8 +170,6 @@ export function throughputTable(rows: readonly Row[]): string {
         if (c === undefined) return undefined;
         // The sink's own CPU on the direct path: a bare responder in Node, the floor any Node server pays.
         if (p === 'direct') return `direct (the sink alone) ${fmt(c, 2)}`;
-        // The least a relay with the same guarantees costs in Node here (floor-relay.ts).
-        if (p === 'floor') return `floor relay ${fmt(c, 2)}${postfixCpu ? ` (${(c / postfixCpu).toFixed(2)}x)` : ''}`;
         return `${p} ${fmt(c, 2)}${p !== 'postfix' && postfixCpu ? ` (${(c / postfixCpu).toFixed(2)}x)` : ''}`;
       };
       out.push(`  ${`${size}K`.padStart(4)}  ${String(conc).padStart(4)}  ${paths.flatMap((p) => part(p) ?? []).join(', ')}`);
