@@ -8,6 +8,7 @@
 import type { DeliveryEventType } from '../../config/types.js';
 import { formatReply, Replies } from '../errors.js';
 import { newNonce } from '../ids.js';
+import { isoTime } from '../iso-time.js';
 import type { Accepted, Attempted, Handled, Held, MessageFacts, Reported } from '../observe/outcomes.js';
 import type { DeliveryMode, RecipientOutcome, UpstreamReply } from '../types.js';
 
@@ -41,8 +42,6 @@ export interface DeliveryEvent {
   readonly dsn: boolean;
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
-
 /** `accepted`, one per recipient: queue mode only (pass-through has accepted nothing until the upstream has). */
 export function acceptedEvents(e: Accepted): DeliveryEvent[] {
   if (e.message.mode !== 'queue') return [];
@@ -71,7 +70,7 @@ export function heldEvents(e: Held): DeliveryEvent[] {
     attempt: 0,
     reply: formatReply(Replies.heldByLimit(e.reason)),
     upstreamReply: null,
-    nextAttemptAt: iso(e.until),
+    nextAttemptAt: isoTime(e.until),
   }));
 }
 
@@ -126,20 +125,20 @@ export function attemptEvents(e: Attempted): DeliveryEvent[] {
     attempt: e.attempt,
     reply: formatReply(o.reply),
     upstreamReply: o.upstreamReply ?? null,
-    nextAttemptAt: o.status === 'temp' && e.nextAttemptAt !== undefined ? iso(e.nextAttemptAt) : null,
+    nextAttemptAt: o.status === 'temp' && e.nextAttemptAt !== undefined ? isoTime(e.nextAttemptAt) : null,
   }));
 }
 
 /** What every event of a message's life says about the message itself, at `at`. */
 function ofMessage(m: MessageFacts, at: number) {
   return {
-    time: iso(at),
+    time: isoTime(at),
     queueId: m.id,
     messageId: m.messageId ?? null,
     tenant: m.tenant,
     mode: m.mode,
     from: m.mailFrom,
-    acceptedAt: iso(m.acceptedAt),
+    acceptedAt: isoTime(m.acceptedAt),
     dsn: m.dsn === true,
   };
 }
