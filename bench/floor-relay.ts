@@ -10,8 +10,8 @@
 //
 // `layers` puts back the relay's libraries one at a time, as the relay uses them, to show what each costs
 // over the floor (bench/floor.ts): `smtp-server` receives with RelaySmtpServer (smtp-server and the
-// relay's seams) instead of the bare parser below; `nodemailer` sends with the relay's own sendViaSmtp
-// (its pool, seams and result classification) instead of the bare client.
+// relay's seams) instead of the bare parser below; `client` sends with the relay's own sendViaSmtp
+// (its SMTP client and pool, and the result's classification) instead of the bare client.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -80,9 +80,9 @@ const queue: Job[] = [];
 const idle: Upstream[] = [];
 let upstreams = 0;
 
-const dispatch = layers.has('nodemailer') ? relayClientDispatch() : bareClientDispatch;
+const dispatch = layers.has('client') ? relayClientDispatch() : bareClientDispatch;
 
-/** Through the relay's delivery code: its nodemailer pool for the upstream, at most 100 sends at once (as the bench's relay). */
+/** Through the relay's delivery code: its SMTP client's pool for the upstream, at most 100 sends at once (as the bench's relay). */
 function relayClientDispatch(): () => void {
   const upstream = parseConfig(`smarthost: { host: 127.0.0.1, port: ${sinkPort}, tls: none, maxConnections: ${MAX_UPSTREAM_CONNECTIONS} }\n`, 'floor.yaml', {}).smarthost;
   if (upstream.kind !== 'smtp') throw new Error('the floor relay needs an SMTP upstream');

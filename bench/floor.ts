@@ -24,8 +24,8 @@ export interface FloorOptions {
 const STEPS = [
   { name: 'floor (node:net, node:fs)', layers: [] },
   { name: '+ smtp-server (inbound)', layers: ['smtp-server'] },
-  { name: '+ nodemailer (upstream)', layers: ['nodemailer'] },
-  { name: '+ both', layers: ['smtp-server', 'nodemailer'] },
+  { name: "+ the relay's SMTP client (upstream)", layers: ['client'] },
+  { name: '+ both', layers: ['smtp-server', 'client'] },
   { name: 'the relay (queue mode)', layers: undefined },
 ] as const;
 

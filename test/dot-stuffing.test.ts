@@ -1,15 +1,20 @@
 // The stuffing of a message on its way to an upstream is byte for byte nodemailer's own (its DataStream,
 // which the relay's faster one stands in for): dots at line starts doubled, bare CR and bare LF made CRLF,
 // whatever the chunk boundaries.
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable, type Transform } from 'node:stream';
+import type { Transform } from 'node:stream';
 import t from 'tap';
+import type { SmtpUpstream } from '../config/types.js';
 import { dotStuff } from '../relay/delivery/dot-stuffing.js';
-import { withFastStuffing } from '../relay/delivery/nodemailer-seams.js';
+import { UpstreamPools } from '../relay/delivery/pools.js';
+import { sendViaSmtp } from '../relay/delivery/smtp.js';
 import { fixedRandom, randomChunks } from './helpers/random.js';
 
-// nodemailer does not export DataStream: loaded from its file, as the seam's start check does.
+// nodemailer does not export DataStream: loaded from its file, as the reference the relay's stuffing is held to.
 const require = createRequire(import.meta.url);
 const DataStream = require(path.join(path.dirname(require.resolve('nodemailer/package.json')), 'dist/cjs/smtp-connection/data-stream.js')) as {
   default?: new () => Transform;
@@ -80,37 +85,92 @@ t.test('a chunk with nothing to change is passed on as it is, not copied', async
   t.equal(dotStuff(b, false), b);
 });
 
-t.test("the DataStream our message is piped into stuffs with dotStuff, and sends what nodemailer's would", async (t) => {
-  const message = Buffer.from('Subject: x\r\n\r\n.leading dot\r\nline\r\n..two\r\n');
-  const fast = new StockDataStream();
-  const out: Buffer[] = [];
-  fast.on('data', (c: Buffer) => out.push(c));
-  const ended = new Promise((r) => fast.on('end', r));
-  withFastStuffing(Readable.from([message])).pipe(fast);
-  await ended;
-  t.ok(Object.hasOwn(fast, '_transform'), 'this one stream has the faster transform');
-  t.notOk(Object.hasOwn(new StockDataStream(), '_transform'), 'DataStream itself is unchanged');
-  t.same(Buffer.concat(out), await stock([message]));
-});
+/**
+ * A bare upstream that keeps what it read between its 354 and the final dot, chunk by chunk as the reads
+ * came (the relay's writes, on loopback), with the dot.
+ */
+async function startCapturingUpstream(): Promise<{ port: number; messages: Buffer[][]; close(): Promise<void> }> {
+  const messages: Buffer[][] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    let data: Buffer[] | undefined;
+    let commands = '';
+    socket.write('220 capture.test ESMTP\r\n');
+    socket.on('data', (chunk: Buffer) => {
+      if (data) {
+        data.push(chunk);
+        if (Buffer.concat(data).subarray(-5).toString('latin1') !== '\r\n.\r\n' && !(Buffer.concat(data).toString('latin1') === '.\r\n')) return;
+        messages.push(data);
+        data = undefined;
+        socket.write('250 2.0.0 taken\r\n');
+        return;
+      }
+      commands += chunk.toString('latin1');
+      for (let eol = commands.indexOf('\r\n'); eol !== -1; eol = commands.indexOf('\r\n')) {
+        const line = commands.slice(0, eol).toUpperCase();
+        commands = commands.slice(eol + 2);
+        if (line.startsWith('EHLO')) socket.write('250-capture.test\r\n250 PIPELINING\r\n');
+        else if (line === 'DATA') {
+          data = [];
+          socket.write('354 go ahead\r\n');
+        } else if (line === 'QUIT') socket.end('221 bye\r\n');
+        else socket.write('250 ok\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    messages,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
 
-t.test('a destination that is not a fresh DataStream is piped to as it is', async (t) => {
-  const other = new PassThrough();
-  withFastStuffing(Readable.from([Buffer.from('x')])).pipe(other);
-  t.notOk(Object.hasOwn(other, '_transform'));
-});
+const upstreamAt = (port: number): SmtpUpstream => ({ kind: 'smtp', owner: 'platform', name: 'capture', host: '127.0.0.1', port, tls: 'none', allowInsecureAuth: false, timeoutMs: 5000, connectTimeoutMs: 2000, maxConnections: 1 });
+const envelope = { mailFrom: 'a@example.com', rcptTo: ['b@example.com'] };
 
-t.test("a small message's last bytes and the final dot leave as one chunk: one write to the upstream, not two", async (t) => {
+t.test("the upstream gets DataStream's bytes, and a small message's last bytes with the final dot in one write", async (t) => {
+  const up = await startCapturingUpstream();
+  const pools = new UpstreamPools('relay.test');
+  t.teardown(async () => {
+    pools.close();
+    await up.close();
+  });
   const large = Buffer.from(`Subject: x\r\n\r\n${'a line of text\r\n'.repeat(2000)}`);
-  for (const chunks of [[Buffer.from('Subject: x\r\n\r\nhello\r\n')], [Buffer.from('Subject: x\r\n\r\n'), Buffer.from('.a\r\n'), Buffer.from('no line end')], [], [large]]) {
-    const fast = new StockDataStream();
-    const out: Buffer[] = [];
-    fast.on('data', (c: Buffer) => out.push(c));
-    const ended = new Promise((r) => fast.on('end', r));
-    withFastStuffing(Readable.from(chunks)).pipe(fast);
-    await ended;
-    if (chunks[0] === large) t.equal(out.length, 2, 'a large last chunk is not copied to join the dot: it goes on its own');
-    else t.equal(out.length, Math.max(1, chunks.length), `${chunks.length} chunks in, as many out, the dot with the last`);
-    t.same(Buffer.concat(out), await stock(chunks));
-    t.equal((fast as unknown as { outByteCount: number }).outByteCount, Buffer.concat(out).length, 'the byte count nodemailer logs is still right');
+  const messages: Buffer[][] = [[Buffer.from('Subject: x\r\n\r\nhello\r\n')], [Buffer.from('Subject: x\r\n\r\n'), Buffer.from('.a\r\n'), Buffer.from('no line end')], [Buffer.from('Subject: x\r\n\r\n.\r\n..\r\n')], [large]];
+  for (const parts of messages) {
+    const result = await sendViaSmtp(pools, upstreamAt(up.port), envelope, parts);
+    t.equal(result.outcomes[0]?.status, 'sent');
   }
+  t.equal(up.messages.length, messages.length);
+  for (const [i, parts] of messages.entries()) {
+    const got = up.messages[i] ?? [];
+    t.same(Buffer.concat(got), await stock(parts), `message ${i + 1}: the bytes DataStream would send`);
+    // One part is a message of up to 64 KB (message-bytes.ts joins smaller ones).
+    if (parts.length === 1 && parts[0] !== large) t.equal(got.length, 1, `message ${i + 1}: one write, the dot with the last bytes`);
+  }
+});
+
+t.test('a message read from its spool file (a header prefix in front) gets the same bytes', async (t) => {
+  const up = await startCapturingUpstream();
+  const pools = new UpstreamPools('relay.test');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-stuffing-'));
+  t.teardown(async () => {
+    pools.close();
+    await up.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const file = path.join(dir, 'm.eml');
+  const body = Buffer.from(`Subject: x\r\n\r\n${'.dot first\r\nplain\r\n'.repeat(5000)}`);
+  fs.writeFileSync(file, body);
+  const prefix = Buffer.from('X-Prefix: 1\r\n');
+  const result = await sendViaSmtp(pools, upstreamAt(up.port), envelope, { path: file, prefix });
+  t.equal(result.outcomes[0]?.status, 'sent');
+  t.same(Buffer.concat(up.messages[0] ?? []), await stock([prefix, body]));
 });

@@ -1,11 +1,10 @@
 // What an upstream says in EHLO, asked for only when a message needs it (an 8-bit body, a UTF-8
-// address): nodemailer would send either to a server that never offered 8BITMIME or SMTPUTF8, and the
-// message would arrive mangled. Answers are kept for ten minutes per upstream settings.
+// address): a message the upstream never offered 8BITMIME or SMTPUTF8 for would arrive mangled, so it is
+// refused instead (deliver.ts). Answers are kept for ten minutes per upstream settings.
 import { LRUCache } from 'lru-cache';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SmtpUpstream } from '../../config/types.js';
-import { offeredExtensions } from './nodemailer-seams.js';
-import { transportOptions } from './pools.js';
+import { probeOptions } from './pools.js';
+import { SmtpClientConnection } from './smtp-client.js';
 
 export class UpstreamCapabilities {
   readonly #heloName: string;
@@ -16,7 +15,7 @@ export class UpstreamCapabilities {
   }
 
   get(upstream: SmtpUpstream): Promise<ReadonlySet<string>> {
-    const { pool: _pool, maxConnections: _max, maxMessages: _msgs, ...options } = transportOptions(upstream, this.#heloName);
+    const options = probeOptions(upstream, this.#heloName);
     const key = JSON.stringify(options);
     let answer = this.#cache.get(key);
     if (!answer) {
@@ -29,14 +28,10 @@ export class UpstreamCapabilities {
   }
 }
 
-function probe(options: ConstructorParameters<typeof SMTPConnection>[0]): Promise<ReadonlySet<string>> {
-  return new Promise((resolve, reject) => {
-    const connection = new SMTPConnection(options);
-    connection.once('error', reject);
-    // connect() ends after EHLO, and after STARTTLS and the second EHLO when TLS is required.
-    connection.connect(() => {
-      resolve(offeredExtensions(connection));
-      connection.quit();
-    });
-  });
+/** Connects (EHLO, and after STARTTLS the second EHLO when TLS is required), reads the offer, says QUIT. */
+async function probe(options: Parameters<typeof SmtpClientConnection.open>[0]): Promise<ReadonlySet<string>> {
+  const connection = await SmtpClientConnection.open(options);
+  const offered = connection.extensions;
+  connection.quit();
+  return offered;
 }

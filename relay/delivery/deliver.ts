@@ -57,7 +57,7 @@ export async function deliver(
     if (utf8Envelope && !extensions.has('SMTPUTF8')) return all(Replies.upstreamNoSmtpUtf8(upstream.name), 'perm');
   }
   const source = message.headerPrefix ? withPrefix(message.source, message.headerPrefix) : message.source;
-  return sendViaSmtp(upstreams.pools, target, envelope, source);
+  return sendViaSmtp(upstreams.pools, target, envelope, source, message.eightBit);
 }
 
 function withPrefix(source: MessageSource, prefix: Buffer): MessageSource {

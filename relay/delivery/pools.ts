@@ -1,19 +1,103 @@
-// One pooled nodemailer transport per distinct upstream settings, so connections are reused across
-// messages and tenants that share an upstream share its pool. Evicting a pool closes it.
+// One connection pool per distinct upstream settings, so connections are reused across messages and
+// tenants that share an upstream share its pool. Evicting a pool closes it.
 import { LRUCache } from 'lru-cache';
-import nodemailer from 'nodemailer';
 import type { SMTPPoolOptions } from 'nodemailer/lib/smtp-pool';
 import type { SmtpUpstream } from '../../config/types.js';
-import type { PooledTransport } from './nodemailer-seams.js';
+import { type ClientOptions, SmtpClientConnection } from './smtp-client.js';
 
 /** Where an OAuth2 upstream's pool gets its access tokens (`renew`: the server refused the last one). */
 export type TokenSource = (upstream: SmtpUpstream, renew: boolean) => Promise<{ readonly accessToken: string; readonly expiresAt: number }>;
 
 const noTokens: TokenSource = () => Promise.reject(new Error('no token source for OAuth2 upstreams'));
 
+/** Reconnecting costs a handshake (a TLS one, often): a connection carries many messages, as Postfix's do. */
+const MESSAGES_PER_CONNECTION = 1000;
+
+/**
+ * Up to maxConnections connections to one upstream. A message takes an idle one, or opens one while
+ * under the limit, or waits for one to come back. A connection that failed is closed, never handed on
+ * (smtp-client.ts ends one whose transaction did not end cleanly).
+ */
+export class ConnectionPool {
+  readonly #options: ClientOptions;
+  readonly #max: number;
+  readonly #idle: SmtpClientConnection[] = [];
+  readonly #waiting: ((c: SmtpClientConnection | undefined) => void)[] = [];
+  #open = 0;
+  #closed = false;
+
+  constructor(options: ClientOptions, maxConnections: number) {
+    this.#options = options;
+    this.#max = Math.max(1, maxConnections);
+  }
+
+  /** Runs one transaction on a connection of the pool; the connection goes back unless it failed. */
+  async run<T>(fn: (c: SmtpClientConnection) => Promise<T>): Promise<T> {
+    const c = await this.#acquire();
+    try {
+      return await fn(c);
+    } finally {
+      this.#release(c);
+    }
+  }
+
+  /** Closes the idle connections now, and the others as their transactions end. */
+  close(): void {
+    this.#closed = true;
+    for (const c of this.#idle.splice(0)) this.#drop(c);
+    for (const w of this.#waiting.splice(0)) w(undefined);
+  }
+
+  async #acquire(): Promise<SmtpClientConnection> {
+    for (;;) {
+      if (this.#closed) throw new Error('the upstream pool is closed');
+      const idle = this.#idle.pop();
+      if (idle) {
+        if (idle.usable) return idle;
+        this.#drop(idle);
+        continue;
+      }
+      if (this.#open < this.#max) {
+        this.#open++;
+        try {
+          return await SmtpClientConnection.open(this.#options);
+        } catch (err) {
+          this.#open--;
+          this.#wakeOne();
+          throw err;
+        }
+      }
+      const handed = await new Promise<SmtpClientConnection | undefined>((resolve) => this.#waiting.push(resolve));
+      if (handed) return handed;
+    }
+  }
+
+  #release(c: SmtpClientConnection): void {
+    if (!c.usable || this.#closed || c.sent >= MESSAGES_PER_CONNECTION) {
+      this.#drop(c);
+      this.#wakeOne();
+      return;
+    }
+    const waiter = this.#waiting.shift();
+    if (waiter) return waiter(c);
+    this.#idle.push(c);
+    // An idle connection the server closes (or times out) is dropped when it is next taken.
+  }
+
+  /** A waiter, if any, may now open a connection of its own. */
+  #wakeOne(): void {
+    this.#waiting.shift()?.(undefined);
+  }
+
+  #drop(c: SmtpClientConnection): void {
+    this.#open--;
+    c.quit();
+  }
+}
+
 export class UpstreamPools {
   readonly #heloName: string;
-  readonly #pools: LRUCache<string, PooledTransport>;
+  readonly #pools: LRUCache<string, ConnectionPool>;
   /** Upstream objects are frozen per snapshot: their key is computed once, not per message. */
   readonly #keys = new WeakMap<SmtpUpstream, string>();
   readonly tokens: TokenSource;
@@ -21,14 +105,14 @@ export class UpstreamPools {
   constructor(heloName: string, tokens: TokenSource = noTokens, maxPools = 1000) {
     this.#heloName = heloName;
     this.tokens = tokens;
-    this.#pools = new LRUCache<string, PooledTransport>({
+    this.#pools = new LRUCache<string, ConnectionPool>({
       max: maxPools,
       // In-flight sends on a closed pool still finish; only idle connections go at once.
-      dispose: (transport) => transport.close(),
+      dispose: (pool) => pool.close(),
     });
   }
 
-  get(upstream: SmtpUpstream): PooledTransport {
+  get(upstream: SmtpUpstream): ConnectionPool {
     // The key is the settings themselves: a changed password, client secret or port is a new pool, never a
     // reused one. (In memory only; it is never logged.)
     let key = this.#keys.get(upstream);
@@ -36,12 +120,12 @@ export class UpstreamPools {
       key = poolKey(upstream, this.#heloName);
       this.#keys.set(upstream, key);
     }
-    let transport = this.#pools.get(key);
-    if (!transport) {
-      transport = nodemailer.createTransport(transportOptions(upstream, this.#heloName, this.tokens));
-      this.#pools.set(key, transport);
+    let pool = this.#pools.get(key);
+    if (!pool) {
+      pool = new ConnectionPool(clientOptions(upstream, this.#heloName, this.tokens), upstream.maxConnections);
+      this.#pools.set(key, pool);
     }
-    return transport;
+    return pool;
   }
 
   get size(): number {
@@ -64,6 +148,29 @@ export class UpstreamPools {
   close(): void {
     this.#pools.clear();
   }
+}
+
+/** What a connection that only asks what the upstream offers is opened with: no login. */
+export function probeOptions(u: SmtpUpstream, heloName: string): ClientOptions {
+  const { auth: _auth, ...options } = clientOptions(u, heloName, noTokens);
+  return options;
+}
+
+/** What a connection to this upstream is opened with. */
+function clientOptions(u: SmtpUpstream, heloName: string, tokens: TokenSource): ClientOptions {
+  const auth = u.auth;
+  const { tls } = transportOptions(u, heloName);
+  return {
+    host: u.host,
+    port: u.port,
+    heloName,
+    tls: u.tls,
+    tlsOptions: tls ?? {},
+    ...(auth?.kind === 'password' ? { auth: { kind: 'password', user: auth.user, pass: auth.pass } } : {}),
+    ...(auth?.kind === 'oauth2' ? { auth: { kind: 'oauth2', user: auth.user, token: (renew: boolean) => tokens(u, renew).then((t) => t.accessToken) } } : {}),
+    connectTimeoutMs: u.connectTimeoutMs,
+    socketTimeoutMs: u.timeoutMs,
+  };
 }
 
 /** A connection logged in with credentials belongs to their owner: the tenant is part of the key. */

@@ -1,28 +1,29 @@
 // Hands one message to an SMTP upstream through its pool, under a deadline, and reports per recipient.
 import { createReadStream } from 'node:fs';
-import { pipeline, Readable, Transform } from 'node:stream';
+import { pipeline, type Readable, Transform } from 'node:stream';
 import type { SmtpUpstream } from '../../config/types.js';
 import { releaseChunks } from '../ops/memory.js';
 import type { DeliveryResult, Envelope, MessageSource, RecipientOutcome } from '../types.js';
 import { isInMemory, partsOf } from '../message-bytes.js';
 import { outcomesFromError, outcomesFromInfo } from './classify.js';
-import { sendThroughPool } from './nodemailer-seams.js';
+import { type OutgoingBody, type SmtpClientConnection, UpstreamError } from './smtp-client.js';
 import type { UpstreamPools } from './pools.js';
 
-export async function sendViaSmtp(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource): Promise<DeliveryResult> {
+/** `eightBit`: a byte of the message is over 127 (declared as BODY=8BITMIME to a server that offers it). */
+export async function sendViaSmtp(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource, eightBit = false): Promise<DeliveryResult> {
   const most = upstream.recipientsPerMessage;
-  if (most === undefined || envelope.rcptTo.length <= most) return sendTransaction(pools, upstream, envelope, message);
+  if (most === undefined || envelope.rcptTo.length <= most) return sendTransaction(pools, upstream, envelope, message, eightBit);
   // Past the server's recipients per message (Microsoft 365's 500) it refuses the rest: several
   // transactions instead, one after another, each reported per recipient like one.
   const outcomes: RecipientOutcome[] = [];
   for (let i = 0; i < envelope.rcptTo.length; i += most) {
-    const part = await sendTransaction(pools, upstream, { mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo.slice(i, i + most) }, message);
+    const part = await sendTransaction(pools, upstream, { mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo.slice(i, i + most) }, message, eightBit);
     outcomes.push(...part.outcomes);
   }
   return { upstream: upstream.name, outcomes };
 }
 
-async function sendTransaction(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource): Promise<DeliveryResult> {
+async function sendTransaction(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource, eightBit: boolean): Promise<DeliveryResult> {
   if (upstream.auth?.kind === 'oauth2') {
     // The token first (from the cache, almost always), before any connection: a slow or refusing token
     // endpoint is then reported as itself, not as the upstream's idle timeout while the relay waited at AUTH.
@@ -32,27 +33,44 @@ async function sendTransaction(pools: UpstreamPools, upstream: SmtpUpstream, env
     );
     if (failed) return { upstream: upstream.name, outcomes: outcomesFromError(upstream.name, envelope.rcptTo, failed) };
   }
-  const first = await sendOnce(pools, upstream, envelope, message);
-  // Microsoft 365 answers an expired or revoked token with a plain 535 (no 334 challenge), and nodemailer
-  // then gives up without asking for another: drop the token and try once more, on a new connection.
+  const first = await sendOnce(pools, upstream, envelope, message, eightBit);
+  // Microsoft 365 answers an expired or revoked token with a plain 535 (no 334 challenge, which the login
+  // would renew by itself): drop the token and try once more, on a new connection.
   if (upstream.auth?.kind === 'oauth2' && first.authRefused) {
     await pools.tokens(upstream, true).catch(() => undefined);
-    return (await sendOnce(pools, upstream, envelope, message)).result;
+    return (await sendOnce(pools, upstream, envelope, message, eightBit)).result;
   }
   return first.result;
 }
 
-async function sendOnce(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource): Promise<{ result: DeliveryResult; authRefused: boolean }> {
-  const transport = pools.get(upstream);
-  // socketTimeout only covers silence; this bounds the whole send, however slowly the upstream drips.
-  const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(new Error(`no answer within ${upstream.timeoutMs} ms`)), upstream.timeoutMs);
+async function sendOnce(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource, eightBit: boolean): Promise<{ result: DeliveryResult; authRefused: boolean }> {
+  const pool = pools.get(upstream);
+  // The socket's timeout only covers silence; this bounds the whole send, however slowly the upstream drips.
+  let timer: NodeJS.Timeout | undefined;
+  let connection: SmtpClientConnection | undefined;
+  let late: UpstreamError | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      late = new UpstreamError(`no answer within ${upstream.timeoutMs} ms`, 'ETIMEDOUT');
+      connection?.destroy(late);
+      reject(late);
+    }, upstream.timeoutMs);
+  });
   // Whether a try handed the whole message over: a failure after that may have left it with the upstream.
   let streamed = false;
   try {
-    const info = await sendThroughPool(transport, envelope, () => streamOf(message), deadline.signal, () => {
-      streamed = true;
-    });
+    const info = await Promise.race([
+      pool.run((c) => {
+        // A connection that came after the deadline (waited for, or slow to open) carries nothing: the
+        // message was already reported as not sent.
+        if (late) throw late;
+        connection = c;
+        return c.send(envelope, { bytes: bodyOf(message), eightBit }, () => {
+          streamed = true;
+        });
+      }),
+      deadline,
+    ]);
     return { result: { upstream: upstream.name, outcomes: outcomesFromInfo(upstream.name, envelope.rcptTo, info) }, authRefused: false };
   } catch (err) {
     const e = err as Error & { code?: string; originalCode?: string; responseCode?: number };
@@ -63,22 +81,17 @@ async function sendOnce(pools: UpstreamPools, upstream: SmtpUpstream, envelope: 
   }
 }
 
-/** A fresh stream of the message for each try: its bytes or a file, never a one-shot stream. */
-function streamOf(source: MessageSource): Readable {
-  if (isInMemory(source)) {
-    // A Readable of the parts, not a PassThrough written to: a Duplex costs four times as much to set up
-    // (about 7 us against 2 here), and this is once a message.
-    const parts = partsOf(source);
-    return new Readable({
-      read() {
-        for (const part of parts) this.push(part);
-        this.push(null);
-      },
-    });
-  }
-  const stream = countedFileStream(source.path);
-  if (source.prefix) stream.unshift(source.prefix);
-  return stream;
+/**
+ * The message's bytes for one try: its parts in memory, or a fresh read of its file, opened only once
+ * the upstream said 354 (a refused envelope leaves no file open).
+ */
+function bodyOf(source: MessageSource): OutgoingBody['bytes'] {
+  if (isInMemory(source)) return partsOf(source);
+  return () => {
+    const stream = countedFileStream(source.path);
+    if (source.prefix) stream.unshift(source.prefix);
+    return stream;
+  };
 }
 
 /** A file's bytes as a stream whose chunks are counted toward releasing them (see ops/memory.ts). */
@@ -89,7 +102,7 @@ function countedFileStream(file: string): Readable {
       done(null, chunk);
     },
   });
-  // pipeline, not pipe: a read error must reach the pool as an error on the stream it reads.
+  // pipeline, not pipe: a read error must reach the client as an error of the stream it reads.
   pipeline(createReadStream(file), counted, () => {});
   return counted;
 }

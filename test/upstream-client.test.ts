@@ -1,0 +1,244 @@
+// The relay's SMTP client on the wire (relay/delivery/smtp-client.ts, pools.ts): what it writes to an
+// upstream, and what it does when an upstream (or someone on the path) says what it should not.
+// Upstreams here are bare scripted servers on loopback sockets, so every byte each side wrote is seen.
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import type { SmtpUpstream } from '../config/types.js';
+import { UpstreamPools } from '../relay/delivery/pools.js';
+import { sendViaSmtp } from '../relay/delivery/smtp.js';
+
+interface Session {
+  /** What the client sent in command mode, chunk by chunk as it was read. */
+  readonly commandChunks: string[];
+  readonly lines: string[];
+  /** Each message's bytes between the 354 and the final dot (excluded). */
+  readonly messages: string[];
+  readonly socket: net.Socket;
+}
+
+interface Script {
+  /** The EHLO keywords after the first line. */
+  readonly ehlo?: readonly string[];
+  /** Answers a command line itself (true) instead of the default (250, 354 for DATA, 221 for QUIT). */
+  readonly onLine?: (line: string, session: Session) => boolean;
+  /** After each message's 250. */
+  readonly afterMessage?: (session: Session) => void;
+  /** Milliseconds before the greeting. */
+  readonly greetingDelayMs?: number;
+}
+
+async function startScripted(script: Script = {}): Promise<{ port: number; sessions: Session[]; close(): Promise<void> }> {
+  const sessions: Session[] = [];
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    const session: Session = { commandChunks: [], lines: [], messages: [], socket };
+    sessions.push(session);
+    let buffer = '';
+    let data: string | undefined;
+    setTimeout(() => socket.writable && socket.write('220 scripted.test ESMTP\r\n'), script.greetingDelayMs ?? 0);
+    socket.on('data', (chunk: Buffer) => {
+      const text = chunk.toString('latin1');
+      if (data === undefined) session.commandChunks.push(text);
+      buffer += text;
+      for (;;) {
+        if (data !== undefined) {
+          const end = `\r\n${buffer}`.indexOf('\r\n.\r\n');
+          if (end === -1) return;
+          session.messages.push(buffer.slice(0, Math.max(0, end)));
+          buffer = buffer.slice(end + 3);
+          data = undefined;
+          socket.write('250 2.0.0 taken\r\n');
+          script.afterMessage?.(session);
+          continue;
+        }
+        const eol = buffer.indexOf('\r\n');
+        if (eol === -1) return;
+        const line = buffer.slice(0, eol);
+        buffer = buffer.slice(eol + 2);
+        session.lines.push(line);
+        if (script.onLine?.(line, session)) continue;
+        const verb = line.split(' ')[0]?.toUpperCase();
+        if (verb === 'EHLO') socket.write(['scripted.test', ...(script.ehlo ?? ['PIPELINING', '8BITMIME'])].map((k, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${k}\r\n`).join(''));
+        else if (verb === 'DATA') {
+          data = '';
+          socket.write('354 go ahead\r\n');
+        } else if (verb === 'QUIT') socket.end('221 2.0.0 bye\r\n');
+        else socket.write('250 2.0.0 ok\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    sessions,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sessions) s.socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const upstreamAt = (port: number, extra: Partial<SmtpUpstream> = {}): SmtpUpstream => ({
+  kind: 'smtp',
+  owner: 'platform',
+  name: 'scripted',
+  host: '127.0.0.1',
+  port,
+  tls: 'none',
+  allowInsecureAuth: false,
+  timeoutMs: 3000,
+  connectTimeoutMs: 2000,
+  maxConnections: 1,
+  ...extra,
+});
+const envelope = { mailFrom: 'app@example.com', rcptTo: ['one@example.net', 'two@example.net'] };
+const message = Buffer.from('Subject: hello\r\n\r\nbody\r\n');
+
+async function setUp(t: Test, script?: Script) {
+  const up = await startScripted(script);
+  const pools = new UpstreamPools('relay.test');
+  t.teardown(async () => {
+    pools.close();
+    await up.close();
+  });
+  return { up, pools };
+}
+
+t.test('MAIL, RCPT and DATA go in one write to a server that offers PIPELINING, one at a time to one that does not', async (t) => {
+  const piped = await setUp(t);
+  t.equal((await sendViaSmtp(piped.pools, upstreamAt(piped.up.port), envelope, message)).outcomes[0]?.status, 'sent');
+  t.equal(piped.up.sessions[0]?.commandChunks.find((c) => c.startsWith('MAIL')), 'MAIL FROM:<app@example.com>\r\nRCPT TO:<one@example.net>\r\nRCPT TO:<two@example.net>\r\nDATA\r\n');
+
+  const plain = await setUp(t, { ehlo: ['8BITMIME'] });
+  t.equal((await sendViaSmtp(plain.pools, upstreamAt(plain.up.port), envelope, message)).outcomes[1]?.status, 'sent');
+  const chunks = plain.up.sessions[0]?.commandChunks ?? [];
+  t.same(
+    chunks.filter((c) => /^(MAIL|RCPT|DATA)/.test(c)),
+    ['MAIL FROM:<app@example.com>\r\n', 'RCPT TO:<one@example.net>\r\n', 'RCPT TO:<two@example.net>\r\n', 'DATA\r\n'],
+  );
+  t.equal(plain.up.sessions[0]?.messages[0], 'Subject: hello\r\n\r\nbody\r\n');
+});
+
+t.test('an 8-bit message is declared BODY=8BITMIME to a server that offers it (RFC 6152); a 7-bit one is not', async (t) => {
+  const { up, pools } = await setUp(t);
+  await sendViaSmtp(pools, upstreamAt(up.port), envelope, Buffer.from('Subject: caf\xc3\xa9\r\n\r\n\xc3\xa9\r\n', 'latin1'), true);
+  await sendViaSmtp(pools, upstreamAt(up.port), envelope, message, false);
+  t.same(
+    up.sessions[0]?.lines.filter((l) => l.startsWith('MAIL')),
+    ['MAIL FROM:<app@example.com> BODY=8BITMIME', 'MAIL FROM:<app@example.com>'],
+  );
+});
+
+t.test('more messages than connections wait for one: all delivered, over the one connection allowed', async (t) => {
+  const { up, pools } = await setUp(t);
+  const results = await Promise.all(Array.from({ length: 6 }, (_, i) => sendViaSmtp(pools, upstreamAt(up.port), { mailFrom: 'app@example.com', rcptTo: [`r${i}@example.net`] }, message)));
+  t.same(
+    results.map((r) => r.outcomes[0]?.status),
+    Array(6).fill('sent'),
+  );
+  t.equal(up.sessions.length, 1);
+  t.equal(up.sessions[0]?.messages.length, 6);
+});
+
+t.test('a reply injected after the 220 to STARTTLS is not taken as said under TLS: nothing is sent', async (t) => {
+  const { up, pools } = await setUp(t, {
+    ehlo: ['PIPELINING', 'STARTTLS'],
+    // The 220 and, in the same cleartext write, a reply to the EHLO the client will send under TLS.
+    onLine: (line, s) => line === 'STARTTLS' && (s.socket.write('220 2.0.0 ready\r\n250-evil.test\r\n250 AUTH PLAIN\r\n'), true),
+  });
+  const result = await sendViaSmtp(pools, upstreamAt(up.port, { tls: 'starttls' }), envelope, message);
+  t.equal(result.outcomes[0]?.status, 'temp');
+  t.match(result.outcomes[0]?.reply.text ?? '', /TLS/);
+  t.notOk(
+    up.sessions.some((s) => s.lines.some((l) => l.startsWith('MAIL'))),
+    'no envelope went out',
+  );
+});
+
+t.test('a server that answers what was not asked loses the connection: the next message goes on a new one, in step', async (t) => {
+  const { up, pools } = await setUp(t, {
+    // A second answer to the final dot, as if to a command the client never sent.
+    afterMessage: (s) => setTimeout(() => s.socket.write('250 2.0.0 and again\r\n'), 20),
+  });
+  t.equal((await sendViaSmtp(pools, upstreamAt(up.port), envelope, message)).outcomes[0]?.status, 'sent');
+  await new Promise((r) => setTimeout(r, 100));
+  const second = await sendViaSmtp(pools, upstreamAt(up.port), { mailFrom: 'app@example.com', rcptTo: ['three@example.net'] }, message);
+  t.equal(second.outcomes[0]?.status, 'sent');
+  t.equal(up.sessions.length, 2, 'a new connection for the second message');
+  t.equal(up.sessions[1]?.messages.length, 1);
+});
+
+t.test('a message file that cannot be read ends the connection: the next message is not written into the open DATA', async (t) => {
+  const { up, pools } = await setUp(t);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-client-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const failed = await sendViaSmtp(pools, upstreamAt(up.port), envelope, { path: path.join(dir, 'gone.eml') });
+  t.equal(failed.outcomes[0]?.status, 'temp');
+  const next = await sendViaSmtp(pools, upstreamAt(up.port), envelope, message);
+  t.equal(next.outcomes[0]?.status, 'sent');
+  t.equal(up.sessions.length, 2);
+  t.same(up.sessions[0]?.messages, [], 'the first DATA never ended: no message there');
+  t.same(up.sessions[1]?.messages, ['Subject: hello\r\n\r\nbody\r\n']);
+});
+
+t.test('an endless reply or a line that is no reply fails the message for now, and the connection with it', async (t) => {
+  const endless = await setUp(t, { onLine: (line, s) => line.startsWith('EHLO') && (s.socket.write('250-x\r\n'.repeat(500)), true) });
+  const a = await sendViaSmtp(endless.pools, upstreamAt(endless.up.port), envelope, message);
+  t.equal(a.outcomes[0]?.status, 'temp');
+  const garbage = await setUp(t, { onLine: (line, s) => line.startsWith('MAIL') && (s.socket.write('hello there\r\n'), true), ehlo: ['8BITMIME'] });
+  const b = await sendViaSmtp(garbage.pools, upstreamAt(garbage.up.port), envelope, message);
+  t.equal(b.outcomes[0]?.status, 'temp');
+  const ended = () => garbage.up.sessions[0]?.socket.destroyed === true || garbage.up.sessions[0]?.socket.readableEnded === true;
+  for (let i = 0; i < 50 && !ended(); i++) await new Promise((r) => setTimeout(r, 20));
+  t.ok(ended(), 'the connection was ended');
+});
+
+t.test('recipients refused at RCPT leave the connection ready: RSET, and the next message goes over it', async (t) => {
+  // As a real server: DATA with no recipient taken is refused.
+  let taken = 0;
+  const { up, pools } = await setUp(t, {
+    onLine: (line, s) => {
+      if (line.startsWith('MAIL')) taken = 0;
+      if (line.startsWith('RCPT TO:<gone')) return (s.socket.write('550 5.1.1 no such user\r\n'), true);
+      if (line.startsWith('RCPT')) taken++;
+      return line === 'DATA' && taken === 0 && (s.socket.write('554 5.5.1 no valid recipients\r\n'), true);
+    },
+  });
+  const refused = await sendViaSmtp(pools, upstreamAt(up.port), { mailFrom: 'app@example.com', rcptTo: ['gone@example.net'] }, message);
+  t.equal(refused.outcomes[0]?.status, 'perm');
+  t.equal((await sendViaSmtp(pools, upstreamAt(up.port), envelope, message)).outcomes[0]?.status, 'sent');
+  t.equal(up.sessions.length, 1, 'one connection for both');
+  t.ok(up.sessions[0]?.lines.includes('RSET'));
+});
+
+t.test('a message whose deadline passed while its connection was being opened is not sent on it afterwards', async (t) => {
+  const { up, pools } = await setUp(t, { greetingDelayMs: 600 });
+  const late = await sendViaSmtp(pools, upstreamAt(up.port, { timeoutMs: 300 }), envelope, message);
+  t.equal(late.outcomes[0]?.status, 'temp');
+  t.match(late.outcomes[0]?.reply.text ?? '', /time|answer/i);
+  // The connection opens after the deadline: it carries nothing for the message already reported.
+  await new Promise((r) => setTimeout(r, 900));
+  t.equal(up.sessions.length, 1);
+  t.notOk(
+    up.sessions[0]?.lines.some((l) => l.startsWith('MAIL')),
+    'no MAIL FROM for it',
+  );
+});
+
+t.test('a server that takes DATA after refusing every recipient gets no message: the connection is closed instead', async (t) => {
+  // Pipelined, the client has sent DATA before it knows no recipient was taken; a server that says 354
+  // anyway must not be sent the body, and the connection cannot be brought back to a clean state.
+  const { up, pools } = await setUp(t, { onLine: (line, s) => line.startsWith('RCPT') && (s.socket.write('550 5.1.1 no such user\r\n'), true) });
+  const refused = await sendViaSmtp(pools, upstreamAt(up.port), envelope, message);
+  t.same(
+    refused.outcomes.map((o) => o.status),
+    ['perm', 'perm'],
+  );
+  t.same(up.sessions[0]?.messages, []);
+  await sendViaSmtp(pools, upstreamAt(up.port), envelope, message);
+  t.equal(up.sessions.length, 2, 'the next message on a new connection');
+});
