@@ -24,7 +24,7 @@ export interface FloorOptions {
 const STEPS = [
   { name: 'floor (node:net, node:fs)', layers: [] },
   { name: '+ smtp-server (inbound)', layers: ['smtp-server'] },
-  { name: "+ the relay's SMTP client (upstream)", layers: ['client'] },
+  { name: "+ relay's SMTP client", layers: ['client'] },
   { name: '+ both', layers: ['smtp-server', 'client'] },
   { name: 'the relay (queue mode)', layers: undefined },
 ] as const;

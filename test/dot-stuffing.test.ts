@@ -3,7 +3,6 @@
 // whatever the chunk boundaries.
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Transform } from 'node:stream';
@@ -13,6 +12,7 @@ import { dotStuff } from '../relay/delivery/dot-stuffing.js';
 import { UpstreamPools } from '../relay/delivery/pools.js';
 import { sendViaSmtp } from '../relay/delivery/smtp.js';
 import { fixedRandom, randomChunks } from './helpers/random.js';
+import { startScriptedServer } from './helpers/upstream.js';
 
 // nodemailer does not export DataStream: loaded from its file, as the reference the relay's stuffing is held to.
 const require = createRequire(import.meta.url);
@@ -85,58 +85,11 @@ t.test('a chunk with nothing to change is passed on as it is, not copied', async
   t.equal(dotStuff(b, false), b);
 });
 
-/**
- * A bare upstream that keeps what it read between its 354 and the final dot, chunk by chunk as the reads
- * came (the relay's writes, on loopback), with the dot.
- */
-async function startCapturingUpstream(): Promise<{ port: number; messages: Buffer[][]; close(): Promise<void> }> {
-  const messages: Buffer[][] = [];
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    let data: Buffer[] | undefined;
-    let commands = '';
-    socket.write('220 capture.test ESMTP\r\n');
-    socket.on('data', (chunk: Buffer) => {
-      if (data) {
-        data.push(chunk);
-        if (Buffer.concat(data).subarray(-5).toString('latin1') !== '\r\n.\r\n' && !(Buffer.concat(data).toString('latin1') === '.\r\n')) return;
-        messages.push(data);
-        data = undefined;
-        socket.write('250 2.0.0 taken\r\n');
-        return;
-      }
-      commands += chunk.toString('latin1');
-      for (let eol = commands.indexOf('\r\n'); eol !== -1; eol = commands.indexOf('\r\n')) {
-        const line = commands.slice(0, eol).toUpperCase();
-        commands = commands.slice(eol + 2);
-        if (line.startsWith('EHLO')) socket.write('250-capture.test\r\n250 PIPELINING\r\n');
-        else if (line === 'DATA') {
-          data = [];
-          socket.write('354 go ahead\r\n');
-        } else if (line === 'QUIT') socket.end('221 bye\r\n');
-        else socket.write('250 ok\r\n');
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    messages,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 const upstreamAt = (port: number): SmtpUpstream => ({ kind: 'smtp', owner: 'platform', name: 'capture', host: '127.0.0.1', port, tls: 'none', allowInsecureAuth: false, timeoutMs: 5000, connectTimeoutMs: 2000, maxConnections: 1 });
 const envelope = { mailFrom: 'a@example.com', rcptTo: ['b@example.com'] };
 
 t.test("the upstream gets DataStream's bytes, and a small message's last bytes with the final dot in one write", async (t) => {
-  const up = await startCapturingUpstream();
+  const up = await startScriptedServer();
   const pools = new UpstreamPools('relay.test');
   t.teardown(async () => {
     pools.close();
@@ -148,9 +101,10 @@ t.test("the upstream gets DataStream's bytes, and a small message's last bytes w
     const result = await sendViaSmtp(pools, upstreamAt(up.port), envelope, parts);
     t.equal(result.outcomes[0]?.status, 'sent');
   }
-  t.equal(up.messages.length, messages.length);
+  const received = up.sessions.flatMap((session) => session.dataChunks);
+  t.equal(received.length, messages.length);
   for (const [i, parts] of messages.entries()) {
-    const got = up.messages[i] ?? [];
+    const got = received[i] ?? [];
     t.same(Buffer.concat(got), await stock(parts), `message ${i + 1}: the bytes DataStream would send`);
     // One part is a message of up to 64 KB (message-bytes.ts joins smaller ones).
     if (parts.length === 1 && parts[0] !== large) t.equal(got.length, 1, `message ${i + 1}: one write, the dot with the last bytes`);
@@ -158,7 +112,7 @@ t.test("the upstream gets DataStream's bytes, and a small message's last bytes w
 });
 
 t.test('a message read from its spool file (a header prefix in front) gets the same bytes', async (t) => {
-  const up = await startCapturingUpstream();
+  const up = await startScriptedServer();
   const pools = new UpstreamPools('relay.test');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-stuffing-'));
   t.teardown(async () => {
@@ -172,5 +126,5 @@ t.test('a message read from its spool file (a header prefix in front) gets the s
   const prefix = Buffer.from('X-Prefix: 1\r\n');
   const result = await sendViaSmtp(pools, upstreamAt(up.port), envelope, { path: file, prefix });
   t.equal(result.outcomes[0]?.status, 'sent');
-  t.same(Buffer.concat(up.messages[0] ?? []), await stock([prefix, body]));
+  t.same(Buffer.concat(up.sessions[0]?.dataChunks[0] ?? []), await stock([prefix, body]));
 });

@@ -2,85 +2,13 @@
 // upstream, and what it does when an upstream (or someone on the path) says what it should not.
 // Upstreams here are bare scripted servers on loopback sockets, so every byte each side wrote is seen.
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { SmtpUpstream } from '../config/types.js';
 import { UpstreamPools } from '../relay/delivery/pools.js';
 import { sendViaSmtp } from '../relay/delivery/smtp.js';
-
-interface Session {
-  /** What the client sent in command mode, chunk by chunk as it was read. */
-  readonly commandChunks: string[];
-  readonly lines: string[];
-  /** Each message's bytes between the 354 and the final dot (excluded). */
-  readonly messages: string[];
-  readonly socket: net.Socket;
-}
-
-interface Script {
-  /** The EHLO keywords after the first line. */
-  readonly ehlo?: readonly string[];
-  /** Answers a command line itself (true) instead of the default (250, 354 for DATA, 221 for QUIT). */
-  readonly onLine?: (line: string, session: Session) => boolean;
-  /** After each message's 250. */
-  readonly afterMessage?: (session: Session) => void;
-  /** Milliseconds before the greeting. */
-  readonly greetingDelayMs?: number;
-}
-
-async function startScripted(script: Script = {}): Promise<{ port: number; sessions: Session[]; close(): Promise<void> }> {
-  const sessions: Session[] = [];
-  const server = net.createServer((socket) => {
-    socket.on('error', () => {});
-    const session: Session = { commandChunks: [], lines: [], messages: [], socket };
-    sessions.push(session);
-    let buffer = '';
-    let data: string | undefined;
-    setTimeout(() => socket.writable && socket.write('220 scripted.test ESMTP\r\n'), script.greetingDelayMs ?? 0);
-    socket.on('data', (chunk: Buffer) => {
-      const text = chunk.toString('latin1');
-      if (data === undefined) session.commandChunks.push(text);
-      buffer += text;
-      for (;;) {
-        if (data !== undefined) {
-          const end = `\r\n${buffer}`.indexOf('\r\n.\r\n');
-          if (end === -1) return;
-          session.messages.push(buffer.slice(0, Math.max(0, end)));
-          buffer = buffer.slice(end + 3);
-          data = undefined;
-          socket.write('250 2.0.0 taken\r\n');
-          script.afterMessage?.(session);
-          continue;
-        }
-        const eol = buffer.indexOf('\r\n');
-        if (eol === -1) return;
-        const line = buffer.slice(0, eol);
-        buffer = buffer.slice(eol + 2);
-        session.lines.push(line);
-        if (script.onLine?.(line, session)) continue;
-        const verb = line.split(' ')[0]?.toUpperCase();
-        if (verb === 'EHLO') socket.write(['scripted.test', ...(script.ehlo ?? ['PIPELINING', '8BITMIME'])].map((k, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${k}\r\n`).join(''));
-        else if (verb === 'DATA') {
-          data = '';
-          socket.write('354 go ahead\r\n');
-        } else if (verb === 'QUIT') socket.end('221 2.0.0 bye\r\n');
-        else socket.write('250 2.0.0 ok\r\n');
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    sessions,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sessions) s.socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
+import { type ScriptedServer as Script, startScriptedServer } from './helpers/upstream.js';
 
 const upstreamAt = (port: number, extra: Partial<SmtpUpstream> = {}): SmtpUpstream => ({
   kind: 'smtp',
@@ -99,7 +27,7 @@ const envelope = { mailFrom: 'app@example.com', rcptTo: ['one@example.net', 'two
 const message = Buffer.from('Subject: hello\r\n\r\nbody\r\n');
 
 async function setUp(t: Test, script?: Script) {
-  const up = await startScripted(script);
+  const up = await startScriptedServer(script);
   const pools = new UpstreamPools('relay.test');
   t.teardown(async () => {
     pools.close();

@@ -276,3 +276,83 @@ export async function startDotFaultServer(afterDot: 'drop' | 'silence'): Promise
       }),
   };
 }
+
+export interface ScriptedSession {
+  /** What the client sent in command mode, chunk by chunk as it was read. */
+  readonly commandChunks: string[];
+  readonly lines: string[];
+  /** Each message's bytes after the 354, up to the line of the final dot (its own last line end kept). */
+  readonly messages: string[];
+  /** Each message's bytes from the 354 to the final dot (included), in the reads they came in. */
+  readonly dataChunks: Buffer[][];
+  readonly socket: net.Socket;
+}
+
+export interface ScriptedServer {
+  /** The EHLO keywords after the first line. */
+  readonly ehlo?: readonly string[];
+  /** Answers a command line itself (true) instead of the default (250, 354 for DATA, 221 for QUIT). */
+  readonly onLine?: (line: string, session: ScriptedSession) => boolean;
+  /** After each message's 250. */
+  readonly afterMessage?: (session: ScriptedSession) => void;
+  /** Milliseconds before the greeting. */
+  readonly greetingDelayMs?: number;
+}
+
+/**
+ * A bare SMTP server on a loopback socket that answers as a script says (250 to anything else, 354 to
+ * DATA, 221 to QUIT) and keeps every byte each client sent: for what smtp-server would not do, or hides.
+ */
+export async function startScriptedServer(script: ScriptedServer = {}): Promise<{ port: number; sessions: ScriptedSession[]; close(): Promise<void> }> {
+  const sessions: ScriptedSession[] = [];
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    const session: ScriptedSession = { commandChunks: [], lines: [], messages: [], dataChunks: [], socket };
+    sessions.push(session);
+    let buffer = '';
+    let data: string | undefined;
+    setTimeout(() => socket.writable && socket.write('220 scripted.test ESMTP\r\n'), script.greetingDelayMs ?? 0);
+    socket.on('data', (chunk: Buffer) => {
+      const text = chunk.toString('latin1');
+      if (data === undefined) session.commandChunks.push(text);
+      else session.dataChunks.at(-1)?.push(chunk);
+      buffer += text;
+      for (;;) {
+        if (data !== undefined) {
+          const end = `\r\n${buffer}`.indexOf('\r\n.\r\n');
+          if (end === -1) return;
+          session.messages.push(buffer.slice(0, Math.max(0, end)));
+          buffer = buffer.slice(end + 3);
+          data = undefined;
+          socket.write('250 2.0.0 taken\r\n');
+          script.afterMessage?.(session);
+          continue;
+        }
+        const eol = buffer.indexOf('\r\n');
+        if (eol === -1) return;
+        const line = buffer.slice(0, eol);
+        buffer = buffer.slice(eol + 2);
+        session.lines.push(line);
+        if (script.onLine?.(line, session)) continue;
+        const verb = line.split(' ')[0]?.toUpperCase();
+        if (verb === 'EHLO') socket.write(['scripted.test', ...(script.ehlo ?? ['PIPELINING', '8BITMIME'])].map((k, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${k}\r\n`).join(''));
+        else if (verb === 'DATA') {
+          data = '';
+          session.dataChunks.push([]);
+          socket.write('354 go ahead\r\n');
+        } else if (verb === 'QUIT') socket.end('221 2.0.0 bye\r\n');
+        else socket.write('250 2.0.0 ok\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    sessions,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sessions) s.socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
