@@ -1,7 +1,6 @@
 // One connection pool per distinct upstream settings, so connections are reused across messages and
 // tenants that share an upstream share its pool. Evicting a pool closes it.
 import { LRUCache } from 'lru-cache';
-import type { SMTPPoolOptions } from 'nodemailer/lib/smtp-pool';
 import type { SmtpUpstream } from '../../config/types.js';
 import { type ClientOptions, SmtpClientConnection } from './smtp-client.js';
 
@@ -156,63 +155,16 @@ export function probeOptions(u: SmtpUpstream, heloName: string): ClientOptions {
   return options;
 }
 
-/** What a connection to this upstream is opened with. */
+/** What a connection to this upstream is opened with. An OAuth2 login asks `tokens` for its token. */
 function clientOptions(u: SmtpUpstream, heloName: string, tokens: TokenSource): ClientOptions {
   const auth = u.auth;
-  const { tls } = transportOptions(u, heloName);
   return {
     host: u.host,
     port: u.port,
     heloName,
-    tls: u.tls,
-    tlsOptions: tls ?? {},
-    ...(auth?.kind === 'password' ? { auth: { kind: 'password', user: auth.user, pass: auth.pass } } : {}),
-    ...(auth?.kind === 'oauth2' ? { auth: { kind: 'oauth2', user: auth.user, token: (renew: boolean) => tokens(u, renew).then((t) => t.accessToken) } } : {}),
-    connectTimeoutMs: u.connectTimeoutMs,
-    socketTimeoutMs: u.timeoutMs,
-  };
-}
-
-/** A connection logged in with credentials belongs to their owner: the tenant is part of the key. */
-function poolKey(u: SmtpUpstream, heloName: string): string {
-  return JSON.stringify({ ...transportOptions(u, heloName), grant: u.auth?.kind === 'oauth2' ? u.auth.grant : undefined, owner: u.auth ? u.name : undefined });
-}
-
-/**
- * nodemailer's options for an upstream. With `tokens`, an OAuth2 upstream's connections log in with
- * XOAUTH2 and a token from it; nodemailer asks again with renew=true when a server answers the token with
- * a 334 challenge (Google's way of refusing one).
- */
-export function transportOptions(u: SmtpUpstream, heloName: string, tokens?: TokenSource): SMTPPoolOptions & { pool: true } {
-  const auth = u.auth;
-  return {
-    pool: true,
-    host: u.host,
-    port: u.port,
-    name: heloName,
     // implicit: TLS from the first byte; starttls: refuse to go on without it; none: never upgrade.
-    secure: u.tls === 'implicit',
-    requireTLS: u.tls === 'starttls',
-    ignoreTLS: u.tls === 'none',
-    ...(auth?.kind === 'password' ? { auth: { user: auth.user, pass: auth.pass } } : {}),
-    ...(auth?.kind === 'oauth2'
-      ? {
-          auth: {
-            type: 'OAuth2',
-            user: auth.user,
-            ...(tokens
-              ? {
-                  provisionCallback: (_user: string, renew: boolean, done: (err: Error | null, token?: string, expires?: number) => void) =>
-                    void tokens(u, renew).then(
-                      (t) => done(null, t.accessToken, t.expiresAt),
-                      (err: Error) => done(err),
-                    ),
-                }
-              : {}),
-          },
-        }
-      : {}),
-    tls: {
+    tls: u.tls,
+    tlsOptions: {
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
       ...(u.ca !== undefined ? { ca: u.ca } : {}),
@@ -221,15 +173,17 @@ export function transportOptions(u: SmtpUpstream, heloName: string, tokens?: Tok
       // handshake that checks the server's own certificate first (rejectUnauthorized above).
       ...(u.clientCertificate ? { cert: u.clientCertificate.cert, key: u.clientCertificate.key } : {}),
     },
-    maxConnections: u.maxConnections,
-    // Reconnecting costs a handshake (a TLS one, often): keep a connection for many messages, as Postfix does.
-    maxMessages: 1000,
-    connectionTimeout: u.connectTimeoutMs,
-    greetingTimeout: u.connectTimeoutMs,
-    socketTimeout: u.timeoutMs,
-    // File access stays on: a queued message is handed over as { path } so a resend re-reads it. Only
-    // the relay builds message objects; nothing from a client is ever interpreted as a path or URL.
-    disableUrlAccess: true,
-    logger: false,
+    ...(auth?.kind === 'password' ? { auth: { kind: 'password', user: auth.user, pass: auth.pass } } : {}),
+    ...(auth?.kind === 'oauth2' ? { auth: { kind: 'oauth2', user: auth.user, token: (renew: boolean) => tokens(u, renew).then((t) => t.accessToken) } } : {}),
+    connectTimeoutMs: u.connectTimeoutMs,
+    socketTimeoutMs: u.timeoutMs,
   };
+}
+
+/**
+ * The key is the settings themselves (a changed password, client secret or port is a new pool). A
+ * connection logged in with credentials belongs to their owner: the tenant and the grant are part of it.
+ */
+function poolKey(u: SmtpUpstream, heloName: string): string {
+  return JSON.stringify({ ...clientOptions(u, heloName, noTokens), maxConnections: u.maxConnections, grant: u.auth?.kind === 'oauth2' ? u.auth.grant : undefined, owner: u.auth ? u.name : undefined });
 }

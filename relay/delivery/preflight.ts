@@ -5,17 +5,16 @@
 // of what the far side sent, only an SMTP reply is ever shown (a candidate a tenant typed in may point at
 // any service, and the preflight must not read its banner back to them, nor tell open from closed ports
 // beyond "not SMTP").
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import XOAuth2 from 'nodemailer/lib/xoauth2';
+import type { TLSSocket } from 'node:tls';
 import { parseUpstreamRecord } from '../../config/tenant-record.js';
 import { type CertificateFacts, certificateFacts } from '../../config/certificate-names.js';
 import type { ClientCertificate, Config, SmtpUpstream, Tenant, UpstreamHostPolicy } from '../../config/types.js';
 import { formatUpstreamReply } from '../errors.js';
 import type { Logger } from '../log.js';
 import { checkUpstreamHost, MAIL_PORTS, pinnedTo, policyApplies } from './host-policy.js';
-import { tlsSocketOf } from './nodemailer-seams.js';
 import { AccessTokens } from './oauth2/tokens.js';
-import { transportOptions } from './pools.js';
+import { probeOptions } from './pools.js';
+import { type ClientOptions, SmtpClientConnection } from './smtp-client.js';
 import { microsoftAuthRefusal } from './classify.js';
 import { parseUpstreamReply } from './upstream-reply.js';
 
@@ -88,21 +87,18 @@ export async function preflight(upstream: SmtpUpstream, options: PreflightOption
     if (!checked.ok) return failed(/cannot resolve|has no address/.test(checked.reason) ? 'unresolvable' : 'host-forbidden', checked.reason);
     target = pinnedTo(upstream, checked.address);
   }
-  const { pool: _pool, maxConnections: _max, maxMessages: _msgs, auth: _auth, ...connectionOptions } = transportOptions(target, options.heloName);
-  const cap = (ms: number | undefined) => Math.min(ms ?? PREFLIGHT_TIMEOUT_MS, PREFLIGHT_TIMEOUT_MS);
-  const connection = new SMTPConnection({ ...connectionOptions, connectionTimeout: cap(connectionOptions.connectionTimeout), greetingTimeout: cap(connectionOptions.greetingTimeout), socketTimeout: cap(connectionOptions.socketTimeout) });
+  const probe = probeOptions(target, options.heloName);
+  const cap = (ms: number) => Math.min(ms, PREFLIGHT_TIMEOUT_MS);
+  let connection: SmtpClientConnection;
   try {
-    await new Promise<void>((resolve, reject) => {
-      connection.once('error', reject);
-      connection.connect(() => resolve());
-    });
+    // EHLO, and STARTTLS with the second EHLO when TLS is required; the login comes below, on its own.
+    connection = await SmtpClientConnection.open({ ...probe, connectTimeoutMs: cap(probe.connectTimeoutMs), socketTimeoutMs: cap(probe.socketTimeoutMs) });
   } catch (err) {
-    connection.close();
     const said = smtpReplyOf(err);
     const category = categoryOf(err as UpstreamError);
     return failed(category, advice(category, err as UpstreamError, upstream), { ...(said ? { upstreamReply: said } : {}), reachable: category === 'tls-failed' || category === 'smtp-refused' });
   }
-  const socket = tlsSocketOf(connection);
+  const socket = connection.socket as Partial<TLSSocket>;
   const protocol = socket?.getProtocol?.() ?? undefined;
   const validTo = socket?.getPeerCertificate?.()?.valid_to;
   const expires = validTo ? new Date(validTo) : undefined;
@@ -117,25 +113,28 @@ export async function preflight(upstream: SmtpUpstream, options: PreflightOption
     connection.quit();
     return { ...facts, category: 'ok', auth: 'not configured', ok: true };
   }
-  let login: Parameters<SMTPConnection['login']>[0];
+  let login: NonNullable<ClientOptions['auth']>;
   let token: PreflightReport['token'];
-  if (auth.kind === 'password') login = { user: auth.user, pass: auth.pass };
+  if (auth.kind === 'password') login = { kind: 'password', user: auth.user, pass: auth.pass };
   else {
     try {
       const issued = await options.tokens.get(auth.grant, { upstream: upstream.name, ...(policy ? { hostPolicy: policy } : {}) });
       const held = options.tokens.facts(auth.grant);
       // Google's token answer names no scopes: say what was asked for instead of nothing.
       token = { expires: new Date(issued.expiresAt).toISOString(), scopes: held?.scopes ?? [], ...(auth.grant.scope ? { requested: auth.grant.scope } : {}) };
-      login = { type: 'OAuth2', user: auth.user, method: 'XOAUTH2', oauth2: new XOAuth2({ user: auth.user, accessToken: issued.accessToken, expires: issued.expiresAt }) } as Parameters<SMTPConnection['login']>[0];
+      // The token just minted, for both tries of a login a 334 challenge interrupts: preflight reports
+      // what the server says of this token, it does not renew it.
+      login = { kind: 'oauth2', user: auth.user, token: () => Promise.resolve(issued.accessToken) };
     } catch (err) {
       connection.quit();
       const e = err as Error & { reason?: string };
       return { ...facts, category: 'no-token', auth: 'no token', error: options.operator ? e.message : `token endpoint: ${e.reason ?? 'failed'}`, ok: false };
     }
   }
-  const refused = await new Promise<UpstreamError | undefined>((resolve) => {
-    connection.login(login, (err) => resolve(err ?? undefined));
-  });
+  const refused = await connection.login(login).then(
+    () => undefined,
+    (err: UpstreamError) => err,
+  );
   connection.quit();
   if (!refused) return { ...facts, ...(token ? { token } : {}), category: 'ok', auth: 'ok', ok: true };
   const said = smtpReplyOf(refused);
@@ -156,7 +155,7 @@ function smtpReplyOf(err: unknown): string | undefined {
 
 function categoryOf(err: UpstreamError): PreflightCategory {
   const system = err.originalCode ?? '';
-  if (err.code === 'ETLS' || TLS_CODES.test(system) || (err.code === 'ESOCKET' && /certificate|self[- ]signed|TLS|SSL|handshake|wrong version/i.test(err.message))) return 'tls-failed';
+  if (err.code === 'ETLS' || TLS_CODES.test(system)) return 'tls-failed';
   if (err.code === 'EDNS' || /^(ENOTFOUND|EAI_AGAIN|EAI_NONAME)$/.test(system)) return 'unresolvable';
   if (system === 'ECONNREFUSED') return 'refused';
   if (err.code === 'ETIMEDOUT' || system === 'ETIMEDOUT') return 'timeout';

@@ -230,7 +230,7 @@ export class SmtpClientConnection {
       await this.#upgrade(o);
       await this.#hello(o.heloName);
     }
-    if (o.auth) await this.#login(o.auth);
+    if (o.auth) await this.login(o.auth);
   }
 
   async #hello(name: string): Promise<void> {
@@ -269,7 +269,8 @@ export class SmtpClientConnection {
     secure.setTimeout(o.socketTimeoutMs);
   }
 
-  async #login(auth: NonNullable<ClientOptions['auth']>): Promise<void> {
+  /** Logs in (done by open() when the options name credentials; preflight asks for it on its own). */
+  async login(auth: NonNullable<ClientOptions['auth']>): Promise<void> {
     if (auth.kind === 'oauth2') return this.#loginXOAuth2(auth);
     const method = this.#authMethods.has('PLAIN') ? 'PLAIN' : this.#authMethods.has('LOGIN') ? 'LOGIN' : 'PLAIN';
     let reply: Reply;

@@ -20,7 +20,6 @@
 import { clientCertificateExpiries } from '../../config/certificate-names.js';
 import type { Config, SmtpUpstream } from '../../config/types.js';
 import { UpstreamCapabilities } from '../delivery/capabilities.js';
-import { checkNodemailerSeams } from '../delivery/nodemailer-seams.js';
 import { AccessTokens } from '../delivery/oauth2/tokens.js';
 import { UpstreamPools } from '../delivery/pools.js';
 import { DiskSpace } from '../disk-space.js';
@@ -106,7 +105,6 @@ export interface RunningRelay {
 export async function startRelay(initial: Config, options: RelayOptions): Promise<RunningRelay> {
   // The library seams fit exact versions: a mismatch stops the start with the versions named.
   checkSmtpServerSeams();
-  checkNodemailerSeams();
   checkDkimSigner();
   const { logger } = options;
   const role = settingsOf(options.role ?? { kind: 'single' }, initial);
