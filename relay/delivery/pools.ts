@@ -180,10 +180,7 @@ function clientOptions(u: SmtpUpstream, heloName: string, tokens: TokenSource): 
   };
 }
 
-/**
- * The key is the settings themselves (a changed password, client secret or port is a new pool). A
- * connection logged in with credentials belongs to their owner: the tenant and the grant are part of it.
- */
+/** A connection logged in with credentials belongs to their owner: the tenant and the grant are part of the key. */
 function poolKey(u: SmtpUpstream, heloName: string): string {
   return JSON.stringify({ ...clientOptions(u, heloName, noTokens), maxConnections: u.maxConnections, grant: u.auth?.kind === 'oauth2' ? u.auth.grant : undefined, owner: u.auth ? u.name : undefined });
 }
