@@ -51,10 +51,9 @@ export interface Reply {
   readonly lines: readonly string[];
 }
 
-/** What a transaction left: the recipients taken, those refused, and the reply to the final dot. */
+/** What a transaction left: the recipients taken, each refused one's error, and the reply to the final dot. */
 export interface SentInfo {
   readonly accepted: string[];
-  readonly rejected: string[];
   readonly rejectedErrors: UpstreamError[];
   readonly response: string;
 }
@@ -182,7 +181,6 @@ export class SmtpClientConnection {
       if (reply.code === 250 || reply.code === 251) accepted.push(recipient);
       else rejectedErrors.push(Object.assign(new UpstreamError(`Recipient command failed`, 'EENVELOPE', reply.text), { recipient }));
     });
-    const rejected = rejectedErrors.map((e) => e.recipient as string);
     if (accepted.length === 0) {
       await this.#resetAfter(dataReply);
       const err = new UpstreamError("Can't send mail - all recipients were rejected", 'EENVELOPE', rejectedErrors[0]?.response);
@@ -199,7 +197,7 @@ export class SmtpClientConnection {
     onStreamed();
     const done = await this.#reply();
     if (done.code !== 250) throw new UpstreamError('Message failed', 'EMESSAGE', done.text);
-    return { accepted, rejected, rejectedErrors, response: done.text };
+    return { accepted, rejectedErrors, response: done.text };
   }
 
   /** Says QUIT and closes, without waiting for the answer. */
@@ -262,7 +260,7 @@ export class SmtpClientConnection {
     plain.removeAllListeners('error');
     const secure = await new Promise<tls.TLSSocket>((resolve, reject) => {
       const s = tls.connect({ ...o.tlsOptions, socket: plain, servername: servernameOf(o) }, () => resolve(s));
-      s.once('error', (err: Error) => reject(tlsError(err)));
+      s.once('error', (err: Error) => reject(wrapped(err, 'ETLS')));
     });
     this.#socket = secure;
     this.#listen(secure);
@@ -394,7 +392,7 @@ export class SmtpClientConnection {
     // Silent past the socket timeout: while an answer is owed, the connection failed; idle in the pool, it
     // is closed politely.
     socket.on('timeout', () => (this.#idle ? this.quit() : this.destroy(new UpstreamError('Timeout', 'ETIMEDOUT'))));
-    socket.on('error', (err: Error) => this.#fail(connectionError(err)));
+    socket.on('error', (err: Error) => this.#fail(wrapped(err, 'ECONNECTION')));
     socket.on('close', () => this.#fail(new UpstreamError('Connection closed unexpectedly', 'ECONNECTION')));
   }
 
@@ -450,21 +448,15 @@ function connect(o: ClientOptions): Promise<net.Socket> {
     });
     socket.once('error', (err: Error) => {
       clearTimeout(timer);
-      reject(o.tls === 'implicit' && !(err as { syscall?: string }).syscall ? tlsError(err) : connectionError(err));
+      reject(o.tls === 'implicit' && !(err as { syscall?: string }).syscall ? wrapped(err, 'ETLS') : wrapped(err, 'ECONNECTION'));
     });
   });
 }
 
-function connectionError(err: Error): UpstreamError {
-  const e = new UpstreamError(err.message, 'ECONNECTION');
-  const code = (err as { code?: string }).code;
-  if (code) e.originalCode = code;
-  return e;
-}
-
-function tlsError(err: Error): UpstreamError {
-  const e = new UpstreamError(err.message, 'ETLS');
-  const code = (err as { code?: string }).code;
-  if (code) e.originalCode = code;
+/** A socket's or TLS's error under the relay's code for it, its own code (ECONNREFUSED, a certificate's) kept as originalCode. */
+function wrapped(err: Error, code: 'ECONNECTION' | 'ETLS'): UpstreamError {
+  const e = new UpstreamError(err.message, code);
+  const own = (err as { code?: string }).code;
+  if (own) e.originalCode = own;
   return e;
 }

@@ -187,11 +187,7 @@ export async function startSilentServer(): Promise<{ port: number; close(): Prom
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server, sockets),
   };
 }
 
@@ -229,51 +225,13 @@ export async function refusingPort(): Promise<number> {
  * drops the connection or stays silent: the "did it arrive?" case.
  */
 export async function startDotFaultServer(afterDot: 'drop' | 'silence'): Promise<{ port: number; dots: number; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const state = { dots: 0 };
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => {});
-    socket.on('close', () => sockets.delete(socket));
-    let inData = false;
-    let buffer = '';
-    socket.write('220 fault.test ESMTP\r\n');
-    socket.on('data', (chunk) => {
-      buffer += chunk.toString('latin1');
-      for (;;) {
-        if (inData) {
-          const end = buffer.indexOf('\r\n.\r\n');
-          if (end === -1) return;
-          buffer = buffer.slice(end + 5);
-          inData = false;
-          state.dots++;
-          if (afterDot === 'drop') socket.destroy();
-          return;
-        }
-        const eol = buffer.indexOf('\r\n');
-        if (eol === -1) return;
-        const line = buffer.slice(0, eol).toUpperCase();
-        buffer = buffer.slice(eol + 2);
-        if (line.startsWith('EHLO')) socket.write('250-fault.test\r\n250 PIPELINING\r\n');
-        else if (line === 'DATA') {
-          inData = true;
-          socket.write('354 go ahead\r\n');
-        } else if (line === 'QUIT') socket.end('221 bye\r\n');
-        else socket.write('250 ok\r\n');
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const server = await startScriptedServer({ afterDot });
   return {
-    port: (server.address() as net.AddressInfo).port,
+    port: server.port,
     get dots() {
-      return state.dots;
+      return server.sessions.reduce((n, s) => n + s.messages.length, 0);
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: server.close,
   };
 }
 
@@ -297,6 +255,8 @@ export interface ScriptedServer {
   readonly afterMessage?: (session: ScriptedSession) => void;
   /** Milliseconds before the greeting. */
   readonly greetingDelayMs?: number;
+  /** What the final dot gets: 250 (the default), the connection dropped, or no answer at all. */
+  readonly afterDot?: 'answer' | 'drop' | 'silence';
 }
 
 /**
@@ -324,6 +284,8 @@ export async function startScriptedServer(script: ScriptedServer = {}): Promise<
           session.messages.push(buffer.slice(0, Math.max(0, end)));
           buffer = buffer.slice(end + 3);
           data = undefined;
+          if (script.afterDot === 'drop') return void socket.destroy();
+          if (script.afterDot === 'silence') return;
           socket.write('250 2.0.0 taken\r\n');
           script.afterMessage?.(session);
           continue;
@@ -349,10 +311,12 @@ export async function startScriptedServer(script: ScriptedServer = {}): Promise<
   return {
     port: (server.address() as net.AddressInfo).port,
     sessions,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sessions) s.socket.destroy();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server, sessions.map((s) => s.socket)),
   };
+}
+
+/** Stops a bare server: its open connections cut, then the listener closed. */
+function closeServer(server: net.Server, sockets: Iterable<net.Socket>): Promise<void> {
+  for (const s of sockets) s.destroy();
+  return new Promise((resolve) => server.close(() => resolve()));
 }
