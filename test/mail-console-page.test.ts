@@ -46,7 +46,7 @@ t.test('a support desk finds a delivered, a bounced and a held message, reads th
   const bounced = await f.send('app@acme.test', 'nobody@example.com');
   const held = await f.send('app@acme.test', 'later@example.com');
   await until(async () => ((await f.api(`/api/messages/${held}`, TOKENS.desk)).body.message as { status?: string } | null)?.status === 'deferred', 5000);
-  await f.api(`/api/queue/${held}/hold`, TOKENS.desk, 'POST');
+  t.equal((await f.api(`/api/queue/${held}/hold`, TOKENS.desk, 'POST')).status, 200, 'held through the API');
   const page = await (await browserFor(t)).newPage({ viewport: { width: 1280, height: 800 } });
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(err.message));

@@ -47,6 +47,8 @@ export interface SchedulerDeps {
 
 /** An attempt that failed inside the relay (the spool, say) left the state as it was: tried again this soon. */
 const AFTER_FAILED_ATTEMPT_MS = 1000;
+/** How soon a message a request was changing when it fell due is looked at again. */
+const CHANGING_RETRY_MS = 250;
 
 export class Scheduler {
   readonly #deps: SchedulerDeps;
@@ -60,6 +62,10 @@ export class Scheduler {
   readonly #lines = new Map<string, Fifo>();
   readonly #inLine = new Set<string>();
   readonly #inFlight = new Map<string, Promise<void>>();
+  /** Messages a request (hold, delete, ...) is changing now: no attempt starts on them meanwhile. */
+  readonly #changing = new Set<string>();
+  /** The round of requests running now: the scan's and the console's take turns, never apply one twice. */
+  #applying: Promise<void> = Promise.resolve();
   readonly #busyByUpstream = new Map<string, number>();
   /** Budgets known to be spent until then: their mail waits without asking the limiter each time. */
   readonly #heldUntil = new Map<string, BudgetHold>();
@@ -95,7 +101,14 @@ export class Scheduler {
       const config = this.#deps.config();
       this.#timers = [
         setInterval(() => void this.runDue(), 1000),
-        setInterval(() => void this.applyRequests().then(() => this.runDue()), config.delivery.scanMs),
+        setInterval(
+          () =>
+            void this.applyRequests().then(
+              () => this.runDue(),
+              (err: unknown) => this.#warnings.warn({ event: 'queue-requests-failed', err: (err as Error).message }, 'queue requests failed; they are tried again at the next scan'),
+            ),
+          config.delivery.scanMs,
+        ),
       ];
       void this.runDue();
     }
@@ -151,6 +164,12 @@ export class Scheduler {
           line.shift();
           continue;
         }
+        if (this.#changing.has(entry.id)) {
+          line.shift();
+          this.#inLine.delete(entry.id);
+          this.#due.set(entry.id, now + CHANGING_RETRY_MS);
+          continue;
+        }
         const where = this.#placeOf(entry, config, now);
         // Its route changed since it joined this line (a reload, a fallback), or it must wait after all.
         if (where.kind !== 'line' || where.line !== name) {
@@ -174,24 +193,35 @@ export class Scheduler {
   }
 
   /** Applies the requests of `tenant-relay queue` and the mail console left in the spool (requests.ts). */
-  async applyRequests(): Promise<void> {
+  applyRequests(): Promise<void> {
+    const round = this.#applying.then(() => this.#applyPending());
+    this.#applying = round.catch(() => {});
+    return round;
+  }
+
+  async #applyPending(): Promise<void> {
     const { spool, requests } = this.#deps;
     for (const request of await requests.pending()) {
       if (this.#inFlight.has(request.id)) continue; // after the attempt ends, at the next scan
-      const entry = await spool.read(request.id);
-      const now = this.#clock();
-      const next = entry && afterRequest(entry, request.kind, now);
-      if (entry && next !== undefined) {
-        if (next === 'gone') {
-          await spool.remove(entry.id);
-          this.#forget(entry.id);
-        } else {
-          await spool.update(next);
-          this.#schedule(next);
+      this.#changing.add(request.id);
+      try {
+        const entry = await spool.read(request.id);
+        const now = this.#clock();
+        const next = entry && afterRequest(entry, request.kind, now);
+        if (entry && next !== undefined) {
+          if (next === 'gone') {
+            await spool.remove(entry.id);
+            this.#forget(entry.id);
+          } else {
+            await spool.update(next);
+            this.#schedule(next);
+          }
+          this.#deps.outcomes.emit('handled', { message: factsOf(entry), at: now, recipients: pendingRecipients(entry), action: request.kind, by: request.by });
         }
-        this.#deps.outcomes.emit('handled', { message: factsOf(entry), at: now, recipients: pendingRecipients(entry), action: request.kind, by: request.by });
+        await requests.clear(request);
+      } finally {
+        this.#changing.delete(request.id);
       }
-      await requests.clear(request);
     }
     // A retried or released message goes now, not at the next tick.
     this.#kick();
@@ -259,6 +289,8 @@ export class Scheduler {
   #enqueue(id: string, config: Config, now: number): void {
     const entry = this.#entries.get(id);
     if (!entry || this.#inFlight.has(id)) return;
+    // A request is changing it: due again once that is written (the request's own state, or as it was).
+    if (this.#changing.has(id)) return this.#due.set(id, now + CHANGING_RETRY_MS);
     const where = this.#placeOf(entry, config, now);
     if (where.kind === 'later') return this.#due.set(id, where.at);
     let line = this.#lines.get(where.line);
