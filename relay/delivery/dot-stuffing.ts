@@ -12,12 +12,21 @@ const INSERT_LF = Buffer.from('\n');
 const INSERT_LF_DOT = Buffer.from('\n.');
 const INSERT_CR = Buffer.from('\r');
 const INSERT_DOT = Buffer.from('.');
+const EMPTY = Buffer.alloc(0);
+const CRLF = Buffer.from('\r\n');
+
+/** What a message still needs after its last byte to end with CRLF, as DATA's final dot would make it. */
+export function lineEndAfter(last: number | false): Buffer {
+  return last === LF ? EMPTY : last === CR ? INSERT_LF : CRLF;
+}
 
 /**
  * One chunk stuffed. `last` is the previous chunk's last byte (false before the first: the message
- * starts at the start of a line). Returns the chunk itself when nothing changes.
+ * starts at the start of a line). Returns the chunk itself when nothing changes. With `dots` false, only
+ * the line ends are made CRLF: the same message for BDAT (RFC 3030), whose chunks are counted, not ended
+ * by a dot.
  */
-export function dotStuff(chunk: Buffer, last: number | false): Buffer {
+export function dotStuff(chunk: Buffer, last: number | false, dots = true): Buffer {
   const length = chunk.length;
   if (length === 0) return chunk;
   const parts: Buffer[] = [];
@@ -27,9 +36,9 @@ export function dotStuff(chunk: Buffer, last: number | false): Buffer {
     const byte = chunk[i];
     const prev = i > 0 ? chunk[i - 1] : last;
     let insert: Buffer | undefined;
-    if (prev === CR && byte !== LF) insert = byte === DOT ? INSERT_LF_DOT : INSERT_LF;
+    if (prev === CR && byte !== LF) insert = byte === DOT && dots ? INSERT_LF_DOT : INSERT_LF;
     else if (byte === LF && prev !== CR) insert = INSERT_CR;
-    else if (byte === DOT && (prev === LF || prev === false)) insert = INSERT_DOT;
+    else if (byte === DOT && dots && (prev === LF || prev === false)) insert = INSERT_DOT;
     if (!insert) return;
     if (i > copied) parts.push(chunk.subarray(copied, i));
     parts.push(insert);

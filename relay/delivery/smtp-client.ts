@@ -2,12 +2,14 @@
 // STARTTLS (required, never optional), EHLO (HELO when refused), AUTH (PLAIN, LOGIN, XOAUTH2 with a token
 // renewed once when the server answers it with a 334 challenge), then transactions one after another:
 // MAIL, RCPT and DATA in one write when the server offers PIPELINING, the body dot-stuffed, its last bytes
-// and the final dot in one write. Errors carry what classify.ts reads (`code`, `responseCode`,
-// `response`, `rejectedErrors`), the codes nodemailer gives the same failures.
+// and the final dot in one write; or, to a server that offers CHUNKING, BDAT (RFC 3030): the message
+// counted, not stuffed, and when it is in memory and small, sent in the envelope's own write, so the
+// whole transaction is one round trip instead of two. Errors carry what classify.ts reads (`code`,
+// `responseCode`, `response`, `rejectedErrors`), the codes nodemailer gives the same failures.
 import net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import tls from 'node:tls';
-import { dotStuff } from './dot-stuffing.js';
+import { dotStuff, lineEndAfter } from './dot-stuffing.js';
 
 export interface ClientOptions {
   readonly host: string;
@@ -74,6 +76,12 @@ const MAX_LINE = 4096;
  * the larger the message.
  */
 const JOIN_DOT_MAX = 16 * 1024;
+const DOT_LINE = Buffer.from('.\r\n');
+/**
+ * The largest message in memory sent with its envelope in BDAT. Larger, it waits for the envelope's
+ * answer, so that a refused recipient does not cost the whole upload.
+ */
+const BDAT_WITH_ENVELOPE_MAX = 64 * 1024;
 
 const isAsciiText = (s: string) => !/[^\x00-\x7f]/.test(s);
 
@@ -158,20 +166,31 @@ export class SmtpClientConnection {
     const mail = `MAIL FROM:<${envelope.mailFrom}>${eightBit ? ' BODY=8BITMIME' : ''}${utf8 ? ' SMTPUTF8' : ''}`;
     const rcpts = envelope.rcptTo.map((r) => `RCPT TO:<${r}>`);
     const pipelined = this.#extensions.has('PIPELINING');
+    // BDAT (RFC 3030) when offered: the message counted instead of dot-ended. A message in memory is
+    // known whole, so a small one goes with its envelope in one write and is answered in one round trip.
+    const chunking = this.#extensions.has('CHUNKING');
+    const whole = chunking && typeof body.bytes !== 'function' ? wholeMessage(body.bytes) : undefined;
+    const withEnvelope = whole !== undefined && pipelined && whole.size <= BDAT_WITH_ENVELOPE_MAX;
     let mailReply: Reply;
     const rcptReplies: Reply[] = [];
-    let dataReply: Reply | undefined;
+    /** The reply to a DATA or a BDAT sent with the envelope. */
+    let lastReply: Reply | undefined;
     if (pipelined) {
-      this.#write(`${[mail, ...rcpts, 'DATA'].join('\r\n')}\r\n`, rcpts.length + 2);
+      const end = withEnvelope ? [`BDAT ${whole.size} LAST`] : chunking ? [] : ['DATA'];
+      this.#socket.cork();
+      this.#write(`${[mail, ...rcpts, ...end].join('\r\n')}\r\n`, rcpts.length + 1 + end.length);
+      if (withEnvelope) for (const b of whole.parts) this.#socket.write(b);
+      this.#socket.uncork();
+      if (withEnvelope) onStreamed();
       mailReply = await this.#reply();
       for (let i = 0; i < rcpts.length; i++) rcptReplies.push(await this.#reply());
-      dataReply = await this.#reply();
+      if (end.length > 0) lastReply = await this.#reply();
     } else {
       mailReply = await this.#command(mail);
       if (mailReply.code === 250) for (const line of rcpts) rcptReplies.push(await this.#command(line));
     }
     if (mailReply.code !== 250) {
-      await this.#resetAfter(dataReply);
+      await this.#resetAfter(lastReply);
       throw new UpstreamError('Mail command failed', 'EENVELOPE', mailReply.text);
     }
     const accepted: string[] = [];
@@ -182,20 +201,28 @@ export class SmtpClientConnection {
       else rejectedErrors.push(Object.assign(new UpstreamError(`Recipient command failed`, 'EENVELOPE', reply.text), { recipient }));
     });
     if (accepted.length === 0) {
-      await this.#resetAfter(dataReply);
+      await this.#resetAfter(lastReply);
       const err = new UpstreamError("Can't send mail - all recipients were rejected", 'EENVELOPE', rejectedErrors[0]?.response);
       err.rejectedErrors = rejectedErrors;
       throw err;
     }
-    dataReply ??= await this.#command('DATA');
-    if (dataReply.code !== 354) {
-      await this.#resetAfter(undefined);
-      throw new UpstreamError('Data command failed', 'EENVELOPE', dataReply.text);
+    let done: Reply;
+    if (chunking) {
+      if (withEnvelope) done = lastReply as Reply;
+      else done = whole ? await this.#sendWhole(whole, onStreamed) : await this.#sendChunks(body.bytes as () => AsyncIterable<Buffer>, pipelined, onStreamed);
+      // A chunk refused ends the transaction on the server's side or leaves it in doubt: RSET says which.
+      if (done.code !== 250) await this.#resetAfter(undefined);
+    } else {
+      lastReply ??= await this.#command('DATA');
+      if (lastReply.code !== 354) {
+        await this.#resetAfter(undefined);
+        throw new UpstreamError('Data command failed', 'EENVELOPE', lastReply.text);
+      }
+      this.#owed++;
+      await this.#writeBody(body.bytes);
+      onStreamed();
+      done = await this.#reply();
     }
-    this.#owed++;
-    await this.#writeBody(body.bytes);
-    onStreamed();
-    const done = await this.#reply();
     if (done.code !== 250) throw new UpstreamError('Message failed', 'EMESSAGE', done.text);
     return { accepted, rejectedErrors, response: done.text };
   }
@@ -327,7 +354,7 @@ export class SmtpClientConnection {
     if (typeof body === 'function') for await (const chunk of body()) await put(chunk);
     else for (const part of body) await put(part);
     // The final dot, after a line end of its own when the message has none.
-    const end = Buffer.from(last === 0x0a ? '.\r\n' : last === 0x0d ? '\n.\r\n' : '\r\n.\r\n');
+    const end = Buffer.concat([lineEndAfter(last), DOT_LINE]);
     this.#check();
     // The last bytes and the final dot in one write when they are small: one wake-up fewer for the upstream.
     if (!held) this.#socket.write(end);
@@ -337,6 +364,58 @@ export class SmtpClientConnection {
       this.#socket.write(end);
     }
     this.#socket.uncork();
+  }
+
+  /** A message in memory in one BDAT LAST chunk, once its envelope was taken. */
+  async #sendWhole(whole: WholeMessage, onStreamed: () => void): Promise<Reply> {
+    this.#socket.cork();
+    this.#write(`BDAT ${whole.size} LAST\r\n`);
+    for (const b of whole.parts) this.#socket.write(b);
+    this.#socket.uncork();
+    onStreamed();
+    return this.#reply();
+  }
+
+  /**
+   * A message from a file in BDAT chunks, one per read, the last marked LAST. Pipelined, every chunk goes
+   * without waiting; else each is answered before the next. Returns the first refusal, or the LAST's reply.
+   */
+  async #sendChunks(read: () => AsyncIterable<Buffer>, pipelined: boolean, onStreamed: () => void): Promise<Reply> {
+    let last = false as number | false;
+    let held: Buffer | undefined;
+    let owed = 0;
+    let answer: Reply | undefined;
+    const send = async (parts: readonly Buffer[], final: boolean) => {
+      this.#socket.cork();
+      this.#write(`BDAT ${parts.reduce((n, b) => n + b.length, 0)}${final ? ' LAST' : ''}\r\n`);
+      let room = true;
+      for (const b of parts) room = this.#socket.write(b);
+      this.#socket.uncork();
+      if (final) onStreamed();
+      if (pipelined) {
+        owed++;
+        if (!room) await this.#drained();
+        return;
+      }
+      const reply = await this.#reply();
+      if (reply.code !== 250 || final) answer = reply;
+    };
+    for await (const chunk of read()) {
+      if (chunk.length === 0) continue;
+      const out = dotStuff(chunk, last, false);
+      last = chunk[chunk.length - 1] as number;
+      if (held) await send([held], false);
+      // Refused halfway (not pipelined): no more chunks (RFC 3030, 2).
+      if (answer) return answer;
+      held = out;
+    }
+    await send(held ? [held, lineEndAfter(last)] : [lineEndAfter(last)], true);
+    // Pipelined: every chunk's reply, in order; the first refusal is what happened to the message.
+    for (; owed > 0; owed--) {
+      const reply = await this.#reply();
+      if (reply.code !== 250 || owed === 1) answer ??= reply;
+    }
+    return answer as Reply;
   }
 
   #drained(): Promise<void> {
@@ -350,10 +429,10 @@ export class SmtpClientConnection {
     });
   }
 
-  /** After a refused envelope: the DATA a pipelined server refused too is answered; RSET leaves it ready for the next message. */
-  async #resetAfter(dataReply: Reply | undefined): Promise<void> {
-    if (dataReply?.code === 354) {
-      // A server that took DATA with no recipient: the transaction cannot be ended cleanly.
+  /** After a refused envelope: the DATA or BDAT a pipelined server refused too is answered; RSET leaves it ready for the next message. */
+  async #resetAfter(lastReply: Reply | undefined): Promise<void> {
+    if (lastReply?.code === 354 || lastReply?.code === 250) {
+      // A server that took DATA, or a message, with no recipient: the transaction cannot be ended cleanly.
       this.destroy();
       return;
     }
@@ -426,6 +505,28 @@ export class SmtpClientConnection {
     this.#failure = err;
     for (const w of this.#waiters.splice(0)) w.reject(err);
   }
+}
+
+/** A message in memory as BDAT sends it: line ends made CRLF, ending with one, and its size. */
+interface WholeMessage {
+  readonly parts: readonly Buffer[];
+  readonly size: number;
+}
+
+function wholeMessage(bytes: readonly Buffer[]): WholeMessage {
+  const parts: Buffer[] = [];
+  let last = false as number | false;
+  let size = 0;
+  for (const chunk of bytes) {
+    if (chunk.length === 0) continue;
+    const out = dotStuff(chunk, last, false);
+    last = chunk[chunk.length - 1] as number;
+    parts.push(out);
+    size += out.length;
+  }
+  const end = lineEndAfter(last);
+  if (end.length > 0) parts.push(end);
+  return { parts, size: size + end.length };
 }
 
 function servernameOf(o: ClientOptions): string | undefined {

@@ -83,7 +83,7 @@ async function sendOnce(pools: UpstreamPools, upstream: SmtpUpstream, envelope: 
 
 /**
  * The message's bytes for one try: its parts in memory, or a fresh read of its file, opened only once
- * the upstream said 354 (a refused envelope leaves no file open).
+ * the upstream took the envelope (a refused envelope leaves no file open).
  */
 function bodyOf(source: MessageSource): OutgoingBody['bytes'] {
   if (isInMemory(source)) return partsOf(source);

@@ -3,6 +3,7 @@
 import net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+import type { SmtpUpstream } from '../../config/types.js';
 
 export interface Received {
   readonly mailFrom: string;
@@ -235,11 +236,26 @@ export async function startDotFaultServer(afterDot: 'drop' | 'silence'): Promise
   };
 }
 
+/** An upstream setting that points at a scripted server (plain, one connection, short deadlines). */
+export const scriptedUpstream = (port: number, extra: Partial<SmtpUpstream> = {}): SmtpUpstream => ({
+  kind: 'smtp',
+  owner: 'platform',
+  name: 'scripted',
+  host: '127.0.0.1',
+  port,
+  tls: 'none',
+  allowInsecureAuth: false,
+  timeoutMs: 3000,
+  connectTimeoutMs: 2000,
+  maxConnections: 1,
+  ...extra,
+});
+
 export interface ScriptedSession {
   /** What the client sent in command mode, chunk by chunk as it was read. */
   readonly commandChunks: string[];
   readonly lines: string[];
-  /** Each message's bytes after the 354, up to the line of the final dot (its own last line end kept). */
+  /** Each message's bytes after the 354, up to the line of the final dot (its own last line end kept); or its BDAT chunks joined. */
   readonly messages: string[];
   /** Each message's bytes from the 354 to the final dot (included), in the reads they came in. */
   readonly dataChunks: Buffer[][];
@@ -262,6 +278,8 @@ export interface ScriptedServer {
 /**
  * A bare SMTP server on a loopback socket that answers as a script says (250 to anything else, 354 to
  * DATA, 221 to QUIT) and keeps every byte each client sent: for what smtp-server would not do, or hides.
+ * BDAT (RFC 3030) is read as its size says, whether or not CHUNKING was offered: a chunk a script
+ * answered itself (onLine) is read and dropped; else 250, and after the LAST one what `afterDot` says.
  */
 export async function startScriptedServer(script: ScriptedServer = {}): Promise<{ port: number; sessions: ScriptedSession[]; close(): Promise<void> }> {
   const sessions: ScriptedSession[] = [];
@@ -271,6 +289,8 @@ export async function startScriptedServer(script: ScriptedServer = {}): Promise<
     sessions.push(session);
     let buffer = '';
     let data: string | undefined;
+    let bdatChunk: { left: number; last: boolean; answered: boolean } | undefined;
+    let chunked = '';
     setTimeout(() => socket.writable && socket.write('220 scripted.test ESMTP\r\n'), script.greetingDelayMs ?? 0);
     socket.on('data', (chunk: Buffer) => {
       const text = chunk.toString('latin1');
@@ -278,6 +298,27 @@ export async function startScriptedServer(script: ScriptedServer = {}): Promise<
       else session.dataChunks.at(-1)?.push(chunk);
       buffer += text;
       for (;;) {
+        if (bdatChunk) {
+          const taken = buffer.slice(0, bdatChunk.left);
+          buffer = buffer.slice(taken.length);
+          bdatChunk.left -= taken.length;
+          if (!bdatChunk.answered) chunked += taken;
+          if (bdatChunk.left > 0) return;
+          const { last, answered } = bdatChunk;
+          bdatChunk = undefined;
+          if (answered) continue;
+          if (!last) {
+            socket.write('250 2.0.0 chunk taken\r\n');
+            continue;
+          }
+          session.messages.push(chunked);
+          chunked = '';
+          if (script.afterDot === 'drop') return void socket.destroy();
+          if (script.afterDot === 'silence') return;
+          socket.write('250 2.0.0 taken\r\n');
+          script.afterMessage?.(session);
+          continue;
+        }
         if (data !== undefined) {
           const end = `\r\n${buffer}`.indexOf('\r\n.\r\n');
           if (end === -1) return;
@@ -295,7 +336,14 @@ export async function startScriptedServer(script: ScriptedServer = {}): Promise<
         const line = buffer.slice(0, eol);
         buffer = buffer.slice(eol + 2);
         session.lines.push(line);
-        if (script.onLine?.(line, session)) continue;
+        const bdat = /^BDAT (\d+)( LAST)?$/i.exec(line);
+        const answered = script.onLine?.(line, session) ?? false;
+        if (bdat) {
+          bdatChunk = { left: Number(bdat[1]), last: bdat[2] !== undefined, answered };
+          if (answered) chunked = '';
+          continue;
+        }
+        if (answered) continue;
         const verb = line.split(' ')[0]?.toUpperCase();
         if (verb === 'EHLO') socket.write(['scripted.test', ...(script.ehlo ?? ['PIPELINING', '8BITMIME'])].map((k, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${k}\r\n`).join(''));
         else if (verb === 'DATA') {
