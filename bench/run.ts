@@ -19,6 +19,7 @@ import { coldStart, median, writeTenantFiles } from './cold-start.js';
 import { compareScenario, compareTable } from './compare.js';
 import { consoleScenario, consoleTable } from './console.js';
 import { suppressionLine, suppressionScenario } from './suppression.js';
+import { rttLines, upstreamRttScenario } from './upstream-rtt.js';
 import { runLoad, SmtpSession, type Workload } from './load.js';
 import { phasesScenario, phasesTable } from './phases.js';
 import { postfixInstalled, startPostfix } from './postfix.js';
@@ -45,8 +46,9 @@ const SETTLE_MS = 500;
 // BENCH_ONLY=phases where one message's time goes at concurrency 1 (bench/phases.ts); BENCH_ONLY=compare
 // this build against BENCH_COMPARE_ROOT's in alternated runs (bench/compare.ts); BENCH_ONLY=warmup a fresh
 // relay's CPU per message as it warms up (bench/warmup-curve.ts); BENCH_ONLY=floor the relay's CPU per
-// message by layer, from the floor relay up (bench/floor.ts).
-const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers', 'metrics', 'console', 'suppression', 'phases', 'compare', 'warmup', 'floor'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
+// message by layer, from the floor relay up (bench/floor.ts); BENCH_ONLY=rtt a message's time to an upstream
+// a round trip away, with DATA and with BDAT (bench/upstream-rtt.ts).
+const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers', 'metrics', 'console', 'suppression', 'phases', 'compare', 'warmup', 'floor', 'rtt'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
 const SIZES_KB = ONLY ? [Number(ONLY[1])] : [1, 20, 200];
 const CONCURRENCY = ONLY ? [Number(ONLY[2])] : [1, 10, 50];
 const MODES = (ONLY ? [ONLY[0]] : ['passthrough', 'queue']) as ('passthrough' | 'queue')[];
@@ -341,6 +343,10 @@ async function main() {
       console.log(suppressionLine(await suppressionScenario(tmp)));
       return;
     }
+    if (process.env.BENCH_ONLY === 'rtt') {
+      console.log(rttLines(await upstreamRttScenario()).join('\n'));
+      return;
+    }
     if (process.env.BENCH_ONLY === 'phases') {
       const relay = await startRelayProcess(tmp, relayYaml(tmp, sink.port, 'queue'));
       const postfix = postfixInstalled() ? await startPostfix(sink.port).catch(() => undefined) : undefined;
@@ -421,7 +427,9 @@ async function main() {
     console.log(`\n${consoleTable(consoleResult)}`);
     const suppression = await suppressionScenario(tmp);
     console.log(suppressionLine(suppression));
-    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, coldStart: cold, tenantDirectory: directory, tenantSource: platform, throughput: rows, backlog: backlogResult, workers: workerRows, idleConnections: idle, bigMessage: big, metricsScrape: scrape, console: consoleResult, suppression };
+    const rtt = await upstreamRttScenario();
+    console.log(`\n${rttLines(rtt).join('\n')}`);
+    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, coldStart: cold, tenantDirectory: directory, tenantSource: platform, throughput: rows, backlog: backlogResult, workers: workerRows, idleConnections: idle, bigMessage: big, metricsScrape: scrape, console: consoleResult, suppression, upstreamRtt: rtt };
     fs.mkdirSync('bench/results', { recursive: true });
     const out = path.join('bench/results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     fs.writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
