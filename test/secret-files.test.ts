@@ -7,6 +7,7 @@ import path from 'node:path';
 import pino from 'pino';
 import t, { type Test } from 'tap';
 import { loadConfigFile } from '../config/load.js';
+import { watchFile } from '../relay/runtime/reload.js';
 import { startRelay } from '../relay/runtime/start-relay.js';
 import { sendThrough } from './helpers/relay.js';
 import { needRedis, startRedis } from './helpers/redis.js';
@@ -70,4 +71,26 @@ limits: { store: { redis: { url: "redis://:\${file:${secret}}@127.0.0.1:${redis.
   // Named only once logged in (ioredis sends CLIENT SETNAME after AUTH).
   t.ok(await until(async () => (await relayClients()).length === 1, 15_000), 'logged in again');
   t.notMatch(log.text, /old-redis-pass|new-redis-pass/, 'neither value is logged');
+});
+
+t.test('a file rotated the moment its watch began (same size, same inode) is a change all the same', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-secret-files-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const secret = path.join(dir, 'secret');
+  let seen = 0;
+  // Many files at once, each rewritten in place right after its watch starts: the race the relay's start
+  // (watch, then connect, then the platform rotates) can lose on a loaded machine.
+  const stops: (() => void)[] = [];
+  for (let i = 0; i < 20; i++) {
+    const file = `${secret}-${i}`;
+    fs.writeFileSync(file, 'old-secret-value\n');
+    fs.utimesSync(file, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+  }
+  for (let i = 0; i < 20; i++) {
+    const file = `${secret}-${i}`;
+    stops.push(watchFile(file, () => seen++, 20, 50));
+    fs.writeFileSync(file, 'new-secret-value\n');
+  }
+  t.teardown(() => stops.forEach((stop) => stop()));
+  t.ok(await until(() => seen === 20, 5_000), `every rotation seen (${seen} of 20)`);
 });

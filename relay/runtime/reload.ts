@@ -44,19 +44,44 @@ export function reloadFrom(file: string, apply: (next: Config) => readonly strin
   return { ok: true, config: next, restartNeeded };
 }
 
-/** Calls `onChange` once the file has stopped changing for `debounceMs`; polls, so a rename-into-place is seen. */
+/**
+ * Calls `onChange` once the file has stopped changing for `debounceMs`; polls, so a rename-into-place is
+ * seen. What it compares with is the file as it is when the watch starts, read at once: fs.watchFile took
+ * its first look later, in the thread pool, so a file rewritten in between (same size, same inode: a
+ * rotated secret) became its starting point and the change was never seen.
+ */
 export function watchFile(file: string, onChange: () => void, debounceMs = 300, intervalMs = 500): () => void {
-  let timer: NodeJS.Timeout | undefined;
-  const listener = (now: fs.Stats, before: fs.Stats) => {
-    if (now.mtimeMs === before.mtimeMs && now.ino === before.ino && now.size === before.size) return;
-    clearTimeout(timer);
-    timer = setTimeout(onChange, debounceMs);
-  };
-  fs.watchFile(file, { interval: intervalMs }, listener);
+  let debounce: NodeJS.Timeout | undefined;
+  let known = stampNow(file);
+  let looking = false;
+  const poll = setInterval(() => {
+    if (looking) return;
+    looking = true;
+    fs.stat(file, (err, now) => {
+      looking = false;
+      const seen = err ? MISSING : stampOf(now);
+      if (seen === known) return;
+      known = seen;
+      clearTimeout(debounce);
+      debounce = setTimeout(onChange, debounceMs);
+    });
+  }, intervalMs);
+  poll.unref();
   return () => {
-    clearTimeout(timer);
-    fs.unwatchFile(file, listener);
+    clearInterval(poll);
+    clearTimeout(debounce);
   };
+}
+
+const MISSING = 'missing';
+const stampOf = (s: fs.Stats) => `${s.ino}:${s.size}:${s.mtimeMs}`;
+
+function stampNow(file: string): string {
+  try {
+    return stampOf(fs.statSync(file));
+  } catch {
+    return MISSING;
+  }
 }
 
 /**
