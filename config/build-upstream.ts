@@ -40,6 +40,7 @@ export function buildUpstream(u: RawUpstream, name: string, owner: 'tenant' | 'p
     ...(u.ramp ? { ramp: { messagesPerDay: u.ramp.messagesPerDay, sinceMs: Date.parse(`${u.ramp.since}T00:00:00Z`), doubleEveryMs: u.ramp.doubleEveryDays * 86_400_000 } } : {}),
     ...(ca !== undefined ? { ca } : {}),
     ...(u.servername !== undefined ? { servername: u.servername } : {}),
+    ...(u.chunking ? {} : { chunking: false }),
     allowInsecureAuth: u.allowInsecureAuth,
     timeoutMs: Math.round(u.timeoutSeconds * 1000),
     connectTimeoutMs: Math.round(u.connectTimeoutSeconds * 1000),

@@ -72,6 +72,8 @@ export interface SmtpUpstream {
   /** PEM text of a private CA to trust for this upstream, in place of the system store. */
   readonly ca?: string;
   readonly servername?: string;
+  /** false: DATA even when the server offers CHUNKING (absent: BDAT when offered). */
+  readonly chunking?: false;
   readonly allowInsecureAuth: boolean;
   readonly timeoutMs: number;
   readonly connectTimeoutMs: number;

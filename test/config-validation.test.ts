@@ -118,6 +118,12 @@ t.test('a password without TLS is refused unless allowInsecureAuth: true', async
   t.same(errorsOf('smarthost: { host: a.test, tls: starttls, username: u }\n'), ['relay.yaml:1:1: smarthost.password: username and password go together']);
 });
 
+t.test('chunking: false keeps an upstream on DATA; left out, BDAT is used where offered; anything else is refused', async (t) => {
+  t.match(parseConfig('smarthost: { host: a.test, tls: starttls, chunking: false }\n', 'relay.yaml', {}).smarthost, { chunking: false });
+  t.notOk('chunking' in (parseConfig('smarthost: { host: a.test, tls: starttls }\n', 'relay.yaml', {}).smarthost ?? {}));
+  t.match(errorsOf('smarthost: { host: a.test, tls: starttls, chunking: maybe }\n'), [/smarthost\.chunking: .*boolean/]);
+});
+
 t.test('${ENV} and ${file:...} supply secrets; a missing one is an error naming it', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'secrets-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true }));

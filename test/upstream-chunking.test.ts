@@ -155,6 +155,18 @@ t.test('without PIPELINING each chunk of a file is answered before the next; one
   t.equal(up.sessions.length, 1);
 });
 
+t.test('an upstream set to chunking: false gets DATA even when it offers CHUNKING; it has pools of its own', async (t) => {
+  const { up, pools } = await setUp(t);
+  const dataOnly = scriptedUpstream(up.port, { chunking: false });
+  t.equal((await sendViaSmtp(pools, dataOnly, envelope, message)).outcomes[0]?.status, 'sent');
+  t.equal((await sendViaSmtp(pools, scriptedUpstream(up.port), envelope, message)).outcomes[0]?.status, 'sent');
+  t.equal(up.sessions.length, 2, 'a connection for each setting');
+  t.ok(up.sessions[0]?.lines.includes('DATA'));
+  t.notOk(up.sessions[0]?.lines.some((l) => l.startsWith('BDAT')));
+  t.ok(up.sessions[1]?.lines.some((l) => l.startsWith('BDAT')));
+  t.same(up.sessions[0]?.messages, up.sessions[1]?.messages);
+});
+
 t.test('the connection lost once the LAST chunk went out: the message may have arrived', async (t) => {
   const { send } = await setUp(t, { afterDot: 'drop' });
   const lost = await send();

@@ -105,6 +105,8 @@ export const smtpUpstream = z.strictObject({
   limits: mailboxLimits.optional(),
   ca: z.string().min(1).optional(),
   servername: hostname.optional(),
+  // BDAT (RFC 3030) when the server offers CHUNKING; false keeps it on DATA (a server whose BDAT is broken).
+  chunking: z.boolean().default(true),
   allowInsecureAuth: z.boolean().default(false),
   timeoutSeconds: seconds.default(60),
   connectTimeoutSeconds: seconds.default(15),

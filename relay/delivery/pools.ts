@@ -177,6 +177,7 @@ function clientOptions(u: SmtpUpstream, heloName: string, tokens: TokenSource): 
     ...(auth?.kind === 'oauth2' ? { auth: { kind: 'oauth2', user: auth.user, token: (renew: boolean) => tokens(u, renew).then((t) => t.accessToken) } } : {}),
     connectTimeoutMs: u.connectTimeoutMs,
     socketTimeoutMs: u.timeoutMs,
+    ...(u.chunking === false ? { chunking: false } : {}),
   };
 }
 

@@ -23,6 +23,8 @@ export interface ClientOptions {
   readonly connectTimeoutMs: number;
   /** Silence while an answer is awaited. */
   readonly socketTimeoutMs: number;
+  /** false: DATA even to a server that offers CHUNKING. */
+  readonly chunking?: false;
 }
 
 /** An upstream's failure, shaped as classify.ts reads it. */
@@ -100,16 +102,18 @@ export class SmtpClientConnection {
   /** Messages sent over this connection. */
   sent = 0;
   #busy = true;
+  readonly #bdat: boolean;
 
-  private constructor(socket: net.Socket) {
+  private constructor(socket: net.Socket, o: ClientOptions) {
     this.#socket = socket;
+    this.#bdat = o.chunking !== false;
     this.#listen(socket);
   }
 
   /** Connects, reads the greeting, says EHLO, upgrades to TLS when asked and logs in: ready to send. */
   static async open(o: ClientOptions): Promise<SmtpClientConnection> {
     const socket = await connect(o);
-    const c = new SmtpClientConnection(socket);
+    const c = new SmtpClientConnection(socket, o);
     try {
       await c.#start(o);
     } catch (err) {
@@ -168,7 +172,7 @@ export class SmtpClientConnection {
     const pipelined = this.#extensions.has('PIPELINING');
     // BDAT (RFC 3030) when offered: the message counted instead of dot-ended. A message in memory is
     // known whole, so a small one goes with its envelope in one write and is answered in one round trip.
-    const chunking = this.#extensions.has('CHUNKING');
+    const chunking = this.#bdat && this.#extensions.has('CHUNKING');
     const whole = chunking && typeof body.bytes !== 'function' ? wholeMessage(body.bytes) : undefined;
     const withEnvelope = whole !== undefined && pipelined && whole.size <= BDAT_WITH_ENVELOPE_MAX;
     let mailReply: Reply;
