@@ -8,6 +8,7 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import { UpstreamPools } from '../relay/delivery/pools.js';
 import { sendViaSmtp } from '../relay/delivery/smtp.js';
+import { sendThrough, startTestRelay } from './helpers/relay.js';
 import { type ScriptedServer as Script, scriptedUpstream, startScriptedServer } from './helpers/upstream.js';
 
 const CHUNKING = ['PIPELINING', '8BITMIME', 'CHUNKING'];
@@ -172,3 +173,23 @@ t.test('the connection lost once the LAST chunk went out: the message may have a
   const lost = await send();
   t.match(lost.outcomes, [{ status: 'temp', mayHaveArrived: true }]);
 });
+
+for (const mode of ['passthrough', 'queue'] as const) {
+  t.test(`through the relay (${mode}): a small message and one past the memory limit (a file with the header in front) arrive whole by BDAT`, async (t) => {
+    const up = await startScriptedServer({ ehlo: CHUNKING });
+    t.teardown(() => up.close());
+    const relay = await startTestRelay(`delivery: { mode: ${mode}, spool: { path: \${SPOOL} } }\nsmarthost: { host: 127.0.0.1, port: ${up.port}, tls: none }\n`);
+    t.teardown(() => relay.close());
+    const bodies = [`Hello.\r\n.a dot line\r\n`, `${'a line of a large message, with a dot at the end.\r\n.\r\n'.repeat(30_000)}`];
+    for (const body of bodies) {
+      const raw = `From: <app@example.org>\r\nTo: <one@example.com>\r\nSubject: chunked\r\n\r\n${body}`;
+      t.match((await sendThrough(relay.port, { from: 'app@example.org', to: 'one@example.com', raw })).response, /^250 /);
+    }
+    for (let i = 0; i < 100 && (up.sessions.flatMap((s) => s.messages).length < 2); i++) await new Promise((r) => setTimeout(r, 50));
+    const arrived = up.sessions.flatMap((s) => s.messages);
+    t.equal(arrived.length, 2);
+    bodies.forEach((body, i) => t.ok(arrived[i]?.endsWith(`Subject: chunked\r\n\r\n${body}`), `message ${i + 1}: the header the relay wrote, then the body as sent`));
+    t.ok(up.sessions.flatMap((s) => s.lines).filter((l) => l.startsWith('BDAT')).length > 2, 'the large one in several chunks');
+    t.notOk(up.sessions.flatMap((s) => s.lines).includes('DATA'));
+  });
+}
