@@ -134,6 +134,16 @@ t.test('the LAST chunk refused fails the message as its code says; RSET, and the
   t.ok(up.sessions[0]?.lines.includes('RSET'));
 });
 
+t.test('a chunk answered with a 354 (a server that thinks it is in DATA) loses the connection: no RSET is written into it', async (t) => {
+  let odd = true;
+  const { up, send } = await setUp(t, { onLine: (line, s) => line.startsWith('BDAT') && odd && (s.socket.write('354 go ahead\r\n'), true) });
+  t.equal((await send()).outcomes[0]?.status, 'temp');
+  t.notOk(up.sessions[0]?.lines.includes('RSET'));
+  odd = false;
+  t.equal((await send()).outcomes[0]?.status, 'sent');
+  t.equal(up.sessions.length, 2, 'the next message on a new connection');
+});
+
 t.test('without PIPELINING each chunk of a file is answered before the next; one refused halfway ends the upload', async (t) => {
   let chunks = 0;
   const { up, send } = await setUp(t, {

@@ -215,7 +215,7 @@ export class SmtpClientConnection {
       if (withEnvelope) done = lastReply as Reply;
       else done = whole ? await this.#sendWhole(whole, onStreamed) : await this.#sendChunks(body.bytes as () => AsyncIterable<Buffer>, pipelined, onStreamed);
       // A chunk refused ends the transaction on the server's side or leaves it in doubt: RSET says which.
-      if (done.code !== 250) await this.#resetAfter(undefined);
+      if (done.code !== 250) await this.#resetAfter(done);
     } else {
       lastReply ??= await this.#command('DATA');
       if (lastReply.code !== 354) {
@@ -433,10 +433,14 @@ export class SmtpClientConnection {
     });
   }
 
-  /** After a refused envelope: the DATA or BDAT a pipelined server refused too is answered; RSET leaves it ready for the next message. */
+  /**
+   * After a refusal: RSET leaves the connection ready for the next message. `lastReply` is the last
+   * answer the transaction had (to a DATA or BDAT a pipelined server refused too, or a refused chunk).
+   */
   async #resetAfter(lastReply: Reply | undefined): Promise<void> {
-    if (lastReply?.code === 354 || lastReply?.code === 250) {
-      // A server that took DATA, or a message, with no recipient: the transaction cannot be ended cleanly.
+    if (lastReply && lastReply.code < 400) {
+      // A server that took DATA or a message with no recipient, or answered a chunk with a 2xx other than
+      // 250 or a 3xx: what it would make of an RSET now is unknown, and the connection is not reused.
       this.destroy();
       return;
     }
