@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import { UpstreamPools } from '../relay/delivery/pools.js';
 import { sendViaSmtp } from '../relay/delivery/smtp.js';
 import { sendThrough, startTestRelay } from './helpers/relay.js';
-import { type ScriptedServer as Script, scriptedUpstream, startScriptedServer } from './helpers/upstream.js';
+import { refusingGoneRecipients, type ScriptedServer as Script, scriptedUpstream, startScriptedServer } from './helpers/upstream.js';
 
 const CHUNKING = ['PIPELINING', '8BITMIME', 'CHUNKING'];
 const envelope = { mailFrom: 'app@example.com', rcptTo: ['one@example.net', 'two@example.net'] };
@@ -91,15 +91,7 @@ t.test('a message over 64 KB waits for its envelope: a recipient refused costs n
 });
 
 t.test('every recipient refused: the BDAT sent with them is refused too, RSET, and the next message goes on the same connection', async (t) => {
-  let taken = 0;
-  const { up, send } = await setUp(t, {
-    onLine: (line, s) => {
-      if (line.startsWith('MAIL')) taken = 0;
-      if (line.startsWith('RCPT TO:<gone')) return (s.socket.write('550 5.1.1 no such user\r\n'), true);
-      if (line.startsWith('RCPT')) taken++;
-      return line.startsWith('BDAT') && taken === 0 && (s.socket.write('554 5.5.1 no valid recipients\r\n'), true);
-    },
-  });
+  const { up, send } = await setUp(t, { onLine: refusingGoneRecipients() });
   const refused = await send(message, { mailFrom: 'app@example.com', rcptTo: ['gone@example.net'] });
   t.equal(refused.outcomes[0]?.status, 'perm');
   t.match(refused.outcomes[0]?.reply.text, /no such user/);

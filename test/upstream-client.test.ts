@@ -7,7 +7,7 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import { UpstreamPools } from '../relay/delivery/pools.js';
 import { sendViaSmtp } from '../relay/delivery/smtp.js';
-import { type ScriptedServer as Script, scriptedUpstream, startScriptedServer } from './helpers/upstream.js';
+import { refusingGoneRecipients, type ScriptedServer as Script, scriptedUpstream, startScriptedServer } from './helpers/upstream.js';
 
 const envelope = { mailFrom: 'app@example.com', rcptTo: ['one@example.net', 'two@example.net'] };
 const message = Buffer.from('Subject: hello\r\n\r\nbody\r\n');
@@ -113,15 +113,7 @@ t.test('an endless reply or a line that is no reply fails the message for now, a
 
 t.test('recipients refused at RCPT leave the connection ready: RSET, and the next message goes over it', async (t) => {
   // As a real server: DATA with no recipient taken is refused.
-  let taken = 0;
-  const { up, pools } = await setUp(t, {
-    onLine: (line, s) => {
-      if (line.startsWith('MAIL')) taken = 0;
-      if (line.startsWith('RCPT TO:<gone')) return (s.socket.write('550 5.1.1 no such user\r\n'), true);
-      if (line.startsWith('RCPT')) taken++;
-      return line === 'DATA' && taken === 0 && (s.socket.write('554 5.5.1 no valid recipients\r\n'), true);
-    },
-  });
+  const { up, pools } = await setUp(t, { onLine: refusingGoneRecipients() });
   const refused = await sendViaSmtp(pools, scriptedUpstream(up.port), { mailFrom: 'app@example.com', rcptTo: ['gone@example.net'] }, message);
   t.equal(refused.outcomes[0]?.status, 'perm');
   t.equal((await sendViaSmtp(pools, scriptedUpstream(up.port), envelope, message)).outcomes[0]?.status, 'sent');

@@ -15,9 +15,30 @@ const INSERT_DOT = Buffer.from('.');
 const EMPTY = Buffer.alloc(0);
 const CRLF = Buffer.from('\r\n');
 
-/** What a message still needs after its last byte to end with CRLF, as DATA's final dot would make it. */
-export function lineEndAfter(last: number | false): Buffer {
-  return last === LF ? EMPTY : last === CR ? INSERT_LF : CRLF;
+/**
+ * A message's chunks stuffed one after another (`dots` false: line ends only, for BDAT), keeping the one
+ * byte of the chunk before that the rule reads.
+ */
+export class Stuffing {
+  #last: number | false = false;
+  readonly #dots: boolean;
+
+  constructor(dots: boolean) {
+    this.#dots = dots;
+  }
+
+  /** The chunk as it goes: itself when nothing changes (an empty one stays empty). */
+  next(chunk: Buffer): Buffer {
+    if (chunk.length === 0) return chunk;
+    const out = dotStuff(chunk, this.#last, this.#dots);
+    this.#last = chunk[chunk.length - 1] as number;
+    return out;
+  }
+
+  /** What the message still needs after its last byte to end with CRLF, as DATA's final dot would make it. */
+  lineEnd(): Buffer {
+    return this.#last === LF ? EMPTY : this.#last === CR ? INSERT_LF : CRLF;
+  }
 }
 
 /**

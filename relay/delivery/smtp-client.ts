@@ -9,7 +9,7 @@
 import net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import tls from 'node:tls';
-import { dotStuff, lineEndAfter } from './dot-stuffing.js';
+import { Stuffing } from './dot-stuffing.js';
 
 export interface ClientOptions {
   readonly host: string;
@@ -180,15 +180,15 @@ export class SmtpClientConnection {
     /** The reply to a DATA or a BDAT sent with the envelope. */
     let lastReply: Reply | undefined;
     if (pipelined) {
-      const end = withEnvelope ? [`BDAT ${whole.size} LAST`] : chunking ? [] : ['DATA'];
+      const data = chunking ? [] : ['DATA'];
       this.#socket.cork();
-      this.#write(`${[mail, ...rcpts, ...end].join('\r\n')}\r\n`, rcpts.length + 1 + end.length);
-      if (withEnvelope) for (const b of whole.parts) this.#socket.write(b);
+      this.#write(`${[mail, ...rcpts, ...data].join('\r\n')}\r\n`, rcpts.length + 1 + data.length);
+      if (withEnvelope) this.#writeChunk(whole.parts, whole.size, true);
       this.#socket.uncork();
       if (withEnvelope) onStreamed();
       mailReply = await this.#reply();
       for (let i = 0; i < rcpts.length; i++) rcptReplies.push(await this.#reply());
-      if (end.length > 0) lastReply = await this.#reply();
+      if (data.length > 0 || withEnvelope) lastReply = await this.#reply();
     } else {
       mailReply = await this.#command(mail);
       if (mailReply.code === 250) for (const line of rcpts) rcptReplies.push(await this.#command(line));
@@ -338,15 +338,14 @@ export class SmtpClientConnection {
   }
 
   async #writeBody(body: OutgoingBody['bytes']): Promise<void> {
-    let last = false as number | false;
+    const stuffing = new Stuffing(true);
     let held: Buffer | undefined;
     // A message in parts (a header prefix, or one over 64 KB) leaves in as few system calls as the socket
     // takes: the writes before the dot are gathered into one writev (uncorked below, or by a wait for drain).
     this.#socket.cork();
     const put = async (chunk: Buffer) => {
       if (chunk.length === 0) return;
-      const out = dotStuff(chunk, last);
-      last = chunk[chunk.length - 1] as number;
+      const out = stuffing.next(chunk);
       this.#check();
       if (held && !this.#socket.write(held)) {
         this.#socket.uncork();
@@ -358,7 +357,7 @@ export class SmtpClientConnection {
     if (typeof body === 'function') for await (const chunk of body()) await put(chunk);
     else for (const part of body) await put(part);
     // The final dot, after a line end of its own when the message has none.
-    const end = Buffer.concat([lineEndAfter(last), DOT_LINE]);
+    const end = Buffer.concat([stuffing.lineEnd(), DOT_LINE]);
     this.#check();
     // The last bytes and the final dot in one write when they are small: one wake-up fewer for the upstream.
     if (!held) this.#socket.write(end);
@@ -370,12 +369,19 @@ export class SmtpClientConnection {
     this.#socket.uncork();
   }
 
+  /** One BDAT chunk, the command and its bytes in one write, owed a reply. False: the socket's buffer is full. */
+  #writeChunk(parts: readonly Buffer[], size: number, last: boolean): boolean {
+    this.#socket.cork();
+    this.#write(`BDAT ${size}${last ? ' LAST' : ''}\r\n`);
+    let room = true;
+    for (const b of parts) room = this.#socket.write(b);
+    this.#socket.uncork();
+    return room;
+  }
+
   /** A message in memory in one BDAT LAST chunk, once its envelope was taken. */
   async #sendWhole(whole: WholeMessage, onStreamed: () => void): Promise<Reply> {
-    this.#socket.cork();
-    this.#write(`BDAT ${whole.size} LAST\r\n`);
-    for (const b of whole.parts) this.#socket.write(b);
-    this.#socket.uncork();
+    this.#writeChunk(whole.parts, whole.size, true);
     onStreamed();
     return this.#reply();
   }
@@ -385,16 +391,12 @@ export class SmtpClientConnection {
    * without waiting; else each is answered before the next. Returns the first refusal, or the LAST's reply.
    */
   async #sendChunks(read: () => AsyncIterable<Buffer>, pipelined: boolean, onStreamed: () => void): Promise<Reply> {
-    let last = false as number | false;
+    const stuffing = new Stuffing(false);
     let held: Buffer | undefined;
     let owed = 0;
     let answer: Reply | undefined;
     const send = async (parts: readonly Buffer[], final: boolean) => {
-      this.#socket.cork();
-      this.#write(`BDAT ${parts.reduce((n, b) => n + b.length, 0)}${final ? ' LAST' : ''}\r\n`);
-      let room = true;
-      for (const b of parts) room = this.#socket.write(b);
-      this.#socket.uncork();
+      const room = this.#writeChunk(parts, parts.reduce((n, b) => n + b.length, 0), final);
       if (final) onStreamed();
       if (pipelined) {
         owed++;
@@ -406,14 +408,13 @@ export class SmtpClientConnection {
     };
     for await (const chunk of read()) {
       if (chunk.length === 0) continue;
-      const out = dotStuff(chunk, last, false);
-      last = chunk[chunk.length - 1] as number;
+      const out = stuffing.next(chunk);
       if (held) await send([held], false);
       // Refused halfway (not pipelined): no more chunks (RFC 3030, 2).
       if (answer) return answer;
       held = out;
     }
-    await send(held ? [held, lineEndAfter(last)] : [lineEndAfter(last)], true);
+    await send(held ? [held, stuffing.lineEnd()] : [stuffing.lineEnd()], true);
     // Pipelined: every chunk's reply, in order; the first refusal is what happened to the message.
     for (; owed > 0; owed--) {
       const reply = await this.#reply();
@@ -522,19 +523,9 @@ interface WholeMessage {
 }
 
 function wholeMessage(bytes: readonly Buffer[]): WholeMessage {
-  const parts: Buffer[] = [];
-  let last = false as number | false;
-  let size = 0;
-  for (const chunk of bytes) {
-    if (chunk.length === 0) continue;
-    const out = dotStuff(chunk, last, false);
-    last = chunk[chunk.length - 1] as number;
-    parts.push(out);
-    size += out.length;
-  }
-  const end = lineEndAfter(last);
-  if (end.length > 0) parts.push(end);
-  return { parts, size: size + end.length };
+  const stuffing = new Stuffing(false);
+  const parts = [...bytes.map((chunk) => stuffing.next(chunk)), stuffing.lineEnd()].filter((b) => b.length > 0);
+  return { parts, size: parts.reduce((n, b) => n + b.length, 0) };
 }
 
 function servernameOf(o: ClientOptions): string | undefined {

@@ -236,6 +236,20 @@ export async function startDotFaultServer(afterDot: 'drop' | 'silence'): Promise
   };
 }
 
+/**
+ * A script that refuses as a real server does: RCPT TO:<gone...> with 550, and DATA or BDAT when no
+ * recipient of the transaction was taken with 554 (the connection is left usable).
+ */
+export function refusingGoneRecipients(): NonNullable<ScriptedServer['onLine']> {
+  let taken = 0;
+  return (line, s) => {
+    if (line.startsWith('MAIL')) taken = 0;
+    if (line.startsWith('RCPT TO:<gone')) return (s.socket.write('550 5.1.1 no such user\r\n'), true);
+    if (line.startsWith('RCPT')) taken++;
+    return (line === 'DATA' || line.startsWith('BDAT')) && taken === 0 && (s.socket.write('554 5.5.1 no valid recipients\r\n'), true);
+  };
+}
+
 /** An upstream setting that points at a scripted server (plain, one connection, short deadlines). */
 export const scriptedUpstream = (port: number, extra: Partial<SmtpUpstream> = {}): SmtpUpstream => ({
   kind: 'smtp',
