@@ -52,7 +52,7 @@ t.test('a queued message is delivered once and leaves the spool', async (t) => {
   t.equal(s.tenantUpstream.received.length, 1);
   t.match(s.tenantUpstream.received[0], { mailFrom: 'app@acme.test', rcptTo: ['x@example.com'] });
   t.equal(await stateOf(s, id), undefined, 'gone from the queue');
-  t.match(s.relay.logs.find((l) => l.event === 'delivered'), { id, tenant: 'acme', attempts: 1, recipients: 1, upstream: 'acme', outcomes: [{ rcpt: 'x@example.com', reply: /^250 / }] });
+  t.match(s.relay.logs.find((l) => l.event === 'delivered'), { id, tenant: 'acme', attempts: 1, recipients: 1, upstream: 'acme', outcomes: [{ rcpt: 'x@example.com', status: 'sent', upstreamReply: /^250 / }] });
   t.same(
     s.relay.logs.filter((l) => l.id === id).map((l) => l.event),
     ['queued', 'delivered'],

@@ -45,14 +45,16 @@ function queueIdIn(text: string): string | undefined {
   return undefined;
 }
 
-/** A recipient's part of a delivery log line: our reply and its id, and the upstream's own with its queue id. */
+/**
+ * A recipient's part of a delivery log line: the upstream's own reply with its queue id, and, unless it
+ * was sent, our reply and its id (for a sent recipient that is always "delivered via" the line's upstream).
+ */
 export function outcomeLog(o: RecipientOutcome) {
   const said = o.upstreamReply;
   return {
     rcpt: o.recipient,
     status: o.status,
-    reply: formatReply(o.reply),
-    replyId: o.reply.id,
+    ...(o.status === 'sent' ? {} : { reply: formatReply(o.reply), replyId: o.reply.id }),
     ...(said ? { upstreamReply: formatUpstreamReply(said), ...(said.queueId ? { upstreamQueueId: said.queueId } : {}) } : {}),
   };
 }

@@ -6,7 +6,7 @@ import type { SMTPServerSession } from 'smtp-server';
 import type { Config } from '../../config/types.js';
 import { newMessageId } from '../ids.js';
 import { outboundEnvelope } from '../message/envelope.js';
-import type { RouteDecision } from '../types.js';
+import type { AuthIdentity, RouteDecision } from '../types.js';
 import type { Transaction } from './intake.js';
 
 /** The decision made at MAIL FROM, kept until the final dot. */
@@ -28,6 +28,7 @@ export function endTransaction(p: OpenTransaction | undefined, sent = 0): void {
 /** The transaction a DATA command completes: id, the snapshot and decision from MAIL FROM, the envelope as it goes out. */
 export function transactionOf(session: SMTPServerSession, { config, decision }: OpenTransaction): Transaction {
   const id = newMessageId();
+  const user = (session.user as AuthIdentity | undefined)?.username;
   const received = {
     mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
     rcptTo: session.envelope.rcptTo.map((r) => r.address),
@@ -48,7 +49,15 @@ export function transactionOf(session: SMTPServerSession, { config, decision }: 
       authenticated: Boolean(session.user),
       recipients: received.rcptTo,
     },
-    log: { session: session.id, id, tenant: decision.tenant?.id ?? null, from: received.mailFrom, rcpt: received.rcptTo.length },
+    log: {
+      session: session.id,
+      id,
+      tenant: decision.tenant?.id ?? null,
+      client: session.remoteAddress,
+      ...(user ? { user } : {}),
+      from: received.mailFrom,
+      rcpt: received.rcptTo.length,
+    },
     startedAt: performance.now(),
   };
 }

@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import { ThrottledLog } from '../ops/throttled-log.js';
 import { budgetsFor } from '../limits/budgets.js';
 import type { Limiter } from '../limits/limiter.js';
-import type { Outcomes } from '../observe/outcomes.js';
+import type { Answered, Outcomes } from '../observe/outcomes.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import type { Spool } from '../queue/spool.js';
 import { decide } from '../routing/decide.js';
@@ -74,7 +74,9 @@ export interface InboundServer {
 
 export function createInboundServer(listener: Listener, deps: InboundDeps): InboundServer {
   const pending = new WeakMap<SMTPServerSession, OpenTransaction>();
-  const connectedAt = new WeakMap<SMTPServerSession, number>();
+  // When each session began, and how many of its messages reached a line of their own (queued, message,
+  // refused at the dot): those lines name the client, so such a session's \`connection\` line is debug.
+  const sessions = new WeakMap<SMTPServerSession, { readonly at: number; messages: number }>();
   const fail = (reply: SmtpReply) => {
     deps.outcomes.emit('refusal', reply);
     return new SmtpReplyError(reply);
@@ -113,7 +115,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
         if (deps.draining()) return callback(fail(Replies.shuttingDown));
         // The apps' own networks have a larger share per address (an app's pool is one client), not all of it.
         if (!guards.admit(session, isTrusted(session.remoteAddress))) return callback(fail(Replies.tooManyConnectionsFromIp));
-        connectedAt.set(session, performance.now());
+        sessions.set(session, { at: performance.now(), messages: 0 });
         callback();
       },
 
@@ -123,9 +125,10 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
         // A transaction that never reached its dot sent nothing.
         endTransaction(pending.get(session));
         pending.delete(session);
-        const started = connectedAt.get(session);
+        const started = sessions.get(session);
         if (started === undefined) return;
-        deps.logger.info({
+        // An app that opens a connection per message would otherwise log two lines a message at info.
+        deps.logger[started.messages > 0 ? 'debug' : 'info']({
           event: 'connection',
           session: session.id,
           client: session.remoteAddress,
@@ -133,7 +136,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
           user: (session.user as AuthIdentity | undefined)?.username ?? null,
           tls: session.secure,
           transactions: Math.max(0, session.transaction - 1),
-          ms: Math.round(performance.now() - started),
+          ms: Math.round(performance.now() - started.at),
         });
       },
 
@@ -252,6 +255,13 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
     return Replies.tenantSpoolFull(decision.tenant?.id ?? 'none');
   }
 
+  /** A message's line: the session is counted as described by it. */
+  function answered(session: SMTPServerSession, e: Answered): void {
+    const known = sessions.get(session);
+    if (known) known.messages++;
+    deps.outcomes.emit('answered', e);
+  }
+
   /** The final dot: the message goes through the intake of its mode; the reply is what the client hears. */
   async function completeData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<{ reply: SmtpReply; report?: () => void }> {
     const decided = pending.get(session);
@@ -267,7 +277,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
       // After the reply is written (onData): the client does not wait for the log line and the trace.
       const report = () => {
         answer.report?.();
-        deps.outcomes.emit('answered', { tx: tx.log, mode: 'queue', reply: answer.reply, ...(answer.reason ? { reason: answer.reason } : {}), ms, warnings: answer.warnings });
+        answered(session, { tx: tx.log, mode: 'queue', reply: answer.reply, ...(answer.reason ? { reason: answer.reason } : {}), ms, warnings: answer.warnings });
       };
       return { reply: answer.reply, report };
     }
@@ -275,11 +285,11 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
     decided.settle?.(forwarded.kind === 'forwarded' ? forwarded.result.outcomes.filter((o) => o.status === 'sent').length : 0);
     pending.delete(session);
     if (forwarded.kind === 'refused') {
-      deps.outcomes.emit('answered', { tx: tx.log, mode: 'passthrough', reply: forwarded.reply, reason: forwarded.reason, ms: msSince(tx), warnings: [] });
+      answered(session, { tx: tx.log, mode: 'passthrough', reply: forwarded.reply, reason: forwarded.reason, ms: msSince(tx), warnings: [] });
       return { reply: forwarded.reply };
     }
     const { reply, result } = forwarded;
-    deps.outcomes.emit('answered', {
+    answered(session, {
       tx: tx.log,
       mode: 'passthrough',
       reply,

@@ -27,7 +27,9 @@ export function writeLogLines(outcomes: Outcomes, logger: Logger): void {
       logger.info({ event: 'message', ...e.tx, envelopeFrom: f.envelopeFrom, upstream: f.upstream, dkim: f.signed, recipients: f.outcomes.map(outcomeLog), bytes: f.bytes, ...reply, ms: e.ms });
       return;
     }
-    logger.info({ event: e.reply.code === 250 ? 'queued' : 'refused', ...e.tx, reason: e.reason, ...reply, ms: e.ms });
+    // A queued message's reply is its id (already the line's `id`): only a refusal's is written.
+    if (e.reply.code === 250) logger.info({ event: 'queued', ...e.tx, ms: e.ms });
+    else logger.info({ event: 'refused', ...e.tx, reason: e.reason, ...reply, ms: e.ms });
   });
 
   // Who did what to which message: the console's and the command's actions, each logged once.

@@ -27,6 +27,10 @@ export interface TransactionFacts {
   readonly session: string;
   readonly id: string;
   readonly tenant: string | null;
+  /** The client's address: a connection that carried a message has no `connection` line at info. */
+  readonly client: string;
+  /** The SMTP AUTH user, when the client logged in. */
+  readonly user?: string;
   /** The envelope sender the client gave. */
   readonly from: string;
   readonly rcpt: number;
