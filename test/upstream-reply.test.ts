@@ -56,7 +56,7 @@ t.test("queue mode: the delivery log, queue show and the DSN carry the upstream'
 
   const attempt = relay.logs.find((l) => l.event === 'delivery-attempt' && l.id === id) as { recipients: Record<string, unknown>[] } | undefined;
   t.match(attempt?.recipients, [
-    { rcpt: 'ok@example.com', status: 'sent', reply: /^250 2\.0\.0 Ok: delivered via smarthost/, upstreamReply: `250 2.0.0 Ok: queued as ${queueIdOf(0)}`, upstreamQueueId: queueIdOf(0) },
+    { rcpt: 'ok@example.com', status: 'sent', upstreamReply: `250 2.0.0 Ok: queued as ${queueIdOf(0)}`, upstreamQueueId: queueIdOf(0) },
     { rcpt: 'busy@example.com', status: 'temp', reply: /^451 4\.4\.0 /, upstreamReply: '450 4.2.1 Mailbox busy, try later' },
     { rcpt: 'gone@example.com', status: 'perm', upstreamReply: /^550 5\.1\.1 <gone@example\.com>: Recipient address rejected/ },
   ]);
