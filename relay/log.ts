@@ -30,20 +30,20 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', de
  */
 function bufferedStderr(): { stream: pino.DestinationStream; wrote(line: string): string } {
   const stream = pino.destination({ dest: 2, sync: false, minLength: 4096 });
-  let unwritten = false;
-  const timer = setInterval(() => {
-    if (!unwritten) return;
-    unwritten = false;
+  // Armed by the first line after a flush, not a standing interval: an idle relay is not woken for nothing.
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    timer = undefined;
     stream.flush();
-  }, FLUSH_MS).unref();
+  };
   process.once('exit', () => {
-    clearInterval(timer);
+    clearTimeout(timer);
     stream.flushSync();
   });
   return {
     stream,
     wrote(line) {
-      unwritten = true;
+      timer ??= setTimeout(flush, FLUSH_MS).unref();
       return line;
     },
   };
