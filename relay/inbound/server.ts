@@ -75,7 +75,7 @@ export interface InboundServer {
 export function createInboundServer(listener: Listener, deps: InboundDeps): InboundServer {
   const pending = new WeakMap<SMTPServerSession, OpenTransaction>();
   // When each session began, and how many of its messages reached a line of their own (queued, message,
-  // refused at the dot): those lines name the client, so such a session's \`connection\` line is debug.
+  // refused at the dot): those lines name the client, so such a session's `connection` line is debug.
   const sessions = new WeakMap<SMTPServerSession, { readonly at: number; messages: number }>();
   const fail = (reply: SmtpReply) => {
     deps.outcomes.emit('refusal', reply);
