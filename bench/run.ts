@@ -26,6 +26,7 @@ import { postfixInstalled, startPostfix } from './postfix.js';
 import { type RelayProcess, type Sink, startFloorRelay, startRelayProcess, startSink } from './processes.js';
 import { smtpSourceInstalled } from './smtp-source.js';
 import { warmupCurve, warmupTable } from './warmup-curve.js';
+import { flipLine, flipScenario } from './flip.js';
 import { floorScenario, floorTable } from './floor.js';
 import { FROM, measureBench, measureSmtpSource, message, type Row, type Target, smtpSourceCount, TO, throughputTable } from './throughput.js';
 
@@ -46,9 +47,10 @@ const SETTLE_MS = 500;
 // BENCH_ONLY=phases where one message's time goes at concurrency 1 (bench/phases.ts); BENCH_ONLY=compare
 // this build against BENCH_COMPARE_ROOT's in alternated runs (bench/compare.ts); BENCH_ONLY=warmup a fresh
 // relay's CPU per message as it warms up (bench/warmup-curve.ts); BENCH_ONLY=floor the relay's CPU per
-// message by layer, from the floor relay up (bench/floor.ts); BENCH_ONLY=rtt a message's time to an upstream
+// message by layer, from the floor relay up (bench/floor.ts); BENCH_ONLY=flip one relay against itself,
+// switching V8 flags or a code path every second (bench/flip.ts); BENCH_ONLY=rtt a message's time to an upstream
 // a round trip away, with DATA and with BDAT (bench/upstream-rtt.ts).
-const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers', 'metrics', 'console', 'suppression', 'phases', 'compare', 'warmup', 'floor', 'rtt'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
+const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers', 'metrics', 'console', 'suppression', 'phases', 'compare', 'warmup', 'floor', 'rtt', 'flip'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
 const SIZES_KB = ONLY ? [Number(ONLY[1])] : [1, 20, 200];
 const CONCURRENCY = ONLY ? [Number(ONLY[2])] : [1, 10, 50];
 const MODES = (ONLY ? [ONLY[0]] : ['passthrough', 'queue']) as ('passthrough' | 'queue')[];
@@ -381,6 +383,18 @@ async function main() {
         warmUp: (port: number) => warmUp(port, sink),
       };
       console.log(floorTable(await floorScenario(sink, options), options));
+      return;
+    }
+    if (process.env.BENCH_ONLY === 'flip') {
+      const options = {
+        sizeKb: Number(process.env.BENCH_FLIP_KB ?? 1),
+        concurrency: Number(process.env.BENCH_FLIP_CONC ?? 1),
+        seconds: Number(process.env.BENCH_SECONDS ?? 60),
+        dir: tmp,
+        start: (env: NodeJS.ProcessEnv) => startRelayProcess(tmp, relayYaml(tmp, sink.port, 'queue'), env),
+        warmUp: (port: number) => warmUp(port, sink),
+      };
+      console.log(flipLine(await flipScenario(sink, options), options));
       return;
     }
     if (process.env.BENCH_ONLY === 'compare') {
