@@ -74,3 +74,15 @@ t.test('a recipient that was not sent keeps the reply the relay gave it and its 
     { rcpt: 'gone@example.com', status: 'perm', reply: /^550 5\.1\.1 /, replyId: String, upstreamReply: /no such user/ },
   ]);
 });
+
+t.test('pass-through: one line a message at info, the message line, naming the client', async (t) => {
+  const relay = await startTestRelay(`smarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }\n`);
+  t.teardown(() => relay.close());
+  await sendThrough(relay.port, { from: 'app@example.org', to: 'someone@example.com' });
+  await until(() => relay.logs.some((l) => l.event === 'connection'), 2000);
+  t.same(atInfo(relay).map((l) => l.event).filter((e) => e !== 'listening' && e !== 'queue-loaded'), ['message']);
+  const line = relay.logs.find((l) => l.event === 'message') as { client?: string; recipients: Record<string, unknown>[] };
+  t.equal(line.client, '127.0.0.1');
+  t.match(line.recipients, [{ rcpt: 'someone@example.com', status: 'sent', upstreamReply: /^250 / }]);
+  t.notOk('reply' in (line.recipients[0] ?? {}), 'the sent recipient carries the upstream\'s reply, not ours');
+});
