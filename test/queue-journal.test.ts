@@ -106,3 +106,36 @@ t.test('queue retry and delete apply to a message still in the journal', async (
   await scheduler.runDue();
   t.same(upstream.received.map((m) => m.rcptTo), [['retried@example.com']]);
 });
+
+t.test('a reader beside the relay finds and lists a message at every moment of its move out of the journal', async (t) => {
+  // The move writes the files, then marks the journal: a reader that looked at the files first and the
+  // journal second could miss a message that moved in between (the console answered 404 to a hold).
+  const dir = spoolDir();
+  const spool = new Spool(dir);
+  await spool.open();
+  const reader = new Spool(dir);
+  const ids: string[] = [];
+  for (let i = 0; i < 40; i++) {
+    const { entry, bytes } = message();
+    await spool.commit(entry, bytes);
+    ids.push(entry.id);
+  }
+  const missed = new Set<string>();
+  let looks = 0;
+  for (const id of ids) {
+    const { entry } = message();
+    const moving = spool.update({ ...entry, id, attempts: 1, nextAttemptAt: Date.now() + 60_000 });
+    let moved = false;
+    void moving.then(() => (moved = true));
+    // Bounded: a move is a few fsyncs; the reader looks until it is over, and once after.
+    for (let i = 0; i < 500 && !moved; i++, looks++) {
+      const [found, listed] = await Promise.all([reader.find(id), reader.list()]);
+      if (!found || !listed.some((l) => l.id === id)) missed.add(id);
+    }
+    await moving;
+  }
+  t.ok(looks > ids.length, `${looks} looks during ${ids.length} moves`);
+  t.same([...missed], [], 'never missing');
+  t.same((await reader.list()).map((l) => [l.id, Boolean(l.journal)]), ids.map((id) => [id, false]).sort());
+  await spool.close();
+});

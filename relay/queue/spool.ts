@@ -126,6 +126,9 @@ export class Spool {
    * beside a live relay and never opens the journal for writing.
    */
   async list(area: 'queue' | 'failed' = 'queue'): Promise<QueueListing[]> {
+    // The journal before the files: a message moving out writes its files, then leaves the journal, so
+    // read in this order it is in one or the other (files first could miss one that moved in between).
+    const journaled = area === 'queue' ? (await readJournal(this.layout.journalDir)).live : [];
     const names = await fs.readdir(this.layout.dir(area)).catch(() => [] as string[]);
     const listings: QueueListing[] = [];
     for (const name of names.sort()) {
@@ -138,11 +141,10 @@ export class Spool {
         // Being replaced right now, or damaged: the relay's own recovery deals with it.
       }
     }
-    if (area === 'queue') {
+    if (journaled.length > 0) {
       // Messages moved out of the journal may still be in it for a moment: their files are the newer state.
       const filed = new Set(listings.map((l) => l.id));
-      const { live } = await readJournal(this.layout.journalDir);
-      for (const m of live) {
+      for (const m of journaled) {
         if (!filed.has(m.entry.id)) listings.push({ id: m.entry.id, area, entry: m.entry, journal: { segment: m.segment, offset: m.offset, length: m.length } });
       }
       listings.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -156,6 +158,16 @@ export class Spool {
    */
   async find(id: string): Promise<QueueListing | undefined> {
     if (!/^[a-z0-9]{1,64}$/.test(id)) return undefined;
+    const filed = await this.#findFiled(id);
+    if (filed) return filed;
+    const m = (await readJournal(this.layout.journalDir)).live.find((l) => l.entry.id === id);
+    if (m) return { id, area: 'queue', entry: m.entry, journal: { segment: m.segment, offset: m.offset, length: m.length } };
+    // Not in the journal either: it may have moved out while we looked (files written, then the journal
+    // marked), so its files are in place now.
+    return this.#findFiled(id);
+  }
+
+  async #findFiled(id: string): Promise<QueueListing | undefined> {
     for (const area of ['queue', 'failed'] as const) {
       try {
         const entry: unknown = JSON.parse(await fs.readFile(this.layout.state(id, area), 'utf8'));
@@ -164,8 +176,7 @@ export class Spool {
         // Not in this area (or being replaced right now).
       }
     }
-    const m = (await readJournal(this.layout.journalDir)).live.find((l) => l.entry.id === id);
-    return m ? { id, area: 'queue', entry: m.entry, journal: { segment: m.segment, offset: m.offset, length: m.length } } : undefined;
+    return undefined;
   }
 
   /** The header block of a listed message, as `tenant-relay queue show` prints it. */
