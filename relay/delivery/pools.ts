@@ -1,5 +1,6 @@
 // One connection pool per distinct upstream settings, so connections are reused across messages and
 // tenants that share an upstream share its pool. Evicting a pool closes it.
+import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { SmtpUpstream } from '../../config/types.js';
 import { type ClientOptions, SmtpClientConnection } from './smtp-client.js';
@@ -112,8 +113,8 @@ export class UpstreamPools {
   }
 
   get(upstream: SmtpUpstream): ConnectionPool {
-    // The key is the settings themselves: a changed password, client secret or port is a new pool, never a
-    // reused one. (In memory only; it is never logged.)
+    // The key stands for the settings themselves: a changed password, client secret or port is a new pool,
+    // never a reused one.
     let key = this.#keys.get(upstream);
     if (key === undefined) {
       key = poolKey(upstream, this.#heloName);
@@ -181,7 +182,12 @@ function clientOptions(u: SmtpUpstream, heloName: string, tokens: TokenSource): 
   };
 }
 
-/** A connection logged in with credentials belongs to their owner: the tenant and the grant are part of the key. */
+/**
+ * A connection logged in with credentials belongs to their owner: the tenant and the grant are part of the
+ * key. A digest of the settings, not the settings: the key holds no password or private key, and a CA
+ * bundle is not kept once more for each of up to a thousand pools.
+ */
 function poolKey(u: SmtpUpstream, heloName: string): string {
-  return JSON.stringify({ ...clientOptions(u, heloName, noTokens), maxConnections: u.maxConnections, grant: u.auth?.kind === 'oauth2' ? u.auth.grant : undefined, owner: u.auth ? u.name : undefined });
+  const settings = JSON.stringify({ ...clientOptions(u, heloName, noTokens), maxConnections: u.maxConnections, grant: u.auth?.kind === 'oauth2' ? u.auth.grant : undefined, owner: u.auth ? u.name : undefined });
+  return createHash('sha256').update(settings).digest('base64');
 }
