@@ -139,3 +139,25 @@ t.test('a reader beside the relay finds and lists a message at every moment of i
   t.same((await reader.list()).map((l) => [l.id, Boolean(l.journal)]), ids.map((id) => [id, false]).sort());
   await spool.close();
 });
+
+t.test('a reader lists the messages still live among segments of delivered ones, by their own ids whatever the order of their keys', async (t) => {
+  const dir = spoolDir();
+  const spool = new Spool(dir, { journalSegmentBytes: 64 * 1024 });
+  await spool.open();
+  const live: string[] = [];
+  for (let i = 0; i < 300; i++) {
+    const { entry, bytes } = message();
+    // Some states name their id last: the reader must not depend on where it stands.
+    const { id, ...rest } = entry;
+    await spool.commit(i % 2 ? { ...rest, id } : entry, bytes);
+    if (i % 50 === 7) live.push(id);
+    else await spool.remove(id);
+  }
+  // The oldest have moved to files of their own; the rest are read from the journal.
+  const { live: journaled } = await readJournal(path.join(dir, 'journal'));
+  t.ok(journaled.length > 0 && journaled.length < live.length, `${journaled.length} of ${live.length} still journaled`);
+  const listed = await new Spool(dir).list();
+  t.same(listed.map((l) => l.id), [...live].sort(), 'the live ones, and only those');
+  for (const l of listed) t.same(l.entry, await spool.read(l.id), `${l.id} as the relay holds it`);
+  await spool.close();
+});
