@@ -12,6 +12,7 @@ import { silentLogger } from '../relay/log.js';
 import { startOpsServer } from '../relay/ops/http.js';
 import type { DeliveryEvent } from '../relay/reporting/delivery-events.js';
 import { TraceStore } from '../relay/reporting/trace-store.js';
+import { spoolQueueView } from '../relay/queue/queue-view.js';
 import { consoleRoutes } from '../relay/runtime/console-routes.js';
 import { LocalSuppressions } from '../relay/suppression/local-store.js';
 
@@ -69,7 +70,7 @@ export async function consoleScenario(tmp: string): Promise<ConsoleResult> {
   const suppressions = new LocalSuppressions(path.join(dir, 'suppressions.db'));
   const server = await startOpsServer(
     { host: '127.0.0.1', port: 0 },
-    consoleRoutes({ trace: { search: (s, scope) => store.search(s, scope), message: (id, scope) => store.find({ queueId: id }, 1, scope)[0] }, spoolRoot: () => path.join(dir, 'spool'), applyRequests: async () => {}, logger: silentLogger, config: () => parseConfig('smarthost: { host: 127.0.0.1, tls: none }\n', 'bench.yaml', {}), smtpPort: () => undefined, sendTestOutcome: async () => undefined, suppression: () => suppressions }),
+    consoleRoutes({ trace: { search: (s, scope) => store.search(s, scope), message: (id, scope) => store.find({ queueId: id }, 1, scope)[0] }, queue: spoolQueueView(() => path.join(dir, 'spool')), applyRequests: async () => {}, logger: silentLogger, config: () => parseConfig('smarthost: { host: 127.0.0.1, tls: none }\n', 'bench.yaml', {}), smtpPort: () => undefined, sendTestOutcome: async () => undefined, suppression: () => suppressions }),
     () => ({ tokens: [{ token: TOKEN, scopes: ['trace', 'queue'], name: 'bench' }], openScopes: [] }),
   );
   const base = `http://127.0.0.1:${server.port}`;

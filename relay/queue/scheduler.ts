@@ -91,6 +91,16 @@ export class Scheduler {
     });
   }
 
+  /** A queued message's state as this process holds it (the mail console reads its own relay's queue here). */
+  queued(id: string): QueuedMessage | undefined {
+    return this.#entries.get(id);
+  }
+
+  /** Every message this process holds queued. */
+  allQueued(): IterableIterator<QueuedMessage> {
+    return this.#entries.values();
+  }
+
   /** Takes what the spool holds (after a restart, everything in flight is simply due again) and starts the clock. */
   async start(options: { timers?: boolean } = {}): Promise<void> {
     const recovered = await this.#deps.spool.open();

@@ -158,17 +158,19 @@ export class Spool {
    */
   async find(id: string): Promise<QueueListing | undefined> {
     if (!/^[a-z0-9]{1,64}$/.test(id)) return undefined;
-    const filed = await this.#findFiled(id);
+    const filed = await this.findFiled(id);
     if (filed) return filed;
     const m = (await readJournal(this.layout.journalDir)).live.find((l) => l.entry.id === id);
     if (m) return { id, area: 'queue', entry: m.entry, journal: { segment: m.segment, offset: m.offset, length: m.length } };
     // Not in the journal either: it may have moved out while we looked (files written, then the journal
     // marked), so its files are in place now.
-    return this.#findFiled(id);
+    return this.findFiled(id);
   }
 
-  async #findFiled(id: string): Promise<QueueListing | undefined> {
-    for (const area of ['queue', 'failed'] as const) {
+  /** One message by its state file alone (in `areas`), without the journal. */
+  async findFiled(id: string, areas: readonly ('queue' | 'failed')[] = ['queue', 'failed']): Promise<QueueListing | undefined> {
+    if (!/^[a-z0-9]{1,64}$/.test(id)) return undefined;
+    for (const area of areas) {
       try {
         const entry: unknown = JSON.parse(await fs.readFile(this.layout.state(id, area), 'utf8'));
         if (isQueuedMessage(entry) && entry.id === id) return { id, area, entry };

@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import { consolePage } from '../ops/console-page.js';
 import type { OpsAnswer, OpsRequest, OpsRoute } from '../ops/http.js';
 import { pendingRecipients } from '../queue/entry.js';
-import { findQueued, type Listed, listQueued, spoolsAt } from '../queue/queue-view.js';
+import type { Listed, QueueView } from '../queue/queue-view.js';
 import { QueueRequests } from '../queue/requests.js';
 import { REQUEST_KINDS, type RequestKind } from '../queue/spool-layout.js';
 import { TRACE_STATUSES, type TracedMessage, type TraceStatus } from '../reporting/trace-read.js';
@@ -26,8 +26,8 @@ export interface ConsoleBackend {
     search(search: MessageSearch, scope?: string): Promise<SearchPage> | SearchPage;
     message(queueId: string, scope?: string): Promise<TracedMessage | undefined> | TracedMessage | undefined;
   };
-  /** Where the spools are (the relay's own, or each worker's under it). */
-  spoolRoot(): string;
+  /** The queue: this relay's own, or each worker's spool under the configured path. */
+  readonly queue: QueueView;
   /** Applies the requests just left: this relay at once; workers at their next scan. */
   applyRequests(): Promise<void>;
   readonly logger: Logger;
@@ -92,7 +92,7 @@ async function message(b: ConsoleBackend, req: OpsRequest): Promise<OpsAnswer> {
   const id = req.path.slice('/api/messages/'.length);
   if (!QUEUE_ID.test(id)) return notFound(sanitizeUpstreamText(id, 64));
   const traced = b.trace ? await b.trace.message(id, req.access.tenant) : undefined;
-  const queued = await findQueued(spoolsAt(b.spoolRoot()), id);
+  const queued = await b.queue.find(id);
   const mine = queued && (req.access.tenant === undefined || queued.entry.tenant === req.access.tenant) ? queued : undefined;
   if (!traced && !mine) return notFound(id);
   return { status: 200, body: { message: traced ?? null, queued: mine ? queuedView(mine) : null } };
@@ -101,7 +101,7 @@ async function message(b: ConsoleBackend, req: OpsRequest): Promise<OpsAnswer> {
 async function queue(b: ConsoleBackend, req: OpsRequest): Promise<OpsAnswer> {
   const area = req.query.get('area') === 'failed' ? 'failed' : 'queue';
   const tenant = req.access.tenant ?? (req.query.get('tenant') || undefined);
-  const listed = (await listQueued(spoolsAt(b.spoolRoot()), area)).filter((l) => tenant === undefined || l.entry.tenant === tenant);
+  const listed = (await b.queue.list(area)).filter((l) => tenant === undefined || l.entry.tenant === tenant);
   const limit = Math.min(MAX_LIMIT, Math.max(1, Number(req.query.get('limit') ?? 100) || 100));
   // Oldest first: what has waited longest is what someone will ask about.
   listed.sort((x, y) => x.entry.createdAt - y.entry.createdAt || (x.id < y.id ? -1 : 1));
@@ -116,13 +116,13 @@ async function act(b: ConsoleBackend, req: OpsRequest): Promise<OpsAnswer> {
   const [id = '', action = ''] = req.path.slice('/api/queue/'.length).split('/');
   if (!QUEUE_ID.test(id)) return notFound(sanitizeUpstreamText(id, 64));
   if (!REQUEST_KINDS.includes(action as RequestKind)) return bad(`the action must be one of: ${REQUEST_KINDS.join(', ')}`);
-  const found = await findQueued(spoolsAt(b.spoolRoot()), id);
+  const found = await b.queue.find(id);
   if (!found || found.area !== 'queue' || (req.access.tenant !== undefined && found.entry.tenant !== req.access.tenant)) return notFound(id);
   const by = `console: ${req.access.by ?? 'open'}`;
   await new QueueRequests(found.spool.layout).leave(id, action as RequestKind, by);
   b.logger.info({ event: 'console-action', action, id, tenant: found.entry.tenant, by });
   await b.applyRequests();
-  const after = await findQueued(spoolsAt(b.spoolRoot()), id);
+  const after = await b.queue.find(id);
   return { status: 200, body: { requested: action, id, queued: after ? queuedView(after) : null } };
 }
 

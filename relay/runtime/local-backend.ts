@@ -3,6 +3,7 @@
 import type { Config } from '../../config/types.js';
 import { preflightEndpoint } from '../delivery/preflight.js';
 import type { Logger } from '../log.js';
+import type { QueueView } from '../queue/queue-view.js';
 import type { SendTests } from '../observe/send-tests.js';
 import type { Readiness } from '../ops/http.js';
 import type { RelayMetrics } from '../ops/metrics.js';
@@ -20,6 +21,8 @@ export interface LocalParts {
   readonly config: () => Config;
   readonly logger: Logger;
   readonly trace: TraceStore | undefined;
+  /** This relay's queue, as its scheduler holds it. */
+  readonly queue: QueueView;
   /** Applies the queue requests left in the spool now (the scheduler's). */
   readonly applyRequests: () => Promise<void>;
   /** Where the first SMTP listener is bound. */
@@ -46,7 +49,7 @@ export function localBackend(p: LocalParts): OpsBackend {
     trace: trace && ((query, limit, tenant) => trace.find(query, limit, tenant)),
     console: {
       ...(trace ? { trace: { search: (search, scope) => trace.search(search, scope), message: (id, scope) => trace.find({ queueId: id }, 1, scope)[0] } } : {}),
-      spoolRoot: () => p.config().delivery.spool.path,
+      queue: p.queue,
       applyRequests: p.applyRequests,
       logger: p.logger,
       config: p.config,

@@ -35,6 +35,7 @@ import { Outcomes } from '../observe/outcomes.js';
 import { type SendTestRecord, SendTests } from '../observe/send-tests.js';
 import { type Readiness, startOpsServer } from '../ops/http.js';
 import { RelayMetrics } from '../ops/metrics.js';
+import { liveQueueView } from '../queue/queue-view.js';
 import { QueueRequests } from '../queue/requests.js';
 import { Scheduler } from '../queue/scheduler.js';
 import { Spool, type SpoolIo } from '../queue/spool.js';
@@ -188,7 +189,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       );
     }
     if (initial.ops.enabled && role.ops) {
-      const backend = localBackend({ metrics, readiness, sendTests, drain, config, logger, trace: reporter.trace, applyRequests: () => scheduler.applyRequestsNow(), smtpPort: () => addresses[0]?.port, suppression: shared.suppression, providerEvents: events });
+      const backend = localBackend({ metrics, readiness, sendTests, drain, config, logger, trace: reporter.trace, queue: liveQueueView(spool, scheduler), applyRequests: () => scheduler.applyRequestsNow(), smtpPort: () => addresses[0]?.port, suppression: shared.suppression, providerEvents: events });
       const tlsFiles = initial.ops.tls && { ...initial.ops.tls, name: 'ops' };
       const tls = readCertificate(tlsFiles);
       const ops = await startOpsServer({ host: initial.ops.host, port: initial.ops.port, ...(tls ? { tls: { key: tls.key, cert: tls.cert } } : {}) }, opsRoutes(backend), () => current.ops).catch((err: unknown) => {

@@ -8,6 +8,7 @@ import prometheus from 'prom-client';
 import type { Config } from '../../config/types.js';
 import type { Logger } from '../log.js';
 import type { SendTestRecord } from '../observe/send-tests.js';
+import { spoolQueueView } from '../queue/queue-view.js';
 import { SpoolLayout } from '../queue/spool-layout.js';
 import type { TraceQuery } from '../reporting/trace-read.js';
 import { openSuppressions } from '../suppression/open.js';
@@ -62,7 +63,7 @@ export function workersBackend(view: WorkersView): OpsBackend {
             },
           }
         : {}),
-      spoolRoot: () => root,
+      queue: spoolQueueView(() => root),
       // Each worker applies them at its next scan (delivery.scanSeconds).
       applyRequests: async () => {},
       logger: view.logger,
