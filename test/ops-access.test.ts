@@ -18,6 +18,7 @@ const certs = makeTestCerts();
 const OPERATOR = 'operator-token-0123456789';
 const METRICS = 'metrics-token-0123456789';
 const ACME_DESK = 'acme-support-desk-token-0123';
+const GLOBEX_DESK = 'globex-support-desk-token-0123';
 const DRAIN = 'drain-only-token-0123456789';
 const upstream = await startUpstream();
 t.teardown(() => upstream.close());
@@ -25,6 +26,7 @@ t.teardown(() => upstream.close());
 const tokens = `tokens:
     - { token: ${METRICS}, scopes: [metrics] }
     - { token: ${ACME_DESK}, scopes: [trace], tenant: acme }
+    - { token: ${GLOBEX_DESK}, scopes: [trace], tenant: globex }
     - { token: ${DRAIN}, scopes: [drain] }`;
 
 async function relayWithTokens(t: Test, extraOps = '') {
@@ -78,6 +80,21 @@ t.test("a tenant's token sees its own tenant's mail only, whatever it asks by", 
   t.same(((await (await get(port, `/trace/${globexId}`, ACME_DESK)).json()) as { messages: unknown[] }).messages, [], 'nor by its queue id');
   t.equal((await get(port, '/trace?tenant=globex', ACME_DESK)).status, 403, 'nor by asking for the other tenant');
   t.throws(() => parseConfig(`ops: { tokens: [{ token: ${ACME_DESK}, scopes: [trace, drain], tenant: acme }] }\nsmarthost: { host: a.test, tls: none }\n`, 'relay.yaml', {}), { message: /ops\.tokens\[0\]\.scopes: a token with tenant may only have the trace and queue scopes/ });
+});
+
+t.test("a tenant's token is held to so many requests a second (429 and Retry-After past its bursts); other tenants' tokens and the operator's are not held back by it", async (t) => {
+  const relay = await relayWithTokens(t);
+  const port = relay.relay.opsPort;
+  // 100 at once: the burst is 30, and ten a second come back, so whatever this machine's speed the
+  // last of them are over (unless the hundred took seven seconds).
+  const answers = await Promise.all(Array.from({ length: 100 }, () => get(port, '/trace?rcpt=x@example.com', ACME_DESK)));
+  const refused = answers.filter((a) => a.status === 429);
+  t.ok(refused.length > 0 && answers.filter((a) => a.status === 200).length >= 30, `${100 - refused.length} answered, ${refused.length} refused`);
+  t.same(answers.filter((a) => a.status !== 200 && a.status !== 429), [], 'nothing else');
+  t.ok(Number(refused[0]?.headers.get('retry-after')) >= 1, 'told when to come back');
+  t.match(await refused[0]?.json(), { error: /requests a second/ });
+  t.equal((await get(port, '/trace?rcpt=x@example.com', GLOBEX_DESK)).status, 200, "another tenant's token is not held back");
+  t.equal((await get(port, '/trace?rcpt=x@example.com', OPERATOR)).status, 200, "nor the operator's");
 });
 
 t.test('/drain takes a whole number of seconds or nothing; undrain takes mail again', async (t) => {

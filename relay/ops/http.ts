@@ -65,11 +65,35 @@ export interface OpsServer {
 /** A request's JSON body is small: a candidate upstream, a query. */
 const MAX_BODY_BYTES = 64 * 1024;
 
+/**
+ * A tenant's token is one party among many, and each of its requests is work on the thread that takes
+ * everyone's mail (a trace query, a send-test): so many a second, with room for a page's bursts. The
+ * platform's own tokens (no tenant) are the operator's, and are not counted.
+ */
+export const TENANT_REQUESTS = { perSecond: 10, burst: 30 } as const;
+
+/** A bucket per tenant token, refilled with time; a reload's new token objects start full. */
+class TenantBudgets {
+  readonly #buckets = new WeakMap<OpsToken, { level: number; at: number }>();
+
+  /** 0 when the request may go; else the seconds until it may. */
+  take(token: OpsToken, now: number): number {
+    const b = this.#buckets.get(token) ?? { level: TENANT_REQUESTS.burst, at: now };
+    b.level = Math.min(TENANT_REQUESTS.burst, b.level + ((now - b.at) / 1000) * TENANT_REQUESTS.perSecond);
+    b.at = now;
+    this.#buckets.set(token, b);
+    if (b.level < 1) return Math.ceil((1 - b.level) / TENANT_REQUESTS.perSecond);
+    b.level -= 1;
+    return 0;
+  }
+}
+
 export async function startOpsServer(
   listen: { readonly host: string; readonly port: number; readonly tls?: { readonly key: Buffer; readonly cert: Buffer } },
   routes: readonly OpsRoute[],
   policy: () => OpsAccessPolicy,
 ): Promise<OpsServer> {
+  const budgets = new TenantBudgets();
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const send = (answer: OpsAnswer) => {
       const text = 'text' in answer ? answer.text : `${JSON.stringify(answer.body)}\n`;
@@ -89,6 +113,11 @@ export async function startOpsServer(
     if (access.kind !== 'ok') {
       if (access.status === 401) res.setHeader('www-authenticate', 'Bearer');
       return send({ status: access.status, body: { error: access.error } });
+    }
+    const wait = access.token?.tenant !== undefined ? budgets.take(access.token, Date.now()) : 0;
+    if (wait > 0) {
+      res.setHeader('retry-after', String(wait));
+      return send({ status: 429, body: { error: `over this tenant token's ${TENANT_REQUESTS.perSecond} requests a second` } });
     }
     if (!route.methods.includes(req.method ?? 'GET')) return send({ status: 405, body: { error: `${route.methods.join(' or ')} only` } });
     readBody(req, route.maxBodyBytes ?? MAX_BODY_BYTES)
@@ -116,7 +145,7 @@ export async function startOpsServer(
   };
 }
 
-type Authorized = { readonly kind: 'ok'; readonly access: OpsAccess } | { readonly kind: 'refused'; readonly status: number; readonly error: string };
+type Authorized = { readonly kind: 'ok'; readonly access: OpsAccess; readonly token?: OpsToken } | { readonly kind: 'refused'; readonly status: number; readonly error: string };
 
 function authorize(scope: OpsScope | undefined, header: string | undefined, policy: OpsAccessPolicy): Authorized {
   if (scope === undefined || policy.openScopes.includes(scope)) return { kind: 'ok', access: {} };
@@ -131,7 +160,7 @@ function authorize(scope: OpsScope | undefined, header: string | undefined, poli
   }
   if (!found) return { kind: 'refused', status: 401, error: 'a valid Authorization: Bearer token is required' };
   if (!found.scopes.includes(scope)) return { kind: 'refused', status: 403, error: `this token does not have the ${scope} scope` };
-  return { kind: 'ok', access: { by: found.name, ...(found.tenant !== undefined ? { tenant: found.tenant } : {}) } };
+  return { kind: 'ok', token: found, access: { by: found.name, ...(found.tenant !== undefined ? { tenant: found.tenant } : {}) } };
 }
 
 function readBody(req: http.IncomingMessage, max: number): Promise<{ body: unknown; raw: Buffer }> {
