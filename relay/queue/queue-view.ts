@@ -1,6 +1,6 @@
-// The queue as it is on disk, for people: every spool under the configured path (one per worker), each
-// message with the hold its relay wrote for it. `tenant-relay queue` and the mail console read it; neither
-// touches a message: they leave requests (requests.ts).
+// The queue for people: as it is on disk (every spool under the configured path, one per worker, each
+// message with the hold its relay wrote for it), or as a relay's own scheduler holds it. `tenant-relay
+// queue` and the mail console read it; neither touches a message: they leave requests (requests.ts).
 import type { QueuedMessage } from './entry.js';
 import { type Hold, type Holds, readHolds } from './holds.js';
 import { SpoolLayout } from './spool-layout.js';
