@@ -89,6 +89,7 @@ function buildOps(o: RawConfig['ops']): Config['ops'] {
     openScopes: [...(openMetrics ? (['metrics'] as const) : []), ...(tokens.length === 0 && isLoopbackHost(o.host) ? (['send-test'] as const) : [])],
     ...(o.tls ? { tls: { cert: path.resolve(o.tls.cert), key: path.resolve(o.tls.key) } } : {}),
     tenantLabels: o.tenantLabels,
+    tenantRequests: o.tenantRequests,
   });
 }
 

@@ -44,6 +44,9 @@ export const configSchema = z.strictObject({
           }),
         )
         .default([]),
+      // What a tenant's token may ask a second (bursts up to `burst`), then 429: its requests are work
+      // on the thread that takes every tenant's mail. The platform's own tokens are not counted.
+      tenantRequests: z.strictObject({ perSecond: z.number().min(0.1).max(10_000).default(10), burst: z.int().min(1).max(100_000).default(30) }).prefault({}),
       // GET /metrics without a token. Default: only on a loopback listener with no token configured.
       openMetrics: z.boolean().optional(),
       // Label values in /metrics for the first `max` tenants seen (and those in `always`); the rest are

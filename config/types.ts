@@ -189,6 +189,11 @@ export interface TenantIndex extends TenantFinder {
 }
 
 
+export interface TenantRequestBudget {
+  readonly perSecond: number;
+  readonly burst: number;
+}
+
 export interface OpsToken {
   readonly token: string;
   readonly scopes: readonly OpsScope[];
@@ -219,6 +224,8 @@ export interface Config {
     readonly tls?: { readonly cert: string; readonly key: string };
     /** Tenants with label values of their own in /metrics: the first `max` seen, and `always`. */
     readonly tenantLabels: { readonly max: number; readonly always: readonly string[] };
+    /** What a tenant's token may ask of the ops listener: so many requests a second, bursts up to `burst`. */
+    readonly tenantRequests: TenantRequestBudget;
   };
   /** Processes sharing the listeners, each with its own spool (1: this process alone). */
   readonly workers: number;

@@ -95,6 +95,11 @@ t.test("a tenant's token is held to so many requests a second (429 and Retry-Aft
   t.match(await refused[0]?.json(), { error: /requests a second/ });
   t.equal((await get(port, '/trace?rcpt=x@example.com', GLOBEX_DESK)).status, 200, "another tenant's token is not held back");
   t.equal((await get(port, '/trace?rcpt=x@example.com', OPERATOR)).status, 200, "nor the operator's");
+
+  const tight = await relayWithTokens(t, 'tenantRequests: { perSecond: 0.1, burst: 2 }');
+  const asked = await Promise.all([1, 2, 3].map(() => get(tight.relay.opsPort, '/trace?rcpt=x@example.com', ACME_DESK)));
+  t.same(asked.map((a) => a.status).sort(), [200, 200, 429], 'ops.tenantRequests sets the budget');
+  t.equal(asked.find((a) => a.status === 429)?.headers.get('retry-after'), '10', 'and the wait: one request at 0.1 a second');
 });
 
 t.test('/drain takes a whole number of seconds or nothing; undrain takes mail again', async (t) => {

@@ -6,7 +6,7 @@ import { timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { OpsScope, OpsToken } from '../../config/types.js';
+import type { OpsScope, OpsToken, TenantRequestBudget } from '../../config/types.js';
 
 export interface Readiness {
   readonly ready: boolean;
@@ -53,6 +53,8 @@ export interface OpsRoute {
 export interface OpsAccessPolicy {
   readonly tokens: readonly OpsToken[];
   readonly openScopes: readonly OpsScope[];
+  /** What a tenant's token may ask a second (absent: not counted). */
+  readonly tenantRequests?: TenantRequestBudget;
 }
 
 export interface OpsServer {
@@ -67,22 +69,19 @@ const MAX_BODY_BYTES = 64 * 1024;
 
 /**
  * A tenant's token is one party among many, and each of its requests is work on the thread that takes
- * everyone's mail (a trace query, a send-test): so many a second, with room for a page's bursts. The
- * platform's own tokens (no tenant) are the operator's, and are not counted.
+ * everyone's mail (a trace query, a send-test): so many a second (ops.tenantRequests), with room for a
+ * page's bursts. The platform's own tokens (no tenant) are the operator's, and are not counted.
  */
-export const TENANT_REQUESTS = { perSecond: 10, burst: 30 } as const;
-
-/** A bucket per tenant token, refilled with time; a reload's new token objects start full. */
 class TenantBudgets {
   readonly #buckets = new WeakMap<OpsToken, { level: number; at: number }>();
 
   /** 0 when the request may go; else the seconds until it may. */
-  take(token: OpsToken, now: number): number {
-    const b = this.#buckets.get(token) ?? { level: TENANT_REQUESTS.burst, at: now };
-    b.level = Math.min(TENANT_REQUESTS.burst, b.level + ((now - b.at) / 1000) * TENANT_REQUESTS.perSecond);
+  take(token: OpsToken, budget: TenantRequestBudget, now: number): number {
+    const b = this.#buckets.get(token) ?? { level: budget.burst, at: now };
+    b.level = Math.min(budget.burst, b.level + ((now - b.at) / 1000) * budget.perSecond);
     b.at = now;
     this.#buckets.set(token, b);
-    if (b.level < 1) return Math.ceil((1 - b.level) / TENANT_REQUESTS.perSecond);
+    if (b.level < 1) return Math.ceil((1 - b.level) / budget.perSecond);
     b.level -= 1;
     return 0;
   }
@@ -109,15 +108,17 @@ export async function startOpsServer(
     const path = url.pathname;
     const route = routes.find((r) => path === r.path || (r.path.endsWith('/') && path.startsWith(r.path)));
     if (!route) return send({ status: 404, body: { error: `not found: ${routes.map((r) => r.path).join(', ')}` } });
-    const access = authorize(route.scope, req.headers.authorization, policy());
+    const current = policy();
+    const access = authorize(route.scope, req.headers.authorization, current);
     if (access.kind !== 'ok') {
       if (access.status === 401) res.setHeader('www-authenticate', 'Bearer');
       return send({ status: access.status, body: { error: access.error } });
     }
-    const wait = access.token?.tenant !== undefined ? budgets.take(access.token, Date.now()) : 0;
+    const budget = current.tenantRequests;
+    const wait = access.token?.tenant !== undefined && budget ? budgets.take(access.token, budget, Date.now()) : 0;
     if (wait > 0) {
       res.setHeader('retry-after', String(wait));
-      return send({ status: 429, body: { error: `over this tenant token's ${TENANT_REQUESTS.perSecond} requests a second` } });
+      return send({ status: 429, body: { error: `over this tenant token's ${budget?.perSecond} requests a second (ops.tenantRequests)` } });
     }
     if (!route.methods.includes(req.method ?? 'GET')) return send({ status: 405, body: { error: `${route.methods.join(' or ')} only` } });
     readBody(req, route.maxBodyBytes ?? MAX_BODY_BYTES)
