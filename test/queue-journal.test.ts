@@ -161,3 +161,19 @@ t.test('a reader lists the messages still live among segments of delivered ones,
   for (const l of listed) t.same(l.entry, await spool.read(l.id), `${l.id} as the relay holds it`);
   await spool.close();
 });
+
+t.test('a message delivered while it is being shown has an empty header, not an error', async (t) => {
+  const dir = spoolDir();
+  const spool = new Spool(dir);
+  await spool.open();
+  const { entry, bytes } = message();
+  await spool.commit(entry, bytes);
+  const [listed] = await new Spool(dir).list();
+  t.ok(listed?.journal, 'listed from the journal');
+  await spool.remove(entry.id);
+  await spool.close();
+  // Its segment finished and removed, as a busy relay's are.
+  fs.rmSync(path.join(dir, 'journal'), { recursive: true, force: true });
+  t.same(listed && (await spool.headerOf(listed)), Buffer.alloc(0));
+  t.same(await spool.headerOf({ id: entry.id, area: 'queue', entry }), Buffer.alloc(0), 'nor from files it no longer has');
+});

@@ -183,8 +183,11 @@ export class Spool {
 
   /** The header block of a listed message, as `tenant-relay queue show` prints it. */
   async headerOf(listing: QueueListing): Promise<Buffer> {
-    if (listing.journal) return splitMessage(await readJournalBytes(listing.journal)).header;
-    return (await readHeaderBlock(this.layout.message(listing.id, listing.area))) ?? Buffer.alloc(0);
+    // A journaled message may move to files of its own (or be delivered) while it is looked at: its
+    // segment, or its files, can be gone by the time they are read. Gone, it has no header to show.
+    const journaled = listing.journal && (await readJournalBytes(listing.journal).catch(() => undefined));
+    if (journaled) return splitMessage(journaled).header;
+    return (await readHeaderBlock(this.layout.message(listing.id, listing.area)).catch(() => undefined)) ?? Buffer.alloc(0);
   }
 
   async freeBytes(): Promise<number> {
