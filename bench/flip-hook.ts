@@ -1,7 +1,7 @@
 // Loaded into a relay by BENCH_ONLY=flip (NODE_OPTIONS=--import): one relay measured against itself. Every
 // BENCH_FLIP_MS it flips between two modes: the V8 flags in BENCH_FLIP_ON or BENCH_FLIP_OFF, and
-// `globalThis.benchFlip` (true in the "on" mode), which an experiment's code reads for a code path to
-// compare. Each period's CPU (the whole process, all threads) and accepted connections go to
+// `globalThis.benchFlip` (true in the "on" mode; left unset with BENCH_FLIP_AA=1), which an experiment's
+// code reads for a code path to compare. Each period's CPU (the whole process, all threads) and accepted connections go to
 // BENCH_FLIP_OUT, one line a period: end time (ms since the epoch), mode (0 or 1), connections, CPU ms.
 // Bench-only: it patches net.Server#emit to count connections, in the measured process alone.
 import fs from 'node:fs';
@@ -26,7 +26,7 @@ if (out && process.argv.includes('serve')) {
     const cpu = process.cpuUsage(cpuBefore);
     const line = `${Date.now()} ${mode} ${connections - counted} ${(cpu.user + cpu.system) / 1000}\n`;
     mode ^= 1;
-    (globalThis as { benchFlip?: boolean }).benchFlip = mode === 1;
+    if (process.env.BENCH_FLIP_AA !== '1') (globalThis as { benchFlip?: boolean }).benchFlip = mode === 1;
     for (const flag of mode === 1 ? on : off) v8.setFlagsFromString(flag);
     counted = connections;
     fs.appendFileSync(out, line);

@@ -37,6 +37,8 @@ export async function flipScenario(sink: Sink, o: FlipOptions): Promise<FlipResu
     BENCH_FLIP_OUT: file,
     BENCH_FLIP_ON: aa ? '' : (process.env.BENCH_FLIP_ON ?? ''),
     BENCH_FLIP_OFF: aa ? '' : (process.env.BENCH_FLIP_OFF ?? ''),
+    // A/A: globalThis.benchFlip stays unset too, so an experiment's code path is not switched either.
+    BENCH_FLIP_AA: aa ? '1' : '',
   });
   try {
     await o.warmUp(relay.port);
