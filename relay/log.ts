@@ -1,15 +1,12 @@
 // JSON lines on stderr. Secrets are never passed to the logger; redactSecrets is the second line of defence.
 import pino, { type Logger } from 'pino';
 import { isoTime } from './iso-time.js';
+import { LogSink } from './log-sink.js';
 
 export type { Logger } from 'pino';
 
-/** How often buffered lines are written when fewer than 4 KiB have collected. */
-const FLUSH_MS = 100;
-
-/** `destination` is for tests; the relay's lines go to stderr, buffered (below). */
+/** `destination` is for tests; the relay's lines go to stderr, buffered (log-sink.ts). */
 export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', destination?: pino.DestinationStream): Logger {
-  const buffered = destination ? undefined : bufferedStderr();
   return pino(
     {
       level,
@@ -17,36 +14,9 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', de
       formatters: { log: redactSecrets },
       // pino's own isoTime, made once a second (iso-time.ts): three lines a message.
       timestamp: () => `,"time":"${isoTime(Date.now())}"`,
-      ...(buffered ? { hooks: { streamWrite: buffered.wrote } } : {}),
     },
-    destination ?? buffered?.stream,
+    destination ?? new LogSink(),
   );
-}
-
-/**
- * Buffered and written off the hot path: a write per line was a system call and a thread-pool job per
- * line, four per message. Lines collect up to 4 KiB and go out at least every 100 ms, so an idle relay's
- * line still appears promptly; they are flushed synchronously when the process exits.
- */
-function bufferedStderr(): { stream: pino.DestinationStream; wrote(line: string): string } {
-  const stream = pino.destination({ dest: 2, sync: false, minLength: 4096 });
-  // Armed by the first line after a flush, not a standing interval: an idle relay is not woken for nothing.
-  let timer: NodeJS.Timeout | undefined;
-  const flush = () => {
-    timer = undefined;
-    stream.flush();
-  };
-  process.once('exit', () => {
-    clearTimeout(timer);
-    stream.flushSync();
-  });
-  return {
-    stream,
-    wrote(line) {
-      timer ??= setTimeout(flush, FLUSH_MS).unref();
-      return line;
-    },
-  };
 }
 
 /** Keys whose values are never written, at any of the first three levels of a log line's object. */
