@@ -4,10 +4,13 @@
 // minutes, and moves by about 4 % against itself (BENCH_FLIP_AA=1: the same flip with nothing changed).
 // For V8 flags (BENCH_FLIP_ON, BENCH_FLIP_OFF) or a code path an experiment reads from
 // `globalThis.benchFlip`; the result is CPU per message in each mode, over the periods inside the load.
+// The load is our client for BENCH_SECONDS, or with BENCH_FLIP_GEN=smtp-source Postfix's smtp-source
+// sending BENCH_FLIP_COUNT messages (both a new connection per message, no pipelining).
 import fs from 'node:fs';
 import path from 'node:path';
 import { median } from './cold-start.js';
 import { runLoad } from './load.js';
+import { runSmtpSource } from './smtp-source.js';
 import type { RelayProcess, Sink } from './processes.js';
 import { FROM, message, TO } from './throughput.js';
 
@@ -15,6 +18,8 @@ export interface FlipOptions {
   readonly sizeKb: number;
   readonly concurrency: number;
   readonly seconds: number;
+  /** Postfix's smtp-source sending this many messages, instead of our client for `seconds`. */
+  readonly smtpSourceCount?: number;
   readonly start: (env: NodeJS.ProcessEnv) => Promise<RelayProcess>;
   readonly warmUp: (port: number) => Promise<void>;
   readonly dir: string;
@@ -43,7 +48,8 @@ export async function flipScenario(sink: Sink, o: FlipOptions): Promise<FlipResu
   try {
     await o.warmUp(relay.port);
     const from = Date.now();
-    await runLoad({ port: relay.port, concurrency: o.concurrency, workload: 'per-message', message: message(o.sizeKb), from: FROM, to: TO, seconds: o.seconds });
+    if (o.smtpSourceCount) await runSmtpSource({ port: relay.port, concurrency: o.concurrency, workload: 'per-message', bytes: o.sizeKb * 1024, count: o.smtpSourceCount, from: FROM, to: TO, timeoutMs: 600_000 });
+    else await runLoad({ port: relay.port, concurrency: o.concurrency, workload: 'per-message', message: message(o.sizeKb), from: FROM, to: TO, seconds: o.seconds });
     const to = Date.now();
     // The first whole period after the load began, to the last one that ended inside it.
     const rows = fs
@@ -67,12 +73,12 @@ export async function flipScenario(sink: Sink, o: FlipOptions): Promise<FlipResu
   }
 }
 
-export function flipLine(r: FlipResult, o: Pick<FlipOptions, 'sizeKb' | 'concurrency' | 'seconds'>): string {
+export function flipLine(r: FlipResult, o: Pick<FlipOptions, 'sizeKb' | 'concurrency' | 'seconds' | 'smtpSourceCount'>): string {
   const sorted = [...r.pairs].sort((a, b) => a - b);
   const q = (f: number) => (sorted[Math.floor(f * (sorted.length - 1))] ?? Number.NaN).toFixed(3);
   const what = process.env.BENCH_FLIP_AA === '1' ? 'A/A, nothing flipped' : `on: ${process.env.BENCH_FLIP_ON || 'benchFlip true'}; off: ${process.env.BENCH_FLIP_OFF || 'benchFlip false'}`;
   return [
-    `one relay flipping every second (${what}), ${o.sizeKb} KB, conc ${o.concurrency}, ${o.seconds} s, ${r.periods.length} periods:`,
+    `one relay flipping every second (${what}), ${o.sizeKb} KB, conc ${o.concurrency}, ${o.smtpSourceCount ? `${o.smtpSourceCount} messages from smtp-source` : `${o.seconds} s of our client`}, ${r.periods.length} periods:`,
     `  CPU ms a message: on ${r.on.toFixed(3)}, off ${r.off.toFixed(3)}, on/off ${(r.on / r.off).toFixed(3)}; each "on" period over the "off" before it: median ${median(r.pairs).toFixed(3)}, quartiles ${q(0.25)} - ${q(0.75)} (${r.pairs.length} pairs)`,
   ].join('\n');
 }

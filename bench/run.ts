@@ -390,6 +390,7 @@ async function main() {
         sizeKb: Number(process.env.BENCH_FLIP_KB ?? 1),
         concurrency: Number(process.env.BENCH_FLIP_CONC ?? 1),
         seconds: Number(process.env.BENCH_SECONDS ?? 60),
+        ...(process.env.BENCH_FLIP_GEN === 'smtp-source' ? { smtpSourceCount: Number(process.env.BENCH_FLIP_COUNT ?? 40_000) } : {}),
         dir: tmp,
         start: (env: NodeJS.ProcessEnv) => startRelayProcess(tmp, relayYaml(tmp, sink.port, 'queue'), env),
         warmUp: (port: number) => warmUp(port, sink),

@@ -31,11 +31,6 @@ export class LogSink {
     process.once('exit', () => this.flushSync());
   }
 
-  /** True once a write failed for good: lines are dropped from then on. */
-  get broken(): boolean {
-    return this.#broken;
-  }
-
   write(line: string): boolean {
     if (this.#broken) return true;
     this.#pending.push(line);
@@ -53,7 +48,6 @@ export class LogSink {
     if (this.#inFlight) return;
     if (this.#broken || this.#pending.length === 0) return this.#settle();
     const bytes = this.#take();
-    this.#bytes = 0;
     this.#inFlight = bytes;
     fs.write(this.#fd, bytes, (err, written) => {
       this.#inFlight = undefined;

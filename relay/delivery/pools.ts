@@ -113,13 +113,7 @@ export class UpstreamPools {
   }
 
   get(upstream: SmtpUpstream): ConnectionPool {
-    // The key stands for the settings themselves: a changed password, client secret or port is a new pool,
-    // never a reused one.
-    let key = this.#keys.get(upstream);
-    if (key === undefined) {
-      key = poolKey(upstream, this.#heloName);
-      this.#keys.set(upstream, key);
-    }
+    const key = this.#keyOf(upstream);
     let pool = this.#pools.get(key);
     if (!pool) {
       pool = new ConnectionPool(clientOptions(upstream, this.#heloName, this.tokens), upstream.maxConnections);
@@ -137,8 +131,21 @@ export class UpstreamPools {
    * finish (close() waits for them); the next message to a changed upstream gets a new pool.
    */
   retain(upstreams: readonly SmtpUpstream[]): void {
-    const live = new Set(upstreams.map((u) => poolKey(u, this.#heloName)));
+    const live = new Set(upstreams.map((u) => this.#keyOf(u)));
     for (const key of [...this.#pools.keys()]) if (!live.has(key)) this.#pools.delete(key);
+  }
+
+  /**
+   * The key stands for the settings themselves: a changed password, client secret or port is a new pool,
+   * never a reused one. Computed once per upstream object (a snapshot's are frozen).
+   */
+  #keyOf(upstream: SmtpUpstream): string {
+    let key = this.#keys.get(upstream);
+    if (key === undefined) {
+      key = poolKey(upstream, this.#heloName);
+      this.#keys.set(upstream, key);
+    }
+    return key;
   }
 
   get heloName(): string {

@@ -116,9 +116,9 @@ export async function startOpsServer(
     }
     const budget = current.tenantRequests;
     const wait = access.token?.tenant !== undefined && budget ? budgets.take(access.token, budget, Date.now()) : 0;
-    if (wait > 0) {
+    if (wait > 0 && budget) {
       res.setHeader('retry-after', String(wait));
-      return send({ status: 429, body: { error: `over this tenant token's ${budget?.perSecond} requests a second (ops.tenantRequests)` } });
+      return send({ status: 429, body: { error: `over this tenant token's ${budget.perSecond} requests a second (ops.tenantRequests)` } });
     }
     if (!route.methods.includes(req.method ?? 'GET')) return send({ status: 405, body: { error: `${route.methods.join(' or ')} only` } });
     readBody(req, route.maxBodyBytes ?? MAX_BODY_BYTES)

@@ -105,11 +105,12 @@ const ID_KEY = Buffer.from('"id":"');
 
 /** A message record's id, read from its JSON without parsing it (undefined: parse it to know). */
 function quickId(bytes: Buffer, s: RecordSpan): string | undefined {
-  const key = bytes.indexOf(ID_KEY, s.text);
-  if (key === -1 || key >= s.bytes) return undefined;
-  const start = key + ID_KEY.length;
-  const end = bytes.indexOf(0x22, start);
-  return end !== -1 && end < s.bytes ? bytes.toString('latin1', start, end) : undefined;
+  // Within the record's text only: never a scan on into the message and the records after it.
+  const text = bytes.subarray(s.text, s.bytes);
+  const key = text.indexOf(ID_KEY);
+  if (key === -1) return undefined;
+  const end = text.indexOf(0x22, key + ID_KEY.length);
+  return end === -1 ? undefined : text.toString('latin1', key + ID_KEY.length, end);
 }
 
 /**
@@ -136,8 +137,9 @@ export async function readJournal(dir: string): Promise<{ live: JournaledMessage
   const live: JournaledMessage[] = [];
   for (const [id, { bytes, span, segment }] of found) {
     if (done.has(id) || !intact(bytes, span)) continue;
+    // Its own id decides, should the quick read have caught another "id" key.
     const entry = parseEntry(bytes.toString('utf8', span.text, span.bytes));
-    if (entry && entry.id === id) live.push({ entry, segment, offset: span.bytes, length: span.end - span.bytes });
+    if (entry && !done.has(entry.id)) live.push({ entry, segment, offset: span.bytes, length: span.end - span.bytes });
   }
   return { live };
 }
