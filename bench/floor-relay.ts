@@ -9,18 +9,18 @@
 // the relay.
 //
 // `layers` puts back the relay's libraries one at a time, as the relay uses them, to show what each costs
-// over the floor (bench/floor.ts): `smtp-server` receives with RelaySmtpServer (smtp-server and the
-// relay's seams) instead of the bare parser below; `client` sends with the relay's own sendViaSmtp
+// over the floor (bench/floor.ts): `inbound` receives with the relay's SMTP layer (relay/inbound/smtp)
+// instead of the bare parser below; `client` sends with the relay's own sendViaSmtp
 // (its SMTP client and pool, and the result's classification) instead of the bare client.
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { parseConfig } from '../config/load.js';
 import { dotStuff } from '../relay/delivery/dot-stuffing.js';
 import { UpstreamPools } from '../relay/delivery/pools.js';
 import { sendViaSmtp } from '../relay/delivery/smtp.js';
-import { RelaySmtpServer } from '../relay/inbound/smtp-server-seams.js';
+import { Replies } from '../relay/errors.js';
+import { SmtpListener } from '../relay/inbound/smtp/listener.js';
 import { smtpReader } from './smtp-reader.js';
 
 const sinkPort = Number(process.argv[2]);
@@ -231,35 +231,44 @@ function received(from: string, to: string[], helo: string, peer: string, body: 
   });
 }
 
-const listening = layers.has('smtp-server') ? relayServer() : bareServer();
+const listen = (port: number, host: string, done: (port: number) => void) => {
+  if (layers.has('inbound')) void relayServer().listen({ port, host }).then((bound) => done(bound.port));
+  else {
+    const server = bareServer();
+    server.listen(port, host, () => done((server.address() as net.AddressInfo).port));
+  }
+};
 
-/** smtp-server with the relay's seams, as relay/inbound/server.ts sets it up for a plaintext listener with no AUTH. */
-function relayServer(): net.Server {
-  const server = new RelaySmtpServer(
+/** The relay's SMTP layer, as relay/inbound/server.ts sets it up for a plaintext listener with no AUTH. */
+function relayServer(): SmtpListener {
+  return new SmtpListener(
     {
       name: HOST,
-      banner: 'floor',
-      hideENHANCEDSTATUSCODES: false,
-      disabledCommands: ['AUTH', 'STARTTLS'],
-      authOptional: true,
-      size: 67_108_864,
-      maxClients: 5000,
-      maxCommandLength: 512,
-      logger: false,
-      resolver: { reverse: (_ip: string, done: (err: Error | null, names?: string[]) => void) => done(null, []) },
-      onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void) {
-        const body: Buffer[] = [];
-        stream.on('data', (chunk: Buffer) => body.push(chunk));
-        stream.on('end', () => {
-          const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-          const to = session.envelope.rcptTo.map((r) => r.address);
-          received(from, to, session.hostNameAppearsAs, session.remoteAddress, body, (id) => callback(null, `Ok: queued as ${id}`));
-        });
-      },
+      tls: 'none',
+      auth: 'never',
+      limits: { size: 67_108_864, maxClients: 5000, maxRecipients: 1000, idleTimeoutMs: 60_000 },
+      greetingDelayMs: () => 0,
+      reverse: (_ip, done) => done(null, []),
+      onError: () => {},
     },
-    { greetingDelayMs: () => 0 },
+    {
+      connect: () => undefined,
+      auth: () => Promise.reject(new Error('no AUTH here')),
+      mailFrom: () => undefined,
+      rcptTo: () => undefined,
+      closed: () => {},
+      data: (session, stream) =>
+        new Promise((resolve) => {
+          const body: Buffer[] = [];
+          stream.on('data', (chunk: Buffer) => body.push(chunk));
+          stream.on('end', () => {
+            const from = session.envelope.mailFrom?.address ?? '';
+            const to = session.envelope.rcptTo.map((r) => r.address);
+            received(from, to, session.hostNameAppearsAs ?? '', session.remoteAddress, body, (id) => resolve({ reply: Replies.queued(id) }));
+          });
+        }),
+    },
   );
-  return server.server;
 }
 
 function bareServer(): net.Server {
@@ -319,10 +328,7 @@ function bareServer(): net.Server {
   });
 }
 
-listening.listen(0, '127.0.0.1', () => {
-  const { port } = listening.address() as net.AddressInfo;
-  process.send?.({ port });
-});
+listen(0, '127.0.0.1', (port) => process.send?.({ port }));
 process.on('message', (m: { type: string }) => {
   if (m.type === 'stop') process.exit(0);
 });

@@ -23,9 +23,9 @@ export interface FloorOptions {
 
 const STEPS = [
   { name: 'floor (node:net, node:fs)', layers: [] },
-  { name: '+ smtp-server (inbound)', layers: ['smtp-server'] },
+  { name: '+ the inbound SMTP layer', layers: ['inbound'] },
   { name: "+ relay's SMTP client", layers: ['client'] },
-  { name: '+ both', layers: ['smtp-server', 'client'] },
+  { name: '+ both', layers: ['inbound', 'client'] },
   { name: 'the relay (queue mode)', layers: undefined },
 ] as const;
 

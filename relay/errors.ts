@@ -1,7 +1,7 @@
 // Every SMTP reply the relay itself composes, declared once, each with a stable id that logs, metrics,
 // the README's table and the tests name it by. 4xx means "try again later", 5xx "do not retry"; each
-// carries an RFC 3463 enhanced status code. Replies that smtp-server would word itself (an over-long
-// line, too many clients) are said through this table too (inbound/smtp-server-seams.ts).
+// carries an RFC 3463 enhanced status code. The SMTP protocol's own refusals (out of order, bad syntax,
+// limits) are here too, said by inbound/smtp/session.ts.
 
 export interface SmtpReply {
   /** Stable, kebab-case: what logs and the refusal metric carry, and what the README lists. */
@@ -12,7 +12,7 @@ export interface SmtpReply {
   readonly text: string;
 }
 
-/** The error shape smtp-server turns into a reply line: our enhanced code leads the text. */
+/** A reply carried as an error (a step that fails with what the client is to hear). */
 export class SmtpReplyError extends Error {
   readonly responseCode: number;
   readonly reply: SmtpReply;
@@ -69,6 +69,30 @@ export const Replies = {
   tooManyConnectionsFromIp: reply('too-many-connections-from-ip', 421, '4.7.0', 'Too many connections from your address; please try again later'),
   tooManyConnections: reply('too-many-connections', 421, '4.3.2', 'Too many connections; please try again in a moment'),
   tooSlow: reply('too-slow', 421, '4.4.2', 'Session too slow: the deadline passed; closing the connection'),
+  idleTimeout: reply('idle-timeout', 421, '4.4.2', 'Idle too long; closing the connection'),
+  // The SMTP protocol's own refusals (RFC 5321 4.2.4, 4.3.2; RFC 4954 for AUTH).
+  commandUnrecognized: reply('command-unrecognized', 500, '5.5.2', 'Command not recognized'),
+  tooManyUnrecognizedCommands: reply('too-many-unrecognized-commands', 421, '4.7.0', 'Too many unrecognized commands; closing the connection'),
+  httpRequest: reply('http-request', 421, '4.7.0', 'This is an SMTP server, not a web server; closing the connection'),
+  // An early talker (a spam engine that does not wait for the greeting), as Postfix's postscreen calls it.
+  talkedTooSoon: reply('talked-too-soon', 421, '4.7.0', 'You talk too soon: wait for the greeting; closing the connection'),
+  heloFirst: reply('helo-first', 503, '5.5.1', 'Send EHLO or HELO first'),
+  heloSyntax: reply('helo-syntax', 501, '5.5.4', 'Syntax: EHLO hostname'),
+  nestedMail: reply('nested-mail', 503, '5.5.1', 'A transaction is already open: send RSET first'),
+  needMail: reply('need-mail', 503, '5.5.1', 'Send MAIL FROM first'),
+  needRcpt: reply('need-rcpt', 503, '5.5.1', 'Send RCPT TO first: no valid recipients'),
+  badParameter: (detail: string) => reply('bad-parameter', 501, '5.5.4', detail),
+  tooManyRecipients: (max: number) => reply('too-many-recipients', 452, '4.5.3', `Too many recipients: at most ${max} a message`),
+  authNotOffered: reply('auth-not-offered', 503, '5.5.1', 'AUTH is not offered on this connection'),
+  // RFC 4954 6: a password waits for TLS on a listener that offers STARTTLS.
+  authNeedsTls: reply('auth-needs-tls', 538, '5.7.11', 'Encryption required: send STARTTLS first'),
+  authTwice: reply('auth-twice', 503, '5.5.1', 'Already authenticated; no identity changes permitted'),
+  authMechanism: reply('auth-mechanism', 504, '5.5.4', 'Unrecognized authentication type: PLAIN and LOGIN are offered'),
+  authSyntax: reply('auth-syntax', 501, '5.5.2', 'Syntax: AUTH PLAIN [initial-response] or AUTH LOGIN [username], base64'),
+  authAborted: reply('auth-aborted', 501, '5.0.0', 'Authentication aborted'),
+  startTlsSyntax: reply('starttls-syntax', 501, '5.5.4', 'Syntax: STARTTLS, without parameters'),
+  tlsActive: reply('tls-active', 503, '5.5.1', 'TLS is already active'),
+  vrfySyntax: reply('vrfy-syntax', 501, '5.5.4', 'Syntax: VRFY address'),
   senderNotOfTenant: (sender: string, tenant: string) =>
     reply('sender-not-of-tenant', 553, '5.7.1', `Sender ${sender} is not an address of tenant ${tenant}, which you authenticated as`),
   headerFromNotOfTenant: (tenant: string) => reply('header-from-not-of-tenant', 553, '5.7.1', `The From header is not an address of tenant ${tenant}, which this message is sent as`),

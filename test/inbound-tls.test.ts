@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import net from 'node:net';
 import tls from 'node:tls';
 import nodemailer from 'nodemailer';
 import t from 'tap';
@@ -12,6 +13,7 @@ import { makeTestCerts } from './helpers/certs.js';
 import { startTestRelay } from './helpers/relay.js';
 import { openRawSession } from './helpers/smtp-client.js';
 import { startUpstream } from './helpers/upstream.js';
+import { until } from './helpers/wait.js';
 
 const certs = makeTestCerts();
 const upstream = await startUpstream();
@@ -43,7 +45,7 @@ t.test('a STARTTLS listener offers AUTH only after TLS; AUTH before STARTTLS is 
   const ehlo = await plain.send('EHLO client.test\r\n');
   t.match(ehlo, /250[- ]STARTTLS/);
   t.notMatch(ehlo, /AUTH/, 'no AUTH offered in cleartext (as Postfix with smtpd_tls_auth_only)');
-  t.match(await plain.send(`AUTH PLAIN ${b64('\0app\0pw')}\r\n`), /^538 5\.7\.0 /);
+  t.match(await plain.send(`AUTH PLAIN ${b64('\0app\0pw')}\r\n`), /^538 5\.7\.11 /, 'RFC 4954: encryption required');
 
   const secure = await openRawSession(starttlsPort ?? 0, { starttlsCa: certs.ca });
   t.teardown(() => secure.close());
@@ -71,6 +73,28 @@ t.test('implicit TLS (465 style) works, and TLS below 1.2 is refused', async (t)
     socket.once('error', (err) => resolve(`refused: ${err.message}`));
   });
   t.match(old, /^refused/);
+});
+
+t.test('commands pipelined after STARTTLS in cleartext are dropped, never run in the encrypted session (RFC 3207 5)', async (t) => {
+  const socket = net.connect(starttlsPort ?? 0, '127.0.0.1');
+  t.teardown(() => socket.destroy());
+  let plain = '';
+  socket.on('data', (d: Buffer) => (plain += d.toString('latin1')));
+  await until(() => /^220 /m.test(plain), 5_000);
+  socket.write('EHLO client.test\r\n');
+  await until(() => /^250 /m.test(plain), 5_000);
+  // The injected command rides in the same segment as STARTTLS (CVE-2011-0411's attack).
+  socket.write('STARTTLS\r\nAUTH PLAIN AGFwcABwdw==\r\n');
+  await until(() => /^220 2\.0\.0 Ready/m.test(plain), 5_000);
+  socket.removeAllListeners('data');
+  const secure = tls.connect({ socket, ca: certs.ca, servername: 'localhost' });
+  await new Promise<void>((resolve, reject) => secure.once('secureConnect', resolve).once('error', reject));
+  let encrypted = '';
+  secure.on('data', (d: Buffer) => (encrypted += d.toString('latin1')));
+  secure.write('NOOP\r\n');
+  t.ok(await until(() => /\r\n$/.test(encrypted), 5_000), 'a reply over TLS');
+  t.equal(encrypted, '250 2.0.0 OK\r\n', "the NOOP's reply, and nothing for the injected AUTH");
+  t.notMatch(plain, /^(235|535|334)/m, 'the injected AUTH was not answered in cleartext either');
 });
 
 t.test('a certificate replaced on disk is served to the next client without a restart', async (t) => {

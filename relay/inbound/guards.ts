@@ -1,12 +1,12 @@
 // Bounds on what one client can take: connections per address, a deadline for making progress however
 // busy it keeps the line, a deadline for DATA however slowly it drips, and AUTH failures.
-import type { SMTPServerSession } from 'smtp-server';
 import type { InboundPolicy } from '../../config/types.js';
 import { Replies, type SmtpReply } from '../errors.js';
+import type { InboundSession } from './smtp/session-types.js';
 
 /** What the guards need of the server: a way to speak to (and with 421, close) one session. */
 export interface SessionChannel {
-  replyTo(session: Pick<SMTPServerSession, 'id'>, reply: SmtpReply): boolean;
+  replyTo(session: Pick<InboundSession, 'id'>, reply: SmtpReply): boolean;
   sessionIds(): string[];
 }
 
@@ -30,7 +30,7 @@ export class SessionGuards {
    * False when this address already has its share of connections: the apps' own networks (`trusted`) get
    * a larger share (an app server's pool comes from one address), never all of them.
    */
-  admit(session: SMTPServerSession, trusted = false): boolean {
+  admit(session: InboundSession, trusted = false): boolean {
     const policy = this.#policy();
     const n = this.#perIp.get(session.remoteAddress) ?? 0;
     if (n >= (trusted ? policy.maxConnectionsPerTrustedIp : policy.maxConnectionsPerIp)) return false;
@@ -40,7 +40,7 @@ export class SessionGuards {
     return true;
   }
 
-  closed(session: SMTPServerSession): void {
+  closed(session: InboundSession): void {
     this.#stopProgress(session.id);
     this.#authFailures.delete(session.id);
     this.#inData.delete(session.id);
@@ -51,7 +51,7 @@ export class SessionGuards {
   }
 
   /** The session did something that counts (AUTH, MAIL, RCPT, DATA): its deadline starts again. */
-  progressed(session: Pick<SMTPServerSession, 'id'>): void {
+  progressed(session: Pick<InboundSession, 'id'>): void {
     const ms = this.#policy().progressTimeoutMs;
     const current = this.#progress.get(session.id);
     // The same deadline restarted in place: a session makes progress four or five times a message, and a
@@ -66,7 +66,7 @@ export class SessionGuards {
   }
 
   /** Starts the DATA deadline in place of the progress one; call the result when DATA has ended. */
-  dataStarted(session: SMTPServerSession): () => void {
+  dataStarted(session: InboundSession): () => void {
     this.#stopProgress(session.id);
     this.#inData.add(session.id);
     const timer = setTimeout(() => this.#sessions.replyTo(session, Replies.tooSlow), this.#policy().dataTimeoutMs).unref();
@@ -88,7 +88,7 @@ export class SessionGuards {
   }
 
   /** Counts a failed AUTH; resolves after the penalty delay with whether the client may try again. */
-  async authFailed(session: SMTPServerSession): Promise<boolean> {
+  async authFailed(session: InboundSession): Promise<boolean> {
     const failures = (this.#authFailures.get(session.id) ?? 0) + 1;
     this.#authFailures.set(session.id, failures);
     const policy = this.#policy();

@@ -2,12 +2,12 @@
 // (the snapshot, the decision, a place in the sending budgets, room on the spool's volume), and the
 // Transaction the final dot hands to the intake.
 import { performance } from 'node:perf_hooks';
-import type { SMTPServerSession } from 'smtp-server';
 import type { Config } from '../../config/types.js';
 import { newMessageId } from '../ids.js';
 import { outboundEnvelope } from '../message/envelope.js';
-import type { AuthIdentity, RouteDecision } from '../types.js';
+import type { RouteDecision } from '../types.js';
 import type { Transaction } from './intake.js';
+import type { InboundSession } from './smtp/session-types.js';
 
 /** The decision made at MAIL FROM, kept until the final dot. */
 export interface OpenTransaction {
@@ -26,9 +26,9 @@ export function endTransaction(p: OpenTransaction | undefined, sent = 0): void {
 }
 
 /** The transaction a DATA command completes: id, the snapshot and decision from MAIL FROM, the envelope as it goes out. */
-export function transactionOf(session: SMTPServerSession, { config, decision }: OpenTransaction): Transaction {
+export function transactionOf(session: InboundSession, { config, decision }: OpenTransaction): Transaction {
   const id = newMessageId();
-  const user = (session.user as AuthIdentity | undefined)?.username;
+  const user = session.user?.username;
   const received = {
     mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
     rcptTo: session.envelope.rcptTo.map((r) => r.address),

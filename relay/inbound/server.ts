@@ -2,11 +2,11 @@
 // owns (who may send, address syntax, limits), asks tenancy and routing for the decision at MAIL FROM,
 // and at DATA hands the message to the intake of its mode: accept.ts (queue) or passthrough.ts.
 import { performance } from 'node:perf_hooks';
-import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import type { Readable } from 'node:stream';
 import { isInNetworks, isLoopbackHost } from '../../config/networks.js';
 import type { Config, Listener } from '../../config/types.js';
 import type { UpstreamAccess } from '../delivery/deliver.js';
-import { Replies, type SmtpReply, SmtpReplyError } from '../errors.js';
+import { Replies, type SmtpReply } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ThrottledLog } from '../ops/throttled-log.js';
 import { budgetsFor } from '../limits/budgets.js';
@@ -30,7 +30,8 @@ import { forwardInSession } from './passthrough.js';
 import { verifyPassword } from './passwords.js';
 import { reverseLookup } from './reverse-lookup.js';
 import { declaredSize, limitsOf, trustedNetworks } from './session-settings.js';
-import { RelaySmtpServer } from './smtp-server-seams.js';
+import { SmtpListener } from './smtp/listener.js';
+import type { DataAnswer, InboundSession } from './smtp/session-types.js';
 import type { Staging } from './staging.js';
 
 export interface InboundDeps {
@@ -53,7 +54,7 @@ export interface InboundDeps {
   readonly suppression?: SuppressionStore;
 }
 
-/** One listener, as the relay drives it. No other module touches smtp-server objects. */
+/** One listener, as the relay drives it. */
 export interface InboundServer {
   /**
    * reusePort: a socket of this process's own on the shared port (SO_REUSEPORT), the kernel spreading
@@ -73,53 +74,49 @@ export interface InboundServer {
 }
 
 export function createInboundServer(listener: Listener, deps: InboundDeps): InboundServer {
-  const pending = new WeakMap<SMTPServerSession, OpenTransaction>();
+  const pending = new WeakMap<InboundSession, OpenTransaction>();
   // When each session began, and how many of its messages reached a line of their own (queued, message,
   // refused at the dot): those lines name the client, so such a session's `connection` line is debug.
-  const sessions = new WeakMap<SMTPServerSession, { readonly at: number; messages: number }>();
+  const sessions = new WeakMap<InboundSession, { readonly at: number; messages: number }>();
   const fail = (reply: SmtpReply) => {
     deps.outcomes.emit('refusal', reply);
-    return new SmtpReplyError(reply);
+    return reply;
   };
   const trusted = trustedNetworks();
   const lookups = new LookupBudgets();
   // A failure that repeats for every message (a full disk) is one line a minute, with a count.
   const warnings = new ThrottledLog(deps.logger);
   const startConfig = deps.config();
-  // A password may cross only TLS or loopback. A plain listener on a network address offers no AUTH at
-  // all (smtp-server would allow it in cleartext once STARTTLS is off); a STARTTLS one says 538 until TLS.
+  // A password may cross only TLS or loopback: a plain listener on a network address offers no AUTH at
+  // all; a STARTTLS one offers it once the session is encrypted (Postfix's smtpd_tls_auth_only: a client
+  // that sees no AUTH in cleartext never tries it there), and says 538 to one that tries before.
   const loopback = isLoopbackHost(listener.host);
-  const disabled = [...(listener.tls === 'starttls' ? [] : ['STARTTLS']), ...(listener.tls === 'none' && !loopback ? ['AUTH'] : [])];
+  const auth = listener.tls === 'starttls' ? 'after-tls' : listener.tls === 'none' && !loopback ? 'never' : 'offered';
 
-  const server: RelaySmtpServer = new RelaySmtpServer(
+  const server: SmtpListener = new SmtpListener(
     {
       name: startConfig.hostname,
-      banner: 'tenant-relay',
-      hideENHANCEDSTATUSCODES: false,
-      secure: listener.tls === 'implicit',
-      ...readCertificate(certificateFilesOf(listener)),
-      minVersion: 'TLSv1.2',
-      disabledCommands: disabled,
-      authMethods: ['PLAIN', 'LOGIN'],
-      authOptional: true,
-      allowInsecureAuth: loopback && listener.tls === 'none',
-      ...limitsOf(startConfig),
-      // RFC 5321 4.5.3.1.4: 512 octets for a command line, CRLF included.
-      maxCommandLength: 512,
-      logger: false,
-
+      tls: listener.tls,
+      certificate: readCertificate(certificateFilesOf(listener)),
+      auth,
+      limits: limitsOf(startConfig),
+      // Trusted clients (apps, sidecars) are greeted at once; others wait for the early-talker check.
+      greetingDelayMs: (ip) => (isTrusted(ip) ? 0 : deps.config().inbound.greetingDelayMs),
       // The client's name for the Received header: never asked for a loopback client, bounded by a timeout.
-      resolver: { reverse: (ip, done) => reverseLookup(ip, deps.config().inbound, done) },
-
-      onConnect(session, callback) {
-        if (deps.draining()) return callback(fail(Replies.shuttingDown));
+      reverse: (ip, done) => reverseLookup(ip, deps.config().inbound, done),
+      // Without this, a failed accept would end the process.
+      onError: (err) => deps.logger.debug({ event: 'client-error', err: err.message }),
+    },
+    {
+      connect(session) {
+        if (deps.draining()) return fail(Replies.shuttingDown);
         // The apps' own networks have a larger share per address (an app's pool is one client), not all of it.
-        if (!guards.admit(session, isTrusted(session.remoteAddress))) return callback(fail(Replies.tooManyConnectionsFromIp));
+        if (!guards.admit(session, isTrusted(session.remoteAddress))) return fail(Replies.tooManyConnectionsFromIp);
         sessions.set(session, { at: performance.now(), messages: 0 });
-        callback();
+        return undefined;
       },
 
-      onClose(session) {
+      closed(session) {
         guards.closed(session);
         lookups.ended(session.id);
         // A transaction that never reached its dot sent nothing.
@@ -133,85 +130,76 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
           session: session.id,
           client: session.remoteAddress,
           helo: session.hostNameAppearsAs,
-          user: (session.user as AuthIdentity | undefined)?.username ?? null,
+          user: session.user?.username ?? null,
           tls: session.secure,
           transactions: Math.max(0, session.transaction - 1),
           ms: Math.round(performance.now() - started.at),
         });
       },
 
-      onAuth(auth, session, callback) {
-        const user = deps.config().inbound.users.get(auth.username ?? '');
-        verifyPassword(auth.password ?? '', user?.passwordHash ?? '').then(
-          async (ok) => {
-            if (ok && user) {
-              guards.progressed(session);
-              return callback(null, { user: { username: user.username } satisfies AuthIdentity });
-            }
-            deps.logger.warn({ event: 'auth-failed', session: session.id, client: session.remoteAddress, username: auth.username });
-            const mayRetry = await guards.authFailed(session);
-            callback(fail(mayRetry ? Replies.authFailed : Replies.tooManyAuthFailures));
-          },
-          () => callback(fail(Replies.authFailed)),
+      async auth(session, username, password) {
+        const user = deps.config().inbound.users.get(username);
+        const ok = await verifyPassword(password, user?.passwordHash ?? '').catch(() => false);
+        if (ok && user) {
+          guards.progressed(session);
+          return { username: user.username } satisfies AuthIdentity;
+        }
+        deps.logger.warn({ event: 'auth-failed', session: session.id, client: session.remoteAddress, username });
+        const mayRetry = await guards.authFailed(session);
+        return fail(mayRetry ? Replies.authFailed : Replies.tooManyAuthFailures);
+      },
+
+      mailFrom(session, address) {
+        guards.progressed(session);
+        return decideAtMailFrom(address.address, declaredSize(address), session).then(
+          (refusal) => (refusal ? fail(refusal) : undefined),
+          () => fail(Replies.localError),
         );
       },
 
-      onMailFrom(address: SMTPServerAddress, session, callback) {
+      rcptTo(session, address) {
         guards.progressed(session);
-        decideAtMailFrom(address.address, declaredSize(address), session).then(
-          (refusal) => callback(refusal ? fail(refusal) : null),
-          () => callback(fail(Replies.localError)),
-        );
-      },
-
-      onRcptTo(address: SMTPServerAddress, session, callback) {
-        guards.progressed(session);
-        if (!isAcceptableAddress(address.address)) return callback(fail(Replies.badRecipientAddress));
+        if (!isAcceptableAddress(address.address)) return fail(Replies.badRecipientAddress);
         const open = pending.get(session);
         const tenant = open?.decision.tenant?.id ?? null;
         const policy = open && deps.suppression ? suppressionOf(open.config, tenant) : undefined;
-        if (!policy?.enabled || policy.action !== 'refuse' || !deps.suppression) return callback();
+        if (!policy?.enabled || policy.action !== 'refuse' || !deps.suppression) return undefined;
         // The store away: the recipient is taken (and checked again at delivery), never refused for it.
-        deps.suppression.check(suppressionTenant(tenant), [address.address], Date.now()).then(
+        return deps.suppression.check(suppressionTenant(tenant), [address.address], Date.now()).then(
           (found) => {
             const s = found.get(address.address.toLowerCase());
-            callback(s ? fail(Replies.recipientSuppressed(`${s.source}: ${s.reason}`)) : undefined);
+            return s ? fail(Replies.recipientSuppressed(`${s.source}: ${s.reason}`)) : undefined;
           },
-          () => callback(),
+          () => undefined,
         );
       },
 
-      onData(stream: SMTPServerDataStream, session, callback) {
+      data(session, stream) {
         const dataEnded = guards.dataStarted(session);
-        completeData(stream, session)
+        return completeData(stream, session)
           .then(
-            ({ reply, report }) => {
-              if (reply.code === 250) callback(null, `${reply.enhanced} ${reply.text}`);
-              else callback(fail(reply));
+            ({ reply, report }): DataAnswer => ({
+              reply: reply.code === 250 ? reply : fail(reply),
               // Outcomes.emit keeps a failing subscriber to itself (observer-failed): this cannot throw.
-              report?.();
-            },
-            (err) => {
+              afterReply: report,
+            }),
+            (err: unknown): DataAnswer => {
               warnings.warn({ event: 'data-failed', session: session.id, err: (err as Error).message }, 'a message could not be taken in (451 4.3.0)');
-              callback(fail(Replies.localError));
+              return { reply: fail(Replies.localError) };
             },
           )
           .finally(dataEnded);
       },
     },
-    // Trusted clients (apps, sidecars) are greeted at once; others wait for the early-talker check.
-    { greetingDelayMs: (ip) => (isTrusted(ip) ? 0 : deps.config().inbound.greetingDelayMs), authOnlyOverTls: listener.tls === 'starttls' },
   );
   const isTrusted = (ip: string) => isInNetworks(trusted(deps.config()), ip);
   const guards = new SessionGuards(server, () => deps.config().inbound);
-  // Without this, one client's ECONNRESET would end the process.
-  server.on('error', (err) => deps.logger.debug({ event: 'client-error', err: err.message }));
 
   /** Who sends, as whom, and where it goes: the reply that refuses it, or undefined (and the decision kept). */
-  async function decideAtMailFrom(mailFrom: string, declared: number | undefined, session: SMTPServerSession): Promise<SmtpReply | undefined> {
+  async function decideAtMailFrom(mailFrom: string, declared: number | undefined, session: InboundSession): Promise<SmtpReply | undefined> {
     if (deps.draining()) return Replies.shuttingDown;
     const config = deps.config();
-    const auth = session.user as AuthIdentity | undefined;
+    const auth = session.user;
     if (!auth && !isTrusted(session.remoteAddress)) return Replies.authRequired;
     if (mailFrom !== '' && !isAcceptableAddress(mailFrom)) return Replies.badSenderAddress;
     const platform = deps.platform();
@@ -256,14 +244,14 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
   }
 
   /** A message's line: the session is counted as described by it. */
-  function answered(session: SMTPServerSession, e: Answered): void {
+  function answered(session: InboundSession, e: Answered): void {
     const known = sessions.get(session);
     if (known) known.messages++;
     deps.outcomes.emit('answered', e);
   }
 
   /** The final dot: the message goes through the intake of its mode; the reply is what the client hears. */
-  async function completeData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<{ reply: SmtpReply; report?: () => void }> {
+  async function completeData(stream: Readable, session: InboundSession): Promise<{ reply: SmtpReply; report?: () => void }> {
     const decided = pending.get(session);
     if (!decided) {
       stream.resume();
@@ -307,20 +295,14 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
   }
 
   return {
-    listen: (how = {}) =>
-      new Promise((resolve, reject) => {
-        server.server.once('error', reject);
-        const done = () => {
-          server.server.off('error', reject);
-          const bound = server.server.address();
-          resolve(bound && typeof bound === 'object' ? { host: bound.address, port: bound.port } : { host: listener.host, port: listener.port });
-        };
-        // Port 0 would give each worker a port of its own: those share the cluster's one socket instead.
-        if (how.reusePort && listener.port !== 0) server.listen({ port: listener.port, host: listener.host, exclusive: true, reusePort: true }, done);
-        else server.listen(listener.port, listener.host, done);
-      }),
+    listen: async (how = {}) => {
+      // Port 0 would give each worker a port of its own: those share the cluster's one socket instead.
+      const reusePort = how.reusePort === true && listener.port !== 0;
+      const bound = await server.listen({ port: listener.port, host: listener.host, ...(reusePort ? { exclusive: true, reusePort: true } : {}) });
+      return { host: bound.address, port: bound.port };
+    },
     get listening() {
-      return server.server.listening;
+      return server.listening;
     },
     apply: (config) => server.applyLimits(limitsOf(config)),
     closeIdle: () => guards.closeIdle(),
@@ -328,6 +310,6 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
       return server.sessionCount;
     },
     close: (graceMs) => server.closeWithin(graceMs),
-    updateCertificate: (material) => server.updateSecureContext(material),
+    updateCertificate: (material) => server.updateCertificate(material),
   };
 }

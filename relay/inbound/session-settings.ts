@@ -1,16 +1,17 @@
-// What a listener's sessions read from the snapshot and the commands: smtp-server's own limits, the
+// What a listener's sessions read from the snapshot and the commands: the SMTP layer's limits, the
 // networks that may send without AUTH (built once per snapshot), the SIZE a client declared.
-import type { SMTPServerAddress } from 'smtp-server';
 import { networkList } from '../../config/networks.js';
 import type { Config } from '../../config/types.js';
+import type { ListenerLimits } from './smtp/listener.js';
+import type { SmtpAddress } from './smtp/session-types.js';
 
-/** The limits of smtp-server's own that a snapshot sets. */
-export function limitsOf(config: Config) {
+/** The SMTP layer's limits that a snapshot sets. */
+export function limitsOf(config: Config): ListenerLimits {
   return {
     size: config.maxMessageSizeBytes,
     maxClients: config.inbound.maxConnections,
     maxRecipients: config.inbound.maxRecipients,
-    socketTimeout: config.inbound.idleTimeoutMs,
+    idleTimeoutMs: config.inbound.idleTimeoutMs,
   };
 }
 
@@ -24,7 +25,7 @@ export function trustedNetworks() {
 }
 
 /** SIZE= from MAIL FROM (RFC 1870), when the client declared one. */
-export function declaredSize(address: SMTPServerAddress): number | undefined {
-  const size = Number((address.args as Record<string, unknown> | false | undefined) ? (address.args as Record<string, string>).SIZE : undefined);
+export function declaredSize(address: SmtpAddress): number | undefined {
+  const size = Number(address.args.SIZE);
   return Number.isInteger(size) && size > 0 ? size : undefined;
 }
