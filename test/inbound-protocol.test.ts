@@ -99,3 +99,21 @@ t.test('a message whose bytes arrive one at a time, dots and all, arrives whole'
   t.ok(await until(() => upstream.received.length > before, 5_000), 'forwarded');
   t.match(upstream.received.at(-1)?.raw.toString('latin1') ?? '', /\r\n\r\n\.leading dot\r\n\.\.two\r\nend\r\n$/);
 });
+
+t.test('a client gone right after its final dot: the queued message is still delivered, logged and traced as accepted', async (t) => {
+  const queued = await startTestRelay(`
+delivery: { mode: queue, spool: { path: \${SPOOL} } }
+smarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }
+`);
+  t.teardown(() => queued.close());
+  const s = await openRawSession(queued.port);
+  await s.send('EHLO client.test\r\n');
+  await s.send('MAIL FROM:<a@example.com>\r\n');
+  await s.send('RCPT TO:<gone-client@example.com>\r\n');
+  t.match(await s.send('DATA\r\n'), /^354 /);
+  // The dot, and the connection closed before the relay's 250 can be read.
+  s.write('Subject: gone\r\n\r\nbye\r\n.\r\n');
+  s.close();
+  t.ok(await until(() => upstream.received.some((m) => m.rcptTo.includes('gone-client@example.com')), 10_000), 'delivered');
+  t.ok(await until(() => queued.logs.some((l) => l.event === 'queued'), 5_000), "the 'queued' line, told after the reply that nobody read");
+});

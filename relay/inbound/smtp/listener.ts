@@ -55,7 +55,7 @@ export class SmtpListener {
     };
     if (options.tls === 'implicit') {
       // The handshake is bounded like an idle client; a failed one ends there, never a session.
-      const server = tls.createServer({ ...material, minVersion: TLS_FLOOR, handshakeTimeout: Math.min(60_000, this.#limits.idleTimeoutMs) });
+      const server = tls.createServer({ ...material, minVersion: TLS_FLOOR, noDelay: true, handshakeTimeout: Math.min(60_000, this.#limits.idleTimeoutMs) });
       server.on('secureConnection', (socket) => this.#accept(socket, true));
       server.on('tlsClientError', (_err, socket) => socket.destroy());
       this.#server = server;

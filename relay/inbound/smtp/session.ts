@@ -70,6 +70,8 @@ export class SmtpSession implements InboundSession {
   /** Waiting for a handler, for the socket to drain, for a TLS handshake or for DATA's answer: input waits. */
   #busy = false;
   #paused = false;
+  /** A STARTTLS handshake is under way: the client owes it. */
+  #handshaking = false;
   #unrecognized = 0;
   /** AUTH's next line goes here instead of being read as a command. */
   #continuation: ((line: string) => void) | undefined;
@@ -319,6 +321,7 @@ export class SmtpSession implements InboundSession {
     this.#dataEnded = false;
     this.#answer = undefined;
     const message = new MessageStream(() => this.#resumeData());
+    message.once('close', () => this.#resumeData());
     this.#message = message;
     this.#busy = true;
     this.#write('354 End data with <CR><LF>.<CR><LF>\r\n');
@@ -333,6 +336,9 @@ export class SmtpSession implements InboundSession {
     const dot = this.#dot;
     if (!message || !dot) return;
     const rest = dot.feed(chunk, (part) => {
+      // A handler that stopped reading (its own failure): the rest is read to the dot and dropped, so the
+      // client still hears the answer.
+      if (message.destroyed) return;
       if (!message.push(part) && !this.#paused) {
         // The handler reads slower than the client sends: the socket waits for it.
         this.#paused = true;
@@ -342,7 +348,7 @@ export class SmtpSession implements InboundSession {
     if (rest === undefined) return;
     this.#state = 'command';
     this.#dataEnded = true;
-    message.push(null);
+    if (!message.destroyed) message.push(null);
     // Commands pipelined after the dot (QUIT, the next MAIL) wait for the message's answer.
     if (rest.length > 0) this.#input = rest;
     if (this.#answer) this.#sayAnswer(this.#answer);
@@ -356,7 +362,8 @@ export class SmtpSession implements InboundSession {
   }
 
   #answered(answer: DataAnswer): void {
-    if (this.#finished) return;
+    // The client is gone: nobody to tell, but what the relay did with the message is still reported.
+    if (this.#finished) return answer.afterReply?.();
     // The answer is said once the message has ended, even when the handler decided before its end.
     if (this.#dataEnded) this.#sayAnswer(answer);
     else this.#answer = answer;
@@ -434,6 +441,7 @@ export class SmtpSession implements InboundSession {
     // command of the encrypted session (the STARTTLS command injection of CVE-2011-0411).
     this.#input = undefined;
     this.#busy = true;
+    this.#handshaking = true;
     const plain = this.#socket;
     plain.removeListener('data', this.#onData);
     plain.removeListener('close', this.#onClose);
@@ -444,6 +452,7 @@ export class SmtpSession implements InboundSession {
     this.#listen(encrypted);
     encrypted.once('secure', () => {
       // RFC 3207 4.2: the session starts over; what the client said in cleartext counts for nothing.
+      this.#handshaking = false;
       this.secure = true;
       this.user = undefined;
       this.hostNameAppearsAs = undefined;
@@ -470,7 +479,9 @@ export class SmtpSession implements InboundSession {
   #idle(): void {
     if (this.#state === 'closed') return void this.#socket.destroy();
     // The client waits for us (a handler, DATA's answer): it owes no input, so it is not idle.
-    if (this.#busy && this.#state !== 'data') return void this.#socket.setTimeout(this.#settings.idleTimeoutMs());
+    if (this.#busy && this.#state !== 'data' && !this.#handshaking) return void this.#socket.setTimeout(this.#settings.idleTimeoutMs());
+    // A handshake that never finishes has no session to say anything in.
+    if (this.#handshaking) return void this.#socket.destroy();
     this.say(Replies.idleTimeout);
   }
 
@@ -507,7 +518,8 @@ export class SmtpSession implements InboundSession {
     this.#state = 'closed';
     const message = this.#message;
     // A client gone in the middle of its message: the handler's read fails, and nothing is sent.
-    if (message && !this.#dataEnded) message.destroy(new Error('Connection closed before the message was received in full'));
+    // Only to a reader that listens: an 'error' nobody handles would end the process.
+    if (message && !this.#dataEnded) message.destroy(message.listenerCount('error') > 0 ? new Error('Connection closed before the message was received in full') : undefined);
     this.#gone(this);
     this.#hooks.closed(this);
   }
