@@ -38,24 +38,31 @@ export async function openRawSession(port: number, options: RawSessionOptions = 
     waiting = undefined;
     w(reply);
   };
+  let closed = false;
+  const closedReply = () => `closed${buffer ? `: ${buffer.trim()}` : ''}`;
   const listen = (s: net.Socket) => {
     s.on('data', (d) => {
       buffer += d.toString('latin1');
       tryDeliver();
     });
     s.on('error', () => {});
+    // One listener a socket (not one a reply): a waiting reply that will never come is "closed".
+    s.on('close', () => {
+      closed = true;
+      const w = waiting;
+      waiting = undefined;
+      w?.(closedReply());
+    });
   };
   listen(socket);
   const next = () =>
     new Promise<string>((resolve) => {
       waiting = resolve;
-      socket.once('close', () => {
-        if (waiting === resolve) {
-          waiting = undefined;
-          resolve(`closed${buffer ? `: ${buffer.trim()}` : ''}`);
-        }
-      });
       tryDeliver();
+      if (closed && waiting === resolve) {
+        waiting = undefined;
+        resolve(closedReply());
+      }
     });
   const greeting = await next();
   const send = (text: string | Buffer) => {
