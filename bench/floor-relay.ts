@@ -250,6 +250,7 @@ function relayServer(): SmtpListener {
       greetingDelayMs: () => 0,
       reverse: (_ip, done) => done(null, []),
       onError: () => {},
+      fault: () => {},
     },
     {
       connect: () => undefined,

@@ -108,6 +108,8 @@ export const Replies = {
   headerTooLarge: reply('header-too-large', 552, '5.3.4', 'Message header section is larger than 1 MiB'),
   clientAborted: reply('client-aborted', 451, '4.3.0', 'Message data was not received completely; nothing was sent'),
   localError: reply('local-error', 451, '4.3.0', 'Local error in processing; please try again later'),
+  // A fault of the relay's own in the middle of a session: its state is not to be trusted, so it ends.
+  localErrorClosing: reply('local-error-closing', 421, '4.3.0', 'Local error in processing; closing the connection, please try again later'),
   // Never guessed: without the tenant's record, its mail could leave through the wrong upstream.
   tenantLookupUnavailable: reply('tenant-lookup-unavailable', 451, '4.3.0', 'Tenant settings are unavailable right now; please try again later'),
   // A client trying sender after sender: the platform's tenant API is not a directory to walk.

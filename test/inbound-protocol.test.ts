@@ -3,6 +3,7 @@
 // message whose bytes arrive one at a time. Each refusal is a reply with an enhanced code from the table.
 import t from 'tap';
 import { hashPassword } from '../relay/inbound/passwords.js';
+import { SmtpListener } from '../relay/inbound/smtp/listener.js';
 import { startTestRelay } from './helpers/relay.js';
 import { openRawSession, writeByteByByte } from './helpers/smtp-client.js';
 import { startUpstream } from './helpers/upstream.js';
@@ -116,4 +117,54 @@ smarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }
   s.close();
   t.ok(await until(() => upstream.received.some((m) => m.rcptTo.includes('gone-client@example.com')), 10_000), 'delivered');
   t.ok(await until(() => queued.logs.some((l) => l.event === 'queued'), 5_000), "the 'queued' line, told after the reply that nobody read");
+});
+
+t.test("a handler's bug is answered 451 (or 421 and closed) and logged; the listener goes on serving", async (t) => {
+  const faults: string[] = [];
+  const listener = new SmtpListener(
+    {
+      name: 'faulty.test',
+      tls: 'none',
+      auth: 'offered',
+      limits: { size: 1024, maxClients: 10, maxRecipients: 10, idleTimeoutMs: 5_000 },
+      greetingDelayMs: () => 0,
+      reverse: (_ip, done) => done(null, []),
+      onError: () => {},
+      fault: (err) => faults.push(err.message),
+    },
+    {
+      connect: () => undefined,
+      auth: () => {
+        throw new Error('auth bug');
+      },
+      mailFrom: () => undefined,
+      rcptTo: (_s, to) => {
+        if (to.address.startsWith('bug')) throw new Error('rcpt bug');
+        return undefined;
+      },
+      data: () => {
+        throw new Error('data bug');
+      },
+      closed: () => {
+        throw new Error('closed bug');
+      },
+    },
+  );
+  const { port } = await listener.listen({ port: 0, host: '127.0.0.1' });
+  t.teardown(() => listener.closeWithin(100));
+  const s = await openRawSession(port);
+  t.teardown(() => s.close());
+  await s.send('EHLO client.test\r\n');
+  t.match(await s.send(`AUTH PLAIN ${b64('\0app\0pw')}\r\n`), /^451 4\.3\.0 /);
+  await s.send('MAIL FROM:<a@example.com>\r\n');
+  t.match(await s.send('RCPT TO:<bug@example.com>\r\n'), /^451 4\.3\.0 /);
+  t.match(await s.send('RCPT TO:<fine@example.com>\r\n'), /^250 /, 'the session goes on');
+  t.match(await s.send('DATA\r\n'), /^354 /);
+  t.match(await s.send('Subject: x\r\n\r\nbody\r\n.\r\n'), /^451 4\.3\.0 /, 'read to the dot, then answered');
+  t.match(await s.send('QUIT\r\n'), /^221 /);
+  t.ok(await until(() => faults.includes('closed bug'), 5_000));
+  t.same(faults.filter((f) => f !== 'closed bug'), ['auth bug', 'rcpt bug', 'data bug']);
+  const again = await openRawSession(port);
+  t.teardown(() => again.close());
+  t.match(again.greeting, /^220 faulty\.test /, 'a new client is served');
 });

@@ -58,6 +58,7 @@ const samples: { readonly [K in keyof typeof Replies]: SmtpReply } = {
   queued: Replies.queued('abc'),
   clientAborted: Replies.clientAborted,
   localError: Replies.localError,
+  localErrorClosing: Replies.localErrorClosing,
   tenantLookupUnavailable: Replies.tenantLookupUnavailable,
   tenantLookupsExceeded: Replies.tenantLookupsExceeded,
   shuttingDown: Replies.shuttingDown,

@@ -106,6 +106,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
       reverse: (ip, done) => reverseLookup(ip, deps.config().inbound, done),
       // Without this, a failed accept would end the process.
       onError: (err) => deps.logger.debug({ event: 'client-error', err: err.message }),
+      fault: (err) => deps.logger.error({ event: 'session-fault', err: err.message, stack: err.stack }, 'a session handler failed; the client was answered 451 or 421'),
     },
     {
       connect(session) {

@@ -15,7 +15,7 @@ export interface ListenerLimits {
   readonly idleTimeoutMs: number;
 }
 
-export interface ListenerOptions extends Pick<SessionSettings, 'name' | 'auth' | 'greetingDelayMs' | 'reverse'> {
+export interface ListenerOptions extends Pick<SessionSettings, 'name' | 'auth' | 'greetingDelayMs' | 'reverse' | 'fault'> {
   readonly tls: 'none' | 'starttls' | 'implicit';
   readonly certificate?: { readonly key: Buffer; readonly cert: Buffer };
   readonly limits: ListenerLimits;
@@ -47,6 +47,7 @@ export class SmtpListener {
       auth: options.auth,
       greetingDelayMs: options.greetingDelayMs,
       reverse: options.reverse,
+      fault: options.fault,
       size: () => this.#limits.size,
       maxRecipients: () => this.#limits.maxRecipients,
       idleTimeoutMs: () => this.#limits.idleTimeoutMs,

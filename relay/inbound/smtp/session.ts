@@ -46,6 +46,8 @@ export interface SessionSettings {
   readonly reverse: (ip: string, done: (err: Error | null, names?: string[]) => void) => void;
   /** True once the listener is shutting down: every command is answered 421. */
   readonly closing: () => boolean;
+  /** A handler threw (a bug of the relay's): for the log; the session has answered the client. */
+  readonly fault: (err: Error) => void;
 }
 
 type State = 'greeting' | 'command' | 'data' | 'closed';
@@ -134,7 +136,7 @@ export class SmtpSession implements InboundSession {
       if (this.#state !== 'greeting') return;
       const name = names?.[0]?.toLowerCase().replace(/\.$/, '');
       if (name && isHostname(name)) this.clientHostname = name;
-      const refusal = this.#hooks.connect(this);
+      const refusal = this.#attempt(() => this.#hooks.connect(this), Replies.localError);
       if (refusal) {
         this.say(refusal);
         return this.#close();
@@ -180,7 +182,14 @@ export class SmtpSession implements InboundSession {
         break;
       }
       const end = lf > 0 && input[lf - 1] === 0x0d ? lf - 1 : lf;
-      this.#command(input.toString('utf8', 0, end));
+      // A handler's bug ends this session with a 421, never the process.
+      try {
+        this.#command(input.toString('utf8', 0, end));
+      } catch (err) {
+        this.#settings.fault(err as Error);
+        this.say(Replies.localErrorClosing);
+        break;
+      }
       // A client that does not read its replies is not answered further until it does.
       if (!this.#busy && this.#socket.writableNeedDrain) this.#wait(this.#socket, 'drain');
     }
@@ -270,7 +279,7 @@ export class SmtpSession implements InboundSession {
     const problem = mailParameterProblem(parsed.value.args, size);
     if (problem) return this.say(problem === 'too-big' ? Replies.messageTooBig(size) : Replies.badParameter(PARAMETER_PROBLEMS[problem]));
     const from = parsed.value;
-    this.#decide(this.#hooks.mailFrom(this, from), () => {
+    this.#decide(() => this.#hooks.mailFrom(this, from), () => {
       this.envelope.mailFrom = from;
       this.#write('250 2.1.0 Accepted\r\n');
     });
@@ -286,7 +295,7 @@ export class SmtpSession implements InboundSession {
     const known = rcptTo.findIndex((r) => r.address.toLowerCase() === key);
     const max = this.#settings.maxRecipients();
     if (max > 0 && known === -1 && rcptTo.length >= max) return this.say(Replies.tooManyRecipients(max));
-    this.#decide(this.#hooks.rcptTo(this, to), () => {
+    this.#decide(() => this.#hooks.rcptTo(this, to), () => {
       // The same recipient twice is one recipient.
       if (known === -1) rcptTo.push(to);
       this.#write('250 2.1.5 Accepted\r\n');
@@ -294,7 +303,8 @@ export class SmtpSession implements InboundSession {
   }
 
   /** A handler's verdict: its refusal said, or `accepted` run; input waits while a promise is pending. */
-  #decide(verdict: Verdict, accepted: () => void): void {
+  #decide(ask: () => Verdict, accepted: () => void): void {
+    const verdict = this.#attempt(ask, Replies.localError);
     if (!(verdict instanceof Promise)) return verdict ? this.say(verdict) : accepted();
     this.#busy = true;
     verdict.then(
@@ -325,7 +335,7 @@ export class SmtpSession implements InboundSession {
     this.#message = message;
     this.#busy = true;
     this.#write('354 End data with <CR><LF>.<CR><LF>\r\n');
-    this.#hooks.data(this, message).then(
+    (this.#attempt(() => this.#hooks.data(this, message), undefined) ?? Promise.resolve<DataAnswer>({ reply: Replies.localError })).then(
       (answer) => this.#answered(answer),
       () => this.#answered({ reply: Replies.localError }),
     );
@@ -363,7 +373,7 @@ export class SmtpSession implements InboundSession {
 
   #answered(answer: DataAnswer): void {
     // The client is gone: nobody to tell, but what the relay did with the message is still reported.
-    if (this.#finished) return answer.afterReply?.();
+    if (this.#finished) return this.#attempt(() => answer.afterReply?.(), undefined);
     // The answer is said once the message has ended, even when the handler decided before its end.
     if (this.#dataEnded) this.#sayAnswer(answer);
     else this.#answer = answer;
@@ -374,7 +384,7 @@ export class SmtpSession implements InboundSession {
     this.#message = undefined;
     this.#dot = undefined;
     this.say(answer.reply);
-    answer.afterReply?.();
+    this.#attempt(() => answer.afterReply?.(), undefined);
     this.transaction++;
     this.#unrecognized = 0;
     this.#reset();
@@ -416,7 +426,7 @@ export class SmtpSession implements InboundSession {
 
   #login(username: string, password: string): void {
     this.#busy = true;
-    this.#hooks.auth(this, username, password).then(
+    (this.#attempt(() => this.#hooks.auth(this, username, password), undefined) ?? Promise.resolve(Replies.localError)).then(
       (result) => {
         if (this.#state === 'closed') return;
         if ('code' in result) this.say(result);
@@ -459,6 +469,16 @@ export class SmtpSession implements InboundSession {
       this.#reset();
       this.#proceed();
     });
+  }
+
+  /** A handler's call that throws (a bug) gives `failed` instead: told to the listener, answered, survived. */
+  #attempt<T>(call: () => T, failed: T): T {
+    try {
+      return call();
+    } catch (err) {
+      this.#settings.fault(err as Error);
+      return failed;
+    }
   }
 
   #quit(): void {
@@ -521,7 +541,7 @@ export class SmtpSession implements InboundSession {
     // Only to a reader that listens: an 'error' nobody handles would end the process.
     if (message && !this.#dataEnded) message.destroy(message.listenerCount('error') > 0 ? new Error('Connection closed before the message was received in full') : undefined);
     this.#gone(this);
-    this.#hooks.closed(this);
+    this.#attempt(() => this.#hooks.closed(this), undefined);
   }
 }
 
