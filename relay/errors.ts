@@ -12,18 +12,6 @@ export interface SmtpReply {
   readonly text: string;
 }
 
-/** A reply carried as an error (a step that fails with what the client is to hear). */
-export class SmtpReplyError extends Error {
-  readonly responseCode: number;
-  readonly reply: SmtpReply;
-  constructor(reply: SmtpReply) {
-    super(`${reply.enhanced} ${reply.text}`);
-    this.name = 'SmtpReplyError';
-    this.responseCode = reply.code;
-    this.reply = reply;
-  }
-}
-
 export function formatReply(r: Pick<SmtpReply, 'code' | 'enhanced' | 'text'>): string {
   return `${r.code} ${r.enhanced} ${r.text}`;
 }

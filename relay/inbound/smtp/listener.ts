@@ -3,7 +3,7 @@
 // shutdown). A renewed certificate is used from the next handshake.
 import net from 'node:net';
 import tls from 'node:tls';
-import { Replies, type SmtpReply } from '../../errors.js';
+import { formatReply, Replies, type SmtpReply } from '../../errors.js';
 import { SmtpSession, type SessionSettings } from './session.js';
 import type { SessionHooks } from './session-types.js';
 
@@ -128,9 +128,8 @@ export class SmtpListener {
   #accept(socket: net.Socket, secure: boolean): void {
     const { maxClients } = this.#limits;
     if (maxClients > 0 && this.#sessions.size >= maxClients) {
-      const r = Replies.tooManyConnections;
       socket.on('error', () => {});
-      socket.end(`${r.code} ${r.enhanced} ${r.text}\r\n`);
+      socket.end(`${formatReply(Replies.tooManyConnections)}\r\n`);
       return;
     }
     const session = new SmtpSession(socket, secure, this.#settings, this.#hooks, (gone) => this.#sessions.delete(gone.id));

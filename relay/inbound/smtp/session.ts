@@ -11,7 +11,7 @@
 import type net from 'node:net';
 import { Readable } from 'node:stream';
 import tls from 'node:tls';
-import { Replies, type SmtpReply } from '../../errors.js';
+import { formatReply, Replies, type SmtpReply } from '../../errors.js';
 import { newSessionId } from '../../ids.js';
 import type { AuthIdentity } from '../../types.js';
 import { decodeLoginLine, decodePlain, heloName, isHostname, isHttpRequest, mailParameterProblem, parseAddressLine, verbOf } from './command-line.js';
@@ -81,7 +81,6 @@ export class SmtpSession implements InboundSession {
   #message: MessageStream | undefined;
   #dataEnded = false;
   #answer: DataAnswer | undefined;
-  #closing = false;
   #finished = false;
 
   readonly #onData = (chunk: Buffer) => this.#received(chunk);
@@ -111,7 +110,7 @@ export class SmtpSession implements InboundSession {
   /** Says `reply` now (a deadline, a shutdown); a 421 closes the session after it. */
   say(reply: SmtpReply): void {
     if (this.#state === 'closed') return;
-    this.#write(`${reply.code} ${reply.enhanced} ${clean(reply.text)}\r\n`);
+    this.#write(`${clean(formatReply(reply))}\r\n`);
     if (reply.code === 421) this.#close();
   }
 
@@ -191,17 +190,15 @@ export class SmtpSession implements InboundSession {
         break;
       }
       // A client that does not read its replies is not answered further until it does.
-      if (!this.#busy && this.#socket.writableNeedDrain) this.#wait(this.#socket, 'drain');
+      if (!this.#busy && this.#socket.writableNeedDrain) {
+        this.#busy = true;
+        this.#socket.once('drain', () => this.#proceed());
+      }
     }
     if (this.#paused && !this.#busy && this.#state !== 'closed' && (this.#input?.length ?? 0) < MAX_WAITING_INPUT) {
       this.#paused = false;
       this.#socket.resume();
     }
-  }
-
-  #wait(emitter: net.Socket, event: 'drain'): void {
-    this.#busy = true;
-    emitter.once(event, () => this.#proceed());
   }
 
   /** Input is read again after a pause for a handler, the socket or DATA. */
@@ -521,8 +518,7 @@ export class SmtpSession implements InboundSession {
 
   /** Our side is closed; the client's is waited for, briefly, so its last bytes are not answered with a reset. */
   #close(): void {
-    if (this.#closing) return;
-    this.#closing = true;
+    if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#input = undefined;
     this.#continuation = undefined;
