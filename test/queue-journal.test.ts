@@ -8,7 +8,9 @@ import type { QueuedMessage } from '../relay/queue/entry.js';
 import { newMessageId } from '../relay/ids.js';
 import { readJournal } from '../relay/queue/journal.js';
 import { QueueRequests } from '../relay/queue/requests.js';
-import { Spool } from '../relay/queue/spool.js';
+import { Spool, type SpoolIo } from '../relay/queue/spool.js';
+import { realIo } from '../relay/queue/message-files.js';
+import { INLINE_SYNC_MAX_MS, InlineSync } from '../relay/queue/inline-sync.js';
 import { sendThrough, startTestRelay } from './helpers/relay.js';
 import { startUpstream } from './helpers/upstream.js';
 
@@ -176,4 +178,59 @@ t.test('a message delivered while it is being shown has an empty header, not an 
   fs.rmSync(path.join(dir, 'journal'), { recursive: true, force: true });
   t.same(listed && (await spool.headerOf(listed)), Buffer.alloc(0));
   t.same(await spool.headerOf({ id: entry.id, area: 'queue', entry }), Buffer.alloc(0), 'nor from files it no longer has');
+});
+
+t.test('the journal fsyncs inline only for a lone session on a fast disk, and goes back to the pool when the disk slows', async (t) => {
+  const dir = spoolDir();
+  let alone = true;
+  let slowMs = 0;
+  const calls: boolean[] = [];
+  // The real fsync, with the disk made slow on demand: the choice follows what the fsyncs took.
+  const io: SpoolIo = {
+    fsync: async (file, inline) => {
+      calls.push(inline === true);
+      await realIo.fsync(file, inline);
+      if (slowMs > 0) await new Promise((r) => setTimeout(r, slowMs));
+    },
+    rename: realIo.rename,
+  };
+  const spool = new Spool(dir, { io, alone: () => alone });
+  await spool.open();
+  const commit = async (n: number) => {
+    calls.length = 0;
+    for (let i = 0; i < n; i++) {
+      const { entry, bytes } = message();
+      await spool.commit(entry, bytes);
+    }
+    return [...calls];
+  };
+  const fast = await commit(10);
+  t.equal(fast[0], false, 'the first fsync goes to the pool: the disk is not measured yet');
+  t.equal(fast.at(-1), true, 'once fsyncs are seen to be fast, a lone session commits inline');
+  alone = false;
+  t.same(await commit(5), [false, false, false, false, false], 'with another session open, every fsync goes to the pool');
+  alone = true;
+  slowMs = 40;
+  const slowing = await commit(3);
+  t.equal(slowing[0], true, 'inline while the disk was fast');
+  t.same(slowing.slice(1), [false, false], 'a slow fsync sends the next ones to the pool');
+  slowMs = 0;
+  t.equal((await commit(30)).at(-1), true, 'and inline again once the disk is fast again');
+  await spool.close();
+});
+
+t.test('inline fsync: the rule', async (t) => {
+  const cases: { name: string; took: number[]; alone: boolean; inline: boolean }[] = [
+    { name: 'unmeasured', took: [], alone: true, inline: false },
+    { name: 'fast disk, lone session', took: [0.2, 0.2], alone: true, inline: true },
+    { name: 'fast disk, other sessions', took: [0.2, 0.2], alone: false, inline: false },
+    { name: 'one slow fsync after fast ones', took: [0.2, 0.2, 0.2, 30], alone: true, inline: false },
+    { name: 'fast again after a slow one', took: [30, ...Array<number>(20).fill(0.2)], alone: true, inline: true },
+    { name: 'always at the bound', took: Array<number>(10).fill(INLINE_SYNC_MAX_MS), alone: true, inline: false },
+  ];
+  for (const c of cases) {
+    const rule = new InlineSync();
+    for (const ms of c.took) rule.took(ms);
+    t.equal(rule.chooses(c.alone), c.inline, c.name);
+  }
 });

@@ -25,14 +25,15 @@ import { PRIVATE_DIR, PRIVATE_FILE } from '../private-files.js';
 import { lengthOf } from '../message-bytes.js';
 import type { MessageBytes } from '../types.js';
 import type { QueuedMessage } from './entry.js';
+import { InlineSync } from './inline-sync.js';
 import { type JournaledMessage, KIND_DONE, KIND_MESSAGE, parseSegment, readRange, record, SEGMENT_BYTES, segmentFiles } from './journal-format.js';
 
 export { type JournaledMessage, type JournalPlace, readJournal, readJournalBytes } from './journal-format.js';
 
-async function syncDirectory(dir: string, sync: (file: fsp.FileHandle) => Promise<void>): Promise<void> {
+async function syncDirectory(dir: string, sync: JournalOptions['sync']): Promise<void> {
   const handle = await fsp.open(dir, 'r');
   try {
-    await sync(handle);
+    await sync(handle, false);
   } finally {
     await handle.close();
   }
@@ -60,7 +61,13 @@ interface QueuedWrite {
 
 export interface JournalOptions {
   readonly fsync: boolean;
-  readonly sync: (file: fsp.FileHandle) => Promise<void>;
+  /** fsync: on this thread when `inline` (a blocking call), else in the thread pool. */
+  readonly sync: (file: fsp.FileHandle, inline: boolean) => Promise<void>;
+  /**
+   * True while nobody else waits on this thread: one client session, none beside it to group its commit
+   * with or to hold up. Then a fast disk's fsync is made inline (inline-sync.ts).
+   */
+  readonly alone?: () => boolean;
   /** Where a new segment starts (tests make it small). */
   readonly segmentBytes?: number;
   /** Called with messages that have sat in old segments too long: the spool gives them files of their own. */
@@ -80,6 +87,7 @@ export class Journal {
   #removing: Promise<void> | undefined;
   /** After a failed write the segment's end is unknown: the next write starts a new one. */
   #broken = false;
+  readonly #inline = new InlineSync();
 
   constructor(dir: string, options: JournalOptions) {
     this.dir = dir;
@@ -190,7 +198,7 @@ export class Journal {
       const bytesWritten = fs.writevSync(segment.handle.fd, grow ? [...chunks, ZEROS] : chunks, start);
       if (bytesWritten !== total + (grow ? GROW_BYTES : 0)) throw new Error(`journal ${segment.path}: short write`);
       if (grow) segment.length = start + total + GROW_BYTES;
-      if (messages.length > 0 && this.#options.fsync) await this.#options.sync(segment.handle);
+      if (messages.length > 0 && this.#options.fsync) await this.#sync(segment.handle);
       segment.size += total;
       let at = start;
       for (const p of batch) {
@@ -208,6 +216,13 @@ export class Journal {
       // Refused messages may have reached the disk anyway: marked done, a restart does not send them.
       for (const m of messages) this.#pending.push({ chunks: record(KIND_DONE, m.entry.id) });
     }
+  }
+
+  async #sync(handle: fsp.FileHandle): Promise<void> {
+    const inline = this.#inline.chooses(this.#options.alone?.() === true);
+    const started = performance.now();
+    await this.#options.sync(handle, inline);
+    this.#inline.took(performance.now() - started);
   }
 
   async #segmentForWrite(): Promise<SegmentFile> {

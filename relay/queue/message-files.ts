@@ -2,6 +2,7 @@
 // <id>.json, its state (written aside, fsynced, renamed in). The message exists once its .json is in
 // queue/ and that directory is fsynced; an .eml without its .json is an unfinished commit. Directory
 // fsyncs are shared between concurrent commits (group commit).
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import { type Part, unlinkIfThere, writeParts } from '../files.js';
 import { PRIVATE_FILE } from '../private-files.js';
@@ -10,12 +11,21 @@ import type { SpoolLayout } from './spool-layout.js';
 
 /** The file operations whose failure the relay must survive; tests replace them to inject faults. */
 export interface SpoolIo {
-  fsync(file: fs.FileHandle): Promise<void>;
+  /** `inline`: on the calling thread (the journal's choice, inline-sync.ts); a fault-injecting io may ignore it. */
+  fsync(file: fs.FileHandle, inline?: boolean): Promise<void>;
   rename(from: string, to: string): Promise<void>;
 }
 
 export const realIo: SpoolIo = {
-  fsync: (file) => file.sync(),
+  fsync: (file, inline) => {
+    if (!inline) return file.sync();
+    try {
+      fsSync.fsyncSync(file.fd);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  },
   rename: (from, to) => fs.rename(from, to),
 };
 

@@ -22,6 +22,8 @@ export interface SpoolOptions {
   readonly fsync?: boolean;
   readonly io?: SpoolIo;
   readonly journalSegmentBytes?: number;
+  /** True while one client session is all this process serves: the journal may fsync inline (inline-sync.ts). */
+  readonly alone?: () => boolean;
 }
 
 /** A queued message as `tenant-relay queue` sees it, read without a running relay's help. */
@@ -53,7 +55,8 @@ export class Spool {
     this.#files = new MessageFiles(this.layout, { fsync, io });
     this.#journal = new Journal(this.layout.journalDir, {
       fsync,
-      sync: (file) => io.fsync(file),
+      sync: (file, inline) => io.fsync(file, inline),
+      ...(options.alone ? { alone: options.alone } : {}),
       ...(options.journalSegmentBytes ? { segmentBytes: options.journalSegmentBytes } : {}),
       // Best effort: a message that fails to move stays in the journal, durable, and is tried again later.
       onStale: (ids) => {

@@ -112,7 +112,9 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   const parts = new Lifecycle();
 
   checkSpoolRoot(role.spoolPath);
-  const spool = parts.add(new Spool(role.spoolPath, { fsync: initial.delivery.spool.fsync, ...(options.spoolIo ? { io: options.spoolIo } : {}) }));
+  const inbound: InboundServer[] = [];
+  const alone = () => inbound.reduce((n, server) => n + server.sessions, 0) <= 1;
+  const spool = parts.add(new Spool(role.spoolPath, { fsync: initial.delivery.spool.fsync, alone, ...(options.spoolIo ? { io: options.spoolIo } : {}) }));
   // The spool's volume, as intake, the trace and the outboxes spend it.
   const disk = parts.add(new DiskSpace(spool.layout.root, () => current.delivery.spool.minFreeBytes));
   const metrics = new RelayMetrics(() => current.ops.tenantLabels);
@@ -149,7 +151,6 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   let deliveryGraceMs = 0;
   parts.add({ close: () => scheduler.stop(deliveryGraceMs) });
 
-  const inbound: InboundServer[] = [];
   const drain = new Drain(scheduler, () => inbound, logger);
   const readiness = readinessOf(() => inbound, spool.layout.temp(`.ready-${process.pid}`), () => drain.draining);
   metrics.watch({
