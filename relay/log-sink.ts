@@ -1,5 +1,5 @@
 // Where the relay's log lines go: stderr, buffered and written off the hot path. A write per line was a
-// system call and a thread-pool job per line, four per message: lines collect up to 4 KiB and go out at
+// system call and a thread-pool job per line, four per message: lines collect up to 64 KiB and go out at
 // least every 100 ms (a timer armed by a line, so an idle relay is not woken for nothing), and what is
 // left goes out synchronously when the process exits.
 //
@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 
 /** Write when this much has collected, */
-const MIN_BYTES = 4096;
+const MIN_BYTES = 64 * 1024;
 /** else this long after the first line. */
 const FLUSH_MS = 100;
 /** At exit, EAGAIN (a full non-blocking pipe) is waited out this many times, 10 ms each, then given up. */
