@@ -80,6 +80,8 @@ export interface RunningRelay {
   readonly scheduler: Scheduler;
   readonly metrics: RelayMetrics;
   readonly outcomes: Outcomes;
+  /** Writes the message path's log lines still waiting for their batch (observe/log-lines.ts). */
+  flushLogLines(): void;
   /** Re-reads the config file; an invalid file leaves the running snapshot in force. */
   reload(why?: string): ReturnType<typeof reloadFrom>;
   /** Stops taking mail (421 4.3.2) and delivers what is queued now; resolves when the spool is empty or `deadlineMs` has passed. */
@@ -119,7 +121,8 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   const disk = parts.add(new DiskSpace(spool.layout.root, () => current.delivery.spool.minFreeBytes));
   const metrics = new RelayMetrics(() => current.ops.tenantLabels);
   const outcomes = new Outcomes(logger);
-  writeLogLines(outcomes, logger);
+  // Closed after everything that reports outcomes: a stop writes the lines still waiting for their batch.
+  const logLines = parts.add(writeLogLines(outcomes, logger));
   countOutcomes(outcomes, metrics);
   const sendTests = new SendTests(outcomes);
   // The cache of platform tenants lives across reloads; a change to the source's settings starts a new one.
@@ -252,6 +255,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     scheduler,
     metrics,
     outcomes,
+    flushLogLines: () => logLines.flush(),
     reload,
     drain: (ms) => drain.start(ms),
     undrain: () => drain.undrain(),

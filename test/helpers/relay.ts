@@ -50,7 +50,11 @@ export async function startTestRelay(yaml: string, env: NodeJS.ProcessEnv = {}, 
   return {
     port,
     relay,
-    logs,
+    // The message path's lines come in batches (relay/observe/log-lines.ts): what waits is written first.
+    get logs() {
+      relay.flushLogLines();
+      return logs;
+    },
     spoolDir: spool,
     close: async () => {
       await relay.close(0);
