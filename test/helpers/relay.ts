@@ -107,7 +107,9 @@ export async function replyOf(p: Promise<unknown>): Promise<string> {
 export async function startFileRelay(dir: string, yaml: string): Promise<TestRelay & { readonly configFile: string }> {
   const configFile = path.join(dir, 'relay.yaml');
   fs.writeFileSync(configFile, yaml);
-  return { ...(await startTestRelay(yaml, {}, { manualScheduler: true })), configFile };
+  // Not spread: `logs` is a getter (it writes the lines waiting for their batch first).
+  const relay = await startTestRelay(yaml, {}, { manualScheduler: true });
+  return Object.assign(Object.create(relay) as typeof relay, { configFile });
 }
 
 /** The queue id in a queue-mode 250 ("250 2.0.0 Ok: queued as <id>"). */
