@@ -368,7 +368,9 @@ export class Scheduler {
       .finally(() => {
         this.#inFlight.delete(id);
         this.#busyByUpstream.set(line, (this.#busyByUpstream.get(line) ?? 1) - 1);
-        this.#kick();
+        // The freed slot is for what waits in a line; what becomes due later, the clock's round takes.
+        // With nothing waiting (one message at a time), the round would only look at empty lines.
+        if (this.#inLine.size > 0) this.#kick();
       });
     this.#inFlight.set(id, attempt);
     return attempt;
