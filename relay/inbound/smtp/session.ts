@@ -332,7 +332,11 @@ export class SmtpSession implements InboundSession {
     this.#message = message;
     this.#busy = true;
     this.#write('354 End data with <CR><LF>.<CR><LF>\r\n');
-    (this.#attempt(() => this.#hooks.data(this, message), undefined) ?? Promise.resolve<DataAnswer>({ reply: Replies.localError })).then(
+    const reading = this.#attempt(() => this.#hooks.data(this, message), undefined);
+    // A handler that threw reads nothing: the message is dropped as it comes (not held until the socket
+    // pauses for good), so the client reaches its dot and hears the 451.
+    if (!reading) message.destroy();
+    (reading ?? Promise.resolve<DataAnswer>({ reply: Replies.localError })).then(
       (answer) => this.#answered(answer),
       () => this.#answered({ reply: Replies.localError }),
     );
