@@ -3,12 +3,7 @@
 // client; a connection that carried no message gets a line of its own; the replies that only repeat the
 // line's id or upstream are not written.
 import net from 'node:net';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import t, { type Test } from 'tap';
-import { Replies } from '../relay/errors.js';
-import { writeLogLines } from '../relay/observe/log-lines.js';
-import { Outcomes } from '../relay/observe/outcomes.js';
 import { hashPassword } from '../relay/inbound/passwords.js';
 import { queuedId, sendThrough, startTestRelay, type TestRelay } from './helpers/relay.js';
 import { startUpstream } from './helpers/upstream.js';
@@ -90,26 +85,4 @@ t.test('pass-through: one line a message at info, the message line, naming the c
   t.equal(line.client, '127.0.0.1');
   t.match(line.recipients, [{ rcpt: 'someone@example.com', status: 'sent', upstreamReply: /^250 / }]);
   t.notOk('reply' in (line.recipients[0] ?? {}), 'the sent recipient carries the upstream\'s reply, not ours');
-});
-
-t.test('the lines of the message path come in batches, in order, by themselves; a line that fails to be made is logged and the others still come', async (t) => {
-  const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, new Writable({ write: (chunk, _e, done) => (lines.push(...String(chunk).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)), done()) }));
-  const outcomes = new Outcomes(logger);
-  const logLines = writeLogLines(outcomes, logger);
-  const tx = { session: 's1', id: 'm1', tenant: 'acme', client: '127.0.0.1', from: 'app@example.org', rcpt: 1 };
-  const queued = { mode: 'queue', tx, reply: Replies.localError, reason: 'test', warnings: [], ms: 1 } as const;
-  outcomes.emit('answered', { ...queued, reply: { ...Replies.localError, code: 250 } });
-  // A malformed outcome (no reply): its line cannot be made.
-  outcomes.emit('answered', { ...queued, reply: undefined as never });
-  outcomes.emit('settled', { message: { id: 'm1', tenant: 'acme', mode: 'queue', mailFrom: 'app@example.org', acceptedAt: 0 }, attempt: 1, state: 'delivered', recipients: 1 });
-  t.same(lines, [], 'nothing is written as the outcomes come');
-  logLines.flush();
-  t.same(
-    lines.map((l) => l.event),
-    ['queued', 'observer-failed', 'delivered'],
-    'flushed: each line in the order of its outcome, the one that failed said in its place',
-  );
-  outcomes.emit('settled', { message: { id: 'm2', tenant: 'acme', mode: 'queue', mailFrom: 'app@example.org', acceptedAt: 0 }, attempt: 1, state: 'delivered', recipients: 1 });
-  t.ok(await until(() => lines.some((l) => l.id === 'm2'), 2000), 'and a batch is written by itself soon after');
 });

@@ -3,29 +3,22 @@
 // `delivery-attempt` (or `held` when no upstream was asked) and `possible-duplicate`; then `deferred`,
 // `delivered`, or `dsn-unsigned` and `bounced`. The README's Logs section lists them.
 //
-// Written in batches, up to BATCH_MS after the fact, not as each outcome comes: a line made on its own
-// between two messages' system calls cost 20-23 us of CPU on the bench machine (timed in the relay, one
-// message per connection, one client), against 1.5 us made among others in a loop; the message's code
-// and data are out of the caches by then. Two lines a message: batched, 3-7 % less CPU a message under
-// our client's load, none the flip could see under smtp-source's. A line's `time` is when it is written, at most BATCH_MS late; a clean stop writes what waits
-// (`flush`), a crash may lose that much, as it may lose what the log sink holds.
+// Like every subscriber, made in the outcomes' batches (outcomes.ts): a line's `time` is when it is
+// written, at most 20 ms after its outcome.
 import { outcomeLog } from '../delivery/upstream-reply.js';
 import { formatReply } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Outcomes } from './outcomes.js';
 
-export function writeLogLines(outcomes: Outcomes, logger: Logger): LogLines {
-  const later = new Later(logger);
-  // Each subscriber below runs in the next batch, in the order the outcomes came.
-  const on: Outcomes['on'] = (kind, subscriber) => outcomes.on(kind, (e) => later.add(() => subscriber(e)));
-  on('senderRefused', (e) => {
+export function writeLogLines(outcomes: Outcomes, logger: Logger): void {
+  outcomes.on('senderRefused', (e) => {
     const line = { event: 'refused', session: e.session, from: e.from, reason: e.reason, reply: formatReply(e.reply), replyId: e.reply.id };
     // The relay's own trouble (the tenant API, lookups over budget) is a warning; a decision is not.
     if (e.reply.code < 500) logger.warn(line);
     else logger.info(line);
   });
 
-  on('answered', (e) => {
+  outcomes.on('answered', (e) => {
     const reply = { reply: formatReply(e.reply), replyId: e.reply.id };
     if (e.mode === 'passthrough' && !e.forwarded) {
       logger.info({ event: 'refused', ...e.tx, reason: e.reason, ...reply, ms: e.ms });
@@ -43,10 +36,10 @@ export function writeLogLines(outcomes: Outcomes, logger: Logger): LogLines {
   });
 
   // Who did what to which message: the console's and the command's actions, each logged once.
-  on('handled', (e) => {
+  outcomes.on('handled', (e) => {
     logger.info({ event: HANDLED_EVENT[e.action], id: e.message.id, tenant: e.message.tenant, by: e.by, recipients: e.recipients.length });
   });
-  on('paced', (e) => {
+  outcomes.on('paced', (e) => {
     logger.warn({ event: 'provider-pacing', upstream: e.upstream, tenant: e.tenant, signal: e.signal, inARow: e.level + 1, heardBy: e.heardBy, until: new Date(e.until).toISOString() }, e.reason);
   });
   // The attempt that finishes a message waits for how it settled: delivered, it is one `delivered` line
@@ -57,7 +50,7 @@ export function writeLogLines(outcomes: Outcomes, logger: Logger): LogLines {
     finishing.delete(id);
     if (line) logger.info(line);
   };
-  on('attempted', (e) => {
+  outcomes.on('attempted', (e) => {
     // A pass-through attempt is in its `message` line.
     if (e.message.mode !== 'queue') return;
     const line = { id: e.message.id, tenant: e.message.tenant, upstream: e.upstream, attempt: e.attempt, ms: Math.round(e.ms) };
@@ -73,7 +66,7 @@ export function writeLogLines(outcomes: Outcomes, logger: Logger): LogLines {
     if (e.outcomes.some((o) => o.mayHaveArrived)) logger.warn({ event: 'possible-duplicate', ...line }, 'connection lost or timed out after the message went out; the retry may deliver twice');
   });
 
-  on('settled', (e) => {
+  outcomes.on('settled', (e) => {
     const { id, tenant } = e.message;
     const attempt = finishing.get(id);
     if (e.state === 'delivered' && attempt) {
@@ -96,58 +89,9 @@ export function writeLogLines(outcomes: Outcomes, logger: Logger): LogLines {
         for (const r of e.failed) logger.warn({ event: 'bounced', id, tenant, rcpt: r.address, reply: r.reply, dsn: e.bounced });
     }
   });
-  return later;
 }
 
 /** Finishing attempts waiting for their message's settling, at most. */
 const MAX_FINISHING = 10_000;
 
 const HANDLED_EVENT = { retry: 'queue-retried', delete: 'queue-deleted', hold: 'queue-held', release: 'queue-released' } as const;
-
-/** The log lines of the message path, as written so far. */
-export interface LogLines {
-  /** Writes the lines waiting for their batch, now. */
-  flush(): void;
-  /** The same, as a component of the running relay that a stop closes. */
-  close(): void;
-}
-
-/** Lines wait at most this long, */
-const BATCH_MS = 20;
-/** and no more than this many wait. */
-const BATCH_MAX = 1000;
-
-/** Work done in batches, in order; one that throws is logged (as a subscriber of the outcomes would be) and the rest still run. */
-class Later implements LogLines {
-  readonly #logger: Logger;
-  #jobs: (() => void)[] = [];
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(logger: Logger) {
-    this.#logger = logger;
-  }
-
-  add(job: () => void): void {
-    this.#jobs.push(job);
-    if (this.#jobs.length >= BATCH_MAX) this.flush();
-    else this.#timer ??= setTimeout(() => this.flush(), BATCH_MS).unref();
-  }
-
-  close(): void {
-    this.flush();
-  }
-
-  flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    const jobs = this.#jobs;
-    this.#jobs = [];
-    for (const job of jobs) {
-      try {
-        job();
-      } catch (err) {
-        this.#logger.error({ event: 'observer-failed', kind: 'log-line', err }, 'a log line of the message path could not be written; mail is not affected');
-      }
-    }
-  }
-}

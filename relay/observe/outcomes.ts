@@ -3,6 +3,13 @@
 // send-test's outcomes (send-tests.ts), the delivery events and the trace (reporting/). A new sink is one
 // more subscriber. The path never waits for a subscriber, and one that throws is logged and otherwise
 // ignored: watching mail must never stop it.
+//
+// The relay tells its subscribers in batches (`batchMs`), up to 20 ms after the fact, in the order the
+// outcomes came. Told one at a time, between two messages' system calls, each subscriber ran cold: a
+// log line cost 20-23 us there against 1.5 us among others in a loop, and all the subscribers of one
+// message together about 90 us against 31 us batched (timed in the relay, one message per connection,
+// on the bench machine). A reader that must see every outcome so far (a scrape, a trace search, a
+// stop) calls `flush` first; a crash may lose what waits, as it may lose what the log sink holds.
 import type { SmtpReply } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DeliveryMode, Envelope, RecipientOutcome } from '../types.js';
@@ -176,13 +183,25 @@ export interface OutcomeKinds {
 }
 
 type Subscribers = { [K in keyof OutcomeKinds]: ((e: OutcomeKinds[K]) => void)[] };
+type Waiting = { [K in keyof OutcomeKinds]: { readonly kind: K; readonly e: OutcomeKinds[K] } }[keyof OutcomeKinds];
+
+/** The relay's batch: outcomes wait at most this long, */
+export const OUTCOME_BATCH_MS = 20;
+/** and no more than this many wait. */
+const BATCH_MAX = 1000;
 
 export class Outcomes {
   readonly #logger: Logger;
+  readonly #batchMs: number;
   readonly #subscribers: Subscribers = { refusal: [], senderRefused: [], accepted: [], answered: [], attempted: [], settled: [], held: [], paced: [], handled: [], reported: [] };
+  #waiting: Waiting[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #flushing = false;
 
-  constructor(logger: Logger) {
+  /** `batchMs`: subscribers are told in batches, at most this late; 0 (the default) tells them at once. */
+  constructor(logger: Logger, options: { readonly batchMs?: number } = {}) {
     this.#logger = logger;
+    this.#batchMs = options.batchMs ?? 0;
   }
 
   on<K extends keyof OutcomeKinds>(kind: K, subscriber: (e: OutcomeKinds[K]) => void): void {
@@ -190,6 +209,37 @@ export class Outcomes {
   }
 
   emit<K extends keyof OutcomeKinds>(kind: K, e: OutcomeKinds[K]): void {
+    if (this.#batchMs <= 0) return this.#tell(kind, e);
+    this.#waiting.push({ kind, e } as Waiting);
+    if (this.#waiting.length >= BATCH_MAX) this.flush();
+    // unref: what waits never keeps a stopping process alive (a stop flushes it).
+    else this.#timer ??= setTimeout(() => this.flush(), this.#batchMs).unref();
+  }
+
+  /** Tells the subscribers every outcome that waits, now, in order. */
+  flush(): void {
+    // Called again by a subscriber (a read that flushes first): the flush under way tells the rest, in order.
+    if (this.#flushing) return;
+    this.#flushing = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    try {
+      while (this.#waiting.length > 0) {
+        const waiting = this.#waiting;
+        this.#waiting = [];
+        for (const w of waiting) this.#tell(w.kind, w.e);
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  /** A stop: what waits is told. Closed after everything that emits. */
+  close(): void {
+    this.flush();
+  }
+
+  #tell<K extends keyof OutcomeKinds>(kind: K, e: OutcomeKinds[K]): void {
     for (const subscriber of this.#subscribers[kind]) {
       try {
         subscriber(e);

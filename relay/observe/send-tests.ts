@@ -36,9 +36,11 @@ export class SendTests {
   shared: SharedOutcomes | undefined;
   /** Accepted test messages not yet attempted: their token and headers, by message id. */
   readonly #watched = new Map<string, { readonly token: string; readonly headers: string }>();
+  readonly #outcomes: Outcomes;
 
   /** Watches `outcomes` for send-test messages. */
   constructor(outcomes: Outcomes) {
+    this.#outcomes = outcomes;
     outcomes.on('accepted', (e) => {
       const token = sendTestToken(e.header);
       if (token) remember(this.#watched, e.message.id, { token, headers: e.header.toString('latin1') });
@@ -66,6 +68,8 @@ export class SendTests {
 
   /** The outcome this relay recorded, else one another relay shared. */
   async get(token: string): Promise<SendTestRecord | undefined> {
+    // Outcomes still waiting for their batch may hold this one.
+    this.#outcomes.flush();
     return this.#records.get(token) ?? (await this.shared?.get(token).catch(() => undefined));
   }
 }

@@ -43,7 +43,7 @@ export class Reporter {
     this.#deps = deps;
     const { trace } = deps.config();
     this.trace = trace.enabled
-      ? new TraceStore(deps.traceFile, { retentionMs: trace.retentionMs, maxBytes: trace.maxBytes, ...(deps.now ? { now: deps.now } : {}), ...(deps.disk ? { disk: deps.disk } : {}) })
+      ? new TraceStore(deps.traceFile, { retentionMs: trace.retentionMs, maxBytes: trace.maxBytes, ...(deps.now ? { now: deps.now } : {}), ...(deps.disk ? { disk: deps.disk } : {}), beforeRead: () => deps.outcomes.flush() })
       : undefined;
     this.#warnings = new ThrottledLog(deps.logger);
     this.configure(deps.config());

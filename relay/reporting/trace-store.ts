@@ -53,10 +53,12 @@ export class TraceStore {
   readonly #insertRecipient: StatementSync;
   readonly #decisions: DecisionIds;
   readonly #disk: DiskSpace | undefined;
+  /** Outcomes not yet told to the trace (they come in batches, observe/outcomes.ts): told before a read. */
+  readonly #beforeRead: (() => void) | undefined;
   readonly #file: string;
 
   /** Opens (or creates) the store the relay writes. */
-  constructor(file: string, options: { retentionMs: number; maxBytes: number; now?: () => number; maintainEveryMs?: number; disk?: DiskSpace }) {
+  constructor(file: string, options: { retentionMs: number; maxBytes: number; now?: () => number; maintainEveryMs?: number; disk?: DiskSpace; beforeRead?: () => void }) {
     const { DatabaseSync } = sqlite();
     mkdirSync(path.dirname(file), { recursive: true, mode: PRIVATE_DIR });
     // Created private before SQLite opens it: its -wal and -shm files take the database file's mode.
@@ -68,6 +70,7 @@ export class TraceStore {
     this.#db.exec(`PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = ${walBytes}; PRAGMA wal_autocheckpoint = ${Math.max(16, Math.floor(walBytes / 4096))};`);
     this.#file = file;
     this.#disk = options.disk;
+    this.#beforeRead = options.beforeRead;
     createTraceSchema(this.#db);
     this.#now = options.now ?? Date.now;
     this.#retentionMs = options.retentionMs;
@@ -168,12 +171,14 @@ export class TraceStore {
 
   /** Newest first; with `tenant`, that tenant's messages only. */
   find(query: TraceQuery, limit = 50, tenant?: string): TracedMessage[] {
+    this.#beforeRead?.();
     this.flush();
     return findIn(this.#db, query, limit, tenant);
   }
 
   /** The mail console's search: a page, newest first (trace-search.ts). */
   search(search: MessageSearch, scope?: string): SearchPage {
+    this.#beforeRead?.();
     this.flush();
     return searchIn(this.#db, search, scope);
   }

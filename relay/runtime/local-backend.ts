@@ -4,6 +4,7 @@ import type { Config } from '../../config/types.js';
 import { preflightEndpoint } from '../delivery/preflight.js';
 import type { Logger } from '../log.js';
 import type { QueueView } from '../queue/queue-view.js';
+import type { Outcomes } from '../observe/outcomes.js';
 import type { SendTests } from '../observe/send-tests.js';
 import type { Readiness } from '../ops/http.js';
 import type { RelayMetrics } from '../ops/metrics.js';
@@ -15,6 +16,8 @@ import { type OpsBackend, renderedOnce } from './ops-routes.js';
 
 export interface LocalParts {
   readonly metrics: RelayMetrics;
+  /** Told before a scrape, so it counts every outcome so far (they come in batches). */
+  readonly outcomes: Outcomes;
   readonly readiness: () => Promise<Readiness>;
   readonly sendTests: SendTests;
   readonly drain: Drain;
@@ -35,7 +38,10 @@ export interface LocalParts {
 export function localBackend(p: LocalParts): OpsBackend {
   const { trace } = p;
   return {
-    metrics: renderedOnce(async () => ({ contentType: p.metrics.registry.contentType, text: await p.metrics.registry.metrics() })),
+    metrics: renderedOnce(async () => {
+      p.outcomes.flush();
+      return { contentType: p.metrics.registry.contentType, text: await p.metrics.registry.metrics() };
+    }),
     readiness: p.readiness,
     sendTest: (token) => p.sendTests.get(token),
     // Candidate upstreams are typed by tenant admins: checked under the tenant-entered host policy.

@@ -30,7 +30,7 @@ import type { Logger } from '../log.js';
 import { checkDkimSigner } from '../message/dkim.js';
 import { writeLogLines } from '../observe/log-lines.js';
 import { countOutcomes } from '../observe/outcome-metrics.js';
-import { Outcomes } from '../observe/outcomes.js';
+import { OUTCOME_BATCH_MS, Outcomes } from '../observe/outcomes.js';
 import { type SendTestRecord, SendTests } from '../observe/send-tests.js';
 import { type Readiness, startOpsServer } from '../ops/http.js';
 import { RelayMetrics } from '../ops/metrics.js';
@@ -65,6 +65,8 @@ export interface RelayOptions {
   readonly spoolIo?: SpoolIo;
   /** The relay, one of several workers, or a deliverer of a left spool (default: the relay). */
   readonly role?: RelayRole;
+  /** How late outcomes are told to their subscribers (default OUTCOME_BATCH_MS): tests make it long. */
+  readonly outcomeBatchMs?: number;
 }
 
 export interface RunningRelay {
@@ -80,8 +82,8 @@ export interface RunningRelay {
   readonly scheduler: Scheduler;
   readonly metrics: RelayMetrics;
   readonly outcomes: Outcomes;
-  /** Writes the message path's log lines still waiting for their batch (observe/log-lines.ts). */
-  flushLogLines(): void;
+  /** Tells the subscribers (log lines, metrics, trace, events) the outcomes still waiting for their batch (observe/outcomes.ts). */
+  flushOutcomes(): void;
   /** Re-reads the config file; an invalid file leaves the running snapshot in force. */
   reload(why?: string): ReturnType<typeof reloadFrom>;
   /** Stops taking mail (421 4.3.2) and delivers what is queued now; resolves when the spool is empty or `deadlineMs` has passed. */
@@ -120,9 +122,9 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
   // The spool's volume, as intake, the trace and the outboxes spend it.
   const disk = parts.add(new DiskSpace(spool.layout.root, () => current.delivery.spool.minFreeBytes));
   const metrics = new RelayMetrics(() => current.ops.tenantLabels);
-  const outcomes = new Outcomes(logger);
-  // Closed after everything that reports outcomes: a stop writes the lines still waiting for their batch.
-  const logLines = parts.add(writeLogLines(outcomes, logger));
+  // Told in batches; closed after everything that emits, so a stop tells what waits.
+  const outcomes = parts.add(new Outcomes(logger, { batchMs: options.outcomeBatchMs ?? OUTCOME_BATCH_MS }));
+  writeLogLines(outcomes, logger);
   countOutcomes(outcomes, metrics);
   const sendTests = new SendTests(outcomes);
   // The cache of platform tenants lives across reloads; a change to the source's settings starts a new one.
@@ -191,7 +193,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
       );
     }
     if (initial.ops.enabled && role.ops) {
-      const backend = localBackend({ metrics, readiness, sendTests, drain, config, logger, trace: reporter.trace, queue: liveQueueView(spool, scheduler), applyRequests: () => scheduler.applyRequestsNow(), smtpPort: () => addresses[0]?.port, suppression: shared.suppression, providerEvents: events });
+      const backend = localBackend({ metrics, outcomes, readiness, sendTests, drain, config, logger, trace: reporter.trace, queue: liveQueueView(spool, scheduler), applyRequests: () => scheduler.applyRequestsNow(), smtpPort: () => addresses[0]?.port, suppression: shared.suppression, providerEvents: events });
       const tlsFiles = initial.ops.tls && { ...initial.ops.tls, name: 'ops' };
       const tls = readCertificate(tlsFiles);
       const ops = await startOpsServer({ host: initial.ops.host, port: initial.ops.port, ...(tls ? { tls: { key: tls.key, cert: tls.cert } } : {}) }, opsRoutes(backend), () => current.ops).catch((err: unknown) => {
@@ -255,7 +257,7 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     scheduler,
     metrics,
     outcomes,
-    flushLogLines: () => logLines.flush(),
+    flushOutcomes: () => outcomes.flush(),
     reload,
     drain: (ms) => drain.start(ms),
     undrain: () => drain.undrain(),

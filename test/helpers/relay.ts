@@ -23,6 +23,8 @@ export interface TestRelayOptions {
   /** Drive the queue by hand (scheduler.runDue) instead of on timers. */
   readonly manualScheduler?: boolean;
   readonly spoolIo?: SpoolIo;
+  /** How late the outcomes are told to their subscribers (the relay's default when absent). */
+  readonly outcomeBatchMs?: number;
 }
 
 /**
@@ -45,14 +47,14 @@ export async function startTestRelay(yaml: string, env: NodeJS.ProcessEnv = {}, 
       done();
     },
   });
-  const relay = await startRelay(config, { logger: pino({ level: 'debug' }, sink), schedulerTimers: !options.manualScheduler, ...(options.spoolIo ? { spoolIo: options.spoolIo } : {}) });
+  const relay = await startRelay(config, { logger: pino({ level: 'debug' }, sink), schedulerTimers: !options.manualScheduler, ...(options.spoolIo ? { spoolIo: options.spoolIo } : {}), ...(options.outcomeBatchMs !== undefined ? { outcomeBatchMs: options.outcomeBatchMs } : {}) });
   const port = relay.addresses[0]?.port ?? 0;
   return {
     port,
     relay,
-    // The message path's lines come in batches (relay/observe/log-lines.ts): what waits is written first.
+    // The outcomes come in batches (relay/observe/outcomes.ts): the lines of what waits are written first.
     get logs() {
-      relay.flushLogLines();
+      relay.flushOutcomes();
       return logs;
     },
     spoolDir: spool,
