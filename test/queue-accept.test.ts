@@ -9,6 +9,7 @@ import { Spool, type SpoolIo } from '../relay/queue/spool.js';
 import { replyOf, sendThrough, startTestRelay } from './helpers/relay.js';
 import { openDataSession, openRawSession } from './helpers/smtp-client.js';
 import { startUpstream } from './helpers/upstream.js';
+import { until } from './helpers/wait.js';
 
 const upstream = await startUpstream();
 t.teardown(() => upstream.close());
@@ -160,6 +161,19 @@ t.test('a client that disconnects mid-DATA leaves nothing in the spool', async (
   t.same(files(relay.spoolDir, 'queue'), []);
   t.same(files(relay.spoolDir, 'tmp'), []);
   t.match((await sendThrough(relay.port, { from: 'a@example.com', to: 'b@example.com' })).response, /^250 /);
+});
+
+t.test('a client that disconnects in the middle of a message larger than memory leaves no temp file', async (t) => {
+  const relay = await startTestRelay(queueYaml(), {}, { manualScheduler: true });
+  t.teardown(() => relay.close());
+  const { session: s } = await openDataSession(relay.port);
+  // Past the 1 MiB kept in memory: the message is on its way to a temp file when the client goes.
+  s.write(`Subject: cut\r\n\r\n${`${'x'.repeat(998)}\r\n`.repeat(1500)}`);
+  t.ok(await until(() => files(relay.spoolDir, 'tmp').length === 1, 5000), 'the message went to a temp file');
+  s.close();
+  t.ok(await until(() => files(relay.spoolDir, 'tmp').length === 0, 5000), 'and the temp file is gone');
+  t.same(files(relay.spoolDir, 'queue'), []);
+  t.match((await sendThrough(relay.port, { from: 'a@example.com', to: 'b@example.com', raw: bigMessage() })).response, /^250 /, 'the next large message goes through');
 });
 
 t.test('data over the size limit is 552 5.3.4 and leaves nothing behind', async (t) => {
