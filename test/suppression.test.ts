@@ -47,6 +47,32 @@ t.test('an entry lasts until it expires, per tenant', async (t) => {
   t.equal(fs.statSync(path.join(dir, 'suppressions.db')).mode & 0o777, 0o600, 'private');
 });
 
+t.test('lookups are remembered, yet what another process adds or removes counts at the next lookup', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tenant-relay-suppress-other-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'suppressions.db');
+  const store = new LocalSuppressions(file);
+  t.teardown(() => store.close());
+  const module = pathToFileURL(path.resolve('dist/relay/suppression/local-store.js')).href;
+  // Another process on the file (a worker, `tenant-relay suppression add`): its own connection, its own commit.
+  const other = async (change: string) => {
+    const script = `const { LocalSuppressions } = await import(${JSON.stringify(module)}); const s = new LocalSuppressions(${JSON.stringify(file)}); ${change}; s.close();`;
+    const child = spawn(process.execPath, ['--input-type=module', '--no-warnings', '-e', script], { stdio: 'ignore', env: childEnv() });
+    t.equal(await new Promise((resolve) => child.on('close', resolve)), 0);
+  };
+  const suppressed = async () => [...(await store.check('acme', ['pat@example.com'], 500)).keys()];
+  t.same(await suppressed(), [], 'not suppressed (and remembered so)');
+  t.same(await suppressed(), [], 'asked again');
+  await other(`await s.add({ tenant: 'acme', address: 'pat@example.com', reason: 'asked to stop', source: 'manual', at: 0, expiresAt: 9e12 })`);
+  t.same(await suppressed(), ['pat@example.com'], 'added by another process: seen at once');
+  t.same(await suppressed(), ['pat@example.com']);
+  await other(`await s.remove('acme', 'pat@example.com')`);
+  t.same(await suppressed(), [], 'removed by another process: seen at once');
+  await store.add({ tenant: 'acme', address: 'pat@example.com', reason: 'bounced', source: 'bounce', at: 0, expiresAt: 1000 });
+  t.same(await suppressed(), ['pat@example.com'], 'its own addition too');
+  t.same([...(await store.check('acme', ['pat@example.com'], 1000)).keys()], [], 'a remembered entry past its expiry is not suppressed');
+});
+
 t.test('workers opening a new suppressions file at the same moment all open it (each waits for the lock, none fails)', async (t) => {
   // Each worker process opens the one file as it starts; a failed open ends the worker. Four processes,
   // started together and released at one instant, per round.
