@@ -5,9 +5,12 @@
 // 1 KB message and 173 us for 20 KB on this machine, once per message and attempt. Only the bytes
 // right at and after a CR or LF can change anything, so only those are looked at.
 // test/dot-stuffing.test.ts holds it to DataStream's output, chunk boundaries included.
+import { crlfOnly } from '../message/line-ends.js';
+
 const CR = 0x0d;
 const LF = 0x0a;
 const DOT = 0x2e;
+const LF_DOT = Buffer.from('\n.');
 const INSERT_LF = Buffer.from('\n');
 const INSERT_LF_DOT = Buffer.from('\n.');
 const INSERT_CR = Buffer.from('\r');
@@ -50,6 +53,8 @@ export class Stuffing {
 export function dotStuff(chunk: Buffer, last: number | false, dots = true): Buffer {
   const length = chunk.length;
   if (length === 0) return chunk;
+  // The common chunk: CRLF line ends only, and no dot at a line start; it goes as it is.
+  if (crlfOnly(chunk, last === CR) && !(dots && ((chunk[0] === DOT && (last === LF || last === false)) || chunk.indexOf(LF_DOT) !== -1))) return chunk;
   const parts: Buffer[] = [];
   let copied = 0;
   /** Applies DataStream's rule to the byte at i (the rule reads it and the byte before it). */

@@ -2,6 +2,8 @@
 // end a message for one hop and not the next, and a second, forged message rides inside the first.
 // DATA is checked as it streams: any bare CR, bare LF or NUL is found (to refuse the message) or
 // repaired to CRLF (NUL dropped) before anything signs or forwards it.
+import { crlfOnly } from '../message/line-ends.js';
+
 const CR = 0x0d;
 const LF = 0x0a;
 const NUL = 0x00;
@@ -42,16 +44,7 @@ export class LineEndingGuard {
 
   /** True when every CR in the chunk is followed by LF and every LF preceded by CR, and no NUL. */
   #isClean(chunk: Buffer): boolean {
-    if (chunk.indexOf(NUL) !== -1) return false;
-    for (let i = chunk.indexOf(LF); i !== -1; i = chunk.indexOf(LF, i + 1)) {
-      const before = i === 0 ? (this.#pendingCr ? CR : -1) : chunk[i - 1];
-      if (before !== CR) return false;
-    }
-    if (this.#pendingCr && chunk[0] !== LF) return false;
-    for (let i = chunk.indexOf(CR); i !== -1; i = chunk.indexOf(CR, i + 1)) {
-      if (i + 1 < chunk.length && chunk[i + 1] !== LF) return false;
-    }
-    return true;
+    return crlfOnly(chunk, this.#pendingCr, true);
   }
 
   #repair(chunk: Buffer): Buffer {
