@@ -5,7 +5,7 @@
 // 1 KB message and 173 us for 20 KB on this machine, once per message and attempt. Only the bytes
 // right at and after a CR or LF can change anything, so only those are looked at.
 // test/dot-stuffing.test.ts holds it to DataStream's output, chunk boundaries included.
-import { crlfOnly } from '../message/line-ends.js';
+import { crlfOnly } from '../line-ends.js';
 
 const CR = 0x0d;
 const LF = 0x0a;

@@ -2,7 +2,7 @@
 // end a message for one hop and not the next, and a second, forged message rides inside the first.
 // DATA is checked as it streams: any bare CR, bare LF or NUL is found (to refuse the message) or
 // repaired to CRLF (NUL dropped) before anything signs or forwards it.
-import { crlfOnly } from '../message/line-ends.js';
+import { crlfOnly } from '../line-ends.js';
 
 const CR = 0x0d;
 const LF = 0x0a;
