@@ -258,21 +258,16 @@ function relayServer(): SmtpListener {
       mailFrom: () => undefined,
       rcptTo: () => undefined,
       closed: () => {},
-      data: (session) => {
-        const body: Buffer[] = [];
-        let done: (id: string) => void = () => {};
-        const answer = new Promise<{ reply: ReturnType<typeof Replies.queued> }>((resolve) => (done = (id) => resolve({ reply: Replies.queued(id) })));
-        const sink = {
-          write: (part: Buffer) => body.push(part) > 0,
-          end: () => {
+      data: (session, stream) =>
+        new Promise((resolve) => {
+          const body: Buffer[] = [];
+          stream.on('data', (chunk: Buffer) => body.push(chunk));
+          stream.on('end', () => {
             const from = session.envelope.mailFrom?.address ?? '';
             const to = session.envelope.rcptTo.map((r) => r.address);
-            received(from, to, session.hostNameAppearsAs ?? '', session.remoteAddress, body, done);
-          },
-          abort: () => {},
-        };
-        return { sink, answer };
-      },
+            received(from, to, session.hostNameAppearsAs ?? '', session.remoteAddress, body, (id) => resolve({ reply: Replies.queued(id) }));
+          });
+        }),
     },
   );
 }

@@ -2,13 +2,13 @@
 // 250, then handed to the scheduler. Any failure on that path: 451, nothing queued. The bookkeeping of an
 // accepted message (trace, log line, metrics, events) waits until the 250 is written: at one message per
 // connection the client waits for nothing but the disk.
+import type { Readable } from 'node:stream';
 import type { DiskSpace } from '../disk-space.js';
 import { Replies, type SmtpReply } from '../errors.js';
 import { messageIdOf, type Outcomes } from '../observe/outcomes.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import type { Spool } from '../queue/spool.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
-import type { ReceivedData } from './data.js';
 import { intake, type Transaction } from './intake.js';
 import type { Staging } from './staging.js';
 
@@ -33,7 +33,7 @@ export interface QueueAnswer {
   readonly report?: () => void;
 }
 
-export async function acceptToQueue(data: Promise<ReceivedData>, tx: Transaction, deps: QueueIntakeDeps): Promise<QueueAnswer> {
+export async function acceptToQueue(data: Readable, tx: Transaction, deps: QueueIntakeDeps): Promise<QueueAnswer> {
   const received = await intake(data, tx, deps.staging, deps.platform?.());
   if (received.kind === 'refused') return { reply: received.reply, reason: received.reason, warnings: [] };
   const { message } = received;

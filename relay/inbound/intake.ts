@@ -1,6 +1,6 @@
 // The intake of one message, the same for both delivery modes. In the order it runs:
-//   1. receive    DATA is staged as it comes: in memory up to 1 MiB, else in a temp file (staging.ts),
-//                 checked for size, bare CR/LF/NUL and 8-bit bytes (data.ts). A client gone before its
+//   1. receive    DATA is staged: in memory up to 1 MiB, else in a temp file (staging.ts); checked as it
+//                 streams for size, bare CR/LF/NUL and 8-bit bytes (data.ts). A client gone before its
 //                 final dot: nothing happens, nobody to tell.
 //   2. too big    past maxMessageSizeBytes: 552 (the client was read to its dot first).
 //   3. line ends  a bare CR, bare LF or NUL: 550, or already repaired (inbound.bareLineEndings).
@@ -9,6 +9,7 @@
 //   6. prepare    the message stage checks the From, rewrites the header block and signs (message/transform.ts).
 // It returns the prepared message or the reply that refuses it. What happens next differs by mode:
 // accept.ts (queue) and passthrough.ts.
+import type { Readable } from 'node:stream';
 import type { Config } from '../../config/types.js';
 import { Replies, type SmtpReply } from '../errors.js';
 import type { Part } from '../files.js';
@@ -17,8 +18,8 @@ import type { TraceInfo } from '../message/trace.js';
 import { prepareHead } from '../message/transform.js';
 import { joinedIfSmall, partsOf } from '../message-bytes.js';
 import type { Envelope, MessageBytes, RouteDecision } from '../types.js';
-import type { ReceivedData } from './data.js';
-import { messageParts } from './message-parts.js';
+import { type DataSummary, readData } from './data.js';
+import { KEEP_IN_MEMORY_BYTES, messageParts } from './message-parts.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
 import { withHeaderFromOwner } from './header-from.js';
 import type { Staging } from './staging.js';
@@ -57,17 +58,16 @@ export type Intake = { readonly kind: 'prepared'; readonly message: PreparedMess
 
 const refused = (reply: SmtpReply, reason: string): Intake => ({ kind: 'refused', reply, reason });
 
-/** `data`: the message as DATA receives it (data.ts); it rejects if the client leaves before its dot. */
-export async function intake(data: Promise<ReceivedData>, tx: Transaction, staging: Staging, platform?: PlatformTenants): Promise<Intake> {
+export async function intake(data: Readable, tx: Transaction, staging: Staging, platform?: PlatformTenants): Promise<Intake> {
   const { config } = tx;
   const limit = config.maxMessageSizeBytes;
-  let got;
+  const summary: DataSummary = { received: 0, bareLineEndings: false, eightBit: false };
+  let received;
   try {
-    got = await data;
+    received = await staging.receive(tx.id, readData(data, limit, config.inbound.bareLineEndings, summary), KEEP_IN_MEMORY_BYTES);
   } catch {
     return refused(Replies.clientAborted, 'client left during DATA');
   }
-  const { staged: received, summary } = got;
   const staged = received.kind === 'file' ? [received.path] : [];
   const release = () => staging.discard(staged);
   const refuse = async (reply: SmtpReply, reason: string) => {

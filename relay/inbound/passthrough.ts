@@ -2,6 +2,7 @@
 // answer, per recipient, decides what the client hears (passthrough-reply.ts). Nothing is queued; the
 // client keeps the responsibility to retry.
 import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
 import { type UpstreamAccess, deliver } from '../delivery/deliver.js';
 import { Replies, type SmtpReply } from '../errors.js';
 import { suppressedAmong, suppressGone } from '../suppression/apply.js';
@@ -11,7 +12,6 @@ import type { SuppressionStore } from '../suppression/store.js';
 import { type MessageFacts, messageIdOf, type Outcomes } from '../observe/outcomes.js';
 import type { DeliveryResult, MessageSource } from '../types.js';
 import type { PlatformTenants } from '../tenancy/platform-tenants.js';
-import type { ReceivedData } from './data.js';
 import { intake, type Transaction } from './intake.js';
 import { passthroughReply } from './passthrough-reply.js';
 import type { Staging } from './staging.js';
@@ -30,7 +30,7 @@ export type Forwarded =
   | { readonly kind: 'refused'; readonly reply: SmtpReply; readonly reason: string }
   | { readonly kind: 'forwarded'; readonly reply: SmtpReply; readonly result: DeliveryResult; readonly bytes: number; readonly warnings: readonly string[] };
 
-export async function forwardInSession(data: Promise<ReceivedData>, tx: Transaction, deps: PassthroughDeps): Promise<Forwarded> {
+export async function forwardInSession(data: Readable, tx: Transaction, deps: PassthroughDeps): Promise<Forwarded> {
   const received = await intake(data, tx, deps.staging, deps.platform?.());
   if (received.kind === 'refused') return received;
   const { message } = received;

@@ -2,6 +2,7 @@
 // owns (who may send, address syntax, limits), asks tenancy and routing for the decision at MAIL FROM,
 // and at DATA hands the message to the intake of its mode: accept.ts (queue) or passthrough.ts.
 import { performance } from 'node:perf_hooks';
+import type { Readable } from 'node:stream';
 import { isInNetworks, isLoopbackHost } from '../../config/networks.js';
 import type { Config, Listener } from '../../config/types.js';
 import type { UpstreamAccess } from '../delivery/deliver.js';
@@ -21,7 +22,6 @@ import type { DiskSpace } from '../disk-space.js';
 import { acceptToQueue } from './accept.js';
 import { isAcceptableAddress } from './addresses.js';
 import { certificateFilesOf, readCertificate } from './certificates.js';
-import { DataReceiver } from './data.js';
 import { SessionGuards } from './guards.js';
 import { LookupBudgets } from './lookup-budgets.js';
 import { endTransaction, msSince, type OpenTransaction, transactionOf } from './open-transaction.js';
@@ -31,9 +31,7 @@ import { verifyPassword } from './passwords.js';
 import { reverseLookup } from './reverse-lookup.js';
 import { declaredSize, limitsOf, trustedNetworks } from './session-settings.js';
 import { SmtpListener } from './smtp/listener.js';
-import type { DataAnswer, InboundSession, MessageSink } from './smtp/session-types.js';
-import type { Transaction } from './intake.js';
-import { KEEP_IN_MEMORY_BYTES } from './message-parts.js';
+import type { DataAnswer, InboundSession } from './smtp/session-types.js';
 import type { Staging } from './staging.js';
 
 export interface InboundDeps {
@@ -177,14 +175,11 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
         );
       },
 
-      data(session, more) {
+      data(session, stream) {
         const dataEnded = guards.dataStarted(session);
-        const decided = pending.get(session);
-        // No transaction (its MAIL FROM decision is gone): the message is read to its dot and dropped.
-        const receiver = decided && receiverFor(session, decided, more);
-        const answer = (receiver ? completeData(receiver.data, receiver.tx, decided, session) : Promise.resolve({ reply: Replies.localError }))
+        return completeData(stream, session)
           .then(
-            ({ reply, report }: { reply: SmtpReply; report?: () => void }): DataAnswer => ({
+            ({ reply, report }): DataAnswer => ({
               reply: reply.code === 250 ? reply : fail(reply),
               // Outcomes.emit keeps a failing subscriber to itself (observer-failed): this cannot throw.
               afterReply: report,
@@ -195,7 +190,6 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
             },
           )
           .finally(dataEnded);
-        return { sink: receiver?.data ?? DROPPED, answer };
       },
     },
   );
@@ -258,17 +252,15 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
   }
 
   /** The final dot: the message goes through the intake of its mode; the reply is what the client hears. */
-  /** The transaction DATA completes, and where its bytes go under its snapshot's limits. */
-  function receiverFor(session: InboundSession, decided: OpenTransaction, more: () => void): { tx: Transaction; data: DataReceiver } {
+  async function completeData(stream: Readable, session: InboundSession): Promise<{ reply: SmtpReply; report?: () => void }> {
+    const decided = pending.get(session);
+    if (!decided) {
+      stream.resume();
+      return { reply: Replies.localError };
+    }
     const tx = transactionOf(session, decided);
-    const { config } = decided;
-    const limits = { maxBytes: config.maxMessageSizeBytes, bareLineEndings: config.inbound.bareLineEndings, keepInMemory: KEEP_IN_MEMORY_BYTES };
-    return { tx, data: new DataReceiver(deps.staging, tx.id, limits, more) };
-  }
-
-  async function completeData(data: DataReceiver, tx: Transaction, decided: OpenTransaction, session: InboundSession): Promise<{ reply: SmtpReply; report?: () => void }> {
     if (decided.decision.mode === 'queue') {
-      const answer = await acceptToQueue(data.received, tx, deps).finally(() => decided.room?.release());
+      const answer = await acceptToQueue(stream, tx, deps).finally(() => decided.room?.release());
       pending.delete(session);
       const ms = msSince(tx);
       // After the reply is written (onData): the client does not wait for the log line and the trace.
@@ -278,7 +270,7 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
       };
       return { reply: answer.reply, report };
     }
-    const forwarded = await forwardInSession(data.received, tx, deps);
+    const forwarded = await forwardInSession(stream, tx, deps);
     decided.settle?.(forwarded.kind === 'forwarded' ? forwarded.result.outcomes.filter((o) => o.status === 'sent').length : 0);
     pending.delete(session);
     if (forwarded.kind === 'refused') {
@@ -322,6 +314,3 @@ export function createInboundServer(listener: Listener, deps: InboundDeps): Inbo
     updateCertificate: (material) => server.updateCertificate(material),
   };
 }
-
-/** Where a message with no transaction goes: nowhere, read to its dot. */
-const DROPPED: MessageSink = { write: () => true, end: () => {}, abort: () => {} };

@@ -13,9 +13,6 @@ import { PRIVATE_FILE } from '../private-files.js';
  */
 export type Received = { readonly kind: 'memory'; readonly chunks: readonly Buffer[] } | { readonly kind: 'file'; readonly path: string } | { readonly kind: 'failed'; readonly error: unknown };
 
-/** Bytes waiting for the disk before the client is asked to wait: what the message stream used to hold. */
-const SPILL_WAITING_MAX = 256 * 1024;
-
 export class Staging {
   readonly #dir: string;
 
@@ -24,11 +21,43 @@ export class Staging {
   }
 
   /**
-   * A message too large for memory, written to a temp file as it comes (data.ts). `more` is called when
-   * the writes have caught up after a write that asked the client to wait.
+   * Reads what a client sends. A disk error does not stop the reading: the client must reach its final
+   * dot to hear the 451. Rejects if `data` fails (the client left), with any temp file removed.
    */
-  spill(id: string, more: () => void): Spill {
-    return new Spill(path.join(this.#dir, `${id}.raw`), more);
+  async receive(id: string, data: AsyncIterable<Buffer>, keepInMemory: number): Promise<Received> {
+    const chunks: Buffer[] = [];
+    let held = 0;
+    let file: fs.FileHandle | undefined;
+    let diskError: unknown;
+    const rawPath = path.join(this.#dir, `${id}.raw`);
+    try {
+      for await (const chunk of data) {
+        if (diskError) continue;
+        if (!file && held + chunk.length <= keepInMemory) {
+          chunks.push(chunk);
+          held += chunk.length;
+          continue;
+        }
+        try {
+          if (!file) {
+            file = await fs.open(rawPath, 'wx', PRIVATE_FILE);
+            await file.writev(chunks);
+            chunks.length = 0;
+          }
+          await file.write(chunk);
+          releaseChunks(chunk.length);
+        } catch (err) {
+          diskError = err;
+        }
+      }
+    } catch (err) {
+      await file?.close().catch(() => {});
+      if (file) await unlinkIfThere(rawPath);
+      throw err;
+    }
+    await file?.close().catch(() => {});
+    if (diskError) return { kind: 'failed', error: diskError };
+    return file ? { kind: 'file', path: rawPath } : { kind: 'memory', chunks };
   }
 
   /** Writes a staged file from parts (not fsynced: it is never the only copy of anything acknowledged). */
@@ -39,76 +68,5 @@ export class Staging {
 
   async discard(paths: readonly string[]): Promise<void> {
     await Promise.all(paths.map(unlinkIfThere));
-  }
-}
-
-/**
- * A temp file written in order, one write at a time. A disk error does not stop the client: the rest
- * is dropped, and `finish` says `failed`, so the client reaches its final dot and hears the 451.
- */
-export class Spill {
-  readonly #path: string;
-  readonly #more: () => void;
-  readonly #file: Promise<fs.FileHandle>;
-  #writes: Promise<void>;
-  #waiting = 0;
-  #paused = false;
-  #error: unknown;
-
-  constructor(file: string, more: () => void) {
-    this.#path = file;
-    this.#more = more;
-    this.#file = fs.open(file, 'wx', PRIVATE_FILE);
-    this.#writes = this.#file.then(
-      () => {},
-      (err: unknown) => {
-        this.#error = err;
-      },
-    );
-  }
-
-  /** False: past what may wait for the disk, the client should wait (until `more`). */
-  write(chunk: Buffer): boolean {
-    if (this.#error) return true;
-    this.#waiting += chunk.length;
-    this.#writes = this.#writes.then(async () => {
-      if (!this.#error) {
-        try {
-          await (await this.#file).write(chunk);
-        } catch (err) {
-          this.#error = err;
-        }
-      }
-      releaseChunks(chunk.length);
-      this.#waiting -= chunk.length;
-      if (this.#paused && (this.#waiting <= SPILL_WAITING_MAX / 2 || this.#error)) {
-        this.#paused = false;
-        this.#more();
-      }
-    });
-    if (this.#waiting <= SPILL_WAITING_MAX) return true;
-    this.#paused = true;
-    return false;
-  }
-
-  /** Once every write is done: the file, or the disk's error (the file then removed). */
-  async finish(): Promise<Received> {
-    await this.#writes;
-    await this.#close();
-    if (this.#error === undefined) return { kind: 'file', path: this.#path };
-    await unlinkIfThere(this.#path).catch(() => {});
-    return { kind: 'failed', error: this.#error };
-  }
-
-  /** The client left: the file goes. */
-  async discard(): Promise<void> {
-    await this.#writes;
-    await this.#close();
-    await unlinkIfThere(this.#path).catch(() => {});
-  }
-
-  async #close(): Promise<void> {
-    const file = await this.#file.catch(() => undefined);
-    await file?.close().catch(() => {});
   }
 }

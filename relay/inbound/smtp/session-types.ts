@@ -1,5 +1,6 @@
 // What the relay's handlers see of one inbound SMTP session, and what they answer. The protocol itself
 // (smtp/session.ts) owns every field; the handlers read them and decide.
+import type { Readable } from 'node:stream';
 import type { SmtpReply } from '../../errors.js';
 import type { AuthIdentity } from '../../types.js';
 
@@ -30,22 +31,6 @@ export interface DataAnswer {
   readonly afterReply?: () => void;
 }
 
-/** Where one message's bytes go as DATA reads them: dot-unstuffed, in order, from the session. */
-export interface MessageSink {
-  /** Some of the message; false asks the session to stop reading the socket until the handler's `more`. */
-  write(part: Buffer): boolean;
-  /** The final dot came. */
-  end(): void;
-  /** The client left before its final dot. */
-  abort(err: Error): void;
-}
-
-/** The handler's side of one DATA: where the bytes go, and the answer, said once the dot has come. */
-export interface DataReading {
-  readonly sink: MessageSink;
-  readonly answer: Promise<DataAnswer>;
-}
-
 /** A refusal, or undefined to go on; a promise when the answer needs I/O. */
 export type Verdict = SmtpReply | undefined | Promise<SmtpReply | undefined>;
 
@@ -57,7 +42,7 @@ export interface SessionHooks {
   auth(session: InboundSession, username: string, password: string): Promise<AuthIdentity | SmtpReply>;
   mailFrom(session: InboundSession, from: SmtpAddress): Verdict;
   rcptTo(session: InboundSession, to: SmtpAddress): Verdict;
-  /** DATA: the sink the message goes to and the answer; `more` resumes reading after a write said false. */
-  data(session: InboundSession, more: () => void): DataReading;
+  /** The message, dot-unstuffed, as the client sends it; the answer is said once the stream has ended. */
+  data(session: InboundSession, message: Readable): Promise<DataAnswer>;
   closed(session: InboundSession): void;
 }

@@ -9,13 +9,14 @@
 // TLS, the 354 refused when content came early, source routes, the close after QUIT, the greeting delay,
 // no per-connection random bytes). Here each of those is a line of its own.
 import type net from 'node:net';
+import { Readable } from 'node:stream';
 import tls from 'node:tls';
 import { formatReply, Replies, type SmtpReply } from '../../errors.js';
 import { newSessionId } from '../../ids.js';
 import type { AuthIdentity } from '../../types.js';
 import { decodeLoginLine, decodePlain, heloName, isHostname, isHttpRequest, mailParameterProblem, parseAddressLine, verbOf } from './command-line.js';
 import { DotReader } from './dot-reader.js';
-import type { DataAnswer, InboundSession, MessageSink, SessionHooks, SmtpAddress, Verdict } from './session-types.js';
+import type { DataAnswer, InboundSession, SessionHooks, SmtpAddress, Verdict } from './session-types.js';
 
 /** RFC 5321 4.5.3.1.4: a command line, CRLF included. */
 const MAX_LINE = 512;
@@ -77,8 +78,7 @@ export class SmtpSession implements InboundSession {
   /** AUTH's next line goes here instead of being read as a command. */
   #continuation: ((line: string) => void) | undefined;
   #dot: DotReader | undefined;
-  /** Where this DATA's bytes go; undefined while they are dropped (a handler that failed). */
-  #sink: MessageSink | undefined;
+  #message: MessageStream | undefined;
   #dataEnded = false;
   #answer: DataAnswer | undefined;
   #finished = false;
@@ -327,26 +327,31 @@ export class SmtpSession implements InboundSession {
     this.#dot = new DotReader();
     this.#dataEnded = false;
     this.#answer = undefined;
+    const message = new MessageStream(() => this.#resumeData());
+    message.once('close', () => this.#resumeData());
+    this.#message = message;
     this.#busy = true;
     this.#write('354 End data with <CR><LF>.<CR><LF>\r\n');
-    const reading = this.#attempt(() => this.#hooks.data(this, () => this.#resumeData()), undefined);
+    const reading = this.#attempt(() => this.#hooks.data(this, message), undefined);
     // A handler that threw reads nothing: the message is dropped as it comes (not held until the socket
     // pauses for good), so the client reaches its dot and hears the 451.
-    this.#sink = reading?.sink;
-    (reading?.answer ?? Promise.resolve<DataAnswer>({ reply: Replies.localError })).then(
+    if (!reading) message.destroy();
+    (reading ?? Promise.resolve<DataAnswer>({ reply: Replies.localError })).then(
       (answer) => this.#answered(answer),
       () => this.#answered({ reply: Replies.localError }),
     );
   }
 
   #dataReceived(chunk: Buffer): void {
+    const message = this.#message;
     const dot = this.#dot;
-    if (!dot) return;
+    if (!message || !dot) return;
     const rest = dot.feed(chunk, (part) => {
-      const sink = this.#sink;
-      if (!sink) return;
-      if (!this.#attempt(() => sink.write(part), true) && !this.#paused) {
-        // The handler takes it slower than the client sends: the socket waits for it.
+      // A handler that stopped reading (its own failure): the rest is read to the dot and dropped, so the
+      // client still hears the answer.
+      if (message.destroyed) return;
+      if (!message.push(part) && !this.#paused) {
+        // The handler reads slower than the client sends: the socket waits for it.
         this.#paused = true;
         this.#socket.pause();
       }
@@ -354,9 +359,7 @@ export class SmtpSession implements InboundSession {
     if (rest === undefined) return;
     this.#state = 'command';
     this.#dataEnded = true;
-    const sink = this.#sink;
-    this.#sink = undefined;
-    if (sink) this.#attempt(() => sink.end(), undefined);
+    if (!message.destroyed) message.push(null);
     // Commands pipelined after the dot (QUIT, the next MAIL) wait for the message's answer.
     if (rest.length > 0) this.#input = rest;
     if (this.#answer) this.#sayAnswer(this.#answer);
@@ -379,7 +382,7 @@ export class SmtpSession implements InboundSession {
 
   #sayAnswer(answer: DataAnswer): void {
     this.#answer = undefined;
-    this.#sink = undefined;
+    this.#message = undefined;
     this.#dot = undefined;
     this.say(answer.reply);
     this.#attempt(() => answer.afterReply?.(), undefined);
@@ -533,12 +536,26 @@ export class SmtpSession implements InboundSession {
     if (this.#finished) return;
     this.#finished = true;
     this.#state = 'closed';
-    const sink = this.#sink;
-    this.#sink = undefined;
-    // A client gone in the middle of its message: the handler hears it, and nothing is sent.
-    if (sink && !this.#dataEnded) this.#attempt(() => sink.abort(new Error('Connection closed before the message was received in full')), undefined);
+    const message = this.#message;
+    // A client gone in the middle of its message: the handler's read fails, and nothing is sent.
+    // Only to a reader that listens: an 'error' nobody handles would end the process.
+    if (message && !this.#dataEnded) message.destroy(message.listenerCount('error') > 0 ? new Error('Connection closed before the message was received in full') : undefined);
     this.#gone(this);
     this.#attempt(() => this.#hooks.closed(this), undefined);
+  }
+}
+
+/** The message of one DATA command as the handler reads it; reading on resumes a paused socket. */
+class MessageStream extends Readable {
+  readonly #more: () => void;
+  constructor(more: () => void) {
+    // Room for a typical message whole: a smaller buffer paused and resumed the socket (two system
+    // calls) for every message over 16 KiB.
+    super({ highWaterMark: 256 * 1024 });
+    this.#more = more;
+  }
+  override _read(): void {
+    this.#more();
   }
 }
 
