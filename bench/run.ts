@@ -27,6 +27,7 @@ import { type RelayProcess, type Sink, startFloorRelay, startRelayProcess, start
 import { smtpSourceInstalled } from './smtp-source.js';
 import { warmupCurve, warmupTable } from './warmup-curve.js';
 import { flipLine, flipScenario } from './flip.js';
+import { twinScenario, twinTable } from './twin.js';
 import { floorScenario, floorTable } from './floor.js';
 import { FROM, measureBench, measureSmtpSource, message, type Row, type Target, smtpSourceCount, TO, throughputTable } from './throughput.js';
 
@@ -48,9 +49,10 @@ const SETTLE_MS = 500;
 // this build against BENCH_COMPARE_ROOT's in alternated runs (bench/compare.ts); BENCH_ONLY=warmup a fresh
 // relay's CPU per message as it warms up (bench/warmup-curve.ts); BENCH_ONLY=floor the relay's CPU per
 // message by layer, from the floor relay up (bench/floor.ts); BENCH_ONLY=flip one relay against itself,
-// switching V8 flags or a code path every second (bench/flip.ts); BENCH_ONLY=rtt a message's time to an upstream
+// switching V8 flags or a code path every second (bench/flip.ts); BENCH_ONLY=twin this build and
+// BENCH_TWIN_LAUNCHER's side by side under the same load at the same time (bench/twin.ts); BENCH_ONLY=rtt a message's time to an upstream
 // a round trip away, with DATA and with BDAT (bench/upstream-rtt.ts).
-const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers', 'metrics', 'console', 'suppression', 'phases', 'compare', 'warmup', 'floor', 'rtt', 'flip'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
+const ONLY = process.env.BENCH_ONLY && !['memory', 'backlog', 'cold', 'workers', 'metrics', 'console', 'suppression', 'phases', 'compare', 'warmup', 'floor', 'rtt', 'flip', 'twin'].includes(process.env.BENCH_ONLY) ? process.env.BENCH_ONLY.split(',') : undefined;
 const SIZES_KB = ONLY ? [Number(ONLY[1])] : [1, 20, 200];
 const CONCURRENCY = ONLY ? [Number(ONLY[2])] : [1, 10, 50];
 const MODES = (ONLY ? [ONLY[0]] : ['passthrough', 'queue']) as ('passthrough' | 'queue')[];
@@ -396,6 +398,19 @@ async function main() {
         warmUp: (port: number) => warmUp(port, sink),
       };
       console.log(flipLine(await flipScenario(sink, options), options));
+      return;
+    }
+    if (process.env.BENCH_ONLY === 'twin') {
+      const options = {
+        otherLauncher: process.env.BENCH_TWIN_LAUNCHER ? path.resolve(process.env.BENCH_TWIN_LAUNCHER) : undefined,
+        sizeKb: Number(process.env.BENCH_TWIN_KB ?? 1),
+        concurrency: Number(process.env.BENCH_TWIN_CONC ?? 1),
+        rounds: Number(process.env.BENCH_TWIN_ROUNDS ?? 4),
+        seconds: Number(process.env.BENCH_TWIN_SECONDS ?? 15),
+        tmp,
+        start: (dir: string, sinkPort: number, launcher: string | undefined) => startRelayProcess(dir, relayYaml(dir, sinkPort, 'queue'), {}, 20_000, launcher),
+      };
+      console.log(twinTable(await twinScenario(sink, options), options));
       return;
     }
     if (process.env.BENCH_ONLY === 'compare') {
