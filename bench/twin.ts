@@ -5,7 +5,8 @@
 // between runs (BENCH_ONLY=compare alternates relays and sees that); the flip (BENCH_ONLY=flip) sees
 // both modes in one process, but not a change of process flags, a GC effect that builds up over seconds,
 // or two builds. Without BENCH_TWIN_LAUNCHER the other relay is this build too: the A/A that says how
-// far the two seats differ (about 1-3 % here).
+// far the two seats differ (about 1-3 % here). The load is our client only: smtp-source cannot be run
+// twice at once against a time budget here; its figures come from the goal cells.
 import fs from 'node:fs';
 import path from 'node:path';
 import { median } from './cold-start.js';

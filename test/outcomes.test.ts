@@ -12,6 +12,7 @@ import { parseConfig } from '../config/load.js';
 import { Replies } from '../relay/errors.js';
 import { writeLogLines } from '../relay/observe/log-lines.js';
 import { Outcomes } from '../relay/observe/outcomes.js';
+import { SEND_TEST_HEADER } from '../relay/observe/send-tests.js';
 import { startRelay } from '../relay/runtime/start-relay.js';
 import { queuedId, sendThrough, startTestRelay } from './helpers/relay.js';
 import { startUpstream } from './helpers/upstream.js';
@@ -79,13 +80,16 @@ t.test('without a batch, outcomes are told at once', async (t) => {
   t.same(seen, ['now']);
 });
 
-t.test('with a batch longer than the test, a scrape, a trace search and the log see every outcome so far', async (t) => {
+t.test('with a batch longer than the test, a send-test read, a scrape, a trace search and the log see every outcome so far', async (t) => {
   const upstream = await startUpstream();
   t.teardown(() => upstream.close());
   const relay = await startTestRelay(`delivery: { mode: queue, spool: { path: \${SPOOL} } }\nsmarthost: { host: 127.0.0.1, port: ${upstream.port}, tls: none }\n`, {}, { outcomeBatchMs: 600_000 });
   t.teardown(() => relay.close());
-  const id = queuedId((await sendThrough(relay.port, { from: 'app@example.org', to: 'someone@example.com' })).response);
+  const token = 'outcomes-batch-test-0001';
+  const raw = `${SEND_TEST_HEADER}: ${token}\r\nFrom: <app@example.org>\r\nTo: <someone@example.com>\r\nSubject: batched\r\n\r\nbody\r\n`;
+  const id = queuedId((await sendThrough(relay.port, { from: 'app@example.org', to: 'someone@example.com', raw })).response);
   t.ok(await until(() => upstream.received.length === 1 && relay.relay.scheduler.size === 0, 5000), 'delivered, and out of the queue');
+  t.match(await relay.relay.sendTest(token), { final: true, recipients: [{ rcpt: 'someone@example.com', status: 'sent' }] }, "the send-test's outcome is there");
   const text = await (await fetch(`http://127.0.0.1:${relay.relay.opsPort}/metrics`)).text();
   t.match(text, /tenant_relay_messages_accepted_total\{tenant="none",mode="queue"\} 1/, 'the scrape counts the accepted message');
   t.match(text, /tenant_relay_recipients_delivered_total\{tenant="none",upstream="smarthost"\} 1/, 'and its delivery');

@@ -81,9 +81,8 @@ export interface RunningRelay {
   readonly spool: Spool;
   readonly scheduler: Scheduler;
   readonly metrics: RelayMetrics;
+  /** Told to their subscribers in batches: `outcomes.flush()` tells what waits (observe/outcomes.ts). */
   readonly outcomes: Outcomes;
-  /** Tells the subscribers (log lines, metrics, trace, events) the outcomes still waiting for their batch (observe/outcomes.ts). */
-  flushOutcomes(): void;
   /** Re-reads the config file; an invalid file leaves the running snapshot in force. */
   reload(why?: string): ReturnType<typeof reloadFrom>;
   /** Stops taking mail (421 4.3.2) and delivers what is queued now; resolves when the spool is empty or `deadlineMs` has passed. */
@@ -257,7 +256,6 @@ export async function startRelay(initial: Config, options: RelayOptions): Promis
     scheduler,
     metrics,
     outcomes,
-    flushOutcomes: () => outcomes.flush(),
     reload,
     drain: (ms) => drain.start(ms),
     undrain: () => drain.undrain(),

@@ -54,7 +54,7 @@ export async function startTestRelay(yaml: string, env: NodeJS.ProcessEnv = {}, 
     relay,
     // The outcomes come in batches (relay/observe/outcomes.ts): the lines of what waits are written first.
     get logs() {
-      relay.flushOutcomes();
+      relay.outcomes.flush();
       return logs;
     },
     spoolDir: spool,
