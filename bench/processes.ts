@@ -35,8 +35,13 @@ export async function startSink(): Promise<Sink> {
 export async function startFloorRelay(sinkPort: number, dir: string, layers: readonly string[] = []): Promise<{ port: number; cpuSeconds(): number; stop(): Promise<void> }> {
   const projectNode = path.resolve('node_modules/.bin/node');
   const execPath = fs.existsSync(projectNode) ? projectNode : process.execPath;
-  const { child, port } = await forkListening('./floor-relay.js', [String(sinkPort), dir, layers.join(',')], { execPath, execArgv: ['--max-semi-space-size=8'] });
+  const { child, port } = await forkListening('./floor-relay.js', [String(sinkPort), dir, layers.join(',')], { execPath, execArgv: launcherFlags() });
   return { port, cpuSeconds: () => cpuSecondsOf(child.pid ?? 0), stop: () => endChild(child) };
+}
+
+/** The V8 flags bin/tenant-relay starts the relay with (every `--name=number` in it), read from the launcher itself. */
+function launcherFlags(): string[] {
+  return [...fs.readFileSync(path.resolve('bin/tenant-relay'), 'utf8').matchAll(/--[a-z-]+=\d+/g)].map((m) => m[0]);
 }
 
 /** A bench process of this folder, forked (on this Node unless told); it sends { port } once it listens. */
