@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Transform } from 'node:stream';
 import t from 'tap';
 import type { SmtpUpstream } from '../config/types.js';
-import { dotStuff } from '../relay/delivery/dot-stuffing.js';
+import { dotStuff, Stuffing } from '../relay/delivery/dot-stuffing.js';
 import { UpstreamPools } from '../relay/delivery/pools.js';
 import { sendViaSmtp } from '../relay/delivery/smtp.js';
 import { fixedRandom, randomChunks } from './helpers/random.js';
@@ -78,6 +78,33 @@ t.test('random messages of CR, LF, dots and text, cut at random: always the same
     if (!ours(chunks).equals(await stock(chunks))) mismatches++;
   }
   t.equal(mismatches, 0);
+});
+
+/** CRLF-only messages (what the intake lets through), cut at random: lines of dots, text and nothing. */
+function crlfOnlyChunks(random: () => number): Buffer[] {
+  const lines = Array.from({ length: Math.floor(random() * 12) }, () => ['', '.', '..', '.a', 'a.', 'a', ' .'][Math.floor(random() * 7)] ?? '');
+  const bytes = Buffer.from(lines.map((l) => `${l}\r\n`).join(''));
+  const chunks: Buffer[] = [];
+  for (let at = 0; at < bytes.length; ) {
+    const size = 1 + Math.floor(random() * 6);
+    chunks.push(bytes.subarray(at, at + size));
+    at += size;
+  }
+  return chunks;
+}
+
+t.test('a message whose line ends the intake checked is stuffed alike: only its dots are looked for', async (t) => {
+  const random = fixedRandom(20261206);
+  let mismatches = 0;
+  for (let n = 0; n < 3000; n++) {
+    const chunks = crlfOnlyChunks(random);
+    const checked = new Stuffing(true, true);
+    const out = Buffer.concat([...chunks.map((c) => checked.next(c)), checked.lineEnd(), Buffer.from('.\r\n')]);
+    if (!out.equals(await stock(chunks))) mismatches++;
+  }
+  t.equal(mismatches, 0);
+  const plain = Buffer.from('Subject: x\r\n\r\nhello\r\n');
+  t.equal(dotStuff(plain, false, true, true), plain, 'nothing to change: the chunk itself');
 });
 
 t.test('a chunk with nothing to change is passed on as it is, not copied', async (t) => {

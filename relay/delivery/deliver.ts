@@ -5,6 +5,7 @@ import { Replies, type SmtpReply } from '../errors.js';
 import type { UpstreamCapabilities } from './capabilities.js';
 import { replyForError } from './classify.js';
 import type { DeliveryResult, Envelope, MessageSource } from '../types.js';
+import { crlfOnly } from '../line-ends.js';
 import { isInMemory, joinedIfSmall, partsOf } from '../message-bytes.js';
 import { checkUpstreamHost, pinnedTo, policyApplies } from './host-policy.js';
 import { deliverToMaildir } from './maildir.js';
@@ -17,6 +18,8 @@ export interface OutboundMessage {
   readonly eightBit: boolean;
   /** Header lines (CRLF-ended) for this upstream only, sent before the message: outside any signature. */
   readonly headerPrefix?: Buffer;
+  /** Every line end of the message is CRLF, as the intake checked: not looked for again on the way out. */
+  readonly crlfOnly?: boolean;
 }
 
 /** What delivery keeps of the upstreams between messages: connection pools, and what each upstream can do. */
@@ -57,7 +60,8 @@ export async function deliver(
     if (utf8Envelope && !extensions.has('SMTPUTF8')) return all(Replies.upstreamNoSmtpUtf8(upstream.name), 'perm');
   }
   const source = message.headerPrefix ? withPrefix(message.source, message.headerPrefix) : message.source;
-  return sendViaSmtp(upstreams.pools, target, envelope, source, message.eightBit);
+  const checked = message.crlfOnly === true && (!message.headerPrefix || crlfOnly(message.headerPrefix, false));
+  return sendViaSmtp(upstreams.pools, target, envelope, source, message.eightBit, checked);
 }
 
 function withPrefix(source: MessageSource, prefix: Buffer): MessageSource {

@@ -67,6 +67,8 @@ export interface OutgoingBody {
   /** In memory, or a stream made when it is to be sent (once the server said 354). */
   readonly bytes: readonly Buffer[] | (() => AsyncIterable<Buffer>);
   readonly eightBit: boolean;
+  /** Every line end of the message is CRLF (the intake checked): the dot-stuffing looks only for dots. */
+  readonly crlfOnly?: boolean;
 }
 
 /** A hostile server may answer without end: a reply longer than this ends the connection. */
@@ -223,7 +225,7 @@ export class SmtpClientConnection {
         throw new UpstreamError('Data command failed', 'EENVELOPE', lastReply.text);
       }
       this.#owed++;
-      await this.#writeBody(body.bytes);
+      await this.#writeBody(body.bytes, body.crlfOnly === true);
       onStreamed();
       done = await this.#reply();
     }
@@ -337,8 +339,8 @@ export class SmtpClientConnection {
     }
   }
 
-  async #writeBody(body: OutgoingBody['bytes']): Promise<void> {
-    const stuffing = new Stuffing(true);
+  async #writeBody(body: OutgoingBody['bytes'], crlfOnly: boolean): Promise<void> {
+    const stuffing = new Stuffing(true, crlfOnly);
     let held: Buffer | undefined;
     // A message in parts (a header prefix, or one over 64 KB) leaves in as few system calls as the socket
     // takes: the writes before the dot are gathered into one writev (uncorked below, or by a wait for drain).

@@ -9,21 +9,28 @@ import { outcomesFromError, outcomesFromInfo } from './classify.js';
 import { type OutgoingBody, type SmtpClientConnection, UpstreamError } from './smtp-client.js';
 import type { UpstreamPools } from './pools.js';
 
-/** `eightBit`: a byte of the message is over 127 (declared as BODY=8BITMIME to a server that offers it). */
-export async function sendViaSmtp(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource, eightBit = false): Promise<DeliveryResult> {
+/**
+ * `eightBit`: a byte of the message is over 127 (declared as BODY=8BITMIME to a server that offers it).
+ * `crlfOnly`: every line end of the message is CRLF, checked before (the dot-stuffing then looks only for dots).
+ */
+export async function sendViaSmtp(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource, eightBit = false, crlfOnly = false): Promise<DeliveryResult> {
+  const traits = { eightBit, crlfOnly };
   const most = upstream.recipientsPerMessage;
-  if (most === undefined || envelope.rcptTo.length <= most) return sendTransaction(pools, upstream, envelope, message, eightBit);
+  if (most === undefined || envelope.rcptTo.length <= most) return sendTransaction(pools, upstream, envelope, message, traits);
   // Past the server's recipients per message (Microsoft 365's 500) it refuses the rest: several
   // transactions instead, one after another, each reported per recipient like one.
   const outcomes: RecipientOutcome[] = [];
   for (let i = 0; i < envelope.rcptTo.length; i += most) {
-    const part = await sendTransaction(pools, upstream, { mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo.slice(i, i + most) }, message, eightBit);
+    const part = await sendTransaction(pools, upstream, { mailFrom: envelope.mailFrom, rcptTo: envelope.rcptTo.slice(i, i + most) }, message, traits);
     outcomes.push(...part.outcomes);
   }
   return { upstream: upstream.name, outcomes };
 }
 
-async function sendTransaction(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource, eightBit: boolean): Promise<DeliveryResult> {
+/** What the client declares of the message and how it stuffs it (OutgoingBody without its bytes). */
+type BodyTraits = Omit<OutgoingBody, 'bytes'>;
+
+async function sendTransaction(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource, traits: BodyTraits): Promise<DeliveryResult> {
   if (upstream.auth?.kind === 'oauth2') {
     // The token first (from the cache, almost always), before any connection: a slow or refusing token
     // endpoint is then reported as itself, not as the upstream's idle timeout while the relay waited at AUTH.
@@ -33,17 +40,17 @@ async function sendTransaction(pools: UpstreamPools, upstream: SmtpUpstream, env
     );
     if (failed) return { upstream: upstream.name, outcomes: outcomesFromError(upstream.name, envelope.rcptTo, failed) };
   }
-  const first = await sendOnce(pools, upstream, envelope, message, eightBit);
+  const first = await sendOnce(pools, upstream, envelope, message, traits);
   // Microsoft 365 answers an expired or revoked token with a plain 535 (no 334 challenge, which the login
   // would renew by itself): drop the token and try once more, on a new connection.
   if (upstream.auth?.kind === 'oauth2' && first.authRefused) {
     await pools.tokens(upstream, true).catch(() => undefined);
-    return (await sendOnce(pools, upstream, envelope, message, eightBit)).result;
+    return (await sendOnce(pools, upstream, envelope, message, traits)).result;
   }
   return first.result;
 }
 
-async function sendOnce(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource, eightBit: boolean): Promise<{ result: DeliveryResult; authRefused: boolean }> {
+async function sendOnce(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource, traits: BodyTraits): Promise<{ result: DeliveryResult; authRefused: boolean }> {
   const pool = pools.get(upstream);
   // The socket's timeout only covers silence; this bounds the whole send, however slowly the upstream drips.
   let timer: NodeJS.Timeout | undefined;
@@ -65,7 +72,7 @@ async function sendOnce(pools: UpstreamPools, upstream: SmtpUpstream, envelope: 
         // message was already reported as not sent.
         if (late) throw late;
         connection = c;
-        return c.send(envelope, { bytes: bodyOf(message), eightBit }, () => {
+        return c.send(envelope, { bytes: bodyOf(message), ...traits }, () => {
           streamed = true;
         });
       }),

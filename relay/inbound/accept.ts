@@ -50,6 +50,7 @@ export async function acceptToQueue(data: Readable, tx: Transaction, deps: Queue
         attempts: 0,
         nextAttemptAt: now,
         ...(message.eightBit ? { eightBit: true } : {}),
+        ...(message.crlfOnly ? { crlfOnly: true } : {}),
         ...(message.messageId ? { messageId: message.messageId } : {}),
       },
       // In memory: the journal, sharing its fsync with those that arrive with it; else files of its own.

@@ -16,6 +16,7 @@ import type { Part } from '../files.js';
 import type { TransactionFacts } from '../observe/outcomes.js';
 import type { TraceInfo } from '../message/trace.js';
 import { prepareHead } from '../message/transform.js';
+import { crlfOnly } from '../line-ends.js';
 import { joinedIfSmall, partsOf } from '../message-bytes.js';
 import type { Envelope, MessageBytes, RouteDecision } from '../types.js';
 import { type DataSummary, readData } from './data.js';
@@ -48,6 +49,8 @@ export interface PreparedMessage {
   /** Otherwise, the message as parts to write: the head, then the body's bytes in the staged file. */
   readonly parts: readonly Part[];
   readonly eightBit: boolean;
+  /** Every line end is CRLF: no bare CR or LF reached the body (the guard saw none), nor the head written here. */
+  readonly crlfOnly: boolean;
   readonly messageId?: string;
   readonly warnings: readonly string[];
   /** Removes what was staged for it. Call once the message is committed or forwarded. */
@@ -83,7 +86,7 @@ export async function intake(data: Readable, tx: Transaction, staging: Staging, 
   const prepared = await prepareHead(parts.header, parts.body, decision, config, tx.trace);
   if (prepared.kind !== 'ok') return refuse(prepared.reply, prepared.reason);
   const { head } = prepared;
-  const common = { head, eightBit: summary.eightBit, ...(prepared.messageId ? { messageId: prepared.messageId } : {}), warnings: prepared.warnings, release };
+  const common = { head, eightBit: summary.eightBit, crlfOnly: !summary.bareLineEndings && crlfOnly(head, false), ...(prepared.messageId ? { messageId: prepared.messageId } : {}), warnings: prepared.warnings, release };
   if ('bodyFile' in parts) return { kind: 'prepared', message: { ...common, parts: [head, parts.bodyFile] } };
   const bytes = joinedIfSmall([head, ...parts.body]);
   return { kind: 'prepared', message: { ...common, bytes, parts: partsOf(bytes) } };

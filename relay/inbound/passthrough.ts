@@ -58,7 +58,7 @@ export async function forwardInSession(data: Readable, tx: Transaction, deps: Pa
     const rcptTo = suppressed.length > 0 ? tx.envelope.rcptTo.filter((r) => !suppressed.some((s) => s.recipient === r)) : tx.envelope.rcptTo;
     const upstream = tx.decision.route.upstream;
     const linkHeader = postmarkLinkHeader(tx.id, upstream, tx.config.providerEvents.postmark);
-    const outbound = { source, eightBit: message.eightBit, ...(linkHeader ? { headerPrefix: linkHeader } : {}) };
+    const outbound = { source, eightBit: message.eightBit, crlfOnly: message.crlfOnly, ...(linkHeader ? { headerPrefix: linkHeader } : {}) };
     const sent = rcptTo.length > 0 ? await deliver(deps.upstreams, upstream, { ...tx.envelope, rcptTo }, outbound, tx.config.upstreamHosts) : { upstream: upstream.name, outcomes: [] };
     const result = { upstream: sent.upstream, outcomes: [...sent.outcomes, ...suppressed] };
     await suppressGone(deps.suppression, tx.config, tenant, result, Date.now());

@@ -63,7 +63,7 @@ export async function attemptDelivery(
     const suppressed = entry.dsn ? [] : await suppressedAmong(deps.suppression, config, entry.tenant, rcptTo, now);
     const toSend = suppressed.length > 0 ? rcptTo.filter((r) => !suppressed.some((s) => s.recipient === r)) : rcptTo;
     const linkHeader = postmarkLinkHeader(entry.id, target.upstream, config.providerEvents.postmark);
-    const message = { source: source ?? (await spool.source(entry.id)), eightBit: entry.eightBit === true, ...(linkHeader ? { headerPrefix: linkHeader } : {}) };
+    const message = { source: source ?? (await spool.source(entry.id)), eightBit: entry.eightBit === true, crlfOnly: entry.crlfOnly === true, ...(linkHeader ? { headerPrefix: linkHeader } : {}) };
     // Through the platform's smarthost (or a tenant's own upstream that opted in) with bounces by mail
     // on: the message's own return path (VERP).
     const verp = (u: Upstream) => u.kind === 'smtp' && (u.owner === 'platform' || (entry.tenant !== null && config.directory.byId(entry.tenant)?.delivery.verp === true));

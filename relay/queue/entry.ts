@@ -34,6 +34,8 @@ export interface QueuedMessage {
   readonly dsn?: boolean;
   /** The message has bytes over 127: only an upstream with 8BITMIME may take it. */
   readonly eightBit?: boolean;
+  /** Every line end of the message is CRLF (checked at intake): its dot-stuffing need not look for bare ones. */
+  readonly crlfOnly?: boolean;
   /** The Message-ID header's value, as it goes out: what the platform knows the message by. */
   readonly messageId?: string;
   /** Held by hand (the console, `tenant-relay queue hold`): not attempted, nor expired, until released. */
