@@ -23,6 +23,7 @@ const FOLD = /\r\n|\r|\n/g;
 const LEADING_BREAKS = /^[\r\n]+/;
 /** What foldsOnly would change: a break at the start, or one that is not CRLF followed by a space or tab. */
 const NOT_A_FOLD = /^[\r\n]|\r(?!\n[ \t])|(?<!\r)\n|\n(?![ \t])/;
+/** A character past ASCII in any string (a value given to set(), not yet one char per byte). */
 const BEYOND_ASCII_ANYWHERE = /[^\x00-\x7f]/;
 // A byte past ASCII (one char per byte in a latin1 string): only then can the UTF-8 reading differ.
 const BEYOND_ASCII = /[\x80-\xff]/;

@@ -538,9 +538,8 @@ export class SmtpSession implements InboundSession {
     if (this.#finished) return;
     this.#finished = true;
     this.#state = 'closed';
-    // Cleared at once: left to run, it held the socket and this session (and all they reach) for five
-    // seconds after every connection, long enough for V8 to move them to the old generation, so that
-    // each connection ended up freed by a full collection instead of a young one.
+    // Cleared at once: left to run, it kept the socket and this session (and all they reach) alive for
+    // five seconds after every connection.
     clearTimeout(this.#halfClose);
     const message = this.#message;
     // A client gone in the middle of its message: the handler's read fails, and nothing is sent.
