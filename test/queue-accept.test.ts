@@ -48,6 +48,30 @@ t.test('250 comes after the message and its state are in the journal, whole, wit
   t.same(await queued(relay.spoolDir), [], 'delivered messages are marked done in the journal');
 });
 
+t.test('a message whose line ends were all CRLF is queued as checked (crlfOnly), a repaired one is not; both reach the upstream with CRLF only and their dots', async (t) => {
+  const relay = await startTestRelay(`${queueYaml()}inbound: { bareLineEndings: normalize }\n`, {}, { manualScheduler: true });
+  t.teardown(() => relay.close());
+  // As written on the wire by a raw client (nodemailer would repair the bare LF itself): leading dots doubled.
+  const clean = 'From: <a@example.com>\r\nSubject: clean\r\n\r\n..dot first\r\nplain\r\n';
+  const bare = 'From: <a@example.com>\r\nSubject: bare\r\n\r\n..dot first\nbare LF\r\n';
+  const ids: string[] = [];
+  for (const data of [clean, bare]) {
+    const { session } = await openDataSession(relay.port);
+    ids.push(/queued as ([a-z0-9]+)/.exec(await session.send(`${data}.\r\n`))?.[1] ?? '');
+    session.close();
+  }
+  const listed = await queued(relay.spoolDir);
+  t.equal(listed.find((l) => l.id === ids[0])?.entry.crlfOnly, true, 'clean: checked at intake');
+  t.equal(listed.find((l) => l.id === ids[1])?.entry.crlfOnly, undefined, 'repaired: not marked, checked again on the way out');
+  const before = upstream.received.length;
+  await relay.relay.scheduler.runDue();
+  const bodies = upstream.received.slice(before).map((m) => m.raw.toString('latin1'));
+  t.equal(bodies.length, 2);
+  t.ok(bodies.some((b) => b.endsWith('\r\n\r\n.dot first\r\nplain\r\n')), 'the clean one as written: its leading dot stuffed and unstuffed');
+  t.ok(bodies.some((b) => b.endsWith('\r\n\r\n.dot first\r\nbare LF\r\n')), 'the repaired one with CRLF');
+  t.notOk(bodies.some((b) => /\r(?!\n)|(?<!\r)\n/.test(b)), 'no bare CR or LF upstream');
+});
+
 t.test('a message of a few hundred KB held in memory is journaled whole (its checksum read back) and delivered byte-identical', async (t) => {
   const relay = await startTestRelay(queueYaml(), {}, { manualScheduler: true });
   t.teardown(() => relay.close());

@@ -39,8 +39,8 @@ t.test('MAIL, RCPT and DATA go in one write to a server that offers PIPELINING, 
 
 t.test('an 8-bit message is declared BODY=8BITMIME to a server that offers it (RFC 6152); a 7-bit one is not', async (t) => {
   const { up, pools } = await setUp(t);
-  await sendViaSmtp(pools, scriptedUpstream(up.port), envelope, Buffer.from('Subject: caf\xc3\xa9\r\n\r\n\xc3\xa9\r\n', 'latin1'), true);
-  await sendViaSmtp(pools, scriptedUpstream(up.port), envelope, message, false);
+  await sendViaSmtp(pools, scriptedUpstream(up.port), envelope, Buffer.from('Subject: caf\xc3\xa9\r\n\r\n\xc3\xa9\r\n', 'latin1'), { eightBit: true });
+  await sendViaSmtp(pools, scriptedUpstream(up.port), envelope, message, { eightBit: false });
   t.same(
     up.sessions[0]?.lines.filter((l) => l.startsWith('MAIL')),
     ['MAIL FROM:<app@example.com> BODY=8BITMIME', 'MAIL FROM:<app@example.com>'],

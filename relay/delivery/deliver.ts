@@ -61,7 +61,7 @@ export async function deliver(
   }
   const source = message.headerPrefix ? withPrefix(message.source, message.headerPrefix) : message.source;
   const checked = message.crlfOnly === true && (!message.headerPrefix || crlfOnly(message.headerPrefix, false));
-  return sendViaSmtp(upstreams.pools, target, envelope, source, message.eightBit, checked);
+  return sendViaSmtp(upstreams.pools, target, envelope, source, { eightBit: message.eightBit, crlfOnly: checked });
 }
 
 function withPrefix(source: MessageSource, prefix: Buffer): MessageSource {

@@ -9,12 +9,14 @@ import { outcomesFromError, outcomesFromInfo } from './classify.js';
 import { type OutgoingBody, type SmtpClientConnection, UpstreamError } from './smtp-client.js';
 import type { UpstreamPools } from './pools.js';
 
+/** What the client declares of the message and how it stuffs it (OutgoingBody without its bytes). */
+export type BodyTraits = Omit<OutgoingBody, 'bytes'>;
+
 /**
- * `eightBit`: a byte of the message is over 127 (declared as BODY=8BITMIME to a server that offers it).
- * `crlfOnly`: every line end of the message is CRLF, checked before (the dot-stuffing then looks only for dots).
+ * `traits.eightBit`: a byte of the message is over 127 (declared as BODY=8BITMIME to a server that offers it).
+ * `traits.crlfOnly`: every line end of the message is CRLF, checked before (the dot-stuffing then looks only for dots).
  */
-export async function sendViaSmtp(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource, eightBit = false, crlfOnly = false): Promise<DeliveryResult> {
-  const traits = { eightBit, crlfOnly };
+export async function sendViaSmtp(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource, traits: BodyTraits = { eightBit: false }): Promise<DeliveryResult> {
   const most = upstream.recipientsPerMessage;
   if (most === undefined || envelope.rcptTo.length <= most) return sendTransaction(pools, upstream, envelope, message, traits);
   // Past the server's recipients per message (Microsoft 365's 500) it refuses the rest: several
@@ -26,9 +28,6 @@ export async function sendViaSmtp(pools: UpstreamPools, upstream: SmtpUpstream, 
   }
   return { upstream: upstream.name, outcomes };
 }
-
-/** What the client declares of the message and how it stuffs it (OutgoingBody without its bytes). */
-type BodyTraits = Omit<OutgoingBody, 'bytes'>;
 
 async function sendTransaction(pools: UpstreamPools, upstream: SmtpUpstream, envelope: Envelope, message: MessageSource, traits: BodyTraits): Promise<DeliveryResult> {
   if (upstream.auth?.kind === 'oauth2') {
