@@ -200,7 +200,7 @@ smarthost: { host: 127.0.0.1, port: ${healthy.port}, tls: none }
 tenants:
   - id: dead
     match: { domains: [dead.test] }
-    upstream: { host: 127.0.0.1, port: ${silent.port}, tls: none, connectTimeoutSeconds: 1, timeoutSeconds: 1, maxConnections: 2 }
+    upstream: { host: 127.0.0.1, port: ${silent.port}, tls: none, connectTimeoutSeconds: 3, timeoutSeconds: 3, maxConnections: 2 }
 `,
     {},
     { manualScheduler: true },
@@ -209,10 +209,11 @@ tenants:
   for (let i = 0; i < 10; i++) await sendThrough(relay.port, { from: `n${i}@dead.test`, to: 'x@example.com' });
   await sendThrough(relay.port, { from: 'app@other.test', to: 'x@example.com' });
   const round = relay.relay.scheduler.runDue();
-  t.ok(await until(() => healthy.received.length === 1, 900), "the other tenant's message went out while the dead upstream hung");
+  // The dead upstream's deadline is 3 s, so a slow machine has room for the healthy attempt.
+  t.ok(await until(() => healthy.received.length === 1, 2000), "the other tenant's message went out while the dead upstream hung");
   // The healthy attempt ends a moment after its upstream has the message (the 250, the spool); the dead
-  // upstream's two hang until their one-second deadline.
-  t.ok(await until(() => relay.relay.scheduler.inFlight === 2, 500), 'the dead upstream still holds its two slots');
+  // upstream's two hang until their deadline.
+  t.ok(await until(() => relay.relay.scheduler.inFlight === 2, 800), 'the dead upstream still holds its two slots');
   await round;
   const deferred = relay.logs.filter((l) => l.event === 'deferred');
   t.equal(deferred.length, 2, 'only the dead upstream\'s own two slots were used; the rest waits its turn');
