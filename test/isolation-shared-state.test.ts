@@ -82,7 +82,8 @@ tenants:
     { manualScheduler: true },
   );
   t.teardown(() => relay.close());
-  await new Promise((r) => setTimeout(r, 300)); // its first heartbeat
+  // Its first heartbeat: its own entry beside the thousand padded ones.
+  t.ok(await until(async () => (await redis.client.zcard('tenant-relay:members')) > 1000, 5000), 'the relay wrote its heartbeat');
   await redis.kill();
   for (let i = 0; i < 4; i++) await sendThrough(relay.port, { from: 'app@acme.test', to: `r${i}@example.com` });
   const then = Date.now();
@@ -106,7 +107,8 @@ t.test('a flood on the invalidation channel is taken at a bounded rate and logge
   const platform = await startPlatform(() => ({ status: 404 }));
   t.teardown(() => platform.close());
   const { redis, upstream, relay } = await setup(t, { mode: 'passthrough', extra: `tenantSource: { url: "${platform.url}", invalidationChannel: "tenant-relay:tenants", upstreamHosts: { allow: [127.0.0.1/32], ports: [] } }` });
-  await new Promise((r) => setTimeout(r, 200)); // the subscription is up
+  const subscribers = async () => Number(((await redis.client.pubsub('NUMSUB', 'tenant-relay:tenants')) as [string, number])[1]);
+  t.ok(await until(async () => (await subscribers()) > 0, 5000), 'the relay subscribed');
   const pipeline = redis.client.pipeline();
   for (let i = 0; i < 5000; i++) pipeline.publish('tenant-relay:tenants', `tenant-${i}`);
   await pipeline.exec();

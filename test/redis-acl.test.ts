@@ -86,7 +86,7 @@ tenants:
   t.ok(await admin.exists('tenant-relay:limit:tenant:acme'), "the tenant's budget is in Redis");
   t.ok((await admin.zcard('tenant-relay:members')) >= 1, 'the heartbeat is in Redis');
   t.ok(await admin.exists(`tenant-relay:send-test:${token}`), 'the send-test outcome is in Redis');
-  await new Promise((r) => setTimeout(r, 200));
+  t.ok(await until(async () => Number(((await admin.pubsub('NUMSUB', 'tenant-relay:tenants')) as [string, number])[1]) > 0), 'the relay subscribed to the invalidation channel');
   await admin.publish('tenant-relay:tenants', 'globex');
   t.ok(await until(() => relay.logs.some((l) => l.event === 'tenant-invalidated')), 'an invalidation on the channel reached the relay');
 

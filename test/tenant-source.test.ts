@@ -147,11 +147,14 @@ t.test('past its TTL a record is served stale at once while one background reque
   const [a, b] = await Promise.all([cache.lookup(sender), cache.lookup(sender)]);
   t.match(a, { kind: 'found', tenant: { identity: { displayName: 'Globex' } } }, 'the old record, without waiting');
   t.match(b, { kind: 'found', tenant: { identity: { displayName: 'Globex' } } });
-  for (let i = 0; i < 50 && platform.requests.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
-  await new Promise((r) => setTimeout(r, 20));
-  t.match(await cache.lookup(sender), { kind: 'found', tenant: { identity: { displayName: 'Globex Renamed' } } });
+  // Lookups while the refresh is out are served the old record and ask nothing more.
+  const renamed = async () => {
+    const found = await cache.lookup(sender);
+    return found.kind === 'found' && found.tenant.identity?.displayName === 'Globex Renamed';
+  };
+  t.ok(await until(renamed, 5000), 'the refreshed record is served once it came');
   t.equal(platform.requests.length, 2, 'one refresh for the two stale lookups');
-  t.match(await metrics.registry.metrics(), /tenant_relay_tenant_lookups_total\{result="stale"\} [12]/);
+  t.match(await metrics.registry.metrics(), /tenant_relay_tenant_lookups_total\{result="stale"\} [1-9]\d*\n/, 'the stale lookups are counted');
 });
 
 t.test('platform down with a stale record: the record is served while inside staleSeconds, then lookups fail', async (t) => {
