@@ -410,7 +410,9 @@ async function main() {
         tmp,
         start: (dir: string, sinkPort: number, launcher: string | undefined) => startRelayProcess(dir, relayYaml(dir, sinkPort, 'queue'), {}, 20_000, launcher),
       };
-      console.log(twinTable(await twinScenario(sink, options), options));
+      const passes = [await twinScenario(sink, { ...options, otherFirst: false })];
+      if (process.env.BENCH_TWIN_SEATS !== 'fixed') passes.push(await twinScenario(sink, { ...options, otherFirst: true }));
+      console.log(twinTable(passes, options));
       return;
     }
     if (process.env.BENCH_ONLY === 'compare') {
