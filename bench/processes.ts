@@ -39,9 +39,9 @@ export async function startFloorRelay(sinkPort: number, dir: string, layers: rea
   return { port, cpuSeconds: () => cpuSecondsOf(child.pid ?? 0), stop: () => endChild(child) };
 }
 
-/** The V8 flags bin/tenant-relay starts the relay with (every `--name=number` in it), read from the launcher itself. */
+/** The V8 flags bin/tenant-relay starts the relay with (every `--name=number` and `--no-name` in it), read from the launcher itself. */
 function launcherFlags(): string[] {
-  return [...fs.readFileSync(path.resolve('bin/tenant-relay'), 'utf8').matchAll(/--[a-z-]+=\d+/g)].map((m) => m[0]);
+  return [...new Set([...fs.readFileSync(path.resolve('bin/tenant-relay'), 'utf8').matchAll(/--(?:[a-z-]+=\d+|no-[a-z-]+)/g)].map((m) => m[0]))];
 }
 
 /** A bench process of this folder, forked (on this Node unless told); it sends { port } once it listens. */
