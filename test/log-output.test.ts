@@ -43,3 +43,42 @@ t.test('a process whose stderr reader has gone logs on and exits; the lines are 
   t.equal(code, 0, 'it exits (pino.destination retried the failed write every 100 ms for ever)');
   t.match(stdout, /logged/);
 });
+
+t.test('lines of any length and script reach stderr whole, once and in order', async (t) => {
+  // Short lines past the 64 KiB write threshold, multi-byte text, and lines longer than a buffer of lines.
+  const child = logging(`
+    const texts = ['plain', 'Grüße aus Köln', '日本語のメール', '😀 emoji'];
+    let n = 0;
+    for (let i = 0; i < 600; i++) logger.info({ event: 'line', n: n++, text: texts[i % texts.length].repeat(20) });
+    logger.info({ event: 'line', n: n++, text: 'x'.repeat(200000) });
+    logger.info({ event: 'line', n: n++, text: 'ü'.repeat(30000) });
+    for (let i = 0; i < 50; i++) logger.info({ event: 'line', n: n++, text: texts[i % texts.length] });
+    setTimeout(() => { logger.info({ event: 'line', n: n++, text: 'last' }); process.exit(0); }, 150);
+  `);
+  const chunks: Buffer[] = [];
+  child.stderr.on('data', (d: Buffer) => chunks.push(d));
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  t.equal(await within15s(exitOf(child)), 0);
+  await closed;
+  const lines = Buffer.concat(chunks).toString('utf8').trim().split('\n').map((l) => JSON.parse(l) as { n: number; text: string });
+  t.same(lines.map((l) => l.n), [...Array(653).keys()], 'every line once, in order');
+  t.equal(lines[0]?.text, 'plain'.repeat(20));
+  t.equal(lines[1]?.text, 'Grüße aus Köln'.repeat(20));
+  t.equal(lines[3]?.text, '😀 emoji'.repeat(20));
+  t.equal(lines[600]?.text.length, 200000, 'a line longer than a buffer of lines');
+  t.equal(lines[601]?.text, 'ü'.repeat(30000));
+  t.equal(lines[652]?.text, 'last');
+});
+
+t.test('a line reaches stderr while the process runs on, not only when it exits', async (t) => {
+  const child = logging(`logger.info({ event: 'running' }); setInterval(() => {}, 1000);`);
+  t.teardown(() => child.kill('SIGKILL'));
+  const seen = new Promise<string>((resolve) => {
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+      if (stderr.includes('\n')) resolve(stderr);
+    });
+  });
+  t.match(await within15s(seen), /"event":"running"/, 'written within the sink\'s 100 ms, while the process is still up');
+});

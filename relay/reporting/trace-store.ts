@@ -2,9 +2,13 @@
 // reply, delivered, bounced, expired), for `tenant-relay trace` and GET /trace on the ops listener. Kept
 // in SQLite through node:sqlite: built into Node (no native module to build or download), the most
 // widely deployed embedded store, an index for each way a support desk asks (queue id, Message-ID,
-// recipient, tenant), and WAL, so the command reads while the relay writes. Rows are written in one
-// transaction per 250 ms (a trace is for people: a crash may lose that much of it, never mail). Bounded:
-// what is older than the retention goes, and the oldest messages go first past the size cap.
+// recipient, tenant), and WAL, so the command reads while the relay writes. Rows are committed once per
+// 250 ms (a trace is for people: a crash may lose that much of it, never mail), but written into the open
+// transaction at the end of the turn that told them: held in memory for 250 ms, a batch's rows (and the
+// replies, Message-IDs and decisions they hold) outlived V8's young collections and were copied, then
+// promoted to the old generation, to die there (a third of what the relay kept alive at any moment, at
+// one message at a time). Bounded: what is older than the retention goes, and the oldest messages go
+// first past the size cap.
 import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
@@ -45,8 +49,13 @@ export class TraceStore {
   readonly #now: () => number;
   readonly #retentionMs: number;
   readonly #maxBytes: number;
-  readonly #queue: TraceRow[] = [];
-  #flushTimer: NodeJS.Timeout | undefined;
+  /** Rows told in this turn, written at its end. */
+  #queue: TraceRow[] = [];
+  #writeQueued = false;
+  /** The transaction the rows go into, committed by this timer (or by a read, a maintenance, a close). */
+  #open = false;
+  #openRows = 0;
+  #commitTimer: NodeJS.Timeout | undefined;
   readonly #maintainTimer: NodeJS.Timeout | undefined;
   readonly #insertMessage: StatementSync;
   readonly #insertEvent: StatementSync;
@@ -107,46 +116,83 @@ export class TraceStore {
     for (const event of events) this.#push({ kind: 'event', event });
   }
 
-  /** Writes what is buffered, in one transaction. */
+  /** Writes what waits and commits it. */
   flush(): void {
-    if (this.#flushTimer) clearTimeout(this.#flushTimer);
-    this.#flushTimer = undefined;
+    this.#write();
+    this.#commit();
+  }
+
+  /** The rows told so far go into the open transaction (one opened, and its commit timed, if none is). */
+  #write(): void {
+    this.#writeQueued = false;
     if (this.#queue.length === 0) return;
-    const rows = this.#queue.splice(0);
+    const rows = this.#queue;
+    this.#queue = [];
     this.#disk?.written(rows.length * ROW_BYTES);
-    this.#db.exec('BEGIN');
+    if (!this.#open) {
+      this.#db.exec('BEGIN');
+      this.#open = true;
+      this.#commitTimer = setTimeout(() => this.#safely(() => this.#commit()), FLUSH_MS);
+    }
     try {
-      // One row per message a batch names, written once: its acceptance and the events that came with it
-      // (most messages are delivered within the batch) fold into it first.
-      for (const m of foldMessages(rows).values()) {
-        const decision = m.decision === undefined ? null : this.#decisions.idOf(clean(m.decision, 300));
-        this.#insertMessage.run(m.id, clean(m.messageId, 998), m.tenant, m.mode, clean(m.mailFrom, 320), m.size, m.acceptedAt, m.updatedAt, m.status, decision);
-        for (const r of m.recipients.slice(0, MAX_RECIPIENTS)) this.#insertRecipient.run(clean(r, 320), m.id);
-      }
-      for (const row of rows) {
-        if (row.kind === 'message') continue;
-        const e = row.event;
-        const said = e.upstreamReply;
-        this.#insertEvent.run(
-          e.queueId,
-          Date.parse(e.time),
-          e.type,
-          clean(e.recipient, 320),
-          e.upstream,
-          e.attempt,
-          clean(e.reply, MAX_TEXT),
-          clean(said ? formatUpstreamReply(said) : null, MAX_TEXT),
-          clean(said?.queueId ?? null, 200),
-          e.nextAttemptAt ? Date.parse(e.nextAttemptAt) : null,
-        );
-      }
-      this.#db.exec('COMMIT');
+      this.#insert(rows);
     } catch (err) {
-      this.#db.exec('ROLLBACK');
+      this.#rollback();
       throw err;
     }
+    this.#openRows += rows.length;
+    if (this.#openRows >= FLUSH_ROWS) this.#commit();
+  }
+
+  #commit(): void {
+    clearTimeout(this.#commitTimer);
+    this.#commitTimer = undefined;
+    if (!this.#open) return;
+    try {
+      this.#db.exec('COMMIT');
+    } catch (err) {
+      this.#rollback();
+      throw err;
+    }
+    this.#open = false;
+    this.#openRows = 0;
     // The cap holds as the store grows, not only at the hourly look.
     if (this.#usedBytes() > this.#maxBytes) this.#shrink();
+  }
+
+  #rollback(): void {
+    clearTimeout(this.#commitTimer);
+    this.#commitTimer = undefined;
+    this.#open = false;
+    this.#openRows = 0;
+    if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+  }
+
+  #insert(rows: readonly TraceRow[]): void {
+    // One row per message a batch names, written once: its acceptance and the events that came with it
+    // (most messages are delivered within the batch) fold into it first.
+    for (const m of foldMessages(rows).values()) {
+      const decision = m.decision === undefined ? null : this.#decisions.idOf(clean(m.decision, 300));
+      this.#insertMessage.run(m.id, clean(m.messageId, 998), m.tenant, m.mode, clean(m.mailFrom, 320), m.size, m.acceptedAt, m.updatedAt, m.status, decision);
+      for (const r of m.recipients.slice(0, MAX_RECIPIENTS)) this.#insertRecipient.run(clean(r, 320), m.id);
+    }
+    for (const row of rows) {
+      if (row.kind === 'message') continue;
+      const e = row.event;
+      const said = e.upstreamReply;
+      this.#insertEvent.run(
+        e.queueId,
+        Date.parse(e.time),
+        e.type,
+        clean(e.recipient, 320),
+        e.upstream,
+        e.attempt,
+        clean(e.reply, MAX_TEXT),
+        clean(said ? formatUpstreamReply(said) : null, MAX_TEXT),
+        clean(said?.queueId ?? null, 200),
+        e.nextAttemptAt ? Date.parse(e.nextAttemptAt) : null,
+      );
+    }
   }
 
   /** Forgets what is older than the retention, then the oldest messages while the store is over its size. */
@@ -186,7 +232,7 @@ export class TraceStore {
   close(): void {
     if (!this.#db.isOpen) return;
     if (this.#maintainTimer) clearInterval(this.#maintainTimer);
-    this.#safeFlush();
+    this.#safely(() => this.flush());
     this.#db.close();
   }
 
@@ -194,16 +240,17 @@ export class TraceStore {
     // Under the volume's floor the room is mail's: the trace is for people, and can do without.
     if (!this.#db.isOpen || this.#disk?.belowFloor) return;
     this.#queue.push(row);
-    if (this.#queue.length >= FLUSH_ROWS) this.flush();
-    else this.#flushTimer ??= setTimeout(() => this.#safeFlush(), FLUSH_MS);
+    if (this.#writeQueued) return;
+    this.#writeQueued = true;
+    queueMicrotask(() => this.#safely(() => this.#write()));
   }
 
-  #safeFlush(): void {
+  #safely(step: () => void): void {
     try {
-      this.flush();
+      step();
     } catch {
-      // A full disk or a locked file: this batch of trace rows is lost, mail is not affected.
-      this.#queue.length = 0;
+      // A full disk or a locked file: the rows since the last commit are lost, mail is not affected.
+      this.#queue = [];
     }
   }
 
