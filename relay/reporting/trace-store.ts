@@ -6,8 +6,8 @@
 // 250 ms (a trace is for people: a crash may lose that much of it, never mail), but written into the open
 // transaction at the end of the turn that told them: held in memory for 250 ms, a batch's rows (and the
 // replies, Message-IDs and decisions they hold) outlived V8's young collections and were copied, then
-// promoted to the old generation, to die there (a third of what the relay kept alive at any moment, at
-// one message at a time). Bounded: what is older than the retention goes, and the oldest messages go
+// promoted to the old generation, to die there (about half of what the relay kept alive at any moment,
+// at one message at a time). Bounded: what is older than the retention goes, and the oldest messages go
 // first past the size cap.
 import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -166,6 +166,8 @@ export class TraceStore {
     this.#open = false;
     this.#openRows = 0;
     if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+    // Decisions first written in the lost transaction are gone too: their ids must not be used again.
+    this.#decisions.forget();
   }
 
   #insert(rows: readonly TraceRow[]): void {
@@ -283,6 +285,10 @@ class DecisionIds {
   constructor(db: DatabaseSync) {
     this.#insert = db.prepare('INSERT OR IGNORE INTO decisions (text) VALUES (?)');
     this.#select = db.prepare('SELECT id FROM decisions WHERE text = ?');
+  }
+
+  forget(): void {
+    this.#known.clear();
   }
 
   idOf(text: string): number {
