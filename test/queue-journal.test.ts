@@ -236,3 +236,29 @@ t.test('inline fsync: the rule', async (t) => {
     t.equal(rule.chooses(c.alone), c.inline, c.name);
   }
 });
+
+t.test('a backlog left in old segments moves out a few messages at a time: the files held open stay bounded', async (t) => {
+  const dir = spoolDir();
+  const spool = new Spool(dir, { journalSegmentBytes: 256 * 1024, fsync: false });
+  await spool.open();
+  const openFiles = () => fs.readdirSync('/proc/self/fd').length;
+  const before = openFiles();
+  let most = before;
+  const ids: string[] = [];
+  // ~900 messages a segment: each new segment leaves those of the segment two back to move out.
+  for (let i = 0; i < 4000; i++) {
+    const { entry, bytes } = message();
+    await spool.commit(entry, bytes);
+    ids.push(entry.id);
+    if (i % 20 === 0) most = Math.max(most, openFiles());
+  }
+  const moved = () => ids.slice(0, 1500).every((id) => fs.existsSync(path.join(dir, 'queue', `${id}.json`)));
+  for (let i = 0; i < 500 && !moved(); i++) {
+    most = Math.max(most, openFiles());
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  t.ok(moved(), 'the old messages have files of their own');
+  t.ok(most - before < 100, `at most ${most - before} more files open at once (all at once, it was one or two per message waiting: thousands for a large backlog, past the process's limit)`);
+  t.ok(fs.statSync(path.join(dir, 'queue', `${ids[0] ?? ''}.eml`)).size > 0, 'with its bytes');
+  await spool.close();
+});
