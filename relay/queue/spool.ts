@@ -15,9 +15,9 @@ import { MessageFiles, realIo, type SpoolIo } from './message-files.js';
 import { type Recovered, recoverSpool } from './recovery.js';
 import { SpoolLayout } from './spool-layout.js';
 
-
 /** Stale messages moving out of the journal at once (#moveStale). */
 const STALE_MOVES_AT_ONCE = 16;
+
 export type { SpoolIo } from './message-files.js';
 
 export interface SpoolOptions {
