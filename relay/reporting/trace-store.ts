@@ -52,8 +52,7 @@ export class TraceStore {
   /** Rows told in this turn, written at its end. */
   #queue: TraceRow[] = [];
   #writeQueued = false;
-  /** The transaction the rows go into, committed by this timer (or by a read, a maintenance, a close). */
-  #open = false;
+  /** Rows in the open transaction, committed by this timer (or by a read, a maintenance, a close). */
   #openRows = 0;
   #commitTimer: NodeJS.Timeout | undefined;
   readonly #maintainTimer: NodeJS.Timeout | undefined;
@@ -129,9 +128,8 @@ export class TraceStore {
     const rows = this.#queue;
     this.#queue = [];
     this.#disk?.written(rows.length * ROW_BYTES);
-    if (!this.#open) {
+    if (!this.#db.isTransaction) {
       this.#db.exec('BEGIN');
-      this.#open = true;
       this.#commitTimer = setTimeout(() => this.#safely(() => this.#commit()), FLUSH_MS);
     }
     try {
@@ -147,14 +145,13 @@ export class TraceStore {
   #commit(): void {
     clearTimeout(this.#commitTimer);
     this.#commitTimer = undefined;
-    if (!this.#open) return;
+    if (!this.#db.isTransaction) return;
     try {
       this.#db.exec('COMMIT');
     } catch (err) {
       this.#rollback();
       throw err;
     }
-    this.#open = false;
     this.#openRows = 0;
     // The cap holds as the store grows, not only at the hourly look.
     if (this.#usedBytes() > this.#maxBytes) this.#shrink();
@@ -163,7 +160,6 @@ export class TraceStore {
   #rollback(): void {
     clearTimeout(this.#commitTimer);
     this.#commitTimer = undefined;
-    this.#open = false;
     this.#openRows = 0;
     if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
     // Decisions first written in the lost transaction are gone too: their ids must not be used again.
