@@ -30,12 +30,14 @@ async function fillSpool(dir: string, count: number): Promise<void> {
   const write = async (i: number) => {
     const id = newMessageId();
     // Deferred for the first time between 10 and 70 minutes from now: none falls due during the bench.
-    const entry = { v: 1 as const, id, createdAt: now - 3_600_000, mailFrom: 'app@down.bench', tenant: 'down', recipients: [{ address: `r${i}@example.com`, status: 'pending' as const, reply: '451 4.4.1 Upstream down is unreachable' }], attempts: 1, nextAttemptAt: now + 600_000 + ((i * 7919) % 3_600_000), firstTempFailureAt: now - 3_600_000, lastError: '451 4.4.1 Upstream down is unreachable' };
-    await spool.commit(entry, [bytes]);
+    const accepted = { v: 1 as const, id, createdAt: now - 3_600_000, mailFrom: 'app@down.bench', tenant: 'down', recipients: [{ address: `r${i}@example.com`, status: 'pending' as const }], attempts: 0, nextAttemptAt: now - 3_600_000 };
+    const committed = await spool.commit(accepted, [bytes]);
+    // Its first attempt failed: deferred, as the relay does it (the update moves it out of the journal).
+    await spool.update({ ...committed, recipients: committed.recipients.map((r) => ({ ...r, reply: '451 4.4.1 Upstream down is unreachable' })), attempts: 1, nextAttemptAt: now + 600_000 + ((i * 7919) % 3_600_000), firstTempFailureAt: now - 3_600_000, lastError: '451 4.4.1 Upstream down is unreachable' });
   };
   const BATCH = 64;
   for (let i = 0; i < count; i += BATCH) await Promise.all(Array.from({ length: Math.min(BATCH, count - i) }, (_, j) => write(i + j)));
-  // As a relay that ran while the backlog grew leaves it: moved out of the journal into files of their own.
+  // Nothing is left to move out (each update did it), unless one failed.
   const deadline = performance.now() + 600_000;
   while (spool.movingOut > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   await spool.close();
