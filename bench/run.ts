@@ -29,7 +29,7 @@ import { warmupCurve, warmupTable } from './warmup-curve.js';
 import { flipLine, flipScenario } from './flip.js';
 import { twinScenario, twinTable } from './twin.js';
 import { floorScenario, floorTable } from './floor.js';
-import { FROM, measureBench, measureSmtpSource, message, type Row, type Target, smtpSourceCount, TO, throughputTable } from './throughput.js';
+import { FROM, measureBench, measureSmtpSource, medianRow, message, type Row, type Target, smtpSourceCount, TO, throughputTable } from './throughput.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 // A relay runs for days; one that has just started runs unoptimized code (at concurrency 1 that alone
@@ -41,6 +41,22 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 // BENCH_WARMUP=0 measures from a cold start.
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 20);
 const SETTLE_MS = 500;
+// BENCH_ROUNDS (1) measures each cell's paths that many times, in turn, the order reversed every other
+// round, and keeps each measure's median: the ratios then survive a slow minute of this shared machine.
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
+
+/** Each target measured ROUNDS times, alternating the order; one row per target, in `targets`' order. */
+async function inRounds(targets: readonly Target[], measure: (target: Target) => Promise<Row>): Promise<Row[]> {
+  const byTarget = new Map<Target, Row[]>(targets.map((t) => [t, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? targets : [...targets].reverse();
+    const measured: Row[] = [];
+    for (const target of order) measured.push(await measure(target));
+    measured.forEach((row, i) => byTarget.get(order[i] as Target)?.push(row));
+    if (ROUNDS > 1) process.stderr.write(`    round ${round + 1}: ${measured.map((r) => `${r.path} ${fmt(r.deliveredPerSec)}/s ${fmt(r.cpuMsPerMessage, 2)} ms`).join(', ')}\n`);
+  }
+  return targets.map((t) => medianRow(byTarget.get(t) ?? []));
+}
 // BENCH_ONLY=queue,1,10 runs that mode, size and concurrency (and its baselines), for profiling with
 // BENCH_PROFILE=1; BENCH_ONLY=memory the idle connections and the 50 MB scenarios; BENCH_ONLY=backlog the backlog one;
 // BENCH_ONLY=cold the cold start; BENCH_ONLY=workers workers: 1 against workers: 2; BENCH_ONLY=console the
@@ -128,17 +144,13 @@ async function throughput(tmp: string, sink: Sink): Promise<Row[]> {
       for (const sizeKb of SIZES_KB) {
         for (const concurrency of CONCURRENCY) {
           const scenario = { workload, sizeKb, concurrency, seconds: SECONDS, settleMs: SETTLE_MS };
-          const ours: Row[] = [];
-          for (const target of targets) ours.push(await measureBench(target, sink, scenario));
+          const ours = await inRounds(targets, (target) => measureBench(target, sink, scenario));
           rows.push(...ours);
           const line = (rs: Row[]) => rs.map((r) => `${r.path} ${fmt(r.deliveredPerSec)}/s${r.cpuMsPerMessage !== undefined ? ` (${fmt(r.cpuMsPerMessage, 2)} ms CPU/msg)` : ''}`).join(', ');
           process.stderr.write(`  ${workload} ${sizeKb} KB x ${concurrency}: ${line(ours)}\n`);
           if (!withSmtpSource || !SMTP_SOURCE_SIZES_KB.includes(sizeKb)) continue;
-          const theirs: Row[] = [];
-          for (const [i, target] of targets.entries()) {
-            const count = smtpSourceCount(ours[i]?.acceptedPerSec ?? 100, SECONDS);
-            theirs.push(await measureSmtpSource(target, sink, scenario, count));
-          }
+          const counts = new Map(targets.map((target, i) => [target, smtpSourceCount(ours[i]?.acceptedPerSec ?? 100, SECONDS)]));
+          const theirs = await inRounds(targets, (target) => measureSmtpSource(target, sink, scenario, counts.get(target) ?? 100));
           rows.push(...theirs);
           process.stderr.write(`  ${workload} ${sizeKb} KB x ${concurrency} (smtp-source): ${line(theirs)}\n`);
         }

@@ -126,6 +126,35 @@ export async function measureSmtpSource(target: Target, sink: Sink, s: Scenario,
   };
 }
 
+/**
+ * One row from a cell's rounds (BENCH_ROUNDS): each measure is the median of the rounds'. A slow minute
+ * on a shared machine then moves one round of one path, not the ratio between two paths.
+ */
+export function medianRow(rounds: readonly Row[]): Row {
+  const first = rounds[0];
+  if (!first) throw new Error('medianRow: no rounds');
+  const mid = (pick: (r: Row) => number | undefined): number | undefined => {
+    const xs = rounds.map(pick).filter((x): x is number => x !== undefined).sort((a, b) => a - b);
+    if (xs.length === 0) return undefined;
+    const h = xs.length >> 1;
+    return xs.length % 2 === 1 ? xs[h] : ((xs[h - 1] ?? 0) + (xs[h] ?? 0)) / 2;
+  };
+  const optional = (key: 'p50Ms' | 'p99Ms' | 'relayPeakRssMb' | 'cpuMsPerMessage') => {
+    const v = mid((r) => r[key]);
+    return v === undefined ? {} : { [key]: v };
+  };
+  return {
+    ...first,
+    acceptedPerSec: mid((r) => r.acceptedPerSec) ?? 0,
+    deliveredPerSec: mid((r) => r.deliveredPerSec) ?? 0,
+    refused: rounds.reduce((n, r) => n + r.refused, 0),
+    ...optional('p50Ms'),
+    ...optional('p99Ms'),
+    ...optional('relayPeakRssMb'),
+    ...optional('cpuMsPerMessage'),
+  };
+}
+
 const fmt = (n: number | undefined, digits = 0) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits));
 
 /**
