@@ -237,7 +237,7 @@ t.test('inline fsync: the rule', async (t) => {
   }
 });
 
-t.test('a backlog left in old segments moves out a few messages at a time: the files held open stay bounded', async (t) => {
+t.test('a backlog left in old segments moves out one message at a time: the files held open stay bounded', async (t) => {
   const dir = spoolDir();
   const spool = new Spool(dir, { journalSegmentBytes: 256 * 1024, fsync: false });
   await spool.open();
