@@ -12,9 +12,10 @@ import { freePort, type RelayProcess, type Sink, startRelayProcess } from './pro
 import { measureBench, message, type Row, type Scenario } from './throughput.js';
 
 export interface BacklogResult {
-  readonly deferred: number;
+  /** Messages in the backlog. */
+  readonly count: number;
   readonly shape: BacklogShape;
-  /** Writing the deferred messages into the spool (the bench's own time, fsync off). */
+  /** Writing them into the spool (the bench's own time, fsync off, then a sync). */
   readonly fillSeconds: number;
   /** From starting the relay to its listening, with the backlog to read first. */
   readonly startSeconds: number;
@@ -86,5 +87,5 @@ export async function backlogScenario(tmp: string, sink: Sink, yaml: (dir: strin
   };
   const empty = await run('empty', 0);
   const full = await run('full', count);
-  return { deferred: count, shape, fillSeconds: full.fillSeconds, startSeconds: full.startSeconds, emptyStartSeconds: empty.startSeconds, empty: empty.row, withBacklog: full.row };
+  return { count, shape, fillSeconds: full.fillSeconds, startSeconds: full.startSeconds, emptyStartSeconds: empty.startSeconds, empty: empty.row, withBacklog: full.row };
 }

@@ -307,7 +307,7 @@ async function backlog(tmp: string, sink: Sink) {
   const scenario = { workload: 'per-message' as const, sizeKb: 1, concurrency: 10, seconds: SECONDS * 2, settleMs: SETTLE_MS };
   const b = await backlogScenario(tmp, sink, (dir, extra) => relayYaml(dir, sink.port, 'queue', extra), BACKLOG, BACKLOG_SHAPE, scenario, (relay) => warmUp(relay.port, sink, 3));
   const rate = (r: Row) => `${fmt(r.acceptedPerSec)} accepted/s, ${fmt(r.cpuMsPerMessage, 2)} ms relay CPU per message`;
-  console.log(`\nbacklog: ${b.deferred} ${b.shape === 'waiting' ? 'messages waiting for their first attempt' : 'deferred messages'} queued (written in ${fmt(b.fillSeconds, 1)} s); relay listening ${fmt(b.startSeconds, 1)} s after start (${fmt(b.emptyStartSeconds, 1)} s empty)`);
+  console.log(`\nbacklog: ${b.count} ${b.shape === 'waiting' ? 'messages waiting for their first attempt' : 'deferred messages'} queued (written in ${fmt(b.fillSeconds, 1)} s); relay listening ${fmt(b.startSeconds, 1)} s after start (${fmt(b.emptyStartSeconds, 1)} s empty)`);
   console.log(`  empty queue:   ${rate(b.empty)}`);
   console.log(`  with backlog:  ${rate(b.withBacklog)}  (${fmt((100 * b.withBacklog.acceptedPerSec) / b.empty.acceptedPerSec)}% of the empty-queue rate)`);
   return b;

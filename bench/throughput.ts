@@ -4,6 +4,7 @@
 // generated twice when Postfix is installed: by our own client (which measures latency), and by
 // Postfix's smtp-source, sized to last about as long.
 import { performance } from 'node:perf_hooks';
+import { median } from './cold-start.js';
 import { percentile, runLoad, type Workload } from './load.js';
 import type { RelayProcess, Sink } from './processes.js';
 import { runSmtpSource } from './smtp-source.js';
@@ -134,10 +135,8 @@ export function medianRow(rounds: readonly Row[]): Row {
   const first = rounds[0];
   if (!first) throw new Error('medianRow: no rounds');
   const mid = (pick: (r: Row) => number | undefined): number | undefined => {
-    const xs = rounds.map(pick).filter((x): x is number => x !== undefined).sort((a, b) => a - b);
-    if (xs.length === 0) return undefined;
-    const h = xs.length >> 1;
-    return xs.length % 2 === 1 ? xs[h] : ((xs[h - 1] ?? 0) + (xs[h] ?? 0)) / 2;
+    const xs = rounds.map(pick).filter((x): x is number => x !== undefined);
+    return xs.length === 0 ? undefined : median(xs);
   };
   const optional = (key: 'p50Ms' | 'p99Ms' | 'relayPeakRssMb' | 'cpuMsPerMessage') => {
     const v = mid((r) => r[key]);
