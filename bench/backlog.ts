@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { newMessageId } from '../relay/ids.js';
 import { Spool } from '../relay/queue/spool.js';
 import { freePort, type RelayProcess, type Sink, startRelayProcess } from './processes.js';
-import { measureBench, message, type Row, type Scenario } from './throughput.js';
+import { type Generator, measureBench, measureSmtpSource, message, type Row, type Scenario, smtpSourceCount } from './throughput.js';
 
 export interface BacklogResult {
   /** Messages in the backlog. */
@@ -62,7 +62,11 @@ async function fillSpool(dir: string, count: number, shape: BacklogShape): Promi
   execFileSync('sync');
 }
 
-export async function backlogScenario(tmp: string, sink: Sink, yaml: (dir: string, extra: string) => (port: number) => string, count: number, shape: BacklogShape, scenario: Scenario, warmUp: (relay: RelayProcess) => Promise<void>): Promise<BacklogResult> {
+/**
+ * The load is our client's, or smtp-source's (BENCH_BACKLOG_GENERATOR=smtp-source): the same number of
+ * messages for both relays, about what this machine takes in the scenario's time.
+ */
+export async function backlogScenario(tmp: string, sink: Sink, yaml: (dir: string, extra: string) => (port: number) => string, count: number, shape: BacklogShape, generator: Generator, scenario: Scenario, warmUp: (relay: RelayProcess) => Promise<void>): Promise<BacklogResult> {
   const downPort = await freePort();
   const extra = `  - id: down\n    match: { domains: [down.bench] }\n    upstream: { host: 127.0.0.1, port: ${downPort}, tls: none, connectTimeoutSeconds: 1 }\n`;
   const run = async (label: string, fill: number) => {
@@ -76,7 +80,8 @@ export async function backlogScenario(tmp: string, sink: Sink, yaml: (dir: strin
       const startSeconds = (performance.now() - t1) / 1000;
       try {
         await warmUp(relay);
-        const row = await measureBench({ path: 'queue', port: relay.port, relay }, sink, scenario);
+        const target = { path: 'queue' as const, port: relay.port, relay };
+        const row = generator === 'smtp-source' ? await measureSmtpSource(target, sink, scenario, smtpSourceCount(1200, scenario.seconds)) : await measureBench(target, sink, scenario);
         return { fillSeconds, startSeconds, row };
       } finally {
         await relay.stop();

@@ -49,10 +49,12 @@ const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
 async function inRounds(targets: readonly Target[], measure: (target: Target) => Promise<Row>): Promise<Row[]> {
   const byTarget = new Map<Target, Row[]>(targets.map((t) => [t, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? targets : [...targets].reverse();
     const measured: Row[] = [];
-    for (const target of order) measured.push(await measure(target));
-    measured.forEach((row, i) => byTarget.get(order[i] as Target)?.push(row));
+    for (const target of round % 2 === 0 ? targets : [...targets].reverse()) {
+      const row = await measure(target);
+      measured.push(row);
+      byTarget.get(target)?.push(row);
+    }
     if (ROUNDS > 1) process.stderr.write(`    round ${round + 1}: ${measured.map((r) => `${r.path} ${fmt(r.deliveredPerSec)}/s ${fmt(r.cpuMsPerMessage, 2)} ms`).join(', ')}\n`);
   }
   return targets.map((t) => medianRow(byTarget.get(t) ?? []));
@@ -77,6 +79,7 @@ const WORKLOADS = (process.env.BENCH_WORKLOADS?.split(',') ?? ['per-message', 'r
 const SMTP_SOURCE_SIZES_KB = [1, 20];
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 100_000);
 const BACKLOG_SHAPE = process.env.BENCH_BACKLOG_SHAPE === 'waiting' ? 'waiting' : 'deferred';
+const BACKLOG_GENERATOR = process.env.BENCH_BACKLOG_GENERATOR === 'smtp-source' && smtpSourceInstalled() ? 'smtp-source' : 'bench';
 
 const relayYaml = (dir: string, sinkPort: number, mode: 'queue' | 'passthrough', tenants = '') => (port: number) => `
 hostname: bench.relay.localhost
@@ -305,9 +308,9 @@ async function platformLookups(): Promise<{ missMs: number; hitNs: number }> {
 
 async function backlog(tmp: string, sink: Sink) {
   const scenario = { workload: 'per-message' as const, sizeKb: 1, concurrency: 10, seconds: SECONDS * 2, settleMs: SETTLE_MS };
-  const b = await backlogScenario(tmp, sink, (dir, extra) => relayYaml(dir, sink.port, 'queue', extra), BACKLOG, BACKLOG_SHAPE, scenario, (relay) => warmUp(relay.port, sink, 3));
+  const b = await backlogScenario(tmp, sink, (dir, extra) => relayYaml(dir, sink.port, 'queue', extra), BACKLOG, BACKLOG_SHAPE, BACKLOG_GENERATOR, scenario, (relay) => warmUp(relay.port, sink, 3));
   const rate = (r: Row) => `${fmt(r.acceptedPerSec)} accepted/s, ${fmt(r.cpuMsPerMessage, 2)} ms relay CPU per message`;
-  console.log(`\nbacklog: ${b.count} ${b.shape === 'waiting' ? 'messages waiting for their first attempt' : 'deferred messages'} queued (written in ${fmt(b.fillSeconds, 1)} s); relay listening ${fmt(b.startSeconds, 1)} s after start (${fmt(b.emptyStartSeconds, 1)} s empty)`);
+  console.log(`\nbacklog: ${b.count} ${b.shape === 'waiting' ? 'messages waiting for their first attempt' : 'deferred messages'} queued (written in ${fmt(b.fillSeconds, 1)} s); relay listening ${fmt(b.startSeconds, 1)} s after start (${fmt(b.emptyStartSeconds, 1)} s empty); load from ${b.empty.generator === 'bench' ? 'our client' : 'smtp-source'}`);
   console.log(`  empty queue:   ${rate(b.empty)}`);
   console.log(`  with backlog:  ${rate(b.withBacklog)}  (${fmt((100 * b.withBacklog.acceptedPerSec) / b.empty.acceptedPerSec)}% of the empty-queue rate)`);
   return b;
