@@ -237,6 +237,49 @@ t.test('inline fsync: the rule', async (t) => {
   }
 });
 
+t.test('stale messages move out one at a time while mail comes in, and several at a time once none has come for a second', async (t) => {
+  const dir = spoolDir();
+  // Each move renames one state file into queue/: a rename held for 2 ms holds its move, so the renames in
+  // flight are the moves in flight.
+  let inFlight = 0;
+  const most = { busy: 0, idle: 0 };
+  let phase: keyof typeof most = 'busy';
+  const io: SpoolIo = {
+    fsync: (file, inline) => realIo.fsync(file, inline),
+    rename: async (from, to) => {
+      inFlight++;
+      most[phase] = Math.max(most[phase], inFlight);
+      try {
+        await new Promise((r) => setTimeout(r, 2));
+        await realIo.rename(from, to);
+      } finally {
+        inFlight--;
+      }
+    },
+  };
+  const spool = new Spool(dir, { journalSegmentBytes: 64 * 1024, fsync: false, io });
+  await spool.open();
+  // ~220 messages a segment: the fill leaves those of the segments two back to move out, while it commits.
+  const ids: string[] = [];
+  for (let i = 0; i < 1500; i++) {
+    const { entry, bytes } = message();
+    await spool.commit(entry, bytes);
+    ids.push(entry.id);
+    if (i % 50 === 0) await new Promise((r) => setImmediate(r));
+  }
+  t.ok(spool.movingOut > 100, `${spool.movingOut} messages still to move when the mail stops`);
+  t.equal(most.busy, 1, 'one move at a time while messages are committed');
+  // The first move to end a second after the last commit starts the next several at once. The phase
+  // turns before that second is up, so no move of the idle relay counts as one of the busy relay's.
+  await new Promise((r) => setTimeout(r, 900));
+  phase = 'idle';
+  for (let i = 0; i < 2000 && spool.movingOut > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  t.equal(spool.movingOut, 0, 'all moved');
+  t.ok(most.idle > 1 && most.idle <= 16, `then ${most.idle} at a time (at most 16)`);
+  t.ok(ids.slice(0, 600).every((id) => fs.existsSync(path.join(dir, 'queue', `${id}.json`))), 'the old messages have files of their own');
+  await spool.close();
+});
+
 t.test('a backlog left in old segments moves out a few messages at a time, not all at once: the files held open stay bounded', async (t) => {
   const dir = spoolDir();
   const spool = new Spool(dir, { journalSegmentBytes: 256 * 1024, fsync: false });

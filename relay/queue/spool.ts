@@ -16,14 +16,18 @@ import { type Recovered, recoverSpool } from './recovery.js';
 import { SpoolLayout } from './spool-layout.js';
 
 /**
- * Stale messages moving out of the journal at once (#moveStale): one. Each move fsyncs two files, and
- * those fsyncs queue on the same disk as the journal's, which every client's 250 waits for. A relay moving
- * 7,840 messages out (bench BENCH_BACKLOG_SHAPE=waiting) accepted 445-571 msgs/s of our client's load with
- * 16 at a time, 1,045-1,177 with one; of smtp-source's, 709-914 against 771-1,136 (medians about 815
- * and 940). One at a time moves 400-540 a second on an idle relay here (16: 1,000-1,200); the journal
- * meanwhile keeps a few more segments on disk, and loses nothing.
+ * Stale messages moving out of the journal at once (#moveStale) while the relay takes mail: one. Each move
+ * fsyncs two files, and those fsyncs queue on the same disk as the journal's, which every client's 250
+ * waits for. A relay moving 7,840 messages out (bench BENCH_BACKLOG_SHAPE=waiting) accepted 445-571
+ * msgs/s of our client's load with 16 at a time, 1,045-1,177 with one; of smtp-source's, 709-914 against
+ * 771-1,136 (medians about 815 and 940). One at a time moves 400-540 a second here, 16 at a time
+ * 1,000-1,200: once no message has been committed for IDLE_AFTER_MS, nobody waits on the disk, and the
+ * moves go STALE_MOVES_WHEN_IDLE at a time. Not "no session open": an app with a connection per message
+ * has none open between two of them, many times a second.
  */
 const STALE_MOVES_AT_ONCE = 1;
+const STALE_MOVES_WHEN_IDLE = 16;
+const IDLE_AFTER_MS = 1_000;
 
 export type { SpoolIo } from './message-files.js';
 
@@ -57,9 +61,11 @@ export class Spool {
   readonly #files: MessageFiles;
   /** Messages being moved from the journal to files of their own: what else touches them waits. */
   readonly #moving = new Map<string, Promise<void>>();
-  /** Messages in old journal segments, waiting to move to files of their own (STALE_MOVES_AT_ONCE at a time). */
+  /** Messages in old journal segments, waiting to move to files of their own (#moveStale). */
   readonly #stale = new Set<string>();
   #staleMoving = 0;
+  /** performance.now() of the last commit: the relay is idle once it is IDLE_AFTER_MS old. */
+  #committedAt = -Infinity;
   #closing = false;
 
   constructor(root: string, options: SpoolOptions = {}) {
@@ -91,6 +97,7 @@ export class Spool {
    * as committed (its size set) once it is on disk; on failure nothing is queued.
    */
   async commit(entry: Omit<QueuedMessage, 'size'>, message: MessageBytes | readonly Part[]): Promise<QueuedMessage> {
+    this.#committedAt = performance.now();
     const place = placed(message);
     if ('bytes' in place) {
       const committed = { ...entry, size: lengthOf(place.bytes) };
@@ -229,12 +236,14 @@ export class Spool {
   }
 
   /**
-   * Moves the stale messages out, STALE_MOVES_AT_ONCE at a time. All at once, a backlog opened a file for
-   * each of them together: 40,000 deferred messages held 13,000 descriptors open, 100,000 ran into the
+   * Moves the stale messages out, a few at a time: STALE_MOVES_AT_ONCE while mail comes in, else
+   * STALE_MOVES_WHEN_IDLE (decided again as each move ends). All at once, a backlog opened a file for each
+   * of them together: 40,000 deferred messages held 13,000 descriptors open, 100,000 ran into the
    * process's limit (EMFILE), and every other file the relay opened then failed too.
    */
   #moveStale(): void {
-    while (!this.#closing && this.#staleMoving < STALE_MOVES_AT_ONCE) {
+    const atOnce = performance.now() - this.#committedAt >= IDLE_AFTER_MS ? STALE_MOVES_WHEN_IDLE : STALE_MOVES_AT_ONCE;
+    while (!this.#closing && this.#staleMoving < atOnce) {
       const id = this.#stale.values().next().value;
       if (id === undefined) return;
       this.#stale.delete(id);
