@@ -298,7 +298,8 @@ t.test('a backlog left in old segments moves out a few messages at a time, not a
     if (i % 20 === 0) most = Math.max(most, openFiles());
   }
   const moved = () => ids.slice(0, 1500).every((id) => fs.existsSync(path.join(dir, 'queue', `${id}.json`)));
-  // One move at a time: a slow machine needs seconds for 1,500 of them.
+  // One move at a time while the fill commits, more once it has been idle for a second: a slow machine
+  // still needs seconds for 1,500 of them.
   for (let i = 0; i < 2000 && !moved(); i++) {
     most = Math.max(most, openFiles());
     await new Promise((r) => setTimeout(r, 10));
