@@ -28,8 +28,10 @@ export async function recoverSpool(layout: SpoolLayout, journal: Journal): Promi
   const states: string[] = [];
   for (const name of names) {
     const file = SpoolLayout.parseQueueFile(name);
-    if (!file || file.kind === 'request') continue;
-    if (file.kind === 'state') states.push(file.id);
+    if (!file) continue;
+    // Left by a version that kept requests beside the messages: applied from requests/ like the others.
+    if (file.kind === 'request') await fs.rename(layout.requestBesideMessage(file.id, file.request), layout.request(file.id, file.request));
+    else if (file.kind === 'state') states.push(file.id);
     else if (file.kind === 'state-aside') await fs.rm(layout.stateAside(file.id), { force: true });
     // A message whose state never reached queue/ was never acknowledged: the client still has it.
     else if (!present.has(`${file.id}.json`)) await fs.rm(layout.message(file.id), { force: true });

@@ -1,9 +1,9 @@
 // Requests from `tenant-relay queue` and the mail console (retry, delete, hold, release), left as files
-// beside the entries, each saying who asked: the running relay applies them at its next scan (a stopped
-// one at start; the console's own relay at once), so no one races the scheduler for the same file.
+// in the spool's requests/, each saying who asked: the running relay applies them at its next scan (a
+// stopped one at start; the console's own relay at once), so no one races the scheduler for the same file.
 import fs from 'node:fs/promises';
 import { sanitizeUpstreamText } from '../errors.js';
-import { PRIVATE_FILE } from '../private-files.js';
+import { PRIVATE_DIR, PRIVATE_FILE } from '../private-files.js';
 import type { QueuedMessage } from './entry.js';
 import { type RequestKind, SpoolLayout } from './spool-layout.js';
 
@@ -38,7 +38,8 @@ export class QueueRequests {
   }
 
   async pending(): Promise<QueueRequest[]> {
-    const names = await fs.readdir(this.#layout.dir('queue')).catch(() => [] as string[]);
+    // Only the requests: a scan costs nothing more with a backlog in queue/.
+    const names = await fs.readdir(this.#layout.requestsDir).catch(() => [] as string[]);
     const found: QueueRequest[] = [];
     for (const name of names) {
       const file = SpoolLayout.parseQueueFile(name);
@@ -50,6 +51,8 @@ export class QueueRequests {
   }
 
   async leave(id: string, kind: RequestKind, by = 'tenant-relay queue'): Promise<void> {
+    // A spool last opened by a version before requests/ has none yet.
+    await fs.mkdir(this.#layout.requestsDir, { recursive: true, mode: PRIVATE_DIR });
     await fs.writeFile(this.#layout.request(id, kind), by, { mode: PRIVATE_FILE });
   }
 

@@ -4,7 +4,11 @@
 //   tmp/      being written (state files, large incoming messages, pass-through staging): never
 //             acknowledged, cleared at start
 //   queue/    messages with files of their own: <id>.eml (the bytes to send) and <id>.json (envelope and
-//             per-recipient state); <id>.retry, .delete, .hold and .release are requests left by `tenant-relay queue`
+//             per-recipient state)
+//   requests/ <id>.retry, .delete, .hold and .release: requests left by `tenant-relay queue` and the mail
+//             console. A folder of their own: the relay looks for them every few seconds, and a backlog
+//             of 100,000 deferred messages is 200,000 names in queue/ (versions before it left them in
+//             queue/; the recovery moves any found there)
 //   failed/   finished with at least one recipient failed for good, kept for inspection
 //   corrupt/  entries found unreadable at start, moved aside
 //   events/   delivery events waiting for a webhook: events/<webhook>/<seq>.jsonl and a cursor
@@ -29,11 +33,13 @@ export class SpoolLayout {
   readonly root: string;
   readonly tmpDir: string;
   readonly journalDir: string;
+  readonly requestsDir: string;
 
   constructor(root: string) {
     this.root = root;
     this.tmpDir = path.join(root, 'tmp');
     this.journalDir = path.join(root, 'journal');
+    this.requestsDir = path.join(root, 'requests');
   }
 
   /** The outbox of one webhook ("platform", or "tenant-<id>"). */
@@ -57,7 +63,7 @@ export class SpoolLayout {
 
   /** Every folder, for creating them at start. */
   get dirs(): readonly string[] {
-    return [this.tmpDir, this.journalDir, this.dir('queue'), this.dir('failed'), this.dir('corrupt')];
+    return [this.tmpDir, this.journalDir, this.dir('queue'), this.requestsDir, this.dir('failed'), this.dir('corrupt')];
   }
 
   dir(area: Area): string {
@@ -83,6 +89,11 @@ export class SpoolLayout {
   }
 
   request(id: string, kind: RequestKind): string {
+    return path.join(this.requestsDir, `${id}.${kind}`);
+  }
+
+  /** Where a version before requests/ left a request: queue/, beside the message. */
+  requestBesideMessage(id: string, kind: RequestKind): string {
     return path.join(this.root, 'queue', `${id}.${kind}`);
   }
 
@@ -122,7 +133,7 @@ export class SpoolLayout {
     return some('journal') || some('queue');
   }
 
-  /** Reads a file name in queue/; undefined for names the spool does not write. */
+  /** Reads a file name in queue/ or requests/; undefined for names the spool does not write. */
   static parseQueueFile(name: string): QueueFile | undefined {
     const m = /^([a-z0-9]+)\.(eml|json|json\.new|retry|delete|hold|release)$/.exec(name);
     if (!m?.[1]) return undefined;
