@@ -41,3 +41,42 @@ t.test('100,000 entries rescheduled many times: the heap stays bounded and the o
   t.ok(ordered, 'earliest first');
   t.equal(due.size, 0);
 });
+
+t.test('messages scheduled for a time the last round passed are due at the next, in order among the rest', async (t) => {
+  const due = new DueTimes();
+  due.set('later', 300);
+  due.set('soon', 150);
+  t.same(due.takeDue(100), []);
+  // Each already due when scheduled (a fresh message, a retry asked for now).
+  due.set('fresh-2', 90);
+  due.set('fresh-1', 50);
+  due.set('fresh-3', 120);
+  due.set('moved', 95);
+  due.set('moved', 400); // rescheduled past the round: its earlier time no longer counts
+  t.equal(due.next(), 50);
+  t.equal(due.size, 6);
+  t.same(due.takeDue(200), ['fresh-1', 'fresh-2', 'fresh-3', 'soon']);
+  t.same(due.takeDue(1000), ['later', 'moved']);
+  t.equal(due.next(), undefined);
+});
+
+t.test('a clock set back: what was scheduled before the new time waits for it', async (t) => {
+  const due = new DueTimes();
+  t.same(due.takeDue(1000), []);
+  due.set('a', 900);
+  t.same(due.takeDue(800), [], 'the round at 800 leaves the message due at 900');
+  t.equal(due.at('a'), 900);
+  t.same(due.takeDue(900), ['a']);
+});
+
+t.test('a removed message is never handed out, whether it waited in the heap or was already due', async (t) => {
+  const due = new DueTimes();
+  due.takeDue(100);
+  due.set('heap', 200);
+  due.set('overdue', 50);
+  due.delete('heap');
+  due.delete('overdue');
+  t.equal(due.size, 0);
+  t.equal(due.next(), undefined);
+  t.same(due.takeDue(1000), []);
+});
