@@ -2,34 +2,57 @@
 // messages. This fills a spool with that many deferred messages (a tenant whose upstream is down, next
 // attempts spread over the coming hour, as retries are), starts a relay on it, and measures the accept
 // rate and the relay's CPU per accepted message against a relay with an empty queue, same load.
+//
+// This machine's speed moves by 20-30 % from one minute to the next: one load of each, a minute apart,
+// measured the minute as much as the backlog (68-103 % over ten runs). So both relays run at once, each
+// with its own sink and its own client, and are loaded at the same time (as bench/twin.ts does two
+// builds), in two passes with the seats swapped (which relay starts first and sends to the bench's
+// sink), each pass's median of `rounds` rounds, the two passes' medians combined by their geometric
+// mean. smtp-source cannot run twice at once against a time budget here: under it
+// (BENCH_BACKLOG_GENERATOR=smtp-source) the two relays are loaded in turn instead, the order reversed
+// each round, and each side's median is compared.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { median } from './cold-start.js';
+import { runLoad } from './load.js';
 import { newMessageId } from '../relay/ids.js';
 import { Spool } from '../relay/queue/spool.js';
-import { freePort, type RelayProcess, type Sink, startRelayProcess } from './processes.js';
-import { type Generator, measureBench, measureSmtpSource, message, type Row, type Scenario, smtpSourceCount } from './throughput.js';
+import { freePort, type RelayProcess, type Sink, startRelayProcess, startSink } from './processes.js';
+import { FROM, type Generator, measureBench, measureSmtpSource, message, type Scenario, smtpSourceCount, TO } from './throughput.js';
+
+/** One relay's figures in one round. */
+export interface BacklogSide {
+  readonly acceptedPerSec: number;
+  readonly cpuMsPerMessage: number;
+}
+
+export interface BacklogRound {
+  readonly empty: BacklogSide;
+  readonly withBacklog: BacklogSide;
+  /** Loaded together: the relay with the backlog had the first seat. */
+  readonly backlogFirst?: boolean;
+}
 
 export interface BacklogResult {
   /** Messages in the backlog. */
   readonly count: number;
   readonly shape: BacklogShape;
+  readonly generator: Generator;
+  /** `together`: loaded at the same time; `in-turn`: one after the other. */
+  readonly loading: 'together' | 'in-turn';
   /** Writing them into the spool (the bench's own time, fsync off, then a sync). */
   readonly fillSeconds: number;
   /** From starting the relay to its listening, with the backlog to read first. */
   readonly startSeconds: number;
   readonly emptyStartSeconds: number;
-  readonly empty: Row;
-  readonly withBacklog: Row;
+  readonly rounds: readonly BacklogRound[];
+  /** With the backlog over empty: accept rate and CPU a message. */
+  readonly acceptRatio: number;
+  readonly cpuRatio: number;
 }
 
-/**
- * How the backlog waits: `deferred` (the default), each message tried once and deferred, so in files of its
- * own; `waiting` (BENCH_BACKLOG_SHAPE=waiting), never tried yet (a paced tenant's line), so in the journal
- * until it sits there too long: the last two segments' messages are still there at the relay's start, and
- * go stale, to be moved out, as the load fills new ones.
- */
 export type BacklogShape = 'deferred' | 'waiting';
 
 /** Writes `count` messages of tenant `down`, none due during the bench, into the spool at `dir`. */
@@ -62,35 +85,126 @@ async function fillSpool(dir: string, count: number, shape: BacklogShape): Promi
   execFileSync('sync');
 }
 
-/**
- * The load is our client's, or smtp-source's (BENCH_BACKLOG_GENERATOR=smtp-source): the same number of
- * messages for both relays, about what this machine takes in the scenario's time.
- */
-export async function backlogScenario(tmp: string, sink: Sink, yaml: (dir: string, extra: string) => (port: number) => string, count: number, shape: BacklogShape, generator: Generator, scenario: Scenario, warmUp: (relay: RelayProcess) => Promise<void>): Promise<BacklogResult> {
+/** The relay's config for a spool in `dir`, forwarding to the sink at `sinkPort`, with `extra` tenants. */
+export type BacklogYaml = (dir: string, sinkPort: number, extra: string) => (port: number) => string;
+
+export interface BacklogOptions {
+  readonly count: number;
+  readonly shape: BacklogShape;
+  readonly generator: Generator;
+  readonly scenario: Scenario;
+  /** Rounds of each pass (together) or loads of each relay (in turn). */
+  readonly rounds: number;
+  readonly warmUp: (relay: RelayProcess, sink: Sink) => Promise<void>;
+}
+
+export async function backlogScenario(tmp: string, sink: Sink, yaml: BacklogYaml, o: BacklogOptions): Promise<BacklogResult> {
   const downPort = await freePort();
   const extra = `  - id: down\n    match: { domains: [down.bench] }\n    upstream: { host: 127.0.0.1, port: ${downPort}, tls: none, connectTimeoutSeconds: 1 }\n`;
-  const run = async (label: string, fill: number) => {
-    const dir = fs.mkdtempSync(path.join(tmp, `backlog-${label}-`));
-    try {
-      const t0 = performance.now();
-      if (fill > 0) await fillSpool(path.join(dir, 'spool'), fill, shape);
-      const fillSeconds = (performance.now() - t0) / 1000;
-      const t1 = performance.now();
-      const relay = await startRelayProcess(dir, yaml(dir, extra), {}, 300_000);
-      const startSeconds = (performance.now() - t1) / 1000;
-      try {
-        await warmUp(relay);
-        const target = { path: 'queue' as const, port: relay.port, relay };
-        const row = generator === 'smtp-source' ? await measureSmtpSource(target, sink, scenario, smtpSourceCount(1200, scenario.seconds)) : await measureBench(target, sink, scenario);
-        return { fillSeconds, startSeconds, row };
-      } finally {
-        await relay.stop();
-      }
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+  const dirs = { empty: fs.mkdtempSync(path.join(tmp, 'backlog-empty-')), full: fs.mkdtempSync(path.join(tmp, 'backlog-full-')) };
+  const secondSink = o.generator === 'bench' ? await startSink() : undefined;
+  const running = new Set<RelayProcess>();
+  const start = async (which: 'empty' | 'full', to: Sink) => {
+    const t0 = performance.now();
+    const relay = await startRelayProcess(dirs[which], yaml(dirs[which], to.port, extra), {}, 300_000);
+    running.add(relay);
+    return { relay, startSeconds: (performance.now() - t0) / 1000 };
   };
-  const empty = await run('empty', 0);
-  const full = await run('full', count);
-  return { count, shape, fillSeconds: full.fillSeconds, startSeconds: full.startSeconds, emptyStartSeconds: empty.startSeconds, empty: empty.row, withBacklog: full.row };
+  const stop = async (relay: RelayProcess) => {
+    running.delete(relay);
+    await relay.stop();
+  };
+  try {
+    const t0 = performance.now();
+    if (o.count > 0) await fillSpool(path.join(dirs.full, 'spool'), o.count, o.shape);
+    const fillSeconds = (performance.now() - t0) / 1000;
+    const base = { count: o.count, shape: o.shape, generator: o.generator, fillSeconds };
+    if (!secondSink) {
+      const empty = await start('empty', sink);
+      const full = await start('full', sink);
+      for (const relay of [empty.relay, full.relay]) await o.warmUp(relay, sink);
+      const rounds = await inTurn(empty.relay, full.relay, sink, o);
+      return { ...base, loading: 'in-turn', startSeconds: full.startSeconds, emptyStartSeconds: empty.startSeconds, rounds, ...ratiosOf([rounds]) };
+    }
+    const passes: BacklogRound[][] = [];
+    let startSeconds = 0;
+    let emptyStartSeconds = 0;
+    for (const backlogFirst of [false, true]) {
+      // The first seat is started and loaded first, and sends to the bench's sink.
+      const seats = backlogFirst ? (['full', 'empty'] as const) : (['empty', 'full'] as const);
+      const sinks = [sink, secondSink] as const;
+      const started = [await start(seats[0], sinks[0]), await start(seats[1], sinks[1])];
+      const [emptyAt, fullAt] = backlogFirst ? [1, 0] : [0, 1];
+      const empty = started[emptyAt] as { relay: RelayProcess; startSeconds: number };
+      const full = started[fullAt] as { relay: RelayProcess; startSeconds: number };
+      startSeconds = Math.max(startSeconds, full.startSeconds);
+      emptyStartSeconds = Math.max(emptyStartSeconds, empty.startSeconds);
+      try {
+        await Promise.all(started.map((s, i) => o.warmUp(s.relay, sinks[i] as Sink)));
+        passes.push(await together(empty.relay, full.relay, backlogFirst, o));
+      } finally {
+        for (const s of started) await stop(s.relay);
+      }
+    }
+    return { ...base, loading: 'together', startSeconds, emptyStartSeconds, rounds: passes.flat(), ...ratiosOf(passes) };
+  } finally {
+    for (const relay of running) await relay.stop();
+    await secondSink?.stop();
+    for (const dir of Object.values(dirs)) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Both relays under the same load at the same time, `rounds` times. */
+async function together(empty: RelayProcess, full: RelayProcess, backlogFirst: boolean, o: BacklogOptions): Promise<BacklogRound[]> {
+  const s = o.scenario;
+  const load = (relay: RelayProcess) => runLoad({ port: relay.port, concurrency: s.concurrency, workload: s.workload, message: message(s.sizeKb), from: FROM, to: TO, seconds: s.seconds });
+  const rounds: BacklogRound[] = [];
+  for (let i = 0; i < o.rounds; i++) {
+    const relays = backlogFirst ? [full, empty] : [empty, full];
+    const before = relays.map((r) => r.cpuSeconds());
+    const runs = await Promise.all(relays.map(load));
+    const sides = relays.map((r, j) => {
+      const accepted = Math.max(1, runs[j]?.accepted ?? 0);
+      return { acceptedPerSec: accepted / (runs[j]?.seconds ?? s.seconds), cpuMsPerMessage: ((r.cpuSeconds() - (before[j] ?? 0)) * 1000) / accepted };
+    });
+    const [first, second] = sides as [BacklogSide, BacklogSide];
+    rounds.push(backlogFirst ? { empty: second, withBacklog: first, backlogFirst } : { empty: first, withBacklog: second, backlogFirst });
+  }
+  return rounds;
+}
+
+/** One relay loaded, then the other, the order reversed each round. */
+async function inTurn(empty: RelayProcess, full: RelayProcess, sink: Sink, o: BacklogOptions): Promise<BacklogRound[]> {
+  const measure = async (relay: RelayProcess): Promise<BacklogSide> => {
+    const target = { path: 'queue' as const, port: relay.port, relay };
+    const row = o.generator === 'smtp-source' ? await measureSmtpSource(target, sink, o.scenario, smtpSourceCount(1200, o.scenario.seconds)) : await measureBench(target, sink, o.scenario);
+    return { acceptedPerSec: row.acceptedPerSec, cpuMsPerMessage: row.cpuMsPerMessage ?? Number.NaN };
+  };
+  const rounds: BacklogRound[] = [];
+  for (let round = 0; round < o.rounds; round++) {
+    if (round % 2 === 0) {
+      const e = await measure(empty);
+      rounds.push({ empty: e, withBacklog: await measure(full) });
+    } else {
+      const withBacklog = await measure(full);
+      rounds.push({ empty: await measure(empty), withBacklog });
+    }
+  }
+  return rounds;
+}
+
+/**
+ * With the backlog over empty. Together: each pass's median of its rounds' ratios, the passes combined by
+ * their geometric mean (a lean to one seat cancels). In turn: each side's median, then the ratio.
+ */
+function ratiosOf(passes: readonly (readonly BacklogRound[])[]): { acceptRatio: number; cpuRatio: number } {
+  const combine = (pick: (side: BacklogSide) => number) => {
+    if (passes.length === 1) {
+      const [rounds] = passes as [readonly BacklogRound[]];
+      return median(rounds.map((r) => pick(r.withBacklog))) / median(rounds.map((r) => pick(r.empty)));
+    }
+    const medians = passes.map((rounds) => median(rounds.map((r) => pick(r.withBacklog) / pick(r.empty))));
+    return Math.exp(medians.reduce((sum, m) => sum + Math.log(m), 0) / medians.length);
+  };
+  return { acceptRatio: combine((s) => s.acceptedPerSec), cpuRatio: combine((s) => s.cpuMsPerMessage) };
 }

@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { loadConfigFile, parseConfig } from '../config/load.js';
 import { silentLogger } from '../relay/log.js';
 import { PlatformTenants } from '../relay/tenancy/platform-tenants.js';
-import { backlogScenario } from './backlog.js';
+import { type BacklogSide, backlogScenario } from './backlog.js';
 import { metricsScrape, type ScrapeResult } from './metrics-scrape.js';
 import { coldStart, median, writeTenantFiles } from './cold-start.js';
 import { compareScenario, compareTable } from './compare.js';
@@ -78,6 +78,8 @@ const WORKLOADS = (process.env.BENCH_WORKLOADS?.split(',') ?? ['per-message', 'r
 // smtp-source drives the sizes the goals name (1 and 20 KB); our client all of them.
 const SMTP_SOURCE_SIZES_KB = [1, 20];
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 100_000);
+/** Loads of each relay, alternating (BENCH_BACKLOG_ROUNDS, 3): their medians are compared. */
+const BACKLOG_ROUNDS = Math.max(1, Number(process.env.BENCH_BACKLOG_ROUNDS ?? 3));
 const BACKLOG_SHAPE = process.env.BENCH_BACKLOG_SHAPE === 'waiting' ? 'waiting' : 'deferred';
 const BACKLOG_GENERATOR = process.env.BENCH_BACKLOG_GENERATOR === 'smtp-source' && smtpSourceInstalled() ? 'smtp-source' : 'bench';
 
@@ -308,11 +310,19 @@ async function platformLookups(): Promise<{ missMs: number; hitNs: number }> {
 
 async function backlog(tmp: string, sink: Sink) {
   const scenario = { workload: 'per-message' as const, sizeKb: 1, concurrency: 10, seconds: SECONDS * 2, settleMs: SETTLE_MS };
-  const b = await backlogScenario(tmp, sink, (dir, extra) => relayYaml(dir, sink.port, 'queue', extra), BACKLOG, BACKLOG_SHAPE, BACKLOG_GENERATOR, scenario, (relay) => warmUp(relay.port, sink, 3));
-  const rate = (r: Row) => `${fmt(r.acceptedPerSec)} accepted/s, ${fmt(r.cpuMsPerMessage, 2)} ms relay CPU per message`;
-  console.log(`\nbacklog: ${b.count} ${b.shape === 'waiting' ? 'messages waiting for their first attempt' : 'deferred messages'} queued (written in ${fmt(b.fillSeconds, 1)} s); relay listening ${fmt(b.startSeconds, 1)} s after start (${fmt(b.emptyStartSeconds, 1)} s empty); load from ${b.empty.generator === 'bench' ? 'our client' : 'smtp-source'}`);
-  console.log(`  empty queue:   ${rate(b.empty)}`);
-  console.log(`  with backlog:  ${rate(b.withBacklog)}  (${fmt((100 * b.withBacklog.acceptedPerSec) / b.empty.acceptedPerSec)}% of the empty-queue rate)`);
+  const b = await backlogScenario(tmp, sink, (dir, sinkPort, extra) => relayYaml(dir, sinkPort, 'queue', extra), {
+    count: BACKLOG,
+    shape: BACKLOG_SHAPE,
+    generator: BACKLOG_GENERATOR,
+    scenario,
+    rounds: BACKLOG_ROUNDS,
+    warmUp: (relay, to) => warmUp(relay.port, to, 3),
+  });
+  const side = (s: BacklogSide) => `${fmt(s.acceptedPerSec)} / ${fmt(s.cpuMsPerMessage, 2)} ms`;
+  console.log(`\nbacklog: ${b.count} ${b.shape === 'waiting' ? 'messages waiting for their first attempt' : 'deferred messages'} queued (written in ${fmt(b.fillSeconds, 1)} s); relay listening ${fmt(b.startSeconds, 1)} s after start (${fmt(b.emptyStartSeconds, 1)} s empty); load from ${b.generator === 'bench' ? 'our client' : 'smtp-source'}, ${b.loading === 'together' ? 'both relays loaded at the same time' : 'the relays loaded in turn'}`);
+  console.log('  rounds, accepted msgs/s / relay CPU a message, empty queue against the backlog:');
+  for (const r of b.rounds) console.log(`    ${r.backlogFirst === undefined ? '' : r.backlogFirst ? '(backlog in the first seat) ' : '(empty queue in the first seat) '}${side(r.empty)} against ${side(r.withBacklog)}: ${fmt(100 * (r.withBacklog.acceptedPerSec / r.empty.acceptedPerSec))} % of the rate, CPU x${fmt(r.withBacklog.cpuMsPerMessage / r.empty.cpuMsPerMessage, 2)}`);
+  console.log(`  with the backlog: ${fmt(100 * b.acceptRatio)} % of the empty queue's accept rate, CPU a message x${fmt(b.cpuRatio, 2)} (${b.loading === 'together' ? "the geometric mean of the two seatings' medians" : "each side's median"}; goal: within 10 %)`);
   return b;
 }
 
