@@ -131,19 +131,17 @@ export async function backlogScenario(tmp: string, sink: Sink, yaml: BacklogYaml
     let emptyStartSeconds = 0;
     for (const backlogFirst of [false, true]) {
       // The first seat is started and loaded first, and sends to the bench's sink.
-      const seats = backlogFirst ? (['full', 'empty'] as const) : (['empty', 'full'] as const);
-      const sinks = [sink, secondSink] as const;
-      const started = [await start(seats[0], sinks[0]), await start(seats[1], sinks[1])];
-      const [emptyAt, fullAt] = backlogFirst ? [1, 0] : [0, 1];
-      const empty = started[emptyAt] as { relay: RelayProcess; startSeconds: number };
-      const full = started[fullAt] as { relay: RelayProcess; startSeconds: number };
+      const first = await start(backlogFirst ? 'full' : 'empty', sink);
+      const second = await start(backlogFirst ? 'empty' : 'full', secondSink);
+      const [full, empty] = backlogFirst ? [first, second] : [second, first];
       startSeconds = Math.max(startSeconds, full.startSeconds);
       emptyStartSeconds = Math.max(emptyStartSeconds, empty.startSeconds);
       try {
-        await Promise.all(started.map((s, i) => o.warmUp(s.relay, sinks[i] as Sink)));
+        await Promise.all([o.warmUp(first.relay, sink), o.warmUp(second.relay, secondSink)]);
         passes.push(await together(empty.relay, full.relay, backlogFirst, o));
       } finally {
-        for (const s of started) await stop(s.relay);
+        await stop(first.relay);
+        await stop(second.relay);
       }
     }
     return { ...base, loading: 'together', startSeconds, emptyStartSeconds, rounds: passes.flat(), ...ratiosOf(passes) };
@@ -158,17 +156,17 @@ export async function backlogScenario(tmp: string, sink: Sink, yaml: BacklogYaml
 async function together(empty: RelayProcess, full: RelayProcess, backlogFirst: boolean, o: BacklogOptions): Promise<BacklogRound[]> {
   const s = o.scenario;
   const load = (relay: RelayProcess) => runLoad({ port: relay.port, concurrency: s.concurrency, workload: s.workload, message: message(s.sizeKb), from: FROM, to: TO, seconds: s.seconds });
+  const seats = backlogFirst ? [full, empty] : [empty, full];
   const rounds: BacklogRound[] = [];
   for (let i = 0; i < o.rounds; i++) {
-    const relays = backlogFirst ? [full, empty] : [empty, full];
-    const before = relays.map((r) => r.cpuSeconds());
-    const runs = await Promise.all(relays.map(load));
-    const sides = relays.map((r, j) => {
+    const before = seats.map((r) => r.cpuSeconds());
+    const runs = await Promise.all(seats.map(load));
+    const side = (relay: RelayProcess): BacklogSide => {
+      const j = seats.indexOf(relay);
       const accepted = Math.max(1, runs[j]?.accepted ?? 0);
-      return { acceptedPerSec: accepted / (runs[j]?.seconds ?? s.seconds), cpuMsPerMessage: ((r.cpuSeconds() - (before[j] ?? 0)) * 1000) / accepted };
-    });
-    const [first, second] = sides as [BacklogSide, BacklogSide];
-    rounds.push(backlogFirst ? { empty: second, withBacklog: first, backlogFirst } : { empty: first, withBacklog: second, backlogFirst });
+      return { acceptedPerSec: accepted / (runs[j]?.seconds ?? s.seconds), cpuMsPerMessage: ((relay.cpuSeconds() - (before[j] ?? 0)) * 1000) / accepted };
+    };
+    rounds.push({ empty: side(empty), withBacklog: side(full), backlogFirst });
   }
   return rounds;
 }
