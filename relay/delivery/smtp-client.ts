@@ -175,7 +175,7 @@ export class SmtpClientConnection {
     // BDAT (RFC 3030) when offered: the message counted instead of dot-ended. A message in memory is
     // known whole, so a small one goes with its envelope in one write and is answered in one round trip.
     const chunking = this.#bdat && this.#extensions.has('CHUNKING');
-    const whole = chunking && typeof body.bytes !== 'function' ? wholeMessage(body.bytes) : undefined;
+    const whole = chunking && typeof body.bytes !== 'function' ? wholeMessage(body.bytes, body.crlfOnly === true) : undefined;
     const withEnvelope = whole !== undefined && pipelined && whole.size <= BDAT_WITH_ENVELOPE_MAX;
     let mailReply: Reply;
     const rcptReplies: Reply[] = [];
@@ -215,7 +215,7 @@ export class SmtpClientConnection {
     let done: Reply;
     if (chunking) {
       if (withEnvelope) done = lastReply as Reply;
-      else done = whole ? await this.#sendWhole(whole, onStreamed) : await this.#sendChunks(body.bytes as () => AsyncIterable<Buffer>, pipelined, onStreamed);
+      else done = whole ? await this.#sendWhole(whole, onStreamed) : await this.#sendChunks(body.bytes as () => AsyncIterable<Buffer>, pipelined, body.crlfOnly === true, onStreamed);
       // A chunk refused ends the transaction on the server's side or leaves it in doubt: RSET says which.
       if (done.code !== 250) await this.#resetAfter(done);
     } else {
@@ -392,8 +392,8 @@ export class SmtpClientConnection {
    * A message from a file in BDAT chunks, one per read, the last marked LAST. Pipelined, every chunk goes
    * without waiting; else each is answered before the next. Returns the first refusal, or the LAST's reply.
    */
-  async #sendChunks(read: () => AsyncIterable<Buffer>, pipelined: boolean, onStreamed: () => void): Promise<Reply> {
-    const stuffing = new Stuffing(false);
+  async #sendChunks(read: () => AsyncIterable<Buffer>, pipelined: boolean, crlfOnly: boolean, onStreamed: () => void): Promise<Reply> {
+    const stuffing = new Stuffing(false, crlfOnly);
     let held: Buffer | undefined;
     let owed = 0;
     let answer: Reply | undefined;
@@ -524,8 +524,9 @@ interface WholeMessage {
   readonly size: number;
 }
 
-function wholeMessage(bytes: readonly Buffer[]): WholeMessage {
-  const stuffing = new Stuffing(false);
+/** `crlfOnly`: the intake found every line end CRLF, so the bytes are not scanned for them again. */
+function wholeMessage(bytes: readonly Buffer[], crlfOnly: boolean): WholeMessage {
+  const stuffing = new Stuffing(false, crlfOnly);
   const parts = [...bytes.map((chunk) => stuffing.next(chunk)), stuffing.lineEnd()].filter((b) => b.length > 0);
   return { parts, size: parts.reduce((n, b) => n + b.length, 0) };
 }
