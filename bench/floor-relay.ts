@@ -2,8 +2,9 @@
 // relay's guarantees does per message, written with nothing but node:net and node:fs. The client's 250
 // comes after its message is on disk (written to a journal file grown ahead by zeros, fsynced in the
 // thread pool, shared by the messages that arrive together, as relay/queue/journal.ts does); the message
-// then goes to the upstream over pooled connections, envelope and DATA pipelined in one write, body and
-// final dot in another; a done marker is written after the upstream's 250. No tenancy, header rewrite,
+// then goes to the upstream over pooled connections: to one that offers CHUNKING, envelope and BDAT LAST
+// with the message in one write (as the relay's client sends a small message); to one that does not,
+// envelope and DATA pipelined in one write, body and final dot in another. A done marker is written after the upstream's 250. No tenancy, header rewrite,
 // checks, logs, trace, metrics or events: what the relay spends over this is what those cost, plus its
 // libraries. Run by run.ts beside the relay (`node floor-relay.js <sink port> <dir> [layers]`), never by
 // the relay.
@@ -124,6 +125,8 @@ class Upstream {
   /** Reply lines still expected before `#then` runs, and the final lines read so far. */
   #expected = 1;
   #replies: string[] = [];
+  /** The upstream offered CHUNKING in its EHLO reply. */
+  #chunking = false;
   #then: (replies: string[]) => void = () => {
     this.#expect(1, () => this.#ready());
     this.#socket.write(`EHLO ${HOST}\r\n`);
@@ -140,17 +143,31 @@ class Upstream {
 
   send(job: Job): void {
     this.#job = job;
+    const envelope = `MAIL FROM:<${job.from}>\r\n${job.to.map((to) => `RCPT TO:<${to}>\r\n`).join('')}`;
+    if (this.#chunking) {
+      const body = Buffer.concat(job.body);
+      this.#expect(job.to.length + 2, (replies) => {
+        if (!replies.every((r) => r.startsWith('250'))) return this.#lost(new Error(`upstream refused: ${replies.join(' | ')}`));
+        this.#delivered(job);
+      });
+      this.#socket.write(Buffer.concat([Buffer.from(`${envelope}BDAT ${body.length} LAST\r\n`, 'latin1'), body]));
+      return;
+    }
     this.#expect(job.to.length + 2, (replies) => {
       if (!replies.every((r, i) => r.startsWith(i === replies.length - 1 ? '354' : '250'))) return this.#lost(new Error(`upstream refused: ${replies.join(' | ')}`));
       this.#expect(1, (done) => {
         if (!done[0]?.startsWith('250')) return this.#lost(new Error(`upstream refused: ${done[0]}`));
-        markDone(job.id);
-        this.#job = undefined;
-        this.#ready();
+        this.#delivered(job);
       });
       this.#socket.write(Buffer.concat([...dotStuffed(job.body), DOT_END]));
     });
-    this.#socket.write(`MAIL FROM:<${job.from}>\r\n${job.to.map((to) => `RCPT TO:<${to}>\r\n`).join('')}DATA\r\n`);
+    this.#socket.write(`${envelope}DATA\r\n`);
+  }
+
+  #delivered(job: Job): void {
+    markDone(job.id);
+    this.#job = undefined;
+    this.#ready();
   }
 
   #ready(): void {
@@ -170,6 +187,7 @@ class Upstream {
     while ((nl = this.#text.indexOf('\n')) !== -1) {
       const line = this.#text.slice(0, nl + 1);
       this.#text = this.#text.slice(nl + 1);
+      if (/^250[- ]CHUNKING\s*$/i.test(line)) this.#chunking = true;
       // A multi-line reply's last line has a space after the code.
       if (line[3] === '-') continue;
       this.#replies.push(line.trimEnd());

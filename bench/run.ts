@@ -41,6 +41,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 // BENCH_WARMUP=0 measures from a cold start.
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 20);
 const SETTLE_MS = 500;
+/** Whether the sink offers CHUNKING (bench/sink.ts reads the same variable). */
+const SINK_CHUNKING = process.env.BENCH_SINK_CHUNKING !== '0';
 // BENCH_ROUNDS (1) measures each cell's paths that many times, in turn, the order reversed every other
 // round, and keeps each measure's median: the ratios then survive a slow minute of this shared machine.
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));
@@ -344,6 +346,7 @@ async function main() {
   const started = performance.now();
   try {
     console.log(`tenant-relay bench: ${SECONDS} s per scenario, node ${process.version}, ${os.cpus().length} CPUs, loopback only`);
+    console.log(`sink: ${SINK_CHUNKING ? 'offers CHUNKING, as Postfix, Microsoft 365 and Gmail do (the relay sends BDAT, Postfix DATA; BENCH_SINK_CHUNKING=0: DATA only)' : 'DATA only (BENCH_SINK_CHUNKING=0): the relay sends DATA, as Postfix does'}`);
     if (process.env.BENCH_ONLY === 'memory') {
       const idle = await idleConnections(tmp, sink);
       console.log(`idle connections: ${idle.connections} open, relay RSS ${fmt(idle.rssMb)} MB (${fmt(idle.rssBeforeMb)} MB before them)`);
@@ -487,7 +490,7 @@ async function main() {
     console.log(suppressionLine(suppression));
     const rtt = await upstreamRttScenario();
     console.log(`\n${rttLines(rtt).join('\n')}`);
-    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, coldStart: cold, tenantDirectory: directory, tenantSource: platform, throughput: rows, backlog: backlogResult, workers: workerRows, idleConnections: idle, bigMessage: big, metricsScrape: scrape, console: consoleResult, suppression, upstreamRtt: rtt };
+    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, secondsPerScenario: SECONDS, sinkChunking: SINK_CHUNKING, coldStart: cold, tenantDirectory: directory, tenantSource: platform, throughput: rows, backlog: backlogResult, workers: workerRows, idleConnections: idle, bigMessage: big, metricsScrape: scrape, console: consoleResult, suppression, upstreamRtt: rtt };
     fs.mkdirSync('bench/results', { recursive: true });
     const out = path.join('bench/results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     fs.writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
