@@ -4,9 +4,9 @@
 // thread pool, shared by the messages that arrive together, as relay/queue/journal.ts does); the message
 // then goes to the upstream over pooled connections: to one that offers CHUNKING, envelope and BDAT LAST
 // with the message in one write (as the relay's client sends a small message); to one that does not,
-// envelope and DATA pipelined in one write, body and final dot in another. A done marker is written after the upstream's 250. No tenancy, header rewrite,
-// checks, logs, trace, metrics or events: what the relay spends over this is what those cost, plus its
-// libraries. Run by run.ts beside the relay (`node floor-relay.js <sink port> <dir> [layers]`), never by
+// envelope and DATA pipelined in one write, body and final dot in another. A done marker is written
+// after the upstream's 250. No tenancy, header rewrite, checks, logs, trace, metrics or events: what the
+// relay spends over this is what those cost, plus its libraries. Run by run.ts beside the relay (`node floor-relay.js <sink port> <dir> [layers]`), never by
 // the relay.
 //
 // `layers` puts back the relay's libraries one at a time, as the relay uses them, to show what each costs
