@@ -18,6 +18,7 @@ import { returnPathOf } from '../message/return-path.js';
 import { postmarkLinkHeader } from '../message/postmark-link.js';
 import { suppressedAmong, suppressGone } from '../suppression/apply.js';
 import type { SuppressionStore } from '../suppression/store.js';
+import { withSharedTexts } from './shared-texts.js';
 
 export interface AttemptDeps {
   readonly spool: Spool;
@@ -103,14 +104,15 @@ export async function attemptDelivery(
     const failed = recipients.map((r) => (r.status === 'pending' ? { ...r, status: 'failed' as const, reply: formatReply(Replies.deliveryExpired(r.reply ?? 'none')) } : r));
     return { ...told, ...(await finish({ ...entry, recipients: failed, attempts: attempt }, config, now, deps)) };
   }
-  const next: QueuedMessage = {
+  // Held until it is due, beside every other message deferred by the same outage: its texts shared.
+  const next: QueuedMessage = withSharedTexts({
     ...entry,
     recipients,
     attempts: attempt,
     nextAttemptAt,
     firstTempFailureAt: entry.firstTempFailureAt ?? now,
     lastError: stillPending[0]?.reply ?? 'unknown',
-  };
+  });
   await spool.update(next);
   deps.outcomes.emit('settled', { message, attempt, state: 'deferred', upstream: result.upstream, ms, pending: stillPending.length, nextAttemptAt });
   return { ...told, retry: next };

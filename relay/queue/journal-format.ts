@@ -12,6 +12,7 @@ import zlib from 'node:zlib';
 import { lengthOf, partsOf } from '../message-bytes.js';
 import type { MessageBytes } from '../types.js';
 import { isQueuedMessage, type QueuedMessage } from './entry.js';
+import { withSharedTexts } from './shared-texts.js';
 
 const MAGIC = 0x54524a31;
 const HEADER_BYTES = 17;
@@ -95,7 +96,7 @@ function endOfData(bytes: Buffer): number {
 function parseEntry(json: string): QueuedMessage | undefined {
   try {
     const entry: unknown = JSON.parse(json);
-    return isQueuedMessage(entry) ? entry : undefined;
+    return isQueuedMessage(entry) ? withSharedTexts(entry) : undefined;
   } catch {
     return undefined;
   }

@@ -7,6 +7,7 @@ import { PRIVATE_DIR, tightenTree } from '../private-files.js';
 import { isQueuedMessage, type QueuedMessage } from './entry.js';
 import type { Journal } from './journal.js';
 import { SpoolLayout } from './spool-layout.js';
+import { withSharedTexts } from './shared-texts.js';
 
 export interface Recovered {
   readonly entries: QueuedMessage[];
@@ -68,7 +69,7 @@ async function readEntry(layout: SpoolLayout, id: string, present: ReadonlySet<s
   const { size } = await fs.stat(layout.message(id));
   // The recorded size is the end marker: a shorter or longer file is not the message that was accepted.
   if (size !== parsed.size) return { ok: false, reason: `message file is ${size} bytes, ${parsed.size} were accepted` };
-  return { ok: true, entry: parsed };
+  return { ok: true, entry: withSharedTexts(parsed) };
 }
 
 /** Renames `from` to `to`; a file gone meanwhile (the command that left it took it back) is no error. */
