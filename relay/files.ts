@@ -68,6 +68,15 @@ async function copyRange(range: FileRange, out: fs.FileHandle): Promise<number> 
   }
 }
 
+/** Renames `from` to `to`; a file gone meanwhile (whoever left it took it back) is no error. */
+export async function renameIfThere(from: string, to: string): Promise<void> {
+  try {
+    await fs.rename(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
 /** fs.rm({ force }) stats first; a plain unlink is one file operation instead of two. */
 export async function unlinkIfThere(file: string): Promise<void> {
   try {

@@ -3,6 +3,7 @@
 // entry that is torn or unreadable is moved to corrupt/ and reported, and the rest goes on.
 import fs from 'node:fs/promises';
 import type { Logger } from '../log.js';
+import { renameIfThere } from '../files.js';
 import { PRIVATE_DIR, tightenTree } from '../private-files.js';
 import { isQueuedMessage, type QueuedMessage } from './entry.js';
 import type { Journal } from './journal.js';
@@ -31,7 +32,7 @@ export async function recoverSpool(layout: SpoolLayout, journal: Journal): Promi
     const file = SpoolLayout.parseQueueFile(name);
     if (!file) continue;
     // Left by a version that kept requests beside the messages: applied from requests/ like the others.
-    if (file.kind === 'request') await moveIfThere(layout.requestBesideMessage(file.id, file.request), layout.request(file.id, file.request));
+    if (file.kind === 'request') await renameIfThere(layout.requestBesideMessage(file.id, file.request), layout.request(file.id, file.request));
     else if (file.kind === 'state') states.push(file.id);
     else if (file.kind === 'state-aside') await fs.rm(layout.stateAside(file.id), { force: true });
     // A message whose state never reached queue/ was never acknowledged: the client still has it.
@@ -70,15 +71,6 @@ async function readEntry(layout: SpoolLayout, id: string, present: ReadonlySet<s
   // The recorded size is the end marker: a shorter or longer file is not the message that was accepted.
   if (size !== parsed.size) return { ok: false, reason: `message file is ${size} bytes, ${parsed.size} were accepted` };
   return { ok: true, entry: withSharedTexts(parsed) };
-}
-
-/** Renames `from` to `to`; a file gone meanwhile (the command that left it took it back) is no error. */
-async function moveIfThere(from: string, to: string): Promise<void> {
-  try {
-    await fs.rename(from, to);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
 }
 
 async function inParallel<T>(items: readonly T[], width: number, work: (item: T) => Promise<void>): Promise<void> {

@@ -94,7 +94,7 @@ export class SpoolLayout {
 
   /** Where a version before requests/ left a request: queue/, beside the message. */
   requestBesideMessage(id: string, kind: RequestKind): string {
-    return path.join(this.root, 'queue', `${id}.${kind}`);
+    return path.join(this.dir('queue'), `${id}.${kind}`);
   }
 
   temp(name: string): string {
