@@ -175,7 +175,9 @@ export class SmtpClientConnection {
     // BDAT (RFC 3030) when offered: the message counted instead of dot-ended. A message in memory is
     // known whole, so a small one goes with its envelope in one write and is answered in one round trip.
     const chunking = this.#bdat && this.#extensions.has('CHUNKING');
-    const whole = chunking && typeof body.bytes !== 'function' ? wholeMessage(body.bytes, body.crlfOnly === true) : undefined;
+    // The intake found every line end CRLF: the stuffing then looks for dots only, whichever way it goes.
+    const crlfOnly = body.crlfOnly === true;
+    const whole = chunking && typeof body.bytes !== 'function' ? wholeMessage(body.bytes, crlfOnly) : undefined;
     const withEnvelope = whole !== undefined && pipelined && whole.size <= BDAT_WITH_ENVELOPE_MAX;
     let mailReply: Reply;
     const rcptReplies: Reply[] = [];
@@ -215,7 +217,7 @@ export class SmtpClientConnection {
     let done: Reply;
     if (chunking) {
       if (withEnvelope) done = lastReply as Reply;
-      else done = whole ? await this.#sendWhole(whole, onStreamed) : await this.#sendChunks(body.bytes as () => AsyncIterable<Buffer>, pipelined, body.crlfOnly === true, onStreamed);
+      else done = whole ? await this.#sendWhole(whole, onStreamed) : await this.#sendChunks(body.bytes as () => AsyncIterable<Buffer>, pipelined, crlfOnly, onStreamed);
       // A chunk refused ends the transaction on the server's side or leaves it in doubt: RSET says which.
       if (done.code !== 250) await this.#resetAfter(done);
     } else {
@@ -225,7 +227,7 @@ export class SmtpClientConnection {
         throw new UpstreamError('Data command failed', 'EENVELOPE', lastReply.text);
       }
       this.#owed++;
-      await this.#writeBody(body.bytes, body.crlfOnly === true);
+      await this.#writeBody(body.bytes, crlfOnly);
       onStreamed();
       done = await this.#reply();
     }
