@@ -145,12 +145,13 @@ class Upstream {
     this.#job = job;
     const envelope = `MAIL FROM:<${job.from}>\r\n${job.to.map((to) => `RCPT TO:<${to}>\r\n`).join('')}`;
     if (this.#chunking) {
-      const body = Buffer.concat(job.body);
+      const size = job.body.reduce((n, b) => n + b.length, 0);
       this.#expect(job.to.length + 2, (replies) => {
         if (!replies.every((r) => r.startsWith('250'))) return this.#lost(new Error(`upstream refused: ${replies.join(' | ')}`));
         this.#delivered(job);
       });
-      this.#socket.write(Buffer.concat([Buffer.from(`${envelope}BDAT ${body.length} LAST\r\n`, 'latin1'), body]));
+      // One copy, as the relay's client makes: the command and the message's chunks joined once.
+      this.#socket.write(Buffer.concat([Buffer.from(`${envelope}BDAT ${size} LAST\r\n`, 'latin1'), ...job.body]));
       return;
     }
     this.#expect(job.to.length + 2, (replies) => {

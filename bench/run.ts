@@ -29,6 +29,7 @@ import { warmupCurve, warmupTable } from './warmup-curve.js';
 import { flipLine, flipScenario } from './flip.js';
 import { twinScenario, twinTable } from './twin.js';
 import { floorScenario, floorTable } from './floor.js';
+import { sinkOffersChunking } from './sink-session.js';
 import { FROM, measureBench, measureSmtpSource, medianRow, message, type Row, type Target, smtpSourceCount, TO, throughputTable } from './throughput.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -41,8 +42,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 // BENCH_WARMUP=0 measures from a cold start.
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 20);
 const SETTLE_MS = 500;
-/** Whether the sink offers CHUNKING (bench/sink.ts reads the same variable). */
-const SINK_CHUNKING = process.env.BENCH_SINK_CHUNKING !== '0';
+const SINK_CHUNKING = sinkOffersChunking();
 // BENCH_ROUNDS (1) measures each cell's paths that many times, in turn, the order reversed every other
 // round, and keeps each measure's median: the ratios then survive a slow minute of this shared machine.
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 1));

@@ -4,6 +4,12 @@
 import type net from 'node:net';
 import { smtpReader } from './smtp-reader.js';
 
+/**
+ * Whether the bench's sink offers CHUNKING: yes unless BENCH_SINK_CHUNKING=0. Read by the sink's process
+ * and by the run that prints and records which sink it measured against.
+ */
+export const sinkOffersChunking = (): boolean => process.env.BENCH_SINK_CHUNKING !== '0';
+
 export function sinkSession(socket: net.Socket, o: { readonly name: string; readonly chunking: boolean; readonly delivered?: () => void }): void {
   const ehlo = `250-${o.name}\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n${o.chunking ? '250-CHUNKING\r\n' : ''}250 SIZE 1073741824\r\n`;
   socket.setNoDelay(true);
